@@ -1,0 +1,107 @@
+"""Alert rules: conditions over a post and its score, each routed to named destinations.
+
+A condition is a mapping whose keys must all hold (AND); ``all``, ``any`` and ``not`` nest
+conditions for anything more complex. Evaluation is pure, so rules are tested on plain values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from functools import cached_property
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from listener.models import Post, Score
+
+Label = Literal["negative", "neutral", "positive"]
+
+
+class Condition(BaseModel):
+    """What a post must look like to match. Every key given must hold; an empty one matches all."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    sentiment: list[Label] | None = Field(
+        None,
+        description="sentiment labels; alone: the predicted label is one of them; with "
+        "min_probability: the summed probability of these labels reaches it",
+    )
+    min_probability: float | None = Field(None, ge=0, le=1, description="see sentiment")
+    min_urgency: float | None = Field(None, ge=0, le=1, description="urgency score at least")
+    keywords: list[str] | None = Field(
+        None, description="any of these words/phrases appears (case-insensitive, whole words)"
+    )
+    sources: list[str] | None = Field(None, description="collected by one of these sources")
+    brands: list[str] | None = Field(None, description="post's brand is one of these")
+    all_: list[Condition] | None = Field(None, alias="all", description="every one holds")
+    any_: list[Condition] | None = Field(None, alias="any", description="at least one holds")
+    not_: Condition | None = Field(None, alias="not", description="this one does not hold")
+
+    @field_validator("sentiment", "keywords", "sources", "brands", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @cached_property
+    def _keyword_re(self) -> re.Pattern[str] | None:
+        if not self.keywords:
+            return None
+        alternatives = "|".join(re.escape(k.strip()) for k in self.keywords if k.strip())
+        return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+
+    def matches(self, post: Post, score: Score) -> bool:
+        if self.sentiment is not None and not self._sentiment_ok(score):
+            return False
+        if self.min_urgency is not None and score.urgency < self.min_urgency:
+            return False
+        if self._keyword_re is not None and not self._keyword_re.search(post.text):
+            return False
+        if self.sources is not None and post.source not in self.sources:
+            return False
+        if self.brands is not None and (post.brand or "") not in self.brands:
+            return False
+        if self.all_ is not None and not all(c.matches(post, score) for c in self.all_):
+            return False
+        if self.any_ is not None and not any(c.matches(post, score) for c in self.any_):
+            return False
+        return not (self.not_ is not None and self.not_.matches(post, score))
+
+    def _sentiment_ok(self, score: Score) -> bool:
+        labels = self.sentiment or []
+        if self.min_probability is None:
+            return score.sentiment in labels
+        probs = {"negative": score.p_negative, "neutral": score.p_neutral,
+                 "positive": score.p_positive}
+        return sum(probs[label] for label in labels) >= self.min_probability
+
+    def source_refs(self, loc: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
+        """Every source name this condition mentions, with its key path (for config checks)."""
+        for i, name in enumerate(self.sources or []):
+            yield (*loc, "sources", i), name
+        for key, children in (("all", self.all_), ("any", self.any_)):
+            for i, child in enumerate(children or []):
+                yield from child.source_refs((*loc, key, i))
+        if self.not_ is not None:
+            yield from self.not_.source_refs((*loc, "not"))
+
+
+class RuleConfig(BaseModel):
+    """One alert rule: when its condition holds, alert each of its destinations once per post."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="unique rule name")
+    when: Condition = Field(default_factory=Condition, description="the condition")
+    destinations: list[str] = Field(min_length=1, description="destination names")
+    enabled: bool = Field(True, description="false keeps the rule but never fires it")
+
+
+def priority(score: Score, post: Post) -> str:
+    """Urgency × reach → high / normal / low, so ticket sinks can order the queue."""
+    reach = post.author_followers or 0
+    weight = score.urgency * (1.5 if reach >= 10_000 else 1.0)
+    if weight >= 0.75 or (score.sentiment == "negative" and reach >= 100_000):
+        return "high"
+    return "normal" if weight >= 0.4 else "low"

@@ -1,0 +1,17 @@
+"""Alert destinations, one module per sink. Register a new one here: ``"type": "module:Class"``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from listener.registry import load_plugin
+
+REGISTRY: dict[str, str] = {
+    "console": "alerts.sinks.console:ConsoleSink",
+    "slack": "alerts.sinks.slack:SlackSink",
+}
+
+
+def sink_class(type_name: str) -> Any:
+    """The Sink class for a destination ``type``; raises ConfigError listing valid types."""
+    return load_plugin(REGISTRY, "destination", type_name)

@@ -1,0 +1,60 @@
+"""The Sink interface: deliver one rendered alert, or raise an error that says whether to retry."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from listener.errors import DeliveryError, RateLimited
+from listener.models import AlertMessage
+
+
+class SinkConfig(BaseModel):
+    """Settings every destination has; each sink module subclasses it with its own keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    optional: bool = Field(
+        False, description="skip this destination (with a warning) when one of its secrets is unset"
+    )
+
+
+class Sink(Protocol):
+    """A configured destination.
+
+    ``send`` returns the remote id of what it created (Slack ts, ticket id) or None. It raises
+    :class:`RateLimited` (with ``retry_after``) on 429, and :class:`DeliveryError` with
+    ``retryable=False`` for answers that retrying cannot fix; anything else is retried by dispatch.
+    """
+
+    type: ClassVar[str]
+    Config: ClassVar[type[SinkConfig]]
+    name: str
+
+    def send(self, message: AlertMessage) -> str | None: ...
+
+    def close(self) -> None: ...
+
+
+def error_for_status(
+    status: int, body: str, *, permanent: frozenset[int] = frozenset({400, 401, 403, 404, 410})
+) -> DeliveryError:
+    """Map an unsuccessful HTTP status to our exception; 429 is handled by callers (Retry-After)."""
+    retryable = status not in permanent and (status >= 500 or status in (408, 409, 425))
+    return DeliveryError(
+        f"remote answered HTTP {status}", status=status, body_snippet=body, retryable=retryable
+    )
+
+
+def retry_after_seconds(value: str | None, default: float = 30.0) -> float:
+    """Parse a Retry-After header (seconds form); fall back to ``default`` when absent/garbled."""
+    try:
+        return max(0.0, float(value)) if value is not None else default
+    except ValueError:
+        return default
+
+
+__all__ = ["DeliveryError", "RateLimited", "Sink", "SinkConfig", "error_for_status"]

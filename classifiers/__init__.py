@@ -1,0 +1,1 @@
+"""Scoring posts: sentiment (negative/neutral/positive) and urgency / help-seeking."""

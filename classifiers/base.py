@@ -1,0 +1,28 @@
+"""The classifier interface. Torch is never imported here: only model modules import it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+SENTIMENT_LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One text's scores. ``probabilities`` has exactly the keys of :data:`SENTIMENT_LABELS`."""
+
+    sentiment: str
+    probabilities: dict[str, float]
+    urgency: float  # 0..1: probability that the post needs a reply from the brand
+
+
+class Classifier(Protocol):
+    """Loaded once per process, then called with batches of raw post texts."""
+
+    name: str  # e.g. "default" or a Hugging Face id; stored with every score
+    version: str  # changes whenever the weights change, so trends never mix models
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Score ``texts`` (any length, any order); returns one Prediction per text, same order."""
+        ...

@@ -1,0 +1,208 @@
+"""The command line. Thin: parse options, call library functions, turn errors into messages.
+
+Only this module turns a ListenerError into an exit status; everything below raises.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from listener.config import Config, load_config
+from listener.errors import ListenerError
+from listener.log import setup_logging
+
+DEFAULT_CONFIG = "config.yaml"
+config_option = click.option(
+    "--config", "-c", "config_path", envvar="LISTENER_CONFIG", default=DEFAULT_CONFIG,
+    show_default=True, type=click.Path(dir_okay=False), help="YAML config file.",
+)
+
+
+def _load(path: str) -> Config:
+    return load_config(path)
+
+
+@click.group()
+@click.option("--log-level", default="INFO", envvar="LISTENER_LOG_LEVEL", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.version_option(package_name="social-listener")
+def cli(log_level: str) -> None:
+    """listener: collect brand mentions, score them, alert the humans who can help."""
+    setup_logging(log_level)
+
+
+@cli.command()
+@config_option
+@click.option("--once", is_flag=True, help="Run every stage once, in order, then exit (cron).")
+@click.option("--summary", is_flag=True, help="Print posts and alerts tables at the end.")
+def run(config_path: str, once: bool, summary: bool) -> None:
+    """Run the pipeline: as a daemon, or once with --once."""
+    from listener.pipeline import Runtime
+
+    runtime = Runtime(_load(config_path))
+    for name, why in runtime.config.disabled.items():
+        click.echo(f"destination '{name}' is off: {why}", err=True)
+    if not once:
+        from listener.scheduler import run_daemon
+
+        run_daemon(runtime)
+        return
+    try:
+        ok = runtime.run_once()
+    finally:
+        runtime.close()
+    if summary:
+        _print_summary(runtime.config)
+    if not ok:
+        raise click.ClickException("a stage failed; see the log above (the next run retries it)")
+
+
+def _print_summary(config: Config) -> None:
+    from listener.report import summary
+    from storage.db import open_db
+
+    db = open_db(config.db_path)
+    try:
+        click.echo(summary(db))
+    finally:
+        db.close()
+
+
+@cli.command("check-config")
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+@config_option
+def check_config(path: str | None, config_path: str) -> None:
+    """Validate a config file (secrets must be set in the environment)."""
+    config = _load(path or config_path)
+    click.echo(
+        f"{config.path}: ok — {len(config.sources)} source(s), {len(config.rules)} rule(s), "
+        f"{len(config.destinations)} destination(s) active"
+    )
+    for name, why in config.disabled.items():
+        click.echo(f"  destination '{name}' is off: {why}")
+
+
+@cli.command()
+@config_option
+def sources(config_path: str) -> None:
+    """List configured sources and whether each is ready to run."""
+    from listener.pipeline import Runtime
+    from listener.report import table
+    from listener.sources import source_class
+    from listener.sources.base import SourceContext
+
+    runtime = Runtime(_load(config_path))
+    ctx = SourceContext(base_dir=runtime.config.base_dir)
+    rows = []
+    for cfg in runtime.config.sources:
+        try:
+            source_class(cfg.type)(cfg, ctx)
+            state = "ready" if cfg.enabled else "disabled"
+        except ListenerError as exc:
+            state = f"NOT READY: {exc}"
+        rows.append([cfg.name, cfg.type, cfg.interval, state])
+    click.echo(table(["name", "type", "interval s", "state"], rows))
+
+
+@cli.command()
+@config_option
+def summary(config_path: str) -> None:
+    """Print posts by source and sentiment, and alerts by rule and status."""
+    _print_summary(_load(config_path))
+
+
+@cli.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("migrate")
+@config_option
+def db_migrate(config_path: str) -> None:
+    """Apply pending schema migrations."""
+    from storage.migrations import migrate
+    from storage.tx import connect
+
+    config = _load(config_path)
+    conn = connect(config.db_path)
+    try:
+        applied = migrate(conn)
+    finally:
+        conn.close()
+    click.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+@cli.group()
+def alerts() -> None:
+    """Inspect and re-queue alerts in the outbox."""
+
+
+@alerts.command("list")
+@config_option
+@click.option("--status", type=click.Choice(["pending", "delivered", "failed"]), default=None)
+@click.option("--limit", default=50, show_default=True)
+def alerts_list(config_path: str, status: str | None, limit: int) -> None:
+    """Show alerts with their delivery status and last error."""
+    from listener.report import table
+    from storage.db import open_db
+
+    conn = open_db(_load(config_path).db_path)
+    sql = ("SELECT id, rule, destination, status, attempts, coalesce(last_error, '') AS error"
+           " FROM alerts WHERE (? IS NULL OR status = ?) ORDER BY created_at DESC LIMIT ?")
+    rows = [[r["id"][:12], r["rule"], r["destination"], r["status"], r["attempts"],
+             r["error"][:60]] for r in conn.query(sql, [status, status, limit])]
+    conn.close()
+    click.echo(table(["id", "rule", "destination", "status", "attempts", "last error"], rows))
+
+
+@alerts.command("retry")
+@config_option
+@click.argument("ids", nargs=-1)
+def alerts_retry(config_path: str, ids: tuple[str, ...]) -> None:
+    """Re-queue parked (failed) alerts: all of them, or the given ids."""
+    from listener.models import utcnow
+    from storage.db import open_db
+    from storage.outbox import requeue_failed
+
+    conn = open_db(_load(config_path).db_path)
+    full = [r["id"] for r in conn.query("SELECT id FROM alerts WHERE status = 'failed'")
+            if not ids or any(r["id"].startswith(i) for i in ids)]
+    count = requeue_failed(conn, utcnow(), full) if full else 0
+    conn.close()
+    click.echo(f"re-queued {count} alert(s)")
+
+
+def _register_model_commands() -> None:
+    from listener import cli_model
+
+    for name in ("score", "eval", "train"):
+        command = getattr(cli_model, name, None) or getattr(cli_model, f"{name}_command", None)
+        if command is not None:
+            cli.add_command(command, name)
+
+
+def main() -> None:
+    """Console-script entry point: ListenerError → one clear line and exit status 1."""
+    _register_model_commands()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub at run time
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except ListenerError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

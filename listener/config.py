@@ -1,0 +1,251 @@
+"""Load and validate the one YAML config file.
+
+Every error names the file, the line and the key path (``rules[1].destinations[0]``) in one
+sentence. Secrets are written as ``{"$env": NAME}`` or ``"${NAME}"`` and resolved from the
+environment; their values are registered for log redaction and never written anywhere.
+Sources and destinations are validated by their own plugin's ``Config`` model, so a new source
+brings its settings with it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from alerts.rules import RuleConfig
+from alerts.sinks import sink_class
+from alerts.sinks.base import SinkConfig
+from listener.errors import ConfigError
+from listener.log import register_secret
+from listener.sources import source_class
+from listener.sources.base import SourceConfig
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+Loc = tuple[str | int, ...]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StorageSettings(_Strict):
+    path: str = Field("listener.db", description="SQLite file; relative to the config file")
+
+
+class ClassifierSettings(_Strict):
+    model: str = Field("default", description="'default' or a Hugging Face model id / directory")
+    batch_size: int = Field(32, ge=1, le=4096, description="posts per forward pass")
+    device: str = Field("auto", description="auto, cpu or cuda")
+
+
+class ScheduleSettings(_Strict):
+    classify_interval: float = Field(30, gt=0, description="seconds between classify runs")
+    rules_interval: float = Field(30, gt=0, description="seconds between rules runs")
+    dispatch_interval: float = Field(10, gt=0, description="seconds between dispatch runs")
+
+
+class DispatchSettings(_Strict):
+    max_attempts: int = Field(8, ge=1, description="attempts before an alert is parked as failed")
+    backoff_initial: float = Field(30, gt=0, description="seconds before the first retry")
+    backoff_max: float = Field(3600, gt=0, description="cap on the delay between retries")
+    once_max_wait: float = Field(
+        60, ge=0, description="run --once waits up to this long for retries that are due soon"
+    )
+
+
+class _Root(_Strict):
+    storage: StorageSettings = StorageSettings()
+    classifier: ClassifierSettings = ClassifierSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    dispatch: DispatchSettings = DispatchSettings()
+    sources: list[dict[str, Any]] = Field(default_factory=list, description="collectors")
+    rules: list[RuleConfig] = Field(default_factory=list, description="alert rules")
+    destinations: list[dict[str, Any]] = Field(default_factory=list, description="sinks")
+
+
+@dataclass
+class Config:
+    """The validated configuration; ``disabled`` maps optional destinations left out to why."""
+
+    path: Path
+    storage: StorageSettings
+    classifier: ClassifierSettings
+    schedule: ScheduleSettings
+    dispatch: DispatchSettings
+    sources: list[SourceConfig]
+    rules: list[RuleConfig]
+    destinations: list[SinkConfig]
+    disabled: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def db_path(self) -> Path:
+        return self.base_dir / self.storage.path
+
+
+def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:
+    """Read, resolve secrets, validate; raises ConfigError naming file, line and key."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config: {exc.strerror}", file=str(file)) from exc
+    data, lines = _parse(text, str(file))
+    where = _Locator(str(file), lines)
+    env = os.environ if environ is None else environ
+    missing: dict[Loc, str] = {}
+    data = _resolve(data, (), env, missing)
+    disabled = _disable_optional(data, missing, where)
+    root = _validate(_Root, data, (), where)
+    sources = [_plugin(source_class, s, ("sources", i), where) for i, s in enumerate(root.sources)]
+    dests = [
+        _plugin(sink_class, d, ("destinations", i), where) for i, d in enumerate(root.destinations)
+    ]
+    _cross_check(root, sources, dests, where)
+    return Config(
+        path=file.resolve(), storage=root.storage, classifier=root.classifier,
+        schedule=root.schedule, dispatch=root.dispatch, sources=sources, rules=root.rules,
+        destinations=[d for d in dests if d.name not in disabled], disabled=disabled,
+    )
+
+
+def _parse(text: str, file: str) -> tuple[Any, dict[Loc, int]]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(
+            f"invalid YAML: {reason}", file=file, line=mark.line + 1 if mark else None
+        ) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("the top level must be a mapping of settings", file=file, line=1)
+    lines: dict[Loc, int] = {}
+    if node is not None:
+        _index_lines(node, (), lines)
+    return data, lines
+
+
+def _index_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            child = (*loc, key_node.value)
+            _index_lines(value_node, child, lines)
+            lines[child] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, (*loc, i), lines)
+
+
+@dataclass(frozen=True)
+class _Locator:
+    file: str
+    lines: dict[Loc, int]
+
+    def error(self, loc: Loc, message: str) -> ConfigError:
+        line = next((self.lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in self.lines),
+                    None)
+        return ConfigError(message, file=self.file, line=line, key=_key(loc) or None)
+
+
+def _key(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _resolve(value: Any, loc: Loc, env: Any, missing: dict[Loc, str]) -> Any:
+    """Replace ``{"$env": NAME}`` and ``${NAME}`` with environment values (registered secrets)."""
+    if isinstance(value, dict):
+        if set(value) == {"$env"}:
+            name = str(value["$env"])
+            if name not in env:
+                missing[loc] = name
+                return None
+            register_secret(env[name])
+            return env[name]
+        return {k: _resolve(v, (*loc, k), env, missing) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, (*loc, i), env, missing) for i, v in enumerate(value)]
+    if isinstance(value, str) and "${" in value:
+        def sub(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                missing[loc] = name
+                return ""
+            register_secret(env[name])
+            return env[name]
+
+        return _ENV_REF.sub(sub, value)
+    return value
+
+
+def _disable_optional(data: dict[str, Any], missing: dict[Loc, str], where: _Locator) -> dict:
+    """Optional destinations with unset secrets are left out; any other unset secret is an error."""
+    disabled: dict[str, str] = {}
+    for loc, name in missing.items():
+        if len(loc) > 1 and loc[0] == "destinations" and isinstance(loc[1], int):
+            dest = data["destinations"][loc[1]]
+            if isinstance(dest, dict) and dest.get("optional") is True:
+                disabled[str(dest.get("name"))] = f"environment variable {name} is not set"
+                continue
+        raise where.error(loc, f"environment variable {name} is not set; export it or fix the key")
+    return disabled
+
+
+def _validate(model: type[BaseModel], data: Any, loc: Loc, where: _Locator) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        full = (*loc, *first["loc"])
+        more = len(exc.errors()) - 1
+        suffix = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
+        raise where.error(full, f"{first['msg']}{suffix}") from exc
+
+
+def _plugin(lookup: Any, data: dict[str, Any], loc: Loc, where: _Locator) -> Any:
+    type_name = data.get("type")
+    if not isinstance(type_name, str):
+        raise where.error((*loc, "type"), "every entry needs a 'type'")
+    try:
+        cls = lookup(type_name)
+    except ConfigError as exc:
+        raise where.error((*loc, "type"), str(exc)) from exc
+    return _validate(cls.Config, data, loc, where)
+
+
+def _cross_check(root: _Root, sources: list, dests: list, where: _Locator) -> None:
+    for kind, items in (("sources", sources), ("destinations", dests)):
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            if item.name in seen:
+                raise where.error((kind, i, "name"), f"duplicate name '{item.name}'")
+            seen.add(item.name)
+    dest_names = {d.name for d in dests}
+    source_names = {s.name for s in sources}
+    for i, rule in enumerate(root.rules):
+        for j, dest in enumerate(rule.destinations):
+            if dest not in dest_names:
+                known = ", ".join(sorted(dest_names)) or "none"
+                raise where.error(
+                    ("rules", i, "destinations", j),
+                    f"unknown destination '{dest}' (configured: {known})",
+                )
+        for loc, name in rule.when.source_refs(("rules", i, "when")):
+            if name not in source_names:
+                raise where.error(loc, f"unknown source '{name}'")

@@ -1,0 +1,108 @@
+"""Value objects shared by every stage. Frozen, so a stage cannot change what another produced."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Callable
+
+Clock = Callable[[], datetime]
+"""Returns the current time as an aware UTC datetime; injected so tests control time."""
+
+Sleep = Callable[[float], None]
+
+POST_KINDS = ("mention", "review")
+
+
+def utcnow() -> datetime:
+    """The default :data:`Clock`."""
+    return datetime.now(UTC)
+
+
+def to_iso(dt: datetime) -> str:
+    """Fixed-width UTC text, so string order in SQLite is time order."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> datetime:
+    """Parse ISO 8601 (``Z`` or offset; naive is taken as UTC) into an aware UTC datetime."""
+    dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Post:
+    """One normalised post or review from any platform.
+
+    ``(platform, platform_id)`` identifies it everywhere; ``source`` is the configured source name
+    that collected it (two sources can watch the same platform).
+    """
+
+    platform: str
+    platform_id: str
+    text: str
+    created_at: datetime
+    source: str = ""
+    url: str | None = None
+    author: str | None = None
+    author_followers: int | None = None
+    lang: str | None = None
+    kind: str = "mention"
+    rating: float | None = None
+    brand: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}:{self.platform_id}"
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An input record a source could not turn into a Post: reported, skipped, never fatal."""
+
+    where: str  # e.g. "posts.jsonl:17"
+    reason: str
+
+
+@dataclass(frozen=True)
+class Page:
+    """One unit of collected work, stored in one transaction.
+
+    ``cursor`` is the source state *after* this page; ``None`` means "do not move the cursor yet"
+    (e.g. a middle page of a newest-first search whose cursor may only advance when every page of
+    the cycle is stored).
+    """
+
+    posts: list[Post]
+    cursor: Any = None
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Score:
+    """The classifier's verdict on one post, as stored."""
+
+    sentiment: str
+    p_negative: float
+    p_neutral: float
+    p_positive: float
+    urgency: float
+    model: str
+    model_version: str
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    """Everything a sink needs to render one alert; built by dispatch from the outbox row."""
+
+    alert_id: str
+    rules: tuple[str, ...]
+    destination: str
+    post: Post
+    score: Score
+    priority: str = "normal"

@@ -1,0 +1,205 @@
+"""The stage functions. Cron (``run --once``) and the daemon run exactly these.
+
+Each stage reads the work it has not done yet from the database, does it in batches and writes
+each batch in one transaction; :class:`Runtime` wires config, time, the model and the sinks, and
+records every stage run in the ``runs`` table.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlite_utils import Database
+
+from alerts.dispatch import DispatchResult, RetryPolicy, dispatch
+from alerts.rules import RuleConfig, priority
+from alerts.sinks import sink_class
+from alerts.sinks.base import Sink
+from classifiers.base import Classifier
+from listener.config import Config
+from listener.errors import ListenerError
+from listener.models import Clock, Score, Sleep, utcnow
+from listener.sources import source_class
+from listener.sources.base import Source, SourceContext
+from storage import db as store
+from storage import outbox
+from storage.tx import connect
+
+log = logging.getLogger(__name__)
+
+
+def collect(
+    db: Database, source: Source, clock: Clock, stop: threading.Event | None = None
+) -> int:
+    """Fetch from the source's saved cursor; each page + its cursor is one transaction."""
+    new = 0
+    for page in source.fetch(store.load_cursor(db, source.name)):
+        if stop and stop.is_set():
+            break  # shutting down: the page is not stored and its cursor not saved
+        new += store.store_page(db, source.name, page, clock())
+        for bad in page.rejected:
+            log.warning("source %s skipped record %s: %s", source.name, bad.where, bad.reason)
+    return new
+
+
+def classify(
+    db: Database, classifier: Classifier, clock: Clock, *, batch_size: int = 256,
+    stop: threading.Event | None = None,
+) -> int:
+    """Score every post this model version has not scored yet."""
+    done = 0
+    while not (stop and stop.is_set()):
+        rows = store.posts_to_score(db, classifier.name, classifier.version, batch_size)
+        if not rows:
+            break
+        predictions = classifier.predict([r["text"] for r in rows])
+        scores = [
+            (r["id"], _score(p, classifier), r["lang"]) for r, p in zip(rows, predictions, strict=True)
+        ]
+        done += store.save_scores(db, scores, clock())
+    return done
+
+
+def _score(p: Any, classifier: Classifier) -> Score:
+    probs = p.probabilities
+    return Score(
+        sentiment=p.sentiment, p_negative=probs["negative"], p_neutral=probs["neutral"],
+        p_positive=probs["positive"], urgency=p.urgency, model=classifier.name,
+        model_version=classifier.version,
+    )
+
+
+def evaluate_rules(
+    db: Database, rules: Iterable[RuleConfig], destinations: set[str], clock: Clock,
+    *, batch_size: int = 500,
+) -> int:
+    """Run new scores through the rules; alerts + "evaluated" marks commit together."""
+    active = [r for r in rules if r.enabled]
+    added = 0
+    while rows := store.scores_to_evaluate(db, batch_size):
+        alerts = []
+        for row in rows:
+            post, score = store.post_from_row(row), store.score_from_row(row)
+            for rule in active:
+                if not rule.when.matches(post, score):
+                    continue
+                alerts += [
+                    outbox.NewAlert(rule.name, dest, row["id"], row["score_id"], post.key,
+                                    priority(score, post))
+                    for dest in rule.destinations if dest in destinations
+                ]
+        added += outbox.enqueue(db, alerts, [r["score_id"] for r in rows], clock())
+    return added
+
+
+@dataclass
+class Runtime:
+    """Everything the stages need, built once per process from the config."""
+
+    config: Config
+    clock: Clock = utcnow
+    sleep: Sleep = time.sleep
+    strict: bool = False  # tests: re-raise instead of logging and going on
+    sink_factory: Callable[[Any], Sink] | None = None  # --dry-run swaps in a recording sink
+    stop: threading.Event = field(default_factory=threading.Event)
+    _classifier: Classifier | None = field(default=None, init=False, repr=False)
+    _sinks: dict[str, Sink] | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def db(self) -> Database:
+        """A new connection: one per job call, because sqlite3 connections are per thread."""
+        return connect(self.config.db_path)
+
+    def migrate(self) -> None:
+        conn = store.open_db(self.config.db_path)
+        conn.close()
+
+    @property
+    def classifier(self) -> Classifier:
+        with self._lock:
+            if self._classifier is None:
+                from classifiers.transformer import load_classifier
+
+                settings = self.config.classifier
+                self._classifier = load_classifier(
+                    settings.model, batch_size=settings.batch_size, device=settings.device
+                )
+            return self._classifier
+
+    def sources(self) -> list[Source]:
+        ctx = SourceContext(base_dir=self.config.base_dir, clock=self.clock, sleep=self.sleep)
+        return [source_class(s.type)(s, ctx) for s in self.config.sources if s.enabled]
+
+    @property
+    def sinks(self) -> dict[str, Sink]:
+        with self._lock:
+            if self._sinks is None:
+                build = self.sink_factory or (lambda cfg: sink_class(cfg.type)(cfg))
+                self._sinks = {d.name: build(d) for d in self.config.destinations}
+            return self._sinks
+
+    def close(self) -> None:
+        for sink in (self._sinks or {}).values():
+            sink.close()
+
+    # -- stage runners: one connection, one `runs` row, errors contained unless strict --
+
+    def run_collect(self, source: Source) -> int | None:
+        return self._stage("collect", source.name, lambda db: collect(db, source, self.clock, self.stop))
+
+    def run_classify(self) -> int | None:
+        size = max(self.config.classifier.batch_size * 8, 64)
+        return self._stage("classify", "", lambda db: classify(
+            db, self.classifier, self.clock, batch_size=size, stop=self.stop))
+
+    def run_rules(self) -> int | None:
+        names = {d.name for d in self.config.destinations}
+        return self._stage("rules", "", lambda db: evaluate_rules(
+            db, self.config.rules, names, self.clock))
+
+    def run_dispatch(self, wait_up_to: float = 0.0) -> int | None:
+        d = self.config.dispatch
+        policy = RetryPolicy(d.max_attempts, d.backoff_initial, d.backoff_max)
+
+        def go(db: Database) -> int:
+            result: DispatchResult = dispatch(
+                db, self.sinks, policy, clock=self.clock, sleep=self.sleep,
+                wait_up_to=wait_up_to, strict=self.strict)
+            return result.items
+
+        return self._stage("dispatch", "", go)
+
+    def _stage(self, stage: str, target: str, work: Callable[[Database], int]) -> int | None:
+        """Run one stage; returns items processed, or None if it failed (logged, recorded)."""
+        db = self.db()
+        run_id = store.start_run(db, stage, target, self.clock())
+        try:
+            items = work(db)
+        except Exception as exc:
+            store.finish_run(db, run_id, self.clock(), items=0, error=f"{type(exc).__name__}: {exc}")
+            if self.strict or not isinstance(exc, ListenerError | OSError):
+                log.exception("stage %s %s failed", stage, target)
+            else:
+                log.error("stage %s %s failed: %s", stage, target, exc)
+            if self.strict:
+                raise
+            return None
+        else:
+            store.finish_run(db, run_id, self.clock(), items=items)
+            return items
+        finally:
+            db.close()
+
+    def run_once(self) -> bool:
+        """Every stage once, in order; True when all succeeded (cron's exit status)."""
+        self.migrate()
+        ok = all([self.run_collect(s) is not None for s in self.sources()])
+        ok = self.run_classify() is not None and ok
+        ok = self.run_rules() is not None and ok
+        ok = self.run_dispatch(self.config.dispatch.once_max_wait) is not None and ok
+        return ok

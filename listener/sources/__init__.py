@@ -1,0 +1,16 @@
+"""Collectors, one module per platform. Register a new one here: ``"type": "module:Class"``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from listener.registry import load_plugin
+
+REGISTRY: dict[str, str] = {
+    "file": "listener.sources.file:FileSource",
+}
+
+
+def source_class(type_name: str) -> Any:
+    """The Source class for a config ``type``; raises ConfigError listing valid types."""
+    return load_plugin(REGISTRY, "source", type_name)

@@ -1,0 +1,50 @@
+"""The Source interface: every collector turns a cursor into pages of normalised posts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from listener.models import Clock, Page, Sleep, utcnow
+
+
+class SourceConfig(BaseModel):
+    """Settings every source has; each source module subclasses it with its own keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    interval: float = Field(300.0, gt=0, description="seconds between polls in daemon mode")
+    brand: str | None = None
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What a source gets from the runtime besides its config: injected time, paths, timeouts."""
+
+    base_dir: Path = field(default_factory=Path.cwd)  # relative paths in config resolve here
+    clock: Clock = utcnow
+    sleep: Sleep = lambda _seconds: None  # noqa: E731 - sources must not block by default
+    http_timeout: float = 30.0
+
+
+class Source(Protocol):
+    """A configured collector.
+
+    ``fetch`` yields pages in order; the collect stage stores each page and the page's cursor in
+    one transaction, so a crash or a bad page never moves the cursor past posts not yet stored.
+    It raises :class:`listener.errors.SourceError` / ``RateLimited`` rather than returning partial
+    garbage; malformed single records become ``Page.rejected`` entries instead.
+    """
+
+    type: ClassVar[str]
+    Config: ClassVar[type[SourceConfig]]
+    name: str
+
+    def fetch(self, cursor: Any) -> Iterator[Page]: ...

@@ -1,0 +1,150 @@
+"""Verbs over the database: what each stage reads as its pending work and writes as its result.
+
+Each writing verb is one transaction, so every stage is crash-safe: what is not committed is
+simply picked up again by the next run. Values are always bound parameters, never SQL text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from listener.models import Page, Post, Score, parse_iso, to_iso
+from storage.migrations import migrate
+from storage.tx import connect, immediate
+
+POST_COLUMNS = (
+    "platform", "platform_id", "source", "brand", "kind", "url", "author", "author_followers",
+    "text", "lang", "rating", "created_at", "collected_at", "raw",
+)
+_INSERT_POST = (
+    f"INSERT INTO posts ({', '.join(POST_COLUMNS)}) VALUES ({', '.join('?' * len(POST_COLUMNS))}) "
+    "ON CONFLICT(platform, platform_id) DO NOTHING"
+)
+
+
+def open_db(path: str | Path) -> Database:
+    """Connect and bring the schema up to date (migrations are idempotent and cheap)."""
+    db = connect(path)
+    migrate(db)
+    return db
+
+
+def _post_values(post: Post, source: str, collected_at: str) -> tuple[Any, ...]:
+    return (
+        post.platform, post.platform_id, post.source or source, post.brand, post.kind, post.url,
+        post.author, post.author_followers, post.text, post.lang, post.rating,
+        to_iso(post.created_at), collected_at, json.dumps(post.raw, ensure_ascii=False, default=str),
+    )
+
+
+def store_page(db: Database, source: str, page: Page, now: datetime) -> int:
+    """Store a page's posts, rejects and cursor in ONE transaction; returns how many were new.
+
+    Posts already stored (same platform + id) are left untouched, so re-imports and overlapping
+    polls are harmless; the cursor moves only together with the posts it covers.
+    """
+    stamp = to_iso(now)
+    with immediate(db):
+        cur = db.conn.executemany(_INSERT_POST, [_post_values(p, source, stamp) for p in page.posts])
+        new = max(cur.rowcount, 0)
+        if page.rejected:
+            db["rejects"].insert_all(
+                {"source": source, "location": r.where, "reason": r.reason, "at": stamp}
+                for r in page.rejected
+            )
+        if page.cursor is not None:
+            db["cursors"].upsert(
+                {"source": source, "value": json.dumps(page.cursor), "updated_at": stamp},
+                pk="source",
+            )
+    return new
+
+
+def load_cursor(db: Database, source: str) -> Any:
+    row = db.execute("SELECT value FROM cursors WHERE source = ?", [source]).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def posts_to_score(db: Database, model: str, version: str, limit: int) -> list[dict[str, Any]]:
+    """Posts without a score from this model version, oldest first."""
+    sql = (
+        "SELECT id, text, lang FROM posts p WHERE NOT EXISTS (SELECT 1 FROM scores s "
+        "WHERE s.post_id = p.id AND s.model = ? AND s.model_version = ?) ORDER BY id LIMIT ?"
+    )
+    return [dict(r) for r in db.query(sql, [model, version, limit])]
+
+
+def save_scores(
+    db: Database, score_rows: Sequence[tuple[int, Score, str | None]], now: datetime
+) -> int:
+    """Insert ``(post_id, score, lang)`` rows; a re-score by the same model version is ignored."""
+    stamp = to_iso(now)
+    rows = [
+        (pid, s.model, s.model_version, s.sentiment, s.p_negative, s.p_neutral, s.p_positive,
+         s.urgency, lang, stamp)
+        for pid, s, lang in score_rows
+    ]
+    with immediate(db):
+        cur = db.conn.executemany(
+            "INSERT INTO scores (post_id, model, model_version, sentiment, p_negative, p_neutral,"
+            " p_positive, urgency, lang, scored_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT(post_id, model, model_version) DO NOTHING",
+            rows,
+        )
+    return max(cur.rowcount, 0)
+
+
+_JOINED = (
+    "SELECT s.id AS score_id, s.sentiment, s.p_negative, s.p_neutral, s.p_positive, s.urgency,"
+    " s.model, s.model_version, p.* FROM scores s JOIN posts p ON p.id = s.post_id"
+)
+
+
+def scores_to_evaluate(db: Database, limit: int) -> list[dict[str, Any]]:
+    """Scores the rules stage has not looked at yet, joined with their posts."""
+    sql = f"{_JOINED} WHERE s.rules_at IS NULL ORDER BY s.id LIMIT ?"
+    return [dict(r) for r in db.query(sql, [limit])]
+
+
+def post_from_row(row: dict[str, Any]) -> Post:
+    return Post(
+        platform=row["platform"], platform_id=row["platform_id"], text=row["text"],
+        created_at=parse_iso(row["created_at"]), source=row["source"] or "", url=row["url"],
+        author=row["author"], author_followers=row["author_followers"], lang=row["lang"],
+        kind=row["kind"] or "mention", rating=row["rating"], brand=row["brand"],
+        raw=json.loads(row["raw"]) if row.get("raw") else {},
+    )
+
+
+def score_from_row(row: dict[str, Any]) -> Score:
+    return Score(
+        sentiment=row["sentiment"], p_negative=row["p_negative"], p_neutral=row["p_neutral"],
+        p_positive=row["p_positive"], urgency=row["urgency"], model=row["model"],
+        model_version=row["model_version"],
+    )
+
+
+def start_run(db: Database, stage: str, target: str, now: datetime) -> int:
+    with immediate(db):
+        return int(
+            db["runs"].insert(
+                {"stage": stage, "target": target, "started_at": to_iso(now), "status": "running"}
+            ).last_pk
+        )
+
+
+def finish_run(
+    db: Database, run_id: int, now: datetime, *, items: int, error: str | None = None
+) -> None:
+    status = "error" if error else "ok"
+    with immediate(db):
+        db["runs"].update(
+            run_id,
+            {"finished_at": to_iso(now), "status": status, "items": items, "error": error},
+        )

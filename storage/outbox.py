@@ -1,0 +1,152 @@
+"""The alert outbox: alerts are written with the decision to send them, then delivered later.
+
+The alert id is a hash of rule + post + destination and the primary key, so the same post can
+never alert the same destination twice for the same rule, however often the rules stage re-runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from listener.models import to_iso
+from storage.tx import immediate
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+
+
+def alert_id(rule: str, post_key: str, destination: str) -> str:
+    """Deterministic id; also sent as the idempotency key where a remote supports one."""
+    digest = hashlib.sha256(f"{rule}\x1f{post_key}\x1f{destination}".encode()).hexdigest()
+    return digest[:32]
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    rule: str
+    destination: str
+    post_id: int
+    score_id: int
+    post_key: str
+    priority: str = "normal"
+
+
+def enqueue(
+    db: Database, alerts: Iterable[NewAlert], evaluated_score_ids: Iterable[int], now: datetime
+) -> int:
+    """Write alerts and mark the scores evaluated in one transaction; returns alerts added."""
+    stamp = to_iso(now)
+    rows = [
+        (alert_id(a.rule, a.post_key, a.destination), a.post_id, a.score_id, a.rule,
+         a.destination, PENDING, a.priority, stamp, stamp)
+        for a in alerts
+    ]
+    with immediate(db):
+        cur = db.conn.executemany(
+            "INSERT INTO alerts (id, post_id, score_id, rule, destination, status, priority,"
+            " next_attempt_at, created_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
+            rows,
+        )
+        added = max(cur.rowcount, 0)
+        db.conn.executemany(
+            "UPDATE scores SET rules_at = ? WHERE id = ?",
+            [(stamp, sid) for sid in evaluated_score_ids],
+        )
+    return added
+
+
+def due(db: Database, now: datetime, limit: int) -> list[dict[str, Any]]:
+    """Pending alerts whose next attempt is due, oldest first, joined with post and score."""
+    sql = (
+        "SELECT a.id AS alert_id, a.rule, a.destination, a.attempts, a.priority,"
+        " s.sentiment, s.p_negative, s.p_neutral, s.p_positive, s.urgency, s.model,"
+        " s.model_version, p.* FROM alerts a JOIN posts p ON p.id = a.post_id"
+        " JOIN scores s ON s.id = a.score_id"
+        " WHERE a.status = ? AND a.next_attempt_at <= ? ORDER BY a.created_at, a.id LIMIT ?"
+    )
+    return [dict(r) for r in db.query(sql, [PENDING, to_iso(now), limit])]
+
+
+def next_due_at(db: Database, destinations: Iterable[str]) -> str | None:
+    """When the next pending alert for one of ``destinations`` is due (None: nothing pending)."""
+    names = list(destinations)
+    if not names:
+        return None
+    row = db.execute(
+        "SELECT min(next_attempt_at) FROM alerts WHERE status = ?"
+        f" AND destination IN ({', '.join('?' * len(names))})",
+        [PENDING, *names],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def record_delivered(
+    db: Database, alert: str, attempt: int, remote_id: str | None, now: datetime, ms: float
+) -> None:
+    stamp = to_iso(now)
+    with immediate(db):
+        db.execute(
+            "UPDATE alerts SET status = ?, attempts = ?, remote_id = ?, delivered_at = ?,"
+            " last_error = NULL WHERE id = ?",
+            [DELIVERED, attempt, remote_id, stamp, alert],
+        )
+        db["deliveries"].insert(
+            {"alert_id": alert, "attempt": attempt, "at": stamp, "outcome": DELIVERED,
+             "remote_id": remote_id, "duration_ms": round(ms, 1)}
+        )
+
+
+def record_failure(
+    db: Database,
+    alert: str,
+    attempt: int,
+    now: datetime,
+    *,
+    error: str,
+    status_code: int | None,
+    retry_at: datetime | None,
+    ms: float,
+    outcome: str | None = None,
+) -> None:
+    """Record a failed attempt: rescheduled at ``retry_at``, or parked as failed when None."""
+    stamp = to_iso(now)
+    status = PENDING if retry_at is not None else FAILED
+    outcome = outcome or ("retry" if retry_at is not None else FAILED)
+    with immediate(db):
+        db.execute(
+            "UPDATE alerts SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?"
+            " WHERE id = ?",
+            [status, attempt, to_iso(retry_at) if retry_at else None, error[:500], alert],
+        )
+        db["deliveries"].insert(
+            {"alert_id": alert, "attempt": attempt, "at": stamp, "outcome": outcome,
+             "status_code": status_code, "error": error[:500], "duration_ms": round(ms, 1)}
+        )
+
+
+def defer_destination(db: Database, destination: str, until: datetime) -> int:
+    """Hold every pending alert of a rate-limited destination until ``until`` (Retry-After)."""
+    stamp = to_iso(until)
+    with immediate(db):
+        return db.execute(
+            "UPDATE alerts SET next_attempt_at = ? WHERE status = ? AND destination = ?"
+            " AND next_attempt_at < ?",
+            [stamp, PENDING, destination, stamp],
+        ).rowcount
+
+
+def requeue_failed(db: Database, now: datetime, ids: Iterable[str] = ()) -> int:
+    """Put parked alerts (all, or the given ids) back in the queue with a fresh attempt count."""
+    wanted = list(ids)
+    sql = "UPDATE alerts SET status = ?, attempts = 0, next_attempt_at = ? WHERE status = ?"
+    params: list[Any] = [PENDING, to_iso(now), FAILED]
+    if wanted:
+        sql += f" AND id IN ({', '.join('?' * len(wanted))})"
+        params += wanted
+    with immediate(db):
+        return db.execute(sql, params).rowcount

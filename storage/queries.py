@@ -1,0 +1,42 @@
+"""Read-only aggregates for summaries (and, later, trends)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlite_utils import Database
+
+SENTIMENTS = ("negative", "neutral", "positive", "unscored")
+
+
+def posts_by_source_and_sentiment(db: Database) -> dict[str, dict[str, int]]:
+    """Counts per source and sentiment, using each post's newest score."""
+    sql = (
+        "SELECT p.source, coalesce(s.sentiment, 'unscored') AS sentiment, count(*) AS n"
+        " FROM posts p LEFT JOIN scores s ON s.id ="
+        " (SELECT max(id) FROM scores WHERE post_id = p.id)"
+        " GROUP BY p.source, 2 ORDER BY p.source"
+    )
+    table: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(SENTIMENTS, 0))
+    for row in db.query(sql):
+        table[row["source"] or "?"][row["sentiment"]] = row["n"]
+    return dict(table)
+
+
+def alerts_by_rule_and_status(db: Database) -> list[dict[str, object]]:
+    sql = (
+        "SELECT rule, destination, status, count(*) AS n FROM alerts"
+        " GROUP BY rule, destination, status ORDER BY rule, destination, status"
+    )
+    return list(db.query(sql))
+
+
+def rejects_by_source(db: Database) -> dict[str, int]:
+    return {r["source"]: r["n"] for r in db.query(
+        "SELECT source, count(*) AS n FROM rejects GROUP BY source")}
+
+
+def failed_runs(db: Database, since: str) -> list[dict[str, object]]:
+    return list(db.query(
+        "SELECT stage, target, error FROM runs WHERE status = 'error' AND started_at >= ?",
+        [since]))

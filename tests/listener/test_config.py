@@ -1,0 +1,163 @@
+"""Config loading: valid files load, every mistake names file, line and key path."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from alerts.rules import Condition, RuleConfig
+from alerts.sinks import REGISTRY as SINKS
+from alerts.sinks import sink_class
+from listener import config as config_module
+from listener.cli import cli
+from listener.config import load_config
+from listener.errors import ConfigError
+from listener.log import redact
+from listener.sources import REGISTRY as SOURCES
+from listener.sources import source_class
+
+ROOT = Path(__file__).resolve().parents[2]
+HOOK = {"SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T000/B000/secretsecret"}
+
+VALID = """\
+storage:
+  path: data/listener.db
+sources:
+  - type: file
+    name: exports
+    path: "*.jsonl"
+rules:
+  - name: unhappy
+    when:
+      sentiment: negative
+      min_probability: 0.7
+      sources: [exports]
+    destinations: [console]
+destinations:
+  - type: console
+    name: console
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def error_for(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), environ=env or {})
+    return info.value
+
+
+def test_valid_config_loads_with_paths_relative_to_the_file(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, VALID), environ={})
+    assert config.db_path == tmp_path.resolve() / "data" / "listener.db"
+    assert [s.name for s in config.sources] == ["exports"]
+    assert config.rules[0].when.sentiment == ["negative"]
+    assert config.sources[0].interval == 300
+
+
+def test_example_and_demo_configs_load() -> None:
+    example = load_config(ROOT / "config.example.yaml", environ=HOOK)
+    assert {d.name for d in example.destinations} == {"console", "support-slack"}
+    demo = load_config(ROOT / "examples" / "demo" / "config.yaml", environ={})
+    assert demo.disabled == {"team-slack": "environment variable SLACK_WEBHOOK_URL is not set"}
+    assert [d.name for d in demo.destinations] == ["console"]
+
+
+def test_wrong_type_names_file_line_and_key(tmp_path: Path) -> None:
+    err = error_for(tmp_path, VALID.replace('path: "*.jsonl"', 'path: "*.jsonl"\n    interval: often'))
+    assert err.line == 7 and err.key == "sources[0].interval"
+    assert str(err).startswith(f"{tmp_path / 'config.yaml'}, line 7, key 'sources[0].interval': ")
+
+
+def test_unknown_key_is_refused_with_its_line(tmp_path: Path) -> None:
+    err = error_for(tmp_path, VALID.replace("min_probability: 0.7", "min_probabilty: 0.7"))
+    assert (err.line, err.key) == (11, "rules[0].when.min_probabilty")
+    assert "Extra inputs are not permitted" in str(err)
+
+
+def test_unknown_source_type_lists_valid_types(tmp_path: Path) -> None:
+    err = error_for(tmp_path, VALID.replace("type: file", "type: fax"))
+    assert (err.line, err.key) == (5, "sources[0].type")
+    assert "unknown source type 'fax'; valid types are: file" in str(err)
+
+
+def test_unknown_destination_in_rule(tmp_path: Path) -> None:
+    err = error_for(tmp_path, VALID.replace("destinations: [console]", "destinations: [slak]"))
+    assert (err.line, err.key) == (13, "rules[0].destinations[0]")
+    assert "unknown destination 'slak' (configured: console)" in str(err)
+
+
+def test_unknown_source_in_rule_condition(tmp_path: Path) -> None:
+    err = error_for(tmp_path, VALID.replace("sources: [exports]", "sources: [exprots]"))
+    assert err.key == "rules[0].when.sources[0]" and "unknown source 'exprots'" in str(err)
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    err = error_for(tmp_path, VALID.replace("  - name: unhappy", "  - name: [unhappy"))
+    assert err.line is not None and "invalid YAML" in str(err)
+
+
+def test_duplicate_names_are_refused(tmp_path: Path) -> None:
+    text = VALID + "  - type: console\n    name: console\n"
+    err = error_for(tmp_path, text)
+    assert (err.key, err.line) == ("destinations[1].name", 18)
+
+
+def test_missing_secret_is_an_error_unless_the_destination_is_optional(tmp_path: Path) -> None:
+    slack = "  - type: slack\n    name: hook\n    webhook_url: {\"$env\": HOOK_URL}\n"
+    err = error_for(tmp_path, VALID + slack)
+    assert err.key == "destinations[1].webhook_url" and "HOOK_URL is not set" in str(err)
+    config = load_config(write(tmp_path, VALID + slack + "    optional: true\n"), environ={})
+    assert config.disabled == {"hook": "environment variable HOOK_URL is not set"}
+
+
+def test_secrets_resolve_from_env_and_are_redacted(tmp_path: Path) -> None:
+    slack = "  - type: slack\n    name: hook\n    webhook_url: \"https://${HOST}/services/${TOKEN}\"\n"
+    env = {"HOST": "hooks.slack.com", "TOKEN": "T1/B2/zzzsecretzzz"}
+    config = load_config(write(tmp_path, VALID + slack), environ=env)
+    assert config.destinations[1].webhook_url == "https://hooks.slack.com/services/T1/B2/zzzsecretzzz"
+    assert redact("posting to T1/B2/zzzsecretzzz") == "posting to ***"
+
+
+def test_empty_file_gives_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""), environ={})
+    assert config.sources == [] and config.classifier.model == "default"
+
+
+def test_check_config_cli_exit_status(tmp_path: Path) -> None:
+    runner = CliRunner()
+    good = runner.invoke(cli, ["check-config", str(write(tmp_path, VALID))])
+    assert good.exit_code == 0 and "ok" in good.output
+    bad = write(tmp_path, VALID.replace("interval", "x").replace("name: exports", "name: bad name"))
+    result = runner.invoke(cli, ["check-config", str(bad)])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ConfigError)
+    assert "line 6, key 'sources[0].name'" in str(result.exception)
+
+
+def _documented_keys() -> set[str]:
+    text = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
+    return set(re.findall(r"^\s*#?\s*-?\s*([A-Za-z_]+):", text, flags=re.MULTILINE))
+
+
+def _field_names(model: type) -> set[str]:
+    return {f.alias or name for name, f in model.model_fields.items()}
+
+
+def test_every_setting_is_documented_in_the_example() -> None:
+    documented = _documented_keys()
+    models = [
+        config_module._Root, config_module.StorageSettings, config_module.ClassifierSettings,
+        config_module.ScheduleSettings, config_module.DispatchSettings, RuleConfig, Condition,
+        *(source_class(name).Config for name in SOURCES),
+        *(sink_class(name).Config for name in SINKS),
+    ]
+    missing = {f"{m.__name__}.{k}" for m in models for k in _field_names(m) - documented}
+    assert not missing, f"document these keys in config.example.yaml: {sorted(missing)}"

@@ -1,0 +1,96 @@
+"""Storage verbs on real temporary SQLite files."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from listener.models import Page, Post, Rejected, Score
+from storage import db as store
+from storage import outbox
+from storage.migrations import MIGRATIONS, migrate, pending
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def post(pid: str, text: str = "hello") -> Post:
+    return Post(platform="x", platform_id=pid, text=text, created_at=NOW, source="src")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    conn = store.open_db(tmp_path / "t.db")
+    yield conn
+    conn.close()
+
+
+def test_schema_pragmas_and_idempotent_migrations(db: Database, tmp_path: Path) -> None:
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+    assert migrate(db) == [] and pending(db) == []
+    assert {"posts", "cursors", "scores", "alerts", "deliveries", "runs", "rejects"} <= set(
+        db.table_names()
+    )
+    assert [r["name"] for r in db["_migrations"].rows] == [name for name, _ in MIGRATIONS]
+
+
+def test_store_page_dedups_and_saves_cursor(db: Database) -> None:
+    page = Page(posts=[post("1"), post("2"), post("1")], cursor={"offset": 10},
+                rejected=[Rejected("f.jsonl:3", "missing required field 'text'")])
+    assert store.store_page(db, "src", page, NOW) == 2
+    assert store.store_page(db, "src", Page(posts=[post("2"), post("3")], cursor=None), NOW) == 1
+    assert db["posts"].count == 3
+    assert store.load_cursor(db, "src") == {"offset": 10}
+    assert [r["location"] for r in db["rejects"].rows] == ["f.jsonl:3"]
+
+
+def test_a_failing_page_stores_neither_posts_nor_cursor(db: Database) -> None:
+    store.store_page(db, "src", Page(posts=[post("1")], cursor={"offset": 1}), NOW)
+    broken = Post(platform="x", platform_id="9", text=None, created_at=NOW)  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.IntegrityError):
+        store.store_page(db, "src", Page(posts=[post("2"), broken], cursor={"offset": 99}), NOW)
+    assert db["posts"].count == 1
+    assert store.load_cursor(db, "src") == {"offset": 1}
+
+
+def test_scores_are_per_model_version_and_never_duplicated(db: Database) -> None:
+    store.store_page(db, "src", Page(posts=[post("1"), post("2")]), NOW)
+    todo = store.posts_to_score(db, "m", "v1", 10)
+    assert [r["text"] for r in todo] == ["hello", "hello"]
+    score = Score("negative", 0.8, 0.15, 0.05, 0.9, "m", "v1")
+    assert store.save_scores(db, [(todo[0]["id"], score, "en")], NOW) == 1
+    assert store.save_scores(db, [(todo[0]["id"], score, "en")], NOW) == 0
+    assert len(store.posts_to_score(db, "m", "v1", 10)) == 1
+    assert len(store.posts_to_score(db, "m", "v2", 10)) == 2  # a new version re-scores all
+
+
+def test_outbox_ids_are_deterministic_and_unique(db: Database) -> None:
+    store.store_page(db, "src", Page(posts=[post("1")]), NOW)
+    store.save_scores(db, [(1, Score("negative", 0.8, 0.1, 0.1, 0.9, "m", "v"), None)], NOW)
+    rows = store.scores_to_evaluate(db, 10)
+    alert = outbox.NewAlert("r", "slack", 1, rows[0]["score_id"], "x:1")
+    assert outbox.enqueue(db, [alert, alert], [rows[0]["score_id"]], NOW) == 1
+    assert outbox.enqueue(db, [alert], [], NOW) == 0
+    assert store.scores_to_evaluate(db, 10) == []
+    assert outbox.alert_id("r", "x:1", "slack") == outbox.alert_id("r", "x:1", "slack")
+    assert outbox.alert_id("r", "x:1", "slack") != outbox.alert_id("r", "x:1", "email")
+    due = outbox.due(db, NOW, 10)
+    assert [d["alert_id"] for d in due] == [outbox.alert_id("r", "x:1", "slack")]
+
+
+def test_failure_then_park_then_requeue(db: Database) -> None:
+    store.store_page(db, "src", Page(posts=[post("1")]), NOW)
+    store.save_scores(db, [(1, Score("negative", 0.8, 0.1, 0.1, 0.9, "m", "v"), None)], NOW)
+    sid = store.scores_to_evaluate(db, 1)[0]["score_id"]
+    outbox.enqueue(db, [outbox.NewAlert("r", "d", 1, sid, "x:1")], [sid], NOW)
+    aid = outbox.alert_id("r", "x:1", "d")
+    outbox.record_failure(db, aid, 1, NOW, error="boom", status_code=500, retry_at=None, ms=1)
+    assert db["alerts"].get(aid)["status"] == outbox.FAILED
+    assert outbox.due(db, NOW, 10) == []
+    assert outbox.requeue_failed(db, NOW) == 1
+    assert db["alerts"].get(aid)["status"] == outbox.PENDING
+    assert [d["outcome"] for d in db["deliveries"].rows] == ["failed"]
