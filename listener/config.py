@@ -107,14 +107,15 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
     disabled = _disable_optional(data, missing, where)
     root = _validate(_Root, data, (), where)
     sources = [_plugin(source_class, s, ("sources", i), where) for i, s in enumerate(root.sources)]
-    dests = [
-        _plugin(sink_class, d, ("destinations", i), where) for i, d in enumerate(root.destinations)
+    dests = [  # a disabled destination has unset secrets: nothing to validate it with
+        _plugin(sink_class, d, ("destinations", i), where)
+        for i, d in enumerate(root.destinations) if str(d.get("name")) not in disabled
     ]
-    _cross_check(root, sources, dests, where)
+    _cross_check(root, sources, dests, disabled, where)
     return Config(
         path=file.resolve(), storage=root.storage, classifier=root.classifier,
         schedule=root.schedule, dispatch=root.dispatch, sources=sources, rules=root.rules,
-        destinations=[d for d in dests if d.name not in disabled], disabled=disabled,
+        destinations=dests, disabled=disabled,
     )
 
 
@@ -229,15 +230,22 @@ def _plugin(lookup: Any, data: dict[str, Any], loc: Loc, where: _Locator) -> Any
     return _validate(cls.Config, data, loc, where)
 
 
-def _cross_check(root: _Root, sources: list, dests: list, where: _Locator) -> None:
-    for kind, items in (("sources", sources), ("destinations", dests)):
+def _cross_check(
+    root: _Root, sources: list, dests: list, disabled: dict[str, str], where: _Locator
+) -> None:
+    names = {
+        "sources": [s.name for s in sources],
+        "destinations": [str(d.get("name")) for d in root.destinations],
+        "rules": [r.name for r in root.rules],
+    }
+    for kind, items in names.items():
         seen: set[str] = set()
-        for i, item in enumerate(items):
-            if item.name in seen:
-                raise where.error((kind, i, "name"), f"duplicate name '{item.name}'")
-            seen.add(item.name)
-    dest_names = {d.name for d in dests}
-    source_names = {s.name for s in sources}
+        for i, name in enumerate(items):
+            if name in seen:
+                raise where.error((kind, i, "name"), f"duplicate name '{name}'")
+            seen.add(name)
+    dest_names = {d.name for d in dests} | set(disabled)
+    source_names = set(names["sources"])
     for i, rule in enumerate(root.rules):
         for j, dest in enumerate(rule.destinations):
             if dest not in dest_names:

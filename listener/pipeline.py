@@ -107,6 +107,7 @@ class Runtime:
     strict: bool = False  # tests: re-raise instead of logging and going on
     sink_factory: Callable[[Any], Sink] | None = None  # --dry-run swaps in a recording sink
     stop: threading.Event = field(default_factory=threading.Event)
+    preloaded: Classifier | None = None  # tests share one loaded model between runtimes
     _classifier: Classifier | None = field(default=None, init=False, repr=False)
     _sinks: dict[str, Sink] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -122,6 +123,8 @@ class Runtime:
     @property
     def classifier(self) -> Classifier:
         with self._lock:
+            if self._classifier is None and self.preloaded is not None:
+                self._classifier = self.preloaded
             if self._classifier is None:
                 from classifiers.transformer import load_classifier
 

@@ -37,6 +37,7 @@ def build_scheduler(runtime: Runtime) -> BlockingScheduler:
         scheduler.add_job(
             func, "interval", seconds=seconds, args=args, id=job_id, name=job_id,
             misfire_grace_time=max(1, int(seconds)), next_run_time=now,
+            max_instances=1, coalesce=True,  # explicit: job_defaults apply only once started
         )
 
     for source in sources:

@@ -22,8 +22,10 @@ POST_COLUMNS = (
     "platform", "platform_id", "source", "brand", "kind", "url", "author", "author_followers",
     "text", "lang", "rating", "created_at", "collected_at", "raw",
 )
+# column names come from the constant tuple above; values are always bound
+_COLS, _MARKS = ", ".join(POST_COLUMNS), ", ".join("?" * len(POST_COLUMNS))
 _INSERT_POST = (
-    f"INSERT INTO posts ({', '.join(POST_COLUMNS)}) VALUES ({', '.join('?' * len(POST_COLUMNS))}) "
+    f"INSERT INTO posts ({_COLS}) VALUES ({_MARKS}) "  # noqa: S608
     "ON CONFLICT(platform, platform_id) DO NOTHING"
 )
 

@@ -77,9 +77,9 @@ def next_due_at(db: Database, destinations: Iterable[str]) -> str | None:
     names = list(destinations)
     if not names:
         return None
+    marks = ", ".join("?" * len(names))  # placeholders only; names are bound
     row = db.execute(
-        "SELECT min(next_attempt_at) FROM alerts WHERE status = ?"
-        f" AND destination IN ({', '.join('?' * len(names))})",
+        f"SELECT min(next_attempt_at) FROM alerts WHERE status = ? AND destination IN ({marks})",  # noqa: S608
         [PENDING, *names],
     ).fetchone()
     return row[0] if row else None

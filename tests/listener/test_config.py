@@ -71,7 +71,9 @@ def test_example_and_demo_configs_load() -> None:
 
 
 def test_wrong_type_names_file_line_and_key(tmp_path: Path) -> None:
-    err = error_for(tmp_path, VALID.replace('path: "*.jsonl"', 'path: "*.jsonl"\n    interval: often'))
+    err = error_for(
+        tmp_path, VALID.replace('path: "*.jsonl"', 'path: "*.jsonl"\n    interval: often')
+    )
     assert err.line == 7 and err.key == "sources[0].interval"
     assert str(err).startswith(f"{tmp_path / 'config.yaml'}, line 7, key 'sources[0].interval': ")
 
@@ -84,7 +86,7 @@ def test_unknown_key_is_refused_with_its_line(tmp_path: Path) -> None:
 
 def test_unknown_source_type_lists_valid_types(tmp_path: Path) -> None:
     err = error_for(tmp_path, VALID.replace("type: file", "type: fax"))
-    assert (err.line, err.key) == (5, "sources[0].type")
+    assert (err.line, err.key) == (4, "sources[0].type")
     assert "unknown source type 'fax'; valid types are: file" in str(err)
 
 
@@ -111,7 +113,7 @@ def test_duplicate_names_are_refused(tmp_path: Path) -> None:
 
 
 def test_missing_secret_is_an_error_unless_the_destination_is_optional(tmp_path: Path) -> None:
-    slack = "  - type: slack\n    name: hook\n    webhook_url: {\"$env\": HOOK_URL}\n"
+    slack = '  - type: slack\n    name: hook\n    webhook_url: {"$env": HOOK_URL}\n'
     err = error_for(tmp_path, VALID + slack)
     assert err.key == "destinations[1].webhook_url" and "HOOK_URL is not set" in str(err)
     config = load_config(write(tmp_path, VALID + slack + "    optional: true\n"), environ={})
@@ -119,10 +121,14 @@ def test_missing_secret_is_an_error_unless_the_destination_is_optional(tmp_path:
 
 
 def test_secrets_resolve_from_env_and_are_redacted(tmp_path: Path) -> None:
-    slack = "  - type: slack\n    name: hook\n    webhook_url: \"https://${HOST}/services/${TOKEN}\"\n"
+    slack = (
+        '  - type: slack\n    name: hook\n    webhook_url: "https://${HOST}/services/${TOKEN}"\n'
+    )
     env = {"HOST": "hooks.slack.com", "TOKEN": "T1/B2/zzzsecretzzz"}
     config = load_config(write(tmp_path, VALID + slack), environ=env)
-    assert config.destinations[1].webhook_url == "https://hooks.slack.com/services/T1/B2/zzzsecretzzz"
+    assert (
+        config.destinations[1].webhook_url == "https://hooks.slack.com/services/T1/B2/zzzsecretzzz"
+    )
     assert redact("posting to T1/B2/zzzsecretzzz") == "posting to ***"
 
 
@@ -139,7 +145,7 @@ def test_check_config_cli_exit_status(tmp_path: Path) -> None:
     result = runner.invoke(cli, ["check-config", str(bad)])
     assert result.exit_code != 0
     assert isinstance(result.exception, ConfigError)
-    assert "line 6, key 'sources[0].name'" in str(result.exception)
+    assert "line 5, key 'sources[0].name'" in str(result.exception)
 
 
 def _documented_keys() -> set[str]:
@@ -154,8 +160,13 @@ def _field_names(model: type) -> set[str]:
 def test_every_setting_is_documented_in_the_example() -> None:
     documented = _documented_keys()
     models = [
-        config_module._Root, config_module.StorageSettings, config_module.ClassifierSettings,
-        config_module.ScheduleSettings, config_module.DispatchSettings, RuleConfig, Condition,
+        config_module._Root,
+        config_module.StorageSettings,
+        config_module.ClassifierSettings,
+        config_module.ScheduleSettings,
+        config_module.DispatchSettings,
+        RuleConfig,
+        Condition,
         *(source_class(name).Config for name in SOURCES),
         *(sink_class(name).Config for name in SINKS),
     ]

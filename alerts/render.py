@@ -1,0 +1,254 @@
+"""Turn an :class:`AlertMessage` into what a destination displays; pure functions, no I/O.
+
+Post text, author names, brands, rule names and URLs are all *untrusted*: anyone on the internet
+can write a post that mentions a watched brand. Slack mrkdwn gives three characters a meaning
+(``&``, ``<``, ``>``), and with them a post could ping a whole channel (``<!channel>``), mention
+people (``<@U123>``) or show a harmless label over a hostile link (``<https://evil|docs>``). So
+every untrusted string goes through :func:`escape_mrkdwn` (or :func:`safe_url`) before it is put
+into a message, and every piece is cut to fit Slack's limits *before* it is sent: a message over a
+limit is refused with HTTP 400, and a refused alert is an alert nobody sees.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from typing import Any
+from urllib.parse import urlsplit
+
+from listener.models import AlertMessage, to_iso
+
+# Slack's limits (docs.slack.dev, Block Kit reference) with some headroom.
+HEADER_MAX = 150  # header block: plain_text, at most 150 characters
+SECTION_MAX = 3000  # section text: at most 3000 characters (over → HTTP 400)
+FIELD_MAX = 2000  # each section field: at most 2000 characters
+FALLBACK_MAX = 40_000  # message text is truncated by Slack beyond this
+EXCERPT_CODE_POINTS = 1000  # post text shown in an alert; PLATFORMS.md advises ~1000
+URL_MAX = 1500  # longer links are dropped rather than risk a field over FIELD_MAX
+
+URGENCY_HIGH = 0.7
+URGENCY_MEDIUM = 0.4
+ELLIPSIS = "…"
+ZWSP = "\u200b"
+
+_MRKDWN_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_BROADCAST = re.compile(r"@(?=(?:channel|here|everyone))", re.IGNORECASE)
+_WHITESPACE = re.compile(r"\s+")
+# Characters that would end or split Slack's <url|label> syntax, or that never belong in a URL.
+_URL_UNSAFE = re.compile(r"[\x00-\x20\x7f|<>\"\\^`{}]")
+# Bidirectional overrides and isolates can make a terminal show text in another order.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# A cut must not leave a joiner dangling or separate a base character from what modifies it.
+_JOINERS = frozenset("\u200d")
+_MODIFIERS = frozenset("\u200d\ufe0e\ufe0f") | frozenset(chr(c) for c in range(0x1F3FB, 0x1F400))
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Escape ``&``, ``<``, ``>`` and defuse plain-text ``@channel``/``@here``/``@everyone``.
+
+    The three entities are exactly what Slack asks for; anything else (``*``, ``_``) only changes
+    formatting. A zero-width space after ``@`` keeps the word readable but stops it pinging, even
+    where ``link_names`` is enabled.
+    """
+    return _BROADCAST.sub("@" + ZWSP, text.translate(_MRKDWN_ESCAPES))
+
+
+def excerpt(text: str, limit: int = EXCERPT_CODE_POINTS) -> str:
+    """Collapse whitespace and cut to at most ``limit`` code points, ending in "…" when cut.
+
+    Python strings index code points, so a cut never splits a UTF-8 sequence or a surrogate
+    pair; we also step back so that an emoji's modifier or joiner is not left on its own.
+    """
+    collapsed = _WHITESPACE.sub(" ", text).strip()
+    if len(collapsed) <= limit:
+        return collapsed
+    if limit <= 0:
+        return ""
+    cut = limit - 1  # room for the ellipsis
+    while cut > 0 and (collapsed[cut] in _MODIFIERS or _is_combining(collapsed[cut])):
+        cut -= 1
+    while cut > 0 and collapsed[cut - 1] in _JOINERS:
+        cut -= 1
+    return collapsed[:cut].rstrip() + ELLIPSIS
+
+
+def _is_combining(char: str) -> bool:
+    return unicodedata.combining(char) != 0
+
+
+def fit_escaped(text: str, max_len: int, limit: int = EXCERPT_CODE_POINTS) -> str:
+    """The escaped excerpt of ``text`` that is at most ``max_len`` characters long.
+
+    Escaping can grow text fivefold (``&`` → ``&amp;``), so the code-point limit alone does not
+    bound the size; cutting *after* escaping could split an entity. So we search for the longest
+    excerpt whose escaped form fits.
+    """
+    escaped = escape_mrkdwn(excerpt(text, limit))
+    if len(escaped) <= max_len:
+        return escaped
+    low, high = 0, min(limit, max_len)  # escaped length >= code points, so max_len bounds it
+    while low < high:
+        mid = (low + high + 1) // 2
+        if len(escape_mrkdwn(excerpt(text, mid))) <= max_len:
+            low = mid
+        else:
+            high = mid - 1
+    return escape_mrkdwn(excerpt(text, low))
+
+
+def safe_url(url: str | None) -> str | None:
+    """Return a link target that is safe inside ``<url|label>``, or None.
+
+    Only ``http``/``https`` with a host are allowed (no ``javascript:``, ``data:``, ``slack:``).
+    ``|``, ``<``, ``>``, spaces and control characters are percent-encoded so the URL cannot end
+    the link early or bring its own label. ``&`` is left alone (it separates query parameters);
+    :func:`slack_message` escapes it as ``&amp;`` like any mrkdwn text.
+    """
+    if not url:
+        return None
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    encoded = _URL_UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", url)
+    return encoded if len(encoded) <= URL_MAX else None
+
+
+def urgency_label(urgency: float) -> str:
+    """``0.83`` → ``"high (0.83)"``: a word for skimming, the number for judging."""
+    word = "high" if urgency >= URGENCY_HIGH else "medium" if urgency >= URGENCY_MEDIUM else "low"
+    return f"{word} ({urgency:.2f})"
+
+
+def sentiment_label(msg: AlertMessage) -> str:
+    """``"negative 0.91"``: the label with the probability the model gave it."""
+    score = msg.score
+    probability = {
+        "negative": score.p_negative,
+        "neutral": score.p_neutral,
+        "positive": score.p_positive,
+    }.get(score.sentiment.lower())
+    return score.sentiment if probability is None else f"{score.sentiment} {probability:.2f}"
+
+
+def is_alarming(msg: AlertMessage) -> bool:
+    """Negative, urgent or high-priority alerts get a warning marker so they stand out."""
+    return (
+        msg.score.sentiment.lower() == "negative"
+        or msg.score.urgency >= URGENCY_HIGH
+        or msg.priority.lower() in ("high", "urgent")
+    )
+
+
+def reach_label(followers: int | None) -> str:
+    return "unknown" if followers is None else f"{followers:,} followers"
+
+
+def _title(msg: AlertMessage) -> str:
+    """Brand · platform, raw (callers escape)."""
+    brand = msg.post.brand or msg.post.source or "mention"
+    return f"{brand} · {msg.post.platform}"
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    """A mrkdwn text object; ``verbatim`` stops Slack from auto-linking names and channels."""
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
+def _field(label: str, value: str, max_len: int = 300) -> dict[str, Any]:
+    """A ``*Label*\\nvalue`` section field with the (untrusted) value escaped and cut to fit."""
+    return _mrkdwn(f"*{label}*\n{fit_escaped(value, max_len, limit=max_len)}")
+
+
+def _link_field(msg: AlertMessage) -> dict[str, Any] | None:
+    """``<url|Open on platform>`` when the post URL is safe, else no field at all."""
+    url = safe_url(msg.post.url)
+    if url is None:
+        return None
+    platform = fit_escaped(msg.post.platform, 40, limit=40)
+    return _mrkdwn(f"*Link*\n<{url.replace('&', '&amp;')}|Open on {platform}>")
+
+
+def _header_block(msg: AlertMessage) -> dict[str, Any]:
+    marker = "⚠️ " if is_alarming(msg) else ""
+    title = fit_escaped(_title(msg), HEADER_MAX - len(marker), limit=HEADER_MAX)
+    return {"type": "header", "text": {"type": "plain_text", "text": marker + title}}
+
+
+def _text_block(msg: AlertMessage) -> dict[str, Any]:
+    """The post itself, quoted; whitespace is collapsed so a single ``>`` quotes all of it."""
+    body = fit_escaped(msg.post.text, SECTION_MAX - 2) or "_(no text)_"
+    return {"type": "section", "text": _mrkdwn("> " + body)}
+
+
+def _fields_block(msg: AlertMessage) -> dict[str, Any]:
+    post, score = msg.post, msg.score
+    fields = [
+        _field("Author", post.author or "unknown", 200),
+        _field("Reach", reach_label(post.author_followers)),
+        _field("Sentiment", sentiment_label(msg)),
+        _field("Urgency", urgency_label(score.urgency)),
+        _field("Rules" if len(msg.rules) > 1 else "Rule", ", ".join(msg.rules) or "-", 500),
+    ]
+    link = _link_field(msg)
+    if link is not None:
+        fields.append(link)
+    return {"type": "section", "fields": fields}  # Slack allows at most 10 fields
+
+
+def _context_block(msg: AlertMessage) -> dict[str, Any]:
+    posted = to_iso(msg.post.created_at)
+    alert_id = fit_escaped(msg.alert_id, 200, limit=200)
+    return {"type": "context", "elements": [_mrkdwn(f"Posted {posted} · alert `{alert_id}`")]}
+
+
+def fallback_text(msg: AlertMessage) -> str:
+    """The notification / screen-reader text Slack shows where blocks are not rendered."""
+    head = f"{'⚠️ ' if is_alarming(msg) else ''}{_title(msg)}: {sentiment_label(msg)}"
+    text = f"{fit_escaped(head, 300, limit=300)}: {fit_escaped(msg.post.text, 1000, limit=300)}"
+    return text[:FALLBACK_MAX]
+
+
+def slack_message(msg: AlertMessage) -> dict[str, Any]:
+    """The webhook payload: ``{"text": fallback, "blocks": [...]}``, within Slack's limits.
+
+    Four blocks (header, quoted text, fields, context) of at most roughly 6k characters in all,
+    far from the 50-block and ~13k-character ceilings, whatever the post contains.
+    """
+    blocks = [_header_block(msg), _text_block(msg), _fields_block(msg), _context_block(msg)]
+    return {"text": fallback_text(msg), "blocks": blocks}
+
+
+def payload_size(payload: dict[str, Any]) -> int:
+    """Characters of the blocks as JSON: what Slack's ``msg_blocks_too_long`` check counts."""
+    return len(json.dumps(payload.get("blocks", []), ensure_ascii=False))
+
+
+def strip_controls(text: str) -> str:
+    """Drop control characters (except newline) and bidi overrides that could spoof a terminal."""
+    return "".join(
+        ch
+        for ch in text.replace("\t", " ")
+        if ch == "\n" or (unicodedata.category(ch) != "Cc" and ch not in _BIDI_CONTROLS)
+    )
+
+
+def plain_text(msg: AlertMessage, text_limit: int = 2000) -> str:
+    """A readable multi-line rendering for terminals and logs (the console sink)."""
+    post, score = msg.post, msg.score
+    marker = "[!] " if is_alarming(msg) else ""
+    lines = [
+        f"{marker}{_title(msg)} — {sentiment_label(msg)}, urgency {urgency_label(score.urgency)}",
+        f"rules: {', '.join(msg.rules) or '-'} · priority: {msg.priority}",
+        f"author: {post.author or 'unknown'} ({reach_label(post.author_followers)})",
+        f"posted: {to_iso(post.created_at)} · alert: {msg.alert_id}",
+    ]
+    if post.url:
+        lines.append(f"url: {post.url}")
+    body = post.text if len(post.text) <= text_limit else post.text[: text_limit - 1] + ELLIPSIS
+    lines.extend("  | " + line for line in body.splitlines() or [""])
+    return strip_controls("\n".join(lines))
