@@ -77,12 +77,14 @@ def dispatch(
     deadline = clock() + timedelta(seconds=wait_up_to)
     last_sent: dict[str, float] = {}
     while True:
+        held: set[str] = set()  # destinations that answered 429 in this pass
         for row in outbox.due(db, clock(), BATCH):
             sink = sinks.get(row["destination"])
-            if sink is None:
-                continue  # destination disabled in config: keep the alert pending, lose nothing
+            if sink is None or sink.name in held:
+                continue  # no sink (disabled in config) or waiting: stays pending, nothing lost
             _pace(sink, last_sent, sleep)
-            _attempt(db, sink, row, policy, clock, result, strict)
+            if not _attempt(db, sink, row, policy, clock, result, strict):
+                held.add(sink.name)
         nxt = outbox.next_due_at(db, sinks)
         if nxt is None or wait_up_to <= 0:
             return result
@@ -107,7 +109,8 @@ def _pace(sink: Sink, last_sent: dict[str, float], sleep: Sleep) -> None:
 def _attempt(
     db: Database, sink: Sink, row: dict[str, Any], policy: RetryPolicy, clock: Clock,
     result: DispatchResult, strict: bool,
-) -> None:
+) -> bool:
+    """One delivery attempt; False when the destination asked us to wait (rate limit)."""
     alert_id, attempt = row["alert_id"], int(row["attempts"] or 0) + 1
     started = time.monotonic()
     try:
@@ -119,13 +122,13 @@ def _attempt(
         outbox.defer_destination(db, row["destination"], until)
         log.warning("%s rate-limited: holding its alerts %.0fs", sink.name, wait)
         result.rate_limited += 1
-        return
+        return False
     except DeliveryError as exc:
         retry = exc.retryable and attempt < policy.max_attempts
         until = clock() + timedelta(seconds=policy.delay(attempt)) if retry else None
         _failed(db, row, attempt, clock(), exc, until, started)
         _count(result, retry, f"{alert_id} → {sink.name}: {exc}")
-        return
+        return True
     except Exception as exc:  # a bug in a sink must not stop delivery of everything else
         if strict:
             raise
@@ -134,10 +137,11 @@ def _attempt(
         until = clock() + timedelta(seconds=policy.delay(attempt)) if retry else None
         _failed(db, row, attempt, clock(), exc, until, started)
         _count(result, retry, f"{alert_id} → {sink.name}: {exc!r}")
-        return
+        return True
     ms = (time.monotonic() - started) * 1000
     outbox.record_delivered(db, alert_id, attempt, remote_id, clock(), ms)
     result.delivered += 1
+    return True
 
 
 def _failed(
@@ -149,6 +153,8 @@ def _failed(
         db, row["alert_id"], attempt, now, error=str(exc), status_code=status, retry_at=until,
         ms=(time.monotonic() - started) * 1000, outcome=outcome,
     )
+    if outcome == "rate_limited":
+        return  # logged once per destination by the caller
     level = logging.WARNING if until is not None else logging.ERROR
     log.log(level, "alert %s to %s (post %s:%s) attempt %d failed: %s%s", row["alert_id"],
             row["destination"], row["platform"], row["platform_id"], attempt, exc,
