@@ -25,6 +25,7 @@ from listener.errors import DeliveryError, RateLimited
 from listener.models import AlertMessage, Clock, Sleep, parse_iso
 from storage import outbox
 from storage.db import post_from_row, score_from_row
+from storage.tx import immediate
 
 log = logging.getLogger(__name__)
 BATCH = 100
@@ -55,11 +56,29 @@ class DispatchResult:
         return self.delivered + self.retried + self.failed + self.rate_limited
 
 
-def message_from_row(row: dict[str, Any]) -> AlertMessage:
+_RANK = {"low": 0, "normal": 1, "high": 2}
+
+
+def message_from_rows(rows: list[dict[str, Any]]) -> AlertMessage:
+    """One message for all rules that matched one post for one destination.
+
+    Its id is the first alert's id, so it is stable across retries (idempotency keys).
+    """
+    first = rows[0]
     return AlertMessage(
-        alert_id=row["alert_id"], rules=(row["rule"],), destination=row["destination"],
-        post=post_from_row(row), score=score_from_row(row), priority=row["priority"] or "normal",
+        alert_id=first["alert_id"], rules=tuple(r["rule"] for r in rows),
+        destination=first["destination"], post=post_from_row(first),
+        score=score_from_row(first),
+        priority=max((r["priority"] or "normal" for r in rows), key=lambda p: _RANK.get(p, 1)),
     )
+
+
+def group_rows(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Due alerts grouped by (post, destination), in the order of each group's oldest alert."""
+    groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["id"], row["destination"]), []).append(row)
+    return list(groups.values())
 
 
 def dispatch(
@@ -78,12 +97,12 @@ def dispatch(
     last_sent: dict[str, float] = {}
     while True:
         held: set[str] = set()  # destinations that answered 429 in this pass
-        for row in outbox.due(db, clock(), BATCH):
-            sink = sinks.get(row["destination"])
+        for group in group_rows(outbox.due(db, clock(), BATCH)):
+            sink = sinks.get(group[0]["destination"])
             if sink is None or sink.name in held:
                 continue  # no sink (disabled in config) or waiting: stays pending, nothing lost
             _pace(sink, last_sent, sleep)
-            if not _attempt(db, sink, row, policy, clock, result, strict):
+            if not _attempt(db, sink, group, policy, clock, result, strict):
                 held.add(sink.name)
         nxt = outbox.next_due_at(db, sinks)
         if nxt is None or wait_up_to <= 0:
@@ -107,57 +126,61 @@ def _pace(sink: Sink, last_sent: dict[str, float], sleep: Sleep) -> None:
 
 
 def _attempt(
-    db: Database, sink: Sink, row: dict[str, Any], policy: RetryPolicy, clock: Clock,
+    db: Database, sink: Sink, group: list[dict[str, Any]], policy: RetryPolicy, clock: Clock,
     result: DispatchResult, strict: bool,
 ) -> bool:
     """One delivery attempt; False when the destination asked us to wait (rate limit)."""
-    alert_id, attempt = row["alert_id"], int(row["attempts"] or 0) + 1
+    message = message_from_rows(group)
+    attempt = max(int(r["attempts"] or 0) for r in group) + 1
     started = time.monotonic()
     try:
-        remote_id = sink.send(message_from_row(row))
+        remote_id = sink.send(message)
     except RateLimited as exc:
         wait = exc.retry_after if exc.retry_after is not None else policy.delay(1)
         until = clock() + timedelta(seconds=wait)
-        _failed(db, row, attempt - 1, clock(), exc, until, started, "rate_limited")
-        outbox.defer_destination(db, row["destination"], until)
+        _failed(db, group, clock(), exc, until, started, "rate_limited")
+        outbox.defer_destination(db, sink.name, until)
         log.warning("%s rate-limited: holding its alerts %.0fs", sink.name, wait)
         result.rate_limited += 1
         return False
-    except DeliveryError as exc:
-        retry = exc.retryable and attempt < policy.max_attempts
+    except Exception as exc:  # DeliveryError, or a bug in a sink: must not stop the rest
+        if not isinstance(exc, DeliveryError):
+            if strict:
+                raise
+            log.exception("sink %s crashed on alert %s", sink.name, message.alert_id)
+        retry = getattr(exc, "retryable", True) and attempt < policy.max_attempts
         until = clock() + timedelta(seconds=policy.delay(attempt)) if retry else None
-        _failed(db, row, attempt, clock(), exc, until, started)
-        _count(result, retry, f"{alert_id} → {sink.name}: {exc}")
-        return True
-    except Exception as exc:  # a bug in a sink must not stop delivery of everything else
-        if strict:
-            raise
-        log.exception("sink %s crashed on alert %s", sink.name, alert_id)
-        retry = attempt < policy.max_attempts
-        until = clock() + timedelta(seconds=policy.delay(attempt)) if retry else None
-        _failed(db, row, attempt, clock(), exc, until, started)
-        _count(result, retry, f"{alert_id} → {sink.name}: {exc!r}")
+        _failed(db, group, clock(), exc, until, started)
+        _count(result, retry, f"{message.alert_id} → {sink.name}: {exc}")
         return True
     ms = (time.monotonic() - started) * 1000
-    outbox.record_delivered(db, alert_id, attempt, remote_id, clock(), ms)
+    with immediate(db):  # every alert of the group is delivered by the same message
+        for row in group:
+            outbox.record_delivered(
+                db, row["alert_id"], int(row["attempts"] or 0) + 1, remote_id, clock(), ms
+            )
     result.delivered += 1
     return True
 
 
 def _failed(
-    db: Database, row: dict[str, Any], attempt: int, now: datetime, exc: Exception,
+    db: Database, group: list[dict[str, Any]], now: datetime, exc: Exception,
     until: datetime | None, started: float, outcome: str | None = None,
 ) -> None:
-    status = getattr(exc, "status", None)
-    outbox.record_failure(
-        db, row["alert_id"], attempt, now, error=str(exc), status_code=status, retry_at=until,
-        ms=(time.monotonic() - started) * 1000, outcome=outcome,
-    )
+    ms = (time.monotonic() - started) * 1000
+    counts = 0 if outcome == "rate_limited" else 1  # a 429 is not the alert's fault
+    with immediate(db):
+        for row in group:
+            outbox.record_failure(
+                db, row["alert_id"], int(row["attempts"] or 0) + counts, now, error=str(exc),
+                status_code=getattr(exc, "status", None), retry_at=until, ms=ms, outcome=outcome,
+            )
     if outcome == "rate_limited":
         return  # logged once per destination by the caller
+    first = group[0]
     level = logging.WARNING if until is not None else logging.ERROR
-    log.log(level, "alert %s to %s (post %s:%s) attempt %d failed: %s%s", row["alert_id"],
-            row["destination"], row["platform"], row["platform_id"], attempt, exc,
+    log.log(level, "alert %s to %s (post %s:%s) failed: %s%s", first["alert_id"],
+            first["destination"], first["platform"], first["platform_id"], exc,
             "" if until is not None else " — parked; `listener alerts retry` re-queues it")
 
 

@@ -125,3 +125,19 @@ def test_alerts_for_a_destination_without_sink_stay_pending(db: Database) -> Non
     result = dispatch(db, {}, RetryPolicy(), clock=clock, sleep=clock.sleep, wait_up_to=60)
     assert result.items == 0 and clock.slept == []
     assert statuses(db) == [("pending", 0)]
+
+
+def test_rules_matching_one_post_share_one_message(db: Database) -> None:
+    clock = ManualClock()
+    seed(db, clock, 1)
+    post_id, score_id = db.execute("SELECT post_id, id FROM scores").fetchone()
+    outbox.enqueue(db, [outbox.NewAlert("urgent", "slack", post_id, score_id, "x:0", "high")],
+                   [], clock())
+    with FakeSlackWebhook() as slack:
+        result = dispatch(db, {"slack": sink_for(slack)}, RetryPolicy(), clock=clock,
+                          sleep=clock.sleep, strict=True)
+        payload = str(slack.requests[0].json)
+        assert len(slack.requests) == 1
+    assert result.delivered == 1
+    assert "*Rules*\\nr, urgent" in payload  # one message names both rules
+    assert statuses(db) == [("delivered", 1)] * 2
