@@ -1,0 +1,69 @@
+"""Tweet normalisation the way TweetEval-style models expect it.
+
+Pure functions, no model imports: the same normalisation runs at training time
+(``classifiers.train``) and at scoring time (``classifiers.transformer``), and the settings
+used for training are stored with the trained heads so the two can never drift apart.
+
+What changes and why:
+
+* ``@name`` → ``@user``: user names carry no sentiment but are many and rare, and TweetEval's
+  validation set ships already anonymised this way, so train and real posts must match it.
+* links (``http://…``, ``https://…``, ``www.…``) → ``http``: same reason (TweetEval convention).
+* HTML entities (``&amp;``, ``&gt;``) are decoded: some SemEval files keep them, others not.
+* runs of white space (tabs, newlines) become one space.
+* emoji and hashtags are kept; optionally the ``#`` is dropped so ``#fail`` reads as ``fail``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+_MENTION = re.compile(r"(?<![\w@])@\w+")
+_URL = re.compile(r"(?:\bhttps?://|\bwww\.)\S+", re.IGNORECASE)
+_HASHTAG = re.compile(r"(?<![\w#&])#(\w)")
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class NormalizeSettings:
+    """Which optional steps run; stored in the heads' JSON so scoring repeats training exactly."""
+
+    users: bool = True
+    links: bool = True
+    unescape_html: bool = True
+    strip_hash: bool = False
+
+    def to_dict(self) -> dict[str, bool]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NormalizeSettings:
+        """Build from JSON; unknown keys are an error so a newer artifact is never half-read."""
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown normalisation settings: {sorted(unknown)}")
+        return cls(**{key: bool(value) for key, value in data.items()})
+
+
+DEFAULT_SETTINGS = NormalizeSettings()
+
+
+def normalize_text(text: str, settings: NormalizeSettings = DEFAULT_SETTINGS) -> str:
+    """Return ``text`` normalised for the encoder (see the module docstring for the steps)."""
+    if settings.unescape_html:
+        text = html.unescape(text)
+    if settings.links:
+        text = _URL.sub("http", text)
+    if settings.users:
+        text = _MENTION.sub("@user", text)
+    if settings.strip_hash:
+        text = _HASHTAG.sub(r"\1", text)
+    return _SPACE.sub(" ", text).strip()
+
+
+def normalize_texts(texts: list[str], settings: NormalizeSettings = DEFAULT_SETTINGS) -> list[str]:
+    """Normalise a batch; a convenience so callers need not write the comprehension."""
+    return [normalize_text(text, settings) for text in texts]

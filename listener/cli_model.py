@@ -1,0 +1,233 @@
+"""``listener score``, ``listener eval`` and ``listener train``: the model's command-line face.
+
+Plain click commands; ``listener.cli`` registers them on the main group. Heavy imports (torch,
+transformers, numpy) happen inside the command bodies so ``listener --help`` stays fast. Errors
+are raised as ListenerError subclasses; only ``listener.cli`` turns them into messages and exit codes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import click
+
+from listener.errors import ClassifierError
+
+if TYPE_CHECKING:
+    from classifiers.base import Classifier
+
+SCORE_CHUNK = 512  # lines read before scoring: enough for length-sorted batches, bounded memory
+
+
+@functools.lru_cache(maxsize=2)
+def _classifier(spec: str, batch_size: int, device: str) -> Classifier:
+    """Load a model once per process, however many commands run in it (tests run several)."""
+    from classifiers.transformer import load_classifier
+
+    return load_classifier(spec, batch_size=batch_size, device=device)
+
+
+def parse_line(line: str, number: int) -> tuple[Any, str] | None:
+    """``(id, text)`` of one input line: a JSON object with ``text`` (and maybe ``id``) or plain
+    text, detected per line. Blank lines give None; a line's id defaults to its 1-based number."""
+    stripped = line.strip()
+    if not stripped:
+        return None
+    if stripped.startswith("{"):
+        try:
+            record = json.loads(stripped)
+        except ValueError:
+            record = None  # looks like JSON but is not: score it as plain text
+        if isinstance(record, dict):
+            text = record.get("text")
+            if not isinstance(text, str):
+                raise ClassifierError(
+                    f"line {number}: JSON object has no string 'text' field; "
+                    'give {"id": ..., "text": "..."} or a plain line of text'
+                )
+            return record.get("id", number), text
+    return number, stripped
+
+
+def _chunks(lines: Iterable[str], size: int) -> Iterator[list[tuple[Any, str]]]:
+    """Parsed (id, text) pairs in chunks of ``size``, skipping blank lines."""
+    chunk: list[tuple[Any, str]] = []
+    for number, line in enumerate(lines, start=1):
+        parsed = parse_line(line, number)
+        if parsed is not None:
+            chunk.append(parsed)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def score_stream(classifier: Classifier, lines: Iterable[str], out: TextIO, chunk: int) -> int:
+    """Score lines and write one JSON object per input post; returns how many were scored."""
+    count = 0
+    for items in _chunks(lines, chunk):
+        predictions = classifier.predict([text for _, text in items])
+        for (post_id, _), pred in zip(items, predictions, strict=True):
+            record = {
+                "id": post_id,
+                "sentiment": pred.sentiment,
+                "probabilities": {k: round(v, 6) for k, v in pred.probabilities.items()},
+                "urgency": round(pred.urgency, 6),
+            }
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        out.flush()
+        count += len(items)
+    return count
+
+
+_model_option = click.option(
+    "--model", "model", default="default", show_default=True, help="Model to load."
+)
+_device_option = click.option(
+    "--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda."
+)
+
+
+@click.command()
+@_model_option
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
+@_device_option
+def score(model: str, batch_size: int, device: str) -> None:
+    """Score posts from stdin: JSON Lines {"id", "text"} or plain text lines, mixed freely.
+
+    Writes one JSON object per post to stdout: id (the line number when absent), sentiment,
+    probabilities (negative, neutral, positive) and urgency (0..1, needs a reply from the brand).
+    """
+    classifier = _classifier(model, batch_size, device)
+    score_stream(classifier, sys.stdin, sys.stdout, max(SCORE_CHUNK, batch_size))
+
+
+@click.command("eval")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Labelled TSV: id, label (negative|neutral|positive), text.",
+)
+@_model_option
+@click.option(
+    "--predictions",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write per-post predictions here (.jsonl for JSON Lines, else TSV).",
+)
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@_device_option
+def eval_command(
+    data: Path, model: str, predictions: Path | None, batch_size: int, device: str
+) -> None:
+    """Evaluate sentiment on a labelled TSV; prints macro-recall (TweetEval's metric) and more."""
+    import time
+
+    from classifiers.evaluate import evaluate, format_report
+
+    classifier = _classifier(model, batch_size, device)
+    started = time.perf_counter()
+    result = evaluate(classifier, data, predictions_path=predictions)
+    seconds = time.perf_counter() - started
+    title = f"model {classifier.name} (version {classifier.version}) on {data}"
+    click.echo(format_report(result, title=title))
+    click.echo(f"\nscored {result.n} posts in {seconds:.1f}s ({result.n / seconds:.0f} posts/s)")
+    if predictions is not None:
+        click.echo(f"predictions written to {predictions}")
+
+
+def _parse_pooling(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[str, ...] | None:
+    """``mean:-1,cls:-1`` → ("mean:-1", "cls:-1"); layers count from the end (-1 = last)."""
+    if not value:
+        return None
+    specs = tuple(part.strip() for part in value.split(","))
+    for spec in specs:
+        kind, _, layer = spec.partition(":")
+        if kind not in ("mean", "cls") or not layer.lstrip("-").isdigit():
+            raise click.BadParameter(f"{spec!r}: use mean:LAYER or cls:LAYER, e.g. mean:-1")
+    return specs
+
+
+@click.command()
+@click.option(
+    "--data",
+    default="../shared/data",
+    show_default=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder with sentiment/{train,val}.tsv and complaints/train.tsv.",
+)
+@click.option(
+    "--out",
+    default="classifiers/models/default",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where heads.safetensors and heads.json are written.",
+)
+@click.option("--seed", default=13, show_default=True, type=int)
+@click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--max-train", type=click.IntRange(min=1), help="Subsample sentiment/train.tsv.")
+@click.option("--cv-folds", default=5, show_default=True, type=click.IntRange(min=2))
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@_device_option
+@click.option(
+    "--pooling",
+    callback=_parse_pooling,
+    help="Comma-separated poolings such as mean:-1 (last layer only). "
+    "Default: mean of each of the last four layers.",
+)
+@click.option("--strip-hash", is_flag=True, help="Normalise #word to word.")
+@click.option("--no-normalize", is_flag=True, help="Feed raw text (ablation only).")
+def train(
+    data: Path,
+    out: Path,
+    seed: int,
+    epochs: int,
+    max_train: int | None,
+    cv_folds: int,
+    batch_size: int,
+    device: str,
+    pooling: tuple[str, ...] | None,
+    strip_hash: bool,
+    no_normalize: bool,
+) -> None:
+    """Train the default model's heads on a frozen encoder; prints val and CV metrics."""
+    from classifiers.normalize import NormalizeSettings
+    from classifiers.train import TrainConfig, run_training
+
+    on = not no_normalize
+    cfg = TrainConfig(
+        data_dir=data,
+        out_dir=out,
+        seed=seed,
+        epochs=epochs,
+        max_train=max_train,
+        cv_folds=cv_folds,
+        embed_batch_size=batch_size,
+        device=device,
+        settings=NormalizeSettings(users=on, links=on, unescape_html=on, strip_hash=strip_hash),
+        log=click.echo,
+    )
+    if pooling:
+        cfg.pooling = pooling
+    result = run_training(cfg)
+    sentiment, urgency = result["metrics"]["sentiment"], result["metrics"]["urgency"]
+    click.echo(
+        f"sentiment ({sentiment['chosen']}): val macro-recall {100 * sentiment['val_macro_recall']:.1f}, "
+        f"macro-F1 {100 * sentiment['val_macro_f1']:.1f}, accuracy {100 * sentiment['val_accuracy']:.1f}, "
+        f"ECE {100 * sentiment['val_ece_before_temperature']:.1f} → "
+        f"{100 * sentiment['val_ece_after_temperature']:.1f} (T={sentiment['temperature']:.2f})"
+    )
+    click.echo(
+        f"urgency ({urgency['chosen']}): {urgency['cv_folds']}-fold CV macro-F1 "
+        f"{100 * urgency['cv_macro_f1']:.1f}, ECE {100 * urgency['cv_ece_before_temperature']:.1f} → "
+        f"{100 * urgency['cv_ece_after_temperature']:.1f} (T={urgency['temperature']:.2f})"
+    )
+    click.echo(f"model version {result['version']}")

@@ -1,0 +1,110 @@
+"""The real default model: loaded once per module, predicting texts nobody could get wrong."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from classifiers.base import SENTIMENT_LABELS, Classifier
+from classifiers.transformer import (
+    DEFAULT_HEADS_DIR,
+    Encoder,
+    TransformerClassifier,
+    artifacts_version,
+    default_encoder_dir,
+    load_classifier,
+)
+from listener.errors import ClassifierError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def model() -> Classifier:
+    return load_classifier("default", batch_size=4, device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("I love this, best purchase ever", "positive"),
+        ("Absolutely wonderful experience, thank you so much! 😍", "positive"),
+        ("worst service, my order never arrived and nobody answers", "negative"),
+        ("This is terrible, I hate it and want my money back", "negative"),
+    ],
+)
+def test_unmistakable_texts(model: Classifier, text: str, label: str) -> None:
+    (pred,) = model.predict([text])
+    assert pred.sentiment == label, pred
+
+
+def test_complaint_is_urgent_praise_is_not(model: Classifier) -> None:
+    complaint, praise = model.predict(
+        [
+            "@AcmeHelp worst service, my order never arrived and nobody answers",
+            "I love this, best purchase ever",
+        ]
+    )
+    assert complaint.urgency > 0.7
+    assert praise.urgency < 0.3
+
+
+def test_batches_keep_order_and_match_single_predictions(model: Classifier) -> None:
+    texts = ["ok", "I love this, best purchase ever " * 3, "@bob meh http://x.co", "bad", "fine"]
+    together = model.predict(texts)  # 5 texts, batch size 4, sorted by length inside
+    for text, pred in zip(texts, together, strict=True):
+        (alone,) = model.predict([text])
+        assert pred.sentiment == alone.sentiment
+        for label in SENTIMENT_LABELS:
+            assert pred.probabilities[label] == pytest.approx(alone.probabilities[label], abs=1e-4)
+        assert sum(pred.probabilities.values()) == pytest.approx(1.0)
+        assert 0.0 <= pred.urgency <= 1.0
+
+
+def test_long_reviews_are_truncated_not_rejected(model: Classifier) -> None:
+    (pred,) = model.predict(["The delivery was late again. " * 200])
+    assert pred.sentiment in SENTIMENT_LABELS
+    assert model.predict([]) == []
+
+
+def test_name_and_version(model: Classifier) -> None:
+    assert model.name == "default"
+    assert model.version == artifacts_version(DEFAULT_HEADS_DIR)
+    assert len(model.version) == 12
+
+
+def test_other_specs_arrive_later() -> None:
+    with pytest.raises(ClassifierError, match="later release"):
+        load_classifier("cardiffnlp/twitter-roberta-base-sentiment-latest")
+
+
+def test_encoder_with_wrong_sha256_is_refused(tmp_path: Path) -> None:
+    fake = tmp_path / "encoder"
+    shutil.copytree(default_encoder_dir(), fake, ignore=shutil.ignore_patterns("model.safetensors"))
+    (fake / "model.safetensors").write_bytes(b"not the weights")
+    with pytest.raises(ClassifierError, match="sha256.*reinstall"):
+        TransformerClassifier(encoder_dir=fake, device="cpu")
+    with pytest.raises(ClassifierError, match="sha256"):
+        Encoder(fake, device="cpu")
+
+
+def test_encoder_dir_without_weights_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ClassifierError, match="not found.*pip install"):
+        TransformerClassifier(encoder_dir=tmp_path, device="cpu")
+
+
+def test_missing_heads_say_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(ClassifierError, match="listener train"):
+        TransformerClassifier(tmp_path, device="cpu")
+
+
+def test_importing_the_package_does_not_import_torch() -> None:
+    code = (
+        "import sys, classifiers, classifiers.base, classifiers.normalize, classifiers.evaluate, "
+        "listener.cli_model; assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
