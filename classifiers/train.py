@@ -16,7 +16,6 @@ Recipe (first, CPU-friendly version; see classifiers/models/default/MODEL_CARD.m
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 import time
@@ -31,10 +30,12 @@ from safetensors.torch import save_file
 from torch import nn
 
 from classifiers.base import SENTIMENT_LABELS
+from classifiers.calibration import fit_temperature, stratified_folds
 from classifiers.evaluate import (
     expected_calibration_error,
     macro_f1,
     macro_recall,
+    read_labelled_tsv,
     sentiment_metrics,
 )
 from classifiers.normalize import DEFAULT_SETTINGS, NormalizeSettings, normalize_texts
@@ -99,11 +100,7 @@ class TrainConfig:
 
 def read_split(path: Path, labels: tuple[str, ...]) -> tuple[list[str], np.ndarray]:
     """Texts and integer labels (index into ``labels``) of one shared-format TSV."""
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
-    except OSError as exc:
-        raise ClassifierError(f"cannot read training data {path}: {exc}; check --data") from exc
+    rows = read_labelled_tsv(path)
     unknown = sorted({row.get("label") or "" for row in rows} - set(labels))
     if unknown or not rows:
         raise ClassifierError(f"{path}: no rows or unknown labels {unknown}; expected {labels}")
@@ -176,35 +173,6 @@ def train_head(
     if best is not None:
         head.load_state_dict(best[1])
     return head.eval(), history
-
-
-def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
-    """Temperature minimising the NLL of ``softmax(logits / T)`` (convex in 1/T: ternary search)."""
-
-    def nll(beta: float) -> float:
-        z = logits * beta
-        z = z - z.max(axis=1, keepdims=True)
-        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y]))
-
-    low, high = 0.02, 20.0
-    for _ in range(100):
-        a, b = low + (high - low) / 3, high - (high - low) / 3
-        if nll(a) < nll(b):
-            high = b
-        else:
-            low = a
-    return float(2.0 / (low + high))
-
-
-def stratified_folds(y: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
-    """``k`` disjoint index sets with the same class mix (round-robin over shuffled classes)."""
-    rng = np.random.default_rng(seed)
-    folds: list[list[int]] = [[] for _ in range(k)]
-    for label in np.unique(y):
-        members = rng.permutation(np.flatnonzero(y == label))
-        for i, index in enumerate(members):
-            folds[i % k].append(int(index))
-    return [np.array(sorted(fold)) for fold in folds]
 
 
 def cross_validate(

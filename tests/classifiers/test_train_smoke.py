@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from classifiers.calibration import fit_temperature, stratified_folds
 from classifiers.evaluate import macro_f1, macro_recall
-from classifiers.train import fit_temperature, stratified_folds
 from classifiers.transformer import TransformerClassifier
 from listener.cli_model import train
 
