@@ -30,7 +30,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from classifiers.base import SENTIMENT_LABELS, Classifier, Prediction
+from classifiers.base import SENTIMENT_LABELS, Prediction
 from classifiers.normalize import NormalizeSettings, normalize_texts
 from listener.errors import ClassifierError
 
@@ -379,26 +379,3 @@ class TransformerClassifier:
             self.labels,
             urgency_temperature=self.urgency_temperature,
         )
-
-
-def _load_default(batch_size: int, device: str) -> Classifier:
-    return TransformerClassifier(DEFAULT_HEADS_DIR, batch_size=batch_size, device=device)
-
-
-# spec → loader. A later release adds Hugging Face model ids and local directories here.
-_LOADERS = {"default": _load_default}
-
-
-def load_classifier(
-    spec: str = "default", *, batch_size: int = 32, device: str = "auto"
-) -> Classifier:
-    """Load the model named by ``spec`` once; reuse the returned object for every batch."""
-    loader = _LOADERS.get(spec)
-    if loader is None:
-        raise ClassifierError(
-            f"model {spec!r}: Hugging Face model ids and local model directories arrive with a "
-            f"later release; valid models now: {', '.join(sorted(_LOADERS))}"
-        )
-    if batch_size < 1:
-        raise ClassifierError(f"batch size must be at least 1, got {batch_size}")
-    return loader(batch_size, device)

@@ -27,7 +27,7 @@ SCORE_CHUNK = 512  # lines read before scoring: enough for length-sorted batches
 @functools.lru_cache(maxsize=2)
 def _classifier(spec: str, batch_size: int, device: str) -> Classifier:
     """Load a model once per process, however many commands run in it (tests run several)."""
-    from classifiers.transformer import load_classifier
+    from classifiers.loader import load_classifier
 
     return load_classifier(spec, batch_size=batch_size, device=device)
 

@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -23,6 +23,8 @@ from alerts.sinks import sink_class
 from alerts.sinks.base import SinkConfig
 from listener.errors import ConfigError
 from listener.log import register_secret
+from listener.query import Brand, QueryError
+from listener.query import parse as parse_query
 from listener.sources import source_class
 from listener.sources.base import SourceConfig
 
@@ -42,6 +44,14 @@ class ClassifierSettings(_Strict):
     model: str = Field("default", description="'default' or a Hugging Face model id / directory")
     batch_size: int = Field(32, ge=1, le=4096, description="posts per forward pass")
     device: str = Field("auto", description="auto, cpu or cuda")
+    labels: dict[str, Literal["negative", "neutral", "positive"]] | None = Field(
+        None, description="Hugging Face models only: the model's label → our label"
+    )
+    urgency: Literal["default", "none"] = Field(
+        "default",
+        description="Hugging Face models only: urgency from the default model's urgency head, "
+        "or none (0.0 for every post: urgency rules never fire)",
+    )
 
 
 class ScheduleSettings(_Strict):
@@ -59,11 +69,30 @@ class DispatchSettings(_Strict):
     )
 
 
+class BrandSettings(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="unique brand name")
+    query: str = Field(description="what to listen for, in the query language (README)")
+    languages: list[str] | None = Field(None, description="keep only posts in these languages")
+    authors_include: list[str] | None = Field(None, description="keep only these authors")
+    authors_exclude: list[str] = Field(default_factory=list, description="drop these authors")
+
+    def compile(self) -> Brand:
+        """Parse the query once; a QueryError is reported against this brand's `query` line."""
+        lower = lambda items: frozenset(i.lower().lstrip("@") for i in items)  # noqa: E731
+        return Brand(
+            name=self.name, text=self.query, query=parse_query(self.query),
+            languages=frozenset(x.lower() for x in self.languages) if self.languages else None,
+            authors_include=lower(self.authors_include) if self.authors_include else None,
+            authors_exclude=lower(self.authors_exclude),
+        )
+
+
 class _Root(_Strict):
     storage: StorageSettings = StorageSettings()
     classifier: ClassifierSettings = ClassifierSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     dispatch: DispatchSettings = DispatchSettings()
+    brands: list[BrandSettings] = Field(default_factory=list, description="what to listen for")
     sources: list[dict[str, Any]] = Field(default_factory=list, description="collectors")
     rules: list[RuleConfig] = Field(default_factory=list, description="alert rules")
     destinations: list[dict[str, Any]] = Field(default_factory=list, description="sinks")
@@ -82,6 +111,7 @@ class Config:
     rules: list[RuleConfig]
     destinations: list[SinkConfig]
     disabled: dict[str, str] = field(default_factory=dict)
+    brands: dict[str, Brand] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
@@ -112,10 +142,11 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
         for i, d in enumerate(root.destinations) if str(d.get("name")) not in disabled
     ]
     _cross_check(root, sources, dests, disabled, where)
+    brands = _compile_brands(root, sources, where)
     return Config(
         path=file.resolve(), storage=root.storage, classifier=root.classifier,
         schedule=root.schedule, dispatch=root.dispatch, sources=sources, rules=root.rules,
-        destinations=dests, disabled=disabled,
+        destinations=dests, disabled=disabled, brands=brands,
     )
 
 
@@ -228,6 +259,24 @@ def _plugin(lookup: Any, data: dict[str, Any], loc: Loc, where: _Locator) -> Any
     except ConfigError as exc:
         raise where.error((*loc, "type"), str(exc)) from exc
     return _validate(cls.Config, data, loc, where)
+
+
+def _compile_brands(root: _Root, sources: list, where: _Locator) -> dict[str, Brand]:
+    brands: dict[str, Brand] = {}
+    for i, settings in enumerate(root.brands):
+        if settings.name in brands:
+            raise where.error(("brands", i, "name"), f"duplicate brand '{settings.name}'")
+        try:
+            brands[settings.name] = settings.compile()
+        except QueryError as exc:
+            raise where.error(("brands", i, "query"), str(exc)) from exc
+    for i, source in enumerate(sources):
+        for j, name in enumerate(source.brands or []):
+            if name not in brands:
+                known = ", ".join(sorted(brands)) or "none"
+                raise where.error(("sources", i, "brands", j),
+                                  f"unknown brand '{name}' (configured: {known})")
+    return brands
 
 
 def _cross_check(

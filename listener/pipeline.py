@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 from sqlite_utils import Database
@@ -22,10 +23,11 @@ from alerts.sinks import sink_class
 from alerts.sinks.base import Sink
 from classifiers.base import Classifier
 from listener.config import Config
-from listener.errors import ListenerError
-from listener.models import Clock, Score, Sleep, utcnow
+from listener.errors import ListenerError, RateLimited
+from listener.models import Clock, Page, Score, Sleep, utcnow
+from listener.query import Brand
 from listener.sources import source_class
-from listener.sources.base import Source, SourceContext
+from listener.sources.base import Source, SourceConfig, SourceContext
 from storage import db as store
 from storage import outbox
 from storage.tx import connect
@@ -34,17 +36,37 @@ log = logging.getLogger(__name__)
 
 
 def collect(
-    db: Database, source: Source, clock: Clock, stop: threading.Event | None = None
+    db: Database, source: Source, clock: Clock, stop: threading.Event | None = None,
+    brands: Sequence[Brand] = (),
 ) -> int:
-    """Fetch from the source's saved cursor; each page + its cursor is one transaction."""
+    """Fetch from the source's saved cursor; each page + its cursor is one transaction.
+
+    With ``brands``, only posts matching one of their queries are kept (the cursor still moves
+    past the others): every platform obeys the same query, whatever its own search returned.
+    """
     new = 0
     for page in source.fetch(store.load_cursor(db, source.name)):
         if stop and stop.is_set():
             break  # shutting down: the page is not stored and its cursor not saved
-        new += store.store_page(db, source.name, page, clock())
+        new += store.store_page(db, source.name, keep_for_brands(page, brands), clock())
         for bad in page.rejected:
             log.warning("source %s skipped record %s: %s", source.name, bad.where, bad.reason)
     return new
+
+
+def keep_for_brands(page: Page, brands: Sequence[Brand]) -> Page:
+    """The page with only posts some brand accepts, each tagged with its brand."""
+    if not brands:
+        return page
+    by_name = {b.name: b for b in brands}
+    kept = []
+    for post in page.posts:
+        own = by_name.get(post.brand or "")
+        candidates = [own] if own else brands
+        brand = next((b for b in candidates if b.accepts(post.text, post.lang, post.author)), None)
+        if brand is not None:
+            kept.append(post if post.brand == brand.name else replace(post, brand=brand.name))
+    return replace(page, posts=kept)
 
 
 def classify(
@@ -126,17 +148,32 @@ class Runtime:
             if self._classifier is None and self.preloaded is not None:
                 self._classifier = self.preloaded
             if self._classifier is None:
-                from classifiers.transformer import load_classifier
+                from classifiers.loader import load_classifier
 
                 settings = self.config.classifier
                 self._classifier = load_classifier(
-                    settings.model, batch_size=settings.batch_size, device=settings.device
+                    settings.model, batch_size=settings.batch_size, device=settings.device,
+                    labels=settings.labels, urgency=settings.urgency,
                 )
             return self._classifier
 
     def sources(self) -> list[Source]:
-        ctx = SourceContext(base_dir=self.config.base_dir, clock=self.clock, sleep=self.sleep)
-        return [source_class(s.type)(s, ctx) for s in self.config.sources if s.enabled]
+        built = []
+        for cfg in self.config.sources:
+            if not cfg.enabled:
+                continue
+            ctx = SourceContext(base_dir=self.config.base_dir, clock=self.clock,
+                                sleep=self.sleep, brands=self.brands_for(cfg))
+            built.append(source_class(cfg.type)(cfg, ctx))
+        return built
+
+    def brands_for(self, cfg: SourceConfig) -> tuple[Brand, ...]:
+        """The source's `brands`; searching sources default to every configured brand."""
+        if cfg.brands is not None:
+            return tuple(self.config.brands[name] for name in cfg.brands)
+        if getattr(source_class(cfg.type), "searches", False):
+            return tuple(self.config.brands.values())
+        return ()
 
     @property
     def sinks(self) -> dict[str, Sink]:
@@ -153,7 +190,30 @@ class Runtime:
     # -- stage runners: one connection, one `runs` row, errors contained unless strict --
 
     def run_collect(self, source: Source) -> int | None:
-        return self._stage("collect", source.name, lambda db: collect(db, source, self.clock, self.stop))
+        """Collect unless the source is paused; a rate limit pauses it, it is not a failure."""
+        brands = self.brands_for(next(c for c in self.config.sources if c.name == source.name))
+
+        def work(db: Database) -> int:
+            until = store.paused_until(db, source.name)
+            if until is not None and until > self.clock():
+                log.info("source %s paused until %s", source.name, until.isoformat())
+                return 0
+            try:
+                new = collect(db, source, self.clock, self.stop, brands)
+            except RateLimited as exc:
+                wait = exc.retry_after if exc.retry_after is not None else 60.0
+                resume = self.clock() + timedelta(seconds=wait)
+                store.pause_source(db, source.name, resume, str(exc), self.clock())
+                log.warning("source %s rate-limited, paused until %s: %s", source.name,
+                            resume.isoformat(), exc)
+                return 0
+            if until is not None:
+                store.pause_source(db, source.name, None, "", self.clock())
+            return new
+
+        return self._stage("collect", source.name, work)
+
+
 
     def run_classify(self) -> int | None:
         size = max(self.config.classifier.batch_size * 8, 64)

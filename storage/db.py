@@ -73,6 +73,22 @@ def load_cursor(db: Database, source: str) -> Any:
     return json.loads(row[0]) if row else None
 
 
+def paused_until(db: Database, source: str) -> datetime | None:
+    row = db.execute("SELECT paused_until FROM source_state WHERE source = ?", [source]).fetchone()
+    return parse_iso(row[0]) if row and row[0] else None
+
+
+def pause_source(db: Database, source: str, until: datetime | None, reason: str,
+                 now: datetime) -> None:
+    """Pause a source until ``until`` (None resumes it); kept across restarts and cron runs."""
+    with immediate(db):
+        db["source_state"].upsert(
+            {"source": source, "paused_until": to_iso(until) if until else None,
+             "reason": reason[:500] if until else None, "updated_at": to_iso(now)},
+            pk="source",
+        )
+
+
 def posts_to_score(db: Database, model: str, version: str, limit: int) -> list[dict[str, Any]]:
     """Posts without a score from this model version, oldest first."""
     sql = (

@@ -77,8 +77,16 @@ def _m001_initial(db: Database) -> None:
     db["runs"].create_index(["stage", "started_at"])
 
 
+def _m002_source_state(db: Database) -> None:
+    """Per-source pause (rate limits, monthly caps) that survives restarts and cron runs."""
+    db["source_state"].create(
+        {"source": str, "paused_until": str, "reason": str, "updated_at": str}, pk="source"
+    )
+
+
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("001_initial", _m001_initial),
+    ("002_source_state", _m002_source_state),
 ]
 
 

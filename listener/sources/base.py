@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from listener.models import Clock, Page, Sleep, utcnow
+from listener.query import Brand
 
 
 class SourceConfig(BaseModel):
@@ -21,6 +22,12 @@ class SourceConfig(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     interval: float = Field(300.0, gt=0, description="seconds between polls in daemon mode")
     brand: str | None = None
+    brands: list[str] | None = Field(
+        None,
+        description="brands (from the top-level `brands`) this source listens for; searching "
+        "sources default to all of them, and every post collected is kept only if it matches "
+        "one of their queries",
+    )
     enabled: bool = True
 
 
@@ -32,6 +39,7 @@ class SourceContext:
     clock: Clock = utcnow
     sleep: Sleep = lambda _seconds: None  # noqa: E731 - sources must not block by default
     http_timeout: float = 30.0
+    brands: tuple[Brand, ...] = ()  # what to search for; the collect stage filters by them too
 
 
 class Source(Protocol):
@@ -45,6 +53,7 @@ class Source(Protocol):
 
     type: ClassVar[str]
     Config: ClassVar[type[SourceConfig]]
+    searches: ClassVar[bool]  # True: the platform is searched with the brands' queries
     name: str
 
     def fetch(self, cursor: Any) -> Iterator[Page]: ...

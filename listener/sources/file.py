@@ -147,6 +147,7 @@ class FileSource:
     """Posts from JSON Lines / CSV files matched by a path or glob, read incrementally."""
 
     type: ClassVar[str] = "file"
+    searches: ClassVar[bool] = False  # imports everything; filters only when `brands` is set
     Config: ClassVar[type[SourceConfig]] = FileSourceConfig
 
     def __init__(self, config: FileSourceConfig, ctx: SourceContext) -> None:

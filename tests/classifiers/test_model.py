@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from classifiers.base import SENTIMENT_LABELS, Classifier
+from classifiers.loader import load_classifier
 from classifiers.transformer import (
     DEFAULT_HEADS_DIR,
     Encoder,
     TransformerClassifier,
     artifacts_version,
     default_encoder_dir,
-    load_classifier,
 )
 from listener.errors import ClassifierError
 
@@ -77,9 +77,9 @@ def test_name_and_version(model: Classifier) -> None:
     assert len(model.version) == 12
 
 
-def test_other_specs_arrive_later() -> None:
-    with pytest.raises(ClassifierError, match="later release"):
-        load_classifier("cardiffnlp/twitter-roberta-base-sentiment-latest")
+def test_label_mapping_is_refused_for_the_default_model() -> None:
+    with pytest.raises(ClassifierError, match="Hugging Face models only"):
+        load_classifier("default", labels={"LABEL_0": "negative"})
 
 
 def test_encoder_with_wrong_sha256_is_refused(tmp_path: Path) -> None:

@@ -172,3 +172,14 @@ def test_every_setting_is_documented_in_the_example() -> None:
     ]
     missing = {f"{m.__name__}.{k}" for m in models for k in _field_names(m) - documented}
     assert not missing, f"document these keys in config.example.yaml: {sorted(missing)}"
+
+
+def test_bad_brand_query_and_unknown_brand_name_their_keys(tmp_path: Path) -> None:
+    brands = 'brands:\n  - name: acme\n    query: \'"acme cloud\'\n'
+    err = error_for(tmp_path, brands + VALID)
+    assert (err.line, err.key) == (3, "brands[0].query") and "unbalanced quote" in str(err)
+    good = brands.replace("'\"acme cloud'", "acme")
+    err = error_for(tmp_path, good + VALID.replace('path: "*.jsonl"', 'path: "*.jsonl"\n    brands: [acne]'))
+    assert err.key == "sources[0].brands[0]" and "unknown brand 'acne' (configured: acme)" in str(err)
+    config = load_config(write(tmp_path, good + VALID), environ={})
+    assert config.brands["acme"].accepts("Acme is down", "en", "ann")

@@ -1,0 +1,64 @@
+"""The collect stage: brand queries applied locally, cursor saved with the posts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from listener.config import load_config
+from listener.pipeline import Runtime
+
+CONFIG = """\
+storage: {path: t.db}
+brands:
+  - name: acme
+    query: '("acme cloud" OR @AcmeCloud) -giveaway'
+    authors_exclude: ["@acme_bot"]
+  - name: globex
+    query: globex
+    languages: [en]
+sources:
+  - type: file
+    name: imports
+    path: posts.jsonl
+    brands: [acme, globex]
+"""
+POSTS = [
+    ("1", "acme cloud is down", "ann", "en"),
+    ("2", "acme cloud giveaway, retweet!", "bob", "en"),
+    ("3", "hey @acmecloud help", "acme_bot", "en"),
+    ("4", "globex rocks", "cy", "en"),
+    ("5", "globex es genial", "di", "es"),
+    ("6", "nothing to see", "ed", "en"),
+]
+
+
+def write_posts(path: Path, rows: list[tuple[str, str, str, str]]) -> None:
+    with path.open("a", encoding="utf-8") as f:
+        for pid, text, author, lang in rows:
+            f.write(json.dumps({"id": pid, "text": text, "author": author, "lang": lang}) + "\n")
+
+
+def test_only_posts_matching_a_brand_are_kept_and_tagged(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    write_posts(tmp_path / "posts.jsonl", POSTS)
+    runtime = Runtime(load_config(tmp_path / "config.yaml", environ={}), strict=True)
+    runtime.migrate()
+    [source] = runtime.sources()
+    assert runtime.run_collect(source) == 2
+    db = Database(tmp_path / "t.db")
+    assert {(r["platform_id"], r["brand"]) for r in db["posts"].rows} == {("1", "acme"),
+                                                                          ("4", "globex")}
+    write_posts(tmp_path / "posts.jsonl", [("7", "Acme Cloud billing is wrong", "fay", "en")])
+    assert runtime.run_collect(source) == 1  # the cursor moved past the dropped posts too
+    assert db["posts"].count == 3
+
+
+def test_file_source_without_brands_imports_everything(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(CONFIG.replace("    brands: [acme, globex]\n", ""))
+    write_posts(tmp_path / "posts.jsonl", POSTS)
+    runtime = Runtime(load_config(tmp_path / "config.yaml", environ={}), strict=True)
+    runtime.migrate()
+    assert runtime.run_collect(runtime.sources()[0]) == len(POSTS)
