@@ -57,3 +57,7 @@ class Source(Protocol):
     name: str
 
     def fetch(self, cursor: Any) -> Iterator[Page]: ...
+
+    # Optional: ``backfill(self, since: datetime) -> Iterator[Page]`` pulls history back to
+    # ``since`` as far as the platform allows (its docstring says how far). Its pages carry
+    # ``cursor=None``: history never moves the live cursor. ``listener backfill`` calls it.
