@@ -109,6 +109,42 @@ def sources(config_path: str) -> None:
 
 @cli.command()
 @config_option
+@click.option("--source", "source_name", required=True, help="Name of a configured source.")
+@click.option("--since", required=True, type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              help="Oldest date to pull (UTC), e.g. 2026-11-01.")
+def backfill(config_path: str, source_name: str, since: object) -> None:
+    """Pull a source's history back to a date, as far as its platform allows."""
+    from datetime import UTC, datetime
+
+    from tqdm import tqdm
+
+    from listener.pipeline import Runtime
+    from listener.pipeline import backfill as pull
+    from storage.db import open_db
+
+    runtime = Runtime(_load(config_path))
+    source = next((s for s in runtime.sources() if s.name == source_name), None)
+    if source is None:
+        names = ", ".join(s.name for s in runtime.config.sources) or "none"
+        raise click.BadParameter(f"no enabled source '{source_name}' (configured: {names})")
+    assert isinstance(since, datetime)
+    cfg = next(c for c in runtime.config.sources if c.name == source_name)
+    db = open_db(runtime.config.db_path)
+    stored = [0]
+    with tqdm(unit=" posts", desc=f"backfill {source_name}") as bar:
+        def progress(fetched: int, new: int) -> None:
+            stored[0] += new
+            bar.update(fetched)
+            bar.set_postfix(new=stored[0])
+
+        total = pull(db, source, since.replace(tzinfo=UTC), runtime.clock,
+                     runtime.brands_for(cfg), progress)
+    db.close()
+    click.echo(f"{source_name}: {total} new post(s) since {since:%Y-%m-%d}")
+
+
+@cli.command()
+@config_option
 def summary(config_path: str) -> None:
     """Print posts by source and sentiment, and alerts by rule and status."""
     _print_summary(_load(config_path))

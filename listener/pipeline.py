@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlite_utils import Database
@@ -23,7 +23,7 @@ from alerts.sinks import sink_class
 from alerts.sinks.base import Sink
 from classifiers.base import Classifier
 from listener.config import Config
-from listener.errors import ListenerError, RateLimited
+from listener.errors import ListenerError, RateLimited, SourceError
 from listener.models import Clock, Page, Score, Sleep, utcnow
 from listener.query import Brand
 from listener.sources import source_class
@@ -51,6 +51,28 @@ def collect(
         new += store.store_page(db, source.name, keep_for_brands(page, brands), clock())
         for bad in page.rejected:
             log.warning("source %s skipped record %s: %s", source.name, bad.where, bad.reason)
+    return new
+
+
+def backfill(
+    db: Database, source: Source, since: datetime, clock: Clock, brands: Sequence[Brand] = (),
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Pull history back to ``since`` where the platform allows; never moves the live cursor.
+
+    ``progress(fetched, new)`` is called after every stored page (the CLI draws a bar with it).
+    """
+    pull = getattr(source, "backfill", None)
+    if pull is None:
+        raise SourceError(f"source {source.name} ({source.type}) cannot backfill: its platform "
+                          "offers no history beyond what every poll already fetches")
+    new = 0
+    for page in pull(since):
+        added = store.store_page(db, source.name, replace(keep_for_brands(page, brands),
+                                                          cursor=None), clock())
+        new += added
+        if progress is not None:
+            progress(len(page.posts), added)
     return new
 
 
@@ -106,6 +128,8 @@ def evaluate_rules(
     while rows := store.scores_to_evaluate(db, batch_size):
         alerts = []
         for row in rows:
+            if row["duplicate_of"] is not None:
+                continue  # a cross-post of a post that already went through the rules
             post, score = store.post_from_row(row), store.score_from_row(row)
             for rule in active:
                 if not rule.when.matches(post, score):

@@ -6,7 +6,9 @@ simply picked up again by the next run. Values are always bound parameters, neve
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -20,8 +22,11 @@ from storage.tx import connect, immediate
 
 POST_COLUMNS = (
     "platform", "platform_id", "source", "brand", "kind", "url", "author", "author_followers",
-    "text", "lang", "rating", "created_at", "collected_at", "raw",
+    "text", "lang", "rating", "created_at", "collected_at", "raw", "text_hash",
 )
+CROSSPOST_WINDOW_S = 3600  # identical text within an hour, on any platform, is one cross-post
+CROSSPOST_MIN_CHARS = 30  # short texts ("thanks!") repeat by chance; never link them
+_URL = re.compile(r"https?://\S+|www\.\S+")
 # column names come from the constant tuple above; values are always bound
 _COLS, _MARKS = ", ".join(POST_COLUMNS), ", ".join("?" * len(POST_COLUMNS))
 _INSERT_POST = (
@@ -37,11 +42,31 @@ def open_db(path: str | Path) -> Database:
     return db
 
 
+def text_hash(text: str) -> str | None:
+    """Hash of the text with links and case and spacing removed; None for short texts."""
+    core = " ".join(_URL.sub(" ", text).lower().split())
+    if len(core) < CROSSPOST_MIN_CHARS:
+        return None
+    return hashlib.sha1(core.encode()).hexdigest()[:20]
+
+
 def _post_values(post: Post, source: str, collected_at: str) -> tuple[Any, ...]:
     return (
         post.platform, post.platform_id, post.source or source, post.brand, post.kind, post.url,
         post.author, post.author_followers, post.text, post.lang, post.rating,
         to_iso(post.created_at), collected_at, json.dumps(post.raw, ensure_ascii=False, default=str),
+        text_hash(post.text),
+    )
+
+
+def _link_crossposts(db: Database, after_id: int) -> None:
+    """Point each new post at the first earlier post with the same text within the window."""
+    db.execute(
+        "UPDATE posts SET duplicate_of = (SELECT min(o.id) FROM posts o"
+        " WHERE o.text_hash = posts.text_hash AND o.id < posts.id"
+        " AND abs(julianday(o.created_at) - julianday(posts.created_at)) * 86400 <= ?)"
+        " WHERE id > ? AND text_hash IS NOT NULL AND duplicate_of IS NULL",
+        [CROSSPOST_WINDOW_S, after_id],
     )
 
 
@@ -49,12 +74,16 @@ def store_page(db: Database, source: str, page: Page, now: datetime) -> int:
     """Store a page's posts, rejects and cursor in ONE transaction; returns how many were new.
 
     Posts already stored (same platform + id) are left untouched, so re-imports and overlapping
-    polls are harmless; the cursor moves only together with the posts it covers.
+    polls are harmless; the cursor moves only together with the posts it covers. A new post whose
+    text another post already has (within an hour) is linked to it as a cross-post.
     """
     stamp = to_iso(now)
     with immediate(db):
+        last_id = db.execute("SELECT coalesce(max(id), 0) FROM posts").fetchone()[0]
         cur = db.conn.executemany(_INSERT_POST, [_post_values(p, source, stamp) for p in page.posts])
         new = max(cur.rowcount, 0)
+        if new:
+            _link_crossposts(db, last_id)
         if page.rejected:
             db["rejects"].insert_all(
                 {"source": source, "location": r.where, "reason": r.reason, "at": stamp}

@@ -84,9 +84,17 @@ def _m002_source_state(db: Database) -> None:
     )
 
 
+def _m003_crossposts(db: Database) -> None:
+    """Link cross-posted identical text: a hash of the normalised text, and the first post."""
+    db["posts"].add_column("text_hash", str)
+    db["posts"].add_column("duplicate_of", int)
+    db["posts"].create_index(["text_hash", "created_at"])
+
+
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_source_state", _m002_source_state),
+    ("003_crossposts", _m003_crossposts),
 ]
 
 

@@ -62,3 +62,20 @@ def test_file_source_without_brands_imports_everything(tmp_path: Path) -> None:
     runtime = Runtime(load_config(tmp_path / "config.yaml", environ={}), strict=True)
     runtime.migrate()
     assert runtime.run_collect(runtime.sources()[0]) == len(POSTS)
+
+
+def test_backfill_refuses_a_source_without_history(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from listener.cli import cli
+    from listener.errors import SourceError
+
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    write_posts(tmp_path / "posts.jsonl", POSTS)
+    result = CliRunner().invoke(cli, ["backfill", "-c", str(tmp_path / "config.yaml"),
+                                      "--source", "imports", "--since", "2026-11-01"])
+    assert isinstance(result.exception, SourceError)
+    assert "cannot backfill" in str(result.exception)
+    missing = CliRunner().invoke(cli, ["backfill", "-c", str(tmp_path / "config.yaml"),
+                                       "--source", "nope", "--since", "2026-11-01"])
+    assert missing.exit_code == 2 and "no enabled source 'nope'" in missing.output

@@ -50,7 +50,8 @@ def test_store_page_dedups_and_saves_cursor(db: Database) -> None:
 
 def test_a_failing_page_stores_neither_posts_nor_cursor(db: Database) -> None:
     store.store_page(db, "src", Page(posts=[post("1")], cursor={"offset": 1}), NOW)
-    broken = Post(platform="x", platform_id="9", text=None, created_at=NOW)  # type: ignore[arg-type]
+    # NOT NULL fails inside SQL, after the page's first post was inserted: all must roll back
+    broken = Post(platform=None, platform_id="9", text="t", created_at=NOW)  # type: ignore[arg-type]
     with pytest.raises(sqlite3.IntegrityError):
         store.store_page(db, "src", Page(posts=[post("2"), broken], cursor={"offset": 99}), NOW)
     assert db["posts"].count == 1
@@ -94,3 +95,16 @@ def test_failure_then_park_then_requeue(db: Database) -> None:
     assert outbox.requeue_failed(db, NOW) == 1
     assert db["alerts"].get(aid)["status"] == outbox.PENDING
     assert [d["outcome"] for d in db["deliveries"].rows] == ["failed"]
+
+
+def test_identical_text_within_an_hour_is_linked_as_a_crosspost(db: Database) -> None:
+    text = "Acme Cloud has been down for an hour, nobody answers support tickets"
+    first = Post("x", "1", text, NOW, source="src")
+    same = Post("reddit", "t3_a", text.upper() + " https://t.co/xyz", NOW.replace(minute=40))
+    later = Post("bluesky", "b", text, NOW.replace(hour=14))
+    short = [Post("x", str(i), "thanks!", NOW) for i in (7, 8)]
+    store.store_page(db, "src", Page(posts=[first, *short]), NOW)
+    store.store_page(db, "src", Page(posts=[same, later]), NOW)
+    links = {r["platform_id"]: r["duplicate_of"] for r in db["posts"].rows}
+    first_id = db.execute("SELECT id FROM posts WHERE platform_id = '1'").fetchone()[0]
+    assert links == {"1": None, "7": None, "8": None, "t3_a": first_id, "b": None}
