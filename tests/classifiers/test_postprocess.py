@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from classifiers.base import SENTIMENT_LABELS
-from classifiers.transformer import postprocess
+from classifiers.postprocess import postprocess
 
 
 def test_probabilities_sum_to_one_and_argmax_is_the_label() -> None:

@@ -1,0 +1,52 @@
+"""Logits → Predictions, in pure numpy: shared by every backend, testable on hand-made logits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from classifiers.base import SENTIMENT_LABELS, Prediction
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, shifted so large logits cannot overflow."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def postprocess(
+    sentiment_logits: np.ndarray,
+    urgency_logits: np.ndarray,
+    temperature: float = 1.0,
+    labels: Sequence[str] = SENTIMENT_LABELS,
+    *,
+    urgency_temperature: float = 1.0,
+) -> list[Prediction]:
+    """Logits → Predictions. Pure numpy so it is testable on hand-made logits.
+
+    ``sentiment_logits`` is (n, 3) in the order of ``labels``; it is divided by ``temperature``
+    (fitted on validation data) before the softmax. ``urgency_logits`` is (n,), one logit per
+    text, divided by ``urgency_temperature`` (fitted on cross-validation predictions) and turned
+    into a probability with a sigmoid.
+    """
+    logits = np.asarray(sentiment_logits, dtype=np.float64)
+    urgent = np.asarray(urgency_logits, dtype=np.float64).reshape(-1)
+    if logits.ndim != 2 or logits.shape[1] != len(labels) or len(urgent) != len(logits):
+        raise ValueError(f"logits of shape {logits.shape} / {urgent.shape} do not fit {labels}")
+    if sorted(labels) != sorted(SENTIMENT_LABELS) or min(temperature, urgency_temperature) <= 0:
+        raise ValueError(f"labels must be {SENTIMENT_LABELS} and temperatures > 0")
+    probs = softmax(logits / temperature)
+    index = {label: i for i, label in enumerate(labels)}
+    urgency = 0.5 * (
+        1.0 + np.tanh(0.5 * urgent / urgency_temperature)
+    )  # the sigmoid, without overflow warnings
+    return [
+        Prediction(
+            sentiment=labels[int(row.argmax())],
+            probabilities={label: float(row[index[label]]) for label in SENTIMENT_LABELS},
+            urgency=float(u),
+        )
+        for row, u in zip(probs, urgency, strict=True)
+    ]
