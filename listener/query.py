@@ -201,17 +201,42 @@ def _grouped(node: Node, and_word: str, not_prefix: str) -> str:
     return f"({text})" if isinstance(node, And | Or) else text
 
 
+def without_prefixes(node: Node) -> Node | None:
+    """The query with prefix terms (``refund*``) widened to "anything"; None if nothing is left.
+
+    Platforms' searches have no prefix wildcard: sending ``refund*`` or ``refund`` would miss
+    "refunds". Widening only fetches more, and the local filter still applies the full query.
+    """
+    if isinstance(node, Term):
+        return None if node.text.endswith("*") and not node.phrase else node
+    if isinstance(node, Not):
+        inner = without_prefixes(node.part)
+        return None if inner is None or inner != node.part else node
+    parts = [without_prefixes(p) for p in node.parts]
+    if isinstance(node, Or):
+        return None if any(p is None for p in parts) else Or(tuple(parts))  # type: ignore[arg-type]
+    kept = tuple(p for p in parts if p is not None)
+    return None if not kept else kept[0] if len(kept) == 1 else And(kept)
+
+
+def _searchable(node: Node) -> Node:
+    widened = without_prefixes(node)
+    if widened is None or not positive_terms(widened):
+        raise QueryError("this platform's search needs at least one term without '*' in the query")
+    return widened
+
+
 def to_x(node: Node) -> str:
-    return render_boolean(node)
+    return render_boolean(_searchable(node))
 
 
 def to_reddit(node: Node) -> str:
-    return render_boolean(node, and_word=" AND ", not_prefix="NOT ")
+    return render_boolean(_searchable(node), and_word=" AND ", not_prefix="NOT ")
 
 
 def to_simple_queries(node: Node) -> list[str]:
     """For platforms without OR (Hacker News, Bluesky, Mastodon): one query per DNF branch."""
-    return [" ".join(render_boolean(t) for t in branch) for branch in dnf(node)]
+    return [" ".join(render_boolean(t) for t in branch) for branch in dnf(_searchable(node))]
 
 
 @dataclass(frozen=True)

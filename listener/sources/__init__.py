@@ -8,6 +8,7 @@ from listener.registry import load_plugin
 
 REGISTRY: dict[str, str] = {
     "file": "listener.sources.file:FileSource",
+    "x": "listener.sources.x:XSource",
 }
 
 

@@ -21,6 +21,8 @@ from listener.sources import source_class
 
 ROOT = Path(__file__).resolve().parents[2]
 HOOK = {"SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T000/B000/secretsecret"}
+# every secret config.example.yaml refers to, so the example itself is checked to load
+EXAMPLE_ENV = {**HOOK, "X_BEARER_TOKEN": "example-bearer-token"}
 
 VALID = """\
 storage:
@@ -63,7 +65,7 @@ def test_valid_config_loads_with_paths_relative_to_the_file(tmp_path: Path) -> N
 
 
 def test_example_and_demo_configs_load() -> None:
-    example = load_config(ROOT / "config.example.yaml", environ=HOOK)
+    example = load_config(ROOT / "config.example.yaml", environ=EXAMPLE_ENV)
     assert {d.name for d in example.destinations} == {"console", "support-slack"}
     demo = load_config(ROOT / "examples" / "demo" / "config.yaml", environ={})
     assert demo.disabled == {"team-slack": "environment variable SLACK_WEBHOOK_URL is not set"}

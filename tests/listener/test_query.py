@@ -78,3 +78,22 @@ def test_every_dnf_branch_is_implied_by_the_query() -> None:
 def test_bad_queries_say_what_is_wrong(query: str, message: str) -> None:
     with pytest.raises(QueryError, match=re.escape(message)):
         dnf(parse(query))
+
+
+@pytest.mark.parametrize(
+    ("query", "x", "simple"),
+    [
+        ("acme refund*", "acme", ["acme"]),  # the prefix widens to anything: fetch more
+        ("acme (refund* OR money)", "acme", ["acme"]),
+        ("acme -refund*", "acme", ["acme"]),  # dropping an exclusion only fetches more
+        ("acme -spam", "acme -spam", ["acme"]),
+    ],
+)
+def test_prefix_terms_are_widened_for_platform_search(query: str, x: str, simple: list) -> None:
+    node = parse(query)
+    assert (to_x(node), to_simple_queries(node)) == (x, simple)
+
+
+def test_a_query_of_prefixes_only_cannot_be_searched() -> None:
+    with pytest.raises(QueryError, match="without '\\*'"):
+        to_x(parse("refund* OR acme*"))

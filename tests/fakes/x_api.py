@@ -1,0 +1,322 @@
+"""A fake X API v2 for tests: real HTTP on 127.0.0.1, an ephemeral port, documented shapes.
+
+tweepy's host is fixed (``https://api.twitter.com``); the X source rewrites it to its
+``base_url``, which tests set to :attr:`FakeXApi.base_url`. So the real tweepy client and the real
+``requests`` stack talk HTTP to this server, and nothing of ours is mocked::
+
+    with FakeXApi() as x:
+        x.add_user("11", "ann", followers=120)
+        x.add_tweet("1790000000000000001", "acme cloud is down", author_id="11")
+        x.enqueue(429, {"title": "Too Many Requests"}, headers={"x-rate-limit-reset": "..."})
+
+What it serves (shapes from the X API v2 reference, "GET /2/tweets/search/recent" and
+"GET /2/users/:id/mentions"):
+
+- ``{"data": [Tweet], "includes": {"users": [User]}, "meta": {"newest_id", "oldest_id",
+  "result_count", "next_token"}, "errors": [Problem]}``; ``data``/``includes`` are left out when
+  empty, ``meta`` is then ``{"result_count": 0}``;
+- posts newest first; ``since_id`` exclusive; ``start_time`` inclusive; ``max_results``
+  10–100 (default 10; ``page_size`` caps it further so tests paginate with few posts);
+  ``next_token`` (search) / ``pagination_token`` (mentions) continue after the previous page,
+  so posts added meanwhile never shift pages;
+- a Tweet has ``id``, ``text``, ``edit_history_tweet_ids`` and the requested ``tweet.fields``;
+  a User ``id``, ``name``, ``username`` and the requested ``user.fields``; users are included
+  only with ``expansions=author_id`` and only when known (:meth:`add_user`);
+- a deleted post (:meth:`delete`) is left out of ``data`` and reported in ``errors`` as a
+  ``resource-not-found`` problem, the way X reports unavailable resources in a 200 answer;
+- a search finds a post when the post lists the query in ``queries`` (``None``: every query);
+  ``mentions`` finds posts that list the user id in ``mentions``;
+- a wrong bearer token gets 401, other paths 404, a missing query 400; every answer carries
+  ``x-rate-limit-limit/-remaining/-reset`` (epoch seconds: :attr:`FakeXApi.reset_at`);
+- :meth:`enqueue` scripts the next answers (any status, raw or JSON body, headers, a delay).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+TOKEN = "AAAAAAAAAAAAAAAAAAAAAFakeBearer%2FToken0123456789abcdefXYZ"
+SEARCH_PATH = "/2/tweets/search/recent"
+
+
+@dataclass
+class FakeTweet:
+    id: str
+    text: str
+    author_id: str | None
+    created_at: str
+    lang: str = "en"
+    queries: frozenset[str] | None = None
+    mentions: tuple[str, ...] = ()
+    referenced_tweets: list[dict[str, str]] | None = None
+    deleted: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self, fields: set[str]) -> dict[str, Any]:
+        item: dict[str, Any] = {"id": self.id, "text": self.text,
+                                "edit_history_tweet_ids": [self.id]}
+        optional = {
+            "created_at": self.created_at, "lang": self.lang, "author_id": self.author_id,
+            "conversation_id": self.id, "referenced_tweets": self.referenced_tweets,
+            "public_metrics": {"retweet_count": 0, "reply_count": 0, "like_count": 3,
+                               "quote_count": 0, "bookmark_count": 0, "impression_count": 40},
+            **self.extra,
+        }
+        item.update({k: v for k, v in optional.items() if k in fields and v is not None})
+        return item
+
+
+@dataclass(frozen=True)
+class ScriptedResponse:
+    status: int
+    body: str
+    headers: dict[str, str]
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """What the fake received; ``params`` holds each query parameter's (last) value."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+    headers: dict[str, str]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeXApi
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that timed out and hung up is expected here; stay quiet about it."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 - name required by BaseHTTPRequestHandler
+        self._answer(self.server.fake._handle("GET", self.path, self.headers))
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._answer(self.server.fake._handle("POST", self.path, self.headers))
+
+    def _answer(self, scripted: ScriptedResponse) -> None:
+        fake = self.server.fake
+        if scripted.delay and fake._stopping.wait(scripted.delay):
+            return
+        payload = scripted.body.encode("utf-8")
+        self.send_response(scripted.status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Connection", "close")
+        for name, value in scripted.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
+        """Silence the default stderr access log."""
+
+
+class FakeXApi:
+    """A scriptable fake of the X API v2 search and mentions endpoints."""
+
+    def __init__(self, *, token: str = TOKEN, page_size: int = 100, reset_at: int = 1715173200):
+        self.token = token
+        self.page_size = page_size
+        self.reset_at = reset_at
+        self.remaining = 450
+        self._lock = threading.Lock()
+        self._tweets: dict[str, FakeTweet] = {}
+        self._users: dict[str, dict[str, Any]] = {}
+        self._tokens: dict[str, int] = {}  # next_token -> exclusive upper bound on ids
+        self._script: deque[ScriptedResponse] = deque()
+        self._requests: list[RecordedRequest] = []
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> FakeXApi:
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.fake = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeXApi:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the fake X API is not running; call start() first")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    # -- scripting -------------------------------------------------------------------------
+
+    def add_user(self, user_id: str, username: str, followers: int = 0) -> None:
+        with self._lock:
+            self._users[user_id] = {
+                "id": user_id, "name": username.title(), "username": username,
+                "public_metrics": {"followers_count": followers, "following_count": 1,
+                                   "tweet_count": 10, "listed_count": 0, "like_count": 0},
+            }
+
+    def add_tweet(
+        self, tweet_id: str, text: str, *, author_id: str | None = "11",
+        created_at: str = "2024-05-08T11:00:00.000Z", lang: str = "en",
+        queries: set[str] | None = None, mentions: tuple[str, ...] = (),
+        referenced_tweets: list[dict[str, str]] | None = None, **extra: Any,
+    ) -> None:
+        with self._lock:
+            self._tweets[tweet_id] = FakeTweet(
+                tweet_id, text, author_id, created_at, lang,
+                frozenset(queries) if queries is not None else None, mentions,
+                referenced_tweets, extra=extra,
+            )
+
+    def delete(self, tweet_id: str) -> None:
+        with self._lock:
+            self._tweets[tweet_id].deleted = True
+
+    def enqueue(
+        self, status: int, body: str | dict[str, Any] | list[Any] = "",
+        headers: dict[str, str] | None = None, delay: float = 0.0,
+    ) -> None:
+        """Answer the next request with this (FIFO; then the normal behaviour)."""
+        text = body if isinstance(body, str) else json.dumps(body)
+        with self._lock:
+            self._script.append(ScriptedResponse(status, text, dict(headers or {}), delay))
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    # -- serving ---------------------------------------------------------------------------
+
+    def _handle(self, method: str, raw_path: str, headers: Any) -> ScriptedResponse:
+        parts = urlsplit(raw_path)
+        params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        lowered = {name.lower(): value for name, value in headers.items()}
+        with self._lock:
+            self._requests.append(RecordedRequest(method, parts.path, params, lowered))
+            self.remaining = max(0, self.remaining - 1)
+            limits = {"x-rate-limit-limit": "450", "x-rate-limit-remaining": str(self.remaining),
+                      "x-rate-limit-reset": str(self.reset_at)}
+            if self._script:
+                scripted = self._script.popleft()
+                return ScriptedResponse(scripted.status, scripted.body,
+                                        {**limits, **scripted.headers}, scripted.delay)
+            status, body = self._route(method, parts.path, params, lowered)
+        return ScriptedResponse(status, json.dumps(body), limits)
+
+    def _route(
+        self, method: str, path: str, params: dict[str, str], headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        if headers.get("authorization") != f"Bearer {self.token}":
+            return 401, {"title": "Unauthorized", "type": "about:blank", "status": 401,
+                         "detail": "Unauthorized"}
+        segments = path.strip("/").split("/")
+        if method == "GET" and path == SEARCH_PATH:
+            if not params.get("query"):
+                return 400, _invalid("query", "The `query` query parameter can not be empty")
+            return self._page(params, lambda t: t.queries is None or params["query"] in t.queries,
+                              params.get("next_token"))
+        if method == "GET" and len(segments) == 4 and segments[:2] == ["2", "users"] \
+                and segments[3] == "mentions":
+            user_id = segments[2]
+            return self._page(params, lambda t: user_id in t.mentions,
+                              params.get("pagination_token"))
+        return 404, {"title": "Not Found Error", "type": "about:blank", "status": 404,
+                     "detail": "Sorry, that page does not exist"}
+
+    def _page(self, params: dict[str, str], found: Any, token: str | None) -> tuple[int, dict]:
+        size = int(params.get("max_results", "10"))
+        if not 10 <= size <= 100:
+            return 400, _invalid("max_results", "must be between 10 and 100")
+        if token is not None and token not in self._tokens:
+            return 400, _invalid("next_token", "Invalid pagination token")
+        since = int(params.get("since_id") or 0)
+        until = self._tokens[token] if token else None
+        start = params.get("start_time")
+        candidates = sorted(
+            (t for t in self._tweets.values()
+             if found(t) and int(t.id) > since and (until is None or int(t.id) < until)
+             and (start is None or _when(t.created_at) >= _when(start))),
+            key=lambda t: int(t.id), reverse=True,
+        )
+        page, rest = candidates[: min(size, self.page_size)], candidates[min(size, self.page_size):]
+        fields = set(params.get("tweet.fields", "").split(","))
+        data = [t.to_json(fields) for t in page if not t.deleted]
+        body: dict[str, Any] = {}
+        if data:
+            body["data"] = data
+            users = self._includes(data, params)
+            if users:
+                body["includes"] = {"users": users}
+        meta: dict[str, Any] = {"result_count": len(data)}
+        if data:
+            meta.update(newest_id=data[0]["id"], oldest_id=data[-1]["id"])
+        if rest:
+            next_token = f"b26v89c19zqg8o3f{len(self._tokens):06d}"
+            self._tokens[next_token] = int(page[-1].id)
+            meta["next_token"] = next_token
+        body["meta"] = meta
+        errors = [_not_found(t.id) for t in page if t.deleted]
+        if errors:
+            body["errors"] = errors
+        return 200, body
+
+    def _includes(self, data: list[dict[str, Any]], params: dict[str, str]) -> list[dict]:
+        if "author_id" not in params.get("expansions", "").split(","):
+            return []
+        fields = set(params.get("user.fields", "").split(","))
+        ids = dict.fromkeys(t["author_id"] for t in data if t.get("author_id"))
+        users = [self._users[i] for i in ids if i in self._users]
+        keep = {"id", "name", "username"} | fields
+        return [{k: v for k, v in u.items() if k in keep} for u in users]
+
+
+def _when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _invalid(parameter: str, message: str) -> dict[str, Any]:
+    return {"errors": [{"parameters": {parameter: []}, "message": message}],
+            "title": "Invalid Request", "detail": "One or more parameters to your request was "
+            "invalid.", "type": "https://api.twitter.com/2/problems/invalid-request"}
+
+
+def _not_found(tweet_id: str) -> dict[str, Any]:
+    return {"value": tweet_id, "detail": f"Could not find tweet with id: [{tweet_id}].",
+            "title": "Not Found Error", "resource_type": "tweet", "parameter": "id",
+            "resource_id": tweet_id,
+            "type": "https://api.twitter.com/2/problems/resource-not-found"}
