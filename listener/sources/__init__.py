@@ -9,6 +9,8 @@ from listener.registry import load_plugin
 REGISTRY: dict[str, str] = {
     "file": "listener.sources.file:FileSource",
     "x": "listener.sources.x:XSource",
+    "hackernews": "listener.sources.hackernews:HackerNewsSource",
+    "rss": "listener.sources.rss:RssSource",
 }
 
 
