@@ -11,6 +11,8 @@ REGISTRY: dict[str, str] = {
     "x": "listener.sources.x:XSource",
     "hackernews": "listener.sources.hackernews:HackerNewsSource",
     "rss": "listener.sources.rss:RssSource",
+    "appstore": "listener.sources.appstore:AppStoreSource",
+    "googleplay": "listener.sources.googleplay:GooglePlaySource",
 }
 
 
