@@ -89,7 +89,8 @@ def test_unknown_key_is_refused_with_its_line(tmp_path: Path) -> None:
 def test_unknown_source_type_lists_valid_types(tmp_path: Path) -> None:
     err = error_for(tmp_path, VALID.replace("type: file", "type: fax"))
     assert (err.line, err.key) == (4, "sources[0].type")
-    assert "unknown source type 'fax'; valid types are: file" in str(err)
+    assert "unknown source type 'fax'; valid types are: " in str(err)
+    assert ", ".join(sorted(SOURCES)) in str(err)
 
 
 def test_unknown_destination_in_rule(tmp_path: Path) -> None:
