@@ -13,6 +13,7 @@ REGISTRY: dict[str, str] = {
     "rss": "listener.sources.rss:RssSource",
     "appstore": "listener.sources.appstore:AppStoreSource",
     "googleplay": "listener.sources.googleplay:GooglePlaySource",
+    "reddit": "listener.sources.reddit:RedditSource",
 }
 
 

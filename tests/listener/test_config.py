@@ -22,7 +22,8 @@ from listener.sources import source_class
 ROOT = Path(__file__).resolve().parents[2]
 HOOK = {"SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T000/B000/secretsecret"}
 # every secret config.example.yaml refers to, so the example itself is checked to load
-EXAMPLE_ENV = {**HOOK, "X_BEARER_TOKEN": "example-bearer-token"}
+EXAMPLE_ENV = {**HOOK, "X_BEARER_TOKEN": "example-bearer-token",
+               "REDDIT_CLIENT_ID": "example-id", "REDDIT_CLIENT_SECRET": "example-secret"}
 
 VALID = """\
 storage:
