@@ -89,21 +89,28 @@ def check_config(path: str | None, config_path: str) -> None:
 @config_option
 def sources(config_path: str) -> None:
     """List configured sources and whether each is ready to run."""
+    from listener.models import utcnow
     from listener.pipeline import Runtime
     from listener.report import table
     from listener.sources import source_class
     from listener.sources.base import SourceContext
+    from storage.db import open_db, paused_until
 
     runtime = Runtime(_load(config_path))
-    ctx = SourceContext(base_dir=runtime.config.base_dir)
+    db = open_db(runtime.config.db_path)
     rows = []
     for cfg in runtime.config.sources:
+        ctx = SourceContext(base_dir=runtime.config.base_dir, brands=runtime.brands_for(cfg))
         try:
             source_class(cfg.type)(cfg, ctx)
             state = "ready" if cfg.enabled else "disabled"
         except ListenerError as exc:
             state = f"NOT READY: {exc}"
+        until = paused_until(db, cfg.name)
+        if until is not None and until > utcnow():
+            state += f", paused until {until:%Y-%m-%d %H:%M}Z (rate limit)"
         rows.append([cfg.name, cfg.type, cfg.interval, state])
+    db.close()
     click.echo(table(["name", "type", "interval s", "state"], rows))
 
 

@@ -79,3 +79,24 @@ def test_backfill_refuses_a_source_without_history(tmp_path: Path) -> None:
     missing = CliRunner().invoke(cli, ["backfill", "-c", str(tmp_path / "config.yaml"),
                                        "--source", "nope", "--since", "2026-11-01"])
     assert missing.exit_code == 2 and "no enabled source 'nope'" in missing.output
+
+
+def test_sources_command_shows_readiness_and_pauses(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from click.testing import CliRunner
+
+    from listener.cli import cli
+    from storage.db import open_db, pause_source
+
+    config = CONFIG + "  - type: x\n    name: x-main\n    bearer_token: ${NO_SUCH_TOKEN_SET}\n"
+    (tmp_path / "config.yaml").write_text(config.replace("${NO_SUCH_TOKEN_SET}", "''"))
+    db = open_db(tmp_path / "t.db")
+    now = datetime.now(UTC)
+    pause_source(db, "imports", now + timedelta(hours=1), "HTTP 429", now)
+    db.close()
+    result = CliRunner().invoke(cli, ["sources", "-c", str(tmp_path / "config.yaml")])
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line for line in result.output.splitlines()[2:]}
+    assert "ready, paused until" in lines["imports"]
+    assert "NOT READY" in lines["x-main"] and "bearer_token" in lines["x-main"]
