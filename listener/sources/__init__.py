@@ -14,6 +14,8 @@ REGISTRY: dict[str, str] = {
     "appstore": "listener.sources.appstore:AppStoreSource",
     "googleplay": "listener.sources.googleplay:GooglePlaySource",
     "reddit": "listener.sources.reddit:RedditSource",
+    "mastodon": "listener.sources.mastodon:MastodonSource",
+    "bluesky": "listener.sources.bluesky:BlueskySource",
 }
 
 

@@ -1,0 +1,311 @@
+"""A fake Bluesky XRPC service for tests: real HTTP on 127.0.0.1, an ephemeral port.
+
+The real ``atproto`` client (httpx underneath) talks to it (``FakeBluesky.base_url``), so request
+building, sessions, error mapping and response parsing are all the library's own::
+
+    with FakeBluesky(handle="brand.bsky.social", password="app-pass") as server:
+        server.add_post("acme cloud is down", created_at=...)
+        server.enqueue(429, {"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"},
+                       headers={"ratelimit-reset": "1795000000"})
+
+What it serves, in the lexicons' shapes (app.bsky.feed.searchPosts, app.bsky.feed.defs#postView,
+com.atproto.server.createSession / refreshSession):
+- ``GET /xrpc/app.bsky.feed.searchPosts``: posts whose text holds every word (or "quoted phrase")
+  of ``q``, ``sort=latest`` (newest ``sortAt`` first; sortAt = the earlier of createdAt and
+  indexedAt), ``since`` inclusive and ``until`` exclusive on sortAt, ``lang``, ``limit`` (default
+  25, max 100) and an opaque ``cursor``; answers ``{cursor?, hitsTotal, posts}``. With
+  ``require_auth`` it answers 401 ``AuthenticationRequired`` unless a session token is sent.
+- ``POST /xrpc/com.atproto.server.createSession``: ``{identifier, password}`` → a session whose
+  ``didDoc`` names this server as the account's PDS; wrong credentials → 401.
+- ``POST /xrpc/com.atproto.server.refreshSession``: a new session for a valid refresh token.
+Every answer carries ``ratelimit-limit/-remaining/-reset`` (reset = Unix time) and
+``ratelimit-policy``. Scripted answers (:meth:`FakeBluesky.enqueue`) take precedence, once each,
+for matching paths; status ``0`` (:data:`HANG_UP`) closes the connection without answering.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+HANG_UP = 0
+SEARCH = "/xrpc/app.bsky.feed.searchPosts"
+CREATE_SESSION = "/xrpc/com.atproto.server.createSession"
+REFRESH_SESSION = "/xrpc/com.atproto.server.refreshSession"
+
+
+@dataclass(frozen=True)
+class Scripted:
+    """One answer: status, body (JSON-able, or bytes sent as is), headers, delay, path prefix."""
+
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the fake received; ``query`` maps each parameter to its last value."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    json: Any
+
+
+def iso_ms(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def _when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _sort_at(post: dict[str, Any]) -> datetime:
+    """The earlier of createdAt and indexedAt; indexedAt alone when createdAt is garbage."""
+    indexed = _when(post["indexedAt"])
+    try:
+        return min(_when(post["record"]["createdAt"]), indexed)
+    except (KeyError, TypeError, ValueError):
+        return indexed
+
+
+def _jwt(subject: str, scope: str) -> str:
+    """An unsigned-looking JWT: the client only decodes the payload for its ``exp``."""
+    def part(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+    now = int(time.time())
+    payload = {"scope": scope, "sub": subject, "iat": now, "exp": now + 7200,
+               "aud": "did:web:fake.example", "jti": f"{now}-{threading.get_ident()}"}
+    return f"{part({'alg': 'HS256', 'typ': 'at+jwt'})}.{part(payload)}.c2ln"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeBluesky
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that time out and hang up are expected here."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 - name required by BaseHTTPRequestHandler
+        self._serve(b"")
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        self._serve(self.rfile.read(length) if length else b"")
+
+    def _serve(self, body: bytes) -> None:
+        fake = self.server.fake
+        status, answer, headers, delay = fake._handle(self.command, self.path, self.headers, body)
+        if delay and fake._stopping.wait(delay):
+            return
+        if status == HANG_UP:
+            self.close_connection = True
+            return
+        payload = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Connection", "close")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        """Silence the access log (it would show request paths)."""
+
+
+class FakeBluesky:
+    """A scriptable fake AppView + PDS; a context manager, or call start()/stop()."""
+
+    def __init__(self, *, handle: str | None = None, password: str | None = None,
+                 require_auth: bool = False) -> None:
+        self.handle, self.password, self.require_auth = handle, password, require_auth
+        self.did = "did:plc:fakeaccount000000000000"
+        self.posts: list[dict[str, Any]] = []
+        self._tokens: set[str] = set()
+        self._refresh: set[str] = set()
+        self._lock = threading.Lock()
+        self._requests: list[Recorded] = []
+        self._script: deque[Scripted] = deque()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> FakeBluesky:
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.fake = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeBluesky:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the fake Bluesky is not running; call start() first")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    # -- data and scripting ------------------------------------------------------------------
+
+    def add_post(
+        self, text: str, *, created_at: datetime, indexed_at: datetime | None = None,
+        handle: str = "ann.bsky.social", langs: Sequence[str] | None = ("en",),
+        labels: Sequence[str] = (), rkey: str | None = None,
+    ) -> dict[str, Any]:
+        """Store a post and return its postView."""
+        with self._lock:
+            number = len(self.posts)
+            did = f"did:plc:{re.sub(r'[^a-z0-9]', '', handle.lower())[:24]:0<24}"
+            uri = f"at://{did}/app.bsky.feed.post/{rkey or f'3l{number:011d}'}"
+            record: dict[str, Any] = {"$type": "app.bsky.feed.post", "text": text,
+                                      "createdAt": iso_ms(created_at)}
+            if langs is not None:
+                record["langs"] = list(langs)
+            view = {
+                "uri": uri, "cid": f"bafyreifake{number:020d}",
+                "author": {"did": did, "handle": handle, "displayName": handle.split(".")[0],
+                           "labels": [], "createdAt": "2023-05-01T00:00:00.000Z"},
+                "record": record, "replyCount": 0, "repostCount": 1, "likeCount": 2,
+                "quoteCount": 0, "indexedAt": iso_ms(indexed_at or created_at),
+                "labels": [{"src": "did:plc:moderation00000000000000", "uri": uri,
+                            "val": v, "cts": iso_ms(created_at)} for v in labels],
+            }
+            self.posts.append(view)
+            return view
+
+    def enqueue(self, status: int = 200, body: Any = None, *,
+                headers: dict[str, str] | None = None, delay: float = 0.0,
+                path: str = SEARCH) -> None:
+        """Queue an answer for the next request whose path starts with ``path`` (FIFO)."""
+        with self._lock:
+            self._script.append(Scripted(status, body, dict(headers or {}), delay, path))
+
+    @property
+    def requests(self) -> list[Recorded]:
+        with self._lock:
+            return list(self._requests)
+
+    def requests_to(self, path: str) -> list[Recorded]:
+        return [r for r in self.requests if r.path == path]
+
+    # -- request handling (handler threads) ---------------------------------------------------
+
+    def _handle(self, method: str, raw: str, headers: Any, body: bytes
+                ) -> tuple[int, Any, dict[str, str], float]:
+        parts = urlsplit(raw)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        lowered = {k.lower(): v for k, v in headers.items()}
+        try:
+            data = json.loads(body) if body else None
+        except ValueError:
+            data = None
+        with self._lock:
+            self._requests.append(Recorded(method, parts.path, query, lowered, data))
+            scripted = next((s for s in self._script if parts.path.startswith(s.path)), None)
+            if scripted is not None:
+                self._script.remove(scripted)
+        limits = {"ratelimit-limit": "3000", "ratelimit-remaining": "2999",
+                  "ratelimit-reset": str(int(time.time()) + 300), "ratelimit-policy": "3000;w=300"}
+        if scripted is not None:
+            return scripted.status, scripted.body, {**limits, **scripted.headers}, scripted.delay
+        token = lowered.get("authorization", "").removeprefix("Bearer ")
+        status, answer = self._route(method, parts.path, query, data, token)
+        return status, answer, limits, 0.0
+
+    def _route(self, method: str, path: str, query: dict[str, str], data: Any,
+               token: str) -> tuple[int, Any]:
+        if path == SEARCH and method == "GET":
+            if token and token not in self._tokens:
+                return 400, {"error": "ExpiredToken", "message": "Token has expired"}
+            if self.require_auth and not token:
+                return 401, {"error": "AuthenticationRequired", "message": "Authentication Required"}
+            return self._search(query)
+        if path == CREATE_SESSION and method == "POST":
+            data = data if isinstance(data, dict) else {}
+            if (data.get("identifier"), data.get("password")) != (self.handle, self.password):
+                return 401, {"error": "AuthenticationRequired",
+                             "message": "Invalid identifier or password"}
+            return 200, self._session()
+        if path == REFRESH_SESSION and method == "POST":
+            if token not in self._refresh:
+                return 400, {"error": "ExpiredToken", "message": "Token has expired"}
+            return 200, self._session()
+        return 501, {"error": "MethodNotImplemented", "message": "Method Not Implemented"}
+
+    def _session(self) -> dict[str, Any]:
+        access, refresh = _jwt(self.did, "com.atproto.appPass"), _jwt(self.did, "refresh")
+        with self._lock:
+            self._tokens.add(access)
+            self._refresh.add(refresh)
+        did_doc = {
+            "@context": ["https://www.w3.org/ns/did/v1"], "id": self.did,
+            "alsoKnownAs": [f"at://{self.handle}"], "verificationMethod": [],
+            "service": [{"id": "#atproto_pds", "type": "AtprotoPersonalDataServer",
+                         "serviceEndpoint": self.base_url}],
+        }
+        return {"accessJwt": access, "refreshJwt": refresh, "handle": self.handle,
+                "did": self.did, "didDoc": did_doc, "active": True}
+
+    def _search(self, query: dict[str, str]) -> tuple[int, Any]:
+        q = query.get("q", "")
+        if not q.strip():
+            return 400, {"error": "InvalidRequest", "message": 'Error: Params must have the property "q"'}
+        limit = int(query.get("limit", 25))
+        if not 1 <= limit <= 100:
+            return 400, {"error": "InvalidRequest", "message": "Error: limit must be <= 100"}
+        try:
+            since = _when(query["since"]) if "since" in query else None
+            until = _when(query["until"]) if "until" in query else None
+        except ValueError:
+            return 400, {"error": "InvalidRequest", "message": "Error: since/until: invalid datetime"}
+        needles = [p or w for p, w in re.findall(r'"([^"]+)"|(\S+)', q.lower())]
+        with self._lock:
+            found = [p for p in self.posts
+                     if all(n in p["record"]["text"].lower() for n in needles)
+                     and (since is None or _sort_at(p) >= since)
+                     and (until is None or _sort_at(p) < until)
+                     and ("lang" not in query or query["lang"] in p["record"].get("langs", []))]
+        found.sort(key=_sort_at, reverse=True)
+        offset = int(query.get("cursor") or 0)
+        page = found[offset:offset + limit]
+        answer: dict[str, Any] = {"hitsTotal": len(found), "posts": page}
+        if offset + limit < len(found):
+            answer["cursor"] = str(offset + limit)
+        return 200, answer

@@ -1,0 +1,327 @@
+"""A fake Mastodon instance for tests: real HTTP on 127.0.0.1, an ephemeral port.
+
+The real ``Mastodon.py`` client talks to it (``FakeMastodon.base_url``), so requests, sockets,
+timeouts and Mastodon.py's own parsing, error mapping and rate-limit header handling all run::
+
+    with FakeMastodon() as server:
+        server.add_status("acme cloud is down #acme", tags=["acme"])
+        server.enqueue(429, {"error": "Too many requests"}, path="/api/v1/timelines",
+                       headers={"X-RateLimit-Reset": "2026-11-20T12:01:30.000Z"})
+
+What it serves, in the shapes of docs.joinmastodon.org (methods/timelines, methods/search,
+methods/instance, entities/Status, entities/Account):
+- ``GET /api/v1/instance`` and ``/api/v2/instance``: the version, ``api_versions`` and
+  ``configuration.timelines_access`` (Mastodon.py reads them for version and feed checks);
+- ``GET /api/v1/timelines/tag/:hashtag``: statuses carrying the tag, newest first, honouring
+  ``since_id`` / ``max_id`` / ``min_id`` / ``limit`` (default 20, max 40), with a ``Link`` header
+  (``rel="next"`` with ``max_id``, ``rel="prev"`` with ``min_id``); an unknown tag is ``404
+  {"error": "Record not found"}``;
+- ``GET /api/v2/search?type=statuses``: like Mastodon's full-text search, statuses only for an
+  authenticated user, every word (or "quoted phrase") of ``q`` required, newest first;
+  ``min_id`` / ``max_id`` become ``after:`` / ``before:`` bounds on ``created_at`` at one-second
+  precision, as Mastodon's StatusesSearchService does; ``offset`` and ``limit`` (max 40).
+Every answer carries ``X-RateLimit-Limit/-Remaining/-Reset`` (reset is an ISO 8601 time).
+Scripted answers (:meth:`FakeMastodon.enqueue`) take precedence, once each, for matching paths;
+status ``0`` (:data:`HANG_UP`) closes the connection without answering. Every request is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+HANG_UP = 0
+HOST = "mastodon.example"  # the instance name inside status URIs (not the fake's address)
+_TAG_PATH = re.compile(r"^/api/v1/timelines/tag/(?P<tag>[^/?]+)$")
+
+
+@dataclass(frozen=True)
+class Scripted:
+    """One answer to give: status, JSON-able body (or raw text), extra headers, delay."""
+
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    path: str = ""  # answer only requests whose path starts with this
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the fake received; ``query`` maps each parameter to its last value."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+
+
+def snowflake(created_at: datetime, sequence: int = 0) -> str:
+    """A Mastodon id: milliseconds since the epoch in the high bits, a sequence in the low 16."""
+    return str((int(created_at.timestamp() * 1000) << 16) | (sequence & 0xFFFF))
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def _plain(html: str) -> str:
+    return re.sub(r"<[^>]+>", " ", html).lower()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeMastodon
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that time out and hang up are expected here."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 - name required by BaseHTTPRequestHandler
+        fake = self.server.fake
+        status, body, headers, delay = fake._handle(self.command, self.path, self.headers)
+        if delay and fake._stopping.wait(delay):
+            return
+        if status == HANG_UP:
+            self.close_connection = True
+            return
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Connection", "close")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        """Silence the access log."""
+
+
+class FakeMastodon:
+    """A scriptable fake Mastodon instance; a context manager, or call start()/stop()."""
+
+    def __init__(self, *, access_token: str | None = None, version: str = "4.3.0") -> None:
+        """``access_token``: the only token accepted; a request with another one gets 401."""
+        self.access_token = access_token
+        self.version = version
+        self.hashtag_access = "public"  # timelines_access.hashtag_feeds: public|authenticated|...
+        self.statuses: list[dict[str, Any]] = []
+        self.known_tags: set[str] = set()
+        self._sequence = 0
+        self._lock = threading.Lock()
+        self._requests: list[Recorded] = []
+        self._script: deque[Scripted] = deque()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> FakeMastodon:
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.fake = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeMastodon:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the fake Mastodon is not running; call start() first")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    # -- data and scripting ------------------------------------------------------------------
+
+    def add_status(
+        self, content: str, *, tags: Sequence[str] = (), created_at: datetime | None = None,
+        acct: str = "ann", followers: int = 10, language: str | None = "en",
+        visibility: str = "public", reblog: dict[str, Any] | None = None,
+        suspended: bool = False, spoiler_text: str = "",
+    ) -> dict[str, Any]:
+        """Store a status (content is HTML, as Mastodon serves it) and return its entity."""
+        with self._lock:
+            self._sequence += 1
+            when = created_at or datetime.now(UTC)
+            status_id = snowflake(when, self._sequence)
+            username = acct.split("@")[0]
+            domain = acct.split("@")[1] if "@" in acct else HOST
+            account = {
+                "id": str(100 + len({s["account"]["acct"] for s in self.statuses})),
+                "username": username, "acct": acct, "display_name": username.title(),
+                "locked": False, "bot": False, "group": False, "discoverable": True,
+                "created_at": "2020-01-01T00:00:00.000Z", "note": "<p></p>",
+                "url": f"https://{domain}/@{username}", "avatar": "", "header": "",
+                "followers_count": followers, "following_count": 3, "statuses_count": 42,
+                "last_status_at": when.strftime("%Y-%m-%d"), "emojis": [], "fields": [],
+            }
+            if suspended:
+                account["suspended"] = True
+            status = {
+                "id": status_id, "created_at": _iso(when), "in_reply_to_id": None,
+                "in_reply_to_account_id": None, "sensitive": bool(spoiler_text),
+                "spoiler_text": spoiler_text, "visibility": visibility, "language": language,
+                "uri": f"https://{domain}/users/{username}/statuses/{status_id}",
+                "url": f"https://{domain}/@{username}/{status_id}", "replies_count": 0,
+                "reblogs_count": 0, "favourites_count": 0, "edited_at": None,
+                "content": content, "reblog": reblog, "application": None, "account": account,
+                "media_attachments": [], "mentions": [], "emojis": [], "card": None,
+                "poll": None, "tags": [
+                    {"name": t.lower(), "url": f"https://{HOST}/tags/{t.lower()}"} for t in tags
+                ],
+            }
+            self.statuses.append(status)
+            self.known_tags.update(t.lower() for t in tags)
+            return status
+
+    def enqueue(
+        self, status: int = 200, body: Any = None, *, headers: dict[str, str] | None = None,
+        delay: float = 0.0, path: str = "",
+    ) -> None:
+        """Queue an answer for the next request whose path starts with ``path`` (FIFO)."""
+        with self._lock:
+            self._script.append(Scripted(status, body, dict(headers or {}), delay, path))
+
+    @property
+    def requests(self) -> list[Recorded]:
+        with self._lock:
+            return list(self._requests)
+
+    def requests_to(self, prefix: str) -> list[Recorded]:
+        return [r for r in self.requests if r.path.startswith(prefix)]
+
+    # -- request handling (handler threads) ---------------------------------------------------
+
+    def _handle(self, method: str, raw_path: str, headers: Any) -> tuple[int, Any, dict, float]:
+        parts = urlsplit(raw_path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        lowered = {k.lower(): v for k, v in headers.items()}
+        with self._lock:
+            self._requests.append(Recorded(method, parts.path, query, lowered))
+            scripted = next((s for s in self._script if parts.path.startswith(s.path)), None)
+            if scripted is not None:
+                self._script.remove(scripted)
+        limits = self._rate_headers()
+        if scripted is not None:
+            return scripted.status, scripted.body, {**limits, **scripted.headers}, scripted.delay
+        token = lowered.get("authorization", "").removeprefix("Bearer ") or None
+        if token is not None and token != self.access_token:
+            return 401, {"error": "The access token is invalid"}, limits, 0.0
+        status, body, extra = self._route(parts.path, query, authed=token is not None)
+        return status, body, {**limits, **extra}, 0.0
+
+    def _rate_headers(self) -> dict[str, str]:
+        reset = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)
+        return {"X-RateLimit-Limit": "300", "X-RateLimit-Remaining": "299",
+                "X-RateLimit-Reset": _iso(reset)}
+
+    def _route(self, path: str, query: dict[str, str], *, authed: bool) -> tuple[int, Any, dict]:
+        if path.rstrip("/") == "/api/v1/instance":
+            return 200, {"uri": HOST, "title": "Fake", "version": self.version}, {}
+        if path.rstrip("/") == "/api/v2/instance":
+            return 200, self._instance_v2(), {}
+        if path == "/api/v2/search":
+            return self._search(query, authed=authed)
+        match = _TAG_PATH.match(path)
+        if match:
+            return self._tag(match["tag"].lower(), query, authed=authed)
+        return 404, {"error": "Record not found"}, {}
+
+    def _instance_v2(self) -> dict[str, Any]:
+        feeds = {"local": self.hashtag_access, "remote": self.hashtag_access}
+        public = {"local": "public", "remote": "public"}
+        return {
+            "domain": HOST, "title": "Fake", "version": self.version,
+            "api_versions": {"mastodon": 2},
+            "configuration": {"timelines_access": {
+                "live_feeds": public, "hashtag_feeds": feeds, "trending_link_feeds": public,
+            }},
+        }
+
+    def _tag(self, tag: str, query: dict[str, str], *, authed: bool) -> tuple[int, Any, dict]:
+        if tag not in self.known_tags:
+            return 404, {"error": "Record not found"}, {}
+        if self.hashtag_access != "public" and not authed:
+            return 401, {"error": "This method requires an authenticated user"}, {}
+        with self._lock:
+            found = [s for s in self.statuses if tag in {t["name"] for t in s["tags"]}]
+        page = _window(found, query)
+        return 200, page, self._links(f"/api/v1/timelines/tag/{quote(tag)}", page)
+
+    def _links(self, path: str, page: list[dict[str, Any]]) -> dict[str, str]:
+        if not page:
+            return {}
+        base = f"{self.base_url}{path}"
+        return {"Link": f'<{base}?max_id={page[-1]["id"]}>; rel="next", '
+                        f'<{base}?min_id={page[0]["id"]}>; rel="prev"'}
+
+    def _search(self, query: dict[str, str], *, authed: bool) -> tuple[int, Any, dict]:
+        if ("offset" in query or query.get("resolve") in ("1", "true")) and not authed:
+            return 401, {"error": "The access token is invalid"}, {}
+        empty: dict[str, Any] = {"accounts": [], "statuses": [], "hashtags": []}
+        if not authed or query.get("type", "statuses") != "statuses":
+            return 200, empty, {}
+        needles = [p or w for p, w in re.findall(r'"([^"]+)"|(\S+)', query.get("q", "").lower())]
+        with self._lock:
+            found = [s for s in self.statuses if all(n in _plain(s["content"]) for n in needles)]
+        found.sort(key=lambda s: int(s["id"]), reverse=True)
+        if "max_id" in query:
+            found = [s for s in found if _ms(s) < _second(query["max_id"])]
+        if "min_id" in query:
+            found = [s for s in found if _ms(s) > _second(query["min_id"])]
+        offset = int(query.get("offset", 0))
+        limit = min(int(query.get("limit", 20)), 40)
+        return 200, {**empty, "statuses": found[offset:offset + limit]}, {}
+
+
+def _ms(status: dict[str, Any]) -> int:
+    return int(status["id"]) >> 16
+
+
+def _second(snowflake_id: str) -> int:
+    """The id's time truncated to the second (Mastodon renders it with ``iso8601``), in ms."""
+    return (int(snowflake_id) >> 16) // 1000 * 1000
+
+
+def _window(found: list[dict[str, Any]], query: dict[str, str]) -> list[dict[str, Any]]:
+    """Mastodon's id window: since_id/max_id bound it, min_id pages forward from an id."""
+    ordered = sorted(found, key=lambda s: int(s["id"]), reverse=True)
+    if "max_id" in query:
+        ordered = [s for s in ordered if int(s["id"]) < int(query["max_id"])]
+    if "since_id" in query:
+        ordered = [s for s in ordered if int(s["id"]) > int(query["since_id"])]
+    limit = min(int(query.get("limit", 20)), 40)
+    if "min_id" in query:
+        newer = [s for s in ordered if int(s["id"]) > int(query["min_id"])]
+        return newer[-limit:]  # the oldest ones just above min_id, still newest first
+    return ordered[:limit]
