@@ -34,7 +34,6 @@ no gap. A stream's first poll takes only the latest ``max_pages`` pages (older: 
 
 from __future__ import annotations
 
-import copy
 import logging
 import re
 from collections.abc import Iterator
@@ -47,16 +46,25 @@ from pydantic import Field, field_validator
 
 from listener.errors import ConfigError, ListenerError, MissingDependency, RateLimited, SourceError
 from listener.log import register_secret
-from listener.models import Page, Post, Rejected, parse_iso, to_iso
+from listener.models import Page, Post, Rejected
 from listener.query import to_simple_queries
 from listener.sources._html_text import html_to_text
+from listener.sources._mastodon_items import (
+    created_at_of,
+    dump_cursor,
+    id_order,
+    load_streams,
+    next_window,
+    raw_status,
+    reset_wait,
+    status_ids,
+)
 from listener.sources.base import SourceConfig, SourceContext
-from listener.sources.http import USER_AGENT, raise_for_status, retry_after
+from listener.sources.http import USER_AGENT, raise_for_status
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "mastodon"
-CURSOR_VERSION = 1
 _SEARCH_SLACK = 2000 << 16  # two seconds in snowflake units (milliseconds << 16)
 _NOT_PUBLIC = frozenset({"private", "direct"})
 _HASHTAG = re.compile(r"^[\w\u00b7\u200c]+$")
@@ -108,43 +116,6 @@ class _Stream:
     @property
     def label(self) -> str:
         return f"#{self.hashtag}" if self.hashtag else f"search {self.query!r}"
-
-
-def _order(status_id: str) -> tuple[int, str]:
-    return len(status_id), status_id
-
-
-def _ids(statuses: list[Any]) -> list[str]:
-    return [str(s["id"]) for s in statuses if isinstance(s, dict) and s.get("id")]
-
-
-def _next_window(max_id: str | None, lowest: str, offset: int, count: int) -> tuple[str, int]:
-    """Where the next page starts: below the lowest id seen; but when a whole page of search
-    results sat inside the coarse ``before:`` bound (no progress), the next ``offset`` there."""
-    if max_id is not None and _order(lowest) >= _order(max_id):
-        return max_id, offset + count
-    return lowest, 0
-
-
-def _created(status: dict[str, Any]) -> datetime | None:
-    """Mastodon.py parses ``created_at`` (into local time; None when malformed)."""
-    value = status.get("created_at")
-    if not isinstance(value, datetime):
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _reset_wait(headers: dict[str, str], now: datetime) -> float:
-    """Seconds until Mastodon's ``X-RateLimit-Reset`` (an ISO 8601 time), else the shared rules
-    (Retry-After first; GoToSocial-style epoch resets)."""
-    lower = {k.lower(): v for k, v in headers.items()}
-    reset = lower.get("x-ratelimit-reset", "")
-    if "retry-after" not in lower and ("-" in reset or "T" in reset):
-        try:
-            return max(0.0, (parse_iso(reset) - now).total_seconds())
-        except ValueError:
-            pass
-    return retry_after(headers, now)
 
 
 class MastodonSource:
@@ -199,7 +170,7 @@ class MastodonSource:
 
     def fetch(self, cursor: Any) -> Iterator[Page]:
         """Pages of new statuses, stream by stream (hashtags, then brand searches)."""
-        states = _load_cursor(cursor, {s.key for s in self._streams}, self.name)
+        states = load_streams(cursor, {s.key for s in self._streams}, self.name)
         for stream in self._streams:
             yield from self._poll(stream, states)
 
@@ -210,19 +181,19 @@ class MastodonSource:
         max_id, newest, offset = pending.get("max_id"), pending.get("newest"), 0
         for number in range(1, self.config.max_pages + 1):
             statuses = self._statuses(stream, max_id, since=since, offset=offset)
-            ids = _ids(statuses)
+            ids = status_ids(statuses)
             posts, rejected = self._convert(statuses, stream, since, max_id)
-            newest = max([i for i in (newest, since, *ids) if i], key=_order, default=None)
-            lowest = min(ids, key=_order) if ids else None
-            done = lowest is None or (since is not None and _order(lowest) <= _order(since))
+            newest = max([i for i in (newest, since, *ids) if i], key=id_order, default=None)
+            lowest = min(ids, key=id_order) if ids else None
+            done = lowest is None or (since is not None and id_order(lowest) <= id_order(since))
             if not done and number < self.config.max_pages:
                 yield Page(posts, None, rejected)  # a middle page never moves the cursor
-                max_id, offset = _next_window(max_id, lowest, offset, len(ids))
+                max_id, offset = next_window(max_id, lowest, offset, len(ids))
                 continue
-            resume = None if lowest is None else _next_window(max_id, lowest, offset, len(ids))[0]
+            resume = None if lowest is None else next_window(max_id, lowest, offset, len(ids))[0]
             states[stream.key] = self._next_state(stream, since, newest, resume, done)
             if posts or rejected or states[stream.key] != before:
-                yield Page(posts, _dump(states), rejected)
+                yield Page(posts, dump_cursor(states), rejected)
             return
 
     def _next_state(self, stream: _Stream, since: str | None, newest: str | None,
@@ -251,15 +222,15 @@ class MastodonSource:
             offset = 0
             for _ in range(self.config.backfill_max_pages):
                 statuses = self._statuses(stream, max_id, offset=offset)
-                ids = _ids(statuses)
+                ids = status_ids(statuses)
                 if not ids:
                     break
                 posts, rejected = self._convert(statuses, stream, None, max_id)
                 yield Page([p for p in posts if p.created_at >= since], None, rejected)
-                times = [_created(s) for s in statuses if isinstance(s, dict)]
+                times = [created_at_of(s) for s in statuses if isinstance(s, dict)]
                 if any(t is not None and t < since for t in times):
                     break
-                max_id, offset = _next_window(max_id, min(ids, key=_order), offset, len(ids))
+                max_id, offset = next_window(max_id, min(ids, key=id_order), offset, len(ids))
 
     # -- requests --------------------------------------------------------------------------
 
@@ -317,7 +288,7 @@ class MastodonSource:
         what = f"source {self.name}: Mastodon {stream.label}"
         m = self._m
         if isinstance(exc, m.MastodonRatelimitError) and status == 429:
-            wait = _reset_wait(headers, self.ctx.clock())
+            wait = reset_wait(headers, self.ctx.clock())
             return RateLimited(f"{what}: rate-limited (HTTP 429); waiting for the reset", wait)
         if isinstance(exc, m.MastodonUnauthorizedError):
             scope = "read:statuses and read:search" if self.config.search else "read:statuses"
@@ -350,8 +321,8 @@ class MastodonSource:
                                          "not a status object with an id"))
                 continue
             status_id = str(status["id"])
-            if (since and _order(status_id) <= _order(since)) or (
-                    max_id and _order(status_id) >= _order(max_id)):
+            if (since and id_order(status_id) <= id_order(since)) or (
+                    max_id and id_order(status_id) >= id_order(max_id)):
                 continue  # seen in an earlier poll or page (search bounds are coarse)
             item = self._to_post(status, status_id, stream)
             if isinstance(item, Post):
@@ -370,7 +341,7 @@ class MastodonSource:
                 isinstance(account, dict) and account.get("suspended")):
             log.debug("mastodon %s: not public or account suspended; skipped", status_id)
             return None
-        created = _created(status)
+        created = created_at_of(status)
         uri, content = status.get("uri"), status.get("content")
         if not isinstance(account, dict) or not account.get("acct"):
             return Rejected(where, "status has no account.acct")
@@ -390,41 +361,5 @@ class MastodonSource:
             url=status.get("url") or uri, author=str(account["acct"]),
             author_followers=followers if type(followers) is int and followers >= 0 else None,
             lang=status.get("language") or None, brand=stream.brand,
-            raw=_raw(status, status_id, created, account),
+            raw=raw_status(status, status_id, created, account),
         )
-
-
-def _raw(status: dict[str, Any], status_id: str, created: datetime,
-         account: dict[str, Any]) -> dict[str, Any]:
-    """The fields worth keeping, as plain JSON (Mastodon.py hands back typed objects)."""
-    tags = [str(t.get("name")) for t in status.get("tags") or [] if isinstance(t, dict)]
-    counts = ("replies_count", "reblogs_count", "favourites_count", "visibility", "language")
-    return {"id": status_id, "uri": str(status["uri"]), "url": status.get("url"),
-            "created_at": to_iso(created), "tags": tags, **{k: status.get(k) for k in counts},
-            "account": {k: account.get(k) and str(account.get(k)) for k in ("id", "acct")}
-            | {"followers_count": account.get("followers_count")}}
-
-
-def _valid_state(value: Any) -> bool:
-    pending = value.get("pending") if isinstance(value, dict) else None
-    return isinstance(value, dict) and isinstance(value.get("since_id"), str | None) and (
-        pending is None or isinstance(pending, dict)
-        and all(isinstance(pending.get(k), str) for k in ("max_id", "newest")))
-
-
-def _load_cursor(cursor: Any, keys: set[str], source: str) -> dict[str, dict[str, Any]]:
-    """Per-stream states for the streams configured now (others are dropped)."""
-    if cursor is None:
-        return {}
-    streams = cursor.get("streams") if isinstance(cursor, dict) else None
-    if not isinstance(streams, dict) or cursor.get("version") != CURSOR_VERSION:
-        log.warning("source %s: cursor not understood; starting every stream afresh", source)
-        return {}
-    bad = sorted(k for k, v in streams.items() if k in keys and not _valid_state(v))
-    if bad:
-        log.warning("source %s: bad cursor entries for %s; starting them afresh", source, bad)
-    return {k: copy.deepcopy(v) for k, v in streams.items() if k in keys and k not in bad}
-
-
-def _dump(states: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {"version": CURSOR_VERSION, "streams": copy.deepcopy(states)}
