@@ -76,7 +76,22 @@ def _print_summary(config: Config) -> None:
 @config_option
 def check_config(path: str | None, config_path: str) -> None:
     """Validate a config file (secrets must be set in the environment)."""
+    from listener.pipeline import Runtime
+
     config = _load(path or config_path)
+    runtime = Runtime(config)
+    problems = []
+    for cfg in config.sources:
+        if not cfg.enabled:
+            continue
+        try:  # builds the source: its library must import and its credentials be set
+            runtime.build_source(cfg)
+        except ListenerError as exc:
+            problems.append(f"source '{cfg.name}' is not ready: {exc}")
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        raise click.ClickException(f"{config.path}: {len(problems)} source(s) not ready")
     click.echo(
         f"{config.path}: ok — {len(config.sources)} source(s), {len(config.rules)} rule(s), "
         f"{len(config.destinations)} destination(s) active"
@@ -92,17 +107,14 @@ def sources(config_path: str) -> None:
     from listener.models import utcnow
     from listener.pipeline import Runtime
     from listener.report import table
-    from listener.sources import source_class
-    from listener.sources.base import SourceContext
     from storage.db import open_db, paused_until
 
     runtime = Runtime(_load(config_path))
     db = open_db(runtime.config.db_path)
     rows = []
     for cfg in runtime.config.sources:
-        ctx = SourceContext(base_dir=runtime.config.base_dir, brands=runtime.brands_for(cfg))
         try:
-            source_class(cfg.type)(cfg, ctx)
+            runtime.build_source(cfg)
             state = "ready" if cfg.enabled else "disabled"
         except ListenerError as exc:
             state = f"NOT READY: {exc}"

@@ -182,14 +182,13 @@ class Runtime:
             return self._classifier
 
     def sources(self) -> list[Source]:
-        built = []
-        for cfg in self.config.sources:
-            if not cfg.enabled:
-                continue
-            ctx = SourceContext(base_dir=self.config.base_dir, clock=self.clock,
-                                sleep=self.sleep, brands=self.brands_for(cfg))
-            built.append(source_class(cfg.type)(cfg, ctx))
-        return built
+        """Every enabled source, built; a missing library or credential raises here, at start."""
+        return [self.build_source(cfg) for cfg in self.config.sources if cfg.enabled]
+
+    def build_source(self, cfg: SourceConfig) -> Source:
+        ctx = SourceContext(base_dir=self.config.base_dir, clock=self.clock, sleep=self.sleep,
+                            brands=self.brands_for(cfg))
+        return source_class(cfg.type)(cfg, ctx)
 
     def brands_for(self, cfg: SourceConfig) -> tuple[Brand, ...]:
         """The source's `brands`; searching sources default to every configured brand."""

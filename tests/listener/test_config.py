@@ -187,3 +187,10 @@ def test_bad_brand_query_and_unknown_brand_name_their_keys(tmp_path: Path) -> No
     assert err.key == "sources[0].brands[0]" and "unknown brand 'acne' (configured: acme)" in str(err)
     config = load_config(write(tmp_path, good + VALID), environ={})
     assert config.brands["acme"].accepts("Acme is down", "en", "ann")
+
+
+def test_check_config_fails_when_a_source_is_not_ready(tmp_path: Path) -> None:
+    text = VALID.replace("rules:", "  - type: x\n    name: x-main\n    bearer_token: ''\nrules:", 1)
+    result = CliRunner().invoke(cli, ["check-config", str(write(tmp_path, text))])
+    assert result.exit_code == 1
+    assert "source 'x-main' is not ready" in result.output and "bearer_token" in result.output
