@@ -56,3 +56,27 @@ sources:
     assert state["paused_until"] is None  # resumed
     statuses = [r["status"] for r in db.query("SELECT status FROM runs WHERE target = 'hn'")]
     assert statuses == ["ok", "ok", "ok"]
+
+
+def test_backfill_command_pulls_history_without_moving_the_live_cursor(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from listener.cli import cli
+
+    now = int(datetime.now(UTC).timestamp())
+    with FakeHNSearch() as hn:
+        hn.add(*(story(i, now - i * 86400, f"acme story {i}") for i in range(1, 6)),
+               story(99, now - 3600, "unrelated"))
+        (tmp_path / "config.yaml").write_text(f"""\
+storage: {{path: t.db}}
+brands: [{{name: acme, query: acme}}]
+sources: [{{type: hackernews, name: hn, base_url: "{hn.base_url}"}}]
+""")
+        since = datetime.fromtimestamp(now - 3 * 86400 - 60, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        result = CliRunner().invoke(cli, ["backfill", "-c", str(tmp_path / "config.yaml"),
+                                          "--source", "hn", "--since", since])
+    assert result.exit_code == 0, result.output
+    assert "hn: 3 new post(s)" in result.output
+    db = Database(tmp_path / "t.db")
+    assert sorted(r["platform_id"] for r in db["posts"].rows) == ["1", "2", "3"]
+    assert db["cursors"].count == 0  # history never moves the live cursor
