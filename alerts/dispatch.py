@@ -70,6 +70,7 @@ def message_from_rows(rows: list[dict[str, Any]]) -> AlertMessage:
         destination=first["destination"], post=post_from_row(first),
         score=score_from_row(first),
         priority=max((r["priority"] or "normal" for r in rows), key=lambda p: _RANK.get(p, 1)),
+        attempt=max(int(r["attempts"] or 0) for r in rows) + 1,
     )
 
 

@@ -107,3 +107,6 @@ class AlertMessage:
     post: Post
     score: Score
     priority: str = "normal"
+    # 1 on the first try. Sinks whose remote has no idempotency key (Jira, GitHub) search for
+    # the alert id before creating again when attempt > 1: an earlier try may have landed.
+    attempt: int = 1
