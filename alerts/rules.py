@@ -35,11 +35,18 @@ class Condition(BaseModel):
     )
     sources: list[str] | None = Field(None, description="collected by one of these sources")
     brands: list[str] | None = Field(None, description="post's brand is one of these")
+    platforms: list[str] | None = Field(None, description="post's platform is one of these")
+    languages: list[str] | None = Field(
+        None, description="post's language is one of these (posts of unknown language match)"
+    )
+    min_followers: int | None = Field(None, ge=0, description="author's followers at least (reach)")
+    max_rating: float | None = Field(None, ge=0, le=5, description="review rating at most")
     all_: list[Condition] | None = Field(None, alias="all", description="every one holds")
     any_: list[Condition] | None = Field(None, alias="any", description="at least one holds")
     not_: Condition | None = Field(None, alias="not", description="this one does not hold")
 
-    @field_validator("sentiment", "keywords", "sources", "brands", mode="before")
+    @field_validator("sentiment", "keywords", "sources", "brands", "platforms", "languages",
+                     mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
@@ -61,6 +68,16 @@ class Condition(BaseModel):
         if self.sources is not None and post.source not in self.sources:
             return False
         if self.brands is not None and (post.brand or "") not in self.brands:
+            return False
+        if self.platforms is not None and post.platform not in self.platforms:
+            return False
+        if self.languages is not None and post.lang and post.lang.lower() not in {
+            lang.lower() for lang in self.languages
+        }:
+            return False
+        if self.min_followers is not None and (post.author_followers or 0) < self.min_followers:
+            return False
+        if self.max_rating is not None and (post.rating is None or post.rating > self.max_rating):
             return False
         if self.all_ is not None and not all(c.matches(post, score) for c in self.all_):
             return False
@@ -87,6 +104,15 @@ class Condition(BaseModel):
             yield from self.not_.source_refs((*loc, "not"))
 
 
+class AlertCap(BaseModel):
+    """At most ``count`` alerts per destination in any ``per_seconds`` window (alert fatigue)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    count: int = Field(ge=1, description="alerts allowed per window and destination")
+    per_seconds: float = Field(gt=0, description="the window, in seconds")
+
+
 class RuleConfig(BaseModel):
     """One alert rule: when its condition holds, alert each of its destinations once per post."""
 
@@ -96,6 +122,14 @@ class RuleConfig(BaseModel):
     when: Condition = Field(default_factory=Condition, description="the condition")
     destinations: list[str] = Field(min_length=1, description="destination names")
     enabled: bool = Field(True, description="false keeps the rule but never fires it")
+    dry_run: bool = Field(
+        False, description="record the alerts (status dry_run, see `listener alerts list`), "
+        "never send them: try a rule before it pages anyone"
+    )
+    max_alerts: AlertCap | None = Field(
+        None, description="cap per destination and window; alerts over it are kept as "
+        "'suppressed' (visible, never sent)"
+    )
 
 
 def priority(score: Score, post: Post) -> str:

@@ -197,7 +197,8 @@ def alerts() -> None:
 
 @alerts.command("list")
 @config_option
-@click.option("--status", type=click.Choice(["pending", "delivered", "failed"]), default=None)
+@click.option("--status", default=None,
+              type=click.Choice(["pending", "delivered", "failed", "dry_run", "suppressed"]))
 @click.option("--limit", default=50, show_default=True)
 def alerts_list(config_path: str, status: str | None, limit: int) -> None:
     """Show alerts with their delivery status and last error."""

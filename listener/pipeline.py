@@ -122,10 +122,15 @@ def evaluate_rules(
     db: Database, rules: Iterable[RuleConfig], destinations: set[str], clock: Clock,
     *, batch_size: int = 500,
 ) -> int:
-    """Run new scores through the rules; alerts + "evaluated" marks commit together."""
+    """Run new scores through the rules; alerts + "evaluated" marks commit together.
+
+    A dry-run rule records its alerts as ``dry_run``; alerts over a rule's ``max_alerts`` cap are
+    recorded as ``suppressed``: both visible in `listener alerts list`, neither ever sent.
+    """
     active = [r for r in rules if r.enabled]
     added = 0
     while rows := store.scores_to_evaluate(db, batch_size):
+        caps = _Caps(db, clock())
         alerts = []
         for row in rows:
             if row["duplicate_of"] is not None:
@@ -136,11 +141,33 @@ def evaluate_rules(
                     continue
                 alerts += [
                     outbox.NewAlert(rule.name, dest, row["id"], row["score_id"], post.key,
-                                    priority(score, post))
+                                    priority(score, post), caps.status(rule, dest))
                     for dest in rule.destinations if dest in destinations
                 ]
         added += outbox.enqueue(db, alerts, [r["score_id"] for r in rows], clock())
     return added
+
+
+class _Caps:
+    """Counts alerts per (rule, destination) in each rule's window, this batch included."""
+
+    def __init__(self, db: Database, now: datetime) -> None:
+        self.db, self.now = db, now
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def status(self, rule: RuleConfig, destination: str) -> str:
+        if rule.dry_run:
+            return outbox.DRY_RUN
+        if rule.max_alerts is None:
+            return outbox.PENDING
+        key = (rule.name, destination)
+        if key not in self.counts:
+            since = self.now - timedelta(seconds=rule.max_alerts.per_seconds)
+            self.counts[key] = outbox.sent_since(self.db, rule.name, destination, since)
+        if self.counts[key] >= rule.max_alerts.count:
+            return outbox.SUPPRESSED
+        self.counts[key] += 1
+        return outbox.PENDING
 
 
 @dataclass

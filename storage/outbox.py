@@ -18,6 +18,8 @@ from listener.models import to_iso
 from storage.tx import immediate
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+DRY_RUN, SUPPRESSED = "dry_run", "suppressed"  # recorded for people to see, never sent
+STATUSES = (PENDING, DELIVERED, FAILED, DRY_RUN, SUPPRESSED)
 
 
 def alert_id(rule: str, post_key: str, destination: str) -> str:
@@ -34,6 +36,7 @@ class NewAlert:
     score_id: int
     post_key: str
     priority: str = "normal"
+    status: str = PENDING
 
 
 def enqueue(
@@ -43,7 +46,7 @@ def enqueue(
     stamp = to_iso(now)
     rows = [
         (alert_id(a.rule, a.post_key, a.destination), a.post_id, a.score_id, a.rule,
-         a.destination, PENDING, a.priority, stamp, stamp)
+         a.destination, a.status, a.priority, stamp, stamp)
         for a in alerts
     ]
     with immediate(db):
@@ -58,6 +61,16 @@ def enqueue(
             [(stamp, sid) for sid in evaluated_score_ids],
         )
     return added
+
+
+def sent_since(db: Database, rule: str, destination: str, since: datetime) -> int:
+    """Alerts of a rule to a destination that count against its cap (not dry runs/suppressed)."""
+    row = db.execute(
+        "SELECT count(*) FROM alerts WHERE rule = ? AND destination = ? AND created_at >= ?"
+        " AND status IN (?, ?, ?)",
+        [rule, destination, to_iso(since), PENDING, DELIVERED, FAILED],
+    ).fetchone()
+    return int(row[0])
 
 
 def due(db: Database, now: datetime, limit: int) -> list[dict[str, Any]]:

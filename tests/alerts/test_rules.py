@@ -45,6 +45,16 @@ CASES = [
     ({"not": {"keywords": ["giveaway"]}}, post("win a giveaway"), score(), False),
     ({"sentiment": "negative", "not": {"sources": ["noise"]}}, post("x", source="noise"),
      score(), False),
+    ({"platforms": ["x", "reddit"]}, post("x"), score(), True),
+    ({"platforms": "reddit"}, post("x"), score(), False),
+    ({"min_followers": 10_000}, post("x", followers=9_999), score(), False),
+    ({"min_followers": 10_000}, post("x", followers=10_000), score(), True),
+    ({"languages": ["EN"]}, Post("x", "1", "t", NOW, lang="en"), score(), True),
+    ({"languages": ["de"]}, Post("x", "1", "t", NOW, lang="en"), score(), False),
+    ({"languages": ["de"]}, Post("x", "1", "t", NOW), score(), True),  # unknown language
+    ({"max_rating": 2}, Post("appstore", "1", "t", NOW, rating=1), score(), True),
+    ({"max_rating": 2}, Post("appstore", "1", "t", NOW, rating=4), score(), False),
+    ({"max_rating": 2}, post("x"), score(), False),  # not a review
 ]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from alerts.rules import Condition, RuleConfig
+from alerts.rules import AlertCap, Condition, RuleConfig
 from alerts.sinks import REGISTRY as SINKS
 from alerts.sinks import sink_class
 from listener import config as config_module
@@ -169,6 +169,8 @@ def test_every_setting_is_documented_in_the_example() -> None:
         config_module.ClassifierSettings,
         config_module.ScheduleSettings,
         config_module.DispatchSettings,
+        config_module.BrandSettings,
+        AlertCap,
         RuleConfig,
         Condition,
         *(source_class(name).Config for name in SOURCES),
