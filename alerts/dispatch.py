@@ -132,14 +132,15 @@ def _attempt(
 ) -> bool:
     """One delivery attempt; False when the destination asked us to wait (rate limit)."""
     message = message_from_rows(group)
-    attempt = max(int(r["attempts"] or 0) for r in group) + 1
+    attempt = message.attempt
+    outbox.begin_attempt(db, [r["alert_id"] for r in group], attempt)
     started = time.monotonic()
     try:
         remote_id = sink.send(message)
     except RateLimited as exc:
         wait = exc.retry_after if exc.retry_after is not None else policy.delay(1)
         until = clock() + timedelta(seconds=wait)
-        _failed(db, group, clock(), exc, until, started, "rate_limited")
+        _failed(db, group, attempt - 1, clock(), exc, until, started, "rate_limited")
         outbox.defer_destination(db, sink.name, until)
         log.warning("%s rate-limited: holding its alerts %.0fs", sink.name, wait)
         result.rate_limited += 1
@@ -151,29 +152,27 @@ def _attempt(
             log.exception("sink %s crashed on alert %s", sink.name, message.alert_id)
         retry = getattr(exc, "retryable", True) and attempt < policy.max_attempts
         until = clock() + timedelta(seconds=policy.delay(attempt)) if retry else None
-        _failed(db, group, clock(), exc, until, started)
+        _failed(db, group, attempt, clock(), exc, until, started)
         _count(result, retry, f"{message.alert_id} → {sink.name}: {exc}")
         return True
     ms = (time.monotonic() - started) * 1000
     with immediate(db):  # every alert of the group is delivered by the same message
         for row in group:
-            outbox.record_delivered(
-                db, row["alert_id"], int(row["attempts"] or 0) + 1, remote_id, clock(), ms
-            )
+            outbox.record_delivered(db, row["alert_id"], attempt, remote_id, clock(), ms)
     result.delivered += 1
     return True
 
 
 def _failed(
-    db: Database, group: list[dict[str, Any]], now: datetime, exc: Exception,
+    db: Database, group: list[dict[str, Any]], attempts: int, now: datetime, exc: Exception,
     until: datetime | None, started: float, outcome: str | None = None,
 ) -> None:
+    """Record a failed attempt for every alert of the group (a 429 does not count as one)."""
     ms = (time.monotonic() - started) * 1000
-    counts = 0 if outcome == "rate_limited" else 1  # a 429 is not the alert's fault
     with immediate(db):
         for row in group:
             outbox.record_failure(
-                db, row["alert_id"], int(row["attempts"] or 0) + counts, now, error=str(exc),
+                db, row["alert_id"], attempts, now, error=str(exc),
                 status_code=getattr(exc, "status", None), retry_at=until, ms=ms, outcome=outcome,
             )
     if outcome == "rate_limited":

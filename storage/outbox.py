@@ -98,6 +98,18 @@ def next_due_at(db: Database, destinations: Iterable[str]) -> str | None:
     return row[0] if row else None
 
 
+def begin_attempt(db: Database, alert_ids: Iterable[str], attempt: int) -> None:
+    """Commit that attempt ``attempt`` starts, BEFORE the request goes out.
+
+    If the process dies after the remote acted but before the outcome is recorded, the next run
+    sees ``attempts`` > 0 and sinks without idempotency keys search for the alert first.
+    """
+    with immediate(db):
+        db.conn.executemany(
+            "UPDATE alerts SET attempts = ? WHERE id = ?", [(attempt, a) for a in alert_ids]
+        )
+
+
 def record_delivered(
     db: Database, alert: str, attempt: int, remote_id: str | None, now: datetime, ms: float
 ) -> None:

@@ -144,3 +144,27 @@ def test_a_failing_stage_makes_once_exit_nonzero_but_the_others_still_run(tmp_pa
     db = Database(tmp_path / "listener.db")
     errors = list(db.query("SELECT stage, target FROM runs WHERE status = 'error'"))
     assert errors == [{"stage": "collect", "target": "broken"}]
+
+
+def test_killed_between_send_and_ack_the_attempt_is_known_on_restart(tmp_path: Path) -> None:
+    config = setup_dir(tmp_path, NEGATIVE[:1])
+    with FakeSlackWebhook() as slack:
+        slack.enqueue(200, "ok", delay=60)  # Slack got it; our process dies before the answer
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "listener", "run", "--once", "-c", str(config)],
+            env=cli_env(slack.url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            slack.wait_for_requests(1, timeout=120)
+        finally:
+            proc.kill()
+            proc.wait(timeout=30)
+        db = Database(tmp_path / "listener.db")
+        [row] = db.query("SELECT status, attempts FROM alerts")
+        assert row == {"status": "pending", "attempts": 1}  # recorded before the send
+        again = run_cli(["run", "--once", "-c", str(config)], cli_env(slack.url))
+        assert again.returncode == 0, again.stderr
+        # Slack has no idempotency key: the one window left is a duplicate message, counted here
+        assert len(slack.requests) == 2
+    [row] = db.query("SELECT status, attempts FROM alerts")
+    assert row == {"status": "delivered", "attempts": 2}
