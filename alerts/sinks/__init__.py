@@ -9,6 +9,7 @@ from listener.registry import load_plugin
 REGISTRY: dict[str, str] = {
     "console": "alerts.sinks.console:ConsoleSink",
     "slack": "alerts.sinks.slack:SlackSink",
+    "email": "alerts.sinks.email:EmailSink",
 }
 
 
