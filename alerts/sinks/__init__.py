@@ -10,6 +10,8 @@ REGISTRY: dict[str, str] = {
     "console": "alerts.sinks.console:ConsoleSink",
     "slack": "alerts.sinks.slack:SlackSink",
     "email": "alerts.sinks.email:EmailSink",
+    "zendesk": "alerts.sinks.zendesk:ZendeskSink",
+    "webhook": "alerts.sinks.webhook:WebhookSink",
 }
 
 

@@ -1,0 +1,399 @@
+"""Zendesk destination: one ticket per alert through the Ticketing API (httpx, API token).
+
+Exactly-once effect. Every create carries ``Idempotency-Key: <alert id>`` and the ticket's
+``external_id`` is the alert id. Zendesk keeps a key for two hours: a replay with the same body
+answers the first ticket and ``x-idempotency-lookup: hit`` (logged), a first use ``miss``; the
+same key with another body answers 400 ``IdempotentRequestError``. The body is rendered from the
+alert only (no clock, no attempt number), so a retry replays it byte for byte. As a second safety
+net, ``attempt > 1`` first lists ``GET /api/v2/tickets.json?external_id=<alert id>`` (a database
+filter, not the eventually consistent search index) and returns the ticket found; an
+``IdempotentRequestError`` (the body changed: config edited, another rule joined the alert) also
+looks there before giving up. What remains: a crash after Zendesk created the ticket but before
+dispatch recorded it, followed by more than two hours down (the next try is attempt 1 again, so
+only the expired key would protect it); or an agent deleting the ticket before a retry.
+
+Requester. Zendesk creates a new requester only from a name *and* an email (an email-less
+requester is refused), and reuses any existing user with that email. Social posts carry no email,
+so ``requester: none`` (default) leaves the API user as requester and names the author in the
+body; ``requester: author`` sends ``{name: "<author> (<platform>)", email: <synthetic>}`` where the
+address is ``<platform>-<author slug>-<hash>@<requester_email_domain>``, stable per author, under a
+domain no real user has (default ``listener.invalid``, RFC 2606: never delivered), so a hostile
+author name can never select an existing customer, and notifications go nowhere.
+
+Priority: low/normal/high map to Zendesk's low/normal/high; high with urgency at or above
+``urgent_urgency`` (default 0.9) becomes ``urgent``.
+
+Untrusted text. Zendesk renders a comment's ``body`` as Markdown and expands ``{{...}}``
+placeholders (dynamic content) in subjects. Post text, author and brand are control-stripped,
+whitespace-collapsed, cut with :func:`alerts.render.excerpt` and defused with a zero-width space:
+after every ``]`` (no ``[x](url)``, ``![](pixel)``, ``[x]: url``), after ``<`` (no raw HTML or
+``<url>`` autolinks), between ``{{`` / ``{%``, and after a leading ``@``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from alerts.render import (
+    ZWSP,
+    excerpt,
+    reach_label,
+    safe_url,
+    sentiment_label,
+    strip_controls,
+    urgency_label,
+)
+from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
+from listener.errors import DeliveryError, RateLimited
+from listener.log import register_secret
+from listener.models import AlertMessage, to_iso
+
+log = logging.getLogger(__name__)
+
+TICKETS = "/api/v2/tickets.json"
+SUBJECT_MAX = 150
+TAG_MAX = 80
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
+_TAG_UNSAFE = re.compile(r"[^a-z0-9_-]+")
+_SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
+_PLACEHOLDER = re.compile(r"\{(?=[{%])")
+_LEADING_AT = re.compile(r"(?<![\w.])@(?=\w)")
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})+$")
+_ADVICE = {
+    401: "the email or API token is wrong or revoked; check both environment variables",
+    403: "the API user may not create tickets (or token access is off in Admin Center)",
+    404: "no such Zendesk account or endpoint; check subdomain / base_url",
+    422: "Zendesk refused a field; fix the named field (group_id, custom_fields, tags)",
+}
+
+
+class CustomField(BaseModel):
+    """One ticket field value, as Zendesk takes it: ``{id: 360001234567, value: "social"}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int = Field(description="the ticket field's id (Admin Center → Objects → Ticket fields)")
+    value: str | int | float | bool | list[str] | None = Field(description="the value to set")
+
+
+class ZendeskSinkConfig(SinkConfig):
+    """Creates a ticket per alert in one Zendesk account."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    type: Literal["zendesk"] = Field("zendesk", description="always 'zendesk'")
+    subdomain: str | None = Field(None, description="account subdomain: acme for acme.zendesk.com")
+    base_url: str | None = Field(None, description="instead of subdomain: https://host (tests)")
+    email: str = Field(repr=False, description='agent email of the API user ({"$env": NAME})')
+    api_token: str = Field(repr=False, description='API token, a secret ({"$env": NAME})')
+    public: bool = Field(False, description="make the alert comment public (default: internal)")
+    requester: Literal["none", "author"] = Field(
+        "none", description="none: the API user requests; author: a synthetic end user per author"
+    )
+    requester_email_domain: str = Field(
+        "listener.invalid", description="domain of the synthetic requester emails (undeliverable)"
+    )
+    tags: list[str] = Field(default_factory=list, description="extra tags ('listener' is added)")
+    group_id: int | None = Field(None, description="assign tickets to this group id")
+    custom_fields: list[CustomField] = Field(
+        default_factory=list, description="ticket field values: [{id: ..., value: ...}]"
+    )
+    urgent_urgency: float | None = Field(
+        0.9, ge=0, le=1, description="priority high + urgency at/above this → urgent; null: never"
+    )
+    max_text_chars: int = Field(4000, ge=100, le=20000, description="post text cut to this")
+    timeout: float = Field(15, gt=0, le=120, description="seconds to connect and to answer")
+    min_interval: float = Field(0.5, ge=0, description="seconds between two creates (rate limit)")
+
+    @field_validator("subdomain")
+    @classmethod
+    def _subdomain(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", value):
+            raise ValueError("subdomain is the first label of acme.zendesk.com, e.g. 'acme'")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        """The token travels with every request: https only, except 127.0.0.1 for tests."""
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        scheme, host = parts.scheme.lower(), parts.hostname or ""
+        if not host or parts.path.strip("/") or parts.query or parts.username:
+            raise ValueError("base_url must be scheme://host[:port] with no path or user")
+        if scheme != "https" and not (scheme == "http" and host in LOCAL_HOSTS):
+            raise ValueError("base_url must use https (http only for 127.0.0.1/localhost)")
+        return f"{scheme}://{parts.netloc}"
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, tags: list[str]) -> list[str]:
+        bad = [t for t in tags if zendesk_tag(t) != t]
+        if bad:
+            raise ValueError(f"tags may hold only a-z, 0-9, _ and -: {bad}")
+        return tags
+
+    @field_validator("requester_email_domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        if not _HOST.match(value):
+            raise ValueError("requester_email_domain must be a domain such as listener.invalid")
+        return value
+
+    @model_validator(mode="after")
+    def _one_address(self) -> ZendeskSinkConfig:
+        if (self.subdomain is None) == (self.base_url is None):
+            raise ValueError("give exactly one of subdomain and base_url")
+        return self
+
+    @property
+    def url(self) -> str:
+        return self.base_url or f"https://{self.subdomain}.zendesk.com"
+
+
+# -- rendering: pure functions --------------------------------------------------------------
+
+
+def inert(text: str, limit: int) -> str:
+    """Untrusted text made plain for Markdown and placeholders, cut to ``limit`` code points.
+
+    A lone surrogate (possible in text decoded from JSON) becomes "?": it cannot be sent as UTF-8.
+    """
+    cut = excerpt(strip_controls(text), limit).encode("utf-8", "replace").decode("utf-8")
+    cut = cut.replace("]", "]" + ZWSP).replace("<", "<" + ZWSP)
+    return _LEADING_AT.sub("@" + ZWSP, _PLACEHOLDER.sub("{" + ZWSP, cut))
+
+
+def zendesk_tag(name: str) -> str:
+    """Tag syntax: lower case, a-z 0-9 _ -, no spaces (Zendesk splits tags on spaces)."""
+    return _TAG_UNSAFE.sub("_", name.lower()).strip("_-")[:TAG_MAX]
+
+
+def ticket_subject(msg: AlertMessage) -> str:
+    """``Acme · mastodon · negative``, plain text of at most 150 characters."""
+    brand = msg.post.brand or msg.post.source or "mention"
+    return inert(f"{brand} · {msg.post.platform} · {msg.score.sentiment}", SUBJECT_MAX)
+
+
+def ticket_priority(msg: AlertMessage, urgent_urgency: float | None) -> str:
+    priority = msg.priority.lower() if msg.priority.lower() in ("low", "high") else "normal"
+    if priority == "high" and urgent_urgency is not None and msg.score.urgency >= urgent_urgency:
+        return "urgent"
+    return priority
+
+
+def ticket_body(msg: AlertMessage, limit: int) -> str:
+    """The first comment: who posted what where, the model's verdict, the rules, the alert id."""
+    post, score = msg.post, msg.score
+    url = safe_url(post.url)
+    link = url.replace("[", "%5B").replace("]", "%5D") if url else "(no safe link)"
+    text = inert(post.text, limit) or "(no text)"
+    author = inert(post.author or "unknown", 200)
+    lines = [
+        f"{ticket_subject(msg)} — social-listener alert",
+        "",
+        f"Post by {author} ({reach_label(post.author_followers)}) on {inert(post.platform, 40)},"
+        f" {to_iso(post.created_at)}:",
+        "",
+        f"> {text}",
+        "",
+        f"- Sentiment: {sentiment_label(msg)}",
+        f"- Urgency: {urgency_label(score.urgency)}",
+        f"- Rules: {inert(', '.join(msg.rules), 500) or '-'}",
+        f"- Priority: {inert(msg.priority, 20)}",
+        f"- Link: {link}",
+        f"- Model: {inert(f'{score.model} {score.model_version}', 200)}",
+        f"- Alert id: {msg.alert_id}",
+    ]
+    return "\n".join(lines)
+
+
+def requester_for(msg: AlertMessage, domain: str) -> dict[str, str] | None:
+    """A stable synthetic end user for the post's author (see the module docstring)."""
+    author = strip_controls(msg.post.author or "").strip()
+    if not author:
+        return None
+    platform = _SLUG_UNSAFE.sub("-", msg.post.platform.lower()).strip("-")[:20] or "social"
+    slug = _SLUG_UNSAFE.sub("-", author.lower()).strip("-")[:30] or "user"
+    digest = hashlib.sha256(f"{msg.post.platform}\x1f{author}".encode()).hexdigest()[:10]
+    name = inert(f"{author} ({msg.post.platform})", 100)
+    return {"name": name, "email": f"{platform}-{slug}-{digest}@{domain}"}
+
+
+def ticket_payload(msg: AlertMessage, config: ZendeskSinkConfig) -> dict[str, Any]:
+    """The Create Ticket body; a function of the alert and config only (idempotent replays)."""
+    tags = [*config.tags, "listener", *(zendesk_tag(rule) for rule in msg.rules)]
+    ticket: dict[str, Any] = {
+        "subject": ticket_subject(msg),
+        "comment": {"body": ticket_body(msg, config.max_text_chars), "public": config.public},
+        "external_id": msg.alert_id,
+        "priority": ticket_priority(msg, config.urgent_urgency),
+        "tags": [t for t in dict.fromkeys(tags) if t],
+    }
+    if config.requester == "author":
+        requester = requester_for(msg, config.requester_email_domain)
+        if requester is not None:
+            ticket["requester"] = requester
+    if config.group_id is not None:
+        ticket["group_id"] = config.group_id
+    if config.custom_fields:
+        ticket["custom_fields"] = [f.model_dump() for f in config.custom_fields]
+    return {"ticket": ticket}
+
+
+# -- the sink -------------------------------------------------------------------------------
+
+
+class ZendeskSink:
+    """Creates one ticket per alert; returns the ticket id."""
+
+    type: ClassVar[str] = "zendesk"
+    Config: ClassVar[type[ZendeskSinkConfig]] = ZendeskSinkConfig
+
+    def __init__(self, config: ZendeskSinkConfig) -> None:
+        self.name = config.name
+        self.min_interval = config.min_interval
+        self._config = config
+        self._host = urlsplit(config.url).hostname or "?"
+        user = f"{config.email}/token"
+        basic = base64.b64encode(f"{user}:{config.api_token}".encode()).decode()
+        for secret in (config.api_token, basic, config.email):
+            register_secret(secret)  # the handler-level redaction of listener.log
+        self._client = httpx.Client(
+            base_url=config.url, auth=httpx.BasicAuth(user, config.api_token),
+            timeout=config.timeout, follow_redirects=False,
+            headers={"Accept": "application/json", "User-Agent": "social-listener"},
+        )
+
+    def __repr__(self) -> str:
+        return f"ZendeskSink(name={self.name!r}, host={self._host!r})"
+
+    def send(self, message: AlertMessage) -> str | None:
+        """Find the ticket of an earlier attempt, or create it with the idempotency key."""
+        if message.attempt > 1:
+            existing = self._find(message)
+            if existing is not None:
+                log.info("%s: ticket %s for alert %s already exists (earlier attempt)",
+                         self.name, existing, message.alert_id)
+                return existing
+        payload = ticket_payload(message, self._config)
+        response = self._request(message, "POST", TICKETS, json=payload,
+                                 headers={"Idempotency-Key": message.alert_id})
+        if response.status_code in (200, 201):
+            return self._created(response, message)
+        if response.status_code == 400 and _error_code(response) == "IdempotentRequestError":
+            existing = self._find(message)
+            if existing is not None:
+                return existing
+        raise self._answer_error(response, message)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _created(self, response: httpx.Response, message: AlertMessage) -> str:
+        lookup = response.headers.get("x-idempotency-lookup", "")
+        ticket_id = _json(response).get("ticket", {}).get("id")
+        if not isinstance(ticket_id, int):
+            raise DeliveryError(f"{self._where(message)}: HTTP {response.status_code} without a "
+                                "ticket id; is base_url a Zendesk account?", retryable=False,
+                                status=response.status_code, body_snippet=response.text[:300])
+        if lookup == "hit":
+            log.info("%s: idempotency hit: ticket %s was created by an earlier attempt of %s",
+                     self.name, ticket_id, message.alert_id)
+        else:
+            log.info("%s: created ticket %s for alert %s (idempotency lookup: %s)",
+                     self.name, ticket_id, message.alert_id, lookup or "not reported")
+        return str(ticket_id)
+
+    def _find(self, message: AlertMessage) -> str | None:
+        """The oldest ticket whose external_id is the alert id (List Tickets filter)."""
+        response = self._request(message, "GET", TICKETS,
+                                 params={"external_id": message.alert_id})
+        if response.status_code != 200:
+            raise self._answer_error(response, message)
+        tickets = _json(response).get("tickets") or []
+        ids = [t["id"] for t in tickets if isinstance(t, dict) and isinstance(t.get("id"), int)
+               and t.get("external_id") == message.alert_id]
+        return str(min(ids)) if ids else None
+
+    def _request(self, message: AlertMessage, method: str, path: str, **kw: Any) -> httpx.Response:
+        """One HTTP request; network failures become retryable DeliveryErrors."""
+        try:
+            return self._client.request(method, path, **kw)
+        except httpx.TimeoutException:
+            what = (f"no answer within {self._config.timeout:g}s; the retry replays the same "
+                    "idempotency key, so Zendesk will not create a second ticket")
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL):
+            raise DeliveryError(f"{self._where(message)}: base_url is not usable",
+                                retryable=False) from None
+        except httpx.TransportError as exc:
+            what = f"could not reach Zendesk ({type(exc).__name__}); check network, DNS and TLS"
+        raise DeliveryError(f"{self._where(message)}: {what}", retryable=True) from None
+
+    def _answer_error(self, response: httpx.Response, message: AlertMessage) -> Exception:
+        """Map Zendesk's answer: 429 waits, 4xx parks with advice, 5xx retries."""
+        status, where = response.status_code, self._where(message)
+        retry_after = response.headers.get("Retry-After")
+        if status == 429 or (status == 503 and retry_after is not None):
+            wait = retry_after_seconds(retry_after)
+            return RateLimited(f"{where}: rate-limited by Zendesk (HTTP {status}); "
+                               f"retry in {wait:g}s", wait)
+        code, detail = _error_code(response), _error_detail(response)
+        error = error_for_status(status, detail, permanent=frozenset({400, 401, 403, 404, 422}))
+        if 300 <= status < 400:
+            advice = "Zendesk redirected (not followed); check subdomain / base_url"
+        elif code == "IdempotentRequestError":
+            advice = ("the ticket changed between attempts and no ticket carries this alert id; "
+                      "`listener alerts retry` it after two hours (the key expires)")
+        elif error.retryable:
+            advice = "Zendesk or the network failed; dispatch will retry"
+        else:
+            advice = _ADVICE.get(status, "Zendesk refused the ticket; see the detail")
+        label = " ".join(p for p in (f"HTTP {status}", code, detail and f"({detail})") if p)
+        return DeliveryError(f"{where}: {label}: {advice}", status=status,
+                             body_snippet=detail, retryable=error.retryable)
+
+    def _where(self, message: AlertMessage) -> str:
+        return f"Zendesk destination '{self.name}' (alert {message.alert_id})"
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _error_code(response: httpx.Response) -> str:
+    """Zendesk's ``error`` name (RecordInvalid, IdempotentRequestError…), when it is a word."""
+    error = _json(response).get("error")
+    if isinstance(error, dict):
+        error = error.get("title")
+    return error if isinstance(error, str) and re.fullmatch(r"[A-Za-z_ ']{1,60}", error) else ""
+
+
+def _error_detail(response: httpx.Response) -> str:
+    """The field errors of a 422 (``priority: is not valid``), else the description."""
+    body = _json(response)
+    details = body.get("details")
+    if isinstance(details, dict):
+        parts = []
+        for field, errors in details.items():
+            for item in errors if isinstance(errors, list) else [errors]:
+                text = item.get("description", "") if isinstance(item, dict) else str(item)
+                parts.append(f"{field}: {text}")
+        return strip_controls("; ".join(parts))[:300]
+    description = body.get("description")
+    text = description if isinstance(description, str) else response.text
+    return strip_controls(" ".join(text.split()))[:200]
