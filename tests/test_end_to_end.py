@@ -168,3 +168,42 @@ def test_killed_between_send_and_ack_the_attempt_is_known_on_restart(tmp_path: P
         assert len(slack.requests) == 2
     [row] = db.query("SELECT status, attempts FROM alerts")
     assert row == {"status": "delivered", "attempts": 2}
+
+
+def test_killed_between_send_and_ack_no_duplicate_ticket_after_restart(tmp_path: Path) -> None:
+    from tests.fakes.zendesk_api import FakeZendesk
+
+    config = setup_dir(tmp_path, NEGATIVE[:2])
+    with FakeZendesk() as zendesk:
+        config.write_text(config.read_text().split("destinations:\n  - type: slack")[0].replace(
+            "destinations: [slack]", "destinations: [tickets]") + f"""\
+destinations:
+  - type: zendesk
+    name: tickets
+    base_url: "{zendesk.base_url}"
+    email: {zendesk.email}
+    api_token: {{"$env": TEST_ZENDESK_TOKEN}}
+    min_interval: 0
+dispatch:
+  once_max_wait: 0
+""")
+        env = dict(cli_env("http://127.0.0.1:9/unused"), TEST_ZENDESK_TOKEN=zendesk.token)
+        zendesk.enqueue(delay=60, create=True)  # the ticket is created; the answer never comes
+        proc = subprocess.Popen([sys.executable, "-m", "listener", "run", "--once", "-c",
+                                 str(config)], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            zendesk.wait_for_requests(1, timeout=120)
+        finally:
+            proc.kill()  # SIGKILL between the remote's effect and our record of it
+            proc.wait(timeout=30)
+        assert len(zendesk.tickets) == 1
+        again = run_cli(["run", "--once", "-c", str(config)], env)
+        assert again.returncode == 0, again.stderr
+        tickets = zendesk.tickets
+    assert len(tickets) == len(NEGATIVE[:2])  # one ticket per alert: no duplicate after restart
+    assert len({t["external_id"] for t in tickets}) == len(tickets)
+    db = Database(tmp_path / "listener.db")
+    rows = list(db.query("SELECT status, remote_id FROM alerts ORDER BY created_at, id"))
+    assert [r["status"] for r in rows] == ["delivered"] * len(tickets)
+    assert {r["remote_id"] for r in rows} == {str(t["id"]) for t in tickets}
