@@ -12,6 +12,8 @@ REGISTRY: dict[str, str] = {
     "email": "alerts.sinks.email:EmailSink",
     "zendesk": "alerts.sinks.zendesk:ZendeskSink",
     "webhook": "alerts.sinks.webhook:WebhookSink",
+    "jira": "alerts.sinks.jira:JiraSink",
+    "github": "alerts.sinks.github:GitHubSink",
 }
 
 

@@ -1,0 +1,151 @@
+"""GitHub issue title and Markdown body for an alert; pure functions, no I/O.
+
+GitHub-flavoured Markdown gives a post many ways to act: ``@user`` and ``@org/team`` notify
+people, ``#123`` and ``owner/repo#1`` cross-reference other issues, ``[x](javascript:…)`` and
+bare ``https://…`` make links, ``![](http://evil/pixel)`` loads a tracking image, ``<details>``
+and other HTML change the page, ``- [ ]`` makes task lists. So untrusted text never reaches the
+body as Markdown:
+
+- the post text goes into a fenced code block whose fence is longer than any backtick run in the
+  text (the text cannot close it); inside, nothing is parsed: no link, image, HTML, mention,
+  reference or task list;
+- every other untrusted value (author, brand, platform, rules, sentiment) goes into an inline
+  code span built the same way;
+- ``@`` and ``#`` followed by a word character also get a zero-width joiner after them
+  (``@​user``), in the title too, where code spans do not exist: defence in depth, no notification
+  even if a value ever escaped its span;
+- the only link is ours, to a URL that :func:`alerts.render.safe_url` accepted, in ``<…>`` form.
+
+The body ends with the hidden marker ``<!-- listener:ALERT_ID -->``: the sink finds an issue that
+an earlier, ambiguous attempt created by looking for it at the *end* of a body (post text quoting
+a marker sits inside the code block, never last). Title ≤ 256 and body ≤ 65,536 characters are
+GitHub's limits; both are kept well below.
+"""
+
+from __future__ import annotations
+
+import re
+
+from alerts.render import (
+    ELLIPSIS,
+    excerpt,
+    is_alarming,
+    reach_label,
+    safe_url,
+    sentiment_label,
+    strip_controls,
+    urgency_label,
+)
+from listener.models import AlertMessage, to_iso
+
+TITLE_MAX = 200  # GitHub: 256
+BODY_MAX = 60_000  # GitHub: 65,536 characters
+TEXT_LINES_MAX = 200
+ZWJ = "\u200d"
+_PINGS = re.compile(r"([@#])(?=\w)")
+_BACKTICKS = re.compile(r"`+")
+_UNSAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def neutralise(text: str) -> str:
+    """``@user``/``#12`` → ``@\u200duser``/``#\u200d12``: still readable, never a mention/ref."""
+    return _PINGS.sub(lambda m: m.group(1) + ZWJ, text)
+
+
+def marker_key(alert_id: str) -> str:
+    """``listener:<alert id>``, with anything but ``[A-Za-z0-9_-]`` replaced (ids are hex)."""
+    return f"listener:{_UNSAFE_ID.sub('_', alert_id)[:200]}"
+
+
+def marker(alert_id: str) -> str:
+    """The hidden HTML comment that identifies our issue; the id cannot end the comment."""
+    return f"<!-- {marker_key(alert_id)} -->"
+
+
+def has_marker(body: str | None, alert_id: str) -> bool:
+    """True when ``body`` ends with this alert's marker (as :func:`body` writes it)."""
+    return isinstance(body, str) and body.rstrip().endswith(marker(alert_id))
+
+
+def _fence_for(text: str, minimum: int) -> str:
+    longest = max((len(run) for run in _BACKTICKS.findall(text)), default=0)
+    return "`" * max(minimum, longest + 1)
+
+
+def code_span(value: str | None, limit: int = 200) -> str:
+    """An inline code span of the cleaned value; nothing inside it is Markdown."""
+    text = neutralise(excerpt(strip_controls(value or ""), limit))
+    if not text:
+        return "(none)"
+    fence = _fence_for(text, 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""  # CommonMark strips these
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def code_block(text: str, limit: int) -> str:
+    """The post as a fenced block, line breaks kept, cut to ``limit`` characters in all."""
+    lines: list[str] = []
+    used = 0
+    for raw in strip_controls(text).splitlines():
+        line = " ".join(raw.split())
+        if not line and (not lines or not lines[-1]):
+            continue  # no leading or repeated blank lines
+        room = limit - used
+        if len(lines) >= TEXT_LINES_MAX or len(line) + 1 > room:
+            cut = excerpt(line, room - 1) if len(lines) < TEXT_LINES_MAX else ""
+            lines.append(cut if cut.endswith(ELLIPSIS) else ELLIPSIS)
+            break
+        lines.append(line)
+        used += len(line) + 1
+    content = neutralise("\n".join(lines).strip("\n")) or "(no text)"
+    fence = _fence_for(content, 3)
+    return f"{fence}text\n{content}\n{fence}"
+
+
+def title(msg: AlertMessage) -> str:
+    """``Acme · mastodon: negative 0.91 — <post excerpt>`` (titles have no code spans)."""
+    brand = msg.post.brand or msg.post.source or "mention"
+    head = f"{'[!] ' if is_alarming(msg) else ''}{brand} · {msg.post.platform}"
+    line = f"{head}: {sentiment_label(msg)} — {strip_controls(msg.post.text)}"
+    return neutralise(excerpt(strip_controls(line), TITLE_MAX))
+
+
+def body(msg: AlertMessage, text_limit: int) -> str:
+    """The issue body; the post excerpt is shortened until the whole body fits BODY_MAX."""
+    text = _body(msg, text_limit)
+    while len(text) > BODY_MAX and text_limit > 0:  # rare: only with a huge text_limit
+        text_limit = max(0, text_limit - (len(text) - BODY_MAX) - 100)
+        text = _body(msg, text_limit)
+    return text
+
+
+def _body(msg: AlertMessage, text_limit: int) -> str:
+    post, score = msg.post, msg.score
+    rules = ", ".join(msg.rules) or "-"
+    url = safe_url(post.url)
+    facts = [
+        f"- **Brand:** {code_span(post.brand or post.source or 'mention')}",
+        f"- **Platform:** {code_span(post.platform, 100)}",
+        f"- **Author:** {code_span(post.author or 'unknown')} "
+        f"({reach_label(post.author_followers)})",
+        f"- **Post:** [open the post](<{url}>)" if url else "- **Post:** (no safe link)",
+        f"- **Sentiment:** {code_span(sentiment_label(msg), 100)}",
+        f"- **Urgency:** {urgency_label(score.urgency)}",
+        f"- **{'Rules' if len(msg.rules) > 1 else 'Rule'}:** {code_span(rules, 500)}",
+        f"- **Priority:** {code_span(msg.priority, 20)}",
+        f"- **Posted:** {to_iso(post.created_at)}",
+        f"- **Alert id:** {code_span(msg.alert_id)}",
+    ]
+    lead = "**listener alert**" + (" ⚠️" if is_alarming(msg) else "")
+    return "\n".join([
+        f"{lead}: a post matched. Post text (verbatim, shown as code):",
+        "",
+        code_block(post.text, text_limit),
+        "",
+        *facts,
+        "",
+        "<sub>Created by listener. The hidden marker below lets it find this issue again when a "
+        "delivery is retried: please keep it.</sub>",
+        "",
+        marker(msg.alert_id),
+    ])

@@ -1,0 +1,325 @@
+"""GitHub Issues destination: one issue per alert (REST ``POST /repos/{owner}/{repo}/issues``).
+
+Works with github.com (``https://api.github.com``) and GitHub Enterprise Server
+(``https://HOST/api/v3``). The token (classic with ``repo``/``public_repo``, or fine-grained with
+Issues: read and write) is sent as ``Authorization: Bearer``, with the documented
+``Accept: application/vnd.github+json`` and ``X-GitHub-Api-Version: 2022-11-28`` headers.
+:mod:`alerts.render_github` renders the body so that post text cannot mention, link, embed or
+inject anything. ``send`` returns the issue *number* as a string (e.g. ``"42"``): the stable id
+inside the configured repository (owner/repo come from the config), shorter than ``html_url``.
+
+Exactly-once effect: GitHub has no idempotency key, so each body ends with the hidden marker
+``<!-- listener:<alert_id> -->``. When dispatch retries (``message.attempt > 1``) after an
+ambiguous failure, the sink looks for that marker before creating again: first in the repo's 30
+most recently created issues (``GET /repos/{o}/{r}/issues?state=all&sort=created``; read from the
+database, so an issue created moments ago is there), then with ``GET /search/issues`` (the search
+index lags behind writes, but reaches older issues). A duplicate remains possible only when more
+than 30 issues were created in the repo between the lost answer and the retry *and* search has
+not indexed ours yet, or after a crash between GitHub's answer and dispatch recording it.
+
+Rate limits (docs "Rate limits for the REST API"): 403/429 with ``x-ratelimit-remaining: 0`` wait
+until ``x-ratelimit-reset`` (epoch seconds); a secondary limit (403/429 with ``retry-after``, or
+whose message says so) waits ``retry-after`` or at least a minute. Content creation is limited to
+80 requests a minute, hence ``min_interval`` 1 s by default. Any other 401/403/404/410/422 cannot
+be fixed by retrying and parks the alert with advice; 5xx, timeouts and network errors are
+retried by dispatch. The token never appears in an exception, a log line or a repr.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import ConfigDict, Field, field_validator
+
+from alerts.render_github import body, has_marker, marker_key, title
+from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
+from listener.errors import DeliveryError, RateLimited
+from listener.log import redact, register_secret
+from listener.models import AlertMessage, Clock, utcnow
+
+log = logging.getLogger(__name__)
+
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
+API_VERSION = "2022-11-28"
+RECENT = 30  # most recent issues checked for our marker before searching
+SECONDARY_WAIT = 60.0  # "otherwise, wait for at least one minute before retrying"
+_NAME = r"^[A-Za-z0-9_.-]{1,100}$"  # and not "." or "..": they would change the URL path
+_LABEL_MAX = 50  # GitHub refuses longer label names (422)
+
+STATUS_ADVICE: dict[int, str] = {
+    401: "GitHub refused the token (Bad credentials): it is wrong, expired or revoked; "
+    "create a new one and update its environment variable",
+    403: "the token may not create issues here: it needs Issues read/write (fine-grained) or "
+    "the repo scope (classic), and SSO authorization where the organization requires it",
+    404: "repository not found, or the token cannot see it: check owner, repo and base_url, "
+    "and the token's repository access",
+    410: "issues are disabled in this repository: enable them in the repository settings or "
+    "choose another repo",
+    422: "GitHub refused the issue (validation): check labels (at most 50 characters each)",
+}
+
+
+class GitHubSinkConfig(SinkConfig):
+    """A repository whose issues receive the alerts."""
+
+    # The config loader prints pydantic's messages; never let them echo the token back.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    type: Literal["github"] = Field("github", description="always 'github'")
+    base_url: str = Field(
+        "https://api.github.com",
+        description="API root: https://api.github.com, or https://HOST/api/v3 for GitHub "
+        "Enterprise Server",
+    )
+    token: str = Field(
+        repr=False,
+        description='token with Issues write access (a secret: give it as {"$env": NAME})',
+    )
+    owner: str = Field(pattern=_NAME, description="user or organization that owns the repo")
+    repo: str = Field(pattern=_NAME, description="repository name")
+    labels: list[str] = Field(
+        default_factory=list,
+        description="labels for every issue, at most 50 characters each (GitHub keeps them only "
+        "when the token may push to the repo)",
+    )
+    excerpt_chars: int = Field(
+        4000, ge=100, le=50_000, description="at most this many characters of the post text"
+    )
+    timeout: float = Field(10, gt=0, le=120, description="seconds to wait to connect and answer")
+    min_interval: float = Field(
+        1.0, ge=0, description="seconds between two issues (GitHub: at most 80 creations/minute)"
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _https_api(cls, url: str) -> str:
+        """The token travels with every request: never in clear over a network."""
+        url = url.strip().rstrip("/")
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+        except ValueError:
+            raise ValueError("base_url is not a valid URL") from None
+        if any(ch.isspace() or ord(ch) < 0x20 for ch in url) or not host or parts.username \
+                or parts.password or parts.query or parts.fragment:
+            raise ValueError("base_url must be a plain URL such as https://api.github.com")
+        scheme = parts.scheme.lower()
+        if scheme == "https" or (scheme == "http" and host in LOCAL_HOSTS):
+            return url
+        raise ValueError(
+            f"base_url must use https (got '{scheme}://' for host '{host}'); "
+            "plain http is only allowed for 127.0.0.1/localhost in tests"
+        )
+
+    @field_validator("owner", "repo")
+    @classmethod
+    def _not_a_dot_segment(cls, name: str) -> str:
+        if name in (".", ".."):
+            raise ValueError("must be a repository owner or name, not '.' or '..'")
+        return name
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, labels: list[str]) -> list[str]:
+        bad = [label for label in labels if not 0 < len(label.strip()) <= _LABEL_MAX]
+        if bad:
+            raise ValueError(f"GitHub label names must be 1-{_LABEL_MAX} characters: {bad}")
+        return labels
+
+
+class GitHubSink:
+    """Creates one GitHub issue per alert and returns its number (as a string)."""
+
+    # Config first: below ``type`` the name means this ClassVar, not the builtin.
+    Config: ClassVar[type[GitHubSinkConfig]] = GitHubSinkConfig
+    type: ClassVar[str] = "github"
+
+    def __init__(self, config: GitHubSinkConfig, *, clock: Clock = utcnow) -> None:
+        """``clock`` turns x-ratelimit-reset (an epoch time) into seconds to wait."""
+        self.name = config.name
+        self.min_interval = config.min_interval
+        self._config = config
+        self._clock = clock
+        self._host = urlsplit(config.base_url).hostname or "?"
+        self._repo_path = f"/repos/{config.owner}/{config.repo}"  # both validated: [\w.-]
+        register_secret(config.token)  # the handler-level filter of listener.log redacts it
+        self._client = httpx.Client(
+            base_url=config.base_url,
+            headers={
+                "Authorization": f"Bearer {config.token}",
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": API_VERSION,
+                "User-Agent": "social-listener/0.1",
+            },
+            timeout=httpx.Timeout(config.timeout),
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        repo = f"{self._config.owner}/{self._config.repo}"
+        return f"GitHubSink(name={self.name!r}, host={self._host!r}, repo={repo!r})"
+
+    def send(self, message: AlertMessage) -> str | None:
+        """Create the issue (after looking for it on a retry); returns its number."""
+        if message.attempt > 1:
+            existing = self.find_existing(message)
+            if existing is not None:
+                log.info("%s: alert %s already has issue #%s (an earlier try landed); not "
+                         "creating another", self.name, message.alert_id, existing)
+                return existing
+        payload: dict[str, Any] = {
+            "title": title(message),
+            "body": body(message, self._config.excerpt_chars),
+        }
+        if self._config.labels:
+            payload["labels"] = list(dict.fromkeys(self._config.labels))
+        response = self._call("POST", f"{self._repo_path}/issues", message, "create issue",
+                              json=payload)
+        number = _json(response).get("number")
+        if response.status_code == 201 and isinstance(number, int):
+            return str(number)
+        raise self._error(response, message, "create issue")
+
+    def find_existing(self, message: AlertMessage) -> str | None:
+        """The number of an issue whose body ends with this alert's marker, or None."""
+        recent = self._call(
+            "GET", f"{self._repo_path}/issues", message, "list recent issues",
+            params={"state": "all", "sort": "created", "direction": "desc", "per_page": RECENT},
+        )
+        if recent.status_code != 200:
+            raise self._error(recent, message, "list recent issues")
+        found = _match(_list(recent), message.alert_id)
+        if found is not None:
+            return found
+        repo = f"{self._config.owner}/{self._config.repo}"
+        query = f'repo:{repo} is:issue in:body "{marker_key(message.alert_id)}"'
+        searched = self._call("GET", "/search/issues", message, "search issues",
+                              params={"q": query, "per_page": 10})
+        if searched.status_code != 200:
+            raise self._error(searched, message, "search issues")
+        items = _json(searched).get("items")
+        return _match(items if isinstance(items, list) else [], message.alert_id)
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- HTTP and error mapping --------------------------------------------------------------
+
+    def _where(self, message: AlertMessage) -> str:
+        return f"GitHub destination '{self.name}' (alert {message.alert_id})"
+
+    def _call(
+        self, method: str, path: str, message: AlertMessage, action: str, **kwargs: Any
+    ) -> httpx.Response:
+        """One request; network failures become retryable DeliveryErrors without the cause."""
+        where = self._where(message)
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            what = f"no answer to {action} within {self._config.timeout:g}s"
+            if method == "POST":
+                what += "; GitHub may have created the issue, so the retry looks for it first"
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError):
+            raise DeliveryError(f"{where}: base_url cannot be used", retryable=False) from None
+        except httpx.RequestError as exc:
+            detail = redact(f"{type(exc).__name__}: {exc}")[:200]
+            what = f"could not reach GitHub ({detail}); check network, DNS, proxy and TLS"
+        else:
+            if response.status_code in (403, 429):
+                self._raise_if_rate_limited(response, message)
+            return response
+        raise DeliveryError(f"{where}: {what}", retryable=True) from None
+
+    def _raise_if_rate_limited(self, response: httpx.Response, message: AlertMessage) -> None:
+        """Primary (remaining 0 → reset), secondary (retry-after, else ≥ 60 s); else return."""
+        headers = response.headers
+        text = str(_json(response).get("message") or "")
+        retry_after = headers.get("retry-after")
+        if retry_after is not None:
+            wait, kind = retry_after_seconds(retry_after, SECONDARY_WAIT), "secondary"
+        elif headers.get("x-ratelimit-remaining") == "0":
+            kind = "primary"
+            try:
+                wait = max(0.0, float(headers.get("x-ratelimit-reset", "")) -
+                           self._clock().timestamp())
+            except ValueError:
+                wait = SECONDARY_WAIT
+        elif response.status_code == 429 or "rate limit" in text.lower():
+            wait, kind = SECONDARY_WAIT, "secondary"
+        else:
+            return  # a 403 about permissions, not speed
+        raise RateLimited(
+            f"{self._where(message)}: {kind} rate limit (HTTP {response.status_code}); "
+            f"retry in {wait:.0f}s",
+            wait,
+        )
+
+    def _error(self, response: httpx.Response, message: AlertMessage, action: str) -> DeliveryError:
+        """Map an unwanted answer: GitHub's message and errors, plus what to do about it."""
+        status = response.status_code
+        snippet = redact(_github_errors(_json(response)) or " ".join(response.text.split()))
+        snippet = snippet.replace(self._config.token, "***")[:300]
+        retryable = error_for_status(status, snippet).retryable
+        if 200 <= status < 300:
+            retryable, advice = False, "unexpected answer: is base_url the GitHub API root?"
+        elif 300 <= status < 400:
+            advice = "GitHub redirects (repository renamed or moved?): update owner/repo/base_url"
+        elif status in STATUS_ADVICE:
+            retryable, advice = False, STATUS_ADVICE[status]
+        elif retryable:
+            advice = "GitHub or the network failed; dispatch will retry"
+        else:
+            advice = "GitHub refused the request"
+        said = f": {snippet}" if snippet else ""
+        return DeliveryError(
+            f"{self._where(message)}: HTTP {status} from {action}{said} — {advice}",
+            status=status, body_snippet=snippet, retryable=retryable,
+        )
+
+
+def _match(items: list[Any], alert_id: str) -> str | None:
+    """The number of the first issue (not pull request) whose body ends with our marker."""
+    for item in items:
+        if not isinstance(item, dict) or "pull_request" in item:
+            continue
+        number = item.get("number")
+        if isinstance(number, int) and has_marker(item.get("body"), alert_id):
+            return str(number)
+    return None
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _list(response: httpx.Response) -> list[Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        return []
+    return data if isinstance(data, list) else []
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def _github_errors(data: dict[str, Any]) -> str:
+    """``{"message": "Validation Failed", "errors": [{"field": "labels", "code": ...}]}``."""
+    parts = [str(data.get("message") or "")]
+    errors = data.get("errors")
+    for error in errors if isinstance(errors, list) else []:
+        if isinstance(error, dict):
+            bits = [str(error.get(k)) for k in ("resource", "field", "code", "message")
+                    if error.get(k)]
+            parts.append(" ".join(bits))
+        elif error:
+            parts.append(str(error))
+    return _SPACES.sub(" ", "; ".join(p for p in parts if p)).strip()

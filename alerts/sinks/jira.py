@@ -1,0 +1,318 @@
+"""Jira Cloud destination: one issue per alert (REST API v3, ``POST /rest/api/3/issue``).
+
+Untrusted post text stays inert: :mod:`alerts.render_jira` builds the description as Atlassian
+Document Format from plain text nodes only (never wiki markup) and cuts it below Jira's limits.
+
+Exactly-once effect: Jira has no idempotency key, so every issue carries the label
+``listener-<alert_id>``. When dispatch retries (``message.attempt > 1``) after an ambiguous
+failure (a timeout after Jira may already have created the issue), the sink first searches
+``labels = "listener-<alert_id>"`` and returns the existing key instead of creating a second
+issue. Jira's search is eventually consistent (recent writes can take a few seconds to be
+indexed), so an issue created just before a *very* quick retry can still be missed; dispatch's
+backoff (30 s and more by default) keeps that window small. The first attempt never searches, so a
+crash between Jira's answer and dispatch recording it (dispatch's own window) can still duplicate.
+
+Retries belong to dispatch: one request per step, no redirects followed, timeouts always set.
+The API token (and the Basic credentials derived from it) never appear in an exception, a log
+line or a repr; they are registered with :mod:`listener.log` for redaction as well.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import ConfigDict, Field, field_validator
+
+from alerts.render_jira import alert_label, description, summary
+from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
+from listener.errors import DeliveryError, RateLimited
+from listener.log import redact, register_secret
+from listener.models import AlertMessage, Clock, parse_iso, utcnow
+
+log = logging.getLogger(__name__)
+
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
+DEFAULT_WAIT = 60.0  # seconds, when a 429 says nothing about when to come back
+CREATE_PATH = "/rest/api/3/issue"
+SEARCH_PATH = "/rest/api/3/search/jql"  # "enhanced search"; the old /search is gone (410)
+_LABEL = re.compile(r"^\S{1,255}$")
+
+# What to tell the operator, by Jira's field name in a 400 ``errors`` object.
+FIELD_ADVICE: dict[str, str] = {
+    "project": "check project_key: the project must exist and the account must be able to "
+    "create issues in it",
+    "issuetype": "check issue_type: it must be an issue type of this project (e.g. Task, Bug)",
+    "priority": "the project's create screen has no Priority field (or the name is unknown): "
+    "set priority_field: false or fix priority_map",
+    "labels": "check labels: Jira labels must not contain spaces",
+    "description": "listener rendered a description Jira refuses; please report it with the "
+    "alert id",
+    "summary": "listener rendered a summary Jira refuses; please report it with the alert id",
+}
+STATUS_ADVICE: dict[int, str] = {
+    401: "Jira refused the credentials: check email and api_token (an API token from "
+    "id.atlassian.com, not the password)",
+    403: "the account may not do this: it needs Browse projects and Create issues in the project "
+    "(or Jira asks for a CAPTCHA after failed logins: sign in once in a browser)",
+    404: "not found: check base_url (https://yoursite.atlassian.net) and that the account can "
+    "see the project",
+}
+
+
+class JiraSinkConfig(SinkConfig):
+    """A Jira Cloud site, a project, and how alerts become issues there."""
+
+    # The config loader prints pydantic's messages; never let them echo the token back.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    type: Literal["jira"] = Field("jira", description="always 'jira'")
+    base_url: str = Field(description="the Jira Cloud site, e.g. https://yourcompany.atlassian.net")
+    email: str = Field(min_length=3, description="the Atlassian account email the token belongs to")
+    api_token: str = Field(
+        repr=False,
+        description='Atlassian API token (a secret: give it as {"$env": NAME})',
+    )
+    project_key: str = Field(
+        pattern=r"^[A-Za-z][A-Za-z0-9_]{0,254}$", description="key of the project, e.g. SUP"
+    )
+    issue_type: str = Field("Task", min_length=1, description="issue type name, e.g. Task or Bug")
+    labels: list[str] = Field(
+        default_factory=list,
+        description="extra labels for every issue (no spaces); 'listener' and "
+        "'listener-<alert id>' are always added",
+    )
+    priority_field: bool = Field(
+        True, description="set the Priority field (false where the create screen hides it)"
+    )
+    priority_map: dict[str, str] = Field(
+        default_factory=lambda: {"high": "High", "normal": "Medium", "low": "Low"},
+        description="alert priority (high/normal/low) → Jira priority name",
+    )
+    excerpt_chars: int = Field(
+        2000, ge=100, le=20_000, description="at most this many characters of the post text"
+    )
+    timeout: float = Field(10, gt=0, le=120, description="seconds to wait to connect and answer")
+    min_interval: float = Field(
+        0.5, ge=0, description="seconds between two issues (Jira rate-limits bursts)"
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _https_site(cls, url: str) -> str:
+        """The Basic credentials travel with every request: never in clear over a network."""
+        return https_base_url(url, "base_url")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_without_spaces(cls, labels: list[str]) -> list[str]:
+        bad = [label for label in labels if not _LABEL.match(label)]
+        if bad:
+            raise ValueError(f"Jira labels must be 1-255 characters without spaces: {bad}")
+        return labels
+
+
+def https_base_url(url: str, key: str) -> str:
+    """A bare https base URL (plain http only for 127.0.0.1/localhost, i.e. tests)."""
+    url = url.strip().rstrip("/")
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        raise ValueError(f"{key} must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise ValueError(f"{key} is not a valid URL") from None
+    if not host or parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError(f"{key} must be a plain URL such as https://host/ (no user, query, #)")
+    scheme = parts.scheme.lower()
+    if scheme == "https" or (scheme == "http" and host in LOCAL_HOSTS):
+        return url
+    raise ValueError(
+        f"{key} must use https (got '{scheme}://' for host '{host}'); "
+        "plain http is only allowed for 127.0.0.1/localhost in tests"
+    )
+
+
+# -- the sink ---------------------------------------------------------------------------------
+
+
+class JiraSink:
+    """Creates one Jira issue per alert and returns its key (e.g. ``SUP-123``)."""
+
+    # Config first: below ``type`` the name means this ClassVar, not the builtin.
+    Config: ClassVar[type[JiraSinkConfig]] = JiraSinkConfig
+    type: ClassVar[str] = "jira"
+
+    def __init__(self, config: JiraSinkConfig, *, clock: Clock = utcnow) -> None:
+        """``clock`` turns X-RateLimit-Reset (a time, not a delay) into seconds to wait."""
+        self.name = config.name
+        self.min_interval = config.min_interval
+        self._config = config
+        self._clock = clock
+        self._host = urlsplit(config.base_url).hostname or "?"
+        basic = base64.b64encode(f"{config.email}:{config.api_token}".encode()).decode()
+        self._secrets = (config.api_token, basic)
+        for secret in self._secrets:
+            register_secret(secret)  # the handler-level filter of listener.log redacts them
+        self._client = httpx.Client(
+            base_url=config.base_url,
+            auth=httpx.BasicAuth(config.email, config.api_token),
+            headers={"Accept": "application/json", "User-Agent": "social-listener/0.1"},
+            timeout=httpx.Timeout(config.timeout),
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        project = self._config.project_key
+        return f"JiraSink(name={self.name!r}, host={self._host!r}, project={project!r})"
+
+    def send(self, message: AlertMessage) -> str | None:
+        """Create the issue (after looking for it on a retry); returns the issue key."""
+        if message.attempt > 1:
+            existing = self.find_existing(message)
+            if existing is not None:
+                log.info("%s: alert %s already has issue %s (an earlier try landed); not "
+                         "creating another", self.name, message.alert_id, existing)
+                return existing
+        response = self._call("POST", CREATE_PATH, message, "create issue",
+                              json={"fields": self.fields(message)})
+        key = _json(response).get("key")
+        if response.status_code == 201 and isinstance(key, str) and key:
+            return key
+        raise self._error(response, message, "create issue")
+
+    def find_existing(self, message: AlertMessage) -> str | None:
+        """The key of an issue carrying this alert's label, or None (enhanced JQL search)."""
+        label = alert_label(message.alert_id)  # [A-Za-z0-9_-] only: nothing to escape in JQL
+        body = {"jql": f'labels = "{label}"', "fields": ["labels"], "maxResults": 5}
+        response = self._call("POST", SEARCH_PATH, message, "search", json=body)
+        if response.status_code != 200:
+            raise self._error(response, message, "search")
+        issues = _json(response).get("issues")
+        for issue in issues if isinstance(issues, list) else []:
+            key = issue.get("key") if isinstance(issue, dict) else None
+            labels = (issue.get("fields") or {}).get("labels") if isinstance(issue, dict) else None
+            if isinstance(key, str) and key and (labels is None or label in labels):
+                return key
+        return None
+
+    def fields(self, message: AlertMessage) -> dict[str, Any]:
+        """The ``fields`` object of the create request."""
+        config = self._config
+        labels = list(dict.fromkeys([*config.labels, "listener", alert_label(message.alert_id)]))
+        fields: dict[str, Any] = {
+            "project": {"key": config.project_key},
+            "issuetype": {"name": config.issue_type},
+            "summary": summary(message),
+            "description": description(message, config.excerpt_chars),
+            "labels": labels,
+        }
+        if config.priority_field:
+            mapping = config.priority_map
+            name = mapping.get(message.priority.lower()) or mapping.get("normal")
+            if name:
+                fields["priority"] = {"name": name}
+        return fields
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- HTTP and error mapping --------------------------------------------------------------
+
+    def _where(self, message: AlertMessage) -> str:
+        return f"Jira destination '{self.name}' (alert {message.alert_id})"
+
+    def _call(
+        self, method: str, path: str, message: AlertMessage, action: str, **kwargs: Any
+    ) -> httpx.Response:
+        """One request; network failures become retryable DeliveryErrors without the cause."""
+        where = self._where(message)
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            what = f"no answer to {action} within {self._config.timeout:g}s"
+            if method == "POST" and path == CREATE_PATH:
+                what += "; Jira may have created the issue, so the retry searches for it first"
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError):
+            raise DeliveryError(f"{where}: base_url cannot be used", retryable=False) from None
+        except httpx.RequestError as exc:
+            detail = redact(f"{type(exc).__name__}: {exc}")[:200]
+            what = f"could not reach Jira ({detail}); check network, DNS, proxy and TLS"
+        else:
+            if response.status_code in (429, 503):
+                self._raise_if_rate_limited(response, message)
+            return response
+        raise DeliveryError(f"{where}: {what}", retryable=True) from None
+
+    def _raise_if_rate_limited(self, response: httpx.Response, message: AlertMessage) -> None:
+        """429 always; 503 only when Jira says when to come back (Retry-After/X-RateLimit-Reset)."""
+        headers = response.headers
+        retry_after, reset = headers.get("Retry-After"), headers.get("X-RateLimit-Reset")
+        if response.status_code == 503 and retry_after is None and reset is None:
+            return
+        wait = retry_after_seconds(retry_after, default=-1.0)
+        if wait < 0 and reset:
+            try:
+                wait = max(0.0, (parse_iso(reset) - self._clock()).total_seconds())
+            except ValueError:
+                wait = -1.0
+        wait = DEFAULT_WAIT if wait < 0 else wait
+        reason = headers.get("RateLimit-Reason", "")[:60]
+        raise RateLimited(
+            f"{self._where(message)}: rate-limited by Jira (HTTP {response.status_code}"
+            f"{' ' + reason if reason else ''}); retry in {wait:g}s",
+            wait,
+        )
+
+    def _error(self, response: httpx.Response, message: AlertMessage, action: str) -> DeliveryError:
+        """Map an unwanted answer: Jira's own error text plus what the operator should do."""
+        status = response.status_code
+        body = _json(response)
+        detail, fields = _jira_errors(body)
+        snippet = self._redact(detail or " ".join(response.text.split()))[:300]
+        retryable = error_for_status(status, snippet).retryable
+        if 200 <= status < 300:
+            retryable, advice = False, "unexpected answer: is base_url the Jira Cloud site?"
+        elif 300 <= status < 400:
+            advice = "Jira redirects: configure the final https site URL as base_url"
+        elif status == 400:
+            known = [FIELD_ADVICE[f] for f in fields if f in FIELD_ADVICE]
+            advice = "; ".join(known) or "Jira refused the request; check the project settings"
+        elif status in STATUS_ADVICE:
+            advice = STATUS_ADVICE[status]
+        elif retryable:
+            advice = "Jira or the network failed; dispatch will retry"
+        else:
+            advice = "Jira refused the request"
+        said = f": {snippet}" if snippet else ""
+        return DeliveryError(
+            f"{self._where(message)}: HTTP {status} from {action}{said} — {advice}",
+            status=status, body_snippet=snippet, retryable=retryable,
+        )
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return redact(text)
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _jira_errors(body: dict[str, Any]) -> tuple[str, list[str]]:
+    """``{"errorMessages": [...], "errors": {"field": "message"}}`` → text and field names."""
+    listed = body.get("errorMessages")
+    messages = [str(m) for m in listed if m] if isinstance(listed, list) else []
+    found = body.get("errors")
+    errors: dict[str, Any] = found if isinstance(found, dict) else {}
+    messages += [f"{field}: {text}" for field, text in errors.items()]
+    return "; ".join(" ".join(m.split()) for m in messages), [str(f) for f in errors]

@@ -1,0 +1,330 @@
+"""A fake GitHub REST API (issues and issue search) for tests: real HTTP on 127.0.0.1.
+
+Tests point the real sink (httpx) at it with ``base_url=fake.base_url``; nothing of ours is
+mocked. It keeps the issues it created and answers the way docs.github.com describes:
+
+- every request needs ``Authorization: Bearer <token>`` (or ``token <token>``), else
+  ``401 {"message": "Bad credentials", ...}``; an unknown ``X-GitHub-Api-Version`` gets 400;
+  every answer carries ``x-ratelimit-limit/-remaining/-used/-reset/-resource``;
+- ``POST /repos/{owner}/{repo}/issues`` ("Create an issue"): ``201`` with the issue object
+  (``number``, ``html_url``, ``title``, ``body``, ``labels`` …) and a ``Location`` header;
+  ``404 Not Found`` for an unknown repository, ``410`` when issues are disabled, ``422
+  Validation Failed`` with ``errors`` for a missing/long title, a body over 65,536 characters or
+  a label name over 50 characters;
+- ``GET /repos/{owner}/{repo}/issues`` ("List repository issues"): ``state``, ``sort``,
+  ``direction``, ``per_page`` (default 30, max 100), ``page``; pull requests are listed too, with
+  a ``pull_request`` key (:meth:`FakeGitHub.add_pull_request`);
+- ``GET /search/issues`` ("Search issues and pull requests"): ``q`` with ``repo:``, ``is:issue``,
+  ``is:pr``, ``in:body``/``in:title`` and words or "quoted phrases" (matched case-insensitively
+  as substrings, a simplification of GitHub's tokenizer); answers ``{"total_count",
+  "incomplete_results", "items"}``. The search index lags behind writes: with ``search_lag=n``
+  a new issue is missed by the next ``n`` searches.
+
+Scripting: :meth:`FakeGitHub.enqueue` queues a raw answer for the next request to ``path`` (any
+if None); ``commit=True`` handles the request first (the issue *is* created) and replaces only
+the answer, e.g. with a delay or :data:`HANG_UP`, so the client cannot know it landed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+HANG_UP = 0
+VERSIONS = frozenset({"2022-11-28", "2026-03-10"})
+DOCS = "https://docs.github.com/rest"
+_REPO_PATH = re.compile(r"^/repos/([^/]+)/([^/]+)/issues$")
+_TERMS = re.compile(r'"([^"]*)"|(\S+)')
+
+
+@dataclass(frozen=True)
+class Scripted:
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    path: str | None = None
+    commit: bool = False
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the fake received; ``headers`` keys lower-case; ``query`` parsed (first values)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    json: Any
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeGitHub
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that timed out and hung up is expected here."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:  # noqa: N802 - name required by BaseHTTPRequestHandler
+        self._serve("POST")
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._serve("GET")
+
+    def _serve(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        fake = self.server.fake
+        status, payload, headers, delay = fake._handle(method, self.path, self.headers, body)
+        if delay and fake._stopping.wait(delay):
+            return
+        if status == HANG_UP:
+            self.close_connection = True
+            return
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
+        """No stderr access log."""
+
+
+class FakeGitHub:
+    """A scriptable fake GitHub API; use as a context manager or call start()/stop()."""
+
+    def __init__(
+        self, *, token: str = "ghp_SECRETtoken0123456789", repos: tuple[str, ...] = ("acme/support",),
+        issues_disabled: tuple[str, ...] = (), search_lag: int = 0,
+    ) -> None:
+        self.token, self.repos = token, {r.lower() for r in repos}
+        self.issues_disabled = {r.lower() for r in issues_disabled}
+        self.search_lag = search_lag
+        self.issues: list[dict[str, Any]] = []  # issues and pull requests, oldest first
+        self._searches = 0
+        self._lock = threading.Lock()
+        self._requests: list[Recorded] = []
+        self._script: deque[Scripted] = deque()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> FakeGitHub:
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.fake = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeGitHub:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the fake GitHub is not running; call start() first")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def enqueue(
+        self, status: int = 200, body: Any = None, headers: dict[str, str] | None = None,
+        delay: float = 0.0, *, path: str | None = None, commit: bool = False,
+    ) -> None:
+        """Queue an answer for the next request to ``path`` (FIFO per match)."""
+        with self._lock:
+            self._script.append(Scripted(status, body, dict(headers or {}), delay, path, commit))
+
+    @property
+    def requests(self) -> list[Recorded]:
+        with self._lock:
+            return list(self._requests)
+
+    def add_issue(self, repo: str, title: str, body: str) -> dict[str, Any]:
+        """An issue someone else opened (it counts among the most recent ones)."""
+        with self._lock:
+            return self._new(repo.lower(), {"title": title, "body": body})
+
+    def add_pull_request(self, repo: str, title: str, body: str) -> dict[str, Any]:
+        with self._lock:
+            self._new(repo.lower(), {"title": title, "body": body})
+            item = self.issues[-1]
+            item["pull_request"] = {"url": item["url"].replace("/issues/", "/pulls/")}
+            return _public(item)
+
+    # -- called from handler threads -------------------------------------------------------
+
+    def _handle(
+        self, method: str, target: str, headers: Any, body: bytes
+    ) -> tuple[int, Any, dict[str, str], float]:
+        try:
+            data = json.loads(body) if body else None
+        except ValueError:
+            data = ...  # unparsable: "Problems parsing JSON"
+        parts = urlsplit(target)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        lowered = {name.lower(): value for name, value in headers.items()}
+        with self._lock:
+            self._requests.append(Recorded(method, parts.path, query, lowered, data))
+            scripted = next((s for s in self._script if s.path in (None, parts.path)), None)
+            if scripted is not None:
+                self._script.remove(scripted)
+                if not scripted.commit:
+                    return scripted.status, scripted.body, scripted.headers, scripted.delay
+            status, answer, extra = self._route(method, parts.path, query, lowered, data)
+        limits = _rate_headers("search" if parts.path == "/search/issues" else "core")
+        if scripted is not None:
+            return scripted.status, scripted.body or answer, scripted.headers, scripted.delay
+        return status, answer, {**limits, **extra}, 0.0
+
+    def _route(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], data: Any
+    ) -> tuple[int, Any, dict[str, str]]:
+        auth = headers.get("authorization", "")
+        if auth not in (f"Bearer {self.token}", f"token {self.token}"):
+            return 401, _error("Bad credentials", 401), {}
+        version = headers.get("x-github-api-version")
+        if version is not None and version not in VERSIONS:
+            return 400, _error(f"Unsupported API version {version}", 400), {}
+        if method == "GET" and path == "/search/issues":
+            return self._search(query)
+        match = _REPO_PATH.match(path)
+        repo = f"{match.group(1)}/{match.group(2)}".lower() if match else ""
+        if not match or repo not in self.repos:
+            return 404, _error("Not Found", 404), {}
+        if method == "GET":
+            return self._list(repo, query)
+        if repo in self.issues_disabled:
+            return 410, _error("Issues are disabled for this repo", 410), {}
+        if data is ...:
+            return 400, _error("Problems parsing JSON", 400), {}
+        errors = _validate(data if isinstance(data, dict) else {})
+        if errors:
+            return 422, {**_error("Validation Failed", 422), "errors": errors}, {}
+        issue = self._new(repo, data)
+        return 201, issue, {"Location": issue["url"]}
+
+    def _new(self, repo: str, data: dict[str, Any]) -> dict[str, Any]:
+        number = 1 + sum(1 for i in self.issues if i["_repo"] == repo)
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        issue = {
+            "id": 1000 + len(self.issues), "node_id": f"I_kw{len(self.issues)}",
+            "url": f"{self.base_url}/repos/{repo}/issues/{number}",
+            "repository_url": f"{self.base_url}/repos/{repo}",
+            "html_url": f"https://github.com/{repo}/issues/{number}", "number": number,
+            "state": "open", "title": data.get("title"), "body": data.get("body"),
+            "user": {"login": "listener-bot", "id": 1, "type": "User"},
+            "labels": [{"id": 1, "name": n, "color": "ededed", "default": False}
+                       for n in data.get("labels") or []],
+            "assignees": [], "comments": 0, "locked": False, "author_association": "OWNER",
+            "created_at": now, "updated_at": now, "closed_at": None,
+            "_repo": repo, "_searchable_after": self._searches + self.search_lag,
+        }
+        self.issues.append(issue)
+        return _public(issue)
+
+    def _list(self, repo: str, query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        state = query.get("state", "open")
+        items = [i for i in self.issues if i["_repo"] == repo
+                 and (state == "all" or i["state"] == state)]
+        if query.get("direction", "desc") == "desc":  # sorted by creation: our list order
+            items.reverse()
+        per_page = min(100, int(query.get("per_page", 30)))
+        page = int(query.get("page", 1))
+        chosen = items[(page - 1) * per_page: page * per_page]
+        return 200, [_public(i) for i in chosen], {}
+
+    def _search(self, query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        q = query.get("q", "")
+        if not q.strip():
+            errors = [{"resource": "Search", "field": "q", "code": "missing"}]
+            return 422, {**_error("Validation Failed", 422), "errors": errors}, {}
+        self._searches += 1
+        repo, kinds, where, words = None, set(), set(), []
+        for quoted, bare in _TERMS.findall(q):
+            if bare.startswith("repo:"):
+                repo = bare[5:].lower()
+            elif bare in ("is:issue", "is:pr"):
+                kinds.add(bare)
+            elif bare.startswith("in:"):
+                where.add(bare[3:])
+            else:
+                words.append((quoted or bare).lower())
+        found = []
+        for item in self.issues:
+            is_pr = "pull_request" in item
+            if (repo and item["_repo"] != repo) or item["_searchable_after"] >= self._searches:
+                continue
+            if ("is:issue" in kinds and is_pr) or ("is:pr" in kinds and not is_pr):
+                continue
+            fields = [item[f] or "" for f in (where or {"title", "body"}) if f in item]
+            if all(any(w in f.lower() for f in fields) for w in words):
+                found.append({**_public(item), "score": 1.0})
+        per_page = min(100, int(query.get("per_page", 30)))
+        return 200, {"total_count": len(found), "incomplete_results": False,
+                     "items": found[:per_page]}, {}
+
+
+def _public(issue: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in issue.items() if not k.startswith("_")}
+
+
+def _error(message: str, status: int) -> dict[str, Any]:
+    return {"message": message, "documentation_url": DOCS, "status": str(status)}
+
+
+def _validate(data: dict[str, Any]) -> list[dict[str, Any]]:
+    errors: list[dict[str, Any]] = []
+    title = data.get("title")
+    if not isinstance(title, str) or not title:
+        errors.append({"resource": "Issue", "field": "title", "code": "missing_field"})
+    elif len(title) > 256:
+        errors.append({"resource": "Issue", "field": "title", "code": "custom",
+                       "message": "title is too long (maximum is 256 characters)"})
+    if len(data.get("body") or "") > 65_536:
+        errors.append({"resource": "Issue", "field": "body", "code": "custom",
+                       "message": "body is too long (maximum is 65536 characters)"})
+    for name in data.get("labels") or []:
+        if not isinstance(name, str) or not 0 < len(name) <= 50:
+            errors.append({"resource": "Label", "field": "name", "code": "invalid",
+                           "value": name})
+    return errors
+
+
+def _rate_headers(resource: str) -> dict[str, str]:
+    limit = 30 if resource == "search" else 5000
+    reset = int(datetime.now(UTC).timestamp()) + 3600
+    return {"x-ratelimit-limit": str(limit), "x-ratelimit-remaining": str(limit - 1),
+            "x-ratelimit-used": "1", "x-ratelimit-reset": str(reset),
+            "x-ratelimit-resource": resource}
