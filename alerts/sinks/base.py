@@ -16,7 +16,7 @@ class SinkConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: str
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="unique name rules route to")
     optional: bool = Field(
         False, description="skip this destination (with a warning) when one of its secrets is unset"
     )

@@ -18,17 +18,19 @@ class SourceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: str
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    type: str = Field(description="which collector (a name from listener/sources registry)")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="unique name of this source")
     interval: float = Field(300.0, gt=0, description="seconds between polls in daemon mode")
-    brand: str | None = None
+    brand: str | None = Field(
+        None, description="brand recorded for posts that no brand query tags (e.g. an app's reviews)"
+    )
     brands: list[str] | None = Field(
         None,
         description="brands (from the top-level `brands`) this source listens for; searching "
         "sources default to all of them, and every post collected is kept only if it matches "
         "one of their queries",
     )
-    enabled: bool = True
+    enabled: bool = Field(True, description="false keeps the source configured but never runs it")
 
 
 @dataclass(frozen=True)
