@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from listener.models import AlertMessage, to_iso
@@ -148,10 +148,54 @@ def reach_label(followers: int | None) -> str:
     return "unknown" if followers is None else f"{followers:,} followers"
 
 
+def brand_name(msg: AlertMessage) -> str:
+    """The brand the alert is about: the post's brand, else its source, else ``mention``."""
+    return msg.post.brand or msg.post.source or "mention"
+
+
+class AlertFacts(NamedTuple):
+    """The facts every alert format lists, raw: each format cleans, cuts and escapes its own way."""
+
+    brand: str
+    platform: str
+    author: str
+    reach: str
+    sentiment: str
+    urgency: str
+    rules_label: str  # "Rule" or "Rules"
+    rules: str
+    priority: str
+    posted: str
+    alert_id: str
+
+
+def alert_facts(msg: AlertMessage) -> AlertFacts:
+    """One place that decides what an alert's facts say (labels, fallbacks, formats)."""
+    post = msg.post
+    return AlertFacts(
+        brand=brand_name(msg),
+        platform=post.platform,
+        author=post.author or "unknown",
+        reach=reach_label(post.author_followers),
+        sentiment=sentiment_label(msg),
+        urgency=urgency_label(msg.score.urgency),
+        rules_label="Rules" if len(msg.rules) > 1 else "Rule",
+        rules=", ".join(msg.rules) or "-",
+        priority=msg.priority,
+        posted=to_iso(post.created_at),
+        alert_id=msg.alert_id,
+    )
+
+
+def headline(msg: AlertMessage) -> str:
+    """``[!] Acme · mastodon: negative 0.91 — <post text>``, uncut: issue titles and summaries."""
+    head = f"{'[!] ' if is_alarming(msg) else ''}{brand_name(msg)} · {msg.post.platform}"
+    return f"{head}: {sentiment_label(msg)} — {strip_controls(msg.post.text)}"
+
+
 def _title(msg: AlertMessage) -> str:
     """Brand · platform, raw (callers escape)."""
-    brand = msg.post.brand or msg.post.source or "mention"
-    return f"{brand} · {msg.post.platform}"
+    return f"{brand_name(msg)} · {msg.post.platform}"
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:

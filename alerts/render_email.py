@@ -18,15 +18,15 @@ import textwrap
 
 from alerts.render import (
     EXCERPT_CODE_POINTS,
+    alert_facts,
+    brand_name,
     excerpt,
     is_alarming,
-    reach_label,
     safe_url,
     sentiment_label,
     strip_controls,
-    urgency_label,
 )
-from listener.models import AlertMessage, to_iso
+from listener.models import AlertMessage
 
 SUBJECT_MAX = 200  # code points: readable in a mail list, far below RFC 5322's line limit
 SUBJECT_TEXT = 60  # code points of the post shown in the subject
@@ -41,8 +41,7 @@ def clean(text: str, limit: int = FIELD_MAX) -> str:
 
 def title(msg: AlertMessage) -> str:
     """``Acme · mastodon``, cleaned (callers escape for HTML)."""
-    brand = msg.post.brand or msg.post.source or "mention"
-    return clean(f"{brand} · {msg.post.platform}", 150)
+    return clean(f"{brand_name(msg)} · {msg.post.platform}", 150)
 
 
 def subject_line(prefix: str, msg: AlertMessage) -> str:
@@ -56,16 +55,15 @@ def subject_line(prefix: str, msg: AlertMessage) -> str:
 
 def fields(msg: AlertMessage) -> list[tuple[str, str]]:
     """Label/value pairs shown in both parts, values cleaned but not escaped."""
-    post = msg.post
-    author = f"{clean(post.author or 'unknown', 200)} ({reach_label(post.author_followers)})"
+    facts = alert_facts(msg)
     return [
-        ("Author", author),
-        ("Sentiment", clean(sentiment_label(msg), 60)),
-        ("Urgency", urgency_label(msg.score.urgency)),
-        ("Rules" if len(msg.rules) > 1 else "Rule", clean(", ".join(msg.rules) or "-", 500)),
-        ("Priority", clean(msg.priority, 20)),
-        ("Posted", to_iso(post.created_at)),
-        ("Alert id", clean(msg.alert_id, 100)),
+        ("Author", f"{clean(facts.author, 200)} ({facts.reach})"),
+        ("Sentiment", clean(facts.sentiment, 60)),
+        ("Urgency", facts.urgency),
+        (facts.rules_label, clean(facts.rules, 500)),
+        ("Priority", clean(facts.priority, 20)),
+        ("Posted", facts.posted),
+        ("Alert id", clean(facts.alert_id, 100)),
     ]
 
 

@@ -28,15 +28,14 @@ import re
 
 from alerts.render import (
     ELLIPSIS,
+    alert_facts,
     excerpt,
+    headline,
     is_alarming,
-    reach_label,
     safe_url,
-    sentiment_label,
     strip_controls,
-    urgency_label,
 )
-from listener.models import AlertMessage, to_iso
+from listener.models import AlertMessage
 
 TITLE_MAX = 200  # GitHub: 256
 BODY_MAX = 60_000  # GitHub: 65,536 characters
@@ -104,10 +103,7 @@ def code_block(text: str, limit: int) -> str:
 
 def title(msg: AlertMessage) -> str:
     """``Acme · mastodon: negative 0.91 — <post excerpt>`` (titles have no code spans)."""
-    brand = msg.post.brand or msg.post.source or "mention"
-    head = f"{'[!] ' if is_alarming(msg) else ''}{brand} · {msg.post.platform}"
-    line = f"{head}: {sentiment_label(msg)} — {strip_controls(msg.post.text)}"
-    return neutralise(excerpt(strip_controls(line), TITLE_MAX))
+    return neutralise(excerpt(strip_controls(headline(msg)), TITLE_MAX))
 
 
 def body(msg: AlertMessage, text_limit: int) -> str:
@@ -120,29 +116,27 @@ def body(msg: AlertMessage, text_limit: int) -> str:
 
 
 def _body(msg: AlertMessage, text_limit: int) -> str:
-    post, score = msg.post, msg.score
-    rules = ", ".join(msg.rules) or "-"
-    url = safe_url(post.url)
-    facts = [
-        f"- **Brand:** {code_span(post.brand or post.source or 'mention')}",
-        f"- **Platform:** {code_span(post.platform, 100)}",
-        f"- **Author:** {code_span(post.author or 'unknown')} "
-        f"({reach_label(post.author_followers)})",
+    facts = alert_facts(msg)
+    url = safe_url(msg.post.url)
+    lines = [
+        f"- **Brand:** {code_span(facts.brand)}",
+        f"- **Platform:** {code_span(facts.platform, 100)}",
+        f"- **Author:** {code_span(facts.author)} ({facts.reach})",
         f"- **Post:** [open the post](<{url}>)" if url else "- **Post:** (no safe link)",
-        f"- **Sentiment:** {code_span(sentiment_label(msg), 100)}",
-        f"- **Urgency:** {urgency_label(score.urgency)}",
-        f"- **{'Rules' if len(msg.rules) > 1 else 'Rule'}:** {code_span(rules, 500)}",
-        f"- **Priority:** {code_span(msg.priority, 20)}",
-        f"- **Posted:** {to_iso(post.created_at)}",
-        f"- **Alert id:** {code_span(msg.alert_id)}",
+        f"- **Sentiment:** {code_span(facts.sentiment, 100)}",
+        f"- **Urgency:** {facts.urgency}",
+        f"- **{facts.rules_label}:** {code_span(facts.rules, 500)}",
+        f"- **Priority:** {code_span(facts.priority, 20)}",
+        f"- **Posted:** {facts.posted}",
+        f"- **Alert id:** {code_span(facts.alert_id)}",
     ]
     lead = "**listener alert**" + (" ⚠️" if is_alarming(msg) else "")
     return "\n".join([
         f"{lead}: a post matched. Post text (verbatim, shown as code):",
         "",
-        code_block(post.text, text_limit),
+        code_block(msg.post.text, text_limit),
         "",
-        *facts,
+        *lines,
         "",
         "<sub>Created by listener. The hidden marker below lets it find this issue again when a "
         "delivery is retried: please keep it.</sub>",

@@ -16,16 +16,8 @@ import json
 import re
 from typing import Any
 
-from alerts.render import (
-    excerpt,
-    is_alarming,
-    reach_label,
-    safe_url,
-    sentiment_label,
-    strip_controls,
-    urgency_label,
-)
-from listener.models import AlertMessage, to_iso
+from alerts.render import alert_facts, excerpt, headline, safe_url, strip_controls
+from listener.models import AlertMessage
 
 SUMMARY_MAX = 255  # Jira: "Summary can't exceed 255 characters."
 DESCRIPTION_MAX = 32_000  # Jira: 32,767 (CONTENT_LIMIT_EXCEEDED); measured as ADF JSON, headroom
@@ -61,10 +53,7 @@ def alert_label(alert_id: str) -> str:
 
 def summary(msg: AlertMessage) -> str:
     """``Acme · mastodon: negative 0.91 — <post excerpt>``, one line of at most 255."""
-    brand = msg.post.brand or msg.post.source or "mention"
-    head = f"{'[!] ' if is_alarming(msg) else ''}{brand} · {msg.post.platform}"
-    line = f"{head}: {sentiment_label(msg)} — {strip_controls(msg.post.text)}"
-    return _clean(line, SUMMARY_MAX)
+    return _clean(headline(msg), SUMMARY_MAX)
 
 
 def description(msg: AlertMessage, text_limit: int) -> dict[str, Any]:
@@ -87,30 +76,29 @@ def _size(doc: dict[str, Any]) -> int:
 
 
 def _description(msg: AlertMessage, text_limit: int) -> dict[str, Any]:
-    post, score = msg.post, msg.score
-    rules = ", ".join(msg.rules) or "-"
-    intro = f"A {score.sentiment} post matched {'rules' if len(msg.rules) > 1 else 'rule'} {rules}:"
-    facts = [
-        _fact("Brand", _text(_clean(post.brand or post.source or "mention", 200))),
-        _fact("Platform", _text(_clean(post.platform, 100))),
-        _fact("Author", _text(_clean(post.author or "unknown", 200))),
-        _fact("Reach", _text(reach_label(post.author_followers))),
-        _fact("Sentiment", _text(_clean(sentiment_label(msg), 100))),
-        _fact("Urgency", _text(urgency_label(score.urgency))),
-        _fact("Priority", _text(_clean(msg.priority, 20))),
-        _fact("Posted", _text(to_iso(post.created_at))),
-        _fact("Alert id", _text(_clean(msg.alert_id, 200))),
+    post, score, facts = msg.post, msg.score, alert_facts(msg)
+    intro = f"A {score.sentiment} post matched {facts.rules_label.lower()} {facts.rules}:"
+    fact_items = [
+        _fact("Brand", _text(_clean(facts.brand, 200))),
+        _fact("Platform", _text(_clean(facts.platform, 100))),
+        _fact("Author", _text(_clean(facts.author, 200))),
+        _fact("Reach", _text(facts.reach)),
+        _fact("Sentiment", _text(_clean(facts.sentiment, 100))),
+        _fact("Urgency", _text(facts.urgency)),
+        _fact("Priority", _text(_clean(facts.priority, 20))),
+        _fact("Posted", _text(facts.posted)),
+        _fact("Alert id", _text(_clean(facts.alert_id, 200))),
     ]
     url = safe_url(post.url)
     if url is not None:
-        facts.insert(4, _fact("Link", _text(f"Open on {_clean(post.platform, 40)}", href=url)))
+        fact_items.insert(4, _fact("Link", _text(f"Open on {_clean(post.platform, 40)}", href=url)))
     return {
         "type": "doc",
         "version": 1,
         "content": [
             _paragraph(_text(_clean(intro, 600))),
             _paragraph(_text(_clean(post.text, text_limit) or "(no text)")),
-            {"type": "bulletList", "content": facts},
+            {"type": "bulletList", "content": fact_items},
             _paragraph(_text(
                 f"Created by listener. The label {alert_label(msg.alert_id)} lets it find this "
                 "issue again when a delivery is retried: please keep it."

@@ -36,6 +36,7 @@ import httpx
 from pydantic import ConfigDict, Field, field_validator
 
 from alerts.render_github import body, has_marker, marker_key, title
+from alerts.sinks._http import answer_error, https_or_local, json_object, request, split_url
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
 from listener.errors import DeliveryError, RateLimited
 from listener.log import redact, register_secret
@@ -43,7 +44,6 @@ from listener.models import AlertMessage, Clock, utcnow
 
 log = logging.getLogger(__name__)
 
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
 API_VERSION = "2022-11-28"
 RECENT = 30  # most recent issues checked for our marker before searching
 SECONDARY_WAIT = 60.0  # "otherwise, wait for at least one minute before retrying"
@@ -99,21 +99,11 @@ class GitHubSinkConfig(SinkConfig):
     def _https_api(cls, url: str) -> str:
         """The token travels with every request: never in clear over a network."""
         url = url.strip().rstrip("/")
-        try:
-            parts = urlsplit(url)
-            host = parts.hostname
-        except ValueError:
-            raise ValueError("base_url is not a valid URL") from None
-        if any(ch.isspace() or ord(ch) < 0x20 for ch in url) or not host or parts.username \
-                or parts.password or parts.query or parts.fragment:
+        parts = split_url(url, "base_url")
+        if any(ch.isspace() or ord(ch) < 0x20 for ch in url) or not parts.hostname \
+                or parts.username or parts.password or parts.query or parts.fragment:
             raise ValueError("base_url must be a plain URL such as https://api.github.com")
-        scheme = parts.scheme.lower()
-        if scheme == "https" or (scheme == "http" and host in LOCAL_HOSTS):
-            return url
-        raise ValueError(
-            f"base_url must use https (got '{scheme}://' for host '{host}'); "
-            "plain http is only allowed for 127.0.0.1/localhost in tests"
-        )
+        return https_or_local(url, "base_url", parts)
 
     @field_validator("owner", "repo")
     @classmethod
@@ -179,7 +169,7 @@ class GitHubSink:
             payload["labels"] = list(dict.fromkeys(self._config.labels))
         response = self._call("POST", f"{self._repo_path}/issues", message, "create issue",
                               json=payload)
-        number = _json(response).get("number")
+        number = json_object(response).get("number")
         if response.status_code == 201 and isinstance(number, int):
             return str(number)
         raise self._error(response, message, "create issue")
@@ -201,7 +191,7 @@ class GitHubSink:
                               params={"q": query, "per_page": 10})
         if searched.status_code != 200:
             raise self._error(searched, message, "search issues")
-        items = _json(searched).get("items")
+        items = json_object(searched).get("items")
         return _match(items if isinstance(items, list) else [], message.alert_id)
 
     def close(self) -> None:
@@ -215,29 +205,21 @@ class GitHubSink:
     def _call(
         self, method: str, path: str, message: AlertMessage, action: str, **kwargs: Any
     ) -> httpx.Response:
-        """One request; network failures become retryable DeliveryErrors without the cause."""
-        where = self._where(message)
-        try:
-            response = self._client.request(method, path, **kwargs)
-        except httpx.TimeoutException:
-            what = f"no answer to {action} within {self._config.timeout:g}s"
-            if method == "POST":
-                what += "; GitHub may have created the issue, so the retry looks for it first"
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError):
-            raise DeliveryError(f"{where}: base_url cannot be used", retryable=False) from None
-        except httpx.RequestError as exc:
-            detail = redact(f"{type(exc).__name__}: {exc}")[:200]
-            what = f"could not reach GitHub ({detail}); check network, DNS, proxy and TLS"
-        else:
-            if response.status_code in (403, 429):
-                self._raise_if_rate_limited(response, message)
-            return response
-        raise DeliveryError(f"{where}: {what}", retryable=True) from None
+        """One request (see :func:`alerts.sinks._http.request`), then the rate-limit check."""
+        maybe_done = "; GitHub may have created the issue, so the retry looks for it first"
+        response = request(
+            self._client, method, path, where=self._where(message), service="GitHub",
+            action=action, timeout=self._config.timeout,
+            maybe_done=maybe_done if method == "POST" else "", **kwargs,
+        )
+        if response.status_code in (403, 429):
+            self._raise_if_rate_limited(response, message)
+        return response
 
     def _raise_if_rate_limited(self, response: httpx.Response, message: AlertMessage) -> None:
         """Primary (remaining 0 → reset), secondary (retry-after, else ≥ 60 s); else return."""
         headers = response.headers
-        text = str(_json(response).get("message") or "")
+        text = str(json_object(response).get("message") or "")
         retry_after = headers.get("retry-after")
         if retry_after is not None:
             wait, kind = retry_after_seconds(retry_after, SECONDARY_WAIT), "secondary"
@@ -261,7 +243,7 @@ class GitHubSink:
     def _error(self, response: httpx.Response, message: AlertMessage, action: str) -> DeliveryError:
         """Map an unwanted answer: GitHub's message and errors, plus what to do about it."""
         status = response.status_code
-        snippet = redact(_github_errors(_json(response)) or " ".join(response.text.split()))
+        snippet = redact(_github_errors(json_object(response)) or " ".join(response.text.split()))
         snippet = snippet.replace(self._config.token, "***")[:300]
         retryable = error_for_status(status, snippet).retryable
         if 200 <= status < 300:
@@ -274,11 +256,8 @@ class GitHubSink:
             advice = "GitHub or the network failed; dispatch will retry"
         else:
             advice = "GitHub refused the request"
-        said = f": {snippet}" if snippet else ""
-        return DeliveryError(
-            f"{self._where(message)}: HTTP {status} from {action}{said} — {advice}",
-            status=status, body_snippet=snippet, retryable=retryable,
-        )
+        return answer_error(self._where(message), status, action, snippet,
+                            retryable=retryable, advice=advice)
 
 
 def _match(items: list[Any], alert_id: str) -> str | None:
@@ -290,14 +269,6 @@ def _match(items: list[Any], alert_id: str) -> str | None:
         if isinstance(number, int) and has_marker(item.get("body"), alert_id):
             return str(number)
     return None
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _list(response: httpx.Response) -> list[Any]:

@@ -29,14 +29,14 @@ import httpx
 from pydantic import ConfigDict, Field, field_validator
 
 from alerts.render_jira import alert_label, description, summary
+from alerts.sinks._http import answer_error, https_base_url, json_object, register_secrets, request
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
 from listener.errors import DeliveryError, RateLimited
-from listener.log import redact, register_secret
+from listener.log import redact
 from listener.models import AlertMessage, Clock, parse_iso, utcnow
 
 log = logging.getLogger(__name__)
 
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
 DEFAULT_WAIT = 60.0  # seconds, when a 429 says nothing about when to come back
 CREATE_PATH = "/rest/api/3/issue"
 SEARCH_PATH = "/rest/api/3/search/jql"  # "enhanced search"; the old /search is gone (410)
@@ -116,27 +116,6 @@ class JiraSinkConfig(SinkConfig):
         return labels
 
 
-def https_base_url(url: str, key: str) -> str:
-    """A bare https base URL (plain http only for 127.0.0.1/localhost, i.e. tests)."""
-    url = url.strip().rstrip("/")
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
-        raise ValueError(f"{key} must not contain spaces or control characters")
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:
-        raise ValueError(f"{key} is not a valid URL") from None
-    if not host or parts.username or parts.password or parts.query or parts.fragment:
-        raise ValueError(f"{key} must be a plain URL such as https://host/ (no user, query, #)")
-    scheme = parts.scheme.lower()
-    if scheme == "https" or (scheme == "http" and host in LOCAL_HOSTS):
-        return url
-    raise ValueError(
-        f"{key} must use https (got '{scheme}://' for host '{host}'); "
-        "plain http is only allowed for 127.0.0.1/localhost in tests"
-    )
-
-
 # -- the sink ---------------------------------------------------------------------------------
 
 
@@ -156,8 +135,7 @@ class JiraSink:
         self._host = urlsplit(config.base_url).hostname or "?"
         basic = base64.b64encode(f"{config.email}:{config.api_token}".encode()).decode()
         self._secrets = (config.api_token, basic)
-        for secret in self._secrets:
-            register_secret(secret)  # the handler-level filter of listener.log redacts them
+        register_secrets(self._secrets)
         self._client = httpx.Client(
             base_url=config.base_url,
             auth=httpx.BasicAuth(config.email, config.api_token),
@@ -180,7 +158,7 @@ class JiraSink:
                 return existing
         response = self._call("POST", CREATE_PATH, message, "create issue",
                               json={"fields": self.fields(message)})
-        key = _json(response).get("key")
+        key = json_object(response).get("key")
         if response.status_code == 201 and isinstance(key, str) and key:
             return key
         raise self._error(response, message, "create issue")
@@ -192,7 +170,7 @@ class JiraSink:
         response = self._call("POST", SEARCH_PATH, message, "search", json=body)
         if response.status_code != 200:
             raise self._error(response, message, "search")
-        issues = _json(response).get("issues")
+        issues = json_object(response).get("issues")
         for issue in issues if isinstance(issues, list) else []:
             key = issue.get("key") if isinstance(issue, dict) else None
             labels = (issue.get("fields") or {}).get("labels") if isinstance(issue, dict) else None
@@ -229,24 +207,16 @@ class JiraSink:
     def _call(
         self, method: str, path: str, message: AlertMessage, action: str, **kwargs: Any
     ) -> httpx.Response:
-        """One request; network failures become retryable DeliveryErrors without the cause."""
-        where = self._where(message)
-        try:
-            response = self._client.request(method, path, **kwargs)
-        except httpx.TimeoutException:
-            what = f"no answer to {action} within {self._config.timeout:g}s"
-            if method == "POST" and path == CREATE_PATH:
-                what += "; Jira may have created the issue, so the retry searches for it first"
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError):
-            raise DeliveryError(f"{where}: base_url cannot be used", retryable=False) from None
-        except httpx.RequestError as exc:
-            detail = redact(f"{type(exc).__name__}: {exc}")[:200]
-            what = f"could not reach Jira ({detail}); check network, DNS, proxy and TLS"
-        else:
-            if response.status_code in (429, 503):
-                self._raise_if_rate_limited(response, message)
-            return response
-        raise DeliveryError(f"{where}: {what}", retryable=True) from None
+        """One request (see :func:`alerts.sinks._http.request`), then the rate-limit check."""
+        maybe_done = "; Jira may have created the issue, so the retry searches for it first"
+        response = request(
+            self._client, method, path, where=self._where(message), service="Jira",
+            action=action, timeout=self._config.timeout,
+            maybe_done=maybe_done if method == "POST" and path == CREATE_PATH else "", **kwargs,
+        )
+        if response.status_code in (429, 503):
+            self._raise_if_rate_limited(response, message)
+        return response
 
     def _raise_if_rate_limited(self, response: httpx.Response, message: AlertMessage) -> None:
         """429 always; 503 only when Jira says when to come back (Retry-After/X-RateLimit-Reset)."""
@@ -271,7 +241,7 @@ class JiraSink:
     def _error(self, response: httpx.Response, message: AlertMessage, action: str) -> DeliveryError:
         """Map an unwanted answer: Jira's own error text plus what the operator should do."""
         status = response.status_code
-        body = _json(response)
+        body = json_object(response)
         detail, fields = _jira_errors(body)
         snippet = self._redact(detail or " ".join(response.text.split()))[:300]
         retryable = error_for_status(status, snippet).retryable
@@ -288,24 +258,13 @@ class JiraSink:
             advice = "Jira or the network failed; dispatch will retry"
         else:
             advice = "Jira refused the request"
-        said = f": {snippet}" if snippet else ""
-        return DeliveryError(
-            f"{self._where(message)}: HTTP {status} from {action}{said} — {advice}",
-            status=status, body_snippet=snippet, retryable=retryable,
-        )
+        return answer_error(self._where(message), status, action, snippet,
+                            retryable=retryable, advice=advice)
 
     def _redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return redact(text)
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _jira_errors(body: dict[str, Any]) -> tuple[str, list[str]]:

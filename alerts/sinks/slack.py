@@ -22,12 +22,18 @@ from urllib.parse import urlsplit
 from pydantic import ConfigDict, Field, field_validator
 
 from alerts.render import slack_message
+from alerts.sinks._http import (
+    RedactFilter,
+    has_controls,
+    https_or_local,
+    mask_secrets,
+    register_secrets,
+    split_url,
+)
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
 from listener.errors import DeliveryError, MissingDependency, RateLimited
-from listener.log import register_secret
 from listener.models import AlertMessage
 
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
 REDACTED = "[webhook-url]"
 
 # Slack's webhook error codes that retrying cannot fix, with what the operator should do.
@@ -86,50 +92,32 @@ class SlackSinkConfig(SinkConfig):
     def _https_only(cls, url: str) -> str:
         """The URL carries the credential: plain http would send it in clear over the network."""
         url = url.strip()
-        if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        if has_controls(url):
             raise ValueError("webhook_url must not contain spaces or control characters")
-        try:
-            parts = urlsplit(url)
-            host = parts.hostname
-        except ValueError:
-            raise ValueError("webhook_url is not a valid URL") from None
-        if not host:
+        parts = split_url(url, "webhook_url")
+        if not parts.hostname:
             raise ValueError("webhook_url must be a full URL such as https://hooks.slack.com/…")
-        scheme = parts.scheme.lower()
-        if scheme == "https" or (scheme == "http" and host in LOCAL_HOSTS):
-            return url
-        raise ValueError(
-            f"webhook_url must use https (got '{scheme}://' for host '{host}'); "
-            "plain http is only allowed for 127.0.0.1/localhost in tests"
-        )
+        return https_or_local(url, "webhook_url", parts)
 
 
-class _RedactFilter(logging.Filter):
-    """Replaces the webhook URL (and its path, the credential) in records of the client logger.
+class _RedactFilter(RedactFilter):
+    """Masks the webhook URL (and its path, the credential) in records of the client logger.
 
-    Attached to the logger the client writes to, so it runs before *any* handler (pytest's
-    caplog included), unlike a handler-level filter. The library's own error line on a failed
-    request is lowered to DEBUG: we raise a DeliveryError that dispatch logs with context.
+    The library's own error line on a failed request is lowered to DEBUG: we raise a
+    DeliveryError that dispatch logs with context.
     """
 
-    def __init__(self, secrets: tuple[str, ...]) -> None:
-        super().__init__()
-        self.secrets = secrets
-
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = _redact(message, self.secrets)
-        if clean != message or record.args:
-            record.msg, record.args = clean, None
-        if record.levelno >= logging.ERROR and clean.startswith("Failed to send a request"):
+        super().filter(record)
+        if record.levelno >= logging.ERROR and record.getMessage().startswith(
+            "Failed to send a request"
+        ):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return True
 
 
 def _redact(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
-    return text
+    return mask_secrets(text, secrets, REDACTED)
 
 
 def _secrets_of(url: str) -> tuple[str, ...]:
@@ -156,10 +144,9 @@ class SlackSink:
         self._timeout = config.timeout
         self._host = urlsplit(config.webhook_url).hostname or "?"
         self._secrets = _secrets_of(config.webhook_url)
-        for secret in self._secrets:
-            register_secret(secret)  # for the handler-level filter of listener.log as well
+        register_secrets(self._secrets)  # for the handler-level filter of listener.log as well
         self._logger = logging.getLogger(f"{__name__}.client.{self.name}")
-        self._filter = _RedactFilter(self._secrets)
+        self._filter = _RedactFilter(self._secrets, REDACTED)
         self._logger.addFilter(self._filter)
         self._client = WebhookClient(
             config.webhook_url, timeout=config.timeout, retry_handlers=[], logger=self._logger

@@ -47,9 +47,9 @@ import httpx
 from pydantic import ConfigDict, Field, model_validator
 
 from alerts.render import excerpt, safe_url, strip_controls
+from alerts.sinks._http import RedactFilter, has_controls, mask_secrets, register_secrets
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
 from listener.errors import DeliveryError, RateLimited
-from listener.log import register_secret
 from listener.models import AlertMessage, Clock, to_iso, utcnow
 
 Resolver = Callable[[str, int], list[str]]
@@ -117,7 +117,7 @@ class WebhookSinkConfig(SinkConfig):
     @model_validator(mode="after")
     def _check_url(self) -> WebhookSinkConfig:
         """Messages name the scheme and host, never the URL (its path may be the credential)."""
-        if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in self.url):
+        if has_controls(self.url):
             raise ValueError("url must not contain spaces or control characters")
         try:
             parts = httpx.URL(self.url)
@@ -170,27 +170,6 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-class _RedactFilter(logging.Filter):
-    """Removes the URL (and its path and query) from httpx's records before any handler."""
-
-    def __init__(self, secrets: tuple[str, ...]) -> None:
-        super().__init__()
-        self.secrets = secrets
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = _redact(message, self.secrets)
-        if clean != message:
-            record.msg, record.args = clean, None
-        return True
-
-
-def _redact(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
-    return text
-
-
 class WebhookSink:
     """Delivers each alert as one signed POST; returns the receiver's ``id`` if it gives one."""
 
@@ -208,9 +187,9 @@ class WebhookSink:
         tail = self._url.raw_path.decode("ascii")
         self._secrets = tuple(s for s in dict.fromkeys((config.url, tail, self._url.path))
                               if len(s) > 1)
-        for secret in (*self._secrets, config.secret):
-            register_secret(secret)
-        self._filter = _RedactFilter(self._secrets)
+        register_secrets((*self._secrets, config.secret))
+        # Removes the URL (and its path and query) from httpx's records before any handler.
+        self._filter = RedactFilter(self._secrets, REDACTED)
         logging.getLogger("httpx").addFilter(self._filter)
         # An explicit transport: no proxy from the environment (it would connect to the name,
         # not to the checked address), while SSL_CERT_FILE/SSL_CERT_DIR still apply.
@@ -295,7 +274,7 @@ class WebhookSink:
             wait = retry_after_seconds(retry_after)
             return RateLimited(f"{where}: rate-limited (HTTP {status}); retry in {wait:g}s", wait)
         text = answer.decode("utf-8", "replace")
-        snippet = _redact(strip_controls(" ".join(text.split())), self._secrets)[:300]
+        snippet = mask_secrets(strip_controls(" ".join(text.split())), self._secrets, REDACTED)
         retryable = error_for_status(status, snippet, permanent=PERMANENT).retryable
         if 300 <= status < 400:
             advice = "the receiver redirects (not followed); configure the final URL"

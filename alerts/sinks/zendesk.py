@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from alerts.render import (
     ZWSP,
+    brand_name,
     excerpt,
     reach_label,
     safe_url,
@@ -51,9 +52,9 @@ from alerts.render import (
     strip_controls,
     urgency_label,
 )
+from alerts.sinks._http import LOCAL_HOSTS, json_object, register_secrets
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
 from listener.errors import DeliveryError, RateLimited
-from listener.log import register_secret
 from listener.models import AlertMessage, to_iso
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,6 @@ log = logging.getLogger(__name__)
 TICKETS = "/api/v2/tickets.json"
 SUBJECT_MAX = 150
 TAG_MAX = 80
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
 _TAG_UNSAFE = re.compile(r"[^a-z0-9_-]+")
 _SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
 _PLACEHOLDER = re.compile(r"\{(?=[{%])")
@@ -181,8 +181,7 @@ def zendesk_tag(name: str) -> str:
 
 def ticket_subject(msg: AlertMessage) -> str:
     """``Acme · mastodon · negative``, plain text of at most 150 characters."""
-    brand = msg.post.brand or msg.post.source or "mention"
-    return inert(f"{brand} · {msg.post.platform} · {msg.score.sentiment}", SUBJECT_MAX)
+    return inert(f"{brand_name(msg)} · {msg.post.platform} · {msg.score.sentiment}", SUBJECT_MAX)
 
 
 def ticket_priority(msg: AlertMessage, urgent_urgency: float | None) -> str:
@@ -267,8 +266,7 @@ class ZendeskSink:
         self._host = urlsplit(config.url).hostname or "?"
         user = f"{config.email}/token"
         basic = base64.b64encode(f"{user}:{config.api_token}".encode()).decode()
-        for secret in (config.api_token, basic, config.email):
-            register_secret(secret)  # the handler-level redaction of listener.log
+        register_secrets((config.api_token, basic, config.email))
         self._client = httpx.Client(
             base_url=config.url, auth=httpx.BasicAuth(user, config.api_token),
             timeout=config.timeout, follow_redirects=False,
@@ -302,7 +300,7 @@ class ZendeskSink:
 
     def _created(self, response: httpx.Response, message: AlertMessage) -> str:
         lookup = response.headers.get("x-idempotency-lookup", "")
-        ticket_id = _json(response).get("ticket", {}).get("id")
+        ticket_id = json_object(response).get("ticket", {}).get("id")
         if not isinstance(ticket_id, int):
             raise DeliveryError(f"{self._where(message)}: HTTP {response.status_code} without a "
                                 "ticket id; is base_url a Zendesk account?", retryable=False,
@@ -321,7 +319,7 @@ class ZendeskSink:
                                  params={"external_id": message.alert_id})
         if response.status_code != 200:
             raise self._answer_error(response, message)
-        tickets = _json(response).get("tickets") or []
+        tickets = json_object(response).get("tickets") or []
         ids = [t["id"] for t in tickets if isinstance(t, dict) and isinstance(t.get("id"), int)
                and t.get("external_id") == message.alert_id]
         return str(min(ids)) if ids else None
@@ -367,17 +365,9 @@ class ZendeskSink:
         return f"Zendesk destination '{self.name}' (alert {message.alert_id})"
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def _error_code(response: httpx.Response) -> str:
     """Zendesk's ``error`` name (RecordInvalid, IdempotentRequestError…), when it is a word."""
-    error = _json(response).get("error")
+    error = json_object(response).get("error")
     if isinstance(error, dict):
         error = error.get("title")
     return error if isinstance(error, str) and re.fullmatch(r"[A-Za-z_ ']{1,60}", error) else ""
@@ -385,7 +375,7 @@ def _error_code(response: httpx.Response) -> str:
 
 def _error_detail(response: httpx.Response) -> str:
     """The field errors of a 422 (``priority: is not valid``), else the description."""
-    body = _json(response)
+    body = json_object(response)
     details = body.get("details")
     if isinstance(details, dict):
         parts = []

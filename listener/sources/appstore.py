@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from listener.errors import MissingDependency, SourceError
-from listener.models import Page, Post, Rejected, parse_iso, to_iso
+from listener.models import Page, Post, Rejected, parse_iso
+from listener.sources._reviews import ReviewWalk, Watermark, backfill_page, dump_marks, load_marks
 from listener.sources.base import SourceConfig, SourceContext
 from listener.sources.http import USER_AGENT, raise_for_status
 
@@ -39,9 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CURSOR_VERSION = 1
-SEEN_LIMIT = 600
-"""Review ids remembered per feed: more than the ~500 the feed can ever show."""
 FEED_PAGES = 10  # Apple serves pages 1..10 of 50 reviews
 _PAGE_IN_HREF = re.compile(r"/page=(\d+)/")
 
@@ -84,84 +81,6 @@ class AppStoreSourceConfig(SourceConfig):
         "https://itunes.apple.com",
         description="feed host; change only for a proxy or a test server",
     )
-
-
-@dataclass
-class Watermark:
-    """How far a newest-first review list was stored: the newest review, plus recent ids.
-
-    A review is *covered* when an earlier cycle stored it and it is not newer than the mark;
-    everything below a covered review in a newest-first list was covered too. A review edited
-    since (newer date, known id) is skipped but does not stop the walk.
-    """
-
-    newest_at: datetime | None = None
-    newest_id: str | None = None
-    seen: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._seen = set(self.seen)
-
-    def knows(self, review_id: str) -> bool:
-        return review_id in self._seen
-
-    def covers(self, review_id: str, at: datetime) -> bool:
-        return self.knows(review_id) and self.newest_at is not None and at <= self.newest_at
-
-    def advanced(self, walked: Iterable[tuple[str, datetime]], limit: int) -> Watermark:
-        """The mark after a complete walk over ``walked`` (id, date) pairs, newest first."""
-        walked = list(walked)
-        newest_at, newest_id = self.newest_at, self.newest_id
-        for review_id, at in walked:
-            if newest_at is None or at > newest_at:
-                newest_at, newest_id = at, review_id
-        seen = list(dict.fromkeys([rid for rid, _ in walked] + self.seen))[:limit]
-        return Watermark(newest_at, newest_id, seen)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "newest_at": to_iso(self.newest_at) if self.newest_at else None,
-            "newest_id": self.newest_id,
-            "seen": list(self.seen),
-        }
-
-    @classmethod
-    def from_json(cls, data: Any) -> Watermark | None:
-        """The mark saved by :meth:`to_json`, or None when ``data`` is not one."""
-        if not isinstance(data, dict):
-            return None
-        at, newest_id, seen = data.get("newest_at"), data.get("newest_id"), data.get("seen")
-        if not isinstance(seen, list) or not all(isinstance(s, str) for s in seen):
-            return None
-        if not (newest_id is None or isinstance(newest_id, str)):
-            return None
-        try:
-            newest_at = parse_iso(at) if at is not None else None
-        except (TypeError, ValueError):
-            return None
-        return cls(newest_at, newest_id, list(seen))
-
-
-def load_marks(cursor: Any, source: str) -> dict[str, Watermark]:
-    """Per-feed watermarks from a saved cursor; anything unreadable starts that feed afresh."""
-    if cursor is None:
-        return {}
-    apps = cursor.get("apps") if isinstance(cursor, dict) else None
-    if not isinstance(apps, dict) or cursor.get("version") != CURSOR_VERSION:
-        log.warning("source %s: cursor not understood; reading every feed again", source)
-        return {}
-    marks = {}
-    for key, value in apps.items():
-        mark = Watermark.from_json(value)
-        if mark is None:
-            log.warning("source %s: bad cursor entry for %s; reading it again", source, key)
-        else:
-            marks[key] = mark
-    return marks
-
-
-def dump_marks(marks: dict[str, Watermark]) -> dict[str, Any]:
-    return {"version": CURSOR_VERSION, "apps": {k: m.to_json() for k, m in marks.items()}}
 
 
 def _label(entry: dict[str, Any], *path: str) -> str:
@@ -238,12 +157,8 @@ class AppStoreSource:
                     feed = self._get_page(client, app, number)
                     entries = _entries(feed)
                     items = [self._parse(e, app, number, i) for i, e in enumerate(entries)]
-                    posts = [p for p in items if isinstance(p, Post)]
-                    yield Page(
-                        posts=[p for p in posts if p.created_at >= since],
-                        rejected=[r for r in items if isinstance(r, Rejected)],
-                    )
-                    older = any(p.created_at < since for p in posts)
+                    page, older = backfill_page(items, since)
+                    yield page
                     if older or not entries or number >= _last_page(feed):
                         break
 
@@ -260,35 +175,23 @@ class AppStoreSource:
         self, client: httpx.Client, app: AppStoreApp, marks: dict[str, Watermark]
     ) -> Iterator[Page]:
         key = f"{app.country}:{app.app_id}"
-        mark = marks.get(key) or Watermark()
-        walked: list[tuple[str, datetime]] = []
-        emitted: set[str] = set()
+        walk = ReviewWalk(marks.get(key) or Watermark())
         for number in range(1, self.config.max_pages + 1):
             feed = self._get_page(client, app, number)
             entries = _entries(feed)
-            posts, rejected, covered = [], [], False
-            for index, entry in enumerate(entries):
-                item = self._parse(entry, app, number, index)
-                if isinstance(item, Rejected):
-                    rejected.append(item)
-                    continue
-                if item is None:
-                    continue
-                walked.append((item.platform_id, item.created_at))
-                covered = covered or mark.covers(item.platform_id, item.created_at)
-                if not mark.knows(item.platform_id) and item.platform_id not in emitted:
-                    emitted.add(item.platform_id)
-                    posts.append(item)
+            posts, rejected, covered = walk.sort(
+                self._parse(entry, app, number, index) for index, entry in enumerate(entries)
+            )
             last = number >= min(self.config.max_pages, _last_page(feed))
             if covered or not entries or last:
                 more = entries and number < _last_page(feed)
-                if more and not covered and mark.newest_at:
+                if more and not covered and walk.mark.newest_at:
                     log.warning(
                         "source %s: app %s (%s) had more new reviews than %d pages hold; older "
                         "ones since the last poll are skipped: poll more often",
                         self.name, app.app_id, app.country, number,
                     )
-                marks[key] = mark.advanced(walked, SEEN_LIMIT)
+                marks[key] = walk.advanced()
                 yield Page(posts=posts, cursor=dump_marks(marks), rejected=rejected)
                 return
             yield Page(posts=posts, cursor=None, rejected=rejected)

@@ -2,7 +2,7 @@
 
 ``reviews(app_id, lang, country, sort=NEWEST, count, continuation_token)`` returns one page of
 review dicts, newest first, and a continuation token. The token only pages within one poll; what
-persists is one watermark per (app, lang, country) (see ``listener.sources.appstore.Watermark``)::
+persists is one watermark per (app, lang, country) (see ``listener.sources._reviews.Watermark``)::
 
     {"version": 1,
      "apps": {"com.acme.app:en:us": {"newest_at": "2024-05-01T09:00:00Z", "newest_id": "gp:AOq…",
@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from listener.errors import ListenerError, MissingDependency, RateLimited, SourceError
 from listener.models import Clock, Page, Post, Rejected, to_iso
-from listener.sources.appstore import SEEN_LIMIT, Watermark, dump_marks, load_marks
+from listener.sources._reviews import ReviewWalk, Watermark, backfill_page, dump_marks, load_marks
 from listener.sources.base import SourceConfig, SourceContext
 from listener.sources.http import DEFAULT_WAIT, raise_for_status
 
@@ -220,46 +220,28 @@ class GooglePlaySource:
             token = None
             for _ in range(BACKFILL_MAX_PAGES):
                 items, token = self._page(app, token)
-                converted = [self._to_post(item, app) for item in items]
-                posts = [p for p in converted if isinstance(p, Post)]
-                yield Page(
-                    posts=[p for p in posts if p.created_at >= since],
-                    rejected=[r for r in converted if isinstance(r, Rejected)],
-                )
-                if not items or token.token is None or any(p.created_at < since for p in posts):
+                page, older = backfill_page([self._to_post(item, app) for item in items], since)
+                yield page
+                if not items or token.token is None or older:
                     break
 
     def _fetch_app(self, app: GooglePlayApp, marks: dict[str, Watermark]) -> Iterator[Page]:
         key = f"{app.app_id}:{app.lang}:{app.country}"
-        mark = marks.get(key) or Watermark()
-        walked: list[tuple[str, datetime]] = []
-        emitted: set[str] = set()
+        walk = ReviewWalk(marks.get(key) or Watermark())
         token = None
         for number in range(1, self.config.max_pages + 1):
             items, token = self._page(app, token)
-            posts, rejected, covered = [], [], False
-            for item in items:
-                post = self._to_post(item, app)
-                if isinstance(post, Rejected):
-                    rejected.append(post)
-                    continue
-                if post is None:
-                    continue
-                walked.append((post.platform_id, post.created_at))
-                covered = covered or mark.covers(post.platform_id, post.created_at)
-                if not mark.knows(post.platform_id) and post.platform_id not in emitted:
-                    emitted.add(post.platform_id)
-                    posts.append(post)
+            posts, rejected, covered = walk.sort(self._to_post(item, app) for item in items)
             last = not items or token.token is None or number >= self.config.max_pages
             if covered or last:
                 more = items and token.token is not None
-                if more and not covered and mark.newest_at:
+                if more and not covered and walk.mark.newest_at:
                     log.warning(
                         "source %s: app %s (%s/%s) had more new reviews than %d pages hold; "
                         "older ones since the last poll are skipped: raise max_pages or poll "
                         "more often", self.name, app.app_id, app.lang, app.country, number,
                     )
-                marks[key] = mark.advanced(walked, SEEN_LIMIT)
+                marks[key] = walk.advanced()
                 yield Page(posts=posts, cursor=dump_marks(marks), rejected=rejected)
                 return
             yield Page(posts=posts, cursor=None, rejected=rejected)
