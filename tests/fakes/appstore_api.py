@@ -20,13 +20,12 @@ replace the next feed answers in order. Every request is recorded.
 from __future__ import annotations
 
 import json
-import threading
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+
+from tests.fakes.base import FakeHTTPServer
+from tests.fakes.base import ScriptedResponse as Scripted
 
 PAGE_SIZE = 50
 MAX_PAGES = 10
@@ -70,92 +69,22 @@ def app_entry(app_id: str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Scripted:
-    status: int = 200
-    body: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-
-@dataclass(frozen=True)
 class Recorded:
     method: str
     path: str
     headers: dict[str, str]
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeAppStore
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients that time out and hang up are expected in tests."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:  # noqa: N802 - name required by BaseHTTPRequestHandler
-        answer = self.server.fake._handle(self.command, self.path, self.headers)
-        if answer.delay and self.server.fake._stopping.wait(answer.delay):
-            return
-        payload = answer.body.encode("utf-8")
-        self.send_response(answer.status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Connection", "close")
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-        self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        """Silence the access log."""
-
-
-class FakeAppStore:
+class FakeAppStore(FakeHTTPServer):
     """Scriptable fake feed; a context manager, or start()/stop()."""
+
+    name = "fake App Store"
+    methods = ("GET",)
 
     def __init__(self, *, app_entry: bool = False) -> None:
         self.app_entry = app_entry
-        self._lock = threading.Lock()
+        super().__init__()
         self._reviews: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        self._script: deque[Scripted] = deque()
-        self._requests: list[Recorded] = []
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> FakeAppStore:
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeAppStore:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None, "start the fake first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # -- scripting and inspection ----------------------------------------------------------
 
@@ -173,18 +102,13 @@ class FakeAppStore:
         with self._lock:
             self._script.append(Scripted(status, body, dict(headers or {}), delay))
 
-    @property
-    def requests(self) -> list[Recorded]:
-        with self._lock:
-            return list(self._requests)
-
     # -- serving ---------------------------------------------------------------------------
 
-    def _handle(self, method: str, target: str, headers: Any) -> Scripted:
-        path = urlsplit(target).path
+    def handle(
+        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
+    ) -> Scripted:
         with self._lock:
-            lowered = {k.lower(): v for k, v in headers.items()}
-            self._requests.append(Recorded(method, path, lowered))
+            self._record(Recorded(method, path, headers))
             parts = path.strip("/").split("/")
             shaped = (
                 len(parts) == 7 and parts[1:3] == ["rss", "customerreviews"]

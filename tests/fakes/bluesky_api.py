@@ -30,28 +30,27 @@ import json
 import re
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
-HANG_UP = 0
+from tests.fakes.base import HANG_UP, FakeHTTPServer, ScriptedResponse, parse_json
+
+__all__ = ["CREATE_SESSION", "HANG_UP", "REFRESH_SESSION", "SEARCH", "FakeBluesky", "Recorded",
+           "Scripted", "iso_ms"]
+
 SEARCH = "/xrpc/app.bsky.feed.searchPosts"
 CREATE_SESSION = "/xrpc/com.atproto.server.createSession"
 REFRESH_SESSION = "/xrpc/com.atproto.server.refreshSession"
 
 
 @dataclass(frozen=True)
-class Scripted:
+class Scripted(ScriptedResponse):
     """One answer: status, body (JSON-able, or bytes sent as is), headers, delay, path prefix."""
 
-    status: int = 200
     body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
     path: str = ""
 
 
@@ -93,94 +92,25 @@ def _jwt(subject: str, scope: str) -> str:
     return f"{part({'alg': 'HS256', 'typ': 'at+jwt'})}.{part(payload)}.c2ln"
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeBluesky
+class FakeBluesky(FakeHTTPServer):
+    """A scriptable fake AppView + PDS; a context manager, or call start()/stop().
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients that time out and hang up are expected here."""
+    The account's handle (constructor argument ``handle``) is kept as :attr:`account_handle`,
+    because ``handle`` is the request hook of :class:`FakeHTTPServer`.
+    """
 
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:  # noqa: N802 - name required by BaseHTTPRequestHandler
-        self._serve(b"")
-
-    def do_POST(self) -> None:  # noqa: N802
-        length = int(self.headers.get("Content-Length") or 0)
-        self._serve(self.rfile.read(length) if length else b"")
-
-    def _serve(self, body: bytes) -> None:
-        fake = self.server.fake
-        status, answer, headers, delay = fake._handle(self.command, self.path, self.headers, body)
-        if delay and fake._stopping.wait(delay):
-            return
-        if status == HANG_UP:
-            self.close_connection = True
-            return
-        payload = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Connection", "close")
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-        self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        """Silence the access log (it would show request paths)."""
-
-
-class FakeBluesky:
-    """A scriptable fake AppView + PDS; a context manager, or call start()/stop()."""
+    name = "fake Bluesky"
+    json_strings = True  # a str body is a JSON string: XRPC answers JSON, never plain text
 
     def __init__(self, *, handle: str | None = None, password: str | None = None,
                  require_auth: bool = False) -> None:
-        self.handle, self.password, self.require_auth = handle, password, require_auth
+        super().__init__()
+        self.account_handle, self.password = handle, password
+        self.require_auth = require_auth
         self.did = "did:plc:fakeaccount000000000000"
         self.posts: list[dict[str, Any]] = []
         self._tokens: set[str] = set()
         self._refresh: set[str] = set()
-        self._lock = threading.Lock()
-        self._requests: list[Recorded] = []
-        self._script: deque[Scripted] = deque()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> FakeBluesky:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeBluesky:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the fake Bluesky is not running; call start() first")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # -- data and scripting ------------------------------------------------------------------
 
@@ -217,28 +147,23 @@ class FakeBluesky:
         with self._lock:
             self._script.append(Scripted(status, body, dict(headers or {}), delay, path))
 
-    @property
-    def requests(self) -> list[Recorded]:
-        with self._lock:
-            return list(self._requests)
-
     def requests_to(self, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.path == path]
 
     # -- request handling (handler threads) ---------------------------------------------------
 
-    def _handle(self, method: str, raw: str, headers: Any, body: bytes
-                ) -> tuple[int, Any, dict[str, str], float]:
-        parts = urlsplit(raw)
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        lowered = {k.lower(): v for k, v in headers.items()}
-        try:
-            data = json.loads(body) if body else None
-        except ValueError:
-            data = None
+    def handle(
+        self, method: str, path: str, raw_query: str, headers: dict[str, str], body: bytes
+    ) -> ScriptedResponse:
+        return ScriptedResponse(*self._answer(method, path, raw_query, headers, body))
+
+    def _answer(self, method: str, path: str, raw_query: str, lowered: dict[str, str],
+                body: bytes) -> tuple[int, Any, dict[str, str], float]:
+        query = {k: v[-1] for k, v in parse_qs(raw_query).items()}
+        data = parse_json(body)
         with self._lock:
-            self._requests.append(Recorded(method, parts.path, query, lowered, data))
-            scripted = next((s for s in self._script if parts.path.startswith(s.path)), None)
+            self._record(Recorded(method, path, query, lowered, data))
+            scripted = next((s for s in self._script if path.startswith(s.path)), None)
             if scripted is not None:
                 self._script.remove(scripted)
         limits = {"ratelimit-limit": "3000", "ratelimit-remaining": "2999",
@@ -246,7 +171,7 @@ class FakeBluesky:
         if scripted is not None:
             return scripted.status, scripted.body, {**limits, **scripted.headers}, scripted.delay
         token = lowered.get("authorization", "").removeprefix("Bearer ")
-        status, answer = self._route(method, parts.path, query, data, token)
+        status, answer = self._route(method, path, query, data, token)
         return status, answer, limits, 0.0
 
     def _route(self, method: str, path: str, query: dict[str, str], data: Any,
@@ -259,7 +184,7 @@ class FakeBluesky:
             return self._search(query)
         if path == CREATE_SESSION and method == "POST":
             data = data if isinstance(data, dict) else {}
-            if (data.get("identifier"), data.get("password")) != (self.handle, self.password):
+            if (data.get("identifier"), data.get("password")) != (self.account_handle, self.password):
                 return 401, {"error": "AuthenticationRequired",
                              "message": "Invalid identifier or password"}
             return 200, self._session()
@@ -276,11 +201,11 @@ class FakeBluesky:
             self._refresh.add(refresh)
         did_doc = {
             "@context": ["https://www.w3.org/ns/did/v1"], "id": self.did,
-            "alsoKnownAs": [f"at://{self.handle}"], "verificationMethod": [],
+            "alsoKnownAs": [f"at://{self.account_handle}"], "verificationMethod": [],
             "service": [{"id": "#atproto_pds", "type": "AtprotoPersonalDataServer",
                          "serviceEndpoint": self.base_url}],
         }
-        return {"accessJwt": access, "refreshJwt": refresh, "handle": self.handle,
+        return {"accessJwt": access, "refreshJwt": refresh, "handle": self.account_handle,
                 "did": self.did, "didDoc": did_doc, "active": True}
 
     def _search(self, query: dict[str, str]) -> tuple[int, Any]:

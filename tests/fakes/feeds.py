@@ -19,14 +19,14 @@ and :func:`google_alerts_document` (Atom as Google Alerts serves it, links wrapp
 from __future__ import annotations
 
 import email.utils
-import threading
 from collections import defaultdict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlencode
 from xml.sax.saxutils import escape, quoteattr
+
+from tests.fakes.base import FakeHTTPServer, ScriptedResponse
 
 RSS_TYPE = "application/rss+xml; charset=utf-8"
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
@@ -41,95 +41,27 @@ class _Document:
 
 
 @dataclass(frozen=True)
-class ScriptedResponse:
-    status: int = 200
-    body: str | bytes = ""
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-
-@dataclass(frozen=True)
 class RecordedRequest:
     path: str
     headers: dict[str, str]  # lower-case names
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeFeedServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients that time out and hang up are expected in tests."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:  # noqa: N802 - name required by BaseHTTPRequestHandler
-        fake = self.server.fake
-        answer = fake._handle(self.path, {k.lower(): v for k, v in self.headers.items()})
-        if answer.delay and fake._stopping.wait(answer.delay):
-            return
-        payload = answer.body.encode() if isinstance(answer.body, str) else answer.body
-        self.send_response(answer.status)
-        headers = {"Content-Type": "text/plain; charset=utf-8", **answer.headers}
-        for name, value in headers.items():
-            self.send_header(name, value)
-        if answer.status != 304:
-            self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        if answer.status != 304:
-            self.wfile.write(payload)
-        self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        """Keep test output quiet."""
-
-
-class FakeFeedServer:
+class FakeFeedServer(FakeHTTPServer):
     """Serves feed documents by path; use as a context manager."""
 
+    name = "fake feed server"
+    methods = ("GET",)
+    content_type = "text/plain; charset=utf-8"
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        super().__init__()
         self._documents: dict[str, _Document] = {}
         self._redirects: dict[str, tuple[int, str]] = {}
+        # Scripted answers are queued per path (FIFO each).
         self._script: defaultdict[str, deque[ScriptedResponse]] = defaultdict(deque)
-        self._requests: list[RecordedRequest] = []
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> FakeFeedServer:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeFeedServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def url(self, path: str) -> str:
-        if self._server is None:
-            raise RuntimeError("the fake feed server is not running; call start() first")
-        return f"http://127.0.0.1:{self._server.server_address[1]}{path}"
+        return self.base_url + path
 
     # -- scripting and inspection --------------------------------------------------------------
 
@@ -151,19 +83,17 @@ class FakeFeedServer:
         with self._lock:
             self._script[path].append(ScriptedResponse(status, body, dict(headers or {}), delay))
 
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
-
     def requests_for(self, path: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == path]
 
     # -- called from handler threads -----------------------------------------------------------
 
-    def _handle(self, path: str, headers: dict[str, str]) -> ScriptedResponse:
+    def handle(
+        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
+    ) -> ScriptedResponse:
+        path = f"{path}?{query}" if query else path  # documents are served by full target
         with self._lock:
-            self._requests.append(RecordedRequest(path, headers))
+            self._record(RecordedRequest(path, headers))
             if self._script[path]:
                 return self._script[path].popleft()
             if path in self._redirects:

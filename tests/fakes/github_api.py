@@ -29,29 +29,20 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
-HANG_UP = 0
+from tests.fakes.base import HANG_UP, Answer, PathScriptedFake, ScriptedResponse
+from tests.fakes.base import PathScripted as Scripted
+
+__all__ = ["DOCS", "HANG_UP", "VERSIONS", "FakeGitHub", "Recorded", "Scripted"]
+
 VERSIONS = frozenset({"2022-11-28", "2026-03-10"})
 DOCS = "https://docs.github.com/rest"
 _REPO_PATH = re.compile(r"^/repos/([^/]+)/([^/]+)/issues$")
 _TERMS = re.compile(r'"([^"]*)"|(\S+)')
-
-
-@dataclass(frozen=True)
-class Scripted:
-    status: int = 200
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    path: str | None = None
-    commit: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,111 +56,22 @@ class Recorded:
     json: Any
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeGitHub
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that timed out and hung up is expected here."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:  # noqa: N802 - name required by BaseHTTPRequestHandler
-        self._serve("POST")
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._serve("GET")
-
-    def _serve(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        fake = self.server.fake
-        status, payload, headers, delay = fake._handle(method, self.path, self.headers, body)
-        if delay and fake._stopping.wait(delay):
-            return
-        if status == HANG_UP:
-            self.close_connection = True
-            return
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Connection", "close")
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-        self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
-        """No stderr access log."""
-
-
-class FakeGitHub:
+class FakeGitHub(PathScriptedFake):
     """A scriptable fake GitHub API; use as a context manager or call start()/stop()."""
+
+    name = "fake GitHub"
+    json_strings = True  # a str body is a JSON string: the REST API answers JSON only
 
     def __init__(
         self, *, token: str = "ghp_SECRETtoken0123456789", repos: tuple[str, ...] = ("acme/support",),
         issues_disabled: tuple[str, ...] = (), search_lag: int = 0,
     ) -> None:
+        super().__init__()
         self.token, self.repos = token, {r.lower() for r in repos}
         self.issues_disabled = {r.lower() for r in issues_disabled}
         self.search_lag = search_lag
         self.issues: list[dict[str, Any]] = []  # issues and pull requests, oldest first
         self._searches = 0
-        self._lock = threading.Lock()
-        self._requests: list[Recorded] = []
-        self._script: deque[Scripted] = deque()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> FakeGitHub:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeGitHub:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the fake GitHub is not running; call start() first")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def enqueue(
-        self, status: int = 200, body: Any = None, headers: dict[str, str] | None = None,
-        delay: float = 0.0, *, path: str | None = None, commit: bool = False,
-    ) -> None:
-        """Queue an answer for the next request to ``path`` (FIFO per match)."""
-        with self._lock:
-            self._script.append(Scripted(status, body, dict(headers or {}), delay, path, commit))
-
-    @property
-    def requests(self) -> list[Recorded]:
-        with self._lock:
-            return list(self._requests)
 
     def add_issue(self, repo: str, title: str, body: str) -> dict[str, Any]:
         """An issue someone else opened (it counts among the most recent ones)."""
@@ -185,28 +87,23 @@ class FakeGitHub:
 
     # -- called from handler threads -------------------------------------------------------
 
-    def _handle(
-        self, method: str, target: str, headers: Any, body: bytes
-    ) -> tuple[int, Any, dict[str, str], float]:
+    def handle(
+        self, method: str, path: str, raw_query: str, headers: dict[str, str], body: bytes
+    ) -> Answer:
         try:
             data = json.loads(body) if body else None
         except ValueError:
             data = ...  # unparsable: "Problems parsing JSON"
-        parts = urlsplit(target)
-        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        lowered = {name.lower(): value for name, value in headers.items()}
+        query = {k: v[0] for k, v in parse_qs(raw_query).items()}
+
+        def real() -> ScriptedResponse:
+            status, answer, extra = self._route(method, path, query, headers, data)
+            limits = _rate_headers("search" if path == "/search/issues" else "core")
+            return ScriptedResponse(status, answer, {**limits, **extra})
+
         with self._lock:
-            self._requests.append(Recorded(method, parts.path, query, lowered, data))
-            scripted = next((s for s in self._script if s.path in (None, parts.path)), None)
-            if scripted is not None:
-                self._script.remove(scripted)
-                if not scripted.commit:
-                    return scripted.status, scripted.body, scripted.headers, scripted.delay
-            status, answer, extra = self._route(method, parts.path, query, lowered, data)
-        limits = _rate_headers("search" if parts.path == "/search/issues" else "core")
-        if scripted is not None:
-            return scripted.status, scripted.body or answer, scripted.headers, scripted.delay
-        return status, answer, {**limits, **extra}, 0.0
+            self._record(Recorded(method, path, query, headers, data))
+            return self._scripted_or(path, real)
 
     def _route(
         self, method: str, path: str, query: dict[str, str], headers: dict[str, str], data: Any

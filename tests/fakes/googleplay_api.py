@@ -28,13 +28,12 @@ An app never added answers batchexecute's error frame ``["wrb.fr", "oCPfdb", nul
 from __future__ import annotations
 
 import json
-import threading
-from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
+
+from tests.fakes.base import FakeHTTPServer, ScriptedResponse
 
 RPC_PATH = "/_/PlayStoreUi/data/batchexecute"
 XSSI = ")]}'\n\n"
@@ -59,11 +58,7 @@ def play_review(
 
 
 @dataclass(frozen=True)
-class Scripted:
-    status: int = 200
-    body: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
+class Scripted(ScriptedResponse):
     after: int = 0  # answer this many RPC requests normally first
 
 
@@ -92,80 +87,16 @@ def _decode(body: bytes) -> tuple[str | None, int | None, int | None, str | None
         return None, None, None, None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeGooglePlay
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients that time out and hang up are expected in tests."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:  # noqa: N802 - name required by BaseHTTPRequestHandler
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        answer = self.server.fake._handle(self.command, self.path, self.headers, body)
-        if answer.delay and self.server.fake._stopping.wait(answer.delay):
-            return
-        payload = answer.body.encode("utf-8")
-        self.send_response(answer.status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Connection", "close")
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-        self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        """Silence the access log."""
-
-
-class FakeGooglePlay:
+class FakeGooglePlay(FakeHTTPServer):
     """Scriptable fake review RPC; a context manager, or start()/stop()."""
 
+    name = "fake Google Play"
+    methods = ("POST",)
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        super().__init__()
         self._reviews: dict[str, list[list[Any]]] = {}
         self._tokens: dict[str, tuple[str, int]] = {}
-        self._script: deque[Scripted] = deque()
-        self._requests: list[Recorded] = []
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> FakeGooglePlay:
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeGooglePlay:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None, "start the fake first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # -- scripting and inspection ----------------------------------------------------------
 
@@ -183,23 +114,16 @@ class FakeGooglePlay:
         with self._lock:
             self._script.append(Scripted(status, body, dict(headers or {}), delay, after))
 
-    @property
-    def requests(self) -> list[Recorded]:
-        with self._lock:
-            return list(self._requests)
-
     # -- serving ---------------------------------------------------------------------------
 
-    def _handle(self, method: str, target: str, headers: Any, body: bytes) -> Scripted:
-        parts = urlsplit(target)
-        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    def handle(
+        self, method: str, path: str, raw_query: str, headers: dict[str, str], body: bytes
+    ) -> ScriptedResponse:
+        query = {k: v[0] for k, v in parse_qs(raw_query).items()}
         app_id, sort, count, token = _decode(body)
-        lowered = {k.lower(): v for k, v in headers.items()}
         with self._lock:
-            self._requests.append(
-                Recorded(method, parts.path, query, lowered, app_id, sort, count, token)
-            )
-            if parts.path != RPC_PATH:
+            self._record(Recorded(method, path, query, headers, app_id, sort, count, token))
+            if path != RPC_PATH:
                 return Scripted(404, "<html>Not Found</html>")
             if self._script and self._script[0].after == 0:
                 return self._script.popleft()

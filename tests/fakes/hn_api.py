@@ -23,13 +23,12 @@ from __future__ import annotations
 import json
 import math
 import re
-import threading
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode
+
+from tests.fakes.base import FakeHTTPServer, ScriptedResponse
 
 SEARCH_PATH = "/api/v1/search_by_date"
 PAGINATION_LIMIT = 1000
@@ -78,14 +77,6 @@ def _highlight(author: str | None) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class ScriptedResponse:
-    status: int = 200
-    body: str | bytes = ""
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-
-@dataclass(frozen=True)
 class RecordedRequest:
     """What the fake received: the path and the decoded query parameters."""
 
@@ -95,81 +86,16 @@ class RecordedRequest:
     headers: dict[str, str]
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeHNSearch
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients that time out and hang up are expected in tests."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:  # noqa: N802 - name required by BaseHTTPRequestHandler
-        fake = self.server.fake
-        answer = fake._handle(self.command, self.path, dict(self.headers.items()))
-        if answer.delay and fake._stopping.wait(answer.delay):
-            return
-        payload = answer.body.encode() if isinstance(answer.body, str) else answer.body
-        self.send_response(answer.status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Connection", "close")
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-        self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        """Keep test output quiet."""
-
-
-class FakeHNSearch:
+class FakeHNSearch(FakeHTTPServer):
     """The fake API; use as a context manager, add hits, point ``base_url`` at it."""
 
+    name = "fake HN Search API"
+    methods = ("GET",)
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        super().__init__()
         self._hits: list[dict[str, Any]] = []
         self._later: list[tuple[int, list[dict[str, Any]]]] = []
-        self._script: deque[ScriptedResponse] = deque()
-        self._requests: list[RecordedRequest] = []
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> FakeHNSearch:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeHNSearch:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the fake HN Search API is not running; call start() first")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # -- scripting and inspection --------------------------------------------------------------
 
@@ -189,26 +115,21 @@ class FakeHNSearch:
         with self._lock:
             self._script.append(ScriptedResponse(status, body, dict(headers or {}), delay))
 
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
-
     # -- called from handler threads -----------------------------------------------------------
 
-    def _handle(self, method: str, target: str, headers: dict[str, str]) -> ScriptedResponse:
-        parts = urlsplit(target)
-        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+    def handle(
+        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
+    ) -> ScriptedResponse:
+        params = dict(parse_qsl(query, keep_blank_values=True))
         with self._lock:
             number = len(self._requests)
-            self._requests.append(RecordedRequest(
-                method, parts.path, params, {k.lower(): v for k, v in headers.items()}))
+            self._record(RecordedRequest(method, path, params, headers))
             for after, hits in [entry for entry in self._later if entry[0] <= number]:
                 self._hits.extend(hits)
                 self._later.remove((after, hits))
             if self._script:
                 return self._script.popleft()
-            if parts.path != SEARCH_PATH:
+            if path != SEARCH_PATH:
                 return ScriptedResponse(404, json.dumps({"message": "Not Found", "status": 404}))
             try:
                 return ScriptedResponse(200, json.dumps(self._search(params)))

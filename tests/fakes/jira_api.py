@@ -27,16 +27,17 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
-from collections import deque
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+
+from tests.fakes.base import HANG_UP, Answer, PathScriptedFake, ScriptedResponse, parse_json
+from tests.fakes.base import PathScripted as Scripted
+
+__all__ = ["CREATE_PATH", "HANG_UP", "SEARCH_PATH", "FakeJira", "Recorded", "Scripted",
+           "valid_adf"]
 
 CREATE_PATH = "/rest/api/3/issue"
 SEARCH_PATH = "/rest/api/3/search/jql"
-HANG_UP = 0  # scripted status: close the connection without answering
 DESCRIPTION_LIMIT = 32_767
 ON_SCREEN = frozenset({"project", "issuetype", "summary", "description", "labels", "priority"})
 BLOCK_NODES = frozenset({"paragraph", "bulletList", "orderedList", "listItem", "heading",
@@ -45,18 +46,6 @@ INLINE_NODES = frozenset({"text", "hardBreak", "mention", "emoji", "inlineCard"}
 MARKS = frozenset({"link", "strong", "em", "code", "strike", "underline"})
 _JQL = re.compile(r'^\s*(?:project\s*=\s*"?(\w+)"?\s+AND\s+)?labels\s*=\s*"([^"\\]+)"\s*$',
                   re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Scripted:
-    """One answer to give instead of the normal one."""
-
-    status: int = 200
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    path: str | None = None
-    commit: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,53 +59,12 @@ class Recorded:
     json: Any
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeJira
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that timed out and hung up is expected here; stay quiet about it."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:  # noqa: N802 - name required by BaseHTTPRequestHandler
-        self._serve("POST")
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._serve("GET")
-
-    def _serve(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        status, payload, headers, delay = self.server.fake._handle(
-            method, self.path, self.headers, body
-        )
-        fake = self.server.fake
-        if delay and fake._stopping.wait(delay):
-            return
-        if status == HANG_UP:
-            self.close_connection = True
-            return
-        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json;charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Connection", "close")
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-        self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
-        """No stderr access log."""
-
-
-class FakeJira:
+class FakeJira(PathScriptedFake):
     """A scriptable fake Jira Cloud site; use as a context manager or call start()/stop()."""
+
+    name = "fake Jira"
+    content_type = "application/json;charset=UTF-8"
+    json_strings = True  # a str body is a JSON string: Jira answers JSON, never plain text
 
     def __init__(
         self, *, email: str = "bot@example.com", token: str = "jira-api-token-SECRET-1234",
@@ -124,84 +72,24 @@ class FakeJira:
         priorities: tuple[str, ...] = ("Highest", "High", "Medium", "Low", "Lowest"),
         hidden_fields: tuple[str, ...] = (), search_lag: int = 0,
     ) -> None:
+        super().__init__()
         self.email, self.token = email, token
         self.projects, self.issue_types, self.priorities = projects, issue_types, priorities
         self.hidden_fields, self.search_lag = frozenset(hidden_fields), search_lag
         self.issues: list[dict[str, Any]] = []
         self._searches = 0
-        self._lock = threading.Lock()
-        self._requests: list[Recorded] = []
-        self._script: deque[Scripted] = deque()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> FakeJira:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeJira:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the fake Jira is not running; call start() first")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def enqueue(
-        self, status: int = 200, body: Any = None, headers: dict[str, str] | None = None,
-        delay: float = 0.0, *, path: str | None = None, commit: bool = False,
-    ) -> None:
-        """Queue an answer for the next request to ``path`` (FIFO per match)."""
-        with self._lock:
-            self._script.append(Scripted(status, body, dict(headers or {}), delay, path, commit))
-
-    @property
-    def requests(self) -> list[Recorded]:
-        with self._lock:
-            return list(self._requests)
 
     # -- called from handler threads -------------------------------------------------------
 
-    def _handle(
-        self, method: str, target: str, headers: Any, body: bytes
-    ) -> tuple[int, Any, dict[str, str], float]:
-        try:
-            parsed = json.loads(body) if body else None
-        except ValueError:
-            parsed = None
-        lowered = {name.lower(): value for name, value in headers.items()}
-        path = urlsplit(target).path
+    def handle(
+        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
+    ) -> Answer:
+        parsed = parse_json(body)
         with self._lock:
-            self._requests.append(Recorded(method, path, lowered, body, parsed))
-            scripted = next((s for s in self._script if s.path in (None, path)), None)
-            if scripted is not None:
-                self._script.remove(scripted)
-                if not scripted.commit:
-                    return scripted.status, scripted.body, scripted.headers, scripted.delay
-            status, answer = self._route(method, path, lowered, parsed)
-        if scripted is not None:  # the request landed; only the answer is replaced
-            return scripted.status, scripted.body or answer, scripted.headers, scripted.delay
-        return status, answer, {}, 0.0
+            self._record(Recorded(method, path, headers, body, parsed))
+            return self._scripted_or(
+                path, lambda: ScriptedResponse(*self._route(method, path, headers, parsed))
+            )
 
     def _route(
         self, method: str, path: str, headers: dict[str, str], data: Any

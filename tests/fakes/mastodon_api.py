@@ -27,30 +27,26 @@ status ``0`` (:data:`HANG_UP`) closes the connection without answering. Every re
 
 from __future__ import annotations
 
-import json
 import re
-import threading
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote
 
-HANG_UP = 0
+from tests.fakes.base import HANG_UP, FakeHTTPServer, ScriptedResponse
+
+__all__ = ["HANG_UP", "HOST", "FakeMastodon", "Recorded", "Scripted", "snowflake"]
+
 HOST = "mastodon.example"  # the instance name inside status URIs (not the fake's address)
 _TAG_PATH = re.compile(r"^/api/v1/timelines/tag/(?P<tag>[^/?]+)$")
 
 
 @dataclass(frozen=True)
-class Scripted:
+class Scripted(ScriptedResponse):
     """One answer to give: status, JSON-able body (or raw text), extra headers, delay."""
 
-    status: int = 200
     body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
     path: str = ""  # answer only requests whose path starts with this
 
 
@@ -77,89 +73,22 @@ def _plain(html: str) -> str:
     return re.sub(r"<[^>]+>", " ", html).lower()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeMastodon
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients that time out and hang up are expected here."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:  # noqa: N802 - name required by BaseHTTPRequestHandler
-        fake = self.server.fake
-        status, body, headers, delay = fake._handle(self.command, self.path, self.headers)
-        if delay and fake._stopping.wait(delay):
-            return
-        if status == HANG_UP:
-            self.close_connection = True
-            return
-        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Connection", "close")
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-        self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        """Silence the access log."""
-
-
-class FakeMastodon:
+class FakeMastodon(FakeHTTPServer):
     """A scriptable fake Mastodon instance; a context manager, or call start()/stop()."""
+
+    name = "fake Mastodon"
+    methods = ("GET",)
+    json_strings = True  # a str body is a JSON string, as Mastodon never answers plain text
 
     def __init__(self, *, access_token: str | None = None, version: str = "4.3.0") -> None:
         """``access_token``: the only token accepted; a request with another one gets 401."""
+        super().__init__()
         self.access_token = access_token
         self.version = version
         self.hashtag_access = "public"  # timelines_access.hashtag_feeds: public|authenticated|...
         self.statuses: list[dict[str, Any]] = []
         self.known_tags: set[str] = set()
         self._sequence = 0
-        self._lock = threading.Lock()
-        self._requests: list[Recorded] = []
-        self._script: deque[Scripted] = deque()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> FakeMastodon:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeMastodon:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the fake Mastodon is not running; call start() first")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # -- data and scripting ------------------------------------------------------------------
 
@@ -212,23 +141,23 @@ class FakeMastodon:
         with self._lock:
             self._script.append(Scripted(status, body, dict(headers or {}), delay, path))
 
-    @property
-    def requests(self) -> list[Recorded]:
-        with self._lock:
-            return list(self._requests)
-
     def requests_to(self, prefix: str) -> list[Recorded]:
         return [r for r in self.requests if r.path.startswith(prefix)]
 
     # -- request handling (handler threads) ---------------------------------------------------
 
-    def _handle(self, method: str, raw_path: str, headers: Any) -> tuple[int, Any, dict, float]:
-        parts = urlsplit(raw_path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        lowered = {k.lower(): v for k, v in headers.items()}
+    def handle(
+        self, method: str, path: str, raw_query: str, headers: dict[str, str], body: bytes
+    ) -> ScriptedResponse:
+        return ScriptedResponse(*self._answer(method, path, raw_query, headers))
+
+    def _answer(
+        self, method: str, path: str, raw_query: str, lowered: dict[str, str]
+    ) -> tuple[int, Any, dict, float]:
+        query = {k: v[-1] for k, v in parse_qs(raw_query).items()}
         with self._lock:
-            self._requests.append(Recorded(method, parts.path, query, lowered))
-            scripted = next((s for s in self._script if parts.path.startswith(s.path)), None)
+            self._record(Recorded(method, path, query, lowered))
+            scripted = next((s for s in self._script if path.startswith(s.path)), None)
             if scripted is not None:
                 self._script.remove(scripted)
         limits = self._rate_headers()
@@ -237,7 +166,7 @@ class FakeMastodon:
         token = lowered.get("authorization", "").removeprefix("Bearer ") or None
         if token is not None and token != self.access_token:
             return 401, {"error": "The access token is invalid"}, limits, 0.0
-        status, body, extra = self._route(parts.path, query, authed=token is not None)
+        status, body, extra = self._route(path, query, authed=token is not None)
         return status, body, {**limits, **extra}, 0.0
 
     def _rate_headers(self) -> dict[str, str]:

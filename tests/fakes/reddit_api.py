@@ -33,14 +33,12 @@ What it serves (shapes from Reddit's API reference, www.reddit.com/dev/api, "lis
 from __future__ import annotations
 
 import base64
-import json
 import re
-import threading
-from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
+
+from tests.fakes.base import FakeHTTPServer
 
 CLIENT_ID = "fake-client-id-123"
 CLIENT_SECRET = "fAkE-cLiEnT-sEcReT-9f8e7d6c"
@@ -116,47 +114,11 @@ class Request:
     form: dict[str, str]
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeReddit
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that timed out and hung up is expected here; stay quiet."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:  # noqa: N802 - BaseHTTPRequestHandler's name
-        self._answer(self.server.fake._handle("GET", self.path, self.headers, b""))
-
-    def do_POST(self) -> None:  # noqa: N802
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        self._answer(self.server.fake._handle("POST", self.path, self.headers, body))
-
-    def _answer(self, scripted: Scripted) -> None:
-        if scripted.delay and self.server.fake._stopping.wait(scripted.delay):
-            return
-        body = scripted.body
-        payload = (body if isinstance(body, str) else json.dumps(body)).encode("utf-8")
-        self.send_response(scripted.status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Connection", "close")
-        for name, value in scripted.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-        self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
-        """Silence the access log."""
-
-
-class FakeReddit:
+class FakeReddit(FakeHTTPServer):
     """A scriptable fake Reddit; use as a context manager or call start()/stop()."""
+
+    name = "fake Reddit"
+    content_type = "application/json; charset=UTF-8"
 
     def __init__(
         self, *, client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET,
@@ -166,44 +128,8 @@ class FakeReddit:
         self.page_size, self.listing_cap = page_size, listing_cap
         self.ratelimit = {"x-ratelimit-used": "1", "x-ratelimit-remaining": "599.0",
                           "x-ratelimit-reset": "300"}
-        self._lock = threading.Lock()
+        super().__init__()
         self._things: dict[str, dict[str, Any]] = {}
-        self._requests: list[Request] = []
-        self._script: deque[Scripted] = deque()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> FakeReddit:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeReddit:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the fake Reddit is not running; call start() first")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # -- content, scripting, inspection ----------------------------------------------------
 
@@ -223,25 +149,23 @@ class FakeReddit:
                 self._script.append(Scripted(status, body, dict(headers or {}), delay))
 
     @property
-    def requests(self) -> list[Request]:
-        with self._lock:
-            return list(self._requests)
-
-    @property
     def api_requests(self) -> list[Request]:
         """Requests other than token requests."""
         return [r for r in self.requests if r.path != TOKEN_PATH]
 
     # -- called from handler threads -------------------------------------------------------
 
-    def _handle(self, method: str, target: str, headers: Any, body: bytes) -> Scripted:
-        parts = urlsplit(target)
-        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    def handle(
+        self, method: str, path: str, raw_query: str, headers: dict[str, str], body: bytes
+    ) -> Scripted:
+        if method == "GET":
+            body = b""  # a GET's form is never read
+        query = {k: v[-1] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
         form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-        lowered = {name.lower(): value for name, value in headers.items()}
+        lowered = headers
         with self._lock:
-            self._requests.append(Request(method, parts.path, query, lowered, form))
-            if parts.path == TOKEN_PATH:
+            self._record(Request(method, path, query, lowered, form))
+            if path == TOKEN_PATH:
                 return self._token(method, lowered, form)
             if lowered.get("authorization") != f"bearer {ACCESS_TOKEN}":
                 return Scripted(401, {"message": "Unauthorized", "error": 401}, {
@@ -250,7 +174,7 @@ class FakeReddit:
                 scripted = self._script.popleft()
                 return Scripted(scripted.status, scripted.body,
                                 {**self.ratelimit, **scripted.headers}, scripted.delay)
-            return self._listing(method, parts.path, query)
+            return self._listing(method, path, query)
 
     def _token(self, method: str, headers: dict[str, str], form: dict[str, str]) -> Scripted:
         expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()

@@ -22,25 +22,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
 
+from tests.fakes.base import HANG_UP, FakeHTTPServer, ScriptedResponse, parse_json
+
+__all__ = ["DEFAULT_PATH", "HANG_UP", "Answer", "FakeWebhookReceiver", "RecordedRequest",
+           "verify"]
+
 DEFAULT_PATH = "/hooks/listener/tok_9f8e7d6c5b4a"
-HANG_UP = 0  # scripted status: close the connection without answering
 
 
 @dataclass(frozen=True)
-class Answer:
-    status: int = 200
+class Answer(ScriptedResponse):
     body: Any = None  # JSON-encoded unless a str
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
     accept: bool = False  # accept the delivery, then answer this (ambiguous failure)
 
 
@@ -72,92 +69,18 @@ def verify(secret: bytes, headers: dict[str, str], body: bytes, now: float,
     return "ok"
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeWebhookReceiver
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that timed out and hung up is expected here; stay quiet about it."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:  # noqa: N802 - name required by BaseHTTPRequestHandler
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        self._answer(self.server.fake._handle("POST", self.path, self.headers, body))
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._answer(self.server.fake._handle("GET", self.path, self.headers, b""))
-
-    def _answer(self, answer: Answer) -> None:
-        if answer.delay and self.server.fake._stopping.wait(answer.delay):
-            return
-        if answer.status == HANG_UP:
-            self.close_connection = True
-            return
-        is_text = isinstance(answer.body, str)
-        payload = (answer.body if is_text else json.dumps(answer.body)).encode()
-        self.send_response(answer.status)
-        kind = "text/plain" if is_text else "application/json"
-        self.send_header("Content-Type", f"{kind}; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Connection", "close")
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-        self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        """Silence the default stderr access log (it would print the secret path)."""
-
-
-class FakeWebhookReceiver:
+class FakeWebhookReceiver(FakeHTTPServer):
     """A scriptable receiver; use as a context manager or call start()/stop()."""
+
+    name = "fake receiver"
+    text_type = "text/plain; charset=utf-8"  # a str body is plain text, anything else JSON
 
     def __init__(self, secret: str = "whsec-test-0123456789abcdef", *, path: str = DEFAULT_PATH,
                  tolerance: float = 300.0, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
         self.secret, self.path, self.tolerance, self.clock = secret, path, tolerance, clock
-        self._lock = threading.Lock()
-        self._requests: list[RecordedRequest] = []
-        self._script: deque[Answer] = deque()
         self._receipts: dict[str, str] = {}
         self._deliveries: list[Any] = []
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> FakeWebhookReceiver:
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeWebhookReceiver:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the fake receiver is not running; call start() first")
-        return int(self._server.server_address[1])
 
     @property
     def url(self) -> str:
@@ -169,25 +92,20 @@ class FakeWebhookReceiver:
             self._script.append(Answer(status, body, dict(headers or {}), delay, accept))
 
     @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
-
-    @property
     def deliveries(self) -> list[Any]:
         """The JSON of each accepted alert, once per X-Listener-Id."""
         with self._lock:
             return list(self._deliveries)
 
-    def _handle(self, method: str, path: str, headers: Any, body: bytes) -> Answer:
-        lowered = {name.lower(): value for name, value in headers.items()}
+    def handle(
+        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
+    ) -> Answer:
+        path = f"{path}?{query}" if query else path  # recorded and matched as sent
+        lowered = headers
         verdict = verify(self.secret.encode(), lowered, body, self.clock(), self.tolerance)
-        try:
-            parsed = json.loads(body) if body else None
-        except ValueError:
-            parsed = None
+        parsed = parse_json(body)
         with self._lock:
-            self._requests.append(RecordedRequest(method, path, lowered, body, parsed, verdict))
+            self._record(RecordedRequest(method, path, lowered, body, parsed, verdict))
             scripted = self._script.popleft() if self._script else None
             if scripted is not None and not scripted.accept:
                 return scripted

@@ -34,13 +34,12 @@ What it serves (shapes from the X API v2 reference, "GET /2/tweets/search/recent
 from __future__ import annotations
 
 import json
-import threading
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
+
+from tests.fakes.base import FakeHTTPServer, ScriptedResponse
 
 TOKEN = "AAAAAAAAAAAAAAAAAAAAAFakeBearer%2FToken0123456789abcdefXYZ"
 SEARCH_PATH = "/2/tweets/search/recent"
@@ -74,14 +73,6 @@ class FakeTweet:
 
 
 @dataclass(frozen=True)
-class ScriptedResponse:
-    status: int
-    body: str
-    headers: dict[str, str]
-    delay: float = 0.0
-
-
-@dataclass(frozen=True)
 class RecordedRequest:
     """What the fake received; ``params`` holds each query parameter's (last) value."""
 
@@ -91,93 +82,22 @@ class RecordedRequest:
     headers: dict[str, str]
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeXApi
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that timed out and hung up is expected here; stay quiet about it."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:  # noqa: N802 - name required by BaseHTTPRequestHandler
-        self._answer(self.server.fake._handle("GET", self.path, self.headers))
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._answer(self.server.fake._handle("POST", self.path, self.headers))
-
-    def _answer(self, scripted: ScriptedResponse) -> None:
-        fake = self.server.fake
-        if scripted.delay and fake._stopping.wait(scripted.delay):
-            return
-        payload = scripted.body.encode("utf-8")
-        self.send_response(scripted.status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Connection", "close")
-        for name, value in scripted.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-        self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
-        """Silence the default stderr access log."""
-
-
-class FakeXApi:
+class FakeXApi(FakeHTTPServer):
     """A scriptable fake of the X API v2 search and mentions endpoints."""
+
+    name = "fake X API"
 
     def __init__(self, *, token: str = TOKEN, page_size: int = 100, reset_at: int = 1715173200):
         self.token = token
         self.page_size = page_size
         self.reset_at = reset_at
         self.remaining = 450
-        self._lock = threading.Lock()
+        super().__init__()
         self._tweets: dict[str, FakeTweet] = {}
         self._users: dict[str, dict[str, Any]] = {}
         self._tokens: dict[str, int] = {}  # next_token -> exclusive upper bound on ids
-        self._script: deque[ScriptedResponse] = deque()
-        self._requests: list[RecordedRequest] = []
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> FakeXApi:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeXApi:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the fake X API is not running; call start() first")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # -- scripting -------------------------------------------------------------------------
 
@@ -215,19 +135,15 @@ class FakeXApi:
         with self._lock:
             self._script.append(ScriptedResponse(status, text, dict(headers or {}), delay))
 
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
-
     # -- serving ---------------------------------------------------------------------------
 
-    def _handle(self, method: str, raw_path: str, headers: Any) -> ScriptedResponse:
-        parts = urlsplit(raw_path)
-        params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        lowered = {name.lower(): value for name, value in headers.items()}
+    def handle(
+        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
+    ) -> ScriptedResponse:
+        params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        lowered = headers
         with self._lock:
-            self._requests.append(RecordedRequest(method, parts.path, params, lowered))
+            self._record(RecordedRequest(method, path, params, lowered))
             self.remaining = max(0, self.remaining - 1)
             limits = {"x-rate-limit-limit": "450", "x-rate-limit-remaining": str(self.remaining),
                       "x-rate-limit-reset": str(self.reset_at)}
@@ -235,7 +151,7 @@ class FakeXApi:
                 scripted = self._script.popleft()
                 return ScriptedResponse(scripted.status, scripted.body,
                                         {**limits, **scripted.headers}, scripted.delay)
-            status, body = self._route(method, parts.path, params, lowered)
+            status, body = self._route(method, path, params, lowered)
         return ScriptedResponse(status, json.dumps(body), limits)
 
     def _route(

@@ -26,27 +26,24 @@ client cannot know that the ticket exists. Every request is recorded.
 from __future__ import annotations
 
 import base64
-import json
-import threading
-from collections import deque
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
+
+from tests.fakes.base import HANG_UP, FakeHTTPServer, ScriptedResponse, parse_json
+
+__all__ = ["HANG_UP", "PRIORITIES", "TICKETS", "Answer", "FakeZendesk", "RecordedRequest",
+           "invalid"]
 
 TICKETS = "/api/v2/tickets.json"
-HANG_UP = 0  # scripted status: close the connection without answering
 PRIORITIES = ("urgent", "high", "normal", "low")
 
 
 @dataclass(frozen=True)
-class Answer:
+class Answer(ScriptedResponse):
     """One answer: status, JSON (or text) body, headers, seconds to wait first."""
 
-    status: int = 200
     body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
     create: bool = False  # create the ticket, then answer this (ambiguous failure)
 
 
@@ -69,94 +66,20 @@ def invalid(field_name: str, description: str, error: str = "InvalidValue") -> A
                         "details": details})
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeZendesk
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that timed out and hung up is expected here; stay quiet about it."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:  # noqa: N802 - name required by BaseHTTPRequestHandler
-        length = int(self.headers.get("Content-Length") or 0)
-        self._answer(self.server.fake._handle("POST", self.path, self.headers,
-                                              self.rfile.read(length) if length else b""))
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._answer(self.server.fake._handle("GET", self.path, self.headers, b""))
-
-    def _answer(self, answer: Answer) -> None:
-        if answer.delay and self.server.fake._stopping.wait(answer.delay):
-            return
-        if answer.status == HANG_UP:
-            self.close_connection = True
-            return
-        is_text = isinstance(answer.body, str)
-        payload = (answer.body if is_text else json.dumps(answer.body)).encode()
-        self.send_response(answer.status)
-        kind = "text/plain" if is_text else "application/json"
-        self.send_header("Content-Type", f"{kind}; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Connection", "close")
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-        self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        """Silence the default stderr access log."""
-
-
-class FakeZendesk:
+class FakeZendesk(FakeHTTPServer):
     """A scriptable fake Zendesk account; use as a context manager or call start()/stop()."""
+
+    name = "fake Zendesk"
+    text_type = "text/plain; charset=utf-8"  # a str body is plain text, anything else JSON
 
     def __init__(self, *, email: str = "bot@acme.example", token: str = "zd-token-1234567890",
                  subdomain: str = "acme", groups: tuple[int, ...] = (360000000001,)) -> None:
         self.email, self.token, self.subdomain, self.groups = email, token, subdomain, groups
-        self._lock = threading.Lock()
-        self._arrived = threading.Condition(self._lock)
-        self._requests: list[RecordedRequest] = []
-        self._script: deque[tuple[str, Answer]] = deque()
+        super().__init__()
+        # Scripted answers are (method, answer) pairs, each used by the next such request.
         self._tickets: dict[int, dict[str, Any]] = {}
         self._keys: dict[str, tuple[Any, Answer]] = {}
         self._next_id = 35436
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> FakeZendesk:
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeZendesk:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the fake Zendesk is not running; call start() first")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # -- scripting and inspection ----------------------------------------------------------
 
@@ -172,34 +95,19 @@ class FakeZendesk:
             self._keys.clear()
 
     @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
-
-    @property
     def tickets(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(t) for t in self._tickets.values()]
 
-    def wait_for_requests(self, count: int, timeout: float = 5.0) -> list[RecordedRequest]:
-        with self._arrived:
-            if not self._arrived.wait_for(lambda: len(self._requests) >= count, timeout):
-                raise TimeoutError(f"expected {count} requests, got {len(self._requests)}")
-            return list(self._requests)
-
     # -- called from handler threads -------------------------------------------------------
 
-    def _handle(self, method: str, target: str, headers: Any, body: bytes) -> Answer:
-        parts = urlsplit(target)
-        try:
-            parsed = json.loads(body) if body else None
-        except ValueError:
-            parsed = None
-        lowered = {name.lower(): value for name, value in headers.items()}
-        with self._arrived:
-            self._requests.append(RecordedRequest(method, parts.path, parse_qs(parts.query),
-                                                  lowered, body, parsed))
-            self._arrived.notify_all()
+    def handle(
+        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
+    ) -> Answer:
+        parsed = parse_json(body)
+        lowered = headers
+        with self._lock:
+            self._record(RecordedRequest(method, path, parse_qs(query), lowered, body, parsed))
             scripted = next((a for m, a in self._script if m == method), None)
             if scripted is not None:
                 self._script.remove((method, scripted))
@@ -207,10 +115,10 @@ class FakeZendesk:
                     return scripted
             if not self._authorized(lowered.get("authorization", "")):
                 return Answer(401, {"error": "Couldn't authenticate you"})
-            if parts.path != TICKETS or method not in ("GET", "POST"):
+            if path != TICKETS or method not in ("GET", "POST"):
                 return Answer(404, {"error": "InvalidEndpoint", "description": "Not found"})
             if method == "GET":
-                return self._list(parse_qs(parts.query))
+                return self._list(parse_qs(query))
             answer = self._create_idempotent(lowered.get("idempotency-key"), parsed)
         if scripted is not None:  # created for real; now fail the way the script says
             return scripted
