@@ -22,8 +22,8 @@ from sqlite_utils import Database
 
 from alerts.sinks.base import Sink
 from listener.errors import DeliveryError, RateLimited
-from listener.models import AlertMessage, Clock, Sleep, parse_iso
-from storage import outbox
+from listener.models import AlertMessage, Clock, ReportMessage, Sleep, parse_iso
+from storage import outbox, reports
 from storage.db import post_from_row, score_from_row
 from storage.tx import immediate
 
@@ -59,26 +59,37 @@ class DispatchResult:
 _RANK = {"low": 0, "normal": 1, "high": 2}
 
 
-def message_from_rows(rows: list[dict[str, Any]]) -> AlertMessage:
-    """One message for all rules that matched one post for one destination.
+def message_from_rows(
+    rows: list[dict[str, Any]], db: Database | None = None
+) -> AlertMessage | ReportMessage:
+    """One message for all rules that matched one post (or one report) for one destination.
 
-    Its id is the first alert's id, so it is stable across retries (idempotency keys).
+    Its id is the first alert's id, so it is stable across retries (idempotency keys). With a
+    database, a post alert learns the remote id of the first alert about its conversation.
     """
     first = rows[0]
+    if first.get("report_id"):
+        if db is None:
+            raise ValueError("a report alert needs the database to load its report")
+        return reports.message_for(db, first)
+    post = post_from_row(first)
+    reply_to = None
+    if db is not None and post.thread:
+        reply_to = outbox.thread_parent(db, first["destination"], post.platform, post.thread)
     return AlertMessage(
         alert_id=first["alert_id"], rules=tuple(r["rule"] for r in rows),
-        destination=first["destination"], post=post_from_row(first),
-        score=score_from_row(first),
+        destination=first["destination"], post=post, score=score_from_row(first),
         priority=max((r["priority"] or "normal" for r in rows), key=lambda p: _RANK.get(p, 1)),
-        attempt=max(int(r["attempts"] or 0) for r in rows) + 1,
+        attempt=max(int(r["attempts"] or 0) for r in rows) + 1, reply_to=reply_to,
     )
 
 
 def group_rows(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Due alerts grouped by (post, destination), in the order of each group's oldest alert."""
-    groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    """Due alerts grouped by (post or report, destination), oldest group first."""
+    groups: dict[tuple[Any, str], list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((row["id"], row["destination"]), []).append(row)
+        subject = ("report", row["report_id"]) if row.get("report_id") else ("post", row["id"])
+        groups.setdefault((subject, row["destination"]), []).append(row)
     return list(groups.values())
 
 
@@ -131,7 +142,7 @@ def _attempt(
     result: DispatchResult, strict: bool,
 ) -> bool:
     """One delivery attempt; False when the destination asked us to wait (rate limit)."""
-    message = message_from_rows(group)
+    message = message_from_rows(group, db)
     attempt = message.attempt
     outbox.begin_attempt(db, [r["alert_id"] for r in group], attempt)
     started = time.monotonic()
@@ -179,8 +190,10 @@ def _failed(
         return  # logged once per destination by the caller
     first = group[0]
     level = logging.WARNING if until is not None else logging.ERROR
-    log.log(level, "alert %s to %s (post %s:%s) failed: %s%s", first["alert_id"],
-            first["destination"], first["platform"], first["platform_id"], exc,
+    about = (f"report {first['report_id']}" if first.get("report_id")
+             else f"post {first['platform']}:{first['platform_id']}")
+    log.log(level, "alert %s to %s (%s) failed: %s%s", first["alert_id"],
+            first["destination"], about, exc,
             "" if until is not None else " — parked; `listener alerts retry` re-queues it")
 
 

@@ -56,6 +56,9 @@ class Post:
     rating: float | None = None
     brand: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    # the conversation this post belongs to, in the platform's terms (X conversation_id, Reddit
+    # submission, HN story, Bluesky root): alerts about posts of one thread are threaded in Slack
+    thread: str | None = None
 
     @property
     def key(self) -> str:
@@ -110,3 +113,37 @@ class AlertMessage:
     # 1 on the first try. Sinks whose remote has no idempotency key (Jira, GitHub) search for
     # the alert id before creating again when attempt > 1: an earlier try may have landed.
     attempt: int = 1
+    # remote id (Slack ts) of the first alert delivered to this destination about the same
+    # conversation: sinks that can thread (Slack with a bot token) reply under it
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportMessage:
+    """An alert about many posts at once — a spike, a digest, alerts held over quiet hours.
+
+    Built by dispatch from a ``reports`` row. ``facts`` are label/value pairs every sink shows as
+    fields; ``examples`` are the posts a human should read first; ``chart_png`` is optional.
+    """
+
+    alert_id: str
+    kind: str  # "spike" | "digest" | "held"
+    name: str  # the spike detector / digest / rule that made it
+    destination: str
+    title: str
+    window_start: datetime
+    window_end: datetime
+    brand: str | None = None
+    source: str | None = None
+    summary: str = ""
+    facts: tuple[tuple[str, str], ...] = ()
+    terms: tuple[str, ...] = ()
+    examples: tuple[tuple[Post, Score], ...] = ()
+    chart_png: bytes | None = None
+    numbers: dict[str, Any] = field(default_factory=dict)  # machine-readable (webhook JSON)
+    priority: str = "normal"
+    attempt: int = 1
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        return (self.name,)

@@ -22,7 +22,7 @@ from storage.tx import connect, immediate
 
 POST_COLUMNS = (
     "platform", "platform_id", "source", "brand", "kind", "url", "author", "author_followers",
-    "text", "lang", "rating", "created_at", "collected_at", "raw", "text_hash",
+    "text", "lang", "rating", "created_at", "collected_at", "raw", "text_hash", "thread",
 )
 CROSSPOST_WINDOW_S = 3600  # identical text within an hour, on any platform, is one cross-post
 CROSSPOST_MIN_CHARS = 30  # short texts ("thanks!") repeat by chance; never link them
@@ -55,7 +55,7 @@ def _post_values(post: Post, source: str, collected_at: str) -> tuple[Any, ...]:
         post.platform, post.platform_id, post.source or source, post.brand, post.kind, post.url,
         post.author, post.author_followers, post.text, post.lang, post.rating,
         to_iso(post.created_at), collected_at, json.dumps(post.raw, ensure_ascii=False, default=str),
-        text_hash(post.text),
+        text_hash(post.text), post.thread,
     )
 
 
@@ -165,7 +165,7 @@ def post_from_row(row: dict[str, Any]) -> Post:
         created_at=parse_iso(row["created_at"]), source=row["source"] or "", url=row["url"],
         author=row["author"], author_followers=row["author_followers"], lang=row["lang"],
         kind=row["kind"] or "mention", rating=row["rating"], brand=row["brand"],
-        raw=json.loads(row["raw"]) if row.get("raw") else {},
+        raw=json.loads(row["raw"]) if row.get("raw") else {}, thread=row.get("thread"),
     )
 
 

@@ -91,10 +91,38 @@ def _m003_crossposts(db: Database) -> None:
     db["posts"].create_index(["text_hash", "created_at"])
 
 
+def _m004_reports_and_threads(db: Database) -> None:
+    """Alerts not about one post (spikes, digests), and the conversation a post belongs to.
+
+    ``reports`` holds what a spike or digest says; its alerts live in the same outbox (same
+    retries, list and retry commands), so ``alerts.post_id``/``score_id`` become nullable and an
+    alert points at either a post or a report. ``posts.thread`` lets Slack thread follow-ups.
+    """
+    db["posts"].add_column("thread", str)
+    db["posts"].create_index(["platform", "thread"])
+    db["reports"].create(
+        {
+            "id": str, "kind": str, "name": str, "brand": str, "source": str,
+            "window_start": str, "window_end": str, "title": str, "payload": str,
+            "chart_png": bytes, "created_at": str,
+        },
+        pk="id",
+        not_null={"kind", "name", "title", "payload", "created_at"},
+    )
+    db["reports"].create_index(["kind", "created_at"])
+    db["alerts"].add_column("report_id", str)
+    db["alerts"].transform(
+        not_null={"post_id": False},
+        add_foreign_keys=[("report_id", "reports", "id")],
+    )
+    db["alerts"].create_index(["report_id"], if_not_exists=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_source_state", _m002_source_state),
     ("003_crossposts", _m003_crossposts),
+    ("004_reports_and_threads", _m004_reports_and_threads),
 ]
 
 

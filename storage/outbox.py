@@ -74,15 +74,30 @@ def sent_since(db: Database, rule: str, destination: str, since: datetime) -> in
 
 
 def due(db: Database, now: datetime, limit: int) -> list[dict[str, Any]]:
-    """Pending alerts whose next attempt is due, oldest first, joined with post and score."""
+    """Pending alerts whose next attempt is due, oldest first, joined with post and score.
+
+    Report alerts (spikes, digests) have no post: their post and score columns are NULL and
+    ``report_id`` is set.
+    """
     sql = (
-        "SELECT a.id AS alert_id, a.rule, a.destination, a.attempts, a.priority,"
+        "SELECT a.id AS alert_id, a.rule, a.destination, a.attempts, a.priority, a.report_id,"
         " s.sentiment, s.p_negative, s.p_neutral, s.p_positive, s.urgency, s.model,"
-        " s.model_version, p.* FROM alerts a JOIN posts p ON p.id = a.post_id"
-        " JOIN scores s ON s.id = a.score_id"
+        " s.model_version, p.* FROM alerts a LEFT JOIN posts p ON p.id = a.post_id"
+        " LEFT JOIN scores s ON s.id = a.score_id"
         " WHERE a.status = ? AND a.next_attempt_at <= ? ORDER BY a.created_at, a.id LIMIT ?"
     )
     return [dict(r) for r in db.query(sql, [PENDING, to_iso(now), limit])]
+
+
+def thread_parent(db: Database, destination: str, platform: str, thread: str) -> str | None:
+    """Remote id of the first alert delivered to ``destination`` about this conversation."""
+    row = db.execute(
+        "SELECT a.remote_id FROM alerts a JOIN posts p ON p.id = a.post_id"
+        " WHERE a.destination = ? AND a.status = ? AND a.remote_id IS NOT NULL"
+        " AND p.platform = ? AND p.thread = ? ORDER BY a.delivered_at, a.id LIMIT 1",
+        [destination, DELIVERED, platform, thread],
+    ).fetchone()
+    return row[0] if row else None
 
 
 def next_due_at(db: Database, destinations: Iterable[str]) -> str | None:

@@ -7,7 +7,7 @@ from typing import ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from listener.errors import DeliveryError, RateLimited
-from listener.models import AlertMessage
+from listener.models import AlertMessage, ReportMessage
 
 
 class SinkConfig(BaseModel):
@@ -25,7 +25,9 @@ class SinkConfig(BaseModel):
 class Sink(Protocol):
     """A configured destination.
 
-    ``send`` returns the remote id of what it created (Slack ts, ticket id) or None. It raises
+    ``send`` gets an :class:`AlertMessage` (one post) or a :class:`ReportMessage` (a spike, a
+    digest, alerts held over quiet hours) and returns the remote id of what it created (Slack ts,
+    ticket id) or None. It raises
     :class:`RateLimited` (with ``retry_after``) on 429, and :class:`DeliveryError` with
     ``retryable=False`` for answers that retrying cannot fix; anything else is retried by dispatch.
     """
@@ -34,7 +36,7 @@ class Sink(Protocol):
     Config: ClassVar[type[SinkConfig]]
     name: str
 
-    def send(self, message: AlertMessage) -> str | None: ...
+    def send(self, message: AlertMessage | ReportMessage) -> str | None: ...
 
     def close(self) -> None: ...
 

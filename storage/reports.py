@@ -1,0 +1,120 @@
+"""Reports: alerts about many posts at once (spikes, digests, alerts held over quiet hours).
+
+A report is written once with the alerts that deliver it, in one transaction, so a crash either
+leaves both or neither. Its id is deterministic (kind, name, brand, source, window), so a stage
+that runs again for the same window adds nothing; its alerts go through the ordinary outbox.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from listener.models import Post, ReportMessage, Score, parse_iso, to_iso
+from storage import outbox
+from storage.tx import immediate
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a spike detector or digest decided to say, before it is routed anywhere."""
+
+    kind: str  # "spike" | "digest" | "held"
+    name: str
+    title: str
+    window_start: datetime
+    window_end: datetime
+    brand: str | None = None
+    source: str | None = None
+    summary: str = ""
+    facts: Sequence[tuple[str, str]] = ()
+    terms: Sequence[str] = ()
+    example_post_ids: Sequence[int] = ()
+    numbers: dict[str, Any] = field(default_factory=dict)  # machine-readable, for webhooks/API
+    chart_png: bytes | None = None
+    priority: str = "normal"
+
+    @property
+    def id(self) -> str:
+        key = "\x1f".join([self.kind, self.name, self.brand or "", self.source or "",
+                           to_iso(self.window_start), to_iso(self.window_end)])
+        return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def enqueue_report(
+    db: Database, report: Report, destinations: Iterable[str], now: datetime,
+    status: str = outbox.PENDING,
+) -> int:
+    """Store the report and one alert per destination; returns alerts added (0 if seen before)."""
+    stamp = to_iso(now)
+    payload = {"summary": report.summary, "facts": [list(f) for f in report.facts],
+               "terms": list(report.terms), "examples": list(report.example_post_ids),
+               "numbers": report.numbers}
+    rows = [
+        (outbox.alert_id(report.name, f"report:{report.id}", dest), report.id, report.name,
+         dest, status, report.priority, stamp, stamp)
+        for dest in destinations
+    ]
+    with immediate(db):
+        db.execute(
+            "INSERT INTO reports (id, kind, name, brand, source, window_start, window_end, title,"
+            " payload, chart_png, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT(id) DO NOTHING",
+            [report.id, report.kind, report.name, report.brand, report.source,
+             to_iso(report.window_start), to_iso(report.window_end), report.title,
+             json.dumps(payload, ensure_ascii=False, default=str), report.chart_png, stamp],
+        )
+        cur = db.conn.executemany(
+            "INSERT INTO alerts (id, report_id, rule, destination, status, priority,"
+            " next_attempt_at, created_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
+            rows,
+        )
+    return max(cur.rowcount, 0)
+
+
+def last_report_at(db: Database, kind: str, name: str, brand: str | None,
+                   source: str | None) -> datetime | None:
+    """End of the newest window reported for this (kind, name, brand, source): cooldowns."""
+    row = db.execute(
+        "SELECT max(window_end) FROM reports WHERE kind = ? AND name = ?"
+        " AND coalesce(brand, '') = ? AND coalesce(source, '') = ?",
+        [kind, name, brand or "", source or ""],
+    ).fetchone()
+    return parse_iso(row[0]) if row and row[0] else None
+
+
+_EXAMPLE = (
+    "SELECT s.sentiment, s.p_negative, s.p_neutral, s.p_positive, s.urgency, s.model,"
+    " s.model_version, p.* FROM posts p JOIN scores s ON s.id ="
+    " (SELECT max(id) FROM scores WHERE post_id = p.id) WHERE p.id = ?"
+)
+
+
+def message_for(db: Database, row: dict[str, Any]) -> ReportMessage:
+    """The message dispatch hands to a sink for an outbox row that points at a report."""
+    from storage.db import post_from_row, score_from_row
+
+    rep = next(db.query("SELECT * FROM reports WHERE id = ?", [row["report_id"]]))
+    payload = json.loads(rep["payload"])
+    examples: list[tuple[Post, Score]] = []
+    for post_id in payload.get("examples", []):  # a handful: one small query each
+        found = list(db.query(_EXAMPLE, [int(post_id)]))
+        if found:
+            examples.append((post_from_row(found[0]), score_from_row(found[0])))
+    return ReportMessage(
+        alert_id=row["alert_id"], kind=rep["kind"], name=rep["name"],
+        destination=row["destination"], title=rep["title"],
+        window_start=parse_iso(rep["window_start"]), window_end=parse_iso(rep["window_end"]),
+        brand=rep["brand"], source=rep["source"], summary=payload.get("summary", ""),
+        facts=tuple((str(k), str(v)) for k, v in payload.get("facts", [])),
+        terms=tuple(payload.get("terms", [])), examples=tuple(examples),
+        numbers=payload.get("numbers", {}),
+        chart_png=rep["chart_png"], priority=row.get("priority") or "normal",
+        attempt=int(row.get("attempts") or 0) + 1,
+    )
