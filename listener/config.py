@@ -18,9 +18,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from alerts.digest import DigestConfig
 from alerts.rules import RuleConfig
 from alerts.sinks import sink_class
 from alerts.sinks.base import SinkConfig
+from alerts.spikes import SpikeConfig
 from listener.errors import ConfigError
 from listener.log import register_secret
 from listener.query import Brand, QueryError
@@ -58,6 +60,9 @@ class ScheduleSettings(_Strict):
     classify_interval: float = Field(30, gt=0, description="seconds between classify runs")
     rules_interval: float = Field(30, gt=0, description="seconds between rules runs")
     dispatch_interval: float = Field(10, gt=0, description="seconds between dispatch runs")
+    reports_interval: float = Field(
+        60, gt=0, description="seconds between spike/digest checks (cheap: indexed counts)"
+    )
 
 
 class DispatchSettings(_Strict):
@@ -95,6 +100,8 @@ class _Root(_Strict):
     brands: list[BrandSettings] = Field(default_factory=list, description="what to listen for")
     sources: list[dict[str, Any]] = Field(default_factory=list, description="collectors")
     rules: list[RuleConfig] = Field(default_factory=list, description="alert rules")
+    spikes: list[SpikeConfig] = Field(default_factory=list, description="spike detectors")
+    digests: list[DigestConfig] = Field(default_factory=list, description="digests")
     destinations: list[dict[str, Any]] = Field(default_factory=list, description="sinks")
 
 
@@ -110,6 +117,8 @@ class Config:
     sources: list[SourceConfig]
     rules: list[RuleConfig]
     destinations: list[SinkConfig]
+    spikes: list[SpikeConfig] = field(default_factory=list)
+    digests: list[DigestConfig] = field(default_factory=list)
     disabled: dict[str, str] = field(default_factory=dict)
     brands: dict[str, Brand] = field(default_factory=dict)
 
@@ -146,7 +155,8 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
     return Config(
         path=file.resolve(), storage=root.storage, classifier=root.classifier,
         schedule=root.schedule, dispatch=root.dispatch, sources=sources, rules=root.rules,
-        destinations=dests, disabled=disabled, brands=brands,
+        destinations=dests, spikes=root.spikes, digests=root.digests, disabled=disabled,
+        brands=brands,
     )
 
 
@@ -286,6 +296,8 @@ def _cross_check(
         "sources": [s.name for s in sources],
         "destinations": [str(d.get("name")) for d in root.destinations],
         "rules": [r.name for r in root.rules],
+        "spikes": [s.name for s in root.spikes],
+        "digests": [d.name for d in root.digests],
     }
     for kind, items in names.items():
         seen: set[str] = set()
@@ -295,14 +307,17 @@ def _cross_check(
             seen.add(name)
     dest_names = {d.name for d in dests} | set(disabled)
     source_names = set(names["sources"])
+    routed = [("rules", root.rules), ("spikes", root.spikes), ("digests", root.digests)]
+    for kind, items in routed:
+        for i, item in enumerate(items):
+            for j, dest in enumerate(item.destinations):
+                if dest not in dest_names:
+                    known = ", ".join(sorted(dest_names)) or "none"
+                    raise where.error(
+                        (kind, i, "destinations", j),
+                        f"unknown destination '{dest}' (configured: {known})",
+                    )
     for i, rule in enumerate(root.rules):
-        for j, dest in enumerate(rule.destinations):
-            if dest not in dest_names:
-                known = ", ".join(sorted(dest_names)) or "none"
-                raise where.error(
-                    ("rules", i, "destinations", j),
-                    f"unknown destination '{dest}' (configured: {known})",
-                )
         for loc, name in rule.when.source_refs(("rules", i, "when")):
             if name not in source_names:
                 raise where.error(loc, f"unknown source '{name}'")

@@ -263,8 +263,6 @@ class Runtime:
 
         return self._stage("collect", source.name, work)
 
-
-
     def run_classify(self) -> int | None:
         size = max(self.config.classifier.batch_size * 8, 64)
         return self._stage("classify", "", lambda db: classify(
@@ -274,6 +272,20 @@ class Runtime:
         names = {d.name for d in self.config.destinations}
         return self._stage("rules", "", lambda db: evaluate_rules(
             db, self.config.rules, names, self.clock))
+
+    def run_reports(self) -> int | None:
+        """Alerts about many posts at once: spikes, digests, alerts held over quiet hours."""
+        from alerts.digest import run_digests
+        from alerts.spikes import run_spikes
+
+        names = {d.name for d in self.config.destinations}
+
+        def work(db: Database) -> int:
+            now = self.clock()
+            return (run_spikes(db, self.config.spikes, names, now)
+                    + run_digests(db, self.config.digests, names, now))
+
+        return self._stage("reports", "", work)
 
     def run_dispatch(self, wait_up_to: float = 0.0) -> int | None:
         d = self.config.dispatch
@@ -314,5 +326,6 @@ class Runtime:
         ok = all([self.run_collect(s) is not None for s in self.sources()])
         ok = self.run_classify() is not None and ok
         ok = self.run_rules() is not None and ok
+        ok = self.run_reports() is not None and ok
         ok = self.run_dispatch(self.config.dispatch.once_max_wait) is not None and ok
         return ok

@@ -45,6 +45,7 @@ def build_scheduler(runtime: Runtime) -> BlockingScheduler:
             (source,))
     add("classify", runtime.run_classify, every.classify_interval)
     add("rules", runtime.run_rules, every.rules_interval)
+    add("reports", runtime.run_reports, every.reports_interval)
     add("dispatch", runtime.run_dispatch, every.dispatch_interval)
     return scheduler
 

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from alerts.digest import DigestConfig
 from alerts.rules import AlertCap, Condition, RuleConfig
 from alerts.sinks import REGISTRY as SINKS
 from alerts.sinks import sink_class
+from alerts.spikes import SpikeConfig
 from listener import config as config_module
 from listener.cli import cli
 from listener.config import load_config
@@ -173,6 +175,8 @@ def test_every_setting_is_documented_in_the_example() -> None:
         AlertCap,
         RuleConfig,
         Condition,
+        SpikeConfig,
+        DigestConfig,
         *(source_class(name).Config for name in SOURCES),
         *(sink_class(name).Config for name in SINKS),
     ]
