@@ -38,6 +38,7 @@ schedule:
   classify_interval: {interval}
   rules_interval: {interval}
   dispatch_interval: {interval}
+  reports_interval: {interval}
 sources:
   - type: file
     name: imports
