@@ -18,6 +18,8 @@ install: $(VENV)/.installed
 demo: install
 	rm -rf .demo && mkdir -p .demo
 	HF_HUB_OFFLINE=1 $(VENV)/bin/listener run --once --summary --config examples/demo/config.yaml
+	# then the dashboard on the demo data: it prints its URL and serves until Ctrl-C
+	$(VENV)/bin/listener serve --config examples/demo/config.yaml
 
 lint: install
 	$(PY) -m ruff check .

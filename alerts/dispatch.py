@@ -21,7 +21,9 @@ from typing import Any
 from sqlite_utils import Database
 
 from alerts.sinks.base import Sink
+from listener import metrics
 from listener.errors import DeliveryError, RateLimited
+from listener.log import about_post
 from listener.models import AlertMessage, Clock, ReportMessage, Sleep, parse_iso
 from storage import outbox, reports
 from storage.db import post_from_row, score_from_row
@@ -160,7 +162,8 @@ def _attempt(
         if not isinstance(exc, DeliveryError):
             if strict:
                 raise
-            log.exception("sink %s crashed on alert %s", sink.name, message.alert_id)
+            log.exception("sink %s crashed on alert %s", sink.name, message.alert_id,
+                          extra=_about(group[0]))
         retry = getattr(exc, "retryable", True) and attempt < policy.max_attempts
         until = clock() + timedelta(seconds=policy.delay(attempt)) if retry else None
         _failed(db, group, attempt, clock(), exc, until, started)
@@ -170,6 +173,8 @@ def _attempt(
     with immediate(db):  # every alert of the group is delivered by the same message
         for row in group:
             outbox.record_delivered(db, row["alert_id"], attempt, remote_id, clock(), ms)
+    metrics.record_delivery(sink.name, "delivered", group[0].get("collected_at"),
+                            clock().timestamp())
     result.delivered += 1
     return True
 
@@ -186,15 +191,23 @@ def _failed(
                 db, row["alert_id"], attempts, now, error=str(exc),
                 status_code=getattr(exc, "status", None), retry_at=until, ms=ms, outcome=outcome,
             )
+    first = group[0]
+    metrics.record_delivery(first["destination"],
+                            outcome or ("retry" if until is not None else "failed"))
     if outcome == "rate_limited":
         return  # logged once per destination by the caller
-    first = group[0]
     level = logging.WARNING if until is not None else logging.ERROR
     about = (f"report {first['report_id']}" if first.get("report_id")
              else f"post {first['platform']}:{first['platform_id']}")
     log.log(level, "alert %s to %s (%s) failed: %s%s", first["alert_id"],
             first["destination"], about, exc,
-            "" if until is not None else " — parked; `listener alerts retry` re-queues it")
+            "" if until is not None else " — parked; `listener alerts retry` re-queues it",
+            extra=_about(first))
+
+
+def _about(row: dict[str, Any]) -> dict[str, Any]:
+    """Log fields naming the post an alert is about (none for report alerts)."""
+    return {} if row.get("report_id") else about_post(row.get("platform"), row.get("platform_id"))
 
 
 def _count(result: DispatchResult, retry: bool, message: str) -> None:

@@ -43,12 +43,24 @@ TEXT_LINES_MAX = 200
 ZWJ = "\u200d"
 _PINGS = re.compile(r"([@#])(?=\w)")
 _BACKTICKS = re.compile(r"`+")
+_MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def neutralise(text: str) -> str:
     """``@user``/``#12`` → ``@\u200duser``/``#\u200d12``: still readable, never a mention/ref."""
     return _PINGS.sub(lambda m: m.group(1) + ZWJ, text)
+
+
+def md_text(value: str) -> str:
+    """Untrusted text as literal Markdown prose, for places where a code span would be clumsy.
+
+    CommonMark lets any ASCII punctuation be backslash-escaped, and an escaped character is
+    never markup: with all of them escaped no link, image, emphasis, HTML, heading, list, table
+    or ``<…>``/``www.``/``https://`` autolink can start. ``@``/``#`` are neutralised first.
+    Callers pass one line (newlines would start new blocks).
+    """
+    return _MD_PUNCTUATION.sub(r"\\\1", neutralise(value))
 
 
 def marker_key(alert_id: str) -> str:

@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from alerts.render import alert_facts, excerpt, headline, safe_url, strip_controls
+from alerts.render_report_text import fit
 from listener.models import AlertMessage
 
 SUMMARY_MAX = 255  # Jira: "Summary can't exceed 255 characters."
@@ -30,20 +31,20 @@ def _clean(value: str | None, limit: int) -> str:
     return excerpt(strip_controls(value or ""), limit)
 
 
-def _text(value: str, href: str | None = None) -> dict[str, Any]:
+def text_node(value: str, href: str | None = None) -> dict[str, Any]:
     node: dict[str, Any] = {"type": "text", "text": value}
     if href:
         node["marks"] = [{"type": "link", "attrs": {"href": href}}]
     return node
 
 
-def _paragraph(*nodes: dict[str, Any]) -> dict[str, Any]:
+def paragraph(*nodes: dict[str, Any]) -> dict[str, Any]:
     """ADF forbids empty text nodes: they are dropped here."""
     return {"type": "paragraph", "content": [n for n in nodes if n["text"]]}
 
 
-def _fact(label: str, *nodes: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "listItem", "content": [_paragraph(_text(f"{label}: "), *nodes)]}
+def fact_item(label: str, *nodes: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "listItem", "content": [paragraph(text_node(f"{label}: "), *nodes)]}
 
 
 def alert_label(alert_id: str) -> str:
@@ -58,20 +59,11 @@ def summary(msg: AlertMessage) -> str:
 
 def description(msg: AlertMessage, text_limit: int) -> dict[str, Any]:
     """The ADF document; the post excerpt is shortened until the JSON fits DESCRIPTION_MAX."""
-    doc = _description(msg, text_limit)
-    if _size(doc) <= DESCRIPTION_MAX:
-        return doc
-    low, high = 0, text_limit
-    while low < high:  # longest excerpt that fits; JSON escaping makes size non-linear
-        mid = (low + high + 1) // 2
-        if _size(_description(msg, mid)) <= DESCRIPTION_MAX:
-            low = mid
-        else:
-            high = mid - 1
-    return _description(msg, low)
+    return fit(lambda limit: _description(msg, limit), adf_size, DESCRIPTION_MAX, text_limit)
 
 
-def _size(doc: dict[str, Any]) -> int:
+def adf_size(doc: dict[str, Any]) -> int:
+    """Characters of the document as JSON: what Jira's 32,767 limit counts."""
     return len(json.dumps(doc, ensure_ascii=False))
 
 
@@ -79,27 +71,28 @@ def _description(msg: AlertMessage, text_limit: int) -> dict[str, Any]:
     post, score, facts = msg.post, msg.score, alert_facts(msg)
     intro = f"A {score.sentiment} post matched {facts.rules_label.lower()} {facts.rules}:"
     fact_items = [
-        _fact("Brand", _text(_clean(facts.brand, 200))),
-        _fact("Platform", _text(_clean(facts.platform, 100))),
-        _fact("Author", _text(_clean(facts.author, 200))),
-        _fact("Reach", _text(facts.reach)),
-        _fact("Sentiment", _text(_clean(facts.sentiment, 100))),
-        _fact("Urgency", _text(facts.urgency)),
-        _fact("Priority", _text(_clean(facts.priority, 20))),
-        _fact("Posted", _text(facts.posted)),
-        _fact("Alert id", _text(_clean(facts.alert_id, 200))),
+        fact_item("Brand", text_node(_clean(facts.brand, 200))),
+        fact_item("Platform", text_node(_clean(facts.platform, 100))),
+        fact_item("Author", text_node(_clean(facts.author, 200))),
+        fact_item("Reach", text_node(facts.reach)),
+        fact_item("Sentiment", text_node(_clean(facts.sentiment, 100))),
+        fact_item("Urgency", text_node(facts.urgency)),
+        fact_item("Priority", text_node(_clean(facts.priority, 20))),
+        fact_item("Posted", text_node(facts.posted)),
+        fact_item("Alert id", text_node(_clean(facts.alert_id, 200))),
     ]
     url = safe_url(post.url)
     if url is not None:
-        fact_items.insert(4, _fact("Link", _text(f"Open on {_clean(post.platform, 40)}", href=url)))
+        link = text_node(f"Open on {_clean(post.platform, 40)}", href=url)
+        fact_items.insert(4, fact_item("Link", link))
     return {
         "type": "doc",
         "version": 1,
         "content": [
-            _paragraph(_text(_clean(intro, 600))),
-            _paragraph(_text(_clean(post.text, text_limit) or "(no text)")),
+            paragraph(text_node(_clean(intro, 600))),
+            paragraph(text_node(_clean(post.text, text_limit) or "(no text)")),
             {"type": "bulletList", "content": fact_items},
-            _paragraph(_text(
+            paragraph(text_node(
                 f"Created by listener. The label {alert_label(msg.alert_id)} lets it find this "
                 "issue again when a delivery is retried: please keep it."
             )),

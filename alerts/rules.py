@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from alerts.quiet import QuietHours
 from listener.models import Post, Score
 
 Label = Literal["negative", "neutral", "positive"]
@@ -129,6 +130,10 @@ class RuleConfig(BaseModel):
     max_alerts: AlertCap | None = Field(
         None, description="cap per destination and window; alerts over it are kept as "
         "'suppressed' (visible, never sent)"
+    )
+    quiet_hours: QuietHours | None = Field(
+        None, description="alerts decided in these local hours are kept as 'held' and sent as "
+        "one report when the quiet hours end"
     )
 
 

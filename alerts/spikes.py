@@ -1,15 +1,34 @@
 """Spike detection: hourly volume and negative share per brand (and source) vs a baseline.
 
-(Being written: the detector, its config and its synthetic-series evaluation.)
+Every reports run looks at the trailing hour ending at ``now`` floored to 10 minutes (the
+*window*): a spike pages within ~10 minutes, and runs within the same 10 minutes produce the same
+report id, so they add nothing. The window is compared with the hour-long windows before it (the
+*baseline*, ``baseline_hours`` of them) by the tests in :mod:`alerts.spike_stats`. A detector
+that fires writes one report (numbers, top terms, example posts) with one alert per destination;
+``cooldown_minutes`` keeps the same (detector, brand, source, kind of spike) from paging again
+while a spike goes on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from sqlite_utils import Database
+
+from alerts.spike_report import build_report
+from alerts.spike_stats import SENSITIVITY_P, HourCounts, Settings, check, due
+from listener.models import parse_iso, to_iso
+from listener.query import Brand
+from storage import outbox
+from storage.reports import enqueue_report
+
+WINDOW_STEP_MINUTES = 10
+SeriesKey = tuple[str | None, str | None]  # (brand, source); source None: all sources
 
 
 class SpikeConfig(BaseModel):
@@ -19,10 +38,142 @@ class SpikeConfig(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="unique detector name")
     destinations: list[str] = Field(min_length=1, description="destination names")
+    brands: list[str] | None = Field(
+        None, description="brands to watch; default every brand with posts (and posts without one)"
+    )
+    per_source: bool = Field(False, description="one series per brand and source, not per brand")
+    metric: Literal["volume", "negative", "both"] = Field(
+        "both", description="what can spike: post volume, negative share, or both"
+    )
+    sensitivity: Literal["low", "medium", "high"] = Field(
+        "medium", description="p-value threshold: low 1e-7, medium 1e-5, high 1e-4"
+    )
+    min_volume: int = Field(10, ge=1, description="posts the window needs before either test fires")
+    baseline_hours: int = Field(
+        168, ge=24, le=24 * 28, description="hours before the window that make the baseline"
+    )
+    seasonal: bool = Field(
+        True, description="expect the volume of the same time of day on earlier days (not the "
+        "average hour)"
+    )
+    cooldown_minutes: int = Field(
+        120, ge=0, le=24 * 60,
+        description="no new alert of the same kind for the same series until then",
+    )
+    enabled: bool = Field(True, description="false keeps the detector but never runs it")
+    dry_run: bool = Field(
+        False, description="record the alerts (status dry_run) but never send them"
+    )
+
+    def settings(self) -> Settings:
+        return Settings(metric=self.metric, p_threshold=SENSITIVITY_P[self.sensitivity],
+                        min_volume=self.min_volume, seasonal=self.seasonal)
+
+
+def window_end(now: datetime) -> datetime:
+    """``now`` floored to 10 minutes: the end of the window every run in that slot tests."""
+    return now.replace(minute=now.minute - now.minute % WINDOW_STEP_MINUTES, second=0,
+                       microsecond=0)
 
 
 def run_spikes(
-    db: Database, detectors: Sequence[SpikeConfig], destinations: set[str], now: datetime
+    db: Database, detectors: Sequence[SpikeConfig], destinations: set[str], now: datetime,
+    brands: Mapping[str, Brand] | None = None,
 ) -> int:
-    """Check every detector; returns how many spike alerts were queued."""
-    return 0
+    """Check every detector; returns how many spike alerts were queued.
+
+    ``brands`` (the configured ones) lets top terms leave out each brand's query terms.
+    """
+    end = window_end(now)
+    loaded: dict[int, dict[SeriesKey, HourCounts]] = {}  # one query per baseline length
+    added = 0
+    for det in detectors:
+        routes = [d for d in det.destinations if d in destinations]
+        if not det.enabled or not routes:
+            continue
+        if det.baseline_hours not in loaded:
+            loaded[det.baseline_hours] = load_series(db, end, det.baseline_hours)
+        settings = det.settings()
+        for (brand, source), counts in series_for(det, loaded[det.baseline_hours]).items():
+            verdict = check(counts, settings)
+            if verdict is None or not verdict.fired:
+                continue
+            kinds = due(verdict.fired, last_fired(db, det.name, brand, source, end), end,
+                        timedelta(minutes=det.cooldown_minutes))
+            if not kinds:
+                continue
+            query = brands.get(brand) if brands and brand else None
+            report = build_report(db, det, brand, source, end, verdict, kinds, query)
+            status = outbox.DRY_RUN if det.dry_run else outbox.PENDING
+            added += enqueue_report(db, report, routes, now, status=status)
+    return added
+
+
+# hours back from the window's end: bucket 0 is the window, bucket k ended k hours before it
+SERIES_QUERY = (
+    "SELECT p.brand, p.source,"
+    " (? - 1 - CAST(strftime('%s', p.created_at) AS INTEGER)) / 3600 AS hour,"
+    " count(*) AS posts, count(s.id) AS scored,"
+    " coalesce(sum(s.sentiment = 'negative'), 0) AS negative"
+    " FROM posts p LEFT JOIN scores s ON s.id ="
+    " (SELECT max(id) FROM scores WHERE post_id = p.id)"
+    " WHERE p.created_at >= ? AND p.created_at < ? AND p.duplicate_of IS NULL"
+    " GROUP BY p.brand, p.source, hour"
+)
+
+
+def load_series(db: Database, end: datetime, baseline_hours: int
+                ) -> dict[SeriesKey, HourCounts]:
+    """Posts, scored and negative posts per hour back from ``end``, per (brand, source).
+
+    One indexed range over ``posts(created_at)``; a cross-post counts once (its first post);
+    negative means the post's newest score is negative.
+    """
+    start = end - timedelta(hours=baseline_hours + 1)
+    size = baseline_hours + 1
+    arrays: dict[SeriesKey, np.ndarray] = {}
+    rows = db.execute(SERIES_QUERY, [int(end.timestamp()), to_iso(start), to_iso(end)])
+    for brand, source, hour, posts, scored, negative in rows:
+        key = (brand, source)
+        if key not in arrays:
+            arrays[key] = np.zeros((3, size), dtype=np.int64)
+        arrays[key][:, hour] = (posts, scored, negative)
+    return {key: HourCounts(*a) for key, a in arrays.items()}
+
+
+def series_for(det: SpikeConfig, loaded: Mapping[SeriesKey, HourCounts]
+               ) -> dict[SeriesKey, HourCounts]:
+    """The detector's series: its brands, per source or summed over sources."""
+    wanted = [key for key in loaded if det.brands is None or key[0] in det.brands]
+    if det.per_source:
+        return {key: loaded[key] for key in wanted}
+    summed: dict[SeriesKey, HourCounts] = {}
+    for brand, source in wanted:
+        c = loaded[(brand, source)]
+        prev = summed.get((brand, None))
+        summed[(brand, None)] = c if prev is None else HourCounts(
+            prev.posts + c.posts, prev.scored + c.scored, prev.negative + c.negative)
+    return summed
+
+
+def last_fired(db: Database, name: str, brand: str | None, source: str | None,
+               end: datetime) -> dict[str, datetime]:
+    """Window end of the newest earlier spike report per kind of spike (for cooldowns).
+
+    Only the last day is looked at (cooldowns are shorter); ``created_at`` ≥ ``window_end``,
+    so the range keeps to the ``reports(kind, created_at)`` index.
+    """
+    since = to_iso(end - timedelta(days=1))
+    rows = db.execute(
+        "SELECT window_end, payload FROM reports WHERE kind = 'spike' AND created_at >= ?"
+        " AND window_end >= ? AND name = ? AND coalesce(brand, '') = ?"
+        " AND coalesce(source, '') = ?",
+        [since, since, name, brand or "", source or ""],
+    )
+    newest: dict[str, datetime] = {}
+    for stamp, payload in rows:
+        at = parse_iso(stamp)
+        for kind in json.loads(payload).get("numbers", {}).get("spikes", []):
+            if kind not in newest or at > newest[kind]:
+                newest[kind] = at
+    return newest

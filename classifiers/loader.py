@@ -1,7 +1,8 @@
 """Pick the classifier a config names. Model modules are imported only when chosen (torch is
 heavy, and onnxruntime is optional).
 
-- ``"default"``: the bundled model (frozen all-MiniLM-L6-v2 + trained heads);
+- ``"default"``: the bundled model (frozen all-MiniLM-L6-v2 + trained heads), served by torch or,
+  with ``backend="onnx"``, by ONNX Runtime in int8 (CPU only, no torch in the serving process);
 - anything else: a Hugging Face sequence-classification model id (from the local cache, never
   downloaded) or a local model directory, with its labels mapped through ``id2label``.
 """
@@ -9,11 +10,13 @@ heavy, and onnxruntime is optional).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from classifiers.base import Classifier
 from listener.errors import ClassifierError
 
 DEFAULT = "default"
+BACKENDS = ("torch", "onnx")
 
 
 def load_classifier(
@@ -23,13 +26,23 @@ def load_classifier(
     device: str = "auto",
     labels: Mapping[str, str] | None = None,
     urgency: str = "default",
+    backend: str = "torch",
+    cache_dir: Path | None = None,
 ) -> Classifier:
-    """Load the model named by ``spec`` once; reuse the returned object for every batch."""
+    """Load the model named by ``spec`` once; reuse the returned object for every batch.
+
+    ``cache_dir`` is where the onnx backend keeps its exported encoder (default:
+    ``classifiers.onnx_export.default_cache_dir()``); the torch backend ignores it.
+    """
     if batch_size < 1:
         raise ClassifierError(f"batch size must be at least 1, got {batch_size}")
+    if backend not in BACKENDS:
+        raise ClassifierError(f"unknown backend {backend!r}: use {' or '.join(BACKENDS)}")
+    if spec == DEFAULT and labels:
+        raise ClassifierError("classifier.labels applies to Hugging Face models only")
+    if backend == "onnx":
+        return _load_onnx(spec, batch_size=batch_size, device=device, cache_dir=cache_dir)
     if spec == DEFAULT:
-        if labels:
-            raise ClassifierError("classifier.labels applies to Hugging Face models only")
         from classifiers.artifacts import DEFAULT_HEADS_DIR
         from classifiers.transformer import TransformerClassifier
 
@@ -39,3 +52,18 @@ def load_classifier(
     return load_hf_classifier(
         spec, batch_size=batch_size, device=device, labels=labels, urgency=urgency
     )
+
+
+def _load_onnx(spec: str, *, batch_size: int, device: str, cache_dir: Path | None) -> Classifier:
+    """The default model on ONNX Runtime, int8 (the config checks the same, naming the keys)."""
+    if spec != DEFAULT:
+        raise ClassifierError(
+            f"the onnx backend serves the model 'default' only, not {spec!r}: use backend torch"
+        )
+    if device not in ("auto", "cpu"):
+        raise ClassifierError(
+            f"the onnx backend runs on the CPU: use device auto or cpu, not {device!r}"
+        )
+    from classifiers.onnx_backend import load_onnx_classifier
+
+    return load_onnx_classifier(batch_size=batch_size, cache_dir=cache_dir)

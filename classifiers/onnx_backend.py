@@ -1,7 +1,8 @@
 """The default model on ONNX Runtime: the predictions of ``classifiers.transformer``, no torch.
 
-Why: on 2 CPU cores the torch path scores ~285 posts/s and its process peaks near 575 MB RSS,
-~200 MB of it for importing torch. Here, preprocess → forward → postprocess becomes:
+Why: on 2 CPU cores the torch path scores ~300 posts/s and its process peaks near 600 MiB RSS,
+~200 MiB of it for importing torch; this one scores ~800-1,000 posts/s (int8) and peaks near
+230 MiB. Here, preprocess → forward → postprocess becomes:
 
 * the same normalisation, then the encoder's own ``tokenizer.json`` through ``tokenizers``,
   truncated to ``max_length`` and padded per length-sorted batch (not to 128, as the file asks);
@@ -10,233 +11,40 @@ Why: on 2 CPU cores the torch path scores ~285 posts/s and its process peaks nea
   heads' JSON and runs both heads from ``heads.safetensors`` (in float32, like torch);
 * :func:`classifiers.postprocess.postprocess`, shared with the torch backend.
 
-The ONNX file (90 MB fp32, 56 MB int8) is not committed: the first load exports it in a
-*subprocess* (torch + onnx), so the serving process never holds torch, and caches it with the
-tokenizer and a stamp (encoder sha256, each file's sha256) checked on every load; a missing,
-stale or corrupt entry is rebuilt in a temporary folder, then renamed into place.
+Serving needs onnxruntime, tokenizers, safetensors and numpy only. The graph comes from the
+cache that :mod:`classifiers.onnx_export` builds in a child process on first use (that needs
+torch, transformers and onnx: ``pip install 'social-listener[onnx]'``).
+
+Model version: int8 moves probabilities by ~0.02 on average and changes ~2.5 % of the labels
+torch gives, so its scores are another model's: version ``<heads version>+onnx-int8.<export
+format>``, and a switch of backend makes the pipeline score posts again instead of mixing the
+two in one trend. fp32 (tests, ``bench/``) gives torch's probabilities within 2e-6, float
+rounding rather than another model, so it keeps torch's version.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from classifiers.artifacts import (
-    DEFAULT_HEADS_DIR,
-    HEADS_FILE,
-    artifacts_version,
-    default_encoder_dir,
-    read_meta,
-    sha256_file,
-    verify_encoder,
-)
+from classifiers.artifacts import DEFAULT_HEADS_DIR, HEADS_FILE, artifacts_version, read_meta
 from classifiers.base import Classifier, Prediction
 from classifiers.normalize import NormalizeSettings, normalize_texts
+from classifiers.onnx_export import (
+    EXPORT_FORMAT,
+    MODEL_FILE,
+    TOKENIZER_FILE,
+    default_cache_dir,
+    ensure_cached,
+)
 from classifiers.postprocess import postprocess
 from listener.errors import ClassifierError, MissingDependency
 
-log = logging.getLogger(__name__)
-
-CACHE_ENV = "LISTENER_CACHE_DIR"
-MODEL_FILE, TOKENIZER_FILE, STAMP_FILE = "encoder.onnx", "tokenizer.json", "stamp.json"
-STAMP_FORMAT = 1  # bump when the graph's inputs or outputs change: old entries get rebuilt
-OPSET = 17
-EXPORT_TIMEOUT_S = 600
-
-
-def default_cache_dir() -> Path:
-    """``$LISTENER_CACHE_DIR/onnx``, else ``~/.cache/listener/onnx``: exports are re-creatable."""
-    root = os.environ.get(CACHE_ENV)
-    return (Path(root) if root else Path.home() / ".cache" / "listener") / "onnx"
-
-
-# --- the cache -----------------------------------------------------------------------------
-
-
-def stamp_problem(entry: Path, encoder_sha256: str, quantize: bool) -> str | None:
-    """Why the cache entry cannot be used, or ``None`` when it can (hashes ~60-90 MB: ~0.2 s)."""
-    try:
-        stamp = json.loads((entry / STAMP_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return "not built yet"
-    except (OSError, ValueError) as exc:
-        return f"unreadable stamp ({exc})"
-    expected = {"format": STAMP_FORMAT, "encoder_sha256": encoder_sha256, "int8": quantize}
-    for key, value in expected.items():
-        if stamp.get(key) != value:
-            return f"the stamp says {key}={stamp.get(key)!r}, need {value!r}"
-    for name in (MODEL_FILE, TOKENIZER_FILE):
-        try:
-            if sha256_file(entry / name) != stamp.get("sha256", {}).get(name):
-                return f"{name} is corrupt (its sha256 differs from the stamp)"
-        except OSError:
-            return f"{name} is missing"
-    return None
-
-
-def ensure_cached(
-    cache_dir: Path, encoder_dir: Path | None, encoder_sha256: str, quantize: bool
-) -> Path:
-    """The verified cache entry for this encoder and precision, exported first if need be."""
-    entry = Path(cache_dir) / f"{encoder_sha256[:12]}-{'int8' if quantize else 'fp32'}"
-    problem = stamp_problem(entry, encoder_sha256, quantize)
-    if problem is None:
-        return entry
-    log.info("building the ONNX encoder in %s (%s): a few seconds", entry, problem)
-    build_entry(entry, encoder_dir or default_encoder_dir(), encoder_sha256, quantize)
-    problem = stamp_problem(entry, encoder_sha256, quantize)
-    if problem is not None:
-        raise ClassifierError(f"the ONNX cache {entry} is unusable right after a build: {problem}")
-    return entry
-
-
-def build_entry(entry: Path, encoder_dir: Path, encoder_sha256: str, quantize: bool) -> None:
-    """Export into a temporary folder beside ``entry``, stamp it, then rename it into place."""
-    verify_encoder(encoder_dir, encoder_sha256)  # never cache a graph of the wrong weights
-    try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
-    except OSError as exc:
-        raise ClassifierError(
-            f"cannot write the ONNX cache in {entry.parent}: {exc}; point {CACHE_ENV} (or "
-            "cache_dir) to a writable folder"
-        ) from exc
-    try:
-        run_export(encoder_dir, tmp / MODEL_FILE, quantize)
-        shutil.copyfile(encoder_dir / TOKENIZER_FILE, tmp / TOKENIZER_FILE)
-        hashes = {name: sha256_file(tmp / name) for name in (MODEL_FILE, TOKENIZER_FILE)}
-        stamp = {"format": STAMP_FORMAT, "encoder_sha256": encoder_sha256, "int8": quantize}
-        (tmp / STAMP_FILE).write_text(json.dumps({**stamp, "sha256": hashes}, indent=2))
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the daemon may run as another user
-        replace_dir(tmp, entry)
-    except OSError as exc:
-        raise ClassifierError(f"cannot write the ONNX cache entry {entry}: {exc}") from exc
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def replace_dir(new: Path, target: Path) -> None:
-    """Put ``new`` where ``target`` (stale or corrupt, if any) is; a reader that catches the
-    moment in between finds no valid stamp and rebuilds, which is slow but never wrong."""
-    shutil.rmtree(target, ignore_errors=True)
-    try:
-        os.rename(new, target)
-    except OSError:
-        if not target.exists():  # else a concurrent build won the race; the caller re-checks
-            raise
-
-
-def run_export(encoder_dir: Path, out: Path, quantize: bool) -> None:
-    """Run :func:`export_onnx` in a child process, so torch never loads into this one."""
-    command = [sys.executable, "-m", "classifiers.onnx_backend", "export", str(encoder_dir)]
-    command += [str(out), "--int8"] if quantize else [str(out)]
-    root = str(Path(__file__).resolve().parents[1])  # the child imports this very package
-    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1"}
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, env=env, timeout=EXPORT_TIMEOUT_S
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ClassifierError(f"exporting the encoder to ONNX failed: {exc}") from exc
-    if done.returncode != 0 or not out.is_file():
-        tail = (done.stderr or done.stdout).strip()[-1500:]
-        raise ClassifierError(
-            f"exporting the encoder to ONNX failed (exit {done.returncode}): {tail}\n"
-            "the export needs torch, transformers and onnx: pip install 'social-listener[onnx]'"
-        )
-
-
-# --- the export (child process only: imports torch) ----------------------------------------
-
-
-def export_onnx(encoder_dir: Path, out: Path, quantize: bool) -> None:
-    """Encoder → ONNX: inputs ``input_ids``, ``attention_mask`` (int64, batch × tokens), output
-    ``layer_means`` (batch × layers + 1 × hidden), the masked mean over tokens of the embeddings
-    and of every layer, i.e. the torch path's ``mean:<layer>`` pooling for every layer at once.
-    """
-    import torch
-    from transformers import AutoModel
-
-    # eager attention exports as plain MatMul + Softmax: as fast as SDPA here, and all of its
-    # MatMuls with constant weights get quantised
-    model = AutoModel.from_pretrained(
-        str(encoder_dir), local_files_only=True, attn_implementation="eager"
-    ).eval()
-
-    class LayerMeans(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            hidden = self.model(
-                input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
-            ).hidden_states
-            weights = attention_mask.unsqueeze(-1).to(hidden[-1].dtype)
-            count = weights.sum(1).clamp(min=1.0)
-            return torch.stack([(h * weights).sum(1) / count for h in hidden], dim=1)
-
-    ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]])  # a padded row on purpose
-    axes = {0: "batch", 1: "tokens"}
-    fp32 = out.with_suffix(".fp32.onnx") if quantize else out
-    with torch.inference_mode():
-        torch.onnx.export(
-            LayerMeans(),
-            (ids, (ids != 0).long()),
-            str(fp32),
-            dynamo=False,  # the TorchScript exporter needs no onnxscript and takes seconds
-            input_names=["input_ids", "attention_mask"],
-            output_names=["layer_means"],
-            dynamic_axes={"input_ids": axes, "attention_mask": axes, "layer_means": {0: "batch"}},
-            opset_version=OPSET,
-        )
-    if quantize:
-        quantize_int8(fp32, out)
-        fp32.unlink()
-
-
-def quantize_int8(source: Path, out: Path) -> None:
-    """Dynamic int8 quantisation of the MatMuls, weights per output channel.
-
-    Measured on TweetEval test: per-tensor weights cost 2 points of macro-recall, per channel
-    0.1-0.2; also quantising the word-embedding lookup (``Gather``) saves 35 MB of disk but
-    costs another 0.4 point, for no speed (a lookup does no arithmetic).
-    """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(
-        str(source),
-        str(out),
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        op_types_to_quantize=["MatMul"],
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m classifiers.onnx_backend export ENCODER_DIR OUT [--int8]``: for the cache."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    quantize = "--int8" in args
-    args = [arg for arg in args if arg != "--int8"]
-    if len(args) != 3 or args[0] != "export":
-        print(main.__doc__, file=sys.stderr)
-        return 2
-    export_onnx(Path(args[1]), Path(args[2]), quantize)
-    return 0
-
-
-# --- serving (no torch) --------------------------------------------------------------------
+INT8_SUFFIX = f"+onnx-int8.{EXPORT_FORMAT}"  # see the module docstring
 
 
 def import_onnxruntime() -> Any:
@@ -395,7 +203,7 @@ class OnnxClassifier:
         self.temperature = float(meta["sentiment"]["temperature"])
         self.urgency_temperature = float(meta["urgency"].get("temperature", 1.0))
         self.urgent_index = meta["urgency"]["labels"].index(meta["urgency"]["positive"])
-        suffix = "+onnx-int8" if quantize else "+onnx-fp32"  # stored scores never mix backends
+        suffix = INT8_SUFFIX if quantize else ""  # see the module docstring
         self.name, self.version = "default", artifacts_version(heads_dir) + suffix
 
     def forward(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -441,10 +249,10 @@ def load_onnx_classifier(
 ) -> Classifier:
     """The default model served by ONNX Runtime, int8 unless ``quantize=False``.
 
-    The first call per cache folder exports the encoder (seconds; needs torch, transformers and
-    onnx installed); later calls verify and load the cached graph. ``version`` is the torch
-    model's plus ``+onnx-int8`` or ``+onnx-fp32``, so stored scores never mix backends. Batches
-    of 32 are as fast as 64 on CPU and keep peak RSS ~70 MB lower.
+    The first call per cache folder exports the encoder in a child process (seconds; needs
+    torch, transformers and onnx installed); later calls verify and load the cached graph.
+    ``version`` is the torch model's, plus :data:`INT8_SUFFIX` for int8. Batches of 32 are as
+    fast as 64 on CPU and keep peak RSS ~70 MB lower.
     """
     if batch_size < 1:
         raise ClassifierError(f"batch size must be at least 1, got {batch_size}")
@@ -455,7 +263,3 @@ def load_onnx_classifier(
     entry = ensure_cached(cache_dir or default_cache_dir(), encoder_dir, enc["sha256"], quantize)
     encoder = OnnxEncoder(entry, max_length=int(enc["max_length"]), num_threads=num_threads)
     return OnnxClassifier(encoder, heads_dir, meta, batch_size=batch_size, quantize=quantize)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -84,6 +84,7 @@ class TrainConfig:
     device: str = "auto"
     pooling: tuple[str, ...] = DEFAULT_POOLING
     settings: NormalizeSettings = DEFAULT_SETTINGS
+    extra: tuple[Path, ...] = ()  # more labelled TSVs appended to a training set (--extra)
     sentiment_candidates: tuple[HeadSpec, ...] = (
         HeadSpec(0, input_dropout=0.2),
         HeadSpec(512, input_dropout=0.1, dropout=0.5),
@@ -102,6 +103,14 @@ def read_split(path: Path, labels: tuple[str, ...]) -> tuple[list[str], np.ndarr
     if unknown or not rows:
         raise ClassifierError(f"{path}: no rows or unknown labels {unknown}; expected {labels}")
     return [row["text"] for row in rows], np.array([labels.index(r["label"]) for r in rows])
+
+
+def read_extra(path: Path) -> tuple[str, list[str], np.ndarray]:
+    """An extra TSV (e.g. the dashboard's feedback export): its labels say which head it trains."""
+    found = {row.get("label") or "" for row in read_labelled_tsv(path)}
+    task = "sentiment" if found <= set(SENTIMENT_LABELS) else "urgency"
+    texts, y = read_split(path, SENTIMENT_LABELS if task == "sentiment" else URGENCY_LABELS)
+    return task, texts, y
 
 
 def set_seeds(seed: int) -> None:
@@ -321,6 +330,16 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         )
         train_texts, train_y = [train_texts[i] for i in keep], train_y[keep]
         cfg.log(f"subsampled sentiment/train.tsv to {len(keep)} rows (--max-train)")
+    rows = {"sentiment/train.tsv": len(train_texts), "sentiment/val.tsv": len(val_texts),
+            "complaints/train.tsv": len(urgent_texts)}
+    for path in cfg.extra:  # reviewed posts: training rows only, never validation
+        task, texts, y = read_extra(Path(path))
+        if task == "sentiment":
+            train_texts, train_y = train_texts + texts, np.concatenate([train_y, y])
+        else:
+            urgent_texts, urgent_y = urgent_texts + texts, np.concatenate([urgent_y, y])
+        rows[f"extra {task}: {Path(path).name}"] = len(texts)
+        cfg.log(f"added {len(texts)} {task} rows from {path} (--extra)")
     encoder = Encoder(device=cfg.device, pooling=cfg.pooling, max_length=MAX_LENGTH)
     cfg.log(
         f"encoder {encoder.encoder_dir} on {encoder.device}, {torch.get_num_threads()} CPU threads"
@@ -358,11 +377,7 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
             "lr": cfg.lr,
             "weight_decay": cfg.weight_decay,
             "batch_size": cfg.batch_size,
-            "rows": {
-                "sentiment/train.tsv": len(train_texts),
-                "sentiment/val.tsv": len(val_texts),
-                "complaints/train.tsv": len(urgent_texts),
-            },
+            "rows": rows,
         },
     }
     heads = {"sentiment": sentiment_head, "urgency": urgency_head}

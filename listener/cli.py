@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from listener.config import Config, load_config
 from listener.errors import ListenerError
 from listener.log import setup_logging
+
+if TYPE_CHECKING:
+    from listener.pipeline import Runtime
 
 DEFAULT_CONFIG = "config.yaml"
 config_option = click.option(
@@ -22,16 +26,26 @@ config_option = click.option(
 
 
 def _load(path: str) -> Config:
-    return load_config(path)
+    config = load_config(path)
+    ctx = click.get_current_context(silent=True)  # None when called outside a command
+    options = ctx.find_root().obj if ctx is not None else None
+    if isinstance(options, dict) and options.get("log_format") is None:
+        setup_logging(options["log_level"], config.log.format)  # the config's log.format
+    return config
 
 
 @click.group()
 @click.option("--log-level", default="INFO", envvar="LISTENER_LOG_LEVEL", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option("--log-format", default=None, envvar="LISTENER_LOG_FORMAT",
+              type=click.Choice(["text", "json"]),
+              help="Log lines as text or JSON objects [default: the config's log.format, text].")
 @click.version_option(package_name="social-listener")
-def cli(log_level: str) -> None:
+@click.pass_context
+def cli(ctx: click.Context, log_level: str, log_format: str | None) -> None:
     """listener: collect brand mentions, score them, alert the humans who can help."""
-    setup_logging(log_level)
+    ctx.obj = {"log_level": log_level, "log_format": log_format}
+    setup_logging(log_level, "json" if log_format == "json" else "text")
 
 
 @cli.command()
@@ -39,25 +53,48 @@ def cli(log_level: str) -> None:
 @click.option("--once", is_flag=True, help="Run every stage once, in order, then exit (cron).")
 @click.option("--summary", is_flag=True, help="Print posts and alerts tables at the end.")
 def run(config_path: str, once: bool, summary: bool) -> None:
-    """Run the pipeline: as a daemon, or once with --once."""
+    """Run the pipeline: as a daemon, or once with --once.
+
+    Either way the run takes the database's lock first; while another run holds it, this one
+    exits at once with status 75 (EX_TEMPFAIL) and does nothing.
+    """
+    from listener.lock import EXIT_LOCKED, LockHeld, acquire
     from listener.pipeline import Runtime
 
-    runtime = Runtime(_load(config_path))
+    config = _load(config_path)
+    try:
+        run_lock = acquire(config.db_path)
+    except LockHeld as exc:
+        click.echo(f"skipped: {exc}", err=True)
+        raise click.exceptions.Exit(EXIT_LOCKED) from None
+    try:
+        ok = _run_locked(Runtime(config), once)
+    finally:
+        run_lock.release()
+    if summary and once:
+        _print_summary(config)
+    if not ok:
+        raise click.ClickException("a stage failed; see the log above (the next run retries it)")
+
+
+def _run_locked(runtime: Runtime, once: bool) -> bool:
     for name, why in runtime.config.disabled.items():
         click.echo(f"destination '{name}' is off: {why}", err=True)
     if not once:
+        from listener.metrics import serve
         from listener.scheduler import run_daemon
 
-        run_daemon(runtime)
-        return
+        server = serve(runtime.config)
+        try:
+            run_daemon(runtime)
+        finally:
+            if server is not None:
+                server.shutdown()
+        return True
     try:
-        ok = runtime.run_once()
+        return runtime.run_once()
     finally:
         runtime.close()
-    if summary:
-        _print_summary(runtime.config)
-    if not ok:
-        raise click.ClickException("a stage failed; see the log above (the next run retries it)")
 
 
 def _print_summary(config: Config) -> None:
@@ -198,7 +235,8 @@ def alerts() -> None:
 @alerts.command("list")
 @config_option
 @click.option("--status", default=None,
-              type=click.Choice(["pending", "delivered", "failed", "dry_run", "suppressed"]))
+              type=click.Choice(["pending", "delivered", "failed", "dry_run", "suppressed",
+                                 "held", "digested"]))
 @click.option("--limit", default=50, show_default=True)
 def alerts_list(config_path: str, status: str | None, limit: int) -> None:
     """Show alerts with their delivery status and last error."""
@@ -240,12 +278,28 @@ def _register_model_commands() -> None:
             cli.add_command(command, name)
 
 
+def _register_ops_commands() -> None:
+    from listener import cli_ops
+
+    for command in (cli_ops.status, cli_ops.doctor, cli_ops.metrics):
+        cli.add_command(command)
+    db.add_command(cli_ops.backup)
+
+
+def _register_web_commands() -> None:
+    from listener.web.serve import serve  # imports click only; Flask loads when it runs
+
+    cli.add_command(serve)
+
+
 def main() -> None:
     """Console-script entry point: ListenerError → one clear line and exit status 1."""
     _register_model_commands()
+    _register_ops_commands()
+    _register_web_commands()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub at run time
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -257,6 +311,8 @@ def main() -> None:
     except ListenerError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    if isinstance(code, int) and code:  # non-standalone click *returns* a raised Exit's code
+        sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,11 +25,11 @@ SCORE_CHUNK = 512  # lines read before scoring: enough for length-sorted batches
 
 
 @functools.lru_cache(maxsize=2)
-def _classifier(spec: str, batch_size: int, device: str) -> Classifier:
+def _classifier(spec: str, batch_size: int, device: str, backend: str = "torch") -> Classifier:
     """Load a model once per process, however many commands run in it (tests run several)."""
     from classifiers.loader import load_classifier
 
-    return load_classifier(spec, batch_size=batch_size, device=device)
+    return load_classifier(spec, batch_size=batch_size, device=device, backend=backend)
 
 
 def parse_line(line: str, number: int) -> tuple[Any, str] | None:
@@ -92,19 +92,28 @@ _model_option = click.option(
 _device_option = click.option(
     "--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda."
 )
+_backend_option = click.option(
+    "--backend",
+    type=click.Choice(["torch", "onnx"]),
+    default="torch",
+    show_default=True,
+    help="onnx: the default model on ONNX Runtime, int8, CPU; the first use exports the encoder "
+    "into $LISTENER_CACHE_DIR/onnx (default ~/.cache/listener/onnx).",
+)
 
 
 @click.command()
 @_model_option
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 @_device_option
-def score(model: str, batch_size: int, device: str) -> None:
+@_backend_option
+def score(model: str, batch_size: int, device: str, backend: str) -> None:
     """Score posts from stdin: JSON Lines {"id", "text"} or plain text lines, mixed freely.
 
     Writes one JSON object per post to stdout: id (the line number when absent), sentiment,
     probabilities (negative, neutral, positive) and urgency (0..1, needs a reply from the brand).
     """
-    classifier = _classifier(model, batch_size, device)
+    classifier = _classifier(model, batch_size, device, backend)
     score_stream(classifier, sys.stdin, sys.stdout, max(SCORE_CHUNK, batch_size))
 
 
@@ -123,19 +132,22 @@ def score(model: str, batch_size: int, device: str) -> None:
 )
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
 @_device_option
+@_backend_option
 def eval_command(
-    data: Path, model: str, predictions: Path | None, batch_size: int, device: str
+    data: Path, model: str, predictions: Path | None, batch_size: int, device: str, backend: str
 ) -> None:
     """Evaluate sentiment on a labelled TSV; prints macro-recall (TweetEval's metric) and more."""
     import time
 
     from classifiers.evaluate import evaluate, format_report
 
-    classifier = _classifier(model, batch_size, device)
+    classifier = _classifier(model, batch_size, device, backend)
     started = time.perf_counter()
     result = evaluate(classifier, data, predictions_path=predictions)
     seconds = time.perf_counter() - started
-    title = f"model {classifier.name} (version {classifier.version}) on {data}"
+    title = (
+        f"model {classifier.name} (version {classifier.version}, backend {backend}) on {data}"
+    )
     click.echo(format_report(result, title=title))
     click.echo(f"\nscored {result.n} posts in {seconds:.1f}s ({result.n / seconds:.0f} posts/s)")
     if predictions is not None:
@@ -185,6 +197,11 @@ def _parse_pooling(
 )
 @click.option("--strip-hash", is_flag=True, help="Normalise #word to word.")
 @click.option("--no-normalize", is_flag=True, help="Feed raw text (ablation only).")
+@click.option(
+    "--extra", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="More labelled TSV rows for training (repeatable), e.g. the dashboard's feedback "
+    "export; sentiment or complaint labels pick the head.",
+)
 def train(
     data: Path,
     out: Path,
@@ -197,6 +214,7 @@ def train(
     pooling: tuple[str, ...] | None,
     strip_hash: bool,
     no_normalize: bool,
+    extra: tuple[Path, ...],
 ) -> None:
     """Train the default model's heads on a frozen encoder; prints val and CV metrics."""
     from classifiers.normalize import NormalizeSettings
@@ -214,6 +232,7 @@ def train(
         device=device,
         settings=NormalizeSettings(users=on, links=on, unescape_html=on, strip_hash=strip_hash),
         log=click.echo,
+        extra=extra,
     )
     if pooling:
         cfg.pooling = pooling

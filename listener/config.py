@@ -9,6 +9,7 @@ brings its settings with it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from alerts.digest import DigestConfig
 from alerts.rules import RuleConfig
@@ -54,6 +55,27 @@ class ClassifierSettings(_Strict):
         description="Hugging Face models only: urgency from the default model's urgency head, "
         "or none (0.0 for every post: urgency rules never fire)",
     )
+    backend: Literal["torch", "onnx"] = Field(
+        "torch", description="torch, or onnx: ONNX Runtime int8 on the CPU, model 'default' only"
+    )
+    cache_dir: str | None = Field(
+        None, description="backend onnx: folder of the exported encoder; relative to the config"
+    )
+
+    @field_validator("backend")
+    @classmethod
+    def _onnx_serves_the_default_model_on_cpu(cls, backend: str, info: ValidationInfo) -> str:
+        """Fails on the `backend` line: that is the key to change (model and device come first)."""
+        model, device = info.data.get("model", "default"), info.data.get("device", "auto")
+        if backend == "onnx" and model != "default":
+            raise ValueError(f"backend onnx serves only model 'default', not {model!r}; use torch")
+        if backend == "onnx" and device not in ("auto", "cpu"):
+            raise ValueError(f"backend onnx is CPU-only: use device auto or cpu, not {device!r}")
+        return backend
+
+    def cache_path(self, base_dir: Path) -> Path | None:
+        """``cache_dir`` resolved against the config file's folder; None means the default."""
+        return base_dir / Path(self.cache_dir).expanduser() if self.cache_dir else None
 
 
 class ScheduleSettings(_Strict):
@@ -72,6 +94,52 @@ class DispatchSettings(_Strict):
     once_max_wait: float = Field(
         60, ge=0, description="run --once waits up to this long for retries that are due soon"
     )
+
+
+class LogSettings(_Strict):
+    format: Literal["text", "json"] = Field(
+        "text", description="text (human-readable) or json (one object per line); "
+        "--log-format on the command line wins"
+    )
+
+
+class MetricsSettings(_Strict):
+    host: str = Field("127.0.0.1", description="address the daemon serves /metrics and /healthz on")
+    port: int | None = Field(
+        9108, ge=0, le=65535, description="TCP port; null turns the endpoint off (0: any free port)"
+    )
+    unhealthy_after: int = Field(
+        3, ge=1, description="/healthz answers 503 once a stage has failed for this many of its "
+        "intervals in a row"
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+class ServeSettings(_Strict):
+    host: str = Field("127.0.0.1", description="address `listener serve` binds; anything but "
+                      "loopback needs a token")
+    port: int = Field(8765, ge=0, le=65535, description="TCP port of the dashboard (0: any free)")
+    token: str | None = Field(
+        None, min_length=16, validate_default=True,
+        description='access token, e.g. {"$env": LISTENER_WEB_TOKEN}: a Bearer header or the '
+        "login form; required when host is not loopback",
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _token_off_loopback(cls, token: str | None, info: ValidationInfo) -> str | None:
+        host = info.data.get("host", "127.0.0.1")
+        if token is None and not is_loopback(host):
+            raise ValueError(f"binding {host} (not a loopback address) needs an access token "
+                             '(serve.token: {"$env": LISTENER_WEB_TOKEN})')
+        return token
 
 
 class BrandSettings(_Strict):
@@ -97,6 +165,9 @@ class _Root(_Strict):
     classifier: ClassifierSettings = ClassifierSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     dispatch: DispatchSettings = DispatchSettings()
+    log: LogSettings = LogSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    serve: ServeSettings = ServeSettings()
     brands: list[BrandSettings] = Field(default_factory=list, description="what to listen for")
     sources: list[dict[str, Any]] = Field(default_factory=list, description="collectors")
     rules: list[RuleConfig] = Field(default_factory=list, description="alert rules")
@@ -121,6 +192,9 @@ class Config:
     digests: list[DigestConfig] = field(default_factory=list)
     disabled: dict[str, str] = field(default_factory=dict)
     brands: dict[str, Brand] = field(default_factory=dict)
+    log: LogSettings = field(default_factory=LogSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
 
     @property
     def base_dir(self) -> Path:
@@ -156,7 +230,7 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
         path=file.resolve(), storage=root.storage, classifier=root.classifier,
         schedule=root.schedule, dispatch=root.dispatch, sources=sources, rules=root.rules,
         destinations=dests, spikes=root.spikes, digests=root.digests, disabled=disabled,
-        brands=brands,
+        brands=brands, log=root.log, metrics=root.metrics, serve=root.serve,
     )
 
 
@@ -280,12 +354,14 @@ def _compile_brands(root: _Root, sources: list, where: _Locator) -> dict[str, Br
             brands[settings.name] = settings.compile()
         except QueryError as exc:
             raise where.error(("brands", i, "query"), str(exc)) from exc
-    for i, source in enumerate(sources):
-        for j, name in enumerate(source.brands or []):
-            if name not in brands:
-                known = ", ".join(sorted(brands)) or "none"
-                raise where.error(("sources", i, "brands", j),
-                                  f"unknown brand '{name}' (configured: {known})")
+    users = [("sources", sources), ("spikes", root.spikes), ("digests", root.digests)]
+    for kind, items in users:
+        for i, item in enumerate(items):
+            for j, name in enumerate(item.brands or []):
+                if name not in brands:
+                    known = ", ".join(sorted(brands)) or "none"
+                    raise where.error((kind, i, "brands", j),
+                                      f"unknown brand '{name}' (configured: {known})")
     return brands
 
 

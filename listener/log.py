@@ -1,18 +1,32 @@
-"""Logging set-up with secret redaction.
+"""Logging set-up with secret redaction, in human-readable text or JSON lines.
 
 Client libraries log credentials at DEBUG (tweepy the bearer header, urllib3 a Slack webhook's
 path, which *is* the secret). Every secret the config resolves is registered here and replaced by
-``***`` in every record that reaches our handlers, whoever logged it.
+``***`` in every record that reaches our handlers, whoever logged it: in the message, the
+exception text and traceback, the stack, and (in JSON) every extra field.
+
+A line about one post carries the post's platform and id as record attributes
+(``log.warning(..., extra=about_post(platform, platform_id))``): the text format appends them as
+``[platform=x post_id=123]``, the JSON format has them as fields, so both can be grepped.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from datetime import UTC, datetime
+from typing import Any, Literal, TextIO
 
 _SECRETS: set[str] = set()
 _LOCK = threading.Lock()
 MIN_SECRET_LENGTH = 6  # shorter values would redact ordinary words
+LogFormat = Literal["text", "json"]
+LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
+POST_FIELDS = ("platform", "post_id")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# attributes every LogRecord has; anything else on a record came from `extra=`
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 
 def register_secret(value: str | None) -> None:
@@ -30,6 +44,11 @@ def redact(text: str) -> str:
     return text
 
 
+def about_post(platform: str | None, platform_id: str | None) -> dict[str, Any]:
+    """``extra=`` for a log line about one post: its platform and platform id."""
+    return {"platform": platform, "post_id": platform_id}
+
+
 class RedactingFilter(logging.Filter):
     """Renders the message once, redacts it, and freezes the result into the record."""
 
@@ -40,15 +59,74 @@ class RedactingFilter(logging.Filter):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         if clean != message or record.args:
             record.msg, record.args = clean, None
         return True
 
 
-def setup_logging(level: str = "INFO") -> None:
-    """Human-readable logs on stderr, redacted. Called by the CLI only (no import side effects)."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message [platform=x post_id=1]``, then any traceback."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        line = super().formatMessage(record)
+        about = " ".join(
+            f"{key}={redact(str(getattr(record, key)))}"
+            for key in POST_FIELDS if getattr(record, key, None) is not None
+        )
+        return f"{line} [{about}]" if about else line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, post fields, extras, exception.
+
+    Every string value is redacted again here: extra fields never pass through the message
+    filter, and a secret must not ride along in one.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
+        return json.dumps(_redacted(entry), ensure_ascii=False, default=str)
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {str(k): _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redacted(v) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact(str(value))  # anything else is logged as its text: redact that
+
+
+def setup_logging(
+    level: str = "INFO", fmt: LogFormat = "text", stream: TextIO | None = None
+) -> None:
+    """Logs on stderr (or ``stream``), redacted, as text or JSON lines.
+
+    Called by the CLI only (no import side effects); calling it again replaces the handler, so
+    the CLI can switch to the config file's ``log.format`` once the config is loaded.
+    """
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

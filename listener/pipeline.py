@@ -22,15 +22,16 @@ from alerts.rules import RuleConfig, priority
 from alerts.sinks import sink_class
 from alerts.sinks.base import Sink
 from classifiers.base import Classifier
+from listener import metrics
 from listener.config import Config
-from listener.errors import ListenerError, RateLimited, SourceError
+from listener.errors import ListenerError, RateLimited, SourceError, StorageError
 from listener.models import Clock, Page, Score, Sleep, utcnow
 from listener.query import Brand
 from listener.sources import source_class
 from listener.sources.base import Source, SourceConfig, SourceContext
 from storage import db as store
 from storage import outbox
-from storage.tx import connect
+from storage.tx import BUSY_TIMEOUT_MS, connect, immediate
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,8 @@ def classify(
         rows = store.posts_to_score(db, classifier.name, classifier.version, batch_size)
         if not rows:
             break
-        predictions = classifier.predict([r["text"] for r in rows])
+        with metrics.CLASSIFIER_BATCH.time():
+            predictions = classifier.predict([r["text"] for r in rows])
         scores = [
             (r["id"], _score(p, classifier), r["lang"]) for r, p in zip(rows, predictions, strict=True)
         ]
@@ -126,11 +128,13 @@ def evaluate_rules(
 
     A dry-run rule records its alerts as ``dry_run``; alerts over a rule's ``max_alerts`` cap are
     recorded as ``suppressed``: both visible in `listener alerts list`, neither ever sent.
+    Alerts decided in a rule's quiet hours are ``held`` until the reports stage rolls them up.
     """
     active = [r for r in rules if r.enabled]
     added = 0
     while rows := store.scores_to_evaluate(db, batch_size):
-        caps = _Caps(db, clock())
+        now = clock()  # decision time = created_at: a held alert lies inside its quiet period
+        caps = _Caps(db, now)
         alerts = []
         for row in rows:
             if row["duplicate_of"] is not None:
@@ -144,7 +148,7 @@ def evaluate_rules(
                                     priority(score, post), caps.status(rule, dest))
                     for dest in rule.destinations if dest in destinations
                 ]
-        added += outbox.enqueue(db, alerts, [r["score_id"] for r in rows], clock())
+        added += outbox.enqueue(db, alerts, [r["score_id"] for r in rows], now)
     return added
 
 
@@ -158,6 +162,8 @@ class _Caps:
     def status(self, rule: RuleConfig, destination: str) -> str:
         if rule.dry_run:
             return outbox.DRY_RUN
+        if rule.quiet_hours is not None and rule.quiet_hours.contains(self.now):
+            return outbox.HELD  # one roll-up report later: no cap needed, none counted
         if rule.max_alerts is None:
             return outbox.PENDING
         key = (rule.name, destination)
@@ -181,13 +187,31 @@ class Runtime:
     sink_factory: Callable[[Any], Sink] | None = None  # --dry-run swaps in a recording sink
     stop: threading.Event = field(default_factory=threading.Event)
     preloaded: Classifier | None = None  # tests share one loaded model between runtimes
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS  # tests: give up on a locked database sooner
     _classifier: Classifier | None = field(default=None, init=False, repr=False)
     _sinks: dict[str, Sink] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    # its own lock: dispatch must not wait seconds for the model to load in another thread
+    _sinks_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    # run records the database refused (locked, disk full); written by the next stage that can
+    _unrecorded: list[Callable[[Database], None]] = field(
+        default_factory=list, init=False, repr=False)
 
     def db(self) -> Database:
         """A new connection: one per job call, because sqlite3 connections are per thread."""
-        return connect(self.config.db_path)
+        return connect(self.config.db_path, self.busy_timeout_ms)
+
+    def reloaded(self, config: Config) -> Runtime:
+        """This runtime for a re-read config (SIGHUP): same clock, sleep and stop event; new
+        sources and sinks; the loaded model carries over unless the classifier settings changed."""
+        same = config.classifier == self.config.classifier
+        return replace(self, config=config,
+                       preloaded=(self._classifier or self.preloaded) if same else None)
+
+    def retire(self) -> None:
+        """A reloaded runtime replaced this one: let go of the model (a job still running holds
+        its own reference); the sinks stay open for such jobs until :meth:`close`."""
+        self._classifier = self.preloaded = None
 
     def migrate(self) -> None:
         conn = store.open_db(self.config.db_path)
@@ -204,7 +228,8 @@ class Runtime:
                 settings = self.config.classifier
                 self._classifier = load_classifier(
                     settings.model, batch_size=settings.batch_size, device=settings.device,
-                    labels=settings.labels, urgency=settings.urgency,
+                    labels=settings.labels, urgency=settings.urgency, backend=settings.backend,
+                    cache_dir=settings.cache_path(self.config.base_dir),
                 )
             return self._classifier
 
@@ -227,7 +252,7 @@ class Runtime:
 
     @property
     def sinks(self) -> dict[str, Sink]:
-        with self._lock:
+        with self._sinks_lock:
             if self._sinks is None:
                 build = self.sink_factory or (lambda cfg: sink_class(cfg.type)(cfg))
                 self._sinks = {d.name: build(d) for d in self.config.destinations}
@@ -244,7 +269,7 @@ class Runtime:
         brands = self.brands_for(next(c for c in self.config.sources if c.name == source.name))
 
         def work(db: Database) -> int:
-            until = store.paused_until(db, source.name)
+            until = store.pause_end(db, source.name, self.clock())
             if until is not None and until > self.clock():
                 log.info("source %s paused until %s", source.name, until.isoformat())
                 return 0
@@ -282,8 +307,9 @@ class Runtime:
 
         def work(db: Database) -> int:
             now = self.clock()
-            return (run_spikes(db, self.config.spikes, names, now)
-                    + run_digests(db, self.config.digests, names, now))
+            return (run_spikes(db, self.config.spikes, names, now, self.config.brands)
+                    + run_digests(db, self.config.digests, names, now,
+                                  brands=list(self.config.brands), rules=self.config.rules))
 
         return self._stage("reports", "", work)
 
@@ -302,11 +328,15 @@ class Runtime:
     def _stage(self, stage: str, target: str, work: Callable[[Database], int]) -> int | None:
         """Run one stage; returns items processed, or None if it failed (logged, recorded)."""
         db = self.db()
-        run_id = store.start_run(db, stage, target, self.clock())
+        run: tuple[str, str, datetime] = (stage, target, self.clock())
+        run_id: int | None = None
         try:
+            run_id = store.start_run(db, *run)
+            self._record_late(db)
             items = work(db)
         except Exception as exc:
-            store.finish_run(db, run_id, self.clock(), items=0, error=f"{type(exc).__name__}: {exc}")
+            self._finish(db, run_id, run, 0, f"{type(exc).__name__}: {exc}")
+            metrics.record_stage(stage, target, None)
             if self.strict or not isinstance(exc, ListenerError | OSError):
                 log.exception("stage %s %s failed", stage, target)
             else:
@@ -315,10 +345,42 @@ class Runtime:
                 raise
             return None
         else:
-            store.finish_run(db, run_id, self.clock(), items=items)
+            self._finish(db, run_id, run, items)
+            metrics.record_stage(stage, target, items)
             return items
         finally:
             db.close()
+
+    def _finish(self, db: Database, run_id: int | None, run: tuple[str, str, datetime],
+                items: int, error: str | None = None) -> None:
+        """Record a stage run (``run_id`` None: its start could not be recorded either). If the
+        database refuses (locked by another process, disk full), the record waits in memory."""
+        finished = self.clock()
+
+        def write(conn: Database) -> None:
+            with immediate(conn):
+                rid = store.start_run(conn, *run) if run_id is None else run_id
+                store.finish_run(conn, rid, finished, items=items, error=error)
+
+        try:
+            write(db)
+        except StorageError as exc:
+            log.error("stage %s %s: cannot record the run yet (%s)", run[0], run[1], exc)
+            self._unrecorded.append(write)
+
+    def _record_late(self, db: Database) -> None:
+        """Write the run records an unwritable database refused, oldest first (list operations
+        are atomic, so stages in other threads may do this at the same time)."""
+        while True:
+            try:
+                write = self._unrecorded.pop(0)
+            except IndexError:  # none left (another thread may have taken the last one)
+                return
+            try:
+                write(db)
+            except StorageError:
+                self._unrecorded.insert(0, write)
+                return
 
     def run_once(self) -> bool:
         """Every stage once, in order; True when all succeeded (cron's exit status)."""

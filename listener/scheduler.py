@@ -3,20 +3,29 @@
 Memory job store (schedule comes from config; durable state lives in our own tables), UTC,
 ``max_instances=1`` and ``coalesce`` so a slow job never piles up, and a misfire grace time of
 about the job's interval because APScheduler's 1-second default silently skips runs.
+
+SIGHUP re-reads the config file: on success the jobs, sources and sinks are rebuilt from it (the
+loaded model is kept unless the classifier settings changed); on any error the daemon says why
+and keeps running on the config it had.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import threading
 from datetime import UTC, datetime
 from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from listener.config import load_config
+from listener.errors import ConfigError, ListenerError
 from listener.pipeline import Runtime
+from listener.sources.base import Source
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +39,12 @@ def build_scheduler(runtime: Runtime) -> BlockingScheduler:
         executors={"default": ThreadPoolExecutor(max_workers=max(4, len(sources) + 3))},
         job_defaults={"coalesce": True, "max_instances": 1},
     )
+    add_jobs(scheduler, runtime, sources)
+    return scheduler
+
+
+def add_jobs(scheduler: BaseScheduler, runtime: Runtime, sources: list[Source]) -> None:
+    """The runtime's jobs, each due at once and then every its interval."""
     now = datetime.now(UTC)
     every = runtime.config.schedule
 
@@ -47,29 +62,87 @@ def build_scheduler(runtime: Runtime) -> BlockingScheduler:
     add("rules", runtime.run_rules, every.rules_interval)
     add("reports", runtime.run_reports, every.reports_interval)
     add("dispatch", runtime.run_dispatch, every.dispatch_interval)
-    return scheduler
 
 
 def _interval(runtime: Runtime, name: str) -> float:
     return next(s.interval for s in runtime.config.sources if s.name == name)
 
 
+class Reloader:
+    """Swaps the daemon's jobs for those of a re-read config; a bad config changes nothing.
+
+    Old jobs still running finish on the runtime they started with. A new job never overlaps
+    its predecessor: APScheduler counts running instances by job id, and the ids stay the same
+    (so an old and a new dispatch never work on the outbox at once). Replaced runtimes are
+    closed when the daemon stops, since a job may still be using their sinks.
+    """
+
+    def __init__(self, scheduler: BaseScheduler, runtime: Runtime) -> None:
+        self.scheduler, self.runtime = scheduler, runtime
+        self.retired: list[Runtime] = []
+        self._lock = threading.Lock()  # two quick SIGHUPs reload one after the other
+
+    def on_signal(self, _signum: int, _frame: FrameType | None) -> None:
+        """The handler runs in the main thread, maybe inside the scheduler's own locked loop:
+        reload in a thread of its own."""
+        threading.Thread(target=self.reload, name="config-reload", daemon=True).start()
+
+    def reload(self) -> bool:
+        """Re-read the config file; True when the new config is in force."""
+        with self._lock:
+            old = self.runtime
+            try:
+                fresh, sources = self._load(old)
+            except Exception as exc:  # not even a bug may take the daemon down here
+                if not isinstance(exc, ListenerError):
+                    log.exception("config reload crashed")
+                log.error("config reload failed: %s; keeping the previous config", exc)
+                return False
+            self.scheduler.remove_all_jobs()
+            add_jobs(self.scheduler, fresh, sources)
+            self.runtime = fresh
+            old.retire()
+            self.retired.append(old)
+            for name, why in fresh.config.disabled.items():
+                log.warning("destination '%s' is off: %s", name, why)
+            log.info("config reloaded from %s: %s", fresh.config.path,
+                     ", ".join(job.id for job in self.scheduler.get_jobs()))
+            return True
+
+    @staticmethod
+    def _load(old: Runtime) -> tuple[Runtime, list[Source]]:
+        config = load_config(old.config.path)
+        if config.db_path != old.config.db_path:  # the run lock is held on the old database
+            raise ConfigError(f"cannot change to {config.db_path} while the daemon runs; restart "
+                              "it instead", file=str(config.path), key="storage.path")
+        fresh = old.reloaded(config)
+        sources = fresh.sources()  # a missing library or credential raises here, not later
+        fresh.sinks  # noqa: B018 - built now for the same reason
+        return fresh, sources
+
+    def close(self) -> None:
+        for runtime in (*self.retired, self.runtime):
+            runtime.close()
+
+
 def run_daemon(runtime: Runtime) -> None:
     """Run until SIGTERM/SIGINT; running jobs finish their current batch, then we exit."""
     runtime.migrate()
     scheduler = build_scheduler(runtime)
+    reloader = Reloader(scheduler, runtime)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s: finishing the current batch, then exiting",
                  signal.Signals(signum).name)
-        runtime.stop.set()
+        runtime.stop.set()  # the same event in every reloaded runtime
         scheduler.shutdown(wait=True)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reloader.on_signal)
     log.info("daemon started: %s", ", ".join(job.id for job in scheduler.get_jobs()))
     try:
         scheduler.start()
     finally:
-        runtime.close()
+        reloader.close()
         log.info("daemon stopped")

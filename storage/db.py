@@ -107,6 +107,28 @@ def paused_until(db: Database, source: str) -> datetime | None:
     return parse_iso(row[0]) if row and row[0] else None
 
 
+def pause_end(db: Database, source: str, now: datetime) -> datetime | None:
+    """When a paused source may poll again, proof against a clock that was set back.
+
+    A pause is a wait that began when it was recorded (``updated_at``). If the clock now reads
+    earlier than that, it was set back since (or ran ahead then): the wait is moved to start now
+    (and saved), so a pause never lasts longer than the wait it was given.
+    """
+    row = db.execute("SELECT paused_until, updated_at FROM source_state WHERE source = ?",
+                     [source]).fetchone()
+    if not row or not row[0]:
+        return None
+    until = parse_iso(row[0])
+    if not row[1] or now >= parse_iso(row[1]):
+        return until
+    until = now + (until - parse_iso(row[1]))
+    with immediate(db):
+        db.execute("UPDATE source_state SET paused_until = ?, updated_at = ?"
+                   " WHERE source = ? AND updated_at = ?", [to_iso(until), to_iso(now), source,
+                                                           row[1]])
+    return until
+
+
 def pause_source(db: Database, source: str, until: datetime | None, reason: str,
                  now: datetime) -> None:
     """Pause a source until ``until`` (None resumes it); kept across restarts and cron runs."""

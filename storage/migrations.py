@@ -118,11 +118,115 @@ def _m004_reports_and_threads(db: Database) -> None:
     db["alerts"].create_index(["report_id"], if_not_exists=True)
 
 
+def _rollup(table: str, width: int) -> tuple[str, ...]:
+    """A rollup of posts per time bucket (the first ``width`` characters of created_at: 13 for
+    the hour, 10 for the day), brand, source and current sentiment, kept by triggers.
+
+    A post counts as 'unscored' until classified; each new score moves it from the bucket of
+    its previous score (or 'unscored') to its own, and cells that fall to zero are removed.
+    """
+    key = f"substr(created_at, 1, {width})"
+    cell = (f"SELECT {key}, coalesce(brand, ''), coalesce(source, '') FROM posts"  # noqa: S608
+            " WHERE id = new.post_id")
+    before = "FROM scores WHERE post_id = new.post_id AND id < new.id ORDER BY id DESC LIMIT 1"
+    upsert = "ON CONFLICT (bucket, brand, source, sentiment) DO UPDATE SET"
+    return (
+        f"CREATE TABLE {table} (bucket TEXT NOT NULL, brand TEXT NOT NULL, source TEXT NOT NULL,"
+        " sentiment TEXT NOT NULL, n INTEGER NOT NULL, urgent INTEGER NOT NULL,"
+        " PRIMARY KEY (bucket, brand, source, sentiment)) WITHOUT ROWID",
+        f"CREATE TRIGGER {table}_post AFTER INSERT ON posts BEGIN INSERT INTO {table} VALUES"  # noqa: S608 (constants)
+        f" (substr(new.created_at, 1, {width}), coalesce(new.brand, ''), coalesce(new.source, ''),"
+        f" 'unscored', 1, 0) {upsert} n = n + 1; END",
+        f"CREATE TRIGGER {table}_score AFTER INSERT ON scores BEGIN"  # noqa: S608 (constants)
+        f" UPDATE {table} SET n = n - 1, urgent = urgent - coalesce((SELECT urgency >= 0.5 {before}),"
+        f" 0) WHERE (bucket, brand, source) = ({cell})"
+        f" AND sentiment = coalesce((SELECT sentiment {before}), 'unscored');"
+        f" DELETE FROM {table} WHERE n = 0 AND (bucket, brand, source) = ({cell});"
+        f" INSERT INTO {table} SELECT {key}, coalesce(brand, ''), coalesce(source, ''),"
+        f" new.sentiment, 1, new.urgency >= 0.5 FROM posts WHERE id = new.post_id"
+        f" {upsert} n = n + 1, urgent = urgent + excluded.urgent; END",
+        f"INSERT INTO {table} SELECT substr(p.created_at, 1, {width}), coalesce(p.brand, ''),"  # noqa: S608 (constants)
+        " coalesce(p.source, ''), coalesce(s.sentiment, 'unscored'), count(*),"
+        " coalesce(sum(s.urgency >= 0.5), 0) FROM posts p LEFT JOIN scores s"
+        " ON s.id = (SELECT max(id) FROM scores WHERE post_id = p.id) GROUP BY 1, 2, 3, 4",
+    )
+
+
+# rank = urgency x reach, reach = digits of the follower count (0-9 → 1, 1,000 → 4, 1M → 7)
+_TRIAGE_ROW = (
+    "SELECT p.id, s.id, p.created_at, p.brand, p.source, coalesce(s.lang, p.lang), s.sentiment,"
+    " s.urgency, max(coalesce(p.author_followers, 0), 0), s.urgency * length(CAST(max(coalesce("
+    "p.author_followers, 0), 0) AS TEXT)), coalesce((SELECT status FROM post_status"
+    " WHERE post_id = p.id), 'new') FROM posts p JOIN scores s ON s.post_id = p.id"
+    " WHERE p.duplicate_of IS NULL AND (s.sentiment = 'negative' OR s.urgency >= 0.5)"
+)
+_DASHBOARD = (
+    # full-text search over post text; external content: the text is stored once, in posts
+    "CREATE VIRTUAL TABLE posts_fts USING fts5(text, content='posts', content_rowid='id',"
+    " tokenize='unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER posts_fts_insert AFTER INSERT ON posts BEGIN"
+    " INSERT INTO posts_fts (rowid, text) VALUES (new.id, new.text); END",
+    "CREATE TRIGGER posts_fts_delete AFTER DELETE ON posts BEGIN"
+    " INSERT INTO posts_fts (posts_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
+    "CREATE TRIGGER posts_fts_update AFTER UPDATE OF text ON posts BEGIN"
+    " INSERT INTO posts_fts (posts_fts, rowid, text) VALUES ('delete', old.id, old.text);"
+    " INSERT INTO posts_fts (rowid, text) VALUES (new.id, new.text); END",
+    "INSERT INTO posts_fts (posts_fts) VALUES ('rebuild')",
+    # hourly cells for views per hour (up to a week), daily cells for views per day or week
+    *_rollup("post_hours", 13),
+    *_rollup("post_days", 10),
+    # what a human decided about a post, and what they said the model got wrong or right
+    "CREATE TABLE post_status (post_id INTEGER PRIMARY KEY REFERENCES posts(id),"
+    " status TEXT NOT NULL CHECK (status IN ('new', 'handled', 'not_relevant')),"
+    " updated_at TEXT NOT NULL, by TEXT)",
+    "CREATE TABLE feedback (id INTEGER PRIMARY KEY, post_id INTEGER NOT NULL REFERENCES posts(id),"
+    " field TEXT NOT NULL CHECK (field IN ('sentiment', 'urgency', 'relevance')),"
+    " label TEXT NOT NULL, predicted TEXT, model TEXT, model_version TEXT,"
+    " created_at TEXT NOT NULL, by TEXT)",
+    "CREATE INDEX idx_feedback_post ON feedback (post_id, field)",
+    "CREATE INDEX idx_feedback_created ON feedback (created_at)",
+    # the triage queue: posts whose current score is negative or help-seeking (urgency >= 0.5),
+    # cross-posts left out, carrying every column the queue filters and sorts on (status is a
+    # copy of post_status's), so a queue query reads one covering index and joins nothing
+    "CREATE TABLE triage (post_id INTEGER PRIMARY KEY REFERENCES posts(id),"
+    " score_id INTEGER NOT NULL, created_at TEXT NOT NULL, brand TEXT, source TEXT, lang TEXT,"
+    " sentiment TEXT NOT NULL, urgency REAL NOT NULL, followers INTEGER NOT NULL,"
+    " rank REAL NOT NULL, status TEXT NOT NULL)",
+    "CREATE TRIGGER triage_score AFTER INSERT ON scores BEGIN"  # noqa: S608 (constants)
+    " DELETE FROM triage WHERE post_id = new.post_id;"
+    f" INSERT INTO triage {_TRIAGE_ROW} AND s.id = new.id; END",
+    "CREATE TRIGGER triage_status_insert AFTER INSERT ON post_status BEGIN"
+    " UPDATE triage SET status = new.status WHERE post_id = new.post_id; END",
+    "CREATE TRIGGER triage_status_update AFTER UPDATE OF status ON post_status BEGIN"
+    " UPDATE triage SET status = new.status WHERE post_id = new.post_id; END",
+    f"INSERT INTO triage {_TRIAGE_ROW}"  # noqa: S608 (constants)
+    " AND s.id = (SELECT max(id) FROM scores WHERE post_id = p.id)",
+    "CREATE INDEX idx_triage_queue ON triage"
+    " (created_at, rank, brand, source, lang, sentiment, status)",
+    "CREATE INDEX idx_triage_lang ON triage (lang)",
+)
+
+
+def _m005_dashboard(db: Database) -> None:
+    """The dashboard: full-text search, hourly and daily rollups, the triage queue, each post's
+    status (new / handled / not relevant) and reviewers' feedback on the model.
+
+    Rollups and queue are kept by triggers, so they change in the same transaction as the posts
+    and scores they summarise, whatever code writes those. A post's current score is its newest
+    (highest id). Caveat: sqlite-utils ``transform()`` rebuilds a table and drops its triggers,
+    so a later migration that transforms posts, scores or post_status must recreate them.
+    Statements run one by one: ``executescript`` would commit the migration's transaction.
+    """
+    for statement in _DASHBOARD:
+        db.execute(statement)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_source_state", _m002_source_state),
     ("003_crossposts", _m003_crossposts),
     ("004_reports_and_threads", _m004_reports_and_threads),
+    ("005_dashboard", _m005_dashboard),
 ]
 
 

@@ -19,7 +19,9 @@ from storage.tx import immediate
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 DRY_RUN, SUPPRESSED = "dry_run", "suppressed"  # recorded for people to see, never sent
-STATUSES = (PENDING, DELIVERED, FAILED, DRY_RUN, SUPPRESSED)
+# held over a rule's quiet hours, then ``digested``: sent as part of one roll-up report
+HELD, DIGESTED = "held", "digested"
+STATUSES = (PENDING, DELIVERED, FAILED, DRY_RUN, SUPPRESSED, HELD, DIGESTED)
 
 
 def alert_id(rule: str, post_key: str, destination: str) -> str:
@@ -73,20 +75,47 @@ def sent_since(db: Database, rule: str, destination: str, since: datetime) -> in
     return int(row[0])
 
 
+def held(db: Database, rule: str, before: datetime) -> list[dict[str, Any]]:
+    """A rule's alerts held over quiet hours and created before ``before``, with their scores."""
+    sql = (
+        "SELECT a.id AS alert_id, a.destination, a.priority, a.created_at, a.post_id,"
+        " s.sentiment, s.urgency, p.brand FROM alerts a LEFT JOIN posts p ON p.id = a.post_id"
+        " LEFT JOIN scores s ON s.id = a.score_id"
+        " WHERE a.status = ? AND a.rule = ? AND a.created_at < ? ORDER BY a.created_at, a.id"
+    )
+    return [dict(r) for r in db.query(sql, [HELD, rule, to_iso(before)])]
+
+
+def mark_digested(db: Database, alert_ids: Iterable[str]) -> None:
+    """Held alerts now travel in a roll-up report; call in the transaction that queues it."""
+    with immediate(db):
+        db.conn.executemany(
+            "UPDATE alerts SET status = ? WHERE id = ? AND status = ?",
+            [(DIGESTED, a, HELD) for a in alert_ids],
+        )
+
+
 def due(db: Database, now: datetime, limit: int) -> list[dict[str, Any]]:
     """Pending alerts whose next attempt is due, oldest first, joined with post and score.
 
     Report alerts (spikes, digests) have no post: their post and score columns are NULL and
     ``report_id`` is set.
+
+    An alert created, or last attempted, *after* ``now`` is due too: its wait was measured by a
+    clock that has since been set back (NTP stepping a fast clock back, a VM restored), and
+    waiting for that clock to catch up again could hold it for hours or days.
     """
     sql = (
         "SELECT a.id AS alert_id, a.rule, a.destination, a.attempts, a.priority, a.report_id,"
         " s.sentiment, s.p_negative, s.p_neutral, s.p_positive, s.urgency, s.model,"
         " s.model_version, p.* FROM alerts a LEFT JOIN posts p ON p.id = a.post_id"
         " LEFT JOIN scores s ON s.id = a.score_id"
-        " WHERE a.status = ? AND a.next_attempt_at <= ? ORDER BY a.created_at, a.id LIMIT ?"
+        " WHERE a.status = ? AND (a.next_attempt_at <= ? OR a.created_at > ?"
+        " OR EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.at > ?))"
+        " ORDER BY a.created_at, a.id LIMIT ?"
     )
-    return [dict(r) for r in db.query(sql, [PENDING, to_iso(now), limit])]
+    stamp = to_iso(now)
+    return [dict(r) for r in db.query(sql, [PENDING, stamp, stamp, stamp, limit])]
 
 
 def thread_parent(db: Database, destination: str, platform: str, thread: str) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -19,7 +19,7 @@ from listener.errors import StorageError
 BUSY_TIMEOUT_MS = 10_000
 
 
-def connect(path: str | Path) -> Database:
+def connect(path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Database:
     """Open (creating if needed) a database with WAL, synchronous=NORMAL and a busy timeout.
 
     One connection per thread: sqlite3 connections must not be shared between threads.
@@ -28,8 +28,8 @@ def connect(path: str | Path) -> Database:
     if target != ":memory:":
         Path(target).parent.mkdir(parents=True, exist_ok=True)
     try:
-        conn = sqlite3.connect(target, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn = sqlite3.connect(target, isolation_level=None, timeout=busy_timeout_ms / 1000)
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -48,11 +48,32 @@ def immediate(db: Database) -> Iterator[Database]:
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
-        raise StorageError(f"database is busy or read-only: {exc}") from exc
+        raise StorageError(f"database is busy or read-only: {exc} (another process held it "
+                           "longer than the busy timeout); the next run retries") from exc
     try:
         yield db
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    else:
         conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:  # SQLite has already rolled back after some errors (SQLITE_FULL)
+            with suppress(sqlite3.Error):  # a failing ROLLBACK must not hide the cause
+                conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError) and _environmental(exc):
+            raise StorageError(_explain(exc)) from exc
+        raise
+
+
+# Failures of the machine, not of our SQL: a full disk, an I/O error, a lock held too long.
+_ENVIRONMENTAL = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_BUSY", "SQLITE_LOCKED",
+                  "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_NOMEM")
+
+
+def _environmental(exc: sqlite3.OperationalError) -> bool:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith(_ENVIRONMENTAL)
+
+
+def _explain(exc: sqlite3.OperationalError) -> str:
+    """The failed write as a StorageError message: what happened and what to do."""
+    what = "free disk space" if exc.sqlite_errorname == "SQLITE_FULL" else "check the disk"
+    return (f"database write failed ({exc.sqlite_errorname}: {exc}); nothing of it was saved "
+            f"and the next run retries it — {what}")

@@ -40,6 +40,11 @@ class Sink(Protocol):
 
     def close(self) -> None: ...
 
+    # Optional: ``check(self) -> str | None`` proves the destination is reachable and the
+    # credentials work WITHOUT delivering anything (``listener doctor``): returns what it
+    # verified, raises ``DeliveryError`` with the reason, or returns None when the remote
+    # cannot be checked without posting (Slack incoming webhooks, generic webhooks).
+
 
 def error_for_status(
     status: int, body: str, *, permanent: frozenset[int] = frozenset({400, 401, 403, 404, 410})

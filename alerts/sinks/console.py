@@ -13,8 +13,9 @@ from typing import ClassVar, Literal, TextIO
 from pydantic import Field
 
 from alerts.render import plain_text
+from alerts.render_report_text import report_text
 from alerts.sinks.base import SinkConfig
-from listener.models import AlertMessage
+from listener.models import AlertMessage, ReportMessage
 
 
 class ConsoleSinkConfig(SinkConfig):
@@ -27,10 +28,16 @@ class ConsoleSinkConfig(SinkConfig):
 
 
 class ConsoleSink:
-    """Writes :func:`alerts.render.plain_text` of each alert, one blank line between alerts."""
+    """Writes each alert as readable text, one blank line between alerts.
 
-    type: ClassVar[str] = "console"
+    Post alerts: :func:`alerts.render.plain_text`; reports (spikes, digests, held alerts):
+    :func:`alerts.render_report_text.report_text` — title, window, facts, terms and the example
+    posts with their sentiment. A digest's chart is not shown (a terminal cannot).
+    """
+
+    # Config first: below ``type`` the name means this ClassVar, not the builtin.
     Config: ClassVar[type[ConsoleSinkConfig]] = ConsoleSinkConfig
+    type: ClassVar[str] = "console"
 
     def __init__(self, config: ConsoleSinkConfig, *, stream: TextIO | None = None) -> None:
         """``stream`` overrides the configured one (tests pass a StringIO)."""
@@ -48,14 +55,18 @@ class ConsoleSink:
             return self._stream
         return sys.stderr if self._stream_name == "stderr" else sys.stdout
 
-    def send(self, message: AlertMessage) -> str | None:
+    def send(self, message: AlertMessage | ReportMessage) -> str | None:
         """Print the alert; there is no remote id."""
-        text = plain_text(message)
+        text = report_text(message) if isinstance(message, ReportMessage) else plain_text(message)
         with self._lock:
             target = self._target()
             target.write(text + "\n\n")
             target.flush()
         return None
+
+    def check(self) -> str:
+        """``listener doctor``: nothing remote; says where alerts will be printed."""
+        return f"prints alerts on {self._stream_name}"
 
     def close(self) -> None:
         """Flush, but never close: the stream belongs to whoever gave it (or to the process)."""

@@ -1,4 +1,5 @@
 """E-mail destination: each alert as one multipart/alternative (text + HTML) message over SMTP.
+Reports (spikes, digests) too, their chart inline: see :mod:`alerts.render_report_email`.
 
 Transport: ``smtplib.SMTP`` + STARTTLS (default), ``smtplib.SMTP_SSL`` (implicit TLS) or plain
 SMTP to a relay on this machine only. The TLS context comes from
@@ -37,10 +38,11 @@ from typing import ClassVar, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from alerts.render_email import html_body, plain_body, subject_line
+from alerts.render_report_email import write_report
 from alerts.sinks.base import SinkConfig
 from listener.errors import ConfigError, DeliveryError
 from listener.log import register_secret
-from listener.models import AlertMessage
+from listener.models import AlertMessage, ReportMessage
 
 log = logging.getLogger(__name__)
 
@@ -162,22 +164,25 @@ class EmailSink:
         security = self._config.security
         return f"EmailSink(name={self.name!r}, server={self._server!r}, security={security!r})"
 
-    def compose(self, message: AlertMessage) -> EmailMessage:
-        """The e-mail for one alert; the same alert always gets the same Message-ID."""
+    def compose(self, message: AlertMessage | ReportMessage) -> EmailMessage:
+        """The e-mail for one alert or report; the same alert always gets the same Message-ID."""
         config = self._config
         mail = EmailMessage(policy=SMTP_POLICY)
-        mail["Subject"] = subject_line(config.subject_prefix, message)
+        if isinstance(message, ReportMessage):  # with the chart inline, if there is one
+            write_report(mail, config.subject_prefix, message)
+        else:
+            mail["Subject"] = subject_line(config.subject_prefix, message)
+            mail.set_content(plain_body(message))
+            mail.add_alternative(html_body(message), subtype="html")
         mail["From"] = config.from_address
         mail["To"] = ", ".join(config.to)
         mail["Date"] = formatdate(usegmt=True)
         mail["Message-ID"] = message_id(message.alert_id, config.from_address)
         mail["X-Listener-Alert-Id"] = _id_token(message.alert_id)
         mail["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies to us
-        mail.set_content(plain_body(message))
-        mail.add_alternative(html_body(message), subtype="html")
         return mail
 
-    def send(self, message: AlertMessage) -> str | None:
+    def send(self, message: AlertMessage | ReportMessage) -> str | None:
         """One SMTP session; returns the Message-ID, or raises DeliveryError."""
         mail = self.compose(message)
         progress = _Progress()
@@ -201,6 +206,39 @@ class EmailSink:
 
     def close(self) -> None:
         """Nothing to release: each send opens and closes its own SMTP connection."""
+
+    def check(self) -> str:
+        """``listener doctor``: connect, EHLO, STARTTLS and log in as configured, then QUIT.
+
+        No mail is sent, so recipients and the sender address are not checked.
+        """
+        config, progress = self._config, _Progress()
+        try:
+            if config.security == "ssl":
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                    config.host, config.port, timeout=config.timeout, context=self._context)
+            else:
+                smtp = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+            try:
+                smtp.ehlo()
+                if config.security == "starttls":
+                    progress.phase = "starttls"
+                    smtp.starttls(context=self._context)
+                if config.username is not None and config.password is not None:
+                    progress.phase = "login"
+                    smtp.login(config.username, config.password)
+            finally:
+                _hang_up(smtp, polite=True)
+        except (smtplib.SMTPException, OSError, UnicodeError) as exc:
+            failure = self._describe(exc, progress.phase)
+            if failure is None:
+                raise
+            raise DeliveryError(f"e-mail destination '{self.name}': {failure.what}",
+                                status=failure.status, body_snippet=failure.snippet,
+                                retryable=False) from None
+        steps = ["EHLO", *(["STARTTLS"] if config.security == "starttls" else []),
+                 *(["login"] if progress.phase == "login" else [])]
+        return f"{self._server} ({config.security}): {', '.join(steps)} ok; no mail sent"
 
     def _transmit(self, mail: EmailMessage, progress: _Progress) -> dict[str, tuple[int, bytes]]:
         """Connect, secure, log in, send; ``progress.phase`` says how far it got."""

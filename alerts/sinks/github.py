@@ -7,6 +7,8 @@ Issues: read and write) is sent as ``Authorization: Bearer``, with the documente
 :mod:`alerts.render_github` renders the body so that post text cannot mention, link, embed or
 inject anything. ``send`` returns the issue *number* as a string (e.g. ``"42"``): the stable id
 inside the configured repository (owner/repo come from the config), shorter than ``html_url``.
+A report (spike, digest, alerts held over quiet hours) becomes one issue too, rendered by
+:mod:`alerts.render_report_github` and labelled ``listener`` and ``listener-<kind>``.
 
 Exactly-once effect: GitHub has no idempotency key, so each body ends with the hidden marker
 ``<!-- listener:<alert_id> -->``. When dispatch retries (``message.attempt > 1``) after an
@@ -36,11 +38,13 @@ import httpx
 from pydantic import ConfigDict, Field, field_validator
 
 from alerts.render_github import body, has_marker, marker_key, title
+from alerts.render_report_github import report_body, report_issue_title
+from alerts.render_report_text import EXAMPLE_TEXT_MAX, kind_tag
 from alerts.sinks._http import answer_error, https_or_local, json_object, request, split_url
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
 from listener.errors import DeliveryError, RateLimited
 from listener.log import redact, register_secret
-from listener.models import AlertMessage, Clock, utcnow
+from listener.models import AlertMessage, Clock, ReportMessage, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +157,7 @@ class GitHubSink:
         repo = f"{self._config.owner}/{self._config.repo}"
         return f"GitHubSink(name={self.name!r}, host={self._host!r}, repo={repo!r})"
 
-    def send(self, message: AlertMessage) -> str | None:
+    def send(self, message: AlertMessage | ReportMessage) -> str | None:
         """Create the issue (after looking for it on a retry); returns its number."""
         if message.attempt > 1:
             existing = self.find_existing(message)
@@ -161,12 +165,7 @@ class GitHubSink:
                 log.info("%s: alert %s already has issue #%s (an earlier try landed); not "
                          "creating another", self.name, message.alert_id, existing)
                 return existing
-        payload: dict[str, Any] = {
-            "title": title(message),
-            "body": body(message, self._config.excerpt_chars),
-        }
-        if self._config.labels:
-            payload["labels"] = list(dict.fromkeys(self._config.labels))
+        payload = self.issue(message)
         response = self._call("POST", f"{self._repo_path}/issues", message, "create issue",
                               json=payload)
         number = json_object(response).get("number")
@@ -174,7 +173,22 @@ class GitHubSink:
             return str(number)
         raise self._error(response, message, "create issue")
 
-    def find_existing(self, message: AlertMessage) -> str | None:
+    def issue(self, message: AlertMessage | ReportMessage) -> dict[str, Any]:
+        """The create request's body; a report is also labelled ``listener`` + its kind."""
+        labels = list(self._config.labels)
+        payload: dict[str, Any]
+        if isinstance(message, ReportMessage):
+            limit = min(self._config.excerpt_chars, EXAMPLE_TEXT_MAX)  # per example post
+            payload = {"title": report_issue_title(message), "body": report_body(message, limit)}
+            labels += ["listener", kind_tag(message)]
+        else:
+            payload = {"title": title(message),
+                       "body": body(message, self._config.excerpt_chars)}
+        if labels:
+            payload["labels"] = list(dict.fromkeys(labels))
+        return payload
+
+    def find_existing(self, message: AlertMessage | ReportMessage) -> str | None:
         """The number of an issue whose body ends with this alert's marker, or None."""
         recent = self._call(
             "GET", f"{self._repo_path}/issues", message, "list recent issues",
@@ -197,13 +211,31 @@ class GitHubSink:
     def close(self) -> None:
         self._client.close()
 
+    def check(self) -> str:
+        """``listener doctor``: list one issue of the repository; nothing is created.
+
+        Proves the token and that it can see the repository; whether it may also *create*
+        issues shows only on the first alert (GitHub has no dry run).
+        """
+        where = f"GitHub destination '{self.name}'"
+        response = request(self._client, "GET", f"{self._repo_path}/issues", where=where,
+                           service="GitHub", action="list issues", timeout=self._config.timeout,
+                           params={"state": "all", "per_page": 1})
+        if response.status_code != 200:
+            snippet = redact(_github_errors(json_object(response)) or response.text)[:300]
+            advice = STATUS_ADVICE.get(response.status_code, "check base_url, owner and repo")
+            raise answer_error(where, response.status_code, "list issues", snippet,
+                               retryable=False, advice=advice)
+        return f"token accepted; {self._config.owner}/{self._config.repo} is visible"
+
     # -- HTTP and error mapping --------------------------------------------------------------
 
-    def _where(self, message: AlertMessage) -> str:
+    def _where(self, message: AlertMessage | ReportMessage) -> str:
         return f"GitHub destination '{self.name}' (alert {message.alert_id})"
 
     def _call(
-        self, method: str, path: str, message: AlertMessage, action: str, **kwargs: Any
+        self, method: str, path: str, message: AlertMessage | ReportMessage, action: str,
+        **kwargs: Any,
     ) -> httpx.Response:
         """One request (see :func:`alerts.sinks._http.request`), then the rate-limit check."""
         maybe_done = "; GitHub may have created the issue, so the retry looks for it first"
@@ -216,7 +248,9 @@ class GitHubSink:
             self._raise_if_rate_limited(response, message)
         return response
 
-    def _raise_if_rate_limited(self, response: httpx.Response, message: AlertMessage) -> None:
+    def _raise_if_rate_limited(
+        self, response: httpx.Response, message: AlertMessage | ReportMessage
+    ) -> None:
         """Primary (remaining 0 → reset), secondary (retry-after, else ≥ 60 s); else return."""
         headers = response.headers
         text = str(json_object(response).get("message") or "")
@@ -240,7 +274,9 @@ class GitHubSink:
             wait,
         )
 
-    def _error(self, response: httpx.Response, message: AlertMessage, action: str) -> DeliveryError:
+    def _error(
+        self, response: httpx.Response, message: AlertMessage | ReportMessage, action: str
+    ) -> DeliveryError:
         """Map an unwanted answer: GitHub's message and errors, plus what to do about it."""
         status = response.status_code
         snippet = redact(_github_errors(json_object(response)) or " ".join(response.text.split()))

@@ -2,6 +2,8 @@
 
 Untrusted post text stays inert: :mod:`alerts.render_jira` builds the description as Atlassian
 Document Format from plain text nodes only (never wiki markup) and cuts it below Jira's limits.
+A report (spike, digest, alerts held over quiet hours) becomes one issue too, rendered the same
+way by :mod:`alerts.render_report_jira` and also labelled ``listener-<kind>``.
 
 Exactly-once effect: Jira has no idempotency key, so every issue carries the label
 ``listener-<alert_id>``. When dispatch retries (``message.attempt > 1``) after an ambiguous
@@ -29,11 +31,13 @@ import httpx
 from pydantic import ConfigDict, Field, field_validator
 
 from alerts.render_jira import alert_label, description, summary
+from alerts.render_report_jira import report_description, report_summary
+from alerts.render_report_text import EXAMPLE_TEXT_MAX, kind_tag
 from alerts.sinks._http import answer_error, https_base_url, json_object, register_secrets, request
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
 from listener.errors import DeliveryError, RateLimited
 from listener.log import redact
-from listener.models import AlertMessage, Clock, parse_iso, utcnow
+from listener.models import AlertMessage, Clock, ReportMessage, parse_iso, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +152,7 @@ class JiraSink:
         project = self._config.project_key
         return f"JiraSink(name={self.name!r}, host={self._host!r}, project={project!r})"
 
-    def send(self, message: AlertMessage) -> str | None:
+    def send(self, message: AlertMessage | ReportMessage) -> str | None:
         """Create the issue (after looking for it on a retry); returns the issue key."""
         if message.attempt > 1:
             existing = self.find_existing(message)
@@ -163,7 +167,7 @@ class JiraSink:
             return key
         raise self._error(response, message, "create issue")
 
-    def find_existing(self, message: AlertMessage) -> str | None:
+    def find_existing(self, message: AlertMessage | ReportMessage) -> str | None:
         """The key of an issue carrying this alert's label, or None (enhanced JQL search)."""
         label = alert_label(message.alert_id)  # [A-Za-z0-9_-] only: nothing to escape in JQL
         body = {"jql": f'labels = "{label}"', "fields": ["labels"], "maxResults": 5}
@@ -178,16 +182,22 @@ class JiraSink:
                 return key
         return None
 
-    def fields(self, message: AlertMessage) -> dict[str, Any]:
-        """The ``fields`` object of the create request."""
+    def fields(self, message: AlertMessage | ReportMessage) -> dict[str, Any]:
+        """The ``fields`` object of the create request; a report is also labelled by kind."""
         config = self._config
-        labels = list(dict.fromkeys([*config.labels, "listener", alert_label(message.alert_id)]))
+        labels = [*config.labels, "listener", alert_label(message.alert_id)]
+        if isinstance(message, ReportMessage):
+            limit = min(config.excerpt_chars, EXAMPLE_TEXT_MAX)  # per example post
+            text, doc = report_summary(message), report_description(message, limit)
+            labels.append(kind_tag(message))
+        else:
+            text, doc = summary(message), description(message, config.excerpt_chars)
         fields: dict[str, Any] = {
             "project": {"key": config.project_key},
             "issuetype": {"name": config.issue_type},
-            "summary": summary(message),
-            "description": description(message, config.excerpt_chars),
-            "labels": labels,
+            "summary": text,
+            "description": doc,
+            "labels": list(dict.fromkeys(labels)),
         }
         if config.priority_field:
             mapping = config.priority_map
@@ -199,13 +209,32 @@ class JiraSink:
     def close(self) -> None:
         self._client.close()
 
+    def check(self) -> str:
+        """``listener doctor``: search the project for our label; nothing is created.
+
+        Proves the site, the credentials and that the account can see the project (an unknown
+        or hidden project_key makes Jira answer 400).
+        """
+        where, key = f"Jira destination '{self.name}'", self._config.project_key
+        body = {"jql": f'project = "{key}" AND labels = "listener"', "fields": ["labels"],
+                "maxResults": 1}
+        response = request(self._client, "POST", SEARCH_PATH, where=where, service="Jira",
+                           action="search", timeout=self._config.timeout, json=body)
+        if response.status_code != 200:
+            snippet = self._redact(_jira_errors(json_object(response))[0] or response.text)[:300]
+            advice = STATUS_ADVICE.get(response.status_code, FIELD_ADVICE["project"])
+            raise answer_error(where, response.status_code, "search", snippet, retryable=False,
+                               advice=advice)
+        return f"signed in to {self._host}; project {key} can be searched"
+
     # -- HTTP and error mapping --------------------------------------------------------------
 
-    def _where(self, message: AlertMessage) -> str:
+    def _where(self, message: AlertMessage | ReportMessage) -> str:
         return f"Jira destination '{self.name}' (alert {message.alert_id})"
 
     def _call(
-        self, method: str, path: str, message: AlertMessage, action: str, **kwargs: Any
+        self, method: str, path: str, message: AlertMessage | ReportMessage, action: str,
+        **kwargs: Any,
     ) -> httpx.Response:
         """One request (see :func:`alerts.sinks._http.request`), then the rate-limit check."""
         maybe_done = "; Jira may have created the issue, so the retry searches for it first"
@@ -218,7 +247,9 @@ class JiraSink:
             self._raise_if_rate_limited(response, message)
         return response
 
-    def _raise_if_rate_limited(self, response: httpx.Response, message: AlertMessage) -> None:
+    def _raise_if_rate_limited(
+        self, response: httpx.Response, message: AlertMessage | ReportMessage
+    ) -> None:
         """429 always; 503 only when Jira says when to come back (Retry-After/X-RateLimit-Reset)."""
         headers = response.headers
         retry_after, reset = headers.get("Retry-After"), headers.get("X-RateLimit-Reset")
@@ -238,7 +269,9 @@ class JiraSink:
             wait,
         )
 
-    def _error(self, response: httpx.Response, message: AlertMessage, action: str) -> DeliveryError:
+    def _error(
+        self, response: httpx.Response, message: AlertMessage | ReportMessage, action: str
+    ) -> DeliveryError:
         """Map an unwanted answer: Jira's own error text plus what the operator should do."""
         status = response.status_code
         body = json_object(response)

@@ -1,84 +1,79 @@
-"""Slack destination: post alerts through an incoming webhook (slack_sdk's ``WebhookClient``).
+"""Slack destination: an incoming webhook, or a bot token with chat.postMessage (``slack_bot``).
 
-A webhook URL's path *is* the credential, so it never appears in an exception, a log line or a
-repr: exceptions name the destination instead, and the client logs through a per-destination
-logger whose filter redacts the URL before any handler sees the record.
+Two modes, exactly one per destination (the config insists):
 
-Retries belong to dispatch (with backoff, Retry-After and a record of every attempt), so the
-client gets ``retry_handlers=[]``: one HTTP request per ``send``. Slack has no idempotency key;
-a timeout after Slack received the request can still duplicate the alert on retry, and a short
-``timeout`` keeps that window small without cutting off a slow but working Slack.
+- ``webhook_url``: one POST per alert through slack_sdk's ``WebhookClient``. Webhooks return no
+  message id, cannot thread and cannot be searched, and Slack has no idempotency key: if the
+  process dies, or the answer is lost, after Slack accepted a message but before dispatch records
+  it, that message is posted again on the retry. A short ``timeout`` keeps that window small
+  without cutting off a slow but working Slack. A report's chart cannot be attached.
+- ``token`` + ``channel``: :class:`alerts.sinks.slack_bot.SlackBot` posts through
+  ``chat.postMessage``, returns the message ``ts``, threads follow-ups of a conversation, uploads
+  report charts and, on a retry, looks for the earlier message by its metadata before posting
+  again (see that module for the window that remains).
+
+Secrets: a webhook URL's path *is* the credential, and the bot token is one. Neither appears in
+an exception, a log line or a repr: exceptions name the destination instead, and the client
+logs through a per-destination logger whose filter masks the secret before any handler sees it.
+Retries belong to dispatch (backoff, Retry-After, a record of every attempt), so the clients get
+``retry_handlers=[]``: one HTTP request per call.
 """
 
 from __future__ import annotations
 
-import http.client
 import logging
 import re
 from typing import Any, ClassVar, Literal
-from urllib.error import URLError
 from urllib.parse import urlsplit
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from alerts.render import slack_message
+from alerts.render_report_slack import CHART_NOT_ATTACHED, slack_payload
 from alerts.sinks._http import (
     RedactFilter,
     has_controls,
+    https_base_url,
     https_or_local,
-    mask_secrets,
     register_secrets,
     split_url,
 )
-from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
-from listener.errors import DeliveryError, MissingDependency, RateLimited
-from listener.models import AlertMessage
+from alerts.sinks._slack_errors import network_error, webhook_error
+from alerts.sinks.base import SinkConfig
+from alerts.sinks.slack_bot import SlackBot
+from listener.errors import MissingDependency
+from listener.models import AlertMessage, ReportMessage
 
-REDACTED = "[webhook-url]"
-
-# Slack's webhook error codes that retrying cannot fix, with what the operator should do.
-# (docs.slack.dev "Sending messages using incoming webhooks", changelog 2016-05-17.)
-_REBUILD = "create a new incoming webhook in the Slack app settings and update webhook_url"
-_RENDER_BUG = "listener rendered a message Slack refuses; please report it with the alert id"
-PERMANENT_CODES: dict[str, str] = {
-    "invalid_payload": _RENDER_BUG,
-    "invalid_blocks": _RENDER_BUG,
-    "invalid_blocks_format": _RENDER_BUG,
-    "msg_blocks_too_long": _RENDER_BUG,
-    "too_many_attachments": _RENDER_BUG,
-    "missing_text_or_fallback_or_attachments": _RENDER_BUG,
-    "user_not_found": f"the webhook's user no longer exists; {_REBUILD}",
-    "action_prohibited": (
-        "a workspace admin restricts this webhook; ask them, or use another channel"
-    ),
-    "posting_to_general_channel_denied": (
-        "only admins may post in this channel; pick another channel for the webhook"
-    ),
-    "channel_not_found": f"the webhook's channel was deleted or is no longer reachable; {_REBUILD}",
-    "channel_is_archived": f"the webhook's channel is archived; unarchive it, or {_REBUILD}",
-    "no_service": f"the webhook was removed or disabled; {_REBUILD}",
-    "no_active_hooks": f"the webhook was deactivated; {_REBUILD}",
-    "no_team": f"the webhook's workspace no longer exists; {_REBUILD}",
-    "invalid_token": (
-        "the webhook URL is invalid or was revoked; copy it again from the Slack app settings "
-        "into its environment variable"
-    ),
-    "team_disabled": "the Slack workspace is disabled; nothing will post until it is restored",
-}
-_CODE = re.compile(r"^[a-z][a-z0-9_]{1,60}$")
+SLACK_API_URL = "https://slack.com/api"
+_TOKEN = re.compile(r"^(?:xoxe\.)?xox[bp]-[A-Za-z0-9-]+$")
+_CHANNEL = re.compile(r"^#?[^\s#<>&|,@]{1,80}$")
+_MAYBE_TWICE = "; Slack may have posted it, so the retry can show a duplicate"
+_QUIET = ("Failed to send a request", "Failed to decode Slack API response")
 
 
 class SlackSinkConfig(SinkConfig):
-    """An incoming webhook. (A later ``token`` + ``channel`` mode will use chat.postMessage and
-    return the message ``ts``; a model validator will then require exactly one of the two.)"""
+    """An incoming webhook (``webhook_url``), or a bot token and a channel to post in."""
 
-    # The config loader prints pydantic's messages; never let them echo the secret URL back.
+    # The config loader prints pydantic's messages; never let them echo a secret back.
     model_config = ConfigDict(hide_input_in_errors=True)
 
     type: Literal["slack"] = Field("slack", description="always 'slack'")
-    webhook_url: str = Field(
+    webhook_url: str | None = Field(
+        None,
         repr=False,
         description='incoming-webhook URL (a secret: give it as {"$env": NAME}); https only',
+    )
+    token: str | None = Field(
+        None,
+        repr=False,
+        description='instead of webhook_url: the app\'s bot token xoxb-… (a secret: '
+        '{"$env": SLACK_BOT_TOKEN}); needs channel',
+    )
+    channel: str | None = Field(
+        None,
+        description="with token: the channel ID (C0123ABCDEF, recommended) or #name to post in",
+    )
+    base_url: str = Field(
+        SLACK_API_URL, description="with token: the Slack Web API root (proxies, tests)"
     )
     timeout: float = Field(
         10, gt=0, le=120, description="seconds to wait for Slack to connect and to answer"
@@ -89,8 +84,10 @@ class SlackSinkConfig(SinkConfig):
 
     @field_validator("webhook_url")
     @classmethod
-    def _https_only(cls, url: str) -> str:
+    def _https_only(cls, url: str | None) -> str | None:
         """The URL carries the credential: plain http would send it in clear over the network."""
+        if url is None:
+            return None
         url = url.strip()
         if has_controls(url):
             raise ValueError("webhook_url must not contain spaces or control characters")
@@ -99,25 +96,55 @@ class SlackSinkConfig(SinkConfig):
             raise ValueError("webhook_url must be a full URL such as https://hooks.slack.com/…")
         return https_or_local(url, "webhook_url", parts)
 
+    @field_validator("token")
+    @classmethod
+    def _bot_token(cls, token: str | None) -> str | None:
+        if token is not None and not _TOKEN.match(token.strip()):
+            raise ValueError("token must be the app's bot token (xoxb-…) or a user token "
+                             "(xoxp-…)")
+        return None if token is None else token.strip()
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, channel: str | None) -> str | None:
+        if channel is not None and not _CHANNEL.match(channel.strip()):
+            raise ValueError("channel must be a channel ID such as C0123ABCDEF or a #name")
+        return None if channel is None else channel.strip()
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, url: str) -> str:
+        return https_base_url(url, "base_url")
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> SlackSinkConfig:
+        if (self.webhook_url is None) == (self.token is None):
+            raise ValueError(
+                "give either webhook_url (an incoming webhook) or token and channel (a bot "
+                "token), not both and not neither"
+            )
+        if self.token is not None and self.channel is None:
+            raise ValueError("token needs channel: the channel ID (C0123ABCDEF) or #name")
+        if self.webhook_url is not None and self.channel is not None:
+            raise ValueError(
+                "channel works with token only: an incoming webhook posts to the channel it was "
+                "created for"
+            )
+        return self
+
 
 class _RedactFilter(RedactFilter):
-    """Masks the webhook URL (and its path, the credential) in records of the client logger.
+    """Masks the secret in records of the client logger.
 
-    The library's own error line on a failed request is lowered to DEBUG: we raise a
-    DeliveryError that dispatch logs with context.
+    The library's own error lines on a failed request are lowered to DEBUG: we raise an error
+    that dispatch logs with context.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         super().filter(record)
-        if record.levelno >= logging.ERROR and record.getMessage().startswith(
-            "Failed to send a request"
-        ):
+        if record.levelno >= logging.ERROR and record.getMessage().startswith(_QUIET):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return True
-
-
-def _redact(text: str, secrets: tuple[str, ...]) -> str:
-    return mask_secrets(text, secrets, REDACTED)
 
 
 def _secrets_of(url: str) -> tuple[str, ...]:
@@ -129,7 +156,7 @@ def _secrets_of(url: str) -> tuple[str, ...]:
 
 
 class SlackSink:
-    """Posts each alert as Block Kit through an incoming webhook; webhooks return no message id."""
+    """Posts each alert or report as Block Kit, through a webhook or with a bot token."""
 
     type: ClassVar[str] = "slack"
     Config: ClassVar[type[SlackSinkConfig]] = SlackSinkConfig
@@ -142,104 +169,56 @@ class SlackSink:
         self.name = config.name
         self.min_interval = config.min_interval
         self._timeout = config.timeout
-        self._host = urlsplit(config.webhook_url).hostname or "?"
-        self._secrets = _secrets_of(config.webhook_url)
+        if config.token is not None:
+            url, self._secrets, mask = config.base_url, (config.token,), "[slack-token]"
+        else:
+            url = config.webhook_url or ""
+            self._secrets, mask = _secrets_of(url), "[webhook-url]"
+        self._host = urlsplit(url).hostname or "?"
         register_secrets(self._secrets)  # for the handler-level filter of listener.log as well
         self._logger = logging.getLogger(f"{__name__}.client.{self.name}")
-        self._filter = _RedactFilter(self._secrets, REDACTED)
+        self._filter = _RedactFilter(self._secrets, mask)
         self._logger.addFilter(self._filter)
-        self._client = WebhookClient(
-            config.webhook_url, timeout=config.timeout, retry_handlers=[], logger=self._logger
-        )
+        self._bot: SlackBot | None = None
+        self._webhook: Any = None
+        if config.token is not None:
+            self._bot = SlackBot(config, self._logger)
+        else:
+            self._webhook = WebhookClient(
+                url, timeout=config.timeout, retry_handlers=[], logger=self._logger
+            )
 
     def __repr__(self) -> str:
-        return f"SlackSink(name={self.name!r}, host={self._host!r})"
+        mode = f"channel={self._bot.channel!r}" if self._bot else "mode='webhook'"
+        return f"SlackSink(name={self.name!r}, host={self._host!r}, {mode})"
 
-    def send(self, message: AlertMessage) -> str | None:
-        """One POST; returns None on ``200 ok`` or raises RateLimited / DeliveryError."""
+    def send(self, message: AlertMessage | ReportMessage) -> str | None:
+        """Bot token: the message ``ts``. Webhook: None on ``200 ok``. Else RateLimited or
+        DeliveryError."""
+        if self._bot is not None:
+            return self._bot.send(message)
+        return self._send_webhook(message)
+
+    def check(self) -> str | None:
+        """``listener doctor``: a bot token is verified without posting; a webhook cannot be."""
+        return self._bot.check() if self._bot is not None else None
+
+    def close(self) -> None:
+        """Detach the redacting filter; the clients hold no open connection between sends."""
+        self._logger.removeFilter(self._filter)
+
+    def _send_webhook(self, message: AlertMessage | ReportMessage) -> None:
+        """One POST; ``from None`` because the cause can hold the URL (HTTPError.url, frames)."""
+        where = f"Slack destination '{self.name}' (alert {message.alert_id})"
         try:
-            response = self._client.send_dict(slack_message(message))
+            response = self._webhook.send_dict(slack_payload(message, CHART_NOT_ATTACHED))
         except Exception as exc:
-            mapped = self._network_error(exc, message)
+            mapped = network_error(exc, where, self._timeout, self._secrets, _MAYBE_TWICE)
             if mapped is exc:
                 raise  # not a delivery failure but a bug: keep the original traceback
-            # ``from None``: the cause can hold the URL (HTTPError.url, frame locals in reports).
             raise mapped from None
         body = response.body if isinstance(response.body, str) else ""
         if response.status_code == 200 and body.strip() == "ok":
             return None
-        raise self._answer_error(response.status_code, body, response.headers, message)
+        raise webhook_error(where, response.status_code, body, response.headers, self._secrets)
 
-    def close(self) -> None:
-        """Detach the redacting filter; the client holds no open connection between sends."""
-        self._logger.removeFilter(self._filter)
-
-    def _answer_error(
-        self, status: int, body: str, headers: Any, message: AlertMessage
-    ) -> RateLimited | DeliveryError:
-        """Map Slack's answer to our exceptions: 429 waits, known codes park, 5xx retries."""
-        snippet = _redact(body.strip(), self._secrets)[:300]
-        where = f"Slack destination '{self.name}' (alert {message.alert_id})"
-        if status == 429:
-            wait = retry_after_seconds(_header(headers, "Retry-After"))
-            return RateLimited(
-                f"{where}: rate-limited by Slack (HTTP 429); retry in {wait:g}s", wait
-            )
-        code = snippet if _CODE.match(snippet) else ""
-        retryable = error_for_status(status, snippet).retryable and code not in PERMANENT_CODES
-        if 200 <= status < 300:
-            retryable, advice = False, "unexpected answer; is webhook_url a Slack incoming webhook?"
-        elif 300 <= status < 400:
-            advice = "the webhook URL redirects; configure the final https URL"
-        elif code in PERMANENT_CODES:
-            advice = PERMANENT_CODES[code]
-        elif retryable:
-            advice = "Slack or the network failed; dispatch will retry"
-        else:
-            advice = "Slack refused the alert; check the webhook in the Slack app settings"
-        label = f"HTTP {status} {code}".rstrip()
-        return DeliveryError(
-            f"{where}: {label}: {advice}", status=status, body_snippet=snippet, retryable=retryable
-        )
-
-    def _network_error(self, exc: Exception, message: AlertMessage) -> Exception:
-        """What urllib/http.client raise under WebhookClient, mapped to a retryable DeliveryError.
-
-        ``urlopen`` wraps failures while connecting and sending in ``URLError`` (refused, DNS,
-        TLS, connect timeout); a read timeout arrives bare as ``TimeoutError``
-        (``socket.timeout``); a dropped connection as ``http.client.HTTPException`` or another
-        ``OSError``. Anything else is a bug and is returned unchanged (re-raised as is).
-        """
-        from slack_sdk.errors import SlackRequestError
-
-        where = f"Slack destination '{self.name}' (alert {message.alert_id})"
-        if isinstance(exc, SlackRequestError):  # bad URL or proxy setting: retrying cannot help
-            detail = _redact(str(exc), self._secrets)[:200]
-            return DeliveryError(
-                f"{where}: slack_sdk refused the request: {detail}", retryable=False
-            )
-        reason: object = exc.reason if isinstance(exc, URLError) else exc
-        if isinstance(exc, http.client.InvalidURL):
-            return DeliveryError(f"{where}: webhook_url is malformed", retryable=False)
-        if isinstance(reason, TimeoutError):
-            what = (
-                f"no answer within {self._timeout:g}s; Slack may have posted it, "
-                "so the retry can show a duplicate"
-            )
-        elif isinstance(exc, (OSError, http.client.HTTPException)):
-            detail = _redact(f"{type(reason).__name__}: {reason}", self._secrets)[:200]
-            what = f"could not reach Slack ({detail}); check network, DNS, proxy and TLS"
-        else:
-            return exc
-        return DeliveryError(f"{where}: {what}", retryable=True)
-
-
-def _header(headers: Any, name: str) -> str | None:
-    """Case-insensitive header lookup over whatever mapping the client returned."""
-    if not headers:
-        return None
-    wanted = name.lower()
-    for key, value in headers.items():
-        if str(key).lower() == wanted:
-            return value[0] if isinstance(value, list) and value else value
-    return None

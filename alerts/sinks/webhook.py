@@ -1,6 +1,7 @@
 """Generic webhook destination: POST each alert as signed JSON, for anything else (httpx).
 
-The request. ``POST <url>`` with the JSON of :func:`webhook_payload` and three headers:
+The request. ``POST <url>`` with the JSON of :mod:`alerts.render_webhook` (a post alert, or a
+report: a spike, a digest, alerts held over quiet hours) and three headers:
 ``X-Listener-Id: <alert id>`` (stable across retries: receivers dedupe on it),
 ``X-Listener-Timestamp: <unix seconds>`` and ``X-Listener-Signature: sha256=<hex>``, the
 HMAC-SHA256 with the configured ``secret`` over the bytes ``<timestamp>.<raw body>``.
@@ -46,11 +47,12 @@ from typing import Any, ClassVar, Literal
 import httpx
 from pydantic import ConfigDict, Field, model_validator
 
-from alerts.render import excerpt, safe_url, strip_controls
+from alerts.render import strip_controls
+from alerts.render_webhook import report_payload, webhook_payload
 from alerts.sinks._http import RedactFilter, has_controls, mask_secrets, register_secrets
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
 from listener.errors import DeliveryError, RateLimited
-from listener.models import AlertMessage, Clock, to_iso, utcnow
+from listener.models import AlertMessage, Clock, ReportMessage, to_iso, utcnow
 
 Resolver = Callable[[str, int], list[str]]
 """``(host, port) -> IP addresses``; injected so tests control DNS."""
@@ -109,6 +111,9 @@ class WebhookSinkConfig(SinkConfig):
     timeout: float = Field(10, gt=0, le=120, description="seconds to connect and to answer")
     min_interval: float = Field(0, ge=0, description="seconds between two requests")
     max_text_chars: int = Field(4000, ge=100, le=100_000, description="post text cut to this")
+    include_chart: bool = Field(
+        False, description="add a digest's chart (PNG, base64) to report payloads as chart_png"
+    )
     allow_insecure_http: bool = Field(False, description="allow http:// (no TLS): tests only")
     allow_private_network: bool = Field(
         False, description="allow private/loopback/link-local targets (SSRF guard off)"
@@ -138,32 +143,6 @@ class WebhookSinkConfig(SinkConfig):
         return self
 
 
-def webhook_payload(msg: AlertMessage, sent_at: str, text_limit: int) -> dict[str, Any]:
-    """The JSON body; untrusted strings are control-stripped and the text cut."""
-    post, score = msg.post, msg.score
-    author = strip_controls(post.author).strip() if post.author else None
-    return {
-        "id": msg.alert_id,
-        "rules": list(msg.rules),
-        "destination": msg.destination,
-        "priority": msg.priority,
-        "post": {
-            "platform": post.platform, "id": post.platform_id, "url": safe_url(post.url),
-            "author": author or None, "author_followers": post.author_followers,
-            "text": excerpt(strip_controls(post.text), text_limit),
-            "created_at": to_iso(post.created_at), "brand": post.brand, "lang": post.lang,
-            "kind": post.kind, "rating": post.rating,
-        },
-        "score": {
-            "sentiment": score.sentiment,
-            "probabilities": {"negative": score.p_negative, "neutral": score.p_neutral,
-                              "positive": score.p_positive},
-            "urgency": score.urgency, "model": score.model, "model_version": score.model_version,
-        },
-        "sent_at": sent_at,
-    }
-
-
 def sign(secret: str, timestamp: str, body: bytes) -> str:
     """``sha256=<hex HMAC-SHA256 over "<timestamp>.<body>">``."""
     mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
@@ -173,8 +152,9 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 class WebhookSink:
     """Delivers each alert as one signed POST; returns the receiver's ``id`` if it gives one."""
 
-    type: ClassVar[str] = "webhook"
+    # Config first: below ``type`` the name means this ClassVar, not the builtin.
     Config: ClassVar[type[WebhookSinkConfig]] = WebhookSinkConfig
+    type: ClassVar[str] = "webhook"
 
     def __init__(self, config: WebhookSinkConfig, *, clock: Clock = utcnow,
                  resolve: Resolver = resolve_host) -> None:
@@ -201,11 +181,16 @@ class WebhookSink:
     def __repr__(self) -> str:
         return f"WebhookSink(name={self.name!r}, host={self._host!r})"
 
-    def send(self, message: AlertMessage) -> str | None:
+    def send(self, message: AlertMessage | ReportMessage) -> str | None:
         """One signed POST to the checked address; raises RateLimited / DeliveryError."""
         now = self._clock()
         timestamp = str(int(now.timestamp()))
-        payload = webhook_payload(message, to_iso(now), self._config.max_text_chars)
+        config = self._config
+        if isinstance(message, ReportMessage):
+            payload = report_payload(message, to_iso(now), config.max_text_chars,
+                                     config.include_chart)
+        else:
+            payload = webhook_payload(message, to_iso(now), config.max_text_chars)
         body = json.dumps(payload, separators=(",", ":")).encode("ascii")
         target = self._checked_target(message)
         headers = {
@@ -224,7 +209,12 @@ class WebhookSink:
         logging.getLogger("httpx").removeFilter(self._filter)
         self._client.close()
 
-    def _checked_target(self, message: AlertMessage) -> httpx.URL:
+    def check(self) -> None:
+        """``listener doctor``: nothing to check. A receiver has no endpoint but the one that
+        acts on what it gets, so any test request would be a delivery."""
+        return None
+
+    def _checked_target(self, message: AlertMessage | ReportMessage) -> httpx.URL:
         """Resolve now and return the URL aimed at the first address, if every one is allowed."""
         port = self._url.port or (443 if self._url.scheme == "https" else 80)
         try:
@@ -243,7 +233,9 @@ class WebhookSink:
             )
         return self._url.copy_with(host=addresses[0])
 
-    def _post(self, request: httpx.Request, message: AlertMessage) -> tuple[int, bytes, Any]:
+    def _post(
+        self, request: httpx.Request, message: AlertMessage | ReportMessage
+    ) -> tuple[int, bytes, Any]:
         """Send and read at most ANSWER_MAX bytes of the answer; network errors are retryable."""
         where = self._where(message)
         try:
@@ -266,7 +258,7 @@ class WebhookSink:
         raise DeliveryError(f"{where}: {what}", retryable=True) from None
 
     def _answer_error(self, status: int, answer: bytes, headers: Any,
-                      message: AlertMessage) -> Exception:
+                      message: AlertMessage | ReportMessage) -> Exception:
         """429 waits, 3xx and permanent 4xx park, 408/425/5xx retry."""
         where = self._where(message)
         retry_after = headers.get("Retry-After")
@@ -285,7 +277,7 @@ class WebhookSink:
         return DeliveryError(f"{where}: HTTP {status}: {advice}", status=status,
                              body_snippet=snippet, retryable=retryable)
 
-    def _where(self, message: AlertMessage) -> str:
+    def _where(self, message: AlertMessage | ReportMessage) -> str:
         return f"webhook destination '{self.name}' (alert {message.alert_id})"
 
 

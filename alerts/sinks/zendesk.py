@@ -1,5 +1,10 @@
 """Zendesk destination: one ticket per alert through the Ticketing API (httpx, API token).
 
+A report (spike, digest, alerts held over quiet hours) is one ticket too: subject = its title,
+a body with its facts, terms and example posts, tags ``listener``, ``listener-<kind>``, its name
+and ``brand-<brand>``, the API user as requester (a report has no single author), and the same
+idempotency as a post alert.
+
 Exactly-once effect. Every create carries ``Idempotency-Key: <alert id>`` and the ticket's
 ``external_id`` is the alert id. Zendesk keeps a key for two hours: a replay with the same body
 answers the first ticket and ``x-idempotency-lookup: hit`` (logged), a first use ``miss``; the
@@ -20,20 +25,16 @@ address is ``<platform>-<author slug>-<hash>@<requester_email_domain>``, stable 
 domain no real user has (default ``listener.invalid``, RFC 2606: never delivered), so a hostile
 author name can never select an existing customer, and notifications go nowhere.
 
-Priority: low/normal/high map to Zendesk's low/normal/high; high with urgency at or above
-``urgent_urgency`` (default 0.9) becomes ``urgent``.
+Priority: low/normal/high map to Zendesk's low/normal/high; a post alert's high with urgency at
+or above ``urgent_urgency`` (default 0.9) becomes ``urgent``.
 
-Untrusted text. Zendesk renders a comment's ``body`` as Markdown and expands ``{{...}}``
-placeholders (dynamic content) in subjects. Post text, author and brand are control-stripped,
-whitespace-collapsed, cut with :func:`alerts.render.excerpt` and defused with a zero-width space:
-after every ``]`` (no ``[x](url)``, ``![](pixel)``, ``[x]: url``), after ``<`` (no raw HTML or
-``<url>`` autolinks), between ``{{`` / ``{%``, and after a leading ``@``.
+Untrusted text (Zendesk renders comment bodies as Markdown and expands ``{{...}}`` placeholders)
+is made inert by :mod:`alerts.render_zendesk`.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import re
 from typing import Any, ClassVar, Literal
@@ -42,30 +43,26 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from alerts.render import (
-    ZWSP,
-    brand_name,
-    excerpt,
-    reach_label,
-    safe_url,
-    sentiment_label,
-    strip_controls,
-    urgency_label,
+from alerts.render import strip_controls
+from alerts.render_report_text import EXAMPLE_TEXT_MAX
+from alerts.render_zendesk import (
+    report_body,
+    report_subject,
+    report_tags,
+    requester_for,
+    ticket_body,
+    ticket_priority,
+    ticket_subject,
+    zendesk_tag,
 )
-from alerts.sinks._http import LOCAL_HOSTS, json_object, register_secrets
+from alerts.sinks._http import LOCAL_HOSTS, answer_error, json_object, register_secrets, request
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
 from listener.errors import DeliveryError, RateLimited
-from listener.models import AlertMessage, to_iso
+from listener.models import AlertMessage, ReportMessage
 
 log = logging.getLogger(__name__)
 
 TICKETS = "/api/v2/tickets.json"
-SUBJECT_MAX = 150
-TAG_MAX = 80
-_TAG_UNSAFE = re.compile(r"[^a-z0-9_-]+")
-_SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
-_PLACEHOLDER = re.compile(r"\{(?=[{%])")
-_LEADING_AT = re.compile(r"(?<![\w.])@(?=\w)")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOST = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})+$")
 _ADVICE = {
@@ -161,88 +158,35 @@ class ZendeskSinkConfig(SinkConfig):
         return self.base_url or f"https://{self.subdomain}.zendesk.com"
 
 
-# -- rendering: pure functions --------------------------------------------------------------
+# -- the request body -------------------------------------------------------------------
 
 
-def inert(text: str, limit: int) -> str:
-    """Untrusted text made plain for Markdown and placeholders, cut to ``limit`` code points.
-
-    A lone surrogate (possible in text decoded from JSON) becomes "?": it cannot be sent as UTF-8.
-    """
-    cut = excerpt(strip_controls(text), limit).encode("utf-8", "replace").decode("utf-8")
-    cut = cut.replace("]", "]" + ZWSP).replace("<", "<" + ZWSP)
-    return _LEADING_AT.sub("@" + ZWSP, _PLACEHOLDER.sub("{" + ZWSP, cut))
-
-
-def zendesk_tag(name: str) -> str:
-    """Tag syntax: lower case, a-z 0-9 _ -, no spaces (Zendesk splits tags on spaces)."""
-    return _TAG_UNSAFE.sub("_", name.lower()).strip("_-")[:TAG_MAX]
-
-
-def ticket_subject(msg: AlertMessage) -> str:
-    """``Acme · mastodon · negative``, plain text of at most 150 characters."""
-    return inert(f"{brand_name(msg)} · {msg.post.platform} · {msg.score.sentiment}", SUBJECT_MAX)
-
-
-def ticket_priority(msg: AlertMessage, urgent_urgency: float | None) -> str:
-    priority = msg.priority.lower() if msg.priority.lower() in ("low", "high") else "normal"
-    if priority == "high" and urgent_urgency is not None and msg.score.urgency >= urgent_urgency:
-        return "urgent"
-    return priority
-
-
-def ticket_body(msg: AlertMessage, limit: int) -> str:
-    """The first comment: who posted what where, the model's verdict, the rules, the alert id."""
-    post, score = msg.post, msg.score
-    url = safe_url(post.url)
-    link = url.replace("[", "%5B").replace("]", "%5D") if url else "(no safe link)"
-    text = inert(post.text, limit) or "(no text)"
-    author = inert(post.author or "unknown", 200)
-    lines = [
-        f"{ticket_subject(msg)} — social-listener alert",
-        "",
-        f"Post by {author} ({reach_label(post.author_followers)}) on {inert(post.platform, 40)},"
-        f" {to_iso(post.created_at)}:",
-        "",
-        f"> {text}",
-        "",
-        f"- Sentiment: {sentiment_label(msg)}",
-        f"- Urgency: {urgency_label(score.urgency)}",
-        f"- Rules: {inert(', '.join(msg.rules), 500) or '-'}",
-        f"- Priority: {inert(msg.priority, 20)}",
-        f"- Link: {link}",
-        f"- Model: {inert(f'{score.model} {score.model_version}', 200)}",
-        f"- Alert id: {msg.alert_id}",
-    ]
-    return "\n".join(lines)
-
-
-def requester_for(msg: AlertMessage, domain: str) -> dict[str, str] | None:
-    """A stable synthetic end user for the post's author (see the module docstring)."""
-    author = strip_controls(msg.post.author or "").strip()
-    if not author:
-        return None
-    platform = _SLUG_UNSAFE.sub("-", msg.post.platform.lower()).strip("-")[:20] or "social"
-    slug = _SLUG_UNSAFE.sub("-", author.lower()).strip("-")[:30] or "user"
-    digest = hashlib.sha256(f"{msg.post.platform}\x1f{author}".encode()).hexdigest()[:10]
-    name = inert(f"{author} ({msg.post.platform})", 100)
-    return {"name": name, "email": f"{platform}-{slug}-{digest}@{domain}"}
-
-
-def ticket_payload(msg: AlertMessage, config: ZendeskSinkConfig) -> dict[str, Any]:
-    """The Create Ticket body; a function of the alert and config only (idempotent replays)."""
-    tags = [*config.tags, "listener", *(zendesk_tag(rule) for rule in msg.rules)]
+def ticket_payload(
+    msg: AlertMessage | ReportMessage, config: ZendeskSinkConfig
+) -> dict[str, Any]:
+    """The Create Ticket body; a function of the message and config only (idempotent replays)."""
+    requester: dict[str, str] | None = None
+    if isinstance(msg, ReportMessage):  # no single author: the API user is the requester
+        limit = min(config.max_text_chars, EXAMPLE_TEXT_MAX)  # per example post
+        subject, body, tags = report_subject(msg), report_body(msg, limit), report_tags(msg)
+        priority = ticket_priority(msg.priority)
+    else:
+        subject, body = ticket_subject(msg), ticket_body(msg, config.max_text_chars)
+        tags = [zendesk_tag(rule) for rule in msg.rules]
+        very_urgent = config.urgent_urgency is not None and \
+            msg.score.urgency >= config.urgent_urgency
+        priority = ticket_priority(msg.priority, urgent=very_urgent)
+        if config.requester == "author":
+            requester = requester_for(msg, config.requester_email_domain)
     ticket: dict[str, Any] = {
-        "subject": ticket_subject(msg),
-        "comment": {"body": ticket_body(msg, config.max_text_chars), "public": config.public},
+        "subject": subject,
+        "comment": {"body": body, "public": config.public},
         "external_id": msg.alert_id,
-        "priority": ticket_priority(msg, config.urgent_urgency),
-        "tags": [t for t in dict.fromkeys(tags) if t],
+        "priority": priority,
+        "tags": [t for t in dict.fromkeys([*config.tags, "listener", *tags]) if t],
     }
-    if config.requester == "author":
-        requester = requester_for(msg, config.requester_email_domain)
-        if requester is not None:
-            ticket["requester"] = requester
+    if requester is not None:
+        ticket["requester"] = requester
     if config.group_id is not None:
         ticket["group_id"] = config.group_id
     if config.custom_fields:
@@ -256,8 +200,9 @@ def ticket_payload(msg: AlertMessage, config: ZendeskSinkConfig) -> dict[str, An
 class ZendeskSink:
     """Creates one ticket per alert; returns the ticket id."""
 
-    type: ClassVar[str] = "zendesk"
+    # Config first: below ``type`` the name means this ClassVar, not the builtin.
     Config: ClassVar[type[ZendeskSinkConfig]] = ZendeskSinkConfig
+    type: ClassVar[str] = "zendesk"
 
     def __init__(self, config: ZendeskSinkConfig) -> None:
         self.name = config.name
@@ -276,7 +221,7 @@ class ZendeskSink:
     def __repr__(self) -> str:
         return f"ZendeskSink(name={self.name!r}, host={self._host!r})"
 
-    def send(self, message: AlertMessage) -> str | None:
+    def send(self, message: AlertMessage | ReportMessage) -> str | None:
         """Find the ticket of an earlier attempt, or create it with the idempotency key."""
         if message.attempt > 1:
             existing = self._find(message)
@@ -298,7 +243,19 @@ class ZendeskSink:
     def close(self) -> None:
         self._client.close()
 
-    def _created(self, response: httpx.Response, message: AlertMessage) -> str:
+    def check(self) -> str:
+        """``listener doctor``: list tickets by an external id no alert has; nothing is created."""
+        where = f"Zendesk destination '{self.name}'"
+        response = request(self._client, "GET", TICKETS, where=where, service="Zendesk",
+                           action="list tickets", timeout=self._config.timeout,
+                           params={"external_id": "listener-doctor"})
+        if response.status_code != 200:
+            advice = _ADVICE.get(response.status_code, "check url / subdomain, email and api_token")
+            raise answer_error(where, response.status_code, "list tickets",
+                               _error_detail(response), retryable=False, advice=advice)
+        return f"signed in to {self._host}; tickets can be listed"
+
+    def _created(self, response: httpx.Response, message: AlertMessage | ReportMessage) -> str:
         lookup = response.headers.get("x-idempotency-lookup", "")
         ticket_id = json_object(response).get("ticket", {}).get("id")
         if not isinstance(ticket_id, int):
@@ -313,7 +270,7 @@ class ZendeskSink:
                      self.name, ticket_id, message.alert_id, lookup or "not reported")
         return str(ticket_id)
 
-    def _find(self, message: AlertMessage) -> str | None:
+    def _find(self, message: AlertMessage | ReportMessage) -> str | None:
         """The oldest ticket whose external_id is the alert id (List Tickets filter)."""
         response = self._request(message, "GET", TICKETS,
                                  params={"external_id": message.alert_id})
@@ -324,7 +281,9 @@ class ZendeskSink:
                and t.get("external_id") == message.alert_id]
         return str(min(ids)) if ids else None
 
-    def _request(self, message: AlertMessage, method: str, path: str, **kw: Any) -> httpx.Response:
+    def _request(
+        self, message: AlertMessage | ReportMessage, method: str, path: str, **kw: Any
+    ) -> httpx.Response:
         """One HTTP request; network failures become retryable DeliveryErrors."""
         try:
             return self._client.request(method, path, **kw)
@@ -338,7 +297,9 @@ class ZendeskSink:
             what = f"could not reach Zendesk ({type(exc).__name__}); check network, DNS and TLS"
         raise DeliveryError(f"{self._where(message)}: {what}", retryable=True) from None
 
-    def _answer_error(self, response: httpx.Response, message: AlertMessage) -> Exception:
+    def _answer_error(
+        self, response: httpx.Response, message: AlertMessage | ReportMessage
+    ) -> Exception:
         """Map Zendesk's answer: 429 waits, 4xx parks with advice, 5xx retries."""
         status, where = response.status_code, self._where(message)
         retry_after = response.headers.get("Retry-After")
@@ -361,7 +322,7 @@ class ZendeskSink:
         return DeliveryError(f"{where}: {label}: {advice}", status=status,
                              body_snippet=detail, retryable=error.retryable)
 
-    def _where(self, message: AlertMessage) -> str:
+    def _where(self, message: AlertMessage | ReportMessage) -> str:
         return f"Zendesk destination '{self.name}' (alert {message.alert_id})"
 
 

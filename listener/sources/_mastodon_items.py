@@ -63,6 +63,16 @@ def raw_status(status: dict[str, Any], status_id: str, created: datetime,
             | {"followers_count": account.get("followers_count")}}
 
 
+def thread_of(status: dict[str, Any], status_id: str) -> str:
+    """The status it replies to, else its own id (both local ids of the one instance polled).
+
+    Mastodon names only the direct parent, so a reply threads under the alert about the post it
+    answers, not under the conversation's first post: a reply to a reply starts a new thread.
+    """
+    parent = status.get("in_reply_to_id")
+    return str(parent) if parent else status_id
+
+
 def valid_state(value: Any) -> bool:
     pending = value.get("pending") if isinstance(value, dict) else None
     return isinstance(value, dict) and isinstance(value.get("since_id"), str | None) and (

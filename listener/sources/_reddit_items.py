@@ -128,8 +128,14 @@ def to_post(thing: Thing, source: str, brand: str | None) -> Post:
         created_at=datetime.fromtimestamp(thing.created_utc, UTC), source=source,
         url=_permalink(data.get("permalink")),
         author=author if isinstance(author, str) and author != "[deleted]" else None,
-        lang=None, kind="mention", brand=brand, raw=_raw(thing),
+        lang=None, kind="mention", brand=brand, raw=_raw(thing), thread=thread_of(thing),
     )
+
+
+def thread_of(thing: Thing) -> str | None:
+    """The submission a post belongs to: its own fullname, or a comment's ``link_id``."""
+    link = thing.fullname if thing.kind == "t3" else thing.data.get("link_id")
+    return link if isinstance(link, str) and link.startswith("t3_") else None
 
 
 def _permalink(value: Any) -> str | None:

@@ -301,3 +301,11 @@ def followers_of(user: dict[str, Any] | None) -> int | None:
     metrics = user.get("public_metrics") if user else None
     count = metrics.get("followers_count") if isinstance(metrics, dict) else None
     return count if isinstance(count, int) and not isinstance(count, bool) else None
+
+
+def conversation_of(item: dict[str, Any]) -> str | None:
+    """The thread a post belongs to: its ``conversation_id`` (the id of the conversation's first
+    post, its own id for a post that starts one); None when X sent none (the field must be
+    asked for in ``tweet.fields``)."""
+    value = item.get("conversation_id")
+    return value if isinstance(value, str) and value.isdigit() else None

@@ -63,3 +63,8 @@ class Source(Protocol):
     # Optional: ``backfill(self, since: datetime) -> Iterator[Page]`` pulls history back to
     # ``since`` as far as the platform allows (its docstring says how far). Its pages carry
     # ``cursor=None``: history never moves the live cursor. ``listener backfill`` calls it.
+
+    # Optional: ``check(self) -> str`` makes ONE cheap call that proves the credentials and
+    # settings work (``listener doctor``), returns what it verified ("token accepted; …") and
+    # raises ``SourceError`` / ``RateLimited`` with the reason otherwise. It must not store or
+    # move anything. Sources without credentials may leave it out.

@@ -30,13 +30,13 @@ more results left, ``pending`` keeps an ``until`` bound below what was read and 
 time; the next poll reads on below it down to ``since`` before moving the mark, so a burst larger
 than one poll leaves no gap. A stream's first poll takes the latest ``max_pages`` pages only.
 A brand's languages are not sent as ``lang`` (the server would drop posts without ``langs``,
-which the local filter keeps). Posts taken down or hidden by moderation (labels ``!takedown``, ``!hide``, ``!suspend`` on the
-post or its author) are skipped.
+which the local filter keeps). Posts taken down or hidden by moderation (labels ``!takedown``,
+``!hide``, ``!suspend`` on the post or its author) are skipped. A reply's ``thread`` is the root
+post of its thread (``record.reply.root``), so its alert is threaded under the root's in Slack.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,17 +48,24 @@ from pydantic import Field, field_validator
 
 from listener.errors import ConfigError, ListenerError, MissingDependency, RateLimited, SourceError
 from listener.log import register_secret
-from listener.models import Page, Post, Rejected, parse_iso, to_iso
+from listener.models import Page, Post, Rejected, to_iso
 from listener.query import to_simple_queries
+from listener.sources._bluesky_items import (
+    bounded,
+    dump_cursor,
+    load_cursor,
+    ms_iso,
+    raw_post,
+    removed,
+    thread_of,
+    time_or_none,
+)
 from listener.sources.base import SourceConfig, SourceContext
 from listener.sources.http import USER_AGENT, raise_for_status
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "bluesky"
-CURSOR_VERSION = 1
-SEEN_MAX = 500  # URIs remembered per stream to skip the overlap window
-_REMOVED = frozenset({"!takedown", "!hide", "!suspend"})
 _POST = "app.bsky.feed.post"
 
 
@@ -106,26 +113,6 @@ class _Stream:
     brand: str
 
 
-def _at(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return parse_iso(text)
-    except (ValueError, OverflowError):
-        return None
-
-
-def _ms(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-
-
-def _bounded(seen: dict[str, str], since: datetime | None) -> dict[str, str]:
-    """The newest SEEN_MAX entries, none older than ``since``."""
-    dated = [(when, uri, text) for uri, text in seen.items() if (when := _at(text)) is not None]
-    kept = [entry for entry in dated if since is None or entry[0] >= since]
-    return {uri: text for _, uri, text in sorted(kept, reverse=True)[:SEEN_MAX]}
-
-
 class BlueskySource:
     """New Bluesky posts matching the brands' queries."""
 
@@ -165,15 +152,15 @@ class BlueskySource:
 
     def fetch(self, cursor: Any) -> Iterator[Page]:
         """Pages of new posts, brand query by brand query."""
-        states = _load_cursor(cursor, {s.key for s in self._streams}, self.name)
+        states = load_cursor(cursor, {s.key for s in self._streams}, self.name)
         for stream in self._streams:
             yield from self._poll(stream, states)
 
     def _poll(self, stream: _Stream, states: dict[str, dict[str, Any]]) -> Iterator[Page]:
         before = states.get(stream.key, {"since": None, "seen": {}})
-        since, seen = _at(before.get("since")), dict(before.get("seen") or {})
+        since, seen = time_or_none(before.get("since")), dict(before.get("seen") or {})
         pending = before.get("pending") or {}
-        newest, fresh = _at(pending.get("newest")), dict(pending.get("seen") or {})
+        newest, fresh = time_or_none(pending.get("newest")), dict(pending.get("seen") or {})
         params: dict[str, Any] = {"q": stream.query, "sort": "latest",
                                   "limit": self.config.page_size, "until": pending.get("until")}
         if since is not None:
@@ -183,7 +170,8 @@ class BlueskySource:
             content = self._search(stream, {**params, "cursor": api_cursor})
             posts, rejected, times = self._convert(content["posts"], stream, {**seen, **fresh})
             fresh.update(times)
-            newest = max([t for t in (newest, *map(_at, times.values())) if t], default=None)
+            read = [t for t in map(time_or_none, times.values()) if t]
+            newest = max([t for t in (newest, *read) if t], default=None)
             api_cursor = content.get("cursor")
             done = not content["posts"] or not api_cursor
             if not done and number < self.config.max_pages:
@@ -191,7 +179,7 @@ class BlueskySource:
                 continue
             states[stream.key] = self._next_state(stream, since, seen, fresh, newest, done)
             if posts or rejected or states[stream.key] != before:
-                yield Page(posts, _dump(states), rejected)
+                yield Page(posts, dump_cursor(states), rejected)
             return
 
     def _next_state(self, stream: _Stream, since: datetime | None, seen: dict[str, str],
@@ -200,15 +188,15 @@ class BlueskySource:
         if done or since is None or not fresh:
             high = max([t for t in (newest, since) if t], default=None)  # never backwards
             window = high - overlap if high else None
-            return {"since": _ms(high) if high else None,
-                    "seen": _bounded({**seen, **fresh}, window)}
-        oldest = min(t for t in map(_at, fresh.values()) if t)
+            return {"since": ms_iso(high) if high else None,
+                    "seen": bounded({**seen, **fresh}, window)}
+        oldest = min(t for t in map(time_or_none, fresh.values()) if t)
         until = to_iso(oldest + timedelta(seconds=1))  # until is exclusive; to_iso truncates
         log.warning("source %s: Bluesky search %r has more than %d pages of new posts; the next "
                     "poll reads on below %s (raise max_pages or poll more often)",
                     self.name, stream.query, self.config.max_pages, until)
-        return {"since": _ms(since), "seen": seen, "pending": {
-            "until": until, "newest": _ms(newest), "seen": _bounded(fresh, newest - overlap)}}
+        return {"since": ms_iso(since), "seen": seen, "pending": {
+            "until": until, "newest": ms_iso(newest), "seen": bounded(fresh, newest - overlap)}}
 
     def backfill(self, since: datetime) -> Iterator[Page]:
         """Posts back to ``since`` (searched with ``since=``), as deep as the search index and its
@@ -318,10 +306,10 @@ class BlueskySource:
                 continue
             if post.platform_id in times:
                 continue  # twice in one answer
-            times[post.platform_id] = _ms(post.created_at)
+            times[post.platform_id] = ms_iso(post.created_at)
             if post.platform_id in skip:
                 continue  # seen in the overlap window or on an earlier page
-            if _removed(view):
+            if removed(view):
                 log.debug("bluesky %s: removed by moderation; skipped", post.platform_id)
             elif not post.text:
                 log.debug("bluesky %s: no text (media only); skipped", post.platform_id)
@@ -336,7 +324,7 @@ class BlueskySource:
         did, collection, rkey = [*uri.removeprefix("at://").split("/"), "", ""][:3]
         if not uri.startswith("at://") or collection != _POST or not rkey:
             return Rejected(f"bluesky {uri}", "uri is not at://<did>/app.bsky.feed.post/<rkey>")
-        created, indexed = _at(record.created_at), _at(view.indexed_at)
+        created, indexed = time_or_none(record.created_at), time_or_none(view.indexed_at)
         if created is None or indexed is None:
             return Rejected(f"bluesky {uri}", f"bad createdAt/indexedAt: {record.created_at!r}")
         handle = view.author.handle
@@ -345,7 +333,8 @@ class BlueskySource:
             platform=PLATFORM, platform_id=uri, text=record.text.strip(),
             created_at=min(created, indexed), source=self.name,
             url=f"https://bsky.app/profile/{profile}/post/{rkey}", author=handle,
-            lang=(record.langs or [None])[0], brand=stream.brand, raw=_raw(item),
+            lang=(record.langs or [None])[0], brand=stream.brand, raw=raw_post(item),
+            thread=thread_of(record, uri),
         )
 
 
@@ -353,51 +342,3 @@ def _register_session(event: Any, session: Any) -> None:
     """Session tokens are credentials too: redact them from every log line."""
     register_secret(session.access_jwt)
     register_secret(session.refresh_jwt)
-
-
-def _removed(view: Any) -> bool:
-    labels = [*(view.labels or []), *(view.author.labels or [])]
-    return any(getattr(label, "val", None) in _REMOVED for label in labels)
-
-
-def _raw(item: dict[str, Any]) -> dict[str, Any]:
-    """The useful part of the postView, as served (no session data is ever in it)."""
-    author, record = item.get("author") or {}, item.get("record") or {}
-    return {
-        "uri": item.get("uri"), "cid": item.get("cid"),
-        "author": {k: author.get(k) for k in ("did", "handle", "displayName")},
-        "record": {k: record.get(k) for k in ("text", "createdAt", "langs")},
-        **{k: item.get(k) for k in ("indexedAt", "likeCount", "repostCount", "replyCount",
-                                    "quoteCount")},
-    }
-
-
-def _valid_state(value: Any) -> bool:
-    if not isinstance(value, dict) or not isinstance(value.get("seen", {}), dict):
-        return False
-    if value.get("since") is not None and _at(value.get("since")) is None:
-        return False
-    pending = value.get("pending")
-    return pending is None or (isinstance(pending, dict) and _at(pending.get("until"))
-                               is not None and _at(pending.get("newest")) is not None)
-
-
-def _load_cursor(cursor: Any, keys: set[str], source: str) -> dict[str, dict[str, Any]]:
-    """Per-stream states for the brand queries configured now (others are dropped)."""
-    if cursor is None:
-        return {}
-    streams = cursor.get("streams") if isinstance(cursor, dict) else None
-    if not isinstance(streams, dict) or cursor.get("version") != CURSOR_VERSION:
-        log.warning("source %s: cursor not understood; starting every query afresh", source)
-        return {}
-    states = {}
-    for key, value in streams.items():
-        if key in keys and _valid_state(value):
-            states[key] = copy.deepcopy(value)
-        elif key in keys:
-            log.warning("source %s: bad cursor entry for %s; starting it afresh", source, key)
-    return states
-
-
-def _dump(states: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {"version": CURSOR_VERSION, "streams": copy.deepcopy(states)}

@@ -169,6 +169,20 @@ class FileSource:
         for path in paths:
             yield from self._fetch_file(path, formats[path], states)
 
+    def check(self) -> str:
+        """``listener doctor``: the path's files (or a glob's folder) exist and are readable."""
+        paths = self._matching_files()
+        folder = os.path.join(os.path.abspath(self.ctx.base_dir), os.path.expanduser(self.config.path))
+        while _GLOB_MAGIC.search(folder):  # a glob's folder: where new files will appear
+            folder = os.path.dirname(folder)
+        if not paths and not (os.path.isdir(folder) and os.access(folder, os.R_OK | os.X_OK)):
+            raise SourceError(f"source '{self.name}': {self.config.path!r} matches no file")
+        unreadable = [p for p in paths if not os.access(p, os.R_OK)]
+        if unreadable:
+            raise SourceError(f"source '{self.name}': cannot read {', '.join(unreadable[:3])}; "
+                              "check that the listener's user may read it")
+        return f"{len(paths)} file(s) readable" if paths else f"no file yet; {folder} is readable"
+
     def _matching_files(self) -> list[str]:
         pattern = os.path.expanduser(self.config.path)
         base = os.path.abspath(self.ctx.base_dir)

@@ -357,10 +357,14 @@ class HackerNewsSource:
             log.debug("source %s: hackernews %s skipped: deleted or dead (no text or author)",
                       self.name, item_id)
             return None
+        thread: str | None = item_id  # a story starts a conversation; a comment is in its story's
+        if is_comment:
+            story = str(hit.get("story_id"))
+            thread = story if story.isdigit() else None
         return Post(
             platform=PLATFORM, platform_id=item_id, text=text,
             created_at=datetime.fromtimestamp(stamp, UTC), source=self.name,
-            url=ITEM_URL.format(item_id), author=str(author), brand=brand,
+            url=ITEM_URL.format(item_id), author=str(author), brand=brand, thread=thread,
             raw={"kind": "comment" if is_comment else "story",
                  **{k: hit[k] for k in _RAW_KEYS if hit.get(k) is not None}},
         )

@@ -58,6 +58,7 @@ from listener.sources._mastodon_items import (
     raw_status,
     reset_wait,
     status_ids,
+    thread_of,
 )
 from listener.sources.base import SourceConfig, SourceContext
 from listener.sources.http import USER_AGENT, raise_for_status
@@ -362,4 +363,5 @@ class MastodonSource:
             author_followers=followers if type(followers) is int and followers >= 0 else None,
             lang=status.get("language") or None, brand=stream.brand,
             raw=raw_status(status, status_id, created, account),
+            thread=thread_of(status, status_id),
         )

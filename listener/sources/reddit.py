@@ -259,6 +259,12 @@ class RedditSource:
         """Release the HTTP connections (the daemon keeps a source for its whole life)."""
         self._http.close()
 
+    def check(self) -> str:
+        """``listener doctor``: an app-only token, then one page of the first stream."""
+        stream = self._streams[0]
+        children, _after = self._listing(stream, None)
+        return f"app-only token granted; {stream.key} answered ({len(children)} item(s))"
+
     # -- live polling ----------------------------------------------------------------------
 
     def fetch(self, cursor: Any) -> Iterator[Page]:

@@ -16,18 +16,12 @@ With ``mentions_of`` (numeric user ids of your own accounts), ``GET /2/users/:id
 polled the same way; each mention is tagged with the first brand whose query accepts it, else
 the source's ``brand``.
 
+Each post's ``thread`` is its ``conversation_id`` (requested in ``tweet.fields``), so alerts
+about replies are threaded in Slack under the alert about the conversation's first post.
+
 tweepy's host is fixed and its client has no timeout: ``_x_transport`` mounts an adapter that
 sends every request to ``base_url`` with ``ctx.http_timeout``, and masks the bearer token in
-tweepy's DEBUG log lines.
-
-Cursor (JSON; every page that moves it carries all of it)::
-
-    {"version": 1,
-     "brands":   {"acme": {"since_id": "1790000000000000001"}},
-     "mentions": {"2244994945": {"since_id": "1790000000000000007"}}}
-
-and, while a cycle is unfinished, an entry is
-``{"since_id": old, "next_token": "...", "newest_id": "<the cycle's newest>"}``.
+tweepy's DEBUG log lines. The cursor's format is described in ``_x_cursor``.
 """
 
 from __future__ import annotations
@@ -47,10 +41,12 @@ from listener.errors import ConfigError, MissingDependency
 from listener.log import register_secret
 from listener.models import Page, Post, Rejected, parse_iso
 from listener.query import Brand, Or, to_x
+from listener.sources._x_cursor import load_cursor
 from listener.sources._x_transport import (
     X_API_URL,
     XBadRequest,
     call_x,
+    conversation_of,
     followers_of,
     install_transport,
     is_retweet,
@@ -66,7 +62,6 @@ from listener.sources.http import USER_AGENT
 
 log = logging.getLogger(__name__)
 
-CURSOR_VERSION = 1
 SEARCH_WINDOW = timedelta(days=7)
 """Recent search reaches back 7 days; backfill starts one minute inside that window."""
 
@@ -209,7 +204,7 @@ class XSource:
 
     def fetch(self, cursor: Any) -> Iterator[Page]:
         """New posts of every brand (and mentions feed), one cycle each, from ``cursor``."""
-        state = _load_cursor(cursor, self.name)
+        state = load_cursor(cursor, self.name)
         seen: set[str] = set()  # a post found by two brands in one poll is yielded once
         for feed in self._feeds:
             yield from self._cycle(feed, state, seen)
@@ -267,6 +262,21 @@ class XSource:
             return None
         state[feed.group][feed.key] = entry
         return copy.deepcopy(state)
+
+    def check(self) -> str:
+        """``listener doctor``: one request of the first feed, over the last minute only.
+
+        It proves the token, the access tier (search needs Basic or above) and the query; the
+        one-minute window keeps what it reads off the monthly post cap in all but busy feeds.
+        """
+        feed = self._feeds[0]
+        start = self.ctx.clock() - timedelta(minutes=1)
+        body = call_x(
+            self.name, self._transport, self.ctx.clock(), self.config.usage_cap_reset_day,
+            lambda: self._request(feed, None, None, start),
+        )
+        data, _users, _meta = parse_response(body, self.name, feed.label)
+        return f"token accepted; {feed.label} answered ({len(data)} post(s) in the last minute)"
 
     # -- history ---------------------------------------------------------------------------
 
@@ -366,38 +376,10 @@ class XSource:
             url=f"https://x.com/{author}/status/{post_id}" if author
             else f"https://x.com/i/web/status/{post_id}",
             author=author, author_followers=followers_of(user), lang=lang, kind="mention",
-            brand=brand, raw=dict(item),
+            brand=brand, raw=dict(item), thread=conversation_of(item) or post_id,
         )
 
     def _brand_of(self, text: str, lang: str | None, author: str | None) -> str | None:
         """A mention's brand: the first whose query accepts it, else the source's ``brand``."""
         found = next((b for b in self.ctx.brands if b.accepts(text, lang, author)), None)
         return found.name if found else self.config.brand
-
-
-def _load_cursor(cursor: Any, source: str) -> dict[str, Any]:
-    """The saved state; anything not understood starts over (logged), never crashes."""
-    state: dict[str, Any] = {"version": CURSOR_VERSION, "brands": {}, "mentions": {}}
-    if cursor is None:
-        return state
-    if not isinstance(cursor, dict) or cursor.get("version") != CURSOR_VERSION:
-        log.warning("source %s: cursor not understood; starting from the newest posts", source)
-        return state
-    for group in ("brands", "mentions"):
-        entries = cursor.get(group)
-        for key, entry in (entries.items() if isinstance(entries, dict) else ()):
-            if _valid_entry(entry):
-                state[group][str(key)] = dict(entry)
-            else:
-                log.warning("source %s: bad cursor entry %s/%s ignored", source, group, key)
-    return state
-
-
-def _valid_entry(entry: Any) -> bool:
-    if not isinstance(entry, dict) or not isinstance(entry.get("since_id"), str):
-        return False
-    pending = {"next_token", "newest_id"} & set(entry)
-    return set(entry) <= {"since_id", "next_token", "newest_id"} and (
-        not pending or (pending == {"next_token", "newest_id"}
-                        and all(isinstance(entry[k], str) for k in pending))
-    )

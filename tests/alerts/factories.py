@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from listener.models import AlertMessage, Post, Score
+from listener.models import AlertMessage, Post, ReportMessage, Score
 
 POSTED = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
 
@@ -52,3 +52,32 @@ def make_alert(
         score=score or make_score(),
         **overrides,
     )
+
+
+REPORT_END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8  # the signature, then bytes sinks pass on
+
+
+def make_report(**overrides: Any) -> ReportMessage:
+    """A spike report with two example posts and no chart; override what a test is about."""
+    examples = (
+        (make_post(platform_id="1", text="The Acme app is down again, nobody answers."),
+         make_score()),
+        (make_post(platform="x", platform_id="2", url="https://x.com/bob/status/2",
+                   author="bob", author_followers=None, text="acme login broken since 9am"),
+         make_score(sentiment="neutral", p_negative=0.3, p_neutral=0.6, p_positive=0.1,
+                    urgency=0.45)),
+    )
+    fields: dict[str, Any] = {
+        "alert_id": "r1e2p3o4r5t6", "kind": "spike", "name": "acme-spikes",
+        "destination": "ops", "title": "Acme: 5× the usual volume of negative posts",
+        "window_start": REPORT_END - timedelta(hours=1), "window_end": REPORT_END,
+        "brand": "Acme", "source": None,
+        "summary": "120 posts in the last hour against 24 on a usual hour; 71% negative.",
+        "facts": (("Posts", "120"), ("Baseline", "24/h"), ("Negative", "71%")),
+        "terms": ("outage", "login", "refund"), "examples": examples,
+        "numbers": {"posts": 120, "baseline": 24.0, "negative_share": 0.71},
+        "priority": "high",
+    }
+    fields.update(overrides)
+    return ReportMessage(**fields)

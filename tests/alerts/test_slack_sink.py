@@ -1,17 +1,20 @@
-"""SlackSink: the real slack_sdk WebhookClient over real HTTP to the fake webhook on 127.0.0.1."""
+"""SlackSink in webhook mode (the real slack_sdk WebhookClient over real HTTP to the fake webhook on
+127.0.0.1) and the configuration of both modes; the bot-token mode is in test_slack_bot.py."""
 
 from __future__ import annotations
 
 import logging
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from alerts.sinks import sink_class
 from alerts.sinks.slack import SlackSink, SlackSinkConfig
-from listener.errors import DeliveryError, RateLimited
+from listener.config import load_config
+from listener.errors import ConfigError, DeliveryError, RateLimited
 from tests.alerts.factories import make_alert
 from tests.fakes.slack import HANG_UP, FakeSlackWebhook
 
@@ -60,6 +63,12 @@ def test_delivered_with_escaped_blocks(slack: FakeSlackWebhook, sink: SlackSink)
     body = request.json
     assert body["blocks"][1]["text"]["text"] == "> &lt;!channel&gt; refund me &amp; now"
     assert "&lt;!channel&gt;" in body["text"]
+
+
+def test_a_webhook_cannot_be_checked_without_posting(
+    slack: FakeSlackWebhook, sink: SlackSink
+) -> None:
+    assert sink.check() is None and slack.requests == []  # `listener doctor` says: skipped
 
 
 def test_one_request_per_send_even_on_failure(slack: FakeSlackWebhook, sink: SlackSink) -> None:
@@ -150,7 +159,7 @@ def test_webhook_url_never_leaks(slack: FakeSlackWebhook, caplog: pytest.LogCapt
     sink.close()
     assert len(errors) == 6
     assert "Sending a request" in caplog.text  # the client did log at DEBUG: the check is live
-    visible = [caplog.text, repr(sink), repr(sink._client.__dict__.keys())]
+    visible = [caplog.text, repr(sink), repr(sink._webhook.__dict__.keys())]
     visible += [f"{e!s} {e!r} {getattr(e, 'body_snippet', '')}" for e in errors]
     visible += [r.getMessage() for r in caplog.records]
     for text in visible:
@@ -201,5 +210,50 @@ def test_https_and_local_http_are_accepted() -> None:
         {"type": "slack", "name": "s", "webhook_url": "https://hooks.slack.com/x"}
     )
     assert config.timeout == 10 and config.min_interval == 1.0
-    fields = SlackSinkConfig.model_fields
-    assert all(fields[k].description for k in ("type", "webhook_url", "timeout", "min_interval"))
+    assert config.token is None and config.channel is None
+    assert all(field.description for field in SlackSinkConfig.model_fields.values())
+
+
+TOKEN = "xoxb-1111-2222-SECRETSECRET"
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({}, "give either webhook_url"),
+        ({"webhook_url": "https://hooks.slack.com/x", "token": TOKEN, "channel": "C0123ABCDEF"},
+         "not both"),
+        ({"token": TOKEN}, "token needs channel"),
+        ({"webhook_url": "https://hooks.slack.com/x", "channel": "C0123ABCDEF"},
+         "channel works with token only"),
+        ({"token": "SECRETSECRET", "channel": "C0123ABCDEF"}, "bot token (xoxb-"),
+        ({"token": TOKEN, "channel": "#sup port"}, "channel ID such as C0123ABCDEF"),
+        ({"token": TOKEN, "channel": "C0123ABCDEF", "base_url": "http://slack.example/api"},
+         "base_url must use https"),
+    ],
+)
+def test_exactly_one_mode_with_messages_naming_the_keys(keys: dict[str, str], message: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        SlackSinkConfig.model_validate({"type": "slack", "name": "s", **keys})
+    assert message in str(info.value) and "SECRETSECRET" not in str(info.value)
+
+
+def test_bot_mode_config_and_repr_hide_the_token() -> None:
+    config = SlackSinkConfig(name="s", token=f" {TOKEN} ", channel=" #support ")
+    assert (config.token, config.channel, config.base_url) == (
+        TOKEN, "#support", "https://slack.com/api")
+    sink = SlackSink(config)
+    assert repr(sink) == "SlackSink(name='s', host='slack.com', channel='#support')"
+    assert "SECRETSECRET" not in repr(config) + repr(sink)
+    sink.close()
+
+
+def test_a_bad_slack_destination_names_file_line_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("destinations:\n  - type: console\n    name: c\n  - type: slack\n"
+                    "    name: bot\n    token: {\"$env\": SLACK_BOT_TOKEN}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={"SLACK_BOT_TOKEN": TOKEN})
+    error = info.value
+    assert (error.file, error.line, error.key) == (str(path), 4, "destinations[1]")
+    assert "token needs channel" in str(error) and "SECRETSECRET" not in str(error)

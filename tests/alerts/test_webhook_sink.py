@@ -63,9 +63,10 @@ def test_delivers_signed_payload(receiver: FakeWebhookReceiver, sink: WebhookSin
     assert request.headers["x-listener-signature"].startswith("sha256=")
     assert request.headers["content-type"] == "application/json"
     body = request.json
-    assert set(body) == {"id", "rules", "destination", "priority", "post", "score", "sent_at"}
-    assert (body["id"], body["rules"], body["sent_at"]) == (
-        "a1b2c3d4e5f6", ["negative-mentions"], "2026-11-20T12:00:00Z")
+    assert set(body) == {"type", "id", "rules", "destination", "priority", "post", "score",
+                         "sent_at"}
+    assert (body["type"], body["id"], body["rules"], body["sent_at"]) == (
+        "alert", "a1b2c3d4e5f6", ["negative-mentions"], "2026-11-20T12:00:00Z")
     assert body["post"] == {
         "platform": "mastodon", "id": "110000000000000001",
         "url": "https://mastodon.example/@jane/110000000000000001", "author": "jane",

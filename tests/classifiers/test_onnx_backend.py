@@ -1,35 +1,32 @@
-"""The ONNX backend against the torch fp32 path on varied texts, and its cache.
-
-Correctness only (speed lives in ``bench/``). One export per precision for the whole module.
+"""The ONNX backend against the torch fp32 path: on varied texts, on real tweets, and through
+the loader and the CLI. Correctness only (speed lives in ``bench/``); the cache is tested in
+``test_onnx_export.py``. The exports are shared by the session (``conftest.py``).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 from classifiers.base import SENTIMENT_LABELS, Classifier, Prediction  # noqa: E402
+from classifiers.evaluate import read_labelled_tsv, sentiment_metrics  # noqa: E402
 from classifiers.loader import load_classifier  # noqa: E402
-from classifiers.onnx_backend import (  # noqa: E402
-    MODEL_FILE,
-    STAMP_FILE,
-    gelu,
-    load_onnx_classifier,
-    pooled_layers,
-    stamp_problem,
-)
+from classifiers.onnx_backend import gelu, load_onnx_classifier, pooled_layers  # noqa: E402
+from classifiers.onnx_export import EXPORT_FORMAT  # noqa: E402
+from listener.cli_model import eval_command, score  # noqa: E402
 from listener.errors import ClassifierError, MissingDependency  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
+VAL = REPO.parent / "shared" / "data" / "sentiment" / "val.tsv"
 
 TEXTS = [
     "I love this, best purchase ever",
@@ -86,28 +83,13 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("onnx-cache")
-
-
-@pytest.fixture(scope="module")
 def torch_model() -> Classifier:
-    return load_classifier("default", batch_size=8, device="cpu")
+    return load_classifier("default", batch_size=32, device="cpu")
 
 
 @pytest.fixture(scope="module")
 def reference(torch_model: Classifier) -> list[Prediction]:
     return torch_model.predict(TEXTS)
-
-
-@pytest.fixture(scope="module")
-def fp32(cache_dir: Path) -> Classifier:
-    return load_onnx_classifier(quantize=False, cache_dir=cache_dir, batch_size=7)
-
-
-@pytest.fixture(scope="module")
-def int8(cache_dir: Path) -> Classifier:
-    return load_onnx_classifier(quantize=True, cache_dir=cache_dir)
 
 
 def as_array(predictions: list[Prediction]) -> np.ndarray:
@@ -117,6 +99,11 @@ def as_array(predictions: list[Prediction]) -> np.ndarray:
     )
 
 
+def in_calls_of(model: Classifier, texts: list[str], size: int) -> list[Prediction]:
+    """Score like the daemon's classify stage, which hands the model 256 posts per call."""
+    return [p for i in range(0, len(texts), size) for p in model.predict(texts[i : i + size])]
+
+
 def test_fp32_matches_torch(fp32: Classifier, reference: list[Prediction]) -> None:
     predictions = fp32.predict(TEXTS)  # batches of 7, length-sorted: order must come back
     assert [p.sentiment for p in predictions] == [p.sentiment for p in reference]
@@ -124,9 +111,8 @@ def test_fp32_matches_torch(fp32: Classifier, reference: list[Prediction]) -> No
 
 
 def test_int8_mostly_agrees_with_torch(int8: Classifier, reference: list[Prediction]) -> None:
-    """int8 moves probabilities by ~0.02 on average (up to ~0.25 on TweetEval test, where 96 %
-    of labels stay the same), so texts the fp32 model calls a near-tie (top two within 0.1) may
-    flip either way; several of ours are such ties on purpose ("ok", "?")."""
+    """int8 moves probabilities by ~0.02 on average, so texts the fp32 model calls a near-tie
+    (top two within 0.1) may flip either way; several of ours are such ties on purpose."""
     predictions = int8.predict(TEXTS)
     got, want = as_array(predictions), as_array(reference)
     top2 = np.sort(want[:, :3], axis=1)[:, -2:]
@@ -139,57 +125,80 @@ def test_int8_mostly_agrees_with_torch(int8: Classifier, reference: list[Predict
         assert 0.0 <= pred.urgency <= 1.0
 
 
+@pytest.mark.skipif(not VAL.is_file(), reason=f"TweetEval validation split not found at {VAL}")
+def test_int8_agrees_with_torch_on_real_tweets(int8: Classifier, torch_model: Classifier) -> None:
+    """All 2,000 validation tweets, not a few hundred: on 300 the agreement of one model swings
+    between 94.7 and 97.3 % with the sample and the call size, too much for a 97 % bar. Measured
+    here: 97.7 % of labels equal, macro-recall within 0.1 point of torch's."""
+    rows = read_labelled_tsv(VAL)
+    texts, gold = [row["text"] for row in rows], [row["label"] for row in rows]
+    want = in_calls_of(torch_model, texts, 256)
+    got = in_calls_of(int8, texts, 256)
+    same = np.mean([a.sentiment == b.sentiment for a, b in zip(got, want, strict=True)])
+    assert same >= 0.97, f"int8 labels equal torch's on {100 * same:.1f} % of {len(texts)} tweets"
+    recall = {
+        name: sentiment_metrics(gold, [p.sentiment for p in preds], as_array(preds)[:, :3])
+        for name, preds in (("torch", want), ("int8", got))
+    }
+    assert recall["int8"].macro_recall >= recall["torch"].macro_recall - 0.005
+
+
 def test_name_and_versions(fp32: Classifier, int8: Classifier, torch_model: Classifier) -> None:
-    torch_version = torch_model.version
-    assert fp32.name == int8.name == "default"
-    assert fp32.version == f"{torch_version}+onnx-fp32"
-    assert int8.version == f"{torch_version}+onnx-int8"
+    """fp32 is torch's model up to float rounding; int8 is another model for stored scores."""
+    assert fp32.name == int8.name == torch_model.name == "default"
+    assert fp32.version == torch_model.version
+    assert int8.version == f"{torch_model.version}+onnx-int8.{EXPORT_FORMAT}"
 
 
 def test_empty_batch(fp32: Classifier) -> None:
     assert fp32.predict([]) == []
 
 
-def test_second_load_reuses_the_cache(fp32: Classifier, cache_dir: Path) -> None:
-    (entry,) = cache_dir.glob("*-fp32")
-    before = (entry / MODEL_FILE).stat()
-    again = load_onnx_classifier(quantize=False, cache_dir=cache_dir)
-    after = (entry / MODEL_FILE).stat()
-    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-    assert again.predict(["fine"]) == fp32.predict(["fine"])
+def test_loader_serves_the_int8_model_from_the_cache(int8: Classifier, onnx_cache: Path) -> None:
+    model = load_classifier("default", backend="onnx", cache_dir=onnx_cache)
+    assert (model.name, model.version) == (int8.name, int8.version)
+    assert model.predict(TEXTS) == int8.predict(TEXTS)  # same batches of 32: same numbers
 
 
-def test_corrupt_cache_is_rebuilt(fp32: Classifier, cache_dir: Path, tmp_path: Path) -> None:
-    (entry,) = cache_dir.glob("*-fp32")
-    copy = tmp_path / "cache" / entry.name
-    shutil.copytree(entry, copy)
-    with open(copy / MODEL_FILE, "r+b") as handle:  # a flipped block, same size
-        handle.seek(1000)
-        handle.write(b"\x00garbage\x00" * 8)
-    sha = json.loads((entry / STAMP_FILE).read_text())["encoder_sha256"]
-    assert "corrupt" in (stamp_problem(copy, sha, quantize=False) or "")
-    rebuilt = load_onnx_classifier(quantize=False, cache_dir=tmp_path / "cache")
-    assert stamp_problem(copy, sha, quantize=False) is None
-    assert rebuilt.predict(TEXTS[:5]) == fp32.predict(TEXTS[:5])
-
-
-def test_stamp_of_another_encoder_or_precision_is_refused(
-    fp32: Classifier, cache_dir: Path
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"spec": "someone/some-model"}, "serves the model 'default' only"),
+        ({"device": "cuda"}, "runs on the CPU"),
+        ({"backend": "tensorrt"}, "unknown backend 'tensorrt'"),
+    ],
+)
+def test_loader_refuses_what_the_onnx_backend_cannot_do(
+    kwargs: dict[str, str], message: str, tmp_path: Path
 ) -> None:
-    """The same check that sends a corrupt entry to be rebuilt (above) refuses these."""
-    (entry,) = cache_dir.glob("*-fp32")
-    sha = json.loads((entry / STAMP_FILE).read_text())["encoder_sha256"]
-    assert stamp_problem(entry, sha, quantize=False) is None
-    assert "encoder_sha256" in (stamp_problem(entry, "0" * 64, quantize=False) or "")
-    assert "int8" in (stamp_problem(entry, sha, quantize=True) or "")
-    assert stamp_problem(entry.parent / "nothing-here", sha, quantize=False) == "not built yet"
+    kwargs = {"spec": "default", "backend": "onnx", **kwargs}
+    with pytest.raises(ClassifierError, match=message):
+        load_classifier(kwargs.pop("spec"), cache_dir=tmp_path, **kwargs)
+    assert not any(tmp_path.iterdir())  # refused before any export
 
 
-def test_serving_process_never_imports_torch(fp32: Classifier, cache_dir: Path) -> None:
+def test_score_and_eval_commands_with_the_onnx_backend(
+    int8: Classifier, cache_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LISTENER_CACHE_DIR", str(cache_root))  # the session's export
+    stdin = "I love this, best purchase ever\nworst service, my order never arrived\n"
+    result = CliRunner().invoke(score, ["--backend", "onnx"], input=stdin)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert [row["sentiment"] for row in rows] == ["positive", "negative"]
+    data = tmp_path / "mini.tsv"
+    data.write_text("id\tlabel\ttext\na\tpositive\tFive stars, would buy again!\n")
+    result = CliRunner().invoke(eval_command, ["--data", str(data), "--backend", "onnx"])
+    assert result.exit_code == 0, result.output
+    assert f"(version {int8.version}, backend onnx)" in result.output
+    assert "macro-recall" in result.output
+
+
+def test_serving_process_never_imports_torch(fp32: Classifier, onnx_cache: Path) -> None:
     code = (
         "import sys\n"
         "from classifiers.onnx_backend import load_onnx_classifier\n"
-        f"model = load_onnx_classifier(quantize=False, cache_dir={str(cache_dir)!r})\n"
+        f"model = load_onnx_classifier(quantize=False, cache_dir={str(onnx_cache)!r})\n"
         "model.predict(['I love this'])\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
@@ -203,13 +212,6 @@ def test_missing_onnxruntime_names_the_extra(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
     with pytest.raises(MissingDependency, match=r"social-listener\[onnx\]"):
         load_onnx_classifier()
-
-
-def test_unwritable_cache_is_a_classifier_error(tmp_path: Path) -> None:
-    not_a_folder = tmp_path / "file"
-    not_a_folder.write_text("")
-    with pytest.raises(ClassifierError, match="cannot write the ONNX cache"):
-        load_onnx_classifier(cache_dir=not_a_folder)
 
 
 def test_gelu_matches_torch() -> None:

@@ -176,8 +176,10 @@ class FakeHTTPServer:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> Self:
-        server = _Server(("127.0.0.1", 0), _Handler)
+    def start(self, port: int = 0) -> Self:
+        """Serve on ``port``; 0 (the default) picks a free one. A test whose remote goes away and
+        comes back (connection refused for a while) starts a new fake on the old port."""
+        server = _Server(("127.0.0.1", port), _Handler)
         server.fake = self
         self._server = server
         self._thread = threading.Thread(

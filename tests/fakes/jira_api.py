@@ -10,7 +10,8 @@ mocked. It keeps the issues it created and answers like Jira Cloud's documentati
   not on the create screen (``Field 'priority' cannot be set. It is not on the appropriate
   screen, or unknown.``), a summary over 255 characters or with a line break, labels with spaces,
   a description that is not valid Atlassian Document Format (non-empty text nodes, known node and
-  mark types, ``link`` marks with an href) or whose JSON is over 32,767 characters;
+  mark types, ``link`` marks with an href, headings with a level 1-6) or whose JSON is over
+  32,767 characters;
 - ``POST /rest/api/3/search/jql`` ("enhanced search") understands ``labels = "X"`` (optionally
   ``project = KEY AND …``) and answers ``{"issues": [{"id", "key", "self", "fields"}],
   "isLast": true}``. Search is eventually consistent in Jira: with ``search_lag=n`` a new issue
@@ -188,6 +189,8 @@ def _valid_node(node: Any, allowed: frozenset[str]) -> bool:
         marks = node.get("marks", [])
         return (isinstance(node.get("text"), str) and len(node["text"]) >= 1
                 and isinstance(marks, list) and all(_valid_mark(m) for m in marks))
+    if node["type"] == "heading" and (node.get("attrs") or {}).get("level") not in range(1, 7):
+        return False  # the schema requires attrs.level 1-6
     children = node.get("content", [])
     inner = INLINE_NODES if node["type"] in ("paragraph", "heading") else BLOCK_NODES
     return isinstance(children, list) and all(_valid_node(c, inner) for c in children)

@@ -63,8 +63,11 @@ def state(pages: list[Page]) -> dict[str, Any]:
 def test_first_fetch_normalises_posts(fake: FakeBluesky) -> None:
     older = skeet(fake, 5, "Is acme cloud down?", handle="bob.example.com", langs=["de", "en"])
     newest = skeet(fake, 1, indexed_at=NOW - timedelta(seconds=30))
+    root = {"uri": older["uri"], "cid": older["cid"]}
+    newest["record"]["reply"] = {"root": root, "parent": root}  # a reply to bob's post
     pages = list(make_source(fake).fetch(None))
     first, second = posts_of(pages)
+    assert first.thread == second.thread == older["uri"]  # alerts thread under the root's
     rkey = newest["uri"].rsplit("/", 1)[1]
     assert (first.platform, first.platform_id, first.text) == ("bluesky", newest["uri"],
                                                                "acme cloud is down")

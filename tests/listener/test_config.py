@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from alerts.digest import DigestConfig
+from alerts.quiet import QuietHours
 from alerts.rules import AlertCap, Condition, RuleConfig
 from alerts.sinks import REGISTRY as SINKS
 from alerts.sinks import sink_class
@@ -171,12 +172,16 @@ def test_every_setting_is_documented_in_the_example() -> None:
         config_module.ClassifierSettings,
         config_module.ScheduleSettings,
         config_module.DispatchSettings,
+        config_module.LogSettings,
+        config_module.MetricsSettings,
+        config_module.ServeSettings,
         config_module.BrandSettings,
         AlertCap,
         RuleConfig,
         Condition,
         SpikeConfig,
         DigestConfig,
+        QuietHours,
         *(source_class(name).Config for name in SOURCES),
         *(sink_class(name).Config for name in SINKS),
     ]
@@ -200,3 +205,12 @@ def test_check_config_fails_when_a_source_is_not_ready(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["check-config", str(write(tmp_path, text))])
     assert result.exit_code == 1
     assert "source 'x-main' is not ready" in result.output and "bearer_token" in result.output
+
+
+@pytest.mark.parametrize("section", ["spikes", "digests"])
+def test_unknown_brand_in_spikes_and_digests_names_its_key(tmp_path: Path, section: str) -> None:
+    brands = "brands:\n  - name: acme\n    query: acme\n"
+    text = brands + VALID + f"{section}:\n  - name: s1\n    brands: [acne]\n    destinations: [console]\n"
+    err = error_for(tmp_path, text)
+    assert err.key == f"{section}[0].brands[0]" and err.line == 22
+    assert "unknown brand 'acne' (configured: acme)" in str(err)

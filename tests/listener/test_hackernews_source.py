@@ -62,6 +62,7 @@ def test_first_fetch_turns_stories_and_comments_into_posts(hn: FakeHNSearch) -> 
     assert first.url == "https://news.ycombinator.com/item?id=102"
     assert first.created_at == NOW - timedelta(seconds=300)
     assert first.raw["story_id"] == 101 and first.raw["kind"] == "comment"
+    assert (first.thread, second.thread) == ("101", "101")  # a comment threads under its story
     assert second.text == "Acme raises prices\n\nIs anyone else's bill up?\n\nMine doubled."
     assert second.url == "https://news.ycombinator.com/item?id=101"
     assert second.raw["url"] == "https://acme.example/p" and second.raw["kind"] == "story"

@@ -59,12 +59,14 @@ def posts_of(pages: list[Page]) -> list[Any]:
 
 
 def test_first_fetch_normalises_statuses(fake: FakeMastodon) -> None:
-    fake.add_status('<p>Is <a href="https://x.example/acme">#<span>acme</span></a> down?<br>'
+    parent = fake.add_status('<p>Is <a href="https://x.example/acme">#<span>acme</span></a> down?<br>'
                     "Tom &amp; Jerry</p><p>second</p>", tags=["acme"], acct="bob@other.example",
                     followers=77, language="de", created_at=NOW - timedelta(minutes=3))
     newest = toot(fake, 1, spoiler_text="outage")
+    newest["in_reply_to_id"] = parent["id"]  # a reply to bob's status
     pages = list(make_source(fake).fetch(None))
     first, second = posts_of(pages)
+    assert (first.thread, second.thread) == (parent["id"], parent["id"])  # Slack threads
     assert (first.text, first.author, first.lang) == ("outage\n\nacme cloud is down", "ann", "en")
     assert second.text == "Is #acme down?\nTom & Jerry\n\nsecond"
     assert (second.author, second.author_followers, second.lang) == ("bob@other.example", 77, "de")

@@ -235,6 +235,7 @@ def test_new_submissions_and_comments_of_subreddits(reddit: FakeReddit, make: An
     assert [r.path for r in reddit.api_requests] == ["/r/python/new", "/r/python/comments"]
     assert ids(pages) == ["t3_s1", "t1_c1"]
     reply = pages[-1].posts[0]
+    assert (pages[0].posts[0].thread, reply.thread) == ("t3_s1", "t3_post1")  # the submission
     assert reply.text == "acme support never answers" and reply.author == "bob"
     assert reply.url == "https://www.reddit.com/r/python/comments/post1/thread/c1/"
     assert reply.raw["link_title"] == "Cloud hosts?" and reply.brand is None

@@ -89,9 +89,11 @@ def searches(fake: FakeXApi) -> list[dict[str, str]]:
 def test_first_fetch_turns_tweets_into_posts_with_author_and_cursor(x: FakeXApi) -> None:
     x.add_tweet(tid(1), "acme cloud is down &amp; nobody answers", author_id="11",
                 created_at="2024-05-08T10:00:00.000Z")
-    x.add_tweet(tid(2), "@AcmeCloud help please", author_id="12", lang="und")
+    x.add_tweet(tid(2), "@AcmeCloud help please", author_id="12", lang="und",
+                conversation_id=tid(1))  # a reply in the conversation tid(1) started
     [page] = pages_of(make_source(x))
     newest, older = page.posts
+    assert (older.thread, newest.thread) == (tid(1), tid(1))  # alerts thread in Slack
     assert (newest.platform_id, older.platform_id) == (tid(2), tid(1))
     assert older.platform == "x" and older.source == "x-test" and older.kind == "mention"
     assert older.text == "acme cloud is down & nobody answers"  # X escapes & < > in text

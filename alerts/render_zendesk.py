@@ -1,0 +1,155 @@
+"""Zendesk ticket subjects, bodies, tags and priorities for post alerts and reports; pure.
+
+Zendesk renders a comment's ``body`` as Markdown and expands ``{{...}}`` placeholders (dynamic
+content) in subjects. Every untrusted string (post text, author, brand, a report's title, facts,
+terms and example posts) goes through :func:`inert`: control-stripped, whitespace-collapsed, cut
+with :func:`alerts.render.excerpt`, and defused with a zero-width space after every ``]`` (no
+``[x](url)``, ``![](pixel)``, ``[x]: url``), after ``<`` (no raw HTML or ``<url>`` autolinks),
+between ``{{`` / ``{%``, and after a leading ``@``. The only links are post URLs that
+:func:`alerts.render.safe_url` accepted, with ``[``/``]`` encoded.
+
+A report's body is the shared layout of :mod:`alerts.render_report_text` written with
+:data:`ZENDESK`; every part of it is bounded there, so the body stays under 25,000 characters
+whatever the report holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from alerts.render import (
+    ZWSP,
+    brand_name,
+    excerpt,
+    reach_label,
+    safe_url,
+    sentiment_label,
+    strip_controls,
+    urgency_label,
+)
+from alerts.render_report_text import (
+    TextStyle,
+    kind_label,
+    kind_tag,
+    report_lines,
+    report_title,
+    report_view,
+)
+from listener.models import AlertMessage, ReportMessage, to_iso
+
+SUBJECT_MAX = 150
+TAG_MAX = 80
+_TAG_UNSAFE = re.compile(r"[^a-z0-9_-]+")
+_SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
+_PLACEHOLDER = re.compile(r"\{(?=[{%])")
+_LEADING_AT = re.compile(r"(?<![\w.])@(?=\w)")
+
+
+# -- post alerts ---------------------------------------------------------------------------
+
+
+def inert(text: str, limit: int) -> str:
+    """Untrusted text made plain for Markdown and placeholders, cut to ``limit`` code points.
+
+    A lone surrogate (possible in text decoded from JSON) becomes "?": it cannot be sent as UTF-8.
+    """
+    cut = excerpt(strip_controls(text), limit).encode("utf-8", "replace").decode("utf-8")
+    cut = cut.replace("]", "]" + ZWSP).replace("<", "<" + ZWSP)
+    return _LEADING_AT.sub("@" + ZWSP, _PLACEHOLDER.sub("{" + ZWSP, cut))
+
+
+def ticket_link(url: str) -> str:
+    """A URL that safe_url accepted, with ``[``/``]`` encoded: it cannot close a Markdown link."""
+    return url.replace("[", "%5B").replace("]", "%5D")
+
+
+def zendesk_tag(name: str) -> str:
+    """Tag syntax: lower case, a-z 0-9 _ -, no spaces (Zendesk splits tags on spaces)."""
+    return _TAG_UNSAFE.sub("_", name.lower()).strip("_-")[:TAG_MAX]
+
+
+def ticket_subject(msg: AlertMessage) -> str:
+    """``Acme · mastodon · negative``, plain text of at most 150 characters."""
+    return inert(f"{brand_name(msg)} · {msg.post.platform} · {msg.score.sentiment}", SUBJECT_MAX)
+
+
+def ticket_priority(priority: str, urgent: bool = False) -> str:
+    """Zendesk's low/normal/high; ``urgent`` (a post alert's urgency over the limit) lifts high."""
+    priority = priority.lower() if priority.lower() in ("low", "high") else "normal"
+    return "urgent" if priority == "high" and urgent else priority
+
+
+def ticket_body(msg: AlertMessage, limit: int) -> str:
+    """The first comment: who posted what where, the model's verdict, the rules, the alert id."""
+    post, score = msg.post, msg.score
+    url = safe_url(post.url)
+    link = ticket_link(url) if url else "(no safe link)"
+    text = inert(post.text, limit) or "(no text)"
+    author = inert(post.author or "unknown", 200)
+    lines = [
+        f"{ticket_subject(msg)} — social-listener alert",
+        "",
+        f"Post by {author} ({reach_label(post.author_followers)}) on {inert(post.platform, 40)},"
+        f" {to_iso(post.created_at)}:",
+        "",
+        f"> {text}",
+        "",
+        f"- Sentiment: {sentiment_label(msg)}",
+        f"- Urgency: {urgency_label(score.urgency)}",
+        f"- Rules: {inert(', '.join(msg.rules), 500) or '-'}",
+        f"- Priority: {inert(msg.priority, 20)}",
+        f"- Link: {link}",
+        f"- Model: {inert(f'{score.model} {score.model_version}', 200)}",
+        f"- Alert id: {msg.alert_id}",
+    ]
+    return "\n".join(lines)
+
+
+def requester_for(msg: AlertMessage, domain: str) -> dict[str, str] | None:
+    """A stable synthetic end user for the post's author (see :mod:`alerts.sinks.zendesk`)."""
+    author = strip_controls(msg.post.author or "").strip()
+    if not author:
+        return None
+    platform = _SLUG_UNSAFE.sub("-", msg.post.platform.lower()).strip("-")[:20] or "social"
+    slug = _SLUG_UNSAFE.sub("-", author.lower()).strip("-")[:30] or "user"
+    digest = hashlib.sha256(f"{msg.post.platform}\x1f{author}".encode()).hexdigest()[:10]
+    name = inert(f"{author} ({msg.post.platform})", 100)
+    return {"name": name, "email": f"{platform}-{slug}-{digest}@{domain}"}
+
+
+# -- reports --------------------------------------------------------------------------------
+
+
+def _inert(text: str) -> str:
+    return inert(text, len(text))  # the view has cut it already
+
+
+ZENDESK = TextStyle(
+    heading=lambda text, level: f"**{_inert(text)}**",
+    text=_inert,
+    label=lambda label: f"{_inert(label)}:",
+    value=_inert,
+    link=lambda url, label: ticket_link(url),
+    quote=lambda text: "> " + _inert(text),
+)
+
+
+def report_subject(msg: ReportMessage) -> str:
+    """The report's title as plain text of at most 150 characters."""
+    return inert(report_title(msg), SUBJECT_MAX)
+
+
+def report_body(msg: ReportMessage, text_limit: int) -> str:
+    """The first comment: what kind of report, then the shared layout, inert."""
+    lead = f"{kind_label(msg)} report from social-listener"
+    return "\n".join([lead, "", *report_lines(report_view(msg, text_limit), ZENDESK)])
+
+
+def report_tags(msg: ReportMessage) -> list[str]:
+    """``listener-spike``, the detector/digest name, and ``brand-<brand>`` when there is one."""
+    tags = [kind_tag(msg), zendesk_tag(msg.name)]
+    brand = zendesk_tag(msg.brand or "")
+    if brand:
+        tags.append(f"brand-{brand}"[:TAG_MAX])
+    return [tag for tag in tags if tag]

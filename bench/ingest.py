@@ -1,0 +1,109 @@
+"""Ingest speed: posts per second through the real ``storage.db.store_page``.
+
+    python bench/ingest.py                       # 100,000 posts per batch size, ~1 min
+    python bench/ingest.py --posts 20000 --batch 500
+
+Each batch size gets a fresh database with the full schema (every migration, triggers
+included) in a temporary folder on the same disk as the system's temp dir. Pages are built
+before the clock starts, like a source hands them over; every page is one ``store_page`` call
+(one transaction: posts, cross-post linking, cursor). ``--dup`` of each page repeats posts
+already stored (overlapping polls: dedup hits), ``--cross`` are the same text on another
+platform within the hour (linked as cross-posts). Prints posts offered per second, new posts
+stored per second, and the pragmas in force.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from listener.models import Page, Post  # noqa: E402
+from storage.db import open_db, store_page  # noqa: E402
+
+WORDS = ("acme cloud down again support refund order never arrived app crash login broken "
+         "love great thanks why still waiting billing charged twice outage status page slow "
+         "please help today customer service account locked update broke everything").split()
+PRAGMAS = ("journal_mode", "synchronous", "busy_timeout", "page_size", "cache_size",
+           "temp_store", "foreign_keys")
+
+
+def make_post(rng: random.Random, n: int, at: datetime, platform: str = "x",
+              text: str | None = None) -> Post:
+    body = text or " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 30))) + f" #{n}"
+    raw = {"id": str(n), "text": body, "author_id": str(rng.randint(1, 10**9)), "lang": "en",
+           "public_metrics": {"like_count": rng.randint(0, 50), "reply_count": 0}}
+    return Post(platform=platform, platform_id=str(n), text=body, created_at=at, source="bench",
+                url=f"https://x.example/s/{n}", author=f"user{n % 5000}",
+                author_followers=rng.randint(0, 100_000), lang="en", brand="acme", raw=raw)
+
+
+def make_pages(total: int, batch: int, dup: float, cross: float, seed: int = 7) -> list[Page]:
+    """``total`` posts offered in pages of ``batch``; ``dup`` and ``cross`` as fractions."""
+    rng = random.Random(seed)
+    start = datetime(2026, 11, 20, tzinfo=UTC)
+    stored: list[Post] = []
+    pages: list[Page] = []
+    n = 0
+    while n < total:
+        posts: list[Post] = []
+        for _ in range(min(batch, total - n)):
+            at = start + timedelta(seconds=n)
+            roll = rng.random()
+            if stored and roll < dup:
+                posts.append(rng.choice(stored[-5 * batch:]))  # a repeat: dedup hit
+            elif stored and roll < dup + cross:
+                twin = rng.choice(stored[-batch:])  # same text elsewhere, minutes later
+                posts.append(make_post(rng, n, at, "reddit", twin.text))
+            else:
+                posts.append(make_post(rng, n, at))
+            n += 1
+        stored += [p for p in posts if p.platform == "x"]
+        pages.append(Page(posts=posts, cursor={"since_id": str(n)}))
+    return pages
+
+
+def run(batch: int, total: int, dup: float, cross: float, folder: Path) -> tuple[float, int]:
+    pages = make_pages(total, batch, dup, cross)
+    db = open_db(folder / f"ingest-{batch}.db")
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    new = sum(store_page(db, "bench", page, now) for page in pages)
+    elapsed = time.perf_counter() - started
+    linked = db.execute("SELECT count(*) FROM posts WHERE duplicate_of IS NOT NULL").fetchone()[0]
+    db.close()
+    print(f"{batch:>6} {total:>9,} {new:>9,} {linked:>7,} {elapsed:>7.2f} "
+          f"{total / elapsed:>11,.0f} {new / elapsed:>9,.0f}")
+    return total / elapsed, new
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--posts", type=int, default=100_000, help="posts offered per run")
+    parser.add_argument("--batch", type=int, nargs="+", default=[100, 500, 1000, 5000])
+    parser.add_argument("--dup", type=float, default=0.2, help="fraction already stored")
+    parser.add_argument("--cross", type=float, default=0.05, help="fraction of cross-posts")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="listener-ingest-") as tmp:
+        folder = Path(tmp)
+        probe = open_db(folder / "probe.db")
+        pragmas = {p: probe.execute(f"PRAGMA {p}").fetchone()[0] for p in PRAGMAS}
+        probe.close()
+        print(f"SQLite {sqlite3.sqlite_version}, Python {sys.version.split()[0]}, folder {tmp}")
+        print("pragmas: " + ", ".join(f"{k}={v}" for k, v in pragmas.items()))
+        print(f"{args.dup:.0%} repeats (dedup hits), {args.cross:.0%} cross-posts per page\n")
+        print(f"{'batch':>6} {'offered':>9} {'new':>9} {'linked':>7} {'seconds':>7} "
+              f"{'offered/s':>11} {'new/s':>9}")
+        for batch in args.batch:
+            run(batch, args.posts, args.dup, args.cross, folder)
+
+
+if __name__ == "__main__":
+    main()

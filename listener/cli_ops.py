@@ -1,0 +1,129 @@
+"""Operator commands: ``status``, ``doctor``, ``metrics`` and ``db backup``.
+
+Plain click commands that :mod:`listener.cli` registers on its groups. Like the rest of the
+CLI they are thin: the work is in :mod:`listener.health`, :mod:`listener.doctor`,
+:mod:`listener.metrics` and :mod:`storage.backup`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from listener.cli import _load, config_option
+from listener.config import Config
+from listener.health import Snapshot, StageState, read_snapshot
+from listener.models import utcnow
+from listener.report import table
+from storage.tx import connect
+
+
+@click.command()
+@config_option
+def status(config_path: str) -> None:
+    """Stages' last runs, queue depths and paused sources (what /healthz reports)."""
+    config = _load(config_path)
+    if not config.db_path.exists():
+        raise click.ClickException(f"no database at {config.db_path} yet: nothing has run")
+    db = connect(config.db_path)
+    try:
+        snapshot = read_snapshot(db, config)
+    except sqlite3.Error as exc:  # not migrated, not a database, locked for too long
+        raise click.ClickException(f"cannot read {config.db_path}: {exc}") from None
+    finally:
+        db.close()
+    click.echo(render_status(snapshot, config, utcnow()))
+
+
+def render_status(snapshot: Snapshot, config: Config, now: datetime) -> str:
+    after = config.metrics.unhealthy_after
+    failing = snapshot.unhealthy(now, after)
+    verdict = ("ok" if not failing else
+               "FAILING: " + ", ".join(f"{s.name} for {_age(s.failing_for(now))}" for s in failing))
+    rows = [_stage_row(s, now) for s in snapshot.stages]
+    queues = [[name, depth] for name, depth in vars(snapshot.queues).items()]
+    lines = [
+        f"database: {config.db_path}",
+        f"health: {verdict}",
+        "",
+        table(["stage", "target", "last run", "result", "last success", "failing for", "error"],
+              rows),
+        "",
+        table(["queue", "depth"], queues),
+    ]
+    for source, until in sorted(snapshot.paused.items()):
+        lines.append(f"paused: {source} until {until} (rate limit)")
+    return "\n".join(lines)
+
+
+def _stage_row(stage: StageState, now: datetime) -> list[object]:
+    failing = stage.failing_for(now)
+    error = " ".join((stage.error or "").split())
+    return [stage.stage, stage.target or "-", stage.last_run or "never", stage.status or "-",
+            stage.last_ok or "never", _age(failing) if failing else "-",
+            error[:60] + ("…" if len(error) > 60 else "")]
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+@click.command()
+@config_option
+@click.option("--no-model", is_flag=True, help="Skip loading the model (faster).")
+def doctor(config_path: str, no_model: bool) -> None:
+    """Check config, credentials, destinations, database and model; exit 1 if any failed."""
+    from listener.doctor import FAIL, diagnose, header
+
+    config = _load(config_path)  # a bad config raises ConfigError: file, line and key
+    click.echo(header(config))
+    failed = 0
+    for check in diagnose(config, model=not no_model):
+        click.echo(check.line())
+        failed += check.outcome == FAIL
+    if failed:
+        raise click.ClickException(f"{failed} check(s) failed")
+
+
+@click.command()
+@config_option
+@click.option("--output", "-o", type=click.Path(dir_okay=False),
+              help="Write to this file atomically (node_exporter's textfile collector).")
+def metrics(config_path: str, output: str | None) -> None:
+    """Print the database's gauges in Prometheus text format (for cron set-ups)."""
+    from prometheus_client import generate_latest
+
+    from listener.metrics import scrape_registry
+
+    text = generate_latest(scrape_registry(_load(config_path), with_process=False))
+    if output is None:
+        click.echo(text.decode(), nl=False)
+        return
+    target = Path(output)
+    partial = target.with_name(f".{target.name}.{os.getpid()}")
+    partial.write_bytes(text)
+    os.replace(partial, target)  # the collector must never read a half-written file
+
+
+@click.command("backup")
+@config_option
+@click.argument("target", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace TARGET if it exists.")
+def backup(config_path: str, target: str, force: bool) -> None:
+    """Copy the live database to TARGET (consistent, while the daemon keeps running)."""
+    from storage.backup import backup as copy
+
+    config = _load(config_path)
+    path = Path(target)
+    if path.exists() and not force:
+        raise click.ClickException(f"{path} exists; pass --force to replace it")
+    size = copy(config.db_path, path)
+    click.echo(f"backed up {config.db_path} to {path} ({size / 2**20:.1f} MiB)")

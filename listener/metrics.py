@@ -1,0 +1,220 @@
+"""Prometheus metrics: counters the stages bump as they work, gauges read from the database.
+
+- In-process (this module's :data:`REGISTRY`): posts collected and failed polls per source, stage
+  runs by outcome, classifier batch latency, delivery attempts by outcome and alert delivery
+  latency. They start from zero in every process, as Prometheus counters do.
+- At scrape time (:class:`DatabaseCollector`): queue depths, the last successful run of every
+  stage (the last successful poll of every source), failing stages and paused sources, from the
+  same cheap indexed queries as ``/healthz`` and ``listener status`` (:mod:`listener.health`).
+  So they are right after a restart, and for cron set-ups ``listener metrics`` prints them for
+  node_exporter's textfile collector.
+
+The metric objects live on a dedicated registry (not prometheus_client's global one), so
+importing a library that registers its own metrics changes nothing here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
+
+from listener.config import Config
+from listener.errors import ListenerError
+from listener.health import Snapshot, healthz, read_snapshot
+from listener.models import Clock, parse_iso, utcnow
+from storage.tx import connect
+
+log = logging.getLogger(__name__)
+
+REGISTRY = CollectorRegistry()
+POSTS_COLLECTED = Counter(
+    "listener_posts_collected", "New posts stored, per source (re-collected posts not counted).",
+    ["source"], registry=REGISTRY,
+)
+SOURCE_ERRORS = Counter(
+    "listener_source_errors", "Polls of a source that failed (rate-limit pauses are not failures).",
+    ["source"], registry=REGISTRY,
+)
+STAGE_RUNS = Counter(
+    "listener_stage_runs", "Stage runs by outcome (ok or error).", ["stage", "status"],
+    registry=REGISTRY,
+)
+CLASSIFIER_BATCH = Histogram(
+    "listener_classifier_batch_seconds",
+    "Seconds per classify batch: one predict() call over up to classifier.batch_size x 8 posts.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120), registry=REGISTRY,
+)
+DELIVERY_ATTEMPTS = Counter(
+    "listener_delivery_attempts",
+    "Delivery attempts by destination and outcome (delivered, retry, failed, rate_limited).",
+    ["destination", "outcome"], registry=REGISTRY,
+)
+DELIVERY_LATENCY = Histogram(
+    "listener_alert_delivery_latency_seconds",
+    "Seconds from a post's collection to the delivery of its alert (classify, rules, outbox and "
+    "retries included).",
+    ["destination"], buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 14400, 86400),
+    registry=REGISTRY,
+)
+
+
+def record_stage(stage: str, target: str, items: int | None) -> None:
+    """One finished stage run; ``items`` is None when it failed."""
+    STAGE_RUNS.labels(stage, "error" if items is None else "ok").inc()
+    if stage != "collect":
+        return
+    if items is None:
+        SOURCE_ERRORS.labels(target).inc()
+    else:
+        POSTS_COLLECTED.labels(target).inc(items)
+
+
+def record_delivery(destination: str, outcome: str, collected_at: str | None = None,
+                    delivered_at: float | None = None) -> None:
+    """One delivery attempt; a delivered post alert also feeds the latency histogram."""
+    DELIVERY_ATTEMPTS.labels(destination, outcome).inc()
+    if collected_at and delivered_at is not None:
+        latency = delivered_at - parse_iso(collected_at).timestamp()
+        DELIVERY_LATENCY.labels(destination).observe(max(0.0, latency))
+
+
+class DatabaseCollector:
+    """Gauges computed from the database on every scrape (a new connection each time)."""
+
+    def __init__(self, config: Config, clock: Clock = utcnow) -> None:
+        self.config, self.clock = config, clock
+
+    def collect(self) -> Iterator[Metric]:
+        readable = GaugeMetricFamily(
+            "listener_database_readable", "1 when the database answered this scrape's queries.")
+        try:
+            db = connect(self.config.db_path)
+            try:
+                snapshot = read_snapshot(db, self.config)
+            finally:
+                db.close()
+        except (sqlite3.Error, ListenerError) as exc:
+            log.warning("metrics: cannot read the database %s: %s", self.config.db_path, exc)
+            readable.add_metric([], 0)
+            yield readable
+            return
+        readable.add_metric([], 1)
+        yield readable
+        yield from _snapshot_metrics(snapshot, self.clock(), self.config.metrics.unhealthy_after)
+
+
+def _snapshot_metrics(snapshot: Snapshot, now: datetime, unhealthy_after: int) -> Iterator[Metric]:
+    healthy = GaugeMetricFamily(
+        "listener_healthy", "1 when /healthz answers 200: no stage failing for too long.")
+    healthy.add_metric([], 0 if snapshot.unhealthy(now, unhealthy_after) else 1)
+    queue = GaugeMetricFamily("listener_queue_depth", "Work waiting for the next stage.",
+                              labels=["queue"])
+    for name, depth in vars(snapshot.queues).items():
+        queue.add_metric([name], depth)
+    last_ok = GaugeMetricFamily(
+        "listener_stage_last_success_timestamp_seconds",
+        "When the last successful run of a stage finished (collect: per source).",
+        labels=["stage", "target"])
+    last_poll = GaugeMetricFamily(
+        "listener_source_last_poll_success_timestamp_seconds",
+        "When the last successful poll of a source finished.", labels=["source"])
+    failing = GaugeMetricFamily(
+        "listener_stage_failing_seconds",
+        "Seconds a stage has been failing (0: its last run succeeded).", labels=["stage", "target"])
+    for stage in snapshot.stages:
+        failing.add_metric([stage.stage, stage.target], stage.failing_for(now))
+        if stage.last_ok is None:
+            continue
+        stamp = parse_iso(stage.last_ok).timestamp()
+        last_ok.add_metric([stage.stage, stage.target], stamp)
+        if stage.stage == "collect":
+            last_poll.add_metric([stage.target], stamp)
+    paused = GaugeMetricFamily(
+        "listener_source_paused_until_timestamp_seconds",
+        "Sources paused by a rate limit, and until when.", labels=["source"])
+    for source, until in snapshot.paused.items():
+        paused.add_metric([source], parse_iso(until).timestamp())
+    yield from (healthy, queue, last_ok, last_poll, failing, paused)
+
+
+class _Forward:
+    """Lets a per-server registry expose the process-wide :data:`REGISTRY` too."""
+
+    def collect(self) -> Iterator[Metric]:
+        return REGISTRY.collect()
+
+
+def scrape_registry(
+    config: Config, clock: Clock = utcnow, *, with_process: bool = True
+) -> CollectorRegistry:
+    """Database gauges, plus this process's counters unless ``with_process`` is False."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DatabaseCollector(config, clock))
+    if with_process:
+        registry.register(_Forward())  # type: ignore[arg-type]
+    return registry
+
+
+# -- the daemon's endpoint ---------------------------------------------------------------------
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def make_app(config: Config, clock: Clock = utcnow) -> WSGIApp:
+    """``/metrics`` (Prometheus text format) and ``/healthz`` (JSON, 200 or 503)."""
+    metrics_app = make_wsgi_app(scrape_registry(config, clock))
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            return metrics_app(environ, start_response)
+        if path != "/healthz":
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found: try /metrics or /healthz\n"]
+        status, body = healthz(config, clock())
+        reason = "OK" if status == 200 else "Service Unavailable"
+        start_response(f"{status} {reason}", [("Content-Type", "application/json"),
+                                               ("Cache-Control", "no-store")])
+        return [json.dumps(body, indent=1).encode()]
+
+    return app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log on stderr for every scrape; DEBUG lines instead."""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        log.debug("metrics endpoint: " + format, *args)
+
+
+def serve(config: Config, clock: Clock = utcnow) -> WSGIServer | None:
+    """Start the endpoint in a daemon thread; None when ``metrics.port`` is null.
+
+    ``shutdown()`` on the returned server stops it. A port already in use is a start-up error:
+    a daemon whose health cannot be seen should not pretend all is well.
+    """
+    host, port = config.metrics.host, config.metrics.port
+    if port is None:
+        return None
+    try:
+        server = make_server(host, port, make_app(config, clock),
+                             server_class=ThreadingWSGIServer, handler_class=_QuietHandler)
+    except OSError as exc:
+        raise ListenerError(
+            f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}; set metrics.port "
+            "to a free port, or to null to turn the endpoint off"
+        ) from exc
+    thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+    thread.start()
+    log.info("metrics on http://%s:%d/metrics, health on /healthz", host, server.server_port)
+    return server

@@ -1,0 +1,74 @@
+"""Alerts: the outbox per alert and destination, last errors, and a retry button."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
+
+from listener.web.app import get_db, now
+from listener.web.export import EXPORT_LIMIT, csv_response, json_response
+from listener.web.params import MAX_TEXT
+from listener.web.security import safe_next
+from storage import dashboard, outbox
+
+bp = Blueprint("alerts", __name__)
+PAGE_SIZE = 100
+COLUMNS = ("id", "created_at", "rule", "destination", "status", "priority", "attempts",
+           "next_attempt_at", "delivered_at", "last_error", "remote_id", "post_id", "report_id",
+           "excerpt", "report_title")
+
+
+def _filter() -> tuple[dashboard.AlertFilter, int]:
+    values = {k: (request.args.get(k) or "").strip()[:MAX_TEXT] or None
+              for k in ("status", "destination", "rule")}
+    page = request.args.get("page", "1")
+    if not page.isdigit() or not 1 <= int(page) <= 10_000:
+        abort(400, "'page' must be a number from 1 to 10000")
+    return dashboard.AlertFilter(**values), int(page)
+
+
+@bp.get("/alerts")
+def page() -> Any:
+    f, page_no = _filter()
+    db = get_db()
+    rows = dashboard.alerts(db, f, PAGE_SIZE, (page_no - 1) * PAGE_SIZE)
+    counts = dashboard.alert_counts(db)
+    core = (outbox.PENDING, outbox.DELIVERED, outbox.FAILED)  # always shown, even at 0
+    statuses = [*core, *sorted({c["status"] for c in counts} - set(core))]
+    table: dict[str, dict[str, int]] = {}
+    for c in counts:
+        table.setdefault(c["destination"], {})[c["status"]] = c["n"]
+    args = {k: v for k, v in vars(f).items() if v}
+    return render_template("alerts.html", rows=rows, f=f, table=table, statuses=statuses,
+                           names=dashboard.alert_names(db), page=page_no, page_size=PAGE_SIZE,
+                           args=args, requeued=request.args.get("requeued"))
+
+
+@bp.get("/api/alerts")
+def api() -> Any:
+    f, page_no = _filter()
+    db = get_db()
+    return jsonify({"counts": dashboard.alert_counts(db), "page": page_no,
+                    "rows": dashboard.alerts(db, f, PAGE_SIZE, (page_no - 1) * PAGE_SIZE)})
+
+
+@bp.get("/export/alerts.<fmt>")
+def export(fmt: str) -> Any:
+    f, _ = _filter()
+    rows = dashboard.alerts(get_db(), f, EXPORT_LIMIT, 0)
+    if fmt == "csv":
+        return csv_response(rows, COLUMNS, "alerts.csv")
+    if fmt == "json":
+        return json_response(rows, "alerts.json")
+    return jsonify({"error": "use .csv or .json"}), 404
+
+
+@bp.post("/alerts/<alert_id>/retry")
+def retry(alert_id: str) -> Any:
+    """Put one parked (failed) alert back in the queue; dispatch sends it on its next run."""
+    count = outbox.requeue_failed(get_db(), now(), [alert_id])
+    if not count:
+        abort(409, "That alert is not parked as failed (it may have been retried already).")
+    target = url_for("alerts.page", requeued=alert_id[:12])
+    return redirect(safe_next(request.form.get("next"), target), code=303)

@@ -1,0 +1,59 @@
+"""Overview: volume and sentiment over time per brand and source, spikes, top negative terms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, render_template, request, url_for
+
+from listener.web.app import get_db, now, settings
+from listener.web.export import csv_response, json_response
+from listener.web.params import View, parse_view
+from storage import trends
+from storage.dashboard import distinct_values
+
+bp = Blueprint("overview", __name__)
+SERIES_COLUMNS = ("bucket", "total", "negative", "neutral", "positive", "unscored", "urgent",
+                  "negative_share", "previous_total")
+
+
+def _view() -> View:
+    return parse_view(request.args, now(), default_status=None)
+
+
+def _data(view: View) -> dict[str, Any]:
+    return trends.overview(get_db(), view.period, view.bucket, view.brand, view.source,
+                           settings().brand_words)
+
+
+@bp.get("/")
+def page() -> Any:
+    view = _view()
+    data = _data(view)
+    db = get_db()
+    newest = trends.newest_post_at(db) if data["totals"]["current"]["total"] == 0 else None
+    return render_template(
+        "overview.html", view=view, data=data, newest=newest,
+        api_url=url_for("overview.api", **view.args()),
+        brands=distinct_values(db, "brand"), sources=distinct_values(db, "source"),
+    )
+
+
+@bp.get("/api/overview")
+def api() -> Any:
+    """The JSON behind the overview's charts and tables."""
+    return jsonify(_data(_view()))
+
+
+@bp.get("/export/overview.<fmt>")
+def export(fmt: str) -> Any:
+    view = _view()
+    data = _data(view)
+    if fmt == "json":
+        return json_response(data, "overview.json")
+    if fmt != "csv":
+        return jsonify({"error": "use .csv or .json"}), 404
+    series = data["series"]
+    rows = [{"bucket": key, **{name: series[name][i] for name in SERIES_COLUMNS[1:]}}
+            for i, key in enumerate(data["buckets"])]
+    return csv_response(rows, SERIES_COLUMNS, "overview.csv")

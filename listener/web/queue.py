@@ -1,0 +1,79 @@
+"""Queue: negative and help-seeking posts, most urgent × widest reach first, with filters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, render_template, request
+from werkzeug.exceptions import BadRequest
+
+from listener.web.app import get_db, now
+from listener.web.export import EXPORT_LIMIT, csv_response, json_response
+from listener.web.params import PAGE_SIZE, SENTIMENTS, View, http_url, parse_view
+from storage import dashboard
+
+bp = Blueprint("queue", __name__)
+COLUMNS = ("post_id", "created_at", "brand", "source", "platform", "lang", "sentiment",
+           "urgency", "followers", "rank", "status", "author", "url", "text")
+
+
+def _view() -> View:
+    view = parse_view(request.args, now(), default_range="30d")
+    if view.q is not None:
+        problem = dashboard.check_search(get_db(), view.q)
+        if problem:
+            raise BadRequest(problem)
+    return view
+
+
+def _rows(view: View, limit: int, offset: int) -> list[dict[str, Any]]:
+    rows = dashboard.queue(get_db(), view.queue_filter(), limit, offset)
+    for row in rows:
+        row["url"] = http_url(row["url"])  # only http(s) links leave the server
+    return rows
+
+
+@bp.get("/queue")
+def page() -> Any:
+    db = get_db()
+    try:
+        view = _view()
+    except BadRequest as exc:  # a bad search: show the page with the message, not an error page
+        view = parse_view({k: v for k, v in request.args.items() if k != "q"}, now(),
+                          default_range="30d")
+        return _render(view, [], 0, exc.description), 400
+    total = dashboard.count_queue(db, view.queue_filter())
+    return _render(view, _rows(view, PAGE_SIZE, (view.page - 1) * PAGE_SIZE), total, None)
+
+
+def _render(view: View, rows: list[dict[str, Any]], total: int, problem: str | None) -> str:
+    return render_template("queue.html", view=view, rows=rows, total=total, problem=problem,
+                           options=_options(get_db()), cap=dashboard.COUNT_CAP,
+                           page_size=PAGE_SIZE)
+
+
+def _options(db: Any) -> dict[str, list[Any]]:
+    return {"brands": dashboard.distinct_values(db, "brand"),
+            "sources": dashboard.distinct_values(db, "source"),
+            "langs": dashboard.distinct_values(db, "lang"), "sentiments": list(SENTIMENTS),
+            "statuses": [("new", "new"), ("handled", "handled"),
+                         ("not_relevant", "not relevant"), ("all", "all")]}
+
+
+@bp.get("/api/queue")
+def api() -> Any:
+    view = _view()
+    offset = (view.page - 1) * PAGE_SIZE
+    return jsonify({"total": dashboard.count_queue(get_db(), view.queue_filter()),
+                    "total_capped_at": dashboard.COUNT_CAP, "page": view.page,
+                    "page_size": PAGE_SIZE, "rows": _rows(view, PAGE_SIZE, offset)})
+
+
+@bp.get("/export/queue.<fmt>")
+def export(fmt: str) -> Any:
+    rows = _rows(_view(), EXPORT_LIMIT, 0)
+    if fmt == "csv":
+        return csv_response(rows, COLUMNS, "queue.csv")
+    if fmt == "json":
+        return json_response(rows, "queue.json")
+    return jsonify({"error": "use .csv or .json"}), 404

@@ -1,0 +1,69 @@
+"""``listener serve``: the dashboard on waitress, a pure-Python WSGI server.
+
+It binds 127.0.0.1 unless told otherwise; any other address needs ``serve.token``, so the
+posts and the buttons that change things are never open to the network by accident.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from listener.config import Config, is_loopback, load_config
+from listener.errors import ConfigError, MissingDependency
+from listener.query import positive_terms
+
+THREADS = 4  # requests served at once; each opens its own SQLite connection
+
+
+def brand_words(config: Config) -> frozenset[str]:
+    """Brand names and the words of their queries: always in negative posts, so never news."""
+    words: set[str] = set()
+    for name, brand in config.brands.items():
+        words.update(name.lower().split())
+        for term in positive_terms(brand.query):
+            words.update(w.strip("@#*\"").lower() for w in term.text.split())
+    return frozenset(w for w in words if w)
+
+
+def make_server(app: Any, host: str, port: int) -> Any:
+    """A waitress server bound now (port 0: any free port; see ``.effective_port``)."""
+    from waitress.server import create_server
+
+    return create_server(app, host=host, port=port, threads=THREADS, ident="listener")
+
+
+@click.command()
+@click.option("--config", "-c", "config_path", envvar="LISTENER_CONFIG", default="config.yaml",
+              show_default=True, type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option("--host", default=None, help="Address to bind (default: serve.host, 127.0.0.1).")
+@click.option("--port", default=None, type=click.IntRange(0, 65535),
+              help="Port (default: serve.port, 8765; 0 picks a free one).")
+def serve(config_path: str, host: str | None, port: int | None) -> None:
+    """Serve the trends dashboard: overview, queue, posts, alerts, feedback."""
+    try:
+        import flask  # noqa: F401
+        import waitress  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependency(exc.name or "flask", "web") from exc
+    from listener.web.app import WebSettings, create_app
+
+    config = load_config(config_path)
+    settings = config.serve
+    host = host or settings.host
+    if not is_loopback(host) and not settings.token:
+        raise ConfigError(f"binding {host} (not a loopback address) needs an access token: "
+                          'set serve.token to {"$env": LISTENER_WEB_TOKEN}',
+                          file=str(config.path), key="serve.token")
+    app = create_app(WebSettings(db_path=config.db_path, token=settings.token,
+                                 brand_words=brand_words(config)))
+    server = make_server(app, host, settings.port if port is None else port)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"dashboard: http://{shown}:{server.effective_port}/")
+    try:
+        server.run()
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        pass
+    finally:
+        server.close()

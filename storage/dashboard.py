@@ -1,0 +1,176 @@
+"""Reads and writes behind the dashboard: the triage queue, one post in full, the outbox.
+
+The queue reads ``triage`` (migration 005): one row per post whose current score is negative or
+help-seeking, carrying everything the queue filters and sorts on, so no query joins a million
+scores. Filters are optional; each adds a constant SQL clause with bound values.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from listener.models import to_iso
+from storage.tx import immediate
+
+STATUSES = ("new", "handled", "not_relevant")
+COUNT_CAP = 10_000  # the queue counts matches up to here, then says "10,000+"
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """What the queue shows; None means "any". ``status`` 'new' includes posts never touched."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    brand: str | None = None
+    source: str | None = None
+    sentiment: str | None = None
+    lang: str | None = None
+    status: str | None = "new"
+    q: str | None = None  # SQLite FTS5 query syntax: words, "phrases", OR, NOT, prefix*
+
+
+def _where(f: QueueFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for clause, value in (
+        ("t.created_at >= ?", to_iso(f.start) if f.start else None),
+        ("t.created_at < ?", to_iso(f.end) if f.end else None),
+        ("t.brand = ?", f.brand),
+        ("t.source = ?", f.source),
+        ("t.sentiment = ?", f.sentiment),
+        ("t.lang = ?", f.lang),
+        ("t.status = ?", f.status),  # triage keeps a copy of post_status.status
+        ("t.post_id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?)", f.q),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def check_search(db: Database, q: str) -> str | None:
+    """Why a text search cannot be run (FTS5 syntax), or None when it can."""
+    try:
+        db.execute("SELECT 1 FROM posts_fts WHERE posts_fts MATCH ? AND rowid = 0", [q]).fetchall()
+    except sqlite3.OperationalError as exc:
+        return (f"the search could not be read ({exc}). Use words, \"quoted phrases\", OR, NOT "
+                "and prefix*; put words with punctuation in double quotes, e.g. \"can't\"")
+    return None
+
+
+def queue_sql(f: QueueFilter, limit: int, offset: int) -> tuple[str, list[Any]]:
+    """The queue's SQL: the page's post ids come from triage's covering index alone (no table
+    row is read for posts that do not make the page), then only those rows are joined."""
+    where, params = _where(f)
+    sql = (
+        "SELECT t.post_id, t.created_at, t.brand, t.source, t.lang, t.sentiment, t.urgency,"  # noqa: S608 (constant clauses)
+        " t.followers, t.rank, t.status, p.platform, p.author, p.url, p.text, p.kind, p.rating"
+        f" FROM (SELECT post_id FROM triage t{where} ORDER BY rank DESC, created_at DESC"
+        " LIMIT ? OFFSET ?) page JOIN triage t ON t.post_id = page.post_id"
+        " JOIN posts p ON p.id = t.post_id ORDER BY t.rank DESC, t.created_at DESC"
+    )
+    return sql, [*params, limit, offset]
+
+
+def queue(db: Database, f: QueueFilter, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+    """Queue rows, most urgent × widest reach first, with the post and its status."""
+    return [dict(r) for r in db.query(*queue_sql(f, limit, offset))]
+
+
+def count_queue(db: Database, f: QueueFilter, cap: int = COUNT_CAP) -> int:
+    """How many rows match, counted up to ``cap`` + 1 (the page shows "cap+")."""
+    where, params = _where(f)
+    sql = f"SELECT count(*) FROM (SELECT 1 FROM triage t{where} LIMIT ?)"  # noqa: S608
+    return int(db.execute(sql, [*params, cap + 1]).fetchone()[0])
+
+
+def distinct_values(db: Database, column: str) -> list[str]:
+    """Brands, sources or languages present, read by skipping through an index.
+
+    A recursive "loose index scan": one index seek per distinct value instead of reading
+    every row, so the filter menus stay instant on a million posts. Brands and sources come
+    from the posts' indexes, languages from the queue's.
+    """
+    table, col = {"brand": ("posts", "brand"), "source": ("posts", "source"),
+                  "lang": ("triage", "lang")}[column]
+    sql = (
+        f"WITH RECURSIVE v(x) AS (SELECT min({col}) FROM {table} UNION ALL"  # noqa: S608
+        f" SELECT (SELECT min({col}) FROM {table} WHERE {col} > x) FROM v WHERE x IS NOT NULL)"
+        " SELECT x FROM v WHERE x IS NOT NULL LIMIT 200"
+    )
+    return [r[0] for r in db.execute(sql).fetchall()]
+
+
+def set_status(db: Database, post_id: int, status: str, by: str, now: datetime) -> None:
+    """Record what a human decided about a post (new / handled / not_relevant)."""
+    with immediate(db):
+        db.execute(
+            "INSERT INTO post_status (post_id, status, updated_at, by) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (post_id) DO UPDATE SET status = excluded.status,"
+            " updated_at = excluded.updated_at, by = excluded.by",
+            [post_id, status, to_iso(now), by],
+        )
+
+
+def post_detail(db: Database, post_id: int) -> dict[str, Any] | None:
+    """One post with its scores (newest first), status, alerts + deliveries and cross-posts."""
+    rows = list(db.query(
+        "SELECT p.*, coalesce(st.status, 'new') AS status, st.updated_at AS status_at,"
+        " st.by AS status_by FROM posts p LEFT JOIN post_status st ON st.post_id = p.id"
+        " WHERE p.id = ?", [post_id]))
+    if not rows:
+        return None
+    post = dict(rows[0])
+    post["scores"] = [dict(r) for r in db.query(
+        "SELECT * FROM scores WHERE post_id = ? ORDER BY id DESC", [post_id])]
+    post["alerts"] = [dict(r) for r in db.query(
+        "SELECT * FROM alerts WHERE post_id = ? ORDER BY created_at, id", [post_id])]
+    for alert in post["alerts"]:
+        alert["deliveries"] = [dict(r) for r in db.query(
+            "SELECT attempt, at, outcome, status_code, error, remote_id FROM deliveries"
+            " WHERE alert_id = ? ORDER BY id", [alert["id"]])]
+    post["crossposts"] = [dict(r) for r in db.query(
+        "SELECT id, platform, url FROM posts WHERE duplicate_of = ? ORDER BY id LIMIT 50",
+        [post_id])]
+    return post
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    status: str | None = None
+    destination: str | None = None
+    rule: str | None = None
+
+
+def alerts(db: Database, f: AlertFilter, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    """Outbox rows, newest first, with a post excerpt or the report's title."""
+    sql = (
+        "SELECT a.id, a.created_at, a.rule, a.destination, a.status, a.priority, a.attempts,"
+        " a.next_attempt_at, a.delivered_at, a.last_error, a.remote_id, a.post_id, a.report_id,"
+        " substr(p.text, 1, 160) AS excerpt, r.title AS report_title FROM alerts a"
+        " LEFT JOIN posts p ON p.id = a.post_id LEFT JOIN reports r ON r.id = a.report_id"
+        " WHERE (?1 IS NULL OR a.status = ?1) AND (?2 IS NULL OR a.destination = ?2)"
+        " AND (?3 IS NULL OR a.rule = ?3) ORDER BY a.created_at DESC, a.id LIMIT ?4 OFFSET ?5"
+    )
+    return [dict(r) for r in db.query(sql, [f.status, f.destination, f.rule, limit, offset])]
+
+
+def alert_counts(db: Database) -> list[dict[str, Any]]:
+    """Alerts per destination and status: the outbox at a glance."""
+    return [dict(r) for r in db.query(
+        "SELECT destination, status, count(*) AS n FROM alerts GROUP BY 1, 2 ORDER BY 1, 2")]
+
+
+def alert_names(db: Database) -> dict[str, list[str]]:
+    """Destinations and rules that have alerts, for the filter menus."""
+    return {
+        column: [r[0] for r in db.execute(
+            f"SELECT DISTINCT {column} FROM alerts ORDER BY 1 LIMIT 200").fetchall()]  # noqa: S608
+        for column in ("destination", "rule")
+    }

@@ -1,0 +1,268 @@
+"""Trend aggregates for the dashboard's overview: volume and sentiment over time, spikes, terms.
+
+Volume and sentiment come from two rollups kept by triggers (migration 005): ``post_hours``
+for views per hour (up to a week) and ``post_days`` for views per day or week, so a 90-day
+overview reads a few thousand cells instead of a million posts with their scores. Time windows
+are half-open ``[start, end)``, aligned to the hour, or to the day for daily and weekly views.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlite_utils import Database
+
+from listener.models import parse_iso, to_iso
+
+SENTIMENTS = ("negative", "neutral", "positive", "unscored")
+# per bucket: the rollup to read, the SQL of a cell's bucket key, the width of its time key
+_BUCKET_SQL = {
+    "hour": ("post_hours", "bucket", 13),
+    "day": ("post_days", "bucket", 10),
+    "week": ("post_days", "date(bucket, '-6 days', 'weekday 1')", 10),  # the Monday on or before
+}
+BUCKETS = ("hour", "day", "week")
+TERM_SAMPLE = 2000  # newest negative posts per period whose words are counted
+_WORD = re.compile(r"[^\W\d_][\w'’-]*[^\W_]")
+_NOISE = re.compile(r"https?://\S+|www\.\S+|[@#]\w+")
+STOPWORDS = frozenset(
+    "a about after again all also am an and any are as at be been before being but by can cant"
+    " could did didnt do does doesnt dont for from get got had has have he her here him his how"
+    " i if im in into is isnt it its ive just me more my no not now of on one only or our out"
+    " over please really so some still than that thats the their them then there they this"
+    " those to too up us very was wasnt we were what when where which while who why will with"
+    " wont would you your youre yet been being let lets via amp http https".split()
+)
+
+
+@dataclass(frozen=True)
+class Period:
+    """A half-open time window ``[start, end)`` on whole hours (UTC), or whole days."""
+
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def ending(cls, end: datetime, hours: int, whole_days: bool = False) -> Period:
+        """``hours`` hours up to the end of the hour (or day) ``end`` falls in: the current,
+        partial bucket is the last one shown."""
+        top = end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        if whole_days:
+            top = top.replace(hour=0) + timedelta(days=1)
+        else:
+            top += timedelta(hours=1)
+        return cls(top - timedelta(hours=hours), top)
+
+    def previous(self) -> Period:
+        """The window of the same length just before this one, for comparisons."""
+        return Period(self.start - (self.end - self.start), self.start)
+
+    def keys(self, width: int = 13) -> tuple[str, str]:
+        """Bucket keys of both ends as the rollups store them ('2026-11-20T08', '2026-11-20')."""
+        return to_iso(self.start)[:width], to_iso(self.end)[:width]
+
+
+@dataclass
+class Counts:
+    """Posts by current sentiment, plus how many look help-seeking (urgency ≥ 0.5)."""
+
+    negative: int = 0
+    neutral: int = 0
+    positive: int = 0
+    unscored: int = 0
+    urgent: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.negative + self.neutral + self.positive + self.unscored
+
+    @property
+    def negative_share(self) -> float | None:
+        """Negative posts among scored posts; None when nothing is scored."""
+        scored = self.negative + self.neutral + self.positive
+        return self.negative / scored if scored else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "total": self.total, "negative_share": self.negative_share}
+
+
+def bucket_key(moment: datetime, bucket: str) -> str:
+    """The label of the bucket a moment falls in; the same keys SQL produces in ``_BUCKET_SQL``."""
+    day = moment.date()
+    if bucket == "hour":
+        return to_iso(moment)[:13]
+    if bucket == "day":
+        return day.isoformat()
+    return (day - timedelta(days=day.weekday())).isoformat()
+
+
+def bucket_keys(period: Period, bucket: str) -> list[str]:
+    """Every bucket the period touches, in order, so empty buckets show as zeros."""
+    keys: dict[str, None] = {}
+    moment = period.start
+    while moment < period.end:
+        keys[bucket_key(moment, bucket)] = None
+        moment += timedelta(hours=1)
+    return list(keys)
+
+
+def counts_by(
+    db: Database, period: Period, bucket: str, group: str, brand: str | None = None,
+    source: str | None = None,
+) -> dict[str, Counts]:
+    """Counts per time bucket ('hour', 'day', 'week'; ``group`` 'bucket'), per brand or per
+    source within a period, summed by SQLite: Python only sees a few hundred rows.
+    Daily and weekly views need a period on whole days (``Period.ending(..., whole_days=True)``).
+    """
+    table, bucket_sql, width = _BUCKET_SQL[bucket]  # constants chosen by key, never user text
+    expr = {"bucket": bucket_sql, "brand": "brand", "source": "source"}[group]
+    sql = (
+        f"SELECT {expr} AS k, sentiment, sum(n), sum(urgent) FROM {table}"  # noqa: S608
+        " WHERE bucket >= ? AND bucket < ? AND (?3 IS NULL OR brand = ?3)"
+        " AND (?4 IS NULL OR source = ?4) GROUP BY 1, 2"
+    )
+    start, end = period.keys(width)
+    out: dict[str, Counts] = {}
+    for key, sentiment, n, urgent in db.execute(sql, [start, end, brand, source]).fetchall():
+        counts = out.setdefault(key, Counts())
+        if sentiment in SENTIMENTS:
+            setattr(counts, sentiment, getattr(counts, sentiment) + n)
+        counts.urgent += urgent
+    return out
+
+
+def total(counts: dict[str, Counts]) -> Counts:
+    """All groups together."""
+    out = Counts()
+    for c in counts.values():
+        for name in (*SENTIMENTS, "urgent"):
+            setattr(out, name, getattr(out, name) + getattr(c, name))
+    return out
+
+
+def spikes(
+    db: Database, period: Period, brand: str | None = None, source: str | None = None
+) -> list[dict[str, Any]]:
+    """Spike reports whose window overlaps the period, with what the detector said about them
+    (summary, top terms); a brand-wide spike shows on every source."""
+    sql = (
+        "SELECT id, name, brand, source, window_start, window_end, title, payload FROM reports"
+        " WHERE kind = 'spike' AND window_end > ? AND window_start < ?"
+        " AND (?3 IS NULL OR brand = ?3) AND (?4 IS NULL OR source IS NULL OR source = ?4)"
+        " ORDER BY window_start LIMIT 500"
+    )
+    out = []
+    for row in db.query(sql, [to_iso(period.start), to_iso(period.end), brand, source]):
+        payload = json.loads(row.pop("payload") or "{}")
+        out.append({**row, "summary": str(payload.get("summary") or ""),
+                    "terms": [str(t) for t in payload.get("terms") or []][:8]})
+    return out
+
+
+def negative_terms(
+    db: Database, period: Period, brand: str | None = None, source: str | None = None,
+    exclude: Iterable[str] = (), sample: int = TERM_SAMPLE,
+) -> tuple[Counter[str], int]:
+    """Word counts over the newest ``sample`` negative posts of the period (one count per post),
+    and how many posts were read.
+
+    Reads the triage queue, which holds every negative post except cross-posts, so a text
+    posted on five platforms counts once. Stop words and ``exclude`` (brand names) are dropped.
+    """
+    sql = (
+        "SELECT p.text FROM triage t JOIN posts p ON p.id = t.post_id"
+        " WHERE t.sentiment = 'negative' AND t.created_at >= ? AND t.created_at < ?"
+        " AND (?3 IS NULL OR t.brand = ?3) AND (?4 IS NULL OR t.source = ?4)"
+        " ORDER BY t.created_at DESC LIMIT ?5"
+    )
+    skip = STOPWORDS | {word.lower() for word in exclude}
+    counts: Counter[str] = Counter()
+    params = [to_iso(period.start), to_iso(period.end), brand, source, sample]
+    texts = [row[0] for row in db.execute(sql, params).fetchall()]
+    for text in texts:
+        words = {w.replace("’", "'") for w in _WORD.findall(_NOISE.sub(" ", text.lower()))}
+        counts.update(w for w in words if len(w) > 2 and w.replace("'", "") not in skip)
+    return counts, len(texts)
+
+
+def newest_post_at(db: Database) -> str | None:
+    """When the newest post was written: the overview offers to jump there when a range is empty."""
+    row = db.execute("SELECT max(created_at) FROM posts").fetchone()
+    return row[0] if row else None
+
+
+TOP_TERMS = 15
+MIN_SHARE_POSTS = 5  # a bucket's negative share is shown from this many scored posts up
+
+
+def overview(
+    db: Database, period: Period, bucket: str, brand: str | None = None,
+    source: str | None = None, exclude: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Everything the overview shows for a period and the one before it: series per bucket,
+    totals, per-brand and per-source tables, spikes and the top terms of negative posts."""
+    previous = period.previous()
+    now, old = ({group: counts_by(db, p, bucket, group, brand, source)
+                 for group in ("bucket", "brand", "source")} for p in (period, previous))
+    keys = bucket_keys(period, bucket)
+    empty = Counts()
+    current = [now["bucket"].get(k, empty) for k in keys]
+    before = [old["bucket"].get(k, empty) for k in bucket_keys(previous, bucket)]
+    before = (before + [empty] * len(keys))[:len(keys)]  # bucket i of each period, side by side
+    series: dict[str, list[Any]] = {
+        name: [getattr(c, name) for c in current] for name in (*SENTIMENTS, "urgent", "total")
+    }
+    series["negative_share"] = [_share(c) for c in current]
+    series["previous_total"] = [c.total for c in before]
+    series["previous_negative_share"] = [_share(c) for c in before]
+    return {
+        "period": {"start": to_iso(period.start), "end": to_iso(period.end), "bucket": bucket,
+                   "previous_start": to_iso(previous.start)},
+        "buckets": keys,
+        "series": series,
+        "totals": {"current": total(now["bucket"]).as_dict(),
+                   "previous": total(old["bucket"]).as_dict()},
+        "by_brand": _compare(now["brand"], old["brand"]),
+        "by_source": _compare(now["source"], old["source"]),
+        "spikes": [_place(s, keys, bucket) for s in spikes(db, period, brand, source)],
+        "terms": _terms(db, period, brand, source, exclude),
+    }
+
+
+def _terms(db: Database, period: Period, brand: str | None, source: str | None,
+           exclude: Iterable[str]) -> list[dict[str, Any]]:
+    """Top terms of negative posts with the share of (sampled) negative posts that use them,
+    now and in the period before: shares compare fairly whatever the two samples' sizes."""
+    words = frozenset(exclude)
+    now, n = negative_terms(db, period, brand, source, words)
+    before, m = negative_terms(db, period.previous(), brand, source, words)
+    return [{"term": term, "posts": count, "share": count / n,
+             "previous_share": before.get(term, 0) / m if m else None}
+            for term, count in now.most_common(TOP_TERMS)]
+
+
+def _share(counts: Counts) -> float | None:
+    """A bucket's negative share, or None below MIN_SHARE_POSTS scored posts (noise, not news)."""
+    scored = counts.negative + counts.neutral + counts.positive
+    return counts.negative_share if scored >= MIN_SHARE_POSTS else None
+
+
+def _compare(now: dict[str, Counts], before: dict[str, Counts]) -> list[dict[str, Any]]:
+    names = sorted(set(now) | set(before), key=lambda k: (-now.get(k, Counts()).total, k))
+    return [{"name": name, "current": now.get(name, Counts()).as_dict(),
+             "previous": before.get(name, Counts()).as_dict()} for name in names]
+
+
+def _place(spike: dict[str, Any], keys: list[str], bucket: str) -> dict[str, Any]:
+    """A spike with the first and last chart bucket its window covers (for the shading)."""
+    first = bucket_key(parse_iso(spike["window_start"]), bucket)
+    last = bucket_key(parse_iso(spike["window_end"]) - timedelta(seconds=1), bucket)
+    index = {k: i for i, k in enumerate(keys)}
+    return {**spike, "first_bucket": index.get(first, 0),
+            "last_bucket": index.get(last, len(keys) - 1)}

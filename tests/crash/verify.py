@@ -1,0 +1,125 @@
+"""What the crash harness counts at the end: the fakes' records against the database's.
+
+The platform fake knows every story it created and served, the Slack fake every message it
+received, the Zendesk fake every ticket it holds. Which alerts *should* exist is derived from the
+database's scores with the rule (negative → Slack and Zendesk) and the deterministic alert id, not
+from the ``alerts`` table, so an alert the rules stage lost would be counted as lost too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from storage.outbox import alert_id
+from tests.crash.daemon import RULE, read_db
+
+# the Slack message names its alert in the context line: "... · alert `<id>`"
+SLACK_ALERT_ID = re.compile(r"alert `([0-9a-f]{32})`")
+
+
+@dataclass
+class Delivery:
+    """One destination's alerts: expected, delivered, lost, duplicated, unexpected."""
+
+    expected: int = 0
+    delivered: int = 0  # marked delivered in the database and received by the fake
+    lost: list[str] = field(default_factory=list)
+    duplicates: int = 0  # extra copies the fake received
+    unexpected: int = 0  # alert ids the fake received that no post called for
+    parked: int = 0  # status failed in the database
+
+
+@dataclass
+class Totals:
+    created: int
+    served: int
+    stored: int
+    posts_lost: list[str]
+    posts_duplicated: int
+    unscored: int
+    unevaluated: int
+    slack: Delivery
+    tickets: Delivery | None
+
+    @property
+    def ok(self) -> bool:
+        """0 posts lost, 0 alerts lost, 0 duplicate tickets (Slack duplicates are reported)."""
+        tickets = self.tickets or Delivery()
+        return not (self.posts_lost or self.posts_duplicated or self.unscored
+                    or self.unevaluated or self.slack.lost or tickets.lost
+                    or tickets.duplicates or self.slack.unexpected or tickets.unexpected)
+
+
+def count(db_path: Path, created: Iterable[str], served: Iterable[str],
+          slack_bodies: Iterable[bytes], tickets: list[dict] | None) -> Totals:
+    conn = read_db(db_path)
+    try:
+        stored = Counter(r[0] for r in conn.execute(
+            "SELECT platform_id FROM posts WHERE platform = 'hackernews'"))
+        unscored = conn.execute("SELECT count(*) FROM posts p WHERE NOT EXISTS"
+                                " (SELECT 1 FROM scores s WHERE s.post_id = p.id)").fetchone()[0]
+        unevaluated = conn.execute(
+            "SELECT count(*) FROM scores WHERE rules_at IS NULL").fetchone()[0]
+        negative = [r[0] for r in conn.execute(
+            "SELECT p.platform_id FROM posts p JOIN scores s ON s.post_id = p.id"
+            " WHERE s.sentiment = 'negative' AND p.duplicate_of IS NULL")]
+        status = {r[0]: r[1] for r in conn.execute("SELECT id, status FROM alerts")}
+    finally:
+        conn.close()
+    created, served = list(created), set(served)
+    slack_got = Counter(i for body in slack_bodies
+                        for i in set(SLACK_ALERT_ID.findall(body.decode("utf-8", "replace"))))
+    return Totals(
+        created=len(created), served=len(served), stored=len(stored),
+        posts_lost=sorted((set(created) | served) - set(stored), key=int),
+        posts_duplicated=sum(n - 1 for n in stored.values() if n > 1),
+        unscored=unscored, unevaluated=unevaluated,
+        slack=_delivery(negative, "slack", status, slack_got),
+        tickets=None if tickets is None else _delivery(
+            negative, "tickets", status, Counter(t["external_id"] for t in tickets)),
+    )
+
+
+def _delivery(negative: list[str], destination: str, status: dict[str, str],
+              got: Counter[str]) -> Delivery:
+    expected = {alert_id(RULE, f"hackernews:{pid}", destination) for pid in negative}
+    result = Delivery(expected=len(expected))
+    for aid in sorted(expected):
+        if status.get(aid) == "delivered" and got[aid] > 0:
+            result.delivered += 1
+        else:
+            result.lost.append(aid)
+        result.parked += status.get(aid) == "failed"
+    result.duplicates = sum(n - 1 for aid, n in got.items() if aid in expected and n > 1)
+    result.unexpected = sum(n for aid, n in got.items() if aid not in expected)
+    return result
+
+
+def table(totals: Totals, kills: Counter[str], hits: Counter[str]) -> str:
+    """The totals as aligned text."""
+    rows = [
+        ("posts created by the platform", totals.created),
+        ("posts served", totals.served),
+        ("posts stored", totals.stored),
+        ("posts lost", len(totals.posts_lost)),
+        ("posts stored twice", totals.posts_duplicated),
+        ("posts not scored / not through the rules", f"{totals.unscored} / {totals.unevaluated}"),
+    ]
+    for name, d in (("Slack", totals.slack), ("Zendesk", totals.tickets)):
+        if d is None:
+            continue
+        rows += [
+            (f"{name}: alerts expected", d.expected),
+            (f"{name}: delivered (in the database and at the fake)", d.delivered),
+            (f"{name}: lost", len(d.lost)),
+            (f"{name}: duplicate {'messages' if name == 'Slack' else 'tickets'}", d.duplicates),
+            (f"{name}: unexpected / parked as failed", f"{d.unexpected} / {d.parked}"),
+        ]
+    rows += [(f"kills aimed at {k}", n) for k, n in sorted(kills.items())]
+    rows += [(f"kills that hit {k}", n) for k, n in sorted(hits.items())]
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)

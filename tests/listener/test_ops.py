@@ -1,0 +1,117 @@
+"""``listener status``, ``listener metrics`` and ``listener db backup`` on real SQLite files."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from listener import cli_ops
+from listener.models import Page, Post
+from storage import db as store
+from tests.e2e import cli_env, run_cli
+
+CONFIG = """\
+storage: {path: listener.db}
+sources:
+  - {type: file, name: imports, path: posts.jsonl, interval: 60}
+  - {type: file, name: feed, path: feed.jsonl, interval: 60}
+"""
+PAGE = 50  # posts per transaction of the writer below
+WRITER = f"""
+import sys, time
+from datetime import UTC, datetime
+from listener.models import Page, Post
+from storage.db import open_db, store_page
+db, n = open_db(sys.argv[1]), int(sys.argv[2])
+while True:
+    posts = [Post("bench", f"w{{n}}-{{i}}", f"post {{n}} {{i}}", datetime.now(UTC))
+             for i in range({PAGE})]
+    store_page(db, "writer", Page(posts), datetime.now(UTC))
+    n += 1
+    print(n, flush=True)
+"""
+
+
+def write_config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(CONFIG, encoding="utf-8")
+    return path
+
+
+def test_status_shows_stages_queues_and_paused_sources(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    missing = CliRunner().invoke(cli_ops.status, ["-c", str(config)])
+    assert missing.exit_code == 1 and "nothing has run" in missing.output
+    db = store.open_db(tmp_path / "listener.db")
+    now = datetime.now(UTC)
+    run = store.start_run(db, "collect", "imports", now - timedelta(minutes=10))
+    store.finish_run(db, run, now - timedelta(minutes=10), items=4)
+    run = store.start_run(db, "collect", "imports", now - timedelta(minutes=5))
+    store.finish_run(db, run, now - timedelta(minutes=5), items=0,
+                     error="SourceError: cannot read posts.jsonl\nsecond line")
+    store.store_page(db, "imports", Page([Post("file", "1", "hello", now)]), now)
+    store.pause_source(db, "feed", now + timedelta(hours=1), "429", now)
+    result = CliRunner().invoke(cli_ops.status, ["-c", str(config)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "health: FAILING: collect:imports for 5m" in out  # 3 x 60 s ago and more
+    row = next(line for line in out.splitlines() if line.startswith("collect   imports"))
+    assert "error" in row and "SourceError: cannot read posts.jsonl second line" in row
+    assert next(line for line in out.splitlines() if line.startswith("classify")).split()[2] \
+        == "never"
+    assert [line.split() for line in out.splitlines() if line.startswith("unscored")] == \
+        [["unscored", "1"]]
+    assert "paused: feed until " in out
+
+
+def test_metrics_writes_a_textfile_atomically(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    store.open_db(tmp_path / "listener.db").close()
+    target = tmp_path / "textfile" / "listener.prom"
+    target.parent.mkdir()
+    result = CliRunner().invoke(cli_ops.metrics, ["-c", str(config), "-o", str(target)])
+    assert result.exit_code == 0, result.output
+    text = target.read_text()
+    assert "listener_database_readable 1.0" in text and 'queue="undispatched"' in text
+    assert "listener_posts_collected_total" not in text  # process counters mean nothing here
+    assert [p.name for p in target.parent.iterdir()] == ["listener.prom"]
+
+
+def test_backup_while_another_process_writes_is_consistent(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    db = store.open_db(tmp_path / "listener.db")
+    now = datetime.now(UTC)
+    for n in range(200):  # ~10,000 posts already there, so the copy takes a moment
+        posts = [Post("bench", f"seed{n}-{i}", f"seed {n} {i} " * 8, now) for i in range(PAGE)]
+        store.store_page(db, "seed", Page(posts), now)
+    db.close()
+    with subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "listener.db"), "0"],
+                          stdout=subprocess.PIPE, text=True) as writer:
+        try:
+            assert writer.stdout is not None
+            writer.stdout.readline()  # it is writing
+            backup = run_cli(["db", "backup", "-c", str(config), str(tmp_path / "copy.db")],
+                             cli_env("http://127.0.0.1:9/unused"))
+            time.sleep(0.2)
+        finally:
+            writer.kill()
+    assert backup.returncode == 0, backup.stderr
+    assert "backed up" in backup.stdout
+    copy = sqlite3.connect(tmp_path / "copy.db")
+    count = copy.execute("SELECT count(*) FROM posts").fetchone()[0]
+    live = sqlite3.connect(tmp_path / "listener.db").execute("SELECT count(*) FROM posts")
+    # the writer committed before the copy and went on after it; the copy has whole pages only
+    assert 200 * PAGE < count < live.fetchone()[0] and count % PAGE == 0
+    assert copy.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+    assert copy.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    copy.close()
+    assert not (tmp_path / "copy.db-wal").exists()
+    again = run_cli(["db", "backup", "-c", str(config), str(tmp_path / "copy.db")],
+                    cli_env("http://127.0.0.1:9/unused"))
+    assert again.returncode == 1 and "--force" in again.stderr
