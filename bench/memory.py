@@ -34,13 +34,15 @@ BACKENDS = ("torch-fp32", "onnx-fp32", "onnx-int8")
 
 def load(backend: str) -> Classifier:
     """The classifier as a daemon would load it (imports inside: they are what we measure)."""
-    if backend == "torch-fp32":
-        from classifiers.loader import load_classifier
+    from classifiers.loader import load_classifier
 
+    if backend == "torch-fp32":
         return load_classifier("default", batch_size=32, device="cpu")
+    if backend == "onnx-int8":  # exactly what `classifier.backend: onnx` loads
+        return load_classifier("default", backend="onnx", batch_size=32)
     from classifiers.onnx_backend import load_onnx_classifier
 
-    return load_onnx_classifier(quantize=backend == "onnx-int8")
+    return load_onnx_classifier(quantize=False)
 
 
 def status_mb(field: str) -> float:

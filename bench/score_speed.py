@@ -15,7 +15,10 @@ Paths, slowest first:
 * ``torch-int8`` / ``torch-int8-pc``: the same after ``torch.ao.quantization.quantize_dynamic``
   of the encoder's Linear layers, per-tensor (the default) and per-channel weights.
 * ``onnx-fp32`` / ``onnx-int8``: ``classifiers.onnx_backend`` (ONNX Runtime, no torch at run
-  time), length-sorted batches of 32.
+  time), length-sorted batches of 32; ``onnx-int8`` is ``classifier.backend: onnx``.
+* ``onnx-int8-all``: the same with *every* MatMul in int8, also the three that
+  ``classifiers.onnx_export.FP32_MATMULS`` keeps in float32 (export format 1): the speed and
+  the label agreement that choice trades.
 
 The batch-1 paths score the first ``--naive-limit`` posts (the whole set takes minutes);
 posts/s is that many posts over the time they took. The other paths score every post, handed
@@ -69,6 +72,7 @@ class Row:
     seconds: float
     load_seconds: float
     macro_recall: float | None = None
+    labels: tuple[str, ...] = ()  # sentiment per post, to compare with torch fp32's
 
 
 def loaded(load: Callable[[], T]) -> tuple[T, float]:
@@ -99,8 +103,9 @@ def bench_classifier(name: str, batch: int, load: Callable[[], Classifier], data
         predictions += model.predict(data.texts[i : i + data.chunk])
     seconds = time.perf_counter() - start
     probs = np.array([[p.probabilities[label] for label in SENTIMENT_LABELS] for p in predictions])
-    result = sentiment_metrics(data.gold, [p.sentiment for p in predictions], probs)
-    return Row(name, batch, len(data.texts), seconds, load_s, result.macro_recall)
+    labels = tuple(p.sentiment for p in predictions)
+    result = sentiment_metrics(data.gold, list(labels), probs)
+    return Row(name, batch, len(data.texts), seconds, load_s, result.macro_recall, labels)
 
 
 def naive_pipeline(data: Data) -> Row:
@@ -198,12 +203,44 @@ def onnx(quantize: bool) -> Callable[[Data], Row]:
     """``classifiers.onnx_backend`` in fp32 or int8 (the first run builds the cached export)."""
 
     def load() -> Classifier:
+        from classifiers.loader import load_classifier
         from classifiers.onnx_backend import load_onnx_classifier
 
-        return load_onnx_classifier(quantize=quantize, batch_size=32)
+        if quantize:  # exactly what `classifier.backend: onnx` loads
+            return load_classifier("default", backend="onnx", batch_size=32)
+        return load_onnx_classifier(quantize=False, batch_size=32)
 
     name = "onnx-int8" if quantize else "onnx-fp32"
     return lambda data: bench_classifier(name, 32, load, data)
+
+
+def onnx_int8_all(data: Data) -> Row:
+    """Every MatMul in int8: quantise the cached fp32 graph again, into a temporary folder."""
+    import shutil
+    import tempfile
+
+    from classifiers.artifacts import DEFAULT_HEADS_DIR, read_meta
+    from classifiers.onnx_backend import OnnxClassifier, OnnxEncoder
+    from classifiers.onnx_export import (
+        MODEL_FILE,
+        TOKENIZER_FILE,
+        default_cache_dir,
+        ensure_cached,
+        quantize_int8,
+    )
+
+    meta = read_meta(DEFAULT_HEADS_DIR)
+    fp32 = ensure_cached(default_cache_dir(), None, meta["encoder"]["sha256"], quantize=False)
+    with tempfile.TemporaryDirectory() as folder:
+        entry = Path(folder)
+        quantize_int8(fp32 / MODEL_FILE, entry / MODEL_FILE, keep_fp32=())
+        shutil.copyfile(fp32 / TOKENIZER_FILE, entry / TOKENIZER_FILE)
+
+        def load() -> Classifier:
+            encoder = OnnxEncoder(entry, max_length=int(meta["encoder"]["max_length"]))
+            return OnnxClassifier(encoder, DEFAULT_HEADS_DIR, meta, batch_size=32, quantize=True)
+
+        return bench_classifier("onnx-int8-all", 32, load, data)
 
 
 PATHS: dict[str, Callable[[Data], Row]] = {
@@ -214,25 +251,29 @@ PATHS: dict[str, Callable[[Data], Row]] = {
     "torch-int8-pc": torch_int8(per_channel=True),
     "onnx-fp32": onnx(quantize=False),
     "onnx-int8": onnx(quantize=True),
+    "onnx-int8-all": onnx_int8_all,
 }
 
 
 def format_table(rows: Sequence[Row]) -> str:
-    """The table, with each path's macro-recall difference from torch fp32."""
-    reference = next((r.macro_recall for r in rows if r.path == "torch-fp32"), None)
+    """The table, with each path's macro-recall difference from torch fp32 and the share of
+    posts that get torch fp32's label."""
+    reference = next((r for r in rows if r.path == "torch-fp32"), None)
     lines = [
         f"{'path':<15} {'batch':>5} {'posts':>6} {'load s':>7} {'score s':>8} {'posts/s':>8} "
-        f"{'macro-recall':>12} {'Δ vs fp32':>9}"
+        f"{'macro-recall':>12} {'Δ vs fp32':>9} {'same label':>10}"
     ]
     for r in rows:
-        recall = delta = "–"
+        recall = delta = same = "–"
         if r.macro_recall is not None:
             recall = f"{100 * r.macro_recall:.2f}"
-            if reference is not None and r.path != "torch-fp32":
-                delta = f"{100 * (r.macro_recall - reference):+.2f}"
+        if reference is not None and r is not reference and r.macro_recall is not None:
+            delta = f"{100 * (r.macro_recall - (reference.macro_recall or 0.0)):+.2f}"
+            agree = np.mean([a == b for a, b in zip(r.labels, reference.labels, strict=True)])
+            same = f"{100 * agree:.2f} %"
         lines.append(
             f"{r.path:<15} {r.batch:>5} {r.posts:>6} {r.load_seconds:>7.1f} {r.seconds:>8.1f} "
-            f"{r.posts / r.seconds:>8.1f} {recall:>12} {delta:>9}"
+            f"{r.posts / r.seconds:>8.1f} {recall:>12} {delta:>9} {same:>10}"
         )
     return "\n".join(lines)
 

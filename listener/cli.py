@@ -16,6 +16,7 @@ from listener.errors import ListenerError
 from listener.log import setup_logging
 
 if TYPE_CHECKING:
+    from listener.lock import RunLock
     from listener.pipeline import Runtime
 
 DEFAULT_CONFIG = "config.yaml"
@@ -58,15 +59,10 @@ def run(config_path: str, once: bool, summary: bool) -> None:
     Either way the run takes the database's lock first; while another run holds it, this one
     exits at once with status 75 (EX_TEMPFAIL) and does nothing.
     """
-    from listener.lock import EXIT_LOCKED, LockHeld, acquire
     from listener.pipeline import Runtime
 
     config = _load(config_path)
-    try:
-        run_lock = acquire(config.db_path)
-    except LockHeld as exc:
-        click.echo(f"skipped: {exc}", err=True)
-        raise click.exceptions.Exit(EXIT_LOCKED) from None
+    run_lock = _take_lock(config)
     try:
         ok = _run_locked(Runtime(config), once)
     finally:
@@ -75,6 +71,17 @@ def run(config_path: str, once: bool, summary: bool) -> None:
         _print_summary(config)
     if not ok:
         raise click.ClickException("a stage failed; see the log above (the next run retries it)")
+
+
+def _take_lock(config: Config) -> RunLock:
+    """The database's run lock, or exit 75 (EX_TEMPFAIL) at once when another run holds it."""
+    from listener.lock import EXIT_LOCKED, LockHeld, acquire
+
+    try:
+        return acquire(config.db_path)
+    except LockHeld as exc:
+        click.echo(f"skipped: {exc}", err=True)
+        raise click.exceptions.Exit(EXIT_LOCKED) from None
 
 
 def _run_locked(runtime: Runtime, once: bool) -> bool:
@@ -214,16 +221,18 @@ def db() -> None:
 @db.command("migrate")
 @config_option
 def db_migrate(config_path: str) -> None:
-    """Apply pending schema migrations."""
+    """Apply pending schema migrations (exits 75 while a run holds the database)."""
     from storage.migrations import migrate
     from storage.tx import connect
 
     config = _load(config_path)
+    run_lock = _take_lock(config)
     conn = connect(config.db_path)
     try:
         applied = migrate(conn)
     finally:
         conn.close()
+        run_lock.release()
     click.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 

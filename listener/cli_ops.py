@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
@@ -16,10 +17,10 @@ import click
 
 from listener.cli import _load, config_option
 from listener.config import Config
-from listener.health import Snapshot, StageState, read_snapshot
-from listener.models import utcnow
+from listener.errors import StorageError
+from listener.health import Snapshot, StageState, load_snapshot
+from listener.models import parse_iso, utcnow
 from listener.report import table
-from storage.tx import connect
 
 
 @click.command()
@@ -27,15 +28,10 @@ from storage.tx import connect
 def status(config_path: str) -> None:
     """Stages' last runs, queue depths and paused sources (what /healthz reports)."""
     config = _load(config_path)
-    if not config.db_path.exists():
-        raise click.ClickException(f"no database at {config.db_path} yet: nothing has run")
-    db = connect(config.db_path)
     try:
-        snapshot = read_snapshot(db, config)
-    except sqlite3.Error as exc:  # not migrated, not a database, locked for too long
+        snapshot = load_snapshot(config)
+    except (sqlite3.Error, StorageError) as exc:  # missing, not migrated, not a database
         raise click.ClickException(f"cannot read {config.db_path}: {exc}") from None
-    finally:
-        db.close()
     click.echo(render_status(snapshot, config, utcnow()))
 
 
@@ -45,7 +41,7 @@ def render_status(snapshot: Snapshot, config: Config, now: datetime) -> str:
     verdict = ("ok" if not failing else
                "FAILING: " + ", ".join(f"{s.name} for {_age(s.failing_for(now))}" for s in failing))
     rows = [_stage_row(s, now) for s in snapshot.stages]
-    queues = [[name, depth] for name, depth in vars(snapshot.queues).items()]
+    queues = [[name, depth] for name, depth in asdict(snapshot.queues).items()]
     lines = [
         f"database: {config.db_path}",
         f"health: {verdict}",
@@ -56,7 +52,8 @@ def render_status(snapshot: Snapshot, config: Config, now: datetime) -> str:
         table(["queue", "depth"], queues),
     ]
     for source, until in sorted(snapshot.paused.items()):
-        lines.append(f"paused: {source} until {until} (rate limit)")
+        if parse_iso(until) > now:  # an expired pause is cleared by the source's next poll
+            lines.append(f"paused: {source} until {until} (rate limit)")
     return "\n".join(lines)
 
 

@@ -19,14 +19,15 @@ from typing import Any
 from sqlite_utils import Database
 
 from listener.config import Config
-from listener.errors import ListenerError
+from listener.errors import ListenerError, StorageError
+from listener.log import redact
 from listener.models import parse_iso, to_iso
 from storage import outbox
 from storage.tx import connect
 
 # Newest finished run of one stage target; `runs(stage, started_at)` walks back from the newest.
 LAST_RUN_SQL = (
-    "SELECT status, started_at, finished_at, error FROM runs WHERE stage = ? AND target = ?"
+    "SELECT status, started_at, error FROM runs WHERE stage = ? AND target = ?"
     " AND status != 'running' ORDER BY stage DESC, started_at DESC LIMIT 1"
 )
 LAST_OK_SQL = (
@@ -115,6 +116,17 @@ def stage_targets(config: Config) -> list[tuple[str, str, float]]:
             ("reports", "", every.reports_interval), ("dispatch", "", every.dispatch_interval)]
 
 
+def load_snapshot(config: Config) -> Snapshot:
+    """The picture, read on a connection of its own; raises sqlite3.Error or StorageError."""
+    if not config.db_path.exists():  # never create an empty database just to look at it
+        raise StorageError(f"no database at {config.db_path}: nothing has run yet")
+    db = connect(config.db_path)
+    try:
+        return read_snapshot(db, config)
+    finally:
+        db.close()
+
+
 def read_snapshot(db: Database, config: Config) -> Snapshot:
     """The whole picture; raises sqlite3.Error when the database cannot be read."""
     stages = [stage_state(db, *target) for target in stage_targets(config)]
@@ -132,7 +144,8 @@ def stage_state(db: Database, stage: str, target: str, interval: float) -> Stage
         after = ok[0] if ok else ""
         since = db.execute(STREAK_START_SQL, [stage, target, after]).fetchone()[0]
     return StageState(stage, target, interval, status=last[0], last_run=last[1],
-                      last_ok=ok[1] if ok else None, error=last[3], failing_since=since)
+                      last_ok=ok[1] if ok else None, error=redact(last[2]) if last[2] else None,
+                      failing_since=since)
 
 
 def read_queues(db: Database) -> Queues:
@@ -152,11 +165,7 @@ def _count(db: Database, sql: str, params: list[Any]) -> int:
 def healthz(config: Config, now: datetime) -> tuple[int, dict[str, Any]]:
     """``(HTTP status, body)``: 503 when a stage failed for too long or the database is unreadable."""
     try:
-        db = connect(config.db_path)
-        try:
-            snapshot = read_snapshot(db, config)
-        finally:
-            db.close()
+        snapshot = load_snapshot(config)
     except (sqlite3.Error, ListenerError) as exc:
         return 503, {"status": "failing", "checked_at": to_iso(now),
                      "database": f"unreadable: {exc}"}

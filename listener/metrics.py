@@ -20,6 +20,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -30,9 +31,8 @@ from prometheus_client.exposition import ThreadingWSGIServer
 
 from listener.config import Config
 from listener.errors import ListenerError
-from listener.health import Snapshot, healthz, read_snapshot
+from listener.health import Snapshot, healthz, load_snapshot
 from listener.models import Clock, parse_iso, utcnow
-from storage.tx import connect
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +98,7 @@ class DatabaseCollector:
         readable = GaugeMetricFamily(
             "listener_database_readable", "1 when the database answered this scrape's queries.")
         try:
-            db = connect(self.config.db_path)
-            try:
-                snapshot = read_snapshot(db, self.config)
-            finally:
-                db.close()
+            snapshot = load_snapshot(self.config)
         except (sqlite3.Error, ListenerError) as exc:
             log.warning("metrics: cannot read the database %s: %s", self.config.db_path, exc)
             readable.add_metric([], 0)
@@ -119,7 +115,7 @@ def _snapshot_metrics(snapshot: Snapshot, now: datetime, unhealthy_after: int) -
     healthy.add_metric([], 0 if snapshot.unhealthy(now, unhealthy_after) else 1)
     queue = GaugeMetricFamily("listener_queue_depth", "Work waiting for the next stage.",
                               labels=["queue"])
-    for name, depth in vars(snapshot.queues).items():
+    for name, depth in asdict(snapshot.queues).items():
         queue.add_metric([name], depth)
     last_ok = GaugeMetricFamily(
         "listener_stage_last_success_timestamp_seconds",

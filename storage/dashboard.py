@@ -149,16 +149,21 @@ class AlertFilter:
 
 
 def alerts(db: Database, f: AlertFilter, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-    """Outbox rows, newest first, with a post excerpt or the report's title."""
+    """Outbox rows, newest first, with a post excerpt or the report's title; the page's rows
+    are picked from the alerts table alone, then joined."""
+    wanted = [(column, value) for column, value in
+              (("status", f.status), ("destination", f.destination), ("rule", f.rule)) if value]
+    where = " AND ".join(f"{column} = ?" for column, _ in wanted)  # column names: constants
     sql = (
-        "SELECT a.id, a.created_at, a.rule, a.destination, a.status, a.priority, a.attempts,"
+        "SELECT a.id, a.created_at, a.rule, a.destination, a.status, a.priority, a.attempts,"  # noqa: S608
         " a.next_attempt_at, a.delivered_at, a.last_error, a.remote_id, a.post_id, a.report_id,"
-        " substr(p.text, 1, 160) AS excerpt, r.title AS report_title FROM alerts a"
-        " LEFT JOIN posts p ON p.id = a.post_id LEFT JOIN reports r ON r.id = a.report_id"
-        " WHERE (?1 IS NULL OR a.status = ?1) AND (?2 IS NULL OR a.destination = ?2)"
-        " AND (?3 IS NULL OR a.rule = ?3) ORDER BY a.created_at DESC, a.id LIMIT ?4 OFFSET ?5"
+        " substr(p.text, 1, 160) AS excerpt, r.title AS report_title"
+        f" FROM (SELECT rowid AS rid FROM alerts{' WHERE ' + where if where else ''}"
+        " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?) page"
+        " JOIN alerts a ON a.rowid = page.rid LEFT JOIN posts p ON p.id = a.post_id"
+        " LEFT JOIN reports r ON r.id = a.report_id ORDER BY a.created_at DESC, a.id DESC"
     )
-    return [dict(r) for r in db.query(sql, [f.status, f.destination, f.rule, limit, offset])]
+    return [dict(r) for r in db.query(sql, [*(v for _, v in wanted), limit, offset])]
 
 
 def alert_counts(db: Database) -> list[dict[str, Any]]:

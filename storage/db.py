@@ -27,6 +27,8 @@ POST_COLUMNS = (
 CROSSPOST_WINDOW_S = 3600  # identical text within an hour, on any platform, is one cross-post
 CROSSPOST_MIN_CHARS = 30  # short texts ("thanks!") repeat by chance; never link them
 _URL = re.compile(r"https?://\S+|www\.\S+")
+# one encoder for every post: json.dumps with options builds a new JSONEncoder on each call
+_RAW_JSON = json.JSONEncoder(ensure_ascii=False, default=str).encode
 # column names come from the constant tuple above; values are always bound
 _COLS, _MARKS = ", ".join(POST_COLUMNS), ", ".join("?" * len(POST_COLUMNS))
 _INSERT_POST = (
@@ -54,7 +56,7 @@ def _post_values(post: Post, source: str, collected_at: str) -> tuple[Any, ...]:
     return (
         post.platform, post.platform_id, post.source or source, post.brand, post.kind, post.url,
         post.author, post.author_followers, post.text, post.lang, post.rating,
-        to_iso(post.created_at), collected_at, json.dumps(post.raw, ensure_ascii=False, default=str),
+        to_iso(post.created_at), collected_at, _RAW_JSON(post.raw),
         text_hash(post.text), post.thread,
     )
 

@@ -56,7 +56,7 @@ def add_feedback(
                "model": score["model"] if score else None,
                "model_version": score["model_version"] if score else None,
                "created_at": stamp, "by": by}
-        db["feedback"].insert(row)
+        db.table("feedback").insert(row)
         if field == "relevance":
             db.execute(
                 "INSERT INTO post_status (post_id, status, updated_at, by) VALUES (?, ?, ?, ?)"

@@ -201,9 +201,16 @@ _DASHBOARD = (
     " UPDATE triage SET status = new.status WHERE post_id = new.post_id; END",
     f"INSERT INTO triage {_TRIAGE_ROW}"  # noqa: S608 (constants)
     " AND s.id = (SELECT max(id) FROM scores WHERE post_id = p.id)",
+    # covering indexes: a time range (any filter mix), or a language then a time range; the
+    # second also lists the languages present by skipping through it
     "CREATE INDEX idx_triage_queue ON triage"
     " (created_at, rank, brand, source, lang, sentiment, status)",
-    "CREATE INDEX idx_triage_lang ON triage (lang)",
+    "CREATE INDEX idx_triage_lang ON triage"
+    " (lang, created_at, rank, brand, source, sentiment, status)",
+    # the post page lists cross-posts; the alerts page sorts by time and counts per destination
+    "CREATE INDEX idx_posts_duplicate_of ON posts (duplicate_of) WHERE duplicate_of IS NOT NULL",
+    "CREATE INDEX idx_alerts_created ON alerts (created_at, id)",
+    "CREATE INDEX idx_alerts_destination ON alerts (destination, status)",
 )
 
 

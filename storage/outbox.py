@@ -210,9 +210,16 @@ def defer_destination(db: Database, destination: str, until: datetime) -> int:
 
 
 def requeue_failed(db: Database, now: datetime, ids: Iterable[str] = ()) -> int:
-    """Put parked alerts (all, or the given ids) back in the queue with a fresh attempt count."""
+    """Put parked alerts (all, or the given ids) back in the queue with a fresh attempt count.
+
+    Fresh, but not zero once an attempt was made: an earlier attempt may have landed (a timeout
+    after the remote acted), and only an attempt number above 1 makes the sinks that can look
+    for the alert id (Jira, GitHub, Zendesk, Slack bot) look before creating again. So the count
+    restarts at 1, and the alert gets ``max_attempts - 1`` more attempts.
+    """
     wanted = list(ids)
-    sql = "UPDATE alerts SET status = ?, attempts = 0, next_attempt_at = ? WHERE status = ?"
+    sql = ("UPDATE alerts SET status = ?, attempts = min(attempts, 1), next_attempt_at = ?"
+           " WHERE status = ?")
     params: list[Any] = [PENDING, to_iso(now), FAILED]
     if wanted:
         sql += f" AND id IN ({', '.join('?' * len(wanted))})"

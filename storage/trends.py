@@ -1,4 +1,5 @@
-"""Trend aggregates for the dashboard's overview: volume and sentiment over time, spikes, terms.
+"""Trend aggregates for the dashboard's overview: volume and sentiment over time, spikes, and
+the negative posts whose words make the top terms.
 
 Volume and sentiment come from two rollups kept by triggers (migration 005): ``post_hours``
 for views per hour (up to a week) and ``post_days`` for views per day or week, so a 90-day
@@ -9,16 +10,13 @@ are half-open ``[start, end)``, aligned to the hour, or to the day for daily and
 from __future__ import annotations
 
 import json
-import re
-from collections import Counter
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlite_utils import Database
 
-from listener.models import parse_iso, to_iso
+from listener.models import to_iso
 
 SENTIMENTS = ("negative", "neutral", "positive", "unscored")
 # per bucket: the rollup to read, the SQL of a cell's bucket key, the width of its time key
@@ -28,17 +26,7 @@ _BUCKET_SQL = {
     "week": ("post_days", "date(bucket, '-6 days', 'weekday 1')", 10),  # the Monday on or before
 }
 BUCKETS = ("hour", "day", "week")
-TERM_SAMPLE = 2000  # newest negative posts per period whose words are counted
-_WORD = re.compile(r"[^\W\d_][\w'’-]*[^\W_]")
-_NOISE = re.compile(r"https?://\S+|www\.\S+|[@#]\w+")
-STOPWORDS = frozenset(
-    "a about after again all also am an and any are as at be been before being but by can cant"
-    " could did didnt do does doesnt dont for from get got had has have he her here him his how"
-    " i if im in into is isnt it its ive just me more my no not now of on one only or our out"
-    " over please really so some still than that thats the their them then there they this"
-    " those to too up us very was wasnt we were what when where which while who why will with"
-    " wont would you your youre yet been being let lets via amp http https".split()
-)
+TERM_SAMPLE = 1000  # newest negative posts per period whose words are counted
 
 
 @dataclass(frozen=True)
@@ -120,6 +108,19 @@ def counts_by(
     source within a period, summed by SQLite: Python only sees a few hundred rows.
     Daily and weekly views need a period on whole days (``Period.ending(..., whole_days=True)``).
     """
+    out: dict[str, Counts] = {}
+    for key, sentiment, n, urgent in db.execute(*counts_sql(period, bucket, group, brand,
+                                                            source)).fetchall():
+        counts = out.setdefault(key, Counts())
+        if sentiment in SENTIMENTS:
+            setattr(counts, sentiment, getattr(counts, sentiment) + n)
+        counts.urgent += urgent
+    return out
+
+
+def counts_sql(period: Period, bucket: str, group: str, brand: str | None, source: str | None
+               ) -> tuple[str, list[Any]]:
+    """The SQL behind ``counts_by`` (bench/dashboard.py prints its query plan)."""
     table, bucket_sql, width = _BUCKET_SQL[bucket]  # constants chosen by key, never user text
     expr = {"bucket": bucket_sql, "brand": "brand", "source": "source"}[group]
     sql = (
@@ -127,14 +128,7 @@ def counts_by(
         " WHERE bucket >= ? AND bucket < ? AND (?3 IS NULL OR brand = ?3)"
         " AND (?4 IS NULL OR source = ?4) GROUP BY 1, 2"
     )
-    start, end = period.keys(width)
-    out: dict[str, Counts] = {}
-    for key, sentiment, n, urgent in db.execute(sql, [start, end, brand, source]).fetchall():
-        counts = out.setdefault(key, Counts())
-        if sentiment in SENTIMENTS:
-            setattr(counts, sentiment, getattr(counts, sentiment) + n)
-        counts.urgent += urgent
-    return out
+    return sql, [*period.keys(width), brand, source]
 
 
 def total(counts: dict[str, Counts]) -> Counts:
@@ -165,104 +159,28 @@ def spikes(
     return out
 
 
-def negative_terms(
+TERMS_SQL = (
+    "SELECT p.text FROM triage t JOIN posts p ON p.id = t.post_id"
+    " WHERE t.sentiment = 'negative' AND t.created_at >= ? AND t.created_at < ?"
+    " AND (?3 IS NULL OR t.brand = ?3) AND (?4 IS NULL OR t.source = ?4)"
+    " ORDER BY t.created_at DESC LIMIT ?5"
+)
+
+
+def negative_texts(
     db: Database, period: Period, brand: str | None = None, source: str | None = None,
-    exclude: Iterable[str] = (), sample: int = TERM_SAMPLE,
-) -> tuple[Counter[str], int]:
-    """Word counts over the newest ``sample`` negative posts of the period (one count per post),
-    and how many posts were read.
+    sample: int = TERM_SAMPLE,
+) -> list[str]:
+    """The text of the newest ``sample`` negative posts of the period, for their top terms.
 
     Reads the triage queue, which holds every negative post except cross-posts, so a text
-    posted on five platforms counts once. Stop words and ``exclude`` (brand names) are dropped.
+    posted on five platforms counts once.
     """
-    sql = (
-        "SELECT p.text FROM triage t JOIN posts p ON p.id = t.post_id"
-        " WHERE t.sentiment = 'negative' AND t.created_at >= ? AND t.created_at < ?"
-        " AND (?3 IS NULL OR t.brand = ?3) AND (?4 IS NULL OR t.source = ?4)"
-        " ORDER BY t.created_at DESC LIMIT ?5"
-    )
-    skip = STOPWORDS | {word.lower() for word in exclude}
-    counts: Counter[str] = Counter()
     params = [to_iso(period.start), to_iso(period.end), brand, source, sample]
-    texts = [row[0] for row in db.execute(sql, params).fetchall()]
-    for text in texts:
-        words = {w.replace("’", "'") for w in _WORD.findall(_NOISE.sub(" ", text.lower()))}
-        counts.update(w for w in words if len(w) > 2 and w.replace("'", "") not in skip)
-    return counts, len(texts)
+    return [row[0] for row in db.execute(TERMS_SQL, params).fetchall()]
 
 
 def newest_post_at(db: Database) -> str | None:
     """When the newest post was written: the overview offers to jump there when a range is empty."""
     row = db.execute("SELECT max(created_at) FROM posts").fetchone()
     return row[0] if row else None
-
-
-TOP_TERMS = 15
-MIN_SHARE_POSTS = 5  # a bucket's negative share is shown from this many scored posts up
-
-
-def overview(
-    db: Database, period: Period, bucket: str, brand: str | None = None,
-    source: str | None = None, exclude: Iterable[str] = (),
-) -> dict[str, Any]:
-    """Everything the overview shows for a period and the one before it: series per bucket,
-    totals, per-brand and per-source tables, spikes and the top terms of negative posts."""
-    previous = period.previous()
-    now, old = ({group: counts_by(db, p, bucket, group, brand, source)
-                 for group in ("bucket", "brand", "source")} for p in (period, previous))
-    keys = bucket_keys(period, bucket)
-    empty = Counts()
-    current = [now["bucket"].get(k, empty) for k in keys]
-    before = [old["bucket"].get(k, empty) for k in bucket_keys(previous, bucket)]
-    before = (before + [empty] * len(keys))[:len(keys)]  # bucket i of each period, side by side
-    series: dict[str, list[Any]] = {
-        name: [getattr(c, name) for c in current] for name in (*SENTIMENTS, "urgent", "total")
-    }
-    series["negative_share"] = [_share(c) for c in current]
-    series["previous_total"] = [c.total for c in before]
-    series["previous_negative_share"] = [_share(c) for c in before]
-    return {
-        "period": {"start": to_iso(period.start), "end": to_iso(period.end), "bucket": bucket,
-                   "previous_start": to_iso(previous.start)},
-        "buckets": keys,
-        "series": series,
-        "totals": {"current": total(now["bucket"]).as_dict(),
-                   "previous": total(old["bucket"]).as_dict()},
-        "by_brand": _compare(now["brand"], old["brand"]),
-        "by_source": _compare(now["source"], old["source"]),
-        "spikes": [_place(s, keys, bucket) for s in spikes(db, period, brand, source)],
-        "terms": _terms(db, period, brand, source, exclude),
-    }
-
-
-def _terms(db: Database, period: Period, brand: str | None, source: str | None,
-           exclude: Iterable[str]) -> list[dict[str, Any]]:
-    """Top terms of negative posts with the share of (sampled) negative posts that use them,
-    now and in the period before: shares compare fairly whatever the two samples' sizes."""
-    words = frozenset(exclude)
-    now, n = negative_terms(db, period, brand, source, words)
-    before, m = negative_terms(db, period.previous(), brand, source, words)
-    return [{"term": term, "posts": count, "share": count / n,
-             "previous_share": before.get(term, 0) / m if m else None}
-            for term, count in now.most_common(TOP_TERMS)]
-
-
-def _share(counts: Counts) -> float | None:
-    """A bucket's negative share, or None below MIN_SHARE_POSTS scored posts (noise, not news)."""
-    scored = counts.negative + counts.neutral + counts.positive
-    return counts.negative_share if scored >= MIN_SHARE_POSTS else None
-
-
-def _compare(now: dict[str, Counts], before: dict[str, Counts]) -> list[dict[str, Any]]:
-    names = sorted(set(now) | set(before), key=lambda k: (-now.get(k, Counts()).total, k))
-    return [{"name": name, "current": now.get(name, Counts()).as_dict(),
-             "previous": before.get(name, Counts()).as_dict()} for name in names]
-
-
-def _place(spike: dict[str, Any], keys: list[str], bucket: str) -> dict[str, Any]:
-    """A spike with the first and last chart bucket its window covers (for the shading)."""
-    first = bucket_key(parse_iso(spike["window_start"]), bucket)
-    last = bucket_key(parse_iso(spike["window_end"]) - timedelta(seconds=1), bucket)
-    index = {k: i for i, k in enumerate(keys)}
-    return {**spike, "first_bucket": index.get(first, 0),
-            "last_bucket": index.get(last, len(keys) - 1)}

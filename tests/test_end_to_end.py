@@ -105,7 +105,7 @@ def test_bad_config_exits_nonzero_naming_file_line_and_key(tmp_path: Path) -> No
     config.write_text(config.read_text().replace("min_probability: 0.6", "min_probability: lots"))
     result = run_cli(["run", "--once", "-c", str(config)], cli_env("http://127.0.0.1:9/x"))
     assert result.returncode == 1
-    assert f"{config}, line 17, key 'rules[0].when.min_probability'" in result.stderr
+    assert f"{config}, line 18, key 'rules[0].when.min_probability'" in result.stderr
     assert not (tmp_path / "listener.db").exists()  # nothing was touched
 
 
@@ -128,7 +128,7 @@ def test_daemon_collects_alerts_and_stops_cleanly_on_sigterm(tmp_path: Path) -> 
         assert len(slack.requests) == len(NEGATIVE)
     db = Database(tmp_path / "listener.db")
     stages = {r["stage"] for r in db.query("SELECT DISTINCT stage FROM runs WHERE status='ok'")}
-    assert stages == {"collect", "classify", "rules", "dispatch"}
+    assert stages == {"collect", "classify", "rules", "reports", "dispatch"}
 
 
 def test_a_failing_stage_makes_once_exit_nonzero_but_the_others_still_run(tmp_path: Path) -> None:

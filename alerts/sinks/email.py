@@ -24,7 +24,6 @@ Exceptions are raised ``from None`` so no chained traceback carries a server's r
 
 from __future__ import annotations
 
-import base64
 import logging
 import re
 import smtplib
@@ -39,6 +38,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from alerts.render_email import html_body, plain_body, subject_line
 from alerts.render_report_email import write_report
+from alerts.sinks._smtp_text import recipient_replies, scrub, secret_forms
 from alerts.sinks.base import SinkConfig
 from listener.errors import ConfigError, DeliveryError
 from listener.log import register_secret
@@ -157,7 +157,7 @@ class EmailSink:
         self._config = config
         self._server = f"{config.host}:{config.port}"
         register_secret(config.password)
-        self._secrets = _secret_forms(config.username, config.password)
+        self._secrets = secret_forms(config.username, config.password)
         self._context = _tls_context(config)
 
     def __repr__(self) -> str:
@@ -200,7 +200,7 @@ class EmailSink:
         if refused:  # accepted for the others: a retry would duplicate their copy
             log.warning(
                 "e-mail destination '%s' (alert %s): delivered, but the server refused %s",
-                self.name, message.alert_id, _recipient_replies(refused, self._secrets),
+                self.name, message.alert_id, recipient_replies(refused, self._secrets),
             )
         return str(mail["Message-ID"])
 
@@ -214,21 +214,7 @@ class EmailSink:
         """
         config, progress = self._config, _Progress()
         try:
-            if config.security == "ssl":
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    config.host, config.port, timeout=config.timeout, context=self._context)
-            else:
-                smtp = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
-            try:
-                smtp.ehlo()
-                if config.security == "starttls":
-                    progress.phase = "starttls"
-                    smtp.starttls(context=self._context)
-                if config.username is not None and config.password is not None:
-                    progress.phase = "login"
-                    smtp.login(config.username, config.password)
-            finally:
-                _hang_up(smtp, polite=True)
+            _hang_up(self._session(progress), polite=True)
         except (smtplib.SMTPException, OSError, UnicodeError) as exc:
             failure = self._describe(exc, progress.phase)
             if failure is None:
@@ -240,8 +226,8 @@ class EmailSink:
                  *(["login"] if progress.phase == "login" else [])]
         return f"{self._server} ({config.security}): {', '.join(steps)} ok; no mail sent"
 
-    def _transmit(self, mail: EmailMessage, progress: _Progress) -> dict[str, tuple[int, bytes]]:
-        """Connect, secure, log in, send; ``progress.phase`` says how far it got."""
+    def _session(self, progress: _Progress) -> smtplib.SMTP:
+        """Connect, EHLO, secure and log in as configured; ``progress.phase`` says how far."""
         config = self._config
         if config.security == "ssl":
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(
@@ -249,14 +235,25 @@ class EmailSink:
             )
         else:
             smtp = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
-        talking = False  # the server still answers: worth a polite QUIT
         try:
+            smtp.ehlo()
             if config.security == "starttls":
                 progress.phase = "starttls"
                 smtp.starttls(context=self._context)  # SMTPNotSupportedError if not offered
             if config.username is not None and config.password is not None:
                 progress.phase = "login"
                 smtp.login(config.username, config.password)
+        except BaseException as exc:  # the server still answers a coded reply: polite QUIT
+            _hang_up(smtp, polite=isinstance(exc, smtplib.SMTPResponseException))
+            raise
+        return smtp
+
+    def _transmit(self, mail: EmailMessage, progress: _Progress) -> dict[str, tuple[int, bytes]]:
+        """Open a session, send; ``progress.phase`` says how far it got."""
+        config = self._config
+        smtp = self._session(progress)
+        talking = False  # the server still answers: worth a polite QUIT
+        try:
             progress.phase = "send"
             refused = smtp.send_message(mail, config.from_address, config.to)
             progress.phase, talking = "sent", True
@@ -270,7 +267,7 @@ class EmailSink:
     def _describe(self, exc: BaseException, phase: Phase) -> _Failure | None:
         """What happened, what to do, and whether a retry can help; None for a bug."""
         if isinstance(exc, smtplib.SMTPRecipientsRefused):
-            text = _recipient_replies(exc.recipients, self._secrets)
+            text = recipient_replies(exc.recipients, self._secrets)
             codes = [code for code, _ in exc.recipients.values()]
             temporary = [code for code in codes if 400 <= code < 500]
             if temporary:
@@ -296,7 +293,7 @@ class EmailSink:
 
     def _describe_reply(self, exc: smtplib.SMTPResponseException, phase: Phase) -> _Failure:
         """A coded reply: 5xx is permanent (park it), 4xx temporary (retry)."""
-        code, text = exc.smtp_code, _scrub(exc.smtp_error, self._secrets)
+        code, text = exc.smtp_code, scrub(exc.smtp_error, self._secrets)
         permanent = 500 <= code < 600
         if isinstance(exc, smtplib.SMTPAuthenticationError):
             what = "the server refused the username/password"
@@ -328,7 +325,7 @@ class EmailSink:
             what = (f"TLS with {self._server} failed ({exc.reason or type(exc).__name__}); if it "
                     "persists, check security and port (ssl is usually 465, starttls 587)")
         else:
-            detail = _scrub(str(exc), self._secrets)[:200]
+            detail = scrub(str(exc), self._secrets)[:200]
             what = f"could not reach {self._server} ({type(exc).__name__}: {detail})"
         if phase == "send":
             what += ("; the server may have accepted it, so the retry can deliver a duplicate "
@@ -382,31 +379,6 @@ def _tls_context(config: EmailSinkConfig) -> ssl.SSLContext | None:
             f"e-mail destination '{config.name}': cannot load ca_file '{config.ca_file}' "
             f"({type(exc).__name__}: {exc}); give a readable PEM file", key="ca_file"
         ) from None
-
-
-def _secret_forms(username: str | None, password: str | None) -> tuple[str, ...]:
-    """The password and the base64 forms AUTH PLAIN/LOGIN send, longest first, to scrub."""
-    if not password:
-        return ()
-    forms = [password]
-    for raw in (f"\0{username or ''}\0{password}", password):
-        try:
-            forms.append(base64.b64encode(raw.encode("utf-8")).decode("ascii"))
-        except UnicodeError:
-            continue
-    return tuple(sorted(set(forms), key=len, reverse=True))
-
-
-def _scrub(reply: bytes | str, secrets: tuple[str, ...]) -> str:
-    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return " ".join(text.split())[:300]
-
-
-def _recipient_replies(refused: dict[str, tuple[int, bytes]], secrets: tuple[str, ...]) -> str:
-    return "; ".join(f"{rcpt}: {code} {_scrub(reply, secrets)}" for rcpt, (code, reply) in
-                     refused.items())[:300]
 
 
 def _hang_up(smtp: smtplib.SMTP, *, polite: bool) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
 
-from listener.web.app import get_db, now
+from listener.web.context import get_db, now
 from listener.web.export import EXPORT_LIMIT, csv_response, json_response
 from listener.web.params import MAX_TEXT
 from listener.web.security import safe_next

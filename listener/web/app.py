@@ -1,59 +1,21 @@
 """The dashboard's Flask application: one factory, one blueprint per page group.
 
-Requests get their own SQLite connection (connections must not cross threads, and waitress
-serves from a thread pool). Templates autoescape everything; nothing untrusted is marked safe.
+Templates autoescape everything; nothing untrusted is ever marked safe.
 """
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from flask import Flask, g, jsonify, render_template, request
-from sqlite_utils import Database
+from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from listener.models import Clock, utcnow
 from listener.web import security
+from listener.web.context import WebSettings, close_db
 from listener.web.params import http_url, short_time
 from storage.db import open_db
-from storage.tx import connect
 
-
-@dataclass(frozen=True)
-class WebSettings:
-    """What the app needs from the configuration; ``secret`` signs CSRF tokens (per process)."""
-
-    db_path: Path
-    token: str | None = None
-    clock: Clock = utcnow
-    brand_words: frozenset[str] = frozenset()  # brand names/query words: left out of top terms
-    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
-
-
-def settings() -> WebSettings:
-    from flask import current_app
-
-    return current_app.extensions["listener"]  # type: ignore[no-any-return]
-
-
-def get_db() -> Database:
-    """This request's connection, opened on first use and closed when the request ends."""
-    if "db" not in g:
-        g.db = connect(settings().db_path)
-    return g.db  # type: ignore[no-any-return]
-
-
-def now() -> datetime:
-    return settings().clock()
-
-
-def actor() -> str:
-    """Who made a change, as far as we can tell: the API (bearer token) or the dashboard."""
-    return "api" if g.get("via") == "api" else "dashboard"
+__all__ = ["WebSettings", "create_app"]
 
 
 def create_app(config: WebSettings) -> Flask:
@@ -72,15 +34,9 @@ def create_app(config: WebSettings) -> Flask:
 
     for module in (overview, queue, posts, alerts, feedback):
         app.register_blueprint(module.bp)
-    app.teardown_appcontext(_close_db)
+    app.teardown_appcontext(close_db)
     app.register_error_handler(HTTPException, _http_error)
     return app
-
-
-def _close_db(_exc: BaseException | None) -> None:
-    db = g.pop("db", None)
-    if db is not None:
-        db.close()
 
 
 def _pct(value: float | None, digits: int = 1) -> str:
@@ -102,7 +58,7 @@ def _points(current: float | None, before: float | None) -> str:
 
 
 def _http_error(exc: HTTPException) -> Any:
-    """Plain pages for people, JSON for API clients; the message never echoes raw input."""
+    """Plain pages for people, JSON for API clients (messages escaped by the template)."""
     code = exc.code or 500
     message = exc.description or exc.name
     if request.path.startswith(("/api/", "/export/")):

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, abort, jsonify, render_template, request
 
-from listener.web.app import get_db
+from listener.web.context import get_db
 from listener.web.export import EXPORT_LIMIT, csv_response, json_response, tsv_response
 from storage import feedback
 

@@ -6,8 +6,9 @@ from typing import Any
 
 from flask import Blueprint, jsonify, render_template, request, url_for
 
-from listener.web.app import get_db, now, settings
+from listener.web.context import get_db, now, settings
 from listener.web.export import csv_response, json_response
+from listener.web.overview_data import overview
 from listener.web.params import View, parse_view
 from storage import trends
 from storage.dashboard import distinct_values
@@ -22,8 +23,11 @@ def _view() -> View:
 
 
 def _data(view: View) -> dict[str, Any]:
-    return trends.overview(get_db(), view.period, view.bucket, view.brand, view.source,
-                           settings().brand_words)
+    """The overview; brand names (configured or stored) never count as news in top terms."""
+    db = get_db()
+    stored = {name.lower() for name in distinct_values(db, "brand")}
+    return overview(db, view.period, view.bucket, view.brand, view.source,
+                    settings().brand_words | stored)
 
 
 @bp.get("/")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from werkzeug.exceptions import BadRequest
@@ -18,7 +19,7 @@ from storage.dashboard import STATUSES, QueueFilter
 from storage.trends import BUCKETS, Period
 
 RANGES = {"24h": 24, "7d": 7 * 24, "30d": 30 * 24, "90d": 90 * 24}
-DEFAULT_BUCKET = {"24h": "hour", "7d": "hour", "30d": "day", "90d": "day"}
+DEFAULT_BUCKET = {"24h": "hour", "7d": "day", "30d": "day", "90d": "day"}
 SENTIMENTS = ("negative", "neutral", "positive")
 PAGE_SIZE = 50
 MAX_HOURLY = 7 * 24  # hours a view per hour may cover (168 bars; more is unreadable, and slow)
@@ -53,9 +54,9 @@ class View:
                            source=self.source, sentiment=self.sentiment, lang=self.lang,
                            status=self.status, q=self.q)
 
-    def args(self, **changes: object) -> dict[str, object]:
+    def args(self, **changes: Any) -> dict[str, Any]:
         """Non-default query arguments of this view, with ``changes`` applied."""
-        values: dict[str, object] = {
+        values: dict[str, Any] = {
             "range": self.range, "bucket": self.bucket, "end": self.end_arg, "brand": self.brand,
             "source": self.source, "sentiment": self.sentiment, "lang": self.lang,
             "status": self.status or "all", "q": self.q, "page": self.page,

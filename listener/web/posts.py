@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
 
-from listener.web.app import actor, get_db, now
+from listener.web.context import actor, get_db, now
 from listener.web.params import http_url
 from listener.web.security import safe_next
 from storage import dashboard, feedback

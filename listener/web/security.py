@@ -20,6 +20,9 @@ import secrets
 from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, g, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from listener.web.context import now, settings
 
 SESSION_COOKIE = "listener_session"
 CSRF_COOKIE = "listener_csrf"
@@ -42,8 +45,6 @@ def install(app: Flask) -> None:
 
 
 def _token() -> str | None:
-    from listener.web.app import settings
-
     return settings().token
 
 
@@ -60,19 +61,17 @@ def session_value(token: str, issued: int) -> str:
 
 
 def _valid_session(token: str, value: str, now: int) -> bool:
-    issued, _, _sig = value.partition(".")
+    issued = value.partition(".")[0]
     if not issued.isdigit() or not 0 <= now - int(issued) < SESSION_MAX_AGE:
         return False
     return _same(value, session_value(token, int(issued)))
 
 
 def _now_ts() -> int:
-    from listener.web.app import now
-
     return int(now().timestamp())
 
 
-def _authenticate() -> Response | None:
+def _authenticate() -> BaseResponse | None:
     token = _token()
     if token is None:
         g.via = "local"
@@ -96,8 +95,6 @@ def _authenticate() -> Response | None:
 
 def csrf_token() -> str:
     """The token forms carry; creates this browser's CSRF cookie on first use."""
-    from listener.web.app import settings
-
     if "csrf_cookie" not in g:
         g.csrf_cookie = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
     return _sign(settings().secret, g.csrf_cookie)
@@ -108,8 +105,6 @@ def _check_csrf() -> None:
         return
     cookie = request.cookies.get(CSRF_COOKIE, "")
     sent = request.form.get("csrf", "")
-    from listener.web.app import settings
-
     if not cookie or not sent or not _same(sent, _sign(settings().secret, cookie)):
         abort(400, "This form's security token is missing or stale: reload the page and try again.")
 

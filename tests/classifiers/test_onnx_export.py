@@ -68,6 +68,9 @@ def test_corrupt_cache_is_detected_and_rebuilt(
         handle.write(b"\x00garbage\x00" * 8)
     sha = json.loads((copy / STAMP_FILE).read_text())["encoder_sha256"]
     assert "corrupt" in (stamp_problem(copy, sha, quantize=False) or "")
+    leftover = copy.parent / f".{copy.name}.k1ll3d"  # what a builder killed mid-export leaves
+    leftover.mkdir()
+    (leftover / MODEL_FILE).write_bytes(b"half a graph")
     rebuilt = load_onnx_classifier(quantize=False, cache_dir=tmp_path / "cache", batch_size=7)
     assert stamp_problem(copy, sha, quantize=False) is None
     assert rebuilt.predict(TEXTS) == fp32.predict(TEXTS)

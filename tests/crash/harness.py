@@ -10,8 +10,8 @@ CLI, a subprocess). Each cycle starts the daemon, waits for what the cycle aims 
 
 - ``random``: a seeded delay of 0.2–8 s (start-up, model load, anything);
 - ``collect``: just after the platform received a request (the page may be half stored);
-- ``classify`` / ``rules``: while the ``runs`` table shows that stage running, after the model
-  has loaded (classify) — polled every 2 ms;
+- ``classify`` / ``rules``: once the model has loaded and there is work for the stage, while
+  the ``runs`` table shows it running (polled every millisecond);
 - ``dispatch``: just after Slack or Zendesk received a request;
 - ``ticket-window``: Zendesk creates the ticket and holds its answer; the kill lands exactly
   between the remote's effect and our record of it.
@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import random
 import signal
+import sqlite3
 import sys
 import tempfile
 import time
@@ -48,6 +49,11 @@ from tests.fakes.zendesk_api import FakeZendesk
 AIMS = ("random", "collect", "classify", "rules", "dispatch", "ticket-window")
 WEIGHTS = (3, 2, 2, 2, 2, 1)
 AIM_TIMEOUT = 25.0  # seconds to wait for the aimed moment before killing anyway
+WORK_FOR = {  # work waiting for the stage: its next run takes long enough to be hit
+    "classify": "SELECT 1 FROM posts p WHERE NOT EXISTS"
+                " (SELECT 1 FROM scores s WHERE s.post_id = p.id) LIMIT 1",
+    "rules": "SELECT 1 FROM scores WHERE rules_at IS NULL LIMIT 1",
+}
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ class Harness:
         self.db_path = workdir / "listener.db"
         self.log_path = workdir / "daemon.log"
         self.config = workdir / "config.yaml"
+        self._reader: sqlite3.Connection | None = None  # opened once the database exists
 
     def __enter__(self) -> Harness:
         for fake in (self.stream, self.slack, self.zendesk):
@@ -90,6 +97,8 @@ class Harness:
     def __exit__(self, *exc_info: object) -> None:
         for fake in (self.stream, self.slack, self.zendesk):
             fake.stop()
+        if self._reader is not None:
+            self._reader.close()
 
     # -- the kill cycles -------------------------------------------------------------------
 
@@ -123,10 +132,11 @@ class Harness:
         elif aim == "collect":
             self._after_request(proc, (self.stream,))
             time.sleep(0.05 * jitter)
-        elif aim in ("classify", "rules"):
+        elif aim in ("classify", "rules"):  # a run with work to do: milliseconds, not one
             self._wait_model(proc, base, started)
-            self._until(proc, lambda: self._running(base, aim), every=0.002)
-            time.sleep(0.01 * jitter)
+            self._until(proc, lambda: bool(self._query(WORK_FOR[aim])), every=0.01)
+            self._until(proc, lambda: self._running(base, aim), every=0.001)
+            time.sleep(0.005 * jitter)
         elif aim == "dispatch":
             self._after_request(proc, (self.slack, self.zendesk))
             time.sleep(0.04 * jitter)
@@ -155,17 +165,16 @@ class Harness:
     # -- the database, read beside the daemon ----------------------------------------------
 
     def _query(self, sql: str, *params: Any) -> list[Any]:
-        if not self.db_path.exists():
-            return []
-        conn = daemon.read_db(self.db_path)
+        if self._reader is None:
+            if not self.db_path.exists():
+                return []
+            self._reader = daemon.read_db(self.db_path)
         try:
-            return conn.execute(sql, params).fetchall()
-        except Exception as exc:  # the schema is not there yet: nothing has run
+            return self._reader.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:  # the schema is not there yet: nothing has run
             if "no such table" in str(exc):
                 return []
             raise
-        finally:
-            conn.close()
 
     def _last_run_id(self) -> int:
         rows = self._query("SELECT coalesce(max(id), 0) FROM runs")

@@ -19,11 +19,20 @@ It answers with anything that has ``status``, ``body``, ``headers`` and ``delay`
 :class:`ScriptedResponse`. ``status`` :data:`HANG_UP` closes the connection without any answer,
 as when a server or proxy drops it mid-request: the client cannot know what happened. A ``delay``
 holds the answer back to make clients time out; :meth:`FakeHTTPServer.stop` interrupts it.
+``status`` :data:`RESET` resets the connection (TCP RST) without answering.
+
+Fault injection (off unless set): :attr:`FakeHTTPServer.faults`, a callable given each request's
+method and path, may return a :class:`Fault`. One that has not ``acted`` is answered at once and the
+fake never sees the request (nothing happens, nothing is recorded); one that ``acted`` lets the fake
+handle the request for real (the ticket is created) and then replaces its answer, e.g. with
+:data:`HANG_UP` or a delay past the client's timeout: the answer is lost.
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -33,6 +42,7 @@ from typing import Any, Protocol, Self
 from urllib.parse import urlsplit
 
 HANG_UP = 0  # scripted status: close the connection without answering
+RESET = -1  # scripted status: reset the connection (TCP RST) without answering
 
 
 class Answer(Protocol):
@@ -57,6 +67,18 @@ class ScriptedResponse:
     body: Any = ""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Fault(ScriptedResponse):
+    """An injected failure (see :attr:`FakeHTTPServer.faults`), answered instead of the fake.
+
+    ``acted``: the fake handles the request first and only its answer is replaced (lost or
+    late); otherwise the request never reaches the fake. ``kind`` names it for counting.
+    """
+
+    kind: str = ""
+    acted: bool = False
 
 
 def parse_json(body: bytes) -> Any:
@@ -103,10 +125,17 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
         headers = {name.lower(): value for name, value in self.headers.items()}
-        answer = fake.handle(self.command, parts.path, parts.query, headers, body)
+        fault = fake.faults(self.command, parts.path) if fake.faults is not None else None
+        answer: Answer = fault if fault is not None and not fault.acted else \
+            fake.handle(self.command, parts.path, parts.query, headers, body)
+        answer = fault or answer  # an acted fault: the fake did the work, the answer is lost
         if answer.delay and fake._stopping.wait(answer.delay):
             return  # the fake is shutting down: drop the answer
-        if answer.status == HANG_UP:
+        if answer.status in (HANG_UP, RESET):
+            if answer.status == RESET:  # linger 0: close() sends RST instead of FIN
+                linger = struct.pack("ii", 1, 0)
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                self.connection.close()  # now: the server's own shutdown would send FIN first
             self.close_connection = True
             return
         payload, content_type = fake.encode(answer.body)
@@ -141,6 +170,8 @@ class FakeHTTPServer:
     content_type = "application/json; charset=utf-8"
     text_type: str | None = None
     json_strings = False
+    faults: Callable[[str, str], Fault | None] | None = None
+    """Set on an instance to inject failures: called with (method, path) for every request."""
 
     def __init__(self) -> None:
         # Re-entrant, so that a subclass may call _record() while it holds the lock.

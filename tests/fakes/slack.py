@@ -16,7 +16,8 @@ Behaviour, like Slack's (docs.slack.dev, "Sending messages using incoming webhoo
 - other methods answer ``405``;
 - a scripted status of ``0`` (:data:`HANG_UP`) closes the connection without any answer, as when
   Slack (or a proxy) drops it mid-request: the client cannot know whether the post happened.
-Every request is recorded (:class:`RecordedRequest`), including ones the fake refused.
+Every request is recorded (:class:`RecordedRequest`), including ones the fake refused;
+:attr:`FakeSlackWebhook.posted` holds what the channel shows (answered 200, late or not).
 A ``delay`` holds the answer back to make clients time out; :meth:`stop` interrupts it.
 
 :class:`FakeSlackAPI` is the Web API a bot token talks to (``WebClient(base_url=fake.api_url)``),
@@ -92,11 +93,19 @@ class FakeSlackWebhook(FakeHTTPServer):
         super().__init__()
         self.path = path
         self.delay = delay
+        self._posted: list[Any] = []
 
     @property
     def url(self) -> str:
         """The webhook URL to configure, e.g. ``http://127.0.0.1:PORT/services/T000/B000/XXX``."""
         return self.base_url + self.path
+
+    @property
+    def posted(self) -> list[Any]:
+        """The JSON of every message the channel shows: each request answered (or to be
+        answered) ``200``, even when that answer is late or lost; duplicates included."""
+        with self._lock:
+            return list(self._posted)
 
     # -- scripting and inspection ----------------------------------------------------------
 
@@ -125,6 +134,8 @@ class FakeSlackWebhook(FakeHTTPServer):
             if target != self.path:
                 return ScriptedResponse(404, "no_service")
             scripted = self._script.popleft() if self._script else ScriptedResponse()
+            if scripted.status == 200:  # Slack posts it, whether or not the answer arrives
+                self._posted.append(parse_json(body))
         if not scripted.delay and self.delay:
             scripted = ScriptedResponse(
                 scripted.status, scripted.body, scripted.headers, self.delay

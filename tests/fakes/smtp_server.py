@@ -17,7 +17,11 @@ With ``users``, AUTH PLAIN and LOGIN are offered once TLS is up (never over plai
 password gets ``535 5.7.8``, and MAIL before a successful AUTH gets ``530 5.7.0``.
 :meth:`FakeSMTPServer.reply` scripts the next answer to MAIL, RCPT or DATA (FIFO per command);
 The DATA answer :data:`ACCEPT_THEN_HANG_UP` records the message and then drops the connection
-before answering: the client cannot know the mail was taken (SMTP's duplicate window).
+before answering: the client cannot know the mail was taken (SMTP's duplicate window);
+:data:`ACCEPT_THEN_STALL` records it and holds the 250 for ``stall`` seconds (past the client's
+timeout), and :data:`DROP` closes the connection at any command without accepting anything.
+:attr:`FakeSMTPServer.faults`, if set, is asked for a reply whenever none is scripted (seeded
+fault schedules).
 ``quit_delay`` holds back the answer to QUIT (the mail is already accepted by then).
 
 :class:`SilentServer` accepts TCP connections and never sends a greeting: clients time out.
@@ -30,6 +34,7 @@ import socket
 import ssl
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -44,6 +49,8 @@ Mode = Literal["plain", "starttls", "ssl"]
 Command = Literal["MAIL", "RCPT", "DATA"]
 SERVER_NAME = "fake-smtp.test"
 ACCEPT_THEN_HANG_UP = "accept-then-hang-up"  # DATA script: keep the mail, drop before the 250
+ACCEPT_THEN_STALL = "accept-then-stall"  # DATA script: keep the mail, hold the 250 for `stall` s
+DROP = "drop"  # any script: close the connection without answering (nothing is accepted)
 
 
 class TestCA:
@@ -108,6 +115,7 @@ class FakeSMTPServer:
         users: dict[str, str] | None = None,
         mechanisms: tuple[str, ...] = ("LOGIN", "PLAIN"),
         quit_delay: float = 0.0,
+        stall: float = 30.0,
     ) -> None:
         if mode != "plain" and tls is None:
             raise ValueError(f"mode {mode!r} needs a server TLS context (TestCA.server_context())")
@@ -118,6 +126,10 @@ class FakeSMTPServer:
         self._messages: list[ReceivedMail] = []
         self._auth: list[AuthAttempt] = []
         self._controller: _Controller | None = None
+        self.stall = stall
+        # Fault injection: asked for MAIL, RCPT and DATA when no reply() is queued; returns a
+        # reply (or DROP, ACCEPT_THEN_HANG_UP, ACCEPT_THEN_STALL) or None for the normal answer.
+        self.faults: Callable[[str], str | None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -174,7 +186,9 @@ class FakeSMTPServer:
     def _scripted(self, command: str) -> str | None:
         with self._lock:
             queue = self._script[command]
-            return queue.popleft() if queue else None
+            if queue:
+                return queue.popleft()
+        return self.faults(command) if self.faults is not None else None
 
     def _record(self, mail: ReceivedMail) -> None:
         with self._lock:
@@ -205,7 +219,7 @@ class _Handler:
             return "530 5.7.0 Authentication required"
         scripted = self.fake._scripted("MAIL")
         if scripted:
-            return scripted
+            return _drop(server) if scripted == DROP else scripted
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
@@ -216,7 +230,7 @@ class _Handler:
     ) -> str:
         scripted = self.fake._scripted("RCPT")
         if scripted:
-            return scripted
+            return _drop(server) if scripted == DROP else scripted
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
@@ -224,8 +238,8 @@ class _Handler:
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
         scripted = self.fake._scripted("DATA")
-        if scripted and scripted != ACCEPT_THEN_HANG_UP:
-            return scripted
+        if scripted and scripted not in (ACCEPT_THEN_HANG_UP, ACCEPT_THEN_STALL):
+            return _drop(server) if scripted == DROP else scripted
         content = envelope.original_content or b""
         auth = session.auth_data
         login = auth.login.decode() if isinstance(auth, LoginPassword) else None
@@ -234,8 +248,9 @@ class _Handler:
             tls=self.fake.mode == "ssl" or session.ssl is not None, login=login,
         ))
         if scripted == ACCEPT_THEN_HANG_UP:
-            assert server.transport is not None
-            server.transport.close()
+            return _drop(server)
+        if scripted == ACCEPT_THEN_STALL:
+            await asyncio.sleep(self.fake.stall)  # the client gives up first; stop() cancels it
         return "250 2.0.0 OK queued as FAKE0001"
 
     async def handle_QUIT(  # noqa: N802
@@ -244,6 +259,13 @@ class _Handler:
         if self.fake.quit_delay:
             await asyncio.sleep(self.fake.quit_delay)
         return "221 2.0.0 Bye"
+
+
+def _drop(server: SMTP) -> str:
+    """Close the connection; the reply returned after it is never sent."""
+    assert server.transport is not None
+    server.transport.close()
+    return "250 2.0.0 OK queued as FAKE0001"
 
 
 class SilentServer:

@@ -9,7 +9,7 @@ module's own code, so a bug in the sink's signing cannot hide behind a shared he
   with ``secret`` over ``<timestamp>.<raw body>``); a missing, stale or wrong one answers
   ``401 {"error": ...}``. A valid delivery answers ``200 {"id": "evt_N"}``; the same
   ``X-Listener-Id`` again answers the first receipt with ``"duplicate": true`` and is not counted
-  again (:attr:`deliveries` holds each alert once).
+  again (:attr:`deliveries` holds each alert once; :attr:`arrivals` every valid delivery).
 - any other path: ``404``; any other method: ``405``.
 
 Scripting: :meth:`enqueue` queues an answer (status, body, headers, delay) used once, in order.
@@ -81,6 +81,7 @@ class FakeWebhookReceiver(FakeHTTPServer):
         self.secret, self.path, self.tolerance, self.clock = secret, path, tolerance, clock
         self._receipts: dict[str, str] = {}
         self._deliveries: list[Any] = []
+        self._arrivals: list[str] = []
 
     @property
     def url(self) -> str:
@@ -96,6 +97,13 @@ class FakeWebhookReceiver(FakeHTTPServer):
         """The JSON of each accepted alert, once per X-Listener-Id."""
         with self._lock:
             return list(self._deliveries)
+
+    @property
+    def arrivals(self) -> list[str]:
+        """The X-Listener-Id of every valid delivery, repeats included (what a receiver that
+        does not dedupe would act on)."""
+        with self._lock:
+            return list(self._arrivals)
 
     def handle(
         self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
@@ -119,6 +127,7 @@ class FakeWebhookReceiver(FakeHTTPServer):
         return scripted or answer
 
     def _accept(self, alert_id: str, parsed: Any) -> Answer:
+        self._arrivals.append(alert_id)
         if alert_id in self._receipts:
             return Answer(200, {"id": self._receipts[alert_id], "duplicate": True})
         receipt = f"evt_{len(self._receipts) + 1}"

@@ -214,3 +214,26 @@ def test_unknown_brand_in_spikes_and_digests_names_its_key(tmp_path: Path, secti
     err = error_for(tmp_path, text)
     assert err.key == f"{section}[0].brands[0]" and err.line == 22
     assert "unknown brand 'acne' (configured: acme)" in str(err)
+
+
+def test_classifier_backend_onnx_with_a_cache_dir_relative_to_the_file(tmp_path: Path) -> None:
+    text = VALID + "classifier:\n  backend: onnx\n  cache_dir: cache/onnx\n"
+    config = load_config(write(tmp_path, text), environ={})
+    assert config.classifier.backend == "onnx"
+    assert config.classifier.cache_path(config.base_dir) == tmp_path.resolve() / "cache" / "onnx"
+    default = load_config(write(tmp_path, VALID), environ={}).classifier
+    assert (default.backend, default.cache_path(tmp_path)) == ("torch", None)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ("  model: org/roberta\n  backend: onnx\n", "backend onnx serves only model 'default'"),
+        ("  device: cuda\n  backend: onnx\n", "backend onnx is CPU-only"),
+        ("  backend: tensorrt\n", "Input should be 'torch' or 'onnx'"),
+    ],
+)
+def test_classifier_backend_errors_name_its_line(tmp_path: Path, settings: str, message: str) -> None:
+    err = error_for(tmp_path, VALID + "classifier:\n" + settings)
+    assert err.key == "classifier.backend" and message in str(err)
+    assert err.line == VALID.count("\n") + 1 + settings.count("\n")  # the `backend:` line

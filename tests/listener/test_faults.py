@@ -32,7 +32,7 @@ from storage import outbox
 from tests.alerts.test_dispatch import ManualClock
 from tests.crash.stream import NEGATIVE as NEGATIVE_ACME
 from tests.e2e import NEGATIVE, POSITIVE, cli_env, posts_jsonl, setup_dir
-from tests.fakes.base import ScriptedResponse
+from tests.fakes.base import Fault, ScriptedResponse
 from tests.fakes.hn_api import FakeHNSearch, story
 from tests.fakes.slack import FakeSlackWebhook
 from tests.fakes.zendesk_api import FakeZendesk
@@ -209,15 +209,7 @@ def test_source_answering_garbage_for_an_hour_keeps_its_cursor_then_collects_eve
 
 # -- a sink down for an hour --------------------------------------------------------------------
 
-class DownSlack(FakeSlackWebhook):
-    """Answers 503 while ``down``, as Slack does in an outage."""
-
-    down = True
-
-    def handle(self, method: str, path: str, query: str, headers: dict[str, str],
-               body: bytes) -> ScriptedResponse:
-        answer = super().handle(method, path, query, headers, body)
-        return ScriptedResponse(503, "service_unavailable") if self.down else answer
+SLACK_DOWN = Fault(503, "service_unavailable", kind="http-503")  # what Slack answers in an outage
 
 
 def queue_negative_alerts(runtime: Runtime, clock: ManualClock, count: int) -> None:
@@ -251,7 +243,8 @@ def test_sinks_down_for_an_hour_retry_with_backoff_and_deliver_each_alert_once(
      api_token: {{"$env": FAULT_ZENDESK}}, min_interval: 0, timeout: 2}}
 """
     path = write_config(tmp_path, "http://127.0.0.1:9", zendesk, dests="[slack, tickets]")
-    with DownSlack() as slack:
+    with FakeSlackWebhook() as slack:
+        slack.faults = lambda _method, _path: SLACK_DOWN
         runtime = runtime_for(path, clock, FAULT_SLACK=slack.url, FAULT_ZENDESK=gone.token)
         queue_negative_alerts(runtime, clock, 3)
         dispatch_for(runtime, clock, 3600)
@@ -263,12 +256,13 @@ def test_sinks_down_for_an_hour_retry_with_backoff_and_deliver_each_alert_once(
         assert all(r["attempts"] >= 7 for r in rows)
         gaps = _attempt_gaps(db, rows[0]["id"])
         assert gaps[-1] >= 8 * gaps[0]  # exponential backoff, not hammering
-        slack.down, seen = False, len(slack.requests)
+        slack.faults, seen = None, len(slack.requests)  # Slack is back
         with FakeZendesk().start(port) as back:
             outbox.requeue_failed(db, clock())  # `listener alerts retry`, for the parked ones
             dispatch_for(runtime, clock, 3600)
             tickets = back.tickets
         answered = [r.body.decode() for r in slack.requests[seen:]]
+    assert seen == 0  # while down, no request reached Slack's fake: none could have been posted
     assert [r["status"] for r in db.query("SELECT status FROM alerts")] == ["delivered"] * 6
     for alert in (r["id"] for r in rows if r["destination"] == "slack"):
         assert sum(alert in body for body in answered) == 1  # delivered once, no duplicate

@@ -93,3 +93,21 @@ def test_cron_is_refused_while_the_daemon_runs_and_a_killed_daemon_leaves_no_loc
     assert lock_path(tmp_path / "listener.db").read_text().strip() != str(daemon.pid)
     statuses = Database(tmp_path / "listener.db").execute("SELECT status FROM alerts").fetchall()
     assert statuses == [("delivered",)]
+
+
+def test_db_migrate_waits_for_no_run(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from listener.cli import cli
+
+    config = _config(tmp_path, NEGATIVE[:1])
+    env = cli_env("https://hooks.slack.com/services/T0/B0/unused")
+    held = acquire(tmp_path / "listener.db")
+    try:
+        refused = CliRunner().invoke(cli, ["db", "migrate", "-c", str(config)], env=env)
+    finally:
+        held.release()
+    assert refused.exit_code == EXIT_LOCKED and "holds" in refused.output
+    assert not (tmp_path / "listener.db").exists()  # nothing was created or changed
+    done = CliRunner().invoke(cli, ["db", "migrate", "-c", str(config)], env=env)
+    assert done.exit_code == 0 and "applied: 001_initial" in done.output

@@ -47,7 +47,7 @@ def write_config(tmp_path: Path) -> Path:
 def test_status_shows_stages_queues_and_paused_sources(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     missing = CliRunner().invoke(cli_ops.status, ["-c", str(config)])
-    assert missing.exit_code == 1 and "nothing has run" in missing.output
+    assert missing.exit_code == 1 and "nothing has run yet" in missing.output
     db = store.open_db(tmp_path / "listener.db")
     now = datetime.now(UTC)
     run = store.start_run(db, "collect", "imports", now - timedelta(minutes=10))
@@ -105,9 +105,11 @@ def test_backup_while_another_process_writes_is_consistent(tmp_path: Path) -> No
     assert "backed up" in backup.stdout
     copy = sqlite3.connect(tmp_path / "copy.db")
     count = copy.execute("SELECT count(*) FROM posts").fetchone()[0]
-    live = sqlite3.connect(tmp_path / "listener.db").execute("SELECT count(*) FROM posts")
+    live = sqlite3.connect(tmp_path / "listener.db")
+    total = live.execute("SELECT count(*) FROM posts").fetchone()[0]
+    live.close()
     # the writer committed before the copy and went on after it; the copy has whole pages only
-    assert 200 * PAGE < count < live.fetchone()[0] and count % PAGE == 0
+    assert 200 * PAGE < count < total and count % PAGE == 0
     assert copy.execute("PRAGMA quick_check").fetchone()[0] == "ok"
     assert copy.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     copy.close()

@@ -18,6 +18,7 @@ from listener import cli_ops
 from tests.fakes.github_api import FakeGitHub
 from tests.fakes.jira_api import FakeJira
 from tests.fakes.reddit_api import CLIENT_ID, CLIENT_SECRET, FakeReddit
+from tests.fakes.slack import BOT_TOKEN, CHANNEL_ID, FakeSlackAPI, FakeSlackWebhook
 from tests.fakes.smtp_server import FakeSMTPServer, TestCA
 from tests.fakes.x_api import TOKEN as X_TOKEN
 from tests.fakes.x_api import FakeXApi
@@ -35,13 +36,16 @@ class Fakes:
     jira: FakeJira
     github: FakeGitHub
     smtp: FakeSMTPServer
+    slack: FakeSlackAPI
+    hook: FakeSlackWebhook
     ca_file: str
 
     def secrets(self) -> dict[str, str]:
         return {"X_TOKEN": X_TOKEN, "REDDIT_ID": CLIENT_ID, "REDDIT_SECRET": CLIENT_SECRET,
                 "ZD_TOKEN": self.zendesk.token, "JIRA_TOKEN": self.jira.token,
                 "GH_TOKEN": self.github.token, "SMTP_PASSWORD": SMTP_PASSWORD,
-                "HOOK_SECRET": WEBHOOK_SECRET}
+                "HOOK_SECRET": WEBHOOK_SECRET, "SLACK_TOKEN": BOT_TOKEN,
+                "SLACK_HOOK": self.hook.url}
 
 
 @pytest.fixture
@@ -50,8 +54,10 @@ def fakes(tmp_path: Path) -> Iterator[Fakes]:
     smtp = FakeSMTPServer(mode="starttls", tls=ca.server_context(),
                           users={SMTP_USER: SMTP_PASSWORD})
     with FakeXApi() as x, FakeReddit() as reddit, FakeZendesk() as zendesk, \
-            FakeJira() as jira, FakeGitHub() as github, smtp:
-        yield Fakes(x, reddit, zendesk, jira, github, smtp, ca.write_ca(tmp_path / "ca.pem"))
+            FakeJira() as jira, FakeGitHub() as github, smtp, FakeSlackAPI() as slack, \
+            FakeSlackWebhook() as hook:
+        yield Fakes(x, reddit, zendesk, jira, github, smtp, slack, hook,
+                    ca.write_ca(tmp_path / "ca.pem"))
 
 
 def write_config(tmp_path: Path, f: Fakes) -> Path:
@@ -107,6 +113,12 @@ destinations:
     allow_insecure_http: true
     allow_private_network: true
   - {{type: console, name: console}}
+  - type: slack
+    name: slack-bot
+    token: {{"$env": SLACK_TOKEN}}
+    channel: {CHANNEL_ID}
+    base_url: "{f.slack.api_url}"
+  - {{type: slack, name: slack-hook, webhook_url: {{"$env": SLACK_HOOK}}}}
 """)
     return path
 
@@ -138,13 +150,16 @@ def test_every_check_passes_with_the_right_credentials_and_nothing_is_sent(
     assert "EHLO, STARTTLS, login ok; no mail sent" in lines["destination mail"]
     assert lines["destination hook"].startswith("SKIP  destination hook: cannot be checked")
     assert lines["destination console"].startswith("OK    destination console: prints")
+    assert lines["destination slack-bot"].startswith("OK    destination slack-bot: token accepted")
+    assert lines["destination slack-hook"].startswith("SKIP  destination slack-hook: cannot be")
+    assert fakes.hook.requests == [] and fakes.slack.calls("chat.postMessage") == []
     assert lines["model"].startswith("OK    model: default ")
     assert fakes.zendesk.tickets == [] and fakes.jira.issues == [] and fakes.smtp.messages == []
     assert [a.success for a in fakes.smtp.auth_attempts] == [True]
 
 
 def test_wrong_credentials_fail_with_reasons_and_exit_1(tmp_path: Path, fakes: Fakes) -> None:
-    wrong = {name: f"wrong-{value}" for name, value in fakes.secrets().items()}
+    wrong = {name: f"{value}-wrong" for name, value in fakes.secrets().items()}  # same shapes
     config = write_config(tmp_path, fakes)
     config.write_text(config.read_text().replace("imports/*.jsonl", "missing/*.jsonl"))
     code, lines = doctor(config, wrong, "--no-model")
@@ -156,9 +171,10 @@ def test_wrong_credentials_fail_with_reasons_and_exit_1(tmp_path: Path, fakes: F
     assert "HTTP 401" in lines["destination jira"] and "api_token" in lines["destination jira"]
     assert "HTTP 401" in lines["destination github"] and "token" in lines["destination github"]
     assert "refused the username/password" in lines["destination mail"]
+    assert "invalid_auth" in lines["destination slack-bot"]
     assert all(lines[s].startswith("FAIL") for s in (
         "source exports", "source x-main", "source reddit", "destination tickets",
-        "destination jira", "destination github", "destination mail"))
+        "destination jira", "destination github", "destination mail", "destination slack-bot"))
     assert lines["database"].startswith("OK") and "model" not in lines
 
 

@@ -13,7 +13,7 @@ from listener.models import Page, Post, Score
 from storage import dashboard, feedback
 from storage import db as store
 from storage.migrations import MIGRATIONS, migrate
-from storage.trends import Period, cells, fold, negative_terms
+from storage.trends import Period, counts_by, negative_texts, total
 from storage.tx import connect
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -59,8 +59,13 @@ def test_rollups_follow_each_posts_newest_score(db: Database) -> None:
     assert {r for r in rollup(db, "post_days") if r[0] == day} == {
         (day, "acme", "x-main", "positive", 1, 0)}
     assert sum(r[4] for r in rollup(db, "post_hours")) == 2  # every post counted exactly once
-    counts = fold(cells(db, Period(NOW - timedelta(days=3), NOW), "hour"), lambda c: "")[""]
+    counts = total(counts_by(db, Period(NOW - timedelta(days=3), NOW), "hour", "bucket"))
     assert (counts.positive, counts.neutral, counts.urgent, counts.total) == (1, 1, 1, 2)
+    days = Period.ending(NOW, 72, whole_days=True)
+    assert (days.start, days.end) == (NOW.replace(hour=0) - timedelta(days=2),
+                                      NOW.replace(hour=0) + timedelta(days=1))
+    by_day = counts_by(db, days, "day", "brand", source="x-main")
+    assert by_day["acme"].total == 2 and counts_by(db, Period(NOW, NOW), "week", "source") == {}
 
 
 def test_triage_holds_negative_or_urgent_posts_with_their_status(db: Database) -> None:
@@ -126,8 +131,8 @@ def test_queue_filters_search_and_counts(db: Database) -> None:
     assert dashboard.check_search(db, '"open') is not None and dashboard.check_search(db, "a*") is None
     assert dashboard.distinct_values(db, "brand") == ["acme", "b2"]
     assert dashboard.distinct_values(db, "lang") == ["de", "en"]
-    terms = negative_terms(db, Period(NOW - timedelta(days=30), NOW), exclude=["acme"])
-    assert terms == {"refund": 2, "login": 1, "broken": 1}  # "please", "now": stop words
+    texts = negative_texts(db, Period(NOW - timedelta(days=30), NOW), brand="acme")
+    assert sorted(texts) == ["refund now", "refund please"]
 
 
 def test_feedback_accuracy_counts_each_posts_newest_verdict(db: Database) -> None:

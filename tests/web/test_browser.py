@@ -36,6 +36,13 @@ def test_overview_renders_its_charts_with_data(page: Any, base_url: str) -> None
     assert page.inner_text("[data-kpi='total']").replace(",", "").isdigit()
     assert "outage" in page.inner_text("table.terms")
     screenshot(page, "overview")
+    page.select_option("select[name=bucket]", "hour")
+    with page.expect_navigation():
+        page.click("form.filters button[type=submit]")
+    page.wait_for_selector("#volume-chart[data-ready='1']", timeout=CHART_TIMEOUT_MS)
+    labels = page.evaluate("Chart.getChart(document.getElementById('volume-chart')).data.labels")
+    assert len(labels) == 168 and labels[-1] == "11-20 12h"
+    screenshot(page, "overview-per-hour")
 
 
 def test_a_filter_changes_the_queue(page: Any, base_url: str) -> None:
@@ -94,10 +101,10 @@ def test_the_retry_button_requeues_a_failed_alert(page: Any, base_url: str,
     row = page.locator(f"#alerts tr[data-alert-id='{ids.failed_alert}']")
     assert "pending" in row.inner_text() and row.locator("button.retry").count() == 0
     db = connect(path)
-    status, attempts = db.execute("SELECT status, attempts FROM alerts WHERE id = ?",
-                                  [ids.failed_alert]).fetchone()
+    row = db.execute("SELECT status, next_attempt_at FROM alerts WHERE id = ?",
+                     [ids.failed_alert]).fetchone()
     db.close()
-    assert (status, attempts) == ("pending", 0)
+    assert row == ("pending", "2026-11-20T12:00:00Z")  # due now: the next dispatch sends it
 
 
 def test_hostile_post_text_stays_inert_in_the_browser(page: Any, base_url: str,
