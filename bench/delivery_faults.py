@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 from tests.alerts import delivery_crash, delivery_matrix  # noqa: E402
 from tests.alerts.delivery_remotes import SINKS  # noqa: E402
+from tests.fakes.faults import HTTP_KINDS, SMTP_KINDS  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=0.3, help="share of requests that fail")
     parser.add_argument("--timeout", type=float, default=1.0, help="the sinks' timeout, s")
     parser.add_argument("--max-attempts", type=int, default=5, help="dispatch.max_attempts")
+    parser.add_argument("--kinds", nargs="+", choices=sorted({*HTTP_KINDS, *SMTP_KINDS}),
+                        help="inject only these fault kinds (default: all)")
     parser.add_argument("--sinks", nargs="+", choices=SINKS, default=list(SINKS))
     parser.add_argument("--crash", nargs="*", choices=SINKS, default=list(SINKS),
                         help="sinks for the SIGKILL runs (none: --crash with no names)")
@@ -64,9 +67,11 @@ def quiet(log: Path | None) -> None:
 
 def one_sink(kind: str, args: argparse.Namespace, workdir: Path) -> delivery_matrix.Row:
     quiet(args.log and args.log.with_suffix(f".{kind}.log"))
+    kinds = SMTP_KINDS if kind == "email" else HTTP_KINDS
+    weights = None if args.kinds is None else {k: int(k in args.kinds) for k in kinds}
     return delivery_matrix.run_sink(kind, alerts=args.alerts, seed=args.seed, rate=args.rate,
                                     workdir=workdir, timeout=args.timeout,
-                                    max_attempts=args.max_attempts)
+                                    max_attempts=args.max_attempts, weights=weights)
 
 
 def broken(rows: list[delivery_matrix.Row], crashes: list[delivery_crash.CrashRow]) -> list[str]:

@@ -161,17 +161,11 @@ _TRIAGE_ROW = (
     " WHERE p.duplicate_of IS NULL AND (s.sentiment = 'negative' OR s.urgency >= 0.5)"
 )
 _DASHBOARD = (
-    # full-text search over post text; external content: the text is stored once, in posts
+    # full-text search over the text of posts in the triage queue (the only place it is used);
+    # external content, so the text is stored once, in posts. Indexing when a post enters the
+    # queue, not when it is collected, keeps ingest fast: most posts never need searching.
     "CREATE VIRTUAL TABLE posts_fts USING fts5(text, content='posts', content_rowid='id',"
     " tokenize='unicode61 remove_diacritics 2')",
-    "CREATE TRIGGER posts_fts_insert AFTER INSERT ON posts BEGIN"
-    " INSERT INTO posts_fts (rowid, text) VALUES (new.id, new.text); END",
-    "CREATE TRIGGER posts_fts_delete AFTER DELETE ON posts BEGIN"
-    " INSERT INTO posts_fts (posts_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
-    "CREATE TRIGGER posts_fts_update AFTER UPDATE OF text ON posts BEGIN"
-    " INSERT INTO posts_fts (posts_fts, rowid, text) VALUES ('delete', old.id, old.text);"
-    " INSERT INTO posts_fts (rowid, text) VALUES (new.id, new.text); END",
-    "INSERT INTO posts_fts (posts_fts) VALUES ('rebuild')",
     # hourly cells for views per hour (up to a week), daily cells for views per day or week
     *_rollup("post_hours", 13),
     *_rollup("post_days", 10),
@@ -192,6 +186,19 @@ _DASHBOARD = (
     " score_id INTEGER NOT NULL, created_at TEXT NOT NULL, brand TEXT, source TEXT, lang TEXT,"
     " sentiment TEXT NOT NULL, urgency REAL NOT NULL, followers INTEGER NOT NULL,"
     " rank REAL NOT NULL, status TEXT NOT NULL)",
+    # a post is searchable while it is in triage ('delete' must repeat the indexed text, and
+    # only rows that were indexed may be deleted: triage rows are exactly those)
+    "CREATE TRIGGER triage_fts_insert AFTER INSERT ON triage BEGIN"
+    " INSERT INTO posts_fts (rowid, text) SELECT id, text FROM posts WHERE id = new.post_id; END",
+    "CREATE TRIGGER triage_fts_delete AFTER DELETE ON triage BEGIN"
+    " INSERT INTO posts_fts (posts_fts, rowid, text)"
+    " SELECT 'delete', id, text FROM posts WHERE id = old.post_id; END",
+    "CREATE TRIGGER posts_fts_update BEFORE UPDATE OF text ON posts"
+    " WHEN EXISTS (SELECT 1 FROM triage WHERE post_id = old.id) BEGIN"
+    " INSERT INTO posts_fts (posts_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
+    "CREATE TRIGGER posts_fts_updated AFTER UPDATE OF text ON posts"
+    " WHEN EXISTS (SELECT 1 FROM triage WHERE post_id = new.id) BEGIN"
+    " INSERT INTO posts_fts (rowid, text) VALUES (new.id, new.text); END",
     "CREATE TRIGGER triage_score AFTER INSERT ON scores BEGIN"  # noqa: S608 (constants)
     " DELETE FROM triage WHERE post_id = new.post_id;"
     f" INSERT INTO triage {_TRIAGE_ROW} AND s.id = new.id; END",

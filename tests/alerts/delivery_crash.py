@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,19 +85,21 @@ def crash_sink(kind: str, workdir: Path) -> CrashRow:
         env.pop("LISTENER_CONFIG", None)
         args = ["run", "--once", "-c", str(workdir / "config.yaml")]
         _kill_when_acted(far, [sys.executable, "-m", "listener", *args], env)
-        db = Database(workdir / "listener.db")
         [acted] = far.objects()  # exactly one object: the held create
-        row = db.execute("SELECT status, attempts FROM alerts WHERE id = ?", [acted]).fetchone()
+        with closing(Database(workdir / "listener.db")) as db:
+            row = db.execute("SELECT status, attempts FROM alerts WHERE id = ?",
+                             [acted]).fetchone()
         again = run_cli(args, env)
         if again.returncode != 0:
             raise AssertionError(f"the restarted run failed: {again.stderr[-2000:]}")
         objects, seen = far.objects(), far.effective()
-    return CrashRow(
-        sink=kind, alerts=_count(db), known=tuple(row) == ("pending", 1),
-        objects=sum(objects.values()), delivered=_count(db, "delivered"),
-        duplicates=repeats(seen), raw_duplicates=repeats(objects), lost=_lost(db, seen),
-        seconds=time.monotonic() - started,
-    )
+    with closing(Database(workdir / "listener.db")) as db:
+        return CrashRow(
+            sink=kind, alerts=_count(db), known=tuple(row) == ("pending", 1),
+            objects=sum(objects.values()), delivered=_count(db, "delivered"),
+            duplicates=repeats(seen), raw_duplicates=repeats(objects), lost=_lost(db, seen),
+            seconds=time.monotonic() - started,
+        )
 
 
 def _kill_when_acted(far: Remote, command: list[str], env: dict[str, str]) -> None:

@@ -54,6 +54,8 @@ class _Deck:
         self._round: list[str | None] = []
 
     def deal(self) -> str | None:
+        if not self._cards:  # every weight 0: no faults at all
+            return None
         if not self._round:
             self._round = list(self._cards)
             self._rng.shuffle(self._round)
@@ -133,7 +135,7 @@ class SmtpFaults(_Counts):
             self._session = self._deck.deal() if self.enabled else None
             if self._session is not None:
                 self.injected[self._session] += 1
-                self.acted_lost += self._session in ACTED  # every session creates a mail
+                self.acted_lost += int(self._session in ACTED)  # every session creates a mail
             return {"smtp-421": "421 4.3.2 Service not available, closing transmission channel",
                     "drop": DROP}.get(self._session or "")
         if command == "DATA":
