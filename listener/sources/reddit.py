@@ -42,9 +42,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
@@ -52,8 +52,9 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from listener.errors import ConfigError, MissingDependency, RateLimited, SourceError
 from listener.log import register_secret
-from listener.models import Clock, Page, Post, Rejected
+from listener.models import Page, Post, Rejected
 from listener.query import to_reddit
+from listener.sources._reddit_http import RateBudget, http_session
 from listener.sources._reddit_items import (
     Cycle,
     Floor,
@@ -150,29 +151,6 @@ class RedditSourceConfig(SourceConfig):
         return self
 
 
-class _RateBudget:
-    """Reddit's ``X-Ratelimit-Remaining`` / ``-Reset`` from the latest answer."""
-
-    def __init__(self) -> None:
-        self.remaining: float | None = None
-        self.reset_at: datetime | None = None
-
-    def note(self, headers: Mapping[str, str], now: datetime) -> None:
-        """Remember an answer's headers (the token endpoint sends none: nothing changes)."""
-        try:
-            remaining = float(headers["x-ratelimit-remaining"])
-            reset = float(headers["x-ratelimit-reset"])
-        except (KeyError, ValueError):
-            return
-        self.remaining, self.reset_at = remaining, now + timedelta(seconds=max(0.0, reset))
-
-    def wait(self, now: datetime) -> float:
-        """Seconds until the budget refills when it is used up, else 0."""
-        if self.remaining is None or self.remaining >= 1 or self.reset_at is None:
-            return 0.0
-        return max(0.0, (self.reset_at - now).total_seconds())
-
-
 @dataclass(frozen=True)
 class _Stream:
     """One newest-first listing: its cursor key, request path and parameters, brand."""
@@ -210,8 +188,8 @@ class RedditSource:
                 )
         register_secret(config.client_secret)
         self._streams = self._build_streams()
-        self._budget = _RateBudget()
-        self._http = _http_session(ctx.http_timeout, self._budget.note, ctx.clock)
+        self._budget = RateBudget()
+        self._http = http_session(ctx.http_timeout, self._budget.note, ctx.clock)
         self._reddit = praw.Reddit(
             "DEFAULT",  # praw.ini's defaults only, whatever the praw_site variable says
             client_id=config.client_id,
@@ -385,20 +363,3 @@ class RedditSource:
             yielded.add(thing.fullname)
             posts.append(post)
         return posts, rejected
-
-
-def _http_session(
-    timeout: float, note: Callable[[Mapping[str, str], datetime], None], clock: Clock
-) -> Any:
-    """A ``requests.Session`` that puts our timeout on every call (prawcore passes its own
-    16 s otherwise) and reports each answer's rate-limit headers."""
-    import requests
-
-    class _Session(requests.Session):
-        def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
-            kwargs["timeout"] = timeout
-            response = super().request(method, url, *args, **kwargs)
-            note(response.headers, clock())
-            return response
-
-    return _Session()

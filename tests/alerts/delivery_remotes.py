@@ -49,7 +49,7 @@ class Remote:
     settings: dict[str, Any]
     secrets: tuple[str, ...]  # keys of ``settings`` that a config file takes from the environment
     objects: Callable[[], Counter[str]]  # what the remote acted on, per alert id, repeats included
-    creates: Callable[[str, str], bool]  # (method, path): does this request create an object?
+    creates: Callable[[str, str], bool]  # HTTP (method, path): does it create an object?
     busy: Any = ""  # the platform's body for a 429
     deduped: Callable[[], Counter[str]] | None = None  # what the receiver acts on (webhook)
 

@@ -1,0 +1,53 @@
+"""Reddit's HTTP layer under praw: our timeout on every request, and the rate-limit budget.
+
+prawcore sleeps by itself when the budget runs out; we read the same headers so the source can
+raise RateLimited instead (a sleeping collector would block the daemon's other jobs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from listener.models import Clock
+
+
+class RateBudget:
+    """Reddit's ``X-Ratelimit-Remaining`` / ``-Reset`` from the latest answer."""
+
+    def __init__(self) -> None:
+        self.remaining: float | None = None
+        self.reset_at: datetime | None = None
+
+    def note(self, headers: Mapping[str, str], now: datetime) -> None:
+        """Remember an answer's headers (the token endpoint sends none: nothing changes)."""
+        try:
+            remaining = float(headers["x-ratelimit-remaining"])
+            reset = float(headers["x-ratelimit-reset"])
+        except (KeyError, ValueError):
+            return
+        self.remaining, self.reset_at = remaining, now + timedelta(seconds=max(0.0, reset))
+
+    def wait(self, now: datetime) -> float:
+        """Seconds until the budget refills when it is used up, else 0."""
+        if self.remaining is None or self.remaining >= 1 or self.reset_at is None:
+            return 0.0
+        return max(0.0, (self.reset_at - now).total_seconds())
+
+
+def http_session(
+    timeout: float, note: Callable[[Mapping[str, str], datetime], None], clock: Clock
+) -> Any:
+    """A ``requests.Session`` that puts our timeout on every call (prawcore passes its own
+    16 s otherwise) and reports each answer's rate-limit headers."""
+    import requests
+
+    class _Session(requests.Session):
+        def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
+            kwargs["timeout"] = timeout
+            response = super().request(method, url, *args, **kwargs)
+            note(response.headers, clock())
+            return response
+
+    return _Session()
