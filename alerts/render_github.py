@@ -68,6 +68,16 @@ def marker_key(alert_id: str) -> str:
     return f"listener:{_UNSAFE_ID.sub('_', alert_id)[:200]}"
 
 
+def footer(alert_id: str) -> list[str]:
+    """The closing lines of every issue we open: why the hidden marker is there, then it."""
+    return [
+        "<sub>Created by listener. The hidden marker below lets it find this issue again when a "
+        "delivery is retried: please keep it.</sub>",
+        "",
+        marker(alert_id),
+    ]
+
+
 def marker(alert_id: str) -> str:
     """The hidden HTML comment that identifies our issue; the id cannot end the comment."""
     return f"<!-- {marker_key(alert_id)} -->"
@@ -150,8 +160,5 @@ def _body(msg: AlertMessage, text_limit: int) -> str:
         "",
         *lines,
         "",
-        "<sub>Created by listener. The hidden marker below lets it find this issue again when a "
-        "delivery is retried: please keep it.</sub>",
-        "",
-        marker(msg.alert_id),
+        *footer(msg.alert_id),
     ])

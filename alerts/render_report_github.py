@@ -16,7 +16,7 @@ from alerts.render_github import (
     TITLE_MAX,
     code_block,
     code_span,
-    marker,
+    footer,
     md_text,
     neutralise,
 )
@@ -66,8 +66,5 @@ def _body(msg: ReportMessage, text_limit: int) -> str:
         "",
         *report_lines(report_view(msg, text_limit), GITHUB),
         "",
-        "<sub>Created by listener. The hidden marker below lets it find this issue again when a "
-        "delivery is retried: please keep it.</sub>",
-        "",
-        marker(msg.alert_id),
+        *footer(msg.alert_id),
     ])
