@@ -35,7 +35,7 @@ BATCH = 100
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int = 8
+    max_attempts: int = 12
     backoff_initial: float = 30.0
     backoff_max: float = 3600.0
 

@@ -74,7 +74,7 @@ def run(minutes: float, rate: float, interval: float, sample: float, backend: st
         started, series = time.monotonic(), []
         print(f"{'minute':>6} {'RSS MB':>7} {'posts':>6} {'alerts':>6}", flush=True)
         try:
-            while (elapsed := time.monotonic() - started) <= minutes * 60:
+            while (elapsed := time.monotonic() - started) < minutes * 60 + sample / 2:
                 if proc.poll() is not None:
                     raise SystemExit(f"the daemon exited ({proc.returncode}); see "
                                      f"{workdir / 'daemon.log'}")

@@ -88,7 +88,9 @@ class ScheduleSettings(_Strict):
 
 
 class DispatchSettings(_Strict):
-    max_attempts: int = Field(8, ge=1, description="attempts before an alert is parked as failed")
+    max_attempts: int = Field(
+        12, ge=1, description="attempts before an alert is parked as failed (12: about 2.5-5 h "
+        "of backoff, so an hour-long outage parks nothing)")
     backoff_initial: float = Field(30, gt=0, description="seconds before the first retry")
     backoff_max: float = Field(3600, gt=0, description="cap on the delay between retries")
     once_max_wait: float = Field(

@@ -35,7 +35,14 @@ def connect(path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Databas
         conn.execute("PRAGMA foreign_keys = ON")
     except sqlite3.Error as exc:
         raise StorageError(f"cannot open database {target}: {exc}") from exc
-    return Database(conn)
+    db = Database(conn)
+    # sqlite-utils 4 learns whether SQLite has ON CONFLICT upserts (3.24+, 2018) by creating
+    # and dropping a table at each connection's first upsert: a schema change in the middle of
+    # the daemon's work, which expires every other connection's statements; with the FTS5
+    # triggers on scores, a concurrent INSERT INTO scores then fails (SQLITE_SCHEMA, "no such
+    # table: scores" — found by the crash harness). Tell it the answer instead.
+    db._supports_on_conflict = True
+    return db
 
 
 @contextmanager

@@ -27,3 +27,4 @@ def test_ten_sigkills_lose_no_post_and_no_alert_and_duplicate_no_ticket(tmp_path
     assert totals.tickets.lost == [] and totals.tickets.unexpected == 0, report
     assert totals.tickets.duplicates == 0, report  # Zendesk's idempotency key + lookup
     assert totals.ok
+    assert harness.tracebacks() == 0, report  # no stage failed with a bug along the way

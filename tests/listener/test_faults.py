@@ -29,6 +29,7 @@ from listener.models import Page, Post, Score, parse_iso
 from listener.pipeline import Runtime, collect
 from storage import db as store
 from storage import outbox
+from storage.tx import connect
 from tests.alerts.test_dispatch import ManualClock
 from tests.crash.stream import NEGATIVE as NEGATIVE_ACME
 from tests.e2e import NEGATIVE, POSITIVE, cli_env, posts_jsonl, setup_dir
@@ -170,6 +171,23 @@ def test_disk_full_on_write_keeps_the_cursor_and_recovers_when_space_returns(
         assert collect(db, source, clock) == 5
         assert store.load_cursor(db, "hn") is not None
         db.close()
+
+
+def test_writes_never_change_the_schema_under_the_other_stages(tmp_path: Path) -> None:
+    """sqlite-utils 4 probed for upserts with CREATE/DROP TABLE on each new connection: every
+    cursor saved expired the other stages' statements, and a concurrent INSERT INTO scores
+    (FTS5 triggers) failed with SQLITE_SCHEMA. The crash harness caught it in its log."""
+    clock = ManualClock()
+    store.open_db(tmp_path / "t.db").close()
+    watcher = connect(tmp_path / "t.db")
+    before = watcher.execute("PRAGMA schema_version").fetchone()[0]
+    for _ in range(2):  # fresh connections, as every stage run opens
+        db = connect(tmp_path / "t.db")
+        store.store_page(db, "hn", Page([], cursor={"since": 1}), clock())
+        store.pause_source(db, "hn", clock() + timedelta(seconds=60), "429", clock())
+        db.close()
+    assert watcher.execute("PRAGMA schema_version").fetchone()[0] == before
+    watcher.close()
 
 
 # -- a source answering garbage for an hour -----------------------------------------------------
