@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from sqlite_utils import Database
 
 from alerts.dispatch import RetryPolicy, dispatch
@@ -29,13 +27,6 @@ class ManualClock:
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    conn = store.open_db(tmp_path / "d.db")
-    yield conn
-    conn.close()
 
 
 def seed(db: Database, clock: ManualClock, count: int, destination: str = "slack") -> list[str]:

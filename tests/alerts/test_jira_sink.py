@@ -7,8 +7,7 @@ import json
 import logging
 import socket
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -24,6 +23,7 @@ from listener.models import Page, Post, Score
 from storage import db as store
 from storage import outbox
 from tests.alerts.factories import make_alert
+from tests.alerts.test_dispatch import ManualClock
 from tests.fakes.jira_api import CREATE_PATH, HANG_UP, SEARCH_PATH, FakeJira, valid_adf
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -364,26 +364,6 @@ def test_defaults_and_labels() -> None:
 
 
 # -- through dispatch ---------------------------------------------------------------------------
-
-
-class ManualClock:
-    """Time that only moves when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    conn = store.open_db(tmp_path / "d.db")
-    yield conn
-    conn.close()
 
 
 def seed(db: Database, clock: ManualClock, destination: str) -> None:

@@ -7,7 +7,6 @@ import logging
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ from sqlite_utils import Database
 from alerts.dispatch import RetryPolicy, dispatch
 from alerts.sinks.webhook import WebhookSink, WebhookSinkConfig, forbidden_address
 from listener.errors import DeliveryError, RateLimited
-from storage import db as store
 from tests.alerts.factories import make_alert
 from tests.alerts.test_dispatch import ManualClock, seed
 from tests.fakes.webhook_receiver import HANG_UP, FakeWebhookReceiver
@@ -266,13 +264,6 @@ def test_secrets_never_leak(receiver: FakeWebhookReceiver, caplog: pytest.LogCap
     visible += [f"{e!s} {e!r} {getattr(e, 'body_snippet', '')}" for e in errors]
     for text in visible:
         assert receiver.path not in text and "whsec-test-0123456789abcdef" not in text
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    conn = store.open_db(tmp_path / "d.db")
-    yield conn
-    conn.close()
 
 
 def test_dispatch_records_the_receipt(db: Database, receiver: FakeWebhookReceiver) -> None:

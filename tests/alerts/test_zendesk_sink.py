@@ -7,7 +7,6 @@ import logging
 import re
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +17,6 @@ from alerts.dispatch import RetryPolicy, dispatch
 from alerts.render import ZWSP
 from alerts.sinks.zendesk import ZendeskSink, ZendeskSinkConfig
 from listener.errors import DeliveryError, RateLimited
-from storage import db as store
 from tests.alerts.factories import make_alert, make_score
 from tests.alerts.test_dispatch import ManualClock, seed
 from tests.fakes.zendesk_api import HANG_UP, TICKETS, FakeZendesk, RecordedRequest
@@ -292,13 +290,6 @@ def test_config_validation() -> None:
         assert "secret-token-value" not in str(info.value)
     own = set(ZendeskSinkConfig.model_fields) - {"name"}  # name is SinkConfig's
     assert all(ZendeskSinkConfig.model_fields[k].description for k in own)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    conn = store.open_db(tmp_path / "d.db")
-    yield conn
-    conn.close()
 
 
 def test_dispatch_records_the_ticket_id(db: Database, zendesk: FakeZendesk) -> None:
