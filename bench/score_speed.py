@@ -219,7 +219,7 @@ def onnx_int8_all(data: Data) -> Row:
     import shutil
     import tempfile
 
-    from classifiers.artifacts import DEFAULT_HEADS_DIR, read_meta
+    from classifiers.artifacts import DEFAULT_HEADS_DIR, adapter_path, read_meta
     from classifiers.onnx_backend import OnnxClassifier, OnnxEncoder
     from classifiers.onnx_export import (
         MODEL_FILE,
@@ -230,7 +230,8 @@ def onnx_int8_all(data: Data) -> Row:
     )
 
     meta = read_meta(DEFAULT_HEADS_DIR)
-    fp32 = ensure_cached(default_cache_dir(), None, meta["encoder"]["sha256"], quantize=False)
+    adapter = adapter_path(DEFAULT_HEADS_DIR, meta)
+    fp32 = ensure_cached(default_cache_dir(), None, meta["encoder"]["sha256"], False, adapter)
     with tempfile.TemporaryDirectory() as folder:
         entry = Path(folder)
         quantize_int8(fp32 / MODEL_FILE, entry / MODEL_FILE, keep_fp32=())

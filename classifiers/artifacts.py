@@ -15,6 +15,7 @@ ENCODER_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9
 DEFAULT_HEADS_DIR = Path(__file__).resolve().parent / "models" / "default"
 HEADS_FILE = "heads.safetensors"
 META_FILE = "heads.json"
+ADAPTER_FILE = "adapter.safetensors"  # LoRA deltas of the encoder (classifiers.lora), optional
 
 
 def default_encoder_dir() -> Path:
@@ -57,11 +58,28 @@ def verify_encoder(encoder_dir: Path, expected_sha256: str = ENCODER_SHA256) -> 
 
 
 def artifacts_version(heads_dir: Path) -> str:
-    """Short content hash of the head artifacts: retraining changes it, so trends never mix."""
+    """Short content hash of the trained artifacts (heads, JSON, adapter when there is one):
+    retraining changes it, so trends never mix two models."""
     digest = hashlib.sha256()
     for name in (HEADS_FILE, META_FILE):
         digest.update((heads_dir / name).read_bytes())
+    if (heads_dir / ADAPTER_FILE).is_file():
+        digest.update((heads_dir / ADAPTER_FILE).read_bytes())
     return digest.hexdigest()[:12]
+
+
+def adapter_path(heads_dir: Path, meta: dict[str, Any]) -> Path | None:
+    """The encoder adapter the heads were trained with, or ``None`` (heads on the frozen
+    encoder). The JSON decides; a missing file it names is an error, not a silent fallback."""
+    if not meta.get("adapter"):
+        return None
+    path = Path(heads_dir) / ADAPTER_FILE
+    if not path.is_file():
+        raise ClassifierError(
+            f"{heads_dir / META_FILE} names an encoder adapter but {path} is missing: "
+            "reinstall the package or run 'listener train' again"
+        )
+    return path
 
 
 def read_meta(heads_dir: Path) -> dict[str, Any]:

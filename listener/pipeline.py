@@ -8,6 +8,7 @@ records every stage run in the ``runs`` table.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -214,8 +215,17 @@ class Runtime:
         self._classifier = self.preloaded = None
 
     def migrate(self) -> None:
+        """Bring the schema up to date and close the runs a killed process left open (the
+        caller holds the run lock, so none of them is still going)."""
         conn = store.open_db(self.config.db_path)
-        conn.close()
+        try:
+            if closed := store.close_interrupted_runs(conn, self.clock()):
+                log.warning("%d run(s) of a previous process never finished: marked interrupted",
+                            closed)
+        except sqlite3.OperationalError as exc:  # locked or full: cosmetic, the next start retries
+            log.warning("could not mark unfinished runs as interrupted: %s", exc)
+        finally:
+            conn.close()
 
     @property
     def classifier(self) -> Classifier:

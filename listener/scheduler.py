@@ -4,6 +4,11 @@ Memory job store (schedule comes from config; durable state lives in our own tab
 ``max_instances=1`` and ``coalesce`` so a slow job never piles up, and a misfire grace time of
 about the job's interval because APScheduler's 1-second default silently skips runs.
 
+Stages are chained: a collect that stored new posts wakes classify at once, a classify that
+scored posts wakes rules, and rules or reports that queued alerts wake dispatch — so at the
+default intervals an alert still leaves seconds after its post was collected. The intervals
+stay as the fallback (and for work left by a failed or interrupted run).
+
 SIGHUP re-reads the config file: on success the jobs, sources and sinks are rebuilt from it (the
 loaded model is kept unless the classifier settings changed); on any error the daemon says why
 and keeps running on the config it had.
@@ -14,10 +19,14 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import weakref
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -43,14 +52,71 @@ def build_scheduler(runtime: Runtime) -> BlockingScheduler:
     return scheduler
 
 
+# which job a job's work feeds: woken as soon as the first one produced something
+NEXT_JOB = {"collect": "classify", "classify": "rules", "rules": "dispatch", "reports": "dispatch"}
+
+
+class Chain:
+    """Runs a job's successor now, instead of at its next interval, when the job did work.
+
+    A job already running when woken (``max_instances`` is 1, so APScheduler would skip the
+    extra run with a warning) is marked and woken again the moment it finishes, so posts that
+    arrive during a long classify never wait a whole interval.
+    """
+
+    def __init__(self, scheduler: BaseScheduler) -> None:
+        self.scheduler = scheduler
+        self._lock = threading.Lock()
+        self._running: set[str] = set()
+        self._again: set[str] = set()
+
+    def job(self, job_id: str, func: Callable[..., int | None]) -> Callable[..., int | None]:
+        """``func`` wrapped: marks the job running, then wakes what its work feeds."""
+        successor = NEXT_JOB.get(job_id.split(":")[0])
+
+        def run(*args: Any) -> int | None:
+            with self._lock:
+                self._running.add(job_id)
+            items = None
+            try:
+                items = func(*args)
+                return items
+            finally:
+                with self._lock:
+                    self._running.discard(job_id)
+                    again = job_id in self._again
+                    self._again.discard(job_id)
+                if again:
+                    self.wake(job_id)
+                if items and successor:
+                    self.wake(successor)
+
+        return run
+
+    def wake(self, job_id: str) -> None:
+        """Make ``job_id`` due now (or once more after its current run)."""
+        with self._lock:
+            if job_id in self._running:
+                self._again.add(job_id)
+                return
+        try:
+            self.scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
+        except JobLookupError:  # a reload is swapping the jobs, or we are shutting down
+            pass
+
+
+_chains: weakref.WeakKeyDictionary[BaseScheduler, Chain] = weakref.WeakKeyDictionary()
+
+
 def add_jobs(scheduler: BaseScheduler, runtime: Runtime, sources: list[Source]) -> None:
-    """The runtime's jobs, each due at once and then every its interval."""
+    """The runtime's jobs, each due at once and then every its interval, chained."""
     now = datetime.now(UTC)
     every = runtime.config.schedule
+    chain = _chains.setdefault(scheduler, Chain(scheduler))
 
-    def add(job_id: str, func: object, seconds: float, args: tuple = ()) -> None:
+    def add(job_id: str, func: Callable[..., int | None], seconds: float, args: tuple = ()) -> None:
         scheduler.add_job(
-            func, "interval", seconds=seconds, args=args, id=job_id, name=job_id,
+            chain.job(job_id, func), "interval", seconds=seconds, args=args, id=job_id, name=job_id,
             misfire_grace_time=max(1, int(seconds)), next_run_time=now,
             max_instances=1, coalesce=True,  # explicit: job_defaults apply only once started
         )

@@ -210,6 +210,19 @@ def start_run(db: Database, stage: str, target: str, now: datetime) -> int:
         )
 
 
+def close_interrupted_runs(db: Database, now: datetime) -> int:
+    """Mark runs left 'running' by a killed or crashed process as 'interrupted'. Only called
+    by a process holding the run lock, so no run is really in progress; without this,
+    ``listener status`` would show a stage as running forever after a SIGKILL."""
+    with immediate(db):
+        cursor = db.execute(
+            "UPDATE runs SET status = 'interrupted', finished_at = ?, error = ?"
+            " WHERE status = 'running'",
+            [to_iso(now), "the process stopped before this run finished (killed or crashed)"],
+        )
+        return cursor.rowcount
+
+
 def finish_run(
     db: Database, run_id: int, now: datetime, *, items: int, error: str | None = None
 ) -> None:

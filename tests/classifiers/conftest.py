@@ -3,6 +3,7 @@ cache laid out like ``$LISTENER_CACHE_DIR`` (never the user's own cache)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,10 @@ from classifiers.base import Classifier
 
 
 @pytest.fixture(scope="session")
-def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """What ``LISTENER_CACHE_DIR`` points to in tests that load through the defaults."""
-    return tmp_path_factory.mktemp("listener-cache")
+def cache_root() -> Path:
+    """What ``LISTENER_CACHE_DIR`` points to: the session's folder (tests/conftest.py), so the
+    exports made here are the ones the pipeline tests load through the defaults."""
+    return Path(os.environ["LISTENER_CACHE_DIR"])
 
 
 @pytest.fixture(scope="session")

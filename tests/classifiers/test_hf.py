@@ -81,7 +81,7 @@ def three(models_dir: Path) -> Classifier:
 
 @pytest.fixture(scope="module")
 def default_model() -> Classifier:
-    return load_classifier("default", batch_size=8, device="cpu")
+    return load_classifier("default", batch_size=8, device="cpu", backend="torch")
 
 
 def test_named_labels_load_and_predict(three: Classifier, models_dir: Path) -> None:

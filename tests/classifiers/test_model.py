@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def model() -> Classifier:
-    return load_classifier("default", batch_size=4, device="cpu")
+    return load_classifier("default", batch_size=4, device="cpu", backend="torch")
 
 
 @pytest.mark.parametrize(

@@ -84,7 +84,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def torch_model() -> Classifier:
-    return load_classifier("default", batch_size=32, device="cpu")
+    return load_classifier("default", batch_size=32, device="cpu", backend="torch")
 
 
 @pytest.fixture(scope="module")
@@ -226,3 +226,43 @@ def test_only_mean_pooling_is_supported() -> None:
     assert pooled_layers(["mean:-4", "mean:-3", "mean:-2", "mean:-1"]) == [-4, -3, -2, -1]
     with pytest.raises(ClassifierError, match="torch backend"):
         pooled_layers(["mean:-1", "cls:-1"])
+
+
+@pytest.mark.parametrize(
+    ("spec", "device", "nvidia", "expected"),
+    [
+        ("default", "auto", False, "onnx"),
+        ("default", "cpu", True, "onnx"),  # asked for the CPU: the fast CPU path
+        ("default", "auto", True, "torch"),  # a GPU machine: torch will use it
+        ("default", "cuda", False, "torch"),
+        ("cardiffnlp/twitter-roberta-base-sentiment-latest", "auto", False, "torch"),
+    ],
+)
+def test_auto_backend_choice(
+    spec: str, device: str, nvidia: bool, expected: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from classifiers import loader
+
+    driver = tmp_path / "nvidia-version"
+    if nvidia:
+        driver.write_text("NVRM version: 550")
+    monkeypatch.setattr(loader, "NVIDIA_DRIVER", driver)
+    assert loader.auto_backend(spec, device) == expected
+
+
+def test_auto_serves_int8_onnx_on_this_cpu_machine(int8: Classifier, onnx_cache: Path) -> None:
+    auto = load_classifier("default", device="cpu", cache_dir=onnx_cache)  # backend defaults to auto
+    assert auto.version == int8.version and auto.version.endswith("+onnx-int8.2")
+    assert [p.sentiment for p in auto.predict(TEXTS)] == [p.sentiment for p in int8.predict(TEXTS)]
+
+
+def test_auto_falls_back_to_torch_when_onnx_cannot_be_set_up(
+    torch_model: Classifier, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")  # the export cannot be written here
+    with caplog.at_level("WARNING", logger="classifiers.loader"):
+        model = load_classifier("default", device="cpu", cache_dir=not_a_folder)
+    assert model.version == torch_model.version  # torch's version: no +onnx suffix
+    assert "serving with torch" in caplog.text and "cannot write the ONNX cache" in caplog.text

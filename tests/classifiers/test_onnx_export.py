@@ -14,12 +14,19 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
+from classifiers.artifacts import (  # noqa: E402
+    DEFAULT_HEADS_DIR,
+    adapter_path,
+    read_meta,
+    sha256_file,
+)
 from classifiers.base import Classifier  # noqa: E402
 from classifiers.onnx_backend import load_onnx_classifier  # noqa: E402
 from classifiers.onnx_export import (  # noqa: E402
     EXPORT_FORMAT,
     MODEL_FILE,
     STAMP_FILE,
+    entry_path,
     stamp_problem,
 )
 from listener.errors import ClassifierError  # noqa: E402
@@ -44,6 +51,12 @@ print(json.dumps([p.probabilities for p in model.predict(json.loads(sys.argv[4])
 """
 
 
+def stamped(entry: Path) -> tuple[str, str | None]:
+    """The encoder and adapter sha256 an entry was exported for."""
+    stamp = json.loads((entry / STAMP_FILE).read_text())
+    return stamp["encoder_sha256"], stamp.get("adapter_sha256")
+
+
 def fp32_entry(cache: Path) -> Path:
     (entry,) = cache.glob("*-fp32")
     return entry
@@ -66,13 +79,13 @@ def test_corrupt_cache_is_detected_and_rebuilt(
     with open(copy / MODEL_FILE, "r+b") as handle:  # a flipped block, same size
         handle.seek(1000)
         handle.write(b"\x00garbage\x00" * 8)
-    sha = json.loads((copy / STAMP_FILE).read_text())["encoder_sha256"]
-    assert "corrupt" in (stamp_problem(copy, sha, quantize=False) or "")
+    sha, adapter = stamped(copy)
+    assert "corrupt" in (stamp_problem(copy, sha, False, adapter) or "")
     leftover = copy.parent / f".{copy.name}.k1ll3d"  # what a builder killed mid-export leaves
     leftover.mkdir()
     (leftover / MODEL_FILE).write_bytes(b"half a graph")
     rebuilt = load_onnx_classifier(quantize=False, cache_dir=tmp_path / "cache", batch_size=7)
-    assert stamp_problem(copy, sha, quantize=False) is None
+    assert stamp_problem(copy, sha, False, adapter) is None
     assert rebuilt.predict(TEXTS) == fp32.predict(TEXTS)
     assert sorted(p.name for p in copy.parent.iterdir()) == [f".{copy.name}.lock", copy.name]
 
@@ -82,16 +95,29 @@ def test_stamp_of_another_encoder_precision_or_format_is_refused(
 ) -> None:
     """The same check that sends a corrupt entry to be rebuilt (above) refuses these."""
     entry = fp32_entry(onnx_cache)
-    sha = json.loads((entry / STAMP_FILE).read_text())["encoder_sha256"]
-    assert stamp_problem(entry, sha, quantize=False) is None
-    assert "encoder_sha256" in (stamp_problem(entry, "0" * 64, quantize=False) or "")
-    assert "int8" in (stamp_problem(entry, sha, quantize=True) or "")
-    assert stamp_problem(entry.parent / "nothing-here", sha, quantize=False) == "not built yet"
+    sha, adapter = stamped(entry)
+    assert stamp_problem(entry, sha, False, adapter) is None
+    assert "encoder_sha256" in (stamp_problem(entry, "0" * 64, False, adapter) or "")
+    assert "adapter_sha256" in (stamp_problem(entry, sha, False, "1" * 64) or "")
+    assert "int8" in (stamp_problem(entry, sha, True, adapter) or "")
+    assert stamp_problem(entry.parent / "nothing-here", sha, False, adapter) == "not built yet"
     old = tmp_path / entry.name
     shutil.copytree(entry, old)
     stamp = json.loads((old / STAMP_FILE).read_text())
     (old / STAMP_FILE).write_text(json.dumps({**stamp, "format": EXPORT_FORMAT - 1}))
-    assert "format" in (stamp_problem(old, sha, quantize=False) or "")
+    assert "format" in (stamp_problem(old, sha, False, adapter) or "")
+
+
+def test_the_entry_is_for_the_bundled_adapter() -> None:
+    """A new adapter (retraining) gets a new entry: never the graph of the previous weights."""
+    meta = read_meta(DEFAULT_HEADS_DIR)
+    adapter = adapter_path(DEFAULT_HEADS_DIR, meta)
+    sha = meta["encoder"]["sha256"]
+    ad_sha = sha256_file(adapter) if adapter else None
+    entry = entry_path(Path("/c"), sha, True, ad_sha)
+    assert entry.name.startswith(sha[:12]) and entry.name.endswith("-int8")
+    assert (ad_sha[:12] in entry.name) if ad_sha else entry.name == f"{sha[:12]}-int8"
+    assert entry_path(Path("/c"), sha, True, "f" * 64) != entry
 
 
 def test_concurrent_first_loads_export_once(fp32: Classifier, tmp_path: Path) -> None:

@@ -50,8 +50,8 @@ def tiny_data(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("extra", "pooling"),
     [
-        ([], ["mean:-4", "mean:-3", "mean:-2", "mean:-1"]),
-        (["--pooling", "mean:-1", "--strip-hash"], ["mean:-1"]),
+        (["--finetune-epochs", "1"], ["mean:-4", "mean:-3", "mean:-2", "mean:-1"]),
+        (["--pooling", "mean:-1", "--strip-hash", "--finetune-epochs", "0"], ["mean:-1"]),
     ],
 )
 def test_train_command_writes_loadable_heads(
@@ -73,6 +73,14 @@ def test_train_command_writes_loadable_heads(
     assert meta["sentiment"]["in_dim"] == 384 * len(pooling)
     assert meta["normalize"]["strip_hash"] is ("--strip-hash" in extra)
     assert (out / "heads.safetensors").stat().st_size < 8_000_000
+    tuned = "--finetune-epochs" in extra and extra[extra.index("--finetune-epochs") + 1] != "0"
+    assert (out / "adapter.safetensors").is_file() is tuned
+    assert bool(meta["adapter"]) is tuned
+    if tuned:  # the frozen model is evaluated first, then after every step (2 steps of 32 rows)
+        history = meta["metrics"]["sentiment"]["finetune"]["history"]
+        assert [row["step"] for row in history] == [0, 1, 2]
+        assert meta["metrics"]["sentiment"]["frozen_encoder"]["chosen"] in {"linear", "mlp512"}
+        assert (out / "adapter.safetensors").stat().st_size < 4_000_000
     model = TransformerClassifier(out, device="cpu", name="tiny")
     preds = model.predict(["I love it", "@shop awful"])
     assert len(preds) == 2 and model.version in result.output

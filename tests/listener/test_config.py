@@ -222,7 +222,7 @@ def test_classifier_backend_onnx_with_a_cache_dir_relative_to_the_file(tmp_path:
     assert config.classifier.backend == "onnx"
     assert config.classifier.cache_path(config.base_dir) == tmp_path.resolve() / "cache" / "onnx"
     default = load_config(write(tmp_path, VALID), environ={}).classifier
-    assert (default.backend, default.cache_path(tmp_path)) == ("torch", None)
+    assert (default.backend, default.cache_path(tmp_path)) == ("auto", None)
 
 
 @pytest.mark.parametrize(
@@ -230,7 +230,7 @@ def test_classifier_backend_onnx_with_a_cache_dir_relative_to_the_file(tmp_path:
     [
         ("  model: org/roberta\n  backend: onnx\n", "backend onnx serves only model 'default'"),
         ("  device: cuda\n  backend: onnx\n", "backend onnx is CPU-only"),
-        ("  backend: tensorrt\n", "Input should be 'torch' or 'onnx'"),
+        ("  backend: tensorrt\n", "Input should be 'auto', 'torch' or 'onnx'"),
     ],
 )
 def test_classifier_backend_errors_name_its_line(tmp_path: Path, settings: str, message: str) -> None:

@@ -117,3 +117,25 @@ def test_backup_while_another_process_writes_is_consistent(tmp_path: Path) -> No
     again = run_cli(["db", "backup", "-c", str(config), str(tmp_path / "copy.db")],
                     cli_env("http://127.0.0.1:9/unused"))
     assert again.returncode == 1 and "--force" in again.stderr
+
+
+def test_runs_a_killed_process_left_open_are_marked_interrupted_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    from listener.config import load_config
+    from listener.pipeline import Runtime
+
+    config = load_config(write_config(tmp_path))
+    db = store.open_db(tmp_path / "listener.db")
+    now = datetime.now(UTC)
+    done = store.start_run(db, "collect", "imports", now - timedelta(minutes=3))
+    store.finish_run(db, done, now - timedelta(minutes=3), items=2)
+    killed = store.start_run(db, "classify", "", now - timedelta(minutes=2))  # SIGKILL here
+    Runtime(config).migrate()  # what `listener run` does once it holds the run lock
+    rows = {r["id"]: r for r in db.query("SELECT * FROM runs")}
+    assert rows[done]["status"] == "ok"
+    assert rows[killed]["status"] == "interrupted" and rows[killed]["finished_at"]
+    assert "killed or crashed" in rows[killed]["error"]
+    out = CliRunner().invoke(cli_ops.status, ["-c", str(tmp_path / "config.yaml")]).output
+    row = next(line for line in out.splitlines() if line.startswith("classify"))
+    assert "interrupted" in row and "running" not in row

@@ -1,0 +1,28 @@
+"""Session-wide test settings.
+
+``classifier.backend`` defaults to ``auto``, which on a CPU machine serves the default model
+through ONNX Runtime from an exported encoder cached under ``$LISTENER_CACHE_DIR``. Point it at
+one temporary folder for the whole session — inherited by the CLI subprocesses the tests start —
+so tests never write into the user's own ``~/.cache`` and the export happens once per session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import pytest
+
+_CREATED: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if "LISTENER_CACHE_DIR" not in os.environ:
+        _CREATED.append(tempfile.mkdtemp(prefix="listener-test-cache-"))
+        os.environ["LISTENER_CACHE_DIR"] = _CREATED[0]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for folder in _CREATED:
+        shutil.rmtree(folder, ignore_errors=True)
