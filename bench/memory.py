@@ -37,7 +37,7 @@ def load(backend: str) -> Classifier:
     from classifiers.loader import load_classifier
 
     if backend == "torch-fp32":
-        return load_classifier("default", batch_size=32, device="cpu")
+        return load_classifier("default", batch_size=32, device="cpu", backend="torch")
     if backend == "onnx-int8":  # exactly what `classifier.backend: onnx` loads
         return load_classifier("default", backend="onnx", batch_size=32)
     from classifiers.onnx_backend import load_onnx_classifier

@@ -218,11 +218,11 @@ class Runtime:
         """Bring the schema up to date and close the runs a killed process left open (the
         caller holds the run lock, so none of them is still going)."""
         conn = store.open_db(self.config.db_path)
-        try:
-            if closed := store.close_interrupted_runs(conn, self.clock()):
-                log.warning("%d run(s) of a previous process never finished: marked interrupted",
-                            closed)
-        except sqlite3.OperationalError as exc:  # locked or full: cosmetic, the next start retries
+        try:  # a locked or full database only delays this cosmetic fix to the next start
+            closed = store.close_interrupted_runs(conn, self.clock())
+            log.log(logging.WARNING if closed else logging.DEBUG, "%d unfinished run(s) of a "
+                    "previous process marked interrupted", closed)
+        except sqlite3.OperationalError as exc:
             log.warning("could not mark unfinished runs as interrupted: %s", exc)
         finally:
             conn.close()
