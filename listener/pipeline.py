@@ -330,7 +330,7 @@ class Runtime:
         def go(db: Database) -> int:
             result: DispatchResult = dispatch(
                 db, self.sinks, policy, clock=self.clock, sleep=self.sleep,
-                wait_up_to=wait_up_to, strict=self.strict)
+                wait_up_to=wait_up_to, strict=self.strict, stop=self.stop)
             return result.items
 
         return self._stage("dispatch", "", go)

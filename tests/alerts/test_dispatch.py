@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 from sqlite_utils import Database
@@ -132,3 +133,24 @@ def test_rules_matching_one_post_share_one_message(db: Database) -> None:
     assert result.delivered == 1
     assert "*Rules*\\nr, urgent" in payload  # one message names both rules
     assert statuses(db) == [("delivered", 1)] * 2
+
+
+def test_shutdown_ends_a_paced_pass_between_messages_and_loses_nothing(db: Database) -> None:
+    """SIGTERM while 5 alerts wait for Slack's pacing (1 a second): the message sent goes, the
+    rest stay pending for the next start instead of holding the daemon up a second each."""
+    clock = ManualClock()
+    seed(db, clock, 5)
+    stop = threading.Event()
+
+    def sleep_until_sigterm(seconds: float) -> None:
+        stop.set()  # the signal arrives during the first pacing wait
+        clock.sleep(seconds)
+
+    with FakeSlackWebhook() as slack:
+        sink = SlackSink(SlackSinkConfig(type="slack", name="slack", webhook_url=slack.url,
+                                         timeout=2, min_interval=1.0))
+        result = dispatch(db, {"slack": sink}, RetryPolicy(), clock=clock,
+                          sleep=sleep_until_sigterm, stop=stop)
+        assert len(slack.requests) == 1
+    assert result.delivered == 1
+    assert sorted(statuses(db)) == [("delivered", 1)] + [("pending", 0)] * 4
