@@ -1,5 +1,5 @@
 """Pick the classifier a config names. Model modules are imported only when chosen (torch is
-heavy, and onnxruntime is optional).
+heavy: a process served by ONNX Runtime never imports it).
 
 - ``"default"``: the bundled model (all-MiniLM-L6-v2 with its fine-tuning adapter + trained
   heads), served by ONNX Runtime in int8 (CPU only, no torch in the serving process) or torch;
