@@ -73,22 +73,11 @@ def length_batches(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def pooled_of(encoder: Encoder, ids: list[list[int]], batch_size: int = 128) -> np.ndarray:
-    """Pooled features of the encoder as it is now (evaluation mode, length-sorted batches)."""
-    encoder.model.eval()
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    out = np.zeros((len(ids), encoder.dim), dtype=np.float32)
-    with torch.inference_mode(), autocast(encoder.device):
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            out[batch] = encoder.forward_ids([ids[i] for i in batch]).float().cpu().numpy()
-    return out
-
-
 def logits_of(encoder: Encoder, head: Head, ids: list[list[int]]) -> np.ndarray:
     """A head's logits on the encoder as it is now (both in evaluation mode)."""
+    encoder.model.eval()
     head.eval()
-    features = torch.from_numpy(pooled_of(encoder, ids)).to(encoder.device)
+    features = torch.from_numpy(encoder.embed_ids(ids, batch_size=128)).to(encoder.device)
     with torch.inference_mode():
         return head(features).float().cpu().numpy()
 

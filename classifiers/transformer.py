@@ -129,7 +129,12 @@ class Encoder:
         """Pooled float32 embeddings, one row per (already normalised) text, in input order."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        ids = self.token_ids(texts)
+        return self.embed_ids(self.token_ids(texts), batch_size=batch_size, progress=progress)
+
+    def embed_ids(
+        self, ids: list[list[int]], *, batch_size: int = 64, progress: bool = False
+    ) -> np.ndarray:
+        """:meth:`embed` for texts already tokenised (fine-tuning tokenises each split once)."""
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # less padding per batch
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
         starts = range(0, len(order), batch_size)

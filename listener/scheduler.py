@@ -80,7 +80,6 @@ class Chain:
             items = None
             try:
                 items = func(*args)
-                return items
             finally:
                 with self._lock:
                     self._running.discard(job_id)
@@ -90,6 +89,7 @@ class Chain:
                     self.wake(job_id)
                 if items and successor:
                     self.wake(successor)
+            return items
 
         return run
 
