@@ -137,11 +137,12 @@ def sentiment_metrics(
 
 
 def predict_all(classifier: Classifier, texts: Sequence[str]) -> list[Prediction]:
-    """Predictions for many texts, handed over in chunks so memory stays bounded."""
-    out: list[Prediction] = []
-    for start in range(0, len(texts), CHUNK):
-        out.extend(classifier.predict(texts[start : start + CHUNK]))
-    return out
+    """Predictions for many texts, handed over in chunks so memory stays bounded; a model with
+    ``predict_chunks`` (torch) tokenises the next chunk while it scores this one."""
+    chunks = [texts[start : start + CHUNK] for start in range(0, len(texts), CHUNK)]
+    stream = getattr(classifier, "predict_chunks", None)
+    parts = stream(chunks) if stream is not None else map(classifier.predict, chunks)
+    return [prediction for part in parts for prediction in part]
 
 
 def evaluate(

@@ -103,3 +103,50 @@ def test_importing_the_package_does_not_import_torch() -> None:
         "listener.cli_model; assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+TEXTS = [
+    "I love this, best purchase ever",
+    "@AcmeHelp my order never arrived and nobody answers http://x.co/1",
+    "meh",
+    "The delivery was late again. " * 60,
+    "Thanks for the quick fix, works now 👍",
+    "is the store open on sunday?",
+]
+
+
+def test_chunks_are_scored_as_one_call_would_score_them(model: Classifier) -> None:
+    assert isinstance(model, TransformerClassifier)
+    whole = model.predict(TEXTS)
+    parts = model.predict_chunks([TEXTS[:2], TEXTS[2:5], TEXTS[5:]])
+    chunked = [p for part in parts for p in part]
+    assert len(chunked) == len(whole)
+    for a, b in zip(whole, chunked, strict=True):  # other batch mates: float noise only
+        assert a.sentiment == b.sentiment
+        assert a.urgency == pytest.approx(b.urgency, abs=1e-4)
+    assert list(model.predict_chunks([])) == []
+
+
+def test_token_budget_batches_score_as_count_batches_do() -> None:
+    counted = TransformerClassifier(batch_size=2, device="cpu")
+    budgeted = TransformerClassifier(batch_size=2, device="cpu", max_tokens=64)
+    assert budgeted.max_tokens == 64 and counted.max_tokens is None  # CPU: count by default
+    for a, b in zip(counted.predict(TEXTS), budgeted.predict(TEXTS), strict=True):
+        assert a.sentiment == b.sentiment
+        assert a.urgency == pytest.approx(b.urgency, abs=1e-4)
+
+
+def test_half_precision_is_named_in_the_version_and_agrees_with_float32(model: Classifier) -> None:
+    """bfloat16 runs on CPU too (slowly): the GPU path's arithmetic, checked without a GPU."""
+    half = TransformerClassifier(device="cpu", precision="bfloat16")
+    assert half.version == model.version + "+bfloat16"
+    assert half.encoder.model.dtype.is_floating_point and half.encoder.dtype != model.encoder.dtype
+    for a, b in zip(model.predict(TEXTS), half.predict(TEXTS), strict=True):
+        assert a.sentiment == b.sentiment
+        for label in SENTIMENT_LABELS:
+            assert a.probabilities[label] == pytest.approx(b.probabilities[label], abs=0.05)
+
+
+def test_unknown_precision_is_refused() -> None:
+    with pytest.raises(ClassifierError, match="unknown precision 'fp8'"):
+        TransformerClassifier(device="cpu", precision="fp8")
