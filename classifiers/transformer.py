@@ -121,6 +121,7 @@ class Encoder:
         configure_threads(self.device, num_threads)
         self.max_length, self.pooling = max_length, tuple(pooling)
         self.tokenizer, self.model = _load_local(self.encoder_dir, self.device)
+        self._rust = _truncating_copy(self.tokenizer, max_length)
         if adapter is not None:  # the fine-tuned encoder: LoRA deltas added into the weights
             from classifiers.lora import merge_adapter
 
@@ -131,9 +132,16 @@ class Encoder:
         self.dim = len(self.pooling) * int(self.model.config.hidden_size)
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """Word-piece ids per text, truncated to ``max_length`` (long reviews lose their tail)."""
-        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
-        return list(encoded["input_ids"])
+        """Word-piece ids per text, truncated to ``max_length`` (long reviews lose their tail).
+
+        The same ids as ``tokenizer(texts, truncation=True, max_length=...)``, from the Rust
+        tokenizer directly: twice the speed, as the wrapper also converts offsets, attention
+        masks and type ids nobody reads — at GPU speeds tokenising is the bottleneck.
+        """
+        if self._rust is None:  # a slow (Python) tokenizer in a local model directory
+            encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
+            return list(encoded["input_ids"])
+        return [encoding.ids for encoding in self._rust.encode_batch(list(texts))]
 
     def embed(
         self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False
@@ -223,6 +231,19 @@ def _load_local(encoder_dir: Path, device: torch.device) -> tuple[Any, nn.Module
         if bar_was_on:
             hf_logging.enable_progress_bar()
     return tokenizer, model.to(device).eval()
+
+
+def _truncating_copy(tokenizer: Any, max_length: int) -> Any:
+    """A copy of the wrapper's Rust tokenizer that truncates and never pads (None if slow)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    from tokenizers import Tokenizer
+
+    rust = Tokenizer.from_str(backend.to_str())
+    rust.enable_truncation(max_length)
+    rust.no_padding()
+    return rust
 
 
 class Head(nn.Module):

@@ -150,3 +150,13 @@ def test_half_precision_is_named_in_the_version_and_agrees_with_float32(model: C
 def test_unknown_precision_is_refused() -> None:
     with pytest.raises(ClassifierError, match="unknown precision 'fp8'"):
         TransformerClassifier(device="cpu", precision="fp8")
+
+
+def test_token_ids_match_the_transformers_tokenizer(model: Classifier) -> None:
+    """Token ids come from the Rust tokenizer directly (faster); they must be the wrapper's."""
+    assert isinstance(model, TransformerClassifier)
+    encoder = model.encoder
+    texts = model.preprocess([*TEXTS, "a" * 5000, "word " * 400, "naïve café 😂", ""])
+    expected = encoder.tokenizer(texts, truncation=True, max_length=encoder.max_length)
+    assert encoder.token_ids(texts) == list(expected["input_ids"])
+    assert max(len(row) for row in encoder.token_ids(texts)) == encoder.max_length == 128
