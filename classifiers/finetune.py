@@ -44,7 +44,7 @@ from classifiers.transformer import Encoder, Head
 class FinetuneSpec:
     """The fine-tuning recipe; ``epochs=0`` skips the stage (heads on the frozen encoder)."""
 
-    epochs: int = 2
+    epochs: int = 4
     rank: int = 16
     alpha: float = 32.0
     lora_dropout: float = 0.1

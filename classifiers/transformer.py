@@ -307,8 +307,8 @@ def load_heads(heads_dir: Path, meta: dict[str, Any], device: torch.device) -> d
 class TransformerClassifier:
     """Encoder (+ merged adapter) and trained heads; construct once per process and reuse.
 
-    ``precision``: ``auto`` is float16 on CUDA (half the memory traffic, tensor cores; labels
-    agree with float32 on ~99.9 % of posts, see bench/gpu_speed.py) and float32 on CPU, where
+    ``precision``: ``auto`` is float16 on CUDA (half the memory traffic, tensor cores; the share
+    of labels equal to float32's is printed by bench/gpu_speed.py) and float32 on CPU, where
     half precision is slower. Anything but float32 is part of :attr:`version`, like ONNX int8.
     ``max_tokens``: the padded word pieces per batch on CUDA (default :data:`GPU_MAX_TOKENS`);
     on CPU batches hold ``batch_size`` texts unless ``max_tokens`` is given.
@@ -371,7 +371,7 @@ class TransformerClassifier:
         with torch.inference_mode():
             both = torch.cat([self.heads["sentiment"](x), self.heads["urgency"](x)], dim=1)
         logits = both.float().cpu().numpy()
-        sentiment, two = logits[:, :3], logits[:, 3:]
+        sentiment, two = logits[:, : len(self.labels)], logits[:, len(self.labels) :]
         urgency = two[:, self.urgent_index] - two[:, 1 - self.urgent_index]  # 2-way → one logit
         return sentiment, urgency
 
