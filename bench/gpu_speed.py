@@ -34,7 +34,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from classifiers.evaluate import read_labelled_tsv, sentiment_metrics  # noqa: E402
+from classifiers.base import SENTIMENT_LABELS  # noqa: E402
+from classifiers.evaluate import predict_all, read_labelled_tsv, sentiment_metrics  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "sentiment" / "test.tsv"
 BUDGETS = (8192, 16384, 32768, 65536)
@@ -53,10 +54,10 @@ def chunks(texts: Sequence[str], size: int) -> list[Sequence[str]]:
 
 
 def quality(model, texts: list[str], gold: list[str]) -> tuple[float, list[str]]:  # type: ignore[no-untyped-def]
-    """Macro-recall and labels of one pass over the posts."""
-    predictions = [p for part in model.predict_chunks(chunks(texts, 8192)) for p in part]
+    """Macro-recall and labels of one pass over the posts, scored as `listener eval` scores them."""
+    predictions = predict_all(model, texts)
     labels = [p.sentiment for p in predictions]
-    probs = [[p.probabilities[k] for k in ("negative", "neutral", "positive")] for p in predictions]
+    probs = [[p.probabilities[k] for k in SENTIMENT_LABELS] for p in predictions]
     return sentiment_metrics(gold, labels, probs).macro_recall, labels
 
 

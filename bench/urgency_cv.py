@@ -30,28 +30,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[13, 14, 15, 16, 17, 18])
     args = parser.parse_args(argv)
 
-    from classifiers.artifacts import DEFAULT_HEADS_DIR, adapter_path, artifacts_version, read_meta
     from classifiers.heads_train import HeadSpec, cross_validate
-    from classifiers.normalize import NormalizeSettings, normalize_texts
     from classifiers.train import URGENCY_LABELS, TrainConfig, read_split
-    from classifiers.transformer import Encoder
+    from classifiers.transformer import TransformerClassifier
 
-    meta = read_meta(DEFAULT_HEADS_DIR)
-    encoder = Encoder(
-        device="cpu",
-        pooling=meta["encoder"]["pooling"],
-        adapter=adapter_path(DEFAULT_HEADS_DIR, meta),
-    )
+    model = TransformerClassifier(device="cpu")  # loads encoder, adapter, settings as serving does
     texts, y = read_split(args.data / "complaints" / "train.tsv", URGENCY_LABELS)
-    settings = NormalizeSettings.from_dict(meta["normalize"])
-    x = encoder.embed(normalize_texts(texts, settings))
-    head = meta["urgency"]
+    x = model.encoder.embed(model.preprocess(texts))
+    head = model.meta["urgency"]
     spec = HeadSpec(int(head["hidden"]), head["input_dropout"], head["dropout"], head["epochs"])
     base = TrainConfig(data_dir=args.data, log=lambda _: None)
     scores = []
-    print(f"model {artifacts_version(DEFAULT_HEADS_DIR)}, urgency head {spec.kind}, {len(y)} rows")
+    print(f"model {model.version}, urgency head {spec.kind}, {len(y)} rows")
     for seed in args.seeds:
-        f1, _ = cross_validate(x, y, spec, replace(base, seed=seed), encoder.device)
+        f1, _ = cross_validate(x, y, spec, replace(base, seed=seed), model.encoder.device)
         scores.append(100 * f1)
         print(f"seed {seed}: {base.cv_folds}-fold CV macro-F1 {scores[-1]:.2f}", flush=True)
     print(f"mean {np.mean(scores):.2f} ± {np.std(scores):.2f} over {len(scores)} seeds")

@@ -362,12 +362,9 @@ class TransformerClassifier:
         """Normalise and tokenise raw texts: the CPU half of :meth:`predict`."""
         return self.encoder.token_ids(self.preprocess(texts)) if texts else []
 
-    def forward(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Sentiment logits (n, 3) and urgency logits (n,) for normalised texts."""
-        return self.forward_ids(self.encoder.token_ids(texts))
-
     def forward_ids(self, ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`forward` on word-piece ids; the heads run on the device, one copy back."""
+        """Sentiment logits (n, 3) and urgency logits (n,) for word-piece ids from :meth:`prepare`;
+        the heads run on the device, then one copy back."""
         x = self.encoder.pooled_ids(ids, batch_size=self.batch_size, max_tokens=self.max_tokens)
         with torch.inference_mode():
             both = torch.cat([self.heads["sentiment"](x), self.heads["urgency"](x)], dim=1)
