@@ -6,11 +6,18 @@ zone (23 or 25 on a DST change day); weekly: the 7 days before the last ``weekda
 and queues it unless a report for it exists. Only that one period: a daemon that was down for a
 week sends one digest, not seven. The report id is derived from the window, so running every
 minute (or from two processes) sends each digest once.
+
+A period without a single post for the brand (the first day after installing, a brand nobody
+mentioned) is skipped: nothing is sent, one INFO line says so, and the skip is recorded as a
+report without alerts, so later runs in the same period neither look again nor log again. A
+skip moves nothing else: the next period is judged on its own, and no run ever sends an older
+period, so a skipped day can never come back as a backlog.
 """
 
 from __future__ import annotations
 
 import bisect
+import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +29,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from sqlite_utils import Database
 
 from alerts.digest_chart import ChartData, render_png  # matplotlib loads inside render_png
-from alerts.digest_figures import HELP_MIN_URGENCY, SENTIMENTS, Figures, Volume, read_figures
+from alerts.digest_figures import (
+    HELP_MIN_URGENCY,
+    SENTIMENTS,
+    Figures,
+    Volume,
+    has_posts,
+    read_figures,
+)
 from alerts.quiet import TimeOfDay, TimeZoneName, local_time, roll_up_held
 from listener.models import to_iso
 from storage.reports import Report, enqueue_report, last_report_at
@@ -30,9 +44,12 @@ from storage.reports import Report, enqueue_report, last_report_at
 if TYPE_CHECKING:
     from alerts.rules import RuleConfig
 
+log = logging.getLogger(__name__)
+
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 WEEKDAYS: tuple[str, ...] = get_args(Weekday)
-_STATUS_TEXT = {"digested": "held (rolled up)"}
+SUPPRESSED_SHOWN = 5  # posts a cap kept from paging, shown in the digest (most important first)
+_STATUS_TEXT = {"digested": "held (rolled up)", "incident": "in an incident"}
 
 
 class DigestConfig(BaseModel):
@@ -113,8 +130,40 @@ def run_digests(
         for brand in cfg.brands or list(brands) or [None]:
             last = last_report_at(db, "digest", cfg.name, brand, None)
             if last is None or last < period.end:  # cheap check before any figure is read
-                queued += enqueue_report(db, build_digest(db, cfg, brand, period), dests, now)
+                queued += _send_or_skip(db, cfg, brand, period, dests, now)
     return queued
+
+
+def _send_or_skip(db: Database, cfg: DigestConfig, brand: str | None, period: Period,
+                  dests: list[str], now: datetime) -> int:
+    """Queue the period's digest; or, with no posts in it, record the skip and queue nothing.
+
+    A "0 posts (±0%)" digest tells a reader nothing but that the listener had nothing to say
+    yet. The skip is stored as the period's report without alerts so that ``last_report_at``
+    moves past it: without that, every reports run until the next period ends would look again
+    and log again (every cron run, too). So an empty period is judged once, at the first run
+    after it ends, just as a digest's figures are: posts stored for it later (a backfill, the
+    first poll of a new daemon finishing after that run) do not revive it. Returns the alerts
+    queued.
+    """
+    if has_posts(db, brand, period.start, period.end):
+        return enqueue_report(db, build_digest(db, cfg, brand, period), dests, now)
+    who = f"brand {brand}" if brand else "all brands"
+    log.info("digest %s for %s skipped: no posts in %s", cfg.name, who, _span(cfg, period))
+    enqueue_report(db, skipped_digest(cfg, brand, period), [], now)
+    return 0
+
+
+def skipped_digest(cfg: DigestConfig, brand: str | None, period: Period) -> Report:
+    """The record of a digest not sent for want of posts (stored, routed nowhere)."""
+    what = f"about {brand}" if brand else "in total"
+    return Report(
+        kind="digest", name=cfg.name, title=f"{_name(cfg, brand, period)}: skipped, no posts",
+        window_start=period.start, window_end=period.end, brand=brand,
+        summary=f"No posts {what} from {_span(cfg, period)}; no digest was sent.",
+        numbers={"brand": brand, "every": cfg.every, "skipped": "no posts",
+                 "period": [to_iso(period.start), to_iso(period.end)], "posts": 0},
+    )
 
 
 def build_digest(db: Database, cfg: DigestConfig, brand: str | None, period: Period) -> Report:
@@ -122,7 +171,8 @@ def build_digest(db: Database, cfg: DigestConfig, brand: str | None, period: Per
     previous = period_ending(cfg, period.day - timedelta(days=cfg.days))
     fig = read_figures(db, brand, period.start, period.end, previous.start, cfg.examples)
     chart = render_png(chart_data(cfg, brand, period, previous, fig)) if cfg.chart else None
-    examples = list(dict.fromkeys([*fig.top_negative, *fig.top_help]))
+    examples = list(dict.fromkeys([*fig.top_negative, *fig.top_help,
+                                   *fig.suppressed[:SUPPRESSED_SHOWN]]))
     return Report(
         kind="digest", name=cfg.name, title=digest_title(cfg, brand, period, fig),
         window_start=period.start, window_end=period.end, brand=brand,
@@ -179,12 +229,16 @@ def _signed(value: float, unit: str) -> str:
     return f"±0{unit}" if rounded == 0 else f"{rounded:+d}{unit}"
 
 
-def _summary(cfg: DigestConfig, brand: str | None, period: Period, fig: Figures) -> str:
+def _span(cfg: DigestConfig, period: Period) -> str:
+    """'2026-11-23 08:00 to 2026-11-24 08:00 (Europe/Berlin)': the period in the digest's zone."""
     zone = ZoneInfo(cfg.timezone)
-    span = (f"{period.start.astimezone(zone):%Y-%m-%d %H:%M} to "
+    return (f"{period.start.astimezone(zone):%Y-%m-%d %H:%M} to "
             f"{period.end.astimezone(zone):%Y-%m-%d %H:%M} ({cfg.timezone})")
+
+
+def _summary(cfg: DigestConfig, brand: str | None, period: Period, fig: Figures) -> str:
     what = f"about {brand}" if brand else "in total"
-    text = f"{fig.volume.posts:,} posts {what} from {span}."
+    text = f"{fig.volume.posts:,} posts {what} from {_span(cfg, period)}."
     if fig.top_negative or fig.top_help:
         text += (" Below: the most negative posts (weighted by the author's reach), then the "
                  "posts most likely to need a reply.")
@@ -212,6 +266,11 @@ def _facts(cfg: DigestConfig, fig: Figures) -> list[tuple[str, str]]:
         ("Alerts", f"{alerts:,}: {_listing(statuses)}" if alerts else "none"),
         ("Alerts by rule", _listing(fig.alerts_by_rule)),
     ]
+    if fig.suppressed:  # a cap kept these from paging anyone: they are not forgotten
+        shown = min(len(fig.suppressed), SUPPRESSED_SHOWN)
+        posts = f"{len(fig.suppressed):,} more post{'s' * (len(fig.suppressed) != 1)}"
+        facts.append(("Held back by alert caps",
+                      f"{posts}, top {shown} shown below (all in the queue)"))
     return facts
 
 
@@ -241,6 +300,7 @@ def _numbers(cfg: DigestConfig, brand: str | None, period: Period, previous: Per
         "alerts_by_status": dict(fig.alerts_by_status), "alerts_by_rule": dict(fig.alerts_by_rule),
         "top_negative": fig.top_negative, "top_help_seeking": fig.top_help,
         "negative_terms": fig.negative_terms,
+        "suppressed_posts": len(fig.suppressed), "suppressed_top": fig.suppressed[:SUPPRESSED_SHOWN],
     }
 
 

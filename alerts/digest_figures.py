@@ -1,10 +1,11 @@
 """The numbers a digest reports, read from SQLite for one brand and one period.
 
-Every query is a range on ``posts(brand, created_at)`` (``posts(created_at)`` for a digest over
-all posts), reads each post's NEWEST score (a re-score by a newer model replaces the old verdict)
-and skips cross-posts (posts linked to an earlier identical one), so one complaint pasted on three
-platforms counts once. Values are always bound parameters; the only text ever inserted into a
-query is one of two constant brand filters.
+Every query is a range on ``posts(brand, created_at)`` plus the brand's extra posts
+(``post_extra_brands``: a post about two brands counts for both) — ``posts(created_at)`` for a
+digest over all posts — reads each post's NEWEST score (a re-score by a newer model replaces
+the old verdict) and skips cross-posts (one author's posts linked to their earlier identical
+one), so one complaint pasted on three platforms counts once. Values are always bound
+parameters; the only text ever inserted into a query is one of the constant brand filters.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ _BUCKETS = (
     " FROM posts p LEFT JOIN scores s ON s.id = (SELECT max(id) FROM scores WHERE post_id = p.id)"
     " WHERE {brand} p.created_at >= ? AND p.created_at < ? AND p.duplicate_of IS NULL"
     " GROUP BY 1, 2, 3"
+)
+# is there anything to report? The same posts the volume counts, stopping at the first one
+_ANY_POST = (
+    "SELECT 1 FROM posts p"
+    " WHERE {brand} p.created_at >= ? AND p.created_at < ? AND p.duplicate_of IS NULL LIMIT 1"
 )
 # most negative first, a post's probability weighted by the author's reach
 _TOP_NEGATIVE = (
@@ -58,6 +64,13 @@ _TEXTS = (
 _ALERTS = (
     "SELECT a.rule, a.status, count(*) AS n FROM posts p JOIN alerts a ON a.post_id = p.id"
     " WHERE {brand} p.created_at >= ? AND p.created_at < ? GROUP BY 1, 2"
+)
+# alerts a rule's cap suppressed for the period's posts, most important first (by rank):
+# people asked to be paged less, not to be told nothing; the digest names the best of them
+_SUPPRESSED = (
+    "SELECT p.id FROM posts p JOIN alerts a ON a.post_id = p.id"
+    " WHERE {brand} p.created_at >= ? AND p.created_at < ? AND a.status = 'suppressed'"
+    " GROUP BY p.id ORDER BY max(a.rank) DESC, p.id"
 )
 _SPIKE_ALERTS = (
     "SELECT a.rule, a.status, count(*) AS n FROM reports r JOIN alerts a ON a.report_id = r.id"
@@ -102,6 +115,7 @@ class Figures:
     negative_terms: list[str]  # what the complaints were about, best first
     alerts_by_status: Counter[str]
     alerts_by_rule: Counter[str]
+    suppressed: list[int] = field(default_factory=list)  # posts whose alerts a cap held back
 
 
 def read_figures(db: Database, brand: str | None, start: datetime, end: datetime,
@@ -112,7 +126,8 @@ def read_figures(db: Database, brand: str | None, start: datetime, end: datetime
     by_status: Counter[str] = Counter()
     by_rule: Counter[str] = Counter()
     for sql, alias in ((_ALERTS, "p"), (_SPIKE_ALERTS, "r")):
-        for row in db.query(_scoped(sql, brand, alias), [*_brand(brand), *_range(start, end)]):
+        for row in db.query(_scoped(sql, brand, alias),
+                            [*_brand(brand, alias), *_range(start, end)]):
             by_status[row["status"]] += row["n"]
             by_rule[row["rule"]] += row["n"]
     return Figures(
@@ -121,7 +136,18 @@ def read_figures(db: Database, brand: str | None, start: datetime, end: datetime
         top_help=_ids(db, _TOP_HELP, brand, [*_range(start, end), HELP_MIN_URGENCY, examples]),
         negative_terms=_negative_terms(db, brand, start, end),
         alerts_by_status=by_status, alerts_by_rule=by_rule,
+        suppressed=_ids(db, _SUPPRESSED, brand, _range(start, end)),
     )
+
+
+def has_posts(db: Database, brand: str | None, start: datetime, end: datetime) -> bool:
+    """Whether [start, end) holds a post the digest would count (one indexed probe).
+
+    Run before any figure is read or chart drawn, so an empty period costs one lookup; it uses
+    the volume's filter, so "no posts" here means the digest would have said "0 posts".
+    """
+    sql = _scoped(_ANY_POST, brand)
+    return db.execute(sql, [*_brand(brand), *_range(start, end)]).fetchone() is not None
 
 
 def _buckets(db: Database, brand: str | None, start: datetime,
@@ -150,12 +176,23 @@ def _ids(db: Database, sql: str, brand: str | None, tail: list[object]) -> list[
 
 
 def _scoped(sql: str, brand: str | None, alias: str = "p") -> str:
-    """The query for one brand, or for every post when ``brand`` is None (no brands configured)."""
-    return sql.format(brand=f"{alias}.brand = ? AND" if brand is not None else "")
+    """The query for one brand, or for every post when ``brand`` is None (no brands configured).
+
+    A post belongs to a brand when it is its first brand or one of its extra brands (a post
+    about two brands is in both brands' digests); reports (alias ``r``) have one brand."""
+    if brand is None:
+        return sql.format(brand="")
+    if alias == "p":
+        return sql.format(brand="(p.brand = ? OR p.id IN (SELECT post_id FROM post_extra_brands"
+                                " WHERE brand = ?)) AND")
+    return sql.format(brand=f"{alias}.brand = ? AND")
 
 
-def _brand(brand: str | None) -> list[str]:
-    return [brand] if brand is not None else []
+def _brand(brand: str | None, alias: str = "p") -> list[str]:
+    """The values :func:`_scoped`'s brand filter binds."""
+    if brand is None:
+        return []
+    return [brand, brand] if alias == "p" else [brand]
 
 
 def _range(start: datetime, end: datetime) -> list[str]:

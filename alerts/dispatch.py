@@ -31,7 +31,7 @@ from storage.db import post_from_row, score_from_row
 from storage.tx import immediate
 
 log = logging.getLogger(__name__)
-BATCH = 100
+BATCH = 100  # groups (a post or report and one destination) read at a time
 
 
 @dataclass(frozen=True)
@@ -117,15 +117,20 @@ def dispatch(
     last_sent: dict[str, float] = {}
     while True:
         held: set[str] = set()  # destinations that answered 429 in this pass
-        for group in group_rows(outbox.due(db, clock(), BATCH)):
+        groups = group_rows(outbox.due(db, clock(), BATCH))
+        attempted = 0
+        for group in groups:
             sink = sinks.get(group[0]["destination"])
             if sink is None or sink.name in held:
                 continue  # no sink (disabled in config) or waiting: stays pending, nothing lost
             _pace(sink, last_sent, sleep)
             if stop is not None and stop.is_set():  # checked after the pacing wait
                 return result
+            attempted += 1
             if not _attempt(db, sink, group, policy, clock, result, strict):
                 held.add(sink.name)
+        if attempted and len(groups) == BATCH:
+            continue  # a full batch: more may be due now
         nxt = outbox.next_due_at(db, sinks)
         if nxt is None or wait_up_to <= 0:
             return result

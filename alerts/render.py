@@ -26,6 +26,7 @@ FIELD_MAX = 2000  # each section field: at most 2000 characters
 FALLBACK_MAX = 40_000  # message text is truncated by Slack beyond this
 EXCERPT_CODE_POINTS = 1000  # post text shown in an alert; PLATFORMS.md advises ~1000
 URL_MAX = 1500  # longer links are dropped rather than risk a field over FIELD_MAX
+CONFIG_URL_MAX = 500  # our own links (the dashboard's queue) are far shorter
 
 URGENCY_HIGH = 0.7
 URGENCY_MEDIUM = 0.4
@@ -116,6 +117,21 @@ def safe_url(url: str | None) -> str | None:
         return None
     encoded = _URL_UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", url)
     return encoded if len(encoded) <= URL_MAX else None
+
+
+def config_url(url: object, limit: int = CONFIG_URL_MAX) -> str | None:
+    """A link that comes from our own config (the dashboard's queue URL), or None.
+
+    Trusted as to *where* it points, still checked before it becomes a link target: a string of
+    at most ``limit`` characters, no whitespace, control or format character (bidi overrides,
+    zero-width characters) anywhere, and accepted by :func:`safe_url` (http/https with a host).
+    A URL that fails is shown nowhere as a link; a report still carries it as text in its facts.
+    """
+    if not isinstance(url, str) or not url or len(url) > limit:
+        return None
+    if any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in url):
+        return None
+    return safe_url(url)
 
 
 def urgency_label(urgency: float) -> str:

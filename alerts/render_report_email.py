@@ -2,7 +2,8 @@
 
 The rules of :mod:`alerts.render_email` hold: every untrusted value (title, summary, facts,
 terms, example posts) goes through :func:`html.escape` (quotes too) in the HTML part; the only
-links are example posts' URLs that :func:`alerts.render.safe_url` accepted, with
+links are example posts' URLs that :func:`alerts.render.safe_url` accepted and an incident's
+queue URL (our config, checked by :func:`alerts.render.config_url`), with
 ``rel="noopener noreferrer"``; no template engine, so ``{{...}}`` stays text; the subject is one
 cleaned line, so nothing in a title can add a header.
 
@@ -52,9 +53,11 @@ _NOT_ID = re.compile(r"[^A-Za-z0-9._-]")
 _QUOTE_STYLE = "border-left:3px solid #ccc;margin:0 0 12px;padding-left:12px"
 
 
-def report_subject(prefix: str, msg: ReportMessage) -> str:
-    """``[listener] [!] Acme: 5× the usual volume``, one line of at most 200 characters."""
-    return clean(f"{prefix} {'[!] ' if is_urgent(msg) else ''}{report_title(msg)}", SUBJECT_MAX)
+def report_subject(prefix: str, msg: ReportMessage, reply: bool = False) -> str:
+    """``[listener] [!] Acme: 5× the usual volume``, one line of at most 200 characters;
+    ``Re: …`` with ``reply`` (an incident update threaded under its first mail)."""
+    head = f"Re: {prefix}" if reply else prefix
+    return clean(f"{head} {'[!] ' if is_urgent(msg) else ''}{report_title(msg)}", SUBJECT_MAX)
 
 
 def chart_png(msg: ReportMessage) -> bytes | None:
@@ -101,11 +104,12 @@ def report_html(msg: ReportMessage, cid: str | None) -> str:
     )
 
 
-def write_report(mail: EmailMessage, prefix: str, msg: ReportMessage) -> None:
-    """Give ``mail`` the report's subject, text and HTML parts and, if usable, the inline chart."""
+def write_report(mail: EmailMessage, prefix: str, msg: ReportMessage, reply: bool = False) -> None:
+    """Give ``mail`` the report's subject (``Re: …`` with ``reply``), text and HTML parts and,
+    if usable, the inline chart."""
     png = chart_png(msg)
     cid = chart_cid(msg.alert_id) if png is not None else None
-    mail["Subject"] = report_subject(prefix, msg)
+    mail["Subject"] = report_subject(prefix, msg, reply)
     mail.set_content(report_plain(msg))
     mail.add_alternative(report_html(msg, cid), subtype="html")
     if png is not None:

@@ -4,8 +4,10 @@ The defences of :mod:`alerts.render_github` apply unchanged: prose (title, summa
 goes through :func:`~alerts.render_github.md_text` (every Markdown character escaped, mentions
 and references neutralised), fact values sit in code spans and each example's text in its own
 fenced block, whose fence the text cannot close; the only links are the example posts' URLs that
-:func:`alerts.render.safe_url` accepted. The body ends with the same hidden marker as a post
-alert's, so the sink's retry lookup (``attempt > 1``) finds an earlier report issue the same way.
+:func:`alerts.render.safe_url` accepted and an incident's queue link (our config, checked by
+:func:`alerts.render.config_url`). The body ends with the same hidden marker as a post alert's,
+so the sink's retry lookup (``attempt > 1``) finds an earlier report issue the same way; an
+incident update's comment (:func:`report_comment`) ends with its own.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from alerts.render_github import (
     code_block,
     code_span,
     footer,
+    marker,
     md_text,
     neutralise,
 )
@@ -29,6 +32,7 @@ from alerts.render_report_text import (
     report_lines,
     report_title,
     report_view,
+    update_blocks,
 )
 from listener.models import ReportMessage
 
@@ -67,4 +71,25 @@ def _body(msg: ReportMessage, text_limit: int) -> str:
         *report_lines(report_view(msg, text_limit), GITHUB),
         "",
         *footer(msg.alert_id),
+    ])
+
+
+def report_comment(msg: ReportMessage, text_limit: int = EXAMPLE_TEXT_MAX) -> str:
+    """An incident update as a comment on the issue of its first message: title, how many
+    reports are new, the queue link and the posts (fenced), ending with the same hidden marker
+    as an issue body, so the retry finds the comment with :func:`~alerts.render_github.has_marker`.
+    """
+    return fit(lambda limit: _comment(msg, limit), len, BODY_MAX, text_limit)
+
+
+def _comment(msg: ReportMessage, text_limit: int) -> str:
+    return "\n".join([
+        "**listener incident update**. Post texts are verbatim, shown as code.",
+        "",
+        *report_lines(report_view(msg, text_limit), GITHUB, update_blocks),
+        "",
+        "<sub>Added by listener. The hidden marker below lets it find this comment again when "
+        "a delivery is retried: please keep it.</sub>",
+        "",
+        marker(msg.alert_id),
     ])

@@ -4,7 +4,9 @@ Pure functions, no I/O, Slack only: e-mail and ticket sinks render reports in th
 Everything a report carries can be untrusted: its facts, terms and title come from posts and
 configured names, its examples *are* posts. So every string goes through
 :func:`alerts.render.fit_escaped` (``&``, ``<``, ``>`` escaped, ``@channel`` defused, cut to a size
-Slack accepts) and links through :func:`alerts.render.safe_url`.
+Slack accepts) and links through :func:`alerts.render.safe_url`; an incident's queue URL (our
+config, ``numbers["queue_url"]``) is the one other link, once :func:`alerts.render.config_url`
+accepted it.
 
 Sizes: at most 12 blocks (header, summary, facts, terms, divider, example heading, five examples,
 context), each part cut to a budget (below), so the block JSON stays under ~12,000 characters
@@ -20,6 +22,7 @@ from typing import Any
 from alerts.render import (
     FALLBACK_MAX,
     HEADER_MAX,
+    config_url,
     fit_escaped,
     safe_url,
     sentiment_label,
@@ -37,7 +40,9 @@ FACT_LABEL_MAX, FACT_VALUE_MAX = 60, 200
 TERM_MAX = 40
 EXAMPLE_TEXT, EXAMPLE_TEXT_MAX = 280, 500  # code points of an example post; its escaped size
 EXAMPLE_URL_MAX = 300  # a longer link is left out of an example (the alert carries it whole)
-KIND_LABELS = {"spike": "Spike", "digest": "Digest", "held": "Held over quiet hours"}
+KIND_LABELS = {"spike": "Spike", "digest": "Digest", "held": "Held over quiet hours",
+               "incident": "Incident", "incident_update": "Incident update"}
+QUEUE_LINK = "Open the queue"
 CHART_IN_THREAD = "chart: in the thread"
 CHART_NOT_ATTACHED = "chart: see the e-mail digest or use a bot token"
 
@@ -54,7 +59,7 @@ def slack_report(report: ReportMessage, chart_note: str = "") -> dict[str, Any]:
     blocks = [_header(report)]
     if report.summary.strip():
         blocks.append(_section(fit_escaped(report.summary, SUMMARY_MAX, limit=SUMMARY_MAX)))
-    if report.facts:
+    if report.facts or _queue(report):
         blocks.append(_facts(report))
     if report.terms:
         terms = [fit_escaped(t, TERM_MAX, limit=TERM_MAX) for t in report.terms[:MAX_TERMS]]
@@ -100,18 +105,45 @@ def _header(report: ReportMessage) -> dict[str, Any]:
     return {"type": "header", "text": {"type": "plain_text", "text": marker + title}}
 
 
+def _queue(report: ReportMessage) -> str | None:
+    """The dashboard's queue URL (our config: ``numbers["queue_url"]``) when it is a clean
+    http(s) link, else None."""
+    numbers = report.numbers if isinstance(report.numbers, dict) else {}
+    return config_url(numbers.get("queue_url"))
+
+
 def _facts(report: ReportMessage) -> dict[str, Any]:
-    """Up to ten ``*label*\\nvalue`` fields; a report with more says how many are left out."""
-    facts = list(report.facts[:MAX_FACTS])
-    left_out = len(report.facts) - len(facts)
+    """Up to ten ``*label*\\nvalue`` fields; a report with more says how many are left out.
+
+    The fact carrying the queue URL (an incident's "Queue") is the one field that links,
+    ``<url|Open the queue>``, to a URL :func:`alerts.render.config_url` accepted; a report whose
+    facts do not carry it gets the link as a field of its own, first. Every other value is
+    escaped text.
+    """
+    queue = _queue(report)
+    raw = report.numbers.get("queue_url") if queue else None
+    facts: list[tuple[str, str | None]] = [  # None: the queue link
+        (label, None if queue and isinstance(value, str) and value.strip() == raw else value)
+        for label, value in report.facts
+    ]
+    if queue and all(value is not None for _, value in facts):
+        facts.insert(0, ("Queue", None))
+    shown = facts[:MAX_FACTS]
+    left_out = len(facts) - len(shown)
     if left_out:
-        facts[-1] = ("More", f"{left_out + 1} more facts in the e-mail or webhook report")
+        shown[-1] = ("More", f"{left_out + 1} more facts in the e-mail or webhook report")
     fields = [
         _mrkdwn(f"*{fit_escaped(label, FACT_LABEL_MAX, limit=FACT_LABEL_MAX)}*\n"
-                f"{fit_escaped(value, FACT_VALUE_MAX, limit=FACT_VALUE_MAX)}")
-        for label, value in facts
+                + (fit_escaped(value, FACT_VALUE_MAX, limit=FACT_VALUE_MAX) if value is not None
+                   else _link(queue or "", QUEUE_LINK)))
+        for label, value in shown
     ]
     return {"type": "section", "fields": fields}
+
+
+def _link(url: str, label: str) -> str:
+    """``<url|label>``: a URL that config_url accepted (``|<>`` encoded), ``&`` as ``&amp;``."""
+    return f"<{url.replace('&', '&amp;')}|{label}>"
 
 
 def _example(report: ReportMessage, post: Post, score: Score) -> dict[str, Any]:

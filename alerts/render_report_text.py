@@ -15,6 +15,13 @@ differ only in how they escape and mark those up: :func:`report_lines` writes th
 a :class:`TextStyle` each target fills with its own escaping (nothing for a terminal,
 :data:`PLAIN`; Zendesk's inert Markdown; GitHub's code spans and fenced blocks), while Jira (ADF
 nodes) and the HTML e-mail turn the same blocks into nodes and tags. Pure functions, no I/O.
+
+Incidents (many customers reporting one problem) come as a first report (kind ``incident``) and
+updates (``incident_update``). Their ``numbers["queue_url"]``, the dashboard's queue filtered to
+the incident, is our config, not a post's: once :func:`alerts.render.config_url` accepted it,
+it is the one link in a report besides the example posts' own. Where an update is added as a
+comment to the ticket or issue of the first message, :func:`update_blocks` is its shorter
+layout: title, how many reports are new, the queue link, the posts.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from alerts.render import ELLIPSIS, alert_facts, excerpt, safe_url, strip_controls
+from alerts.render import ELLIPSIS, alert_facts, config_url, excerpt, safe_url, strip_controls
 from listener.models import AlertMessage, Post, ReportMessage, Score, to_iso
 
 # Each part is bounded so that the whole fits the tightest target (Jira: 32,767 characters of
@@ -40,8 +47,10 @@ TERMS_MAX = 20
 TERM_MAX = 40
 EXAMPLES_MAX = 10
 EXAMPLE_TEXT_MAX = 500  # code points of each example post: a report shows several
-KIND_LABELS = {"spike": "Spike", "digest": "Digest", "held": "Held alerts"}
+KIND_LABELS = {"spike": "Spike", "digest": "Digest", "held": "Held alerts",
+               "incident": "Incident", "incident_update": "Incident update"}
 NO_LINK = "none (missing, or not an http/https link)"
+QUEUE_LABEL = "Open the queue"  # the label of the link to the dashboard's queue
 T = TypeVar("T")
 _SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
 
@@ -103,35 +112,73 @@ class Example:
 
 
 @dataclass(frozen=True)
+class Fact:
+    label: str
+    value: str
+    href: str | None = None  # the value is the label of a link to this (safe) URL
+
+
+@dataclass(frozen=True)
 class ReportView:
     """A report as every target shows it: cleaned and bounded, not yet escaped."""
 
     title: str
     urgent: bool
     summary: str
-    facts: tuple[tuple[str, str], ...]  # label, value
+    facts: tuple[Fact, ...]  # the queue link among them, as a Fact with an href
     examples: tuple[Example, ...]
     more: int  # example posts left out (over EXAMPLES_MAX)
+    queue_url: str | None = None  # the dashboard's queue (our config), checked by config_url
+    new_reports: int | None = None  # an incident update: how many reports came since the last
+
+
+def queue_link(msg: ReportMessage) -> str | None:
+    """The link to the dashboard's queue (``numbers["queue_url"]``, an incident's), if it is a
+    clean http(s) URL (:func:`alerts.render.config_url`); else None."""
+    return config_url(msg.numbers.get("queue_url")) if isinstance(msg.numbers, dict) else None
+
+
+def new_reports(msg: ReportMessage) -> int | None:
+    """How many reports an incident update brings (``numbers["new_post_ids"]``), else None."""
+    new = msg.numbers.get("new_post_ids") if isinstance(msg.numbers, dict) else None
+    return len(new) if isinstance(new, list) else None
 
 
 def report_view(msg: ReportMessage, text_limit: int = EXAMPLE_TEXT_MAX) -> ReportView:
-    """The view of ``msg``; example texts are cut to ``text_limit`` code points."""
-    facts = [("Report", f"{kind_label(msg)} · {clean(msg.name, 100)}"),
-             ("Window", window_label(msg.window_start, msg.window_end))]
-    facts += [(label, clean(value, 100)) for label, value in
+    """The view of ``msg``; example texts are cut to ``text_limit`` code points.
+
+    The queue URL is our config, not a post's: the fact that carries it (an incident's "Queue")
+    becomes a link labelled "Open the queue", or one is added when no fact carries it. Every
+    other fact is text, cleaned like the rest.
+    """
+    queue = queue_link(msg)
+    raw_queue = msg.numbers.get("queue_url") if queue is not None else None
+    facts = [Fact("Report", f"{kind_label(msg)} · {clean(msg.name, 100)}"),
+             Fact("Window", window_label(msg.window_start, msg.window_end))]
+    facts += [Fact(label, clean(value, 100)) for label, value in
               (("Brand", msg.brand), ("Source", msg.source)) if value]
-    facts += [(clean(label, LABEL_MAX) or "-", clean(value, VALUE_MAX) or "-")
-              for label, value in msg.facts[:FACTS_MAX]]
+    linked = False
+    for label, value in msg.facts[:FACTS_MAX]:
+        shown = clean(label, LABEL_MAX) or "-"
+        if queue is not None and isinstance(value, str) and value.strip() == raw_queue:
+            facts.append(Fact(shown, QUEUE_LABEL, queue))
+            linked = True
+        else:
+            facts.append(Fact(shown, clean(value, VALUE_MAX) or "-"))
+    if queue is not None and not linked:
+        facts.append(Fact("Queue", QUEUE_LABEL, queue))
     terms = [term for term in (clean(t, TERM_MAX) for t in msg.terms[:TERMS_MAX]) if term]
     if terms:
-        facts.append(("Top terms", ", ".join(terms)))
-    facts += [("Priority", clean(msg.priority, 20)), ("Alert id", clean(msg.alert_id, 100))]
+        facts.append(Fact("Top terms", ", ".join(terms)))
+    facts += [Fact("Priority", clean(msg.priority, 20)),
+              Fact("Alert id", clean(msg.alert_id, 100))]
     examples = tuple(_example(msg, post, score, text_limit)
                      for post, score in msg.examples[:EXAMPLES_MAX])
     return ReportView(
         title=report_title(msg), urgent=is_urgent(msg), summary=clean(msg.summary, SUMMARY_MAX),
         facts=tuple(facts), examples=examples,
-        more=max(0, len(msg.examples) - EXAMPLES_MAX),
+        more=max(0, len(msg.examples) - EXAMPLES_MAX), queue_url=queue,
+        new_reports=new_reports(msg),
     )
 
 
@@ -166,13 +213,6 @@ class Prose:
 
 
 @dataclass(frozen=True)
-class Fact:
-    label: str
-    value: str
-    href: str | None = None  # the value is the label of a link to this (safe) URL
-
-
-@dataclass(frozen=True)
 class Facts:
     items: tuple[Fact, ...]
 
@@ -183,6 +223,7 @@ class Quote:
 
 
 Block = Heading | Prose | Facts | Quote
+Layout = Callable[[ReportView], list[Block]]
 
 
 def report_blocks(view: ReportView) -> list[Block]:
@@ -190,7 +231,28 @@ def report_blocks(view: ReportView) -> list[Block]:
     blocks: list[Block] = [Heading(("[!] " if view.urgent else "") + view.title, 1)]
     if view.summary:
         blocks.append(Prose(view.summary))
-    blocks.append(Facts(tuple(Fact(label, value) for label, value in view.facts)))
+    blocks.append(Facts(view.facts))
+    return blocks + _example_blocks(view)
+
+
+def update_blocks(view: ReportView) -> list[Block]:
+    """An incident update as a comment on the ticket or issue of its first message: concise.
+
+    The title, how many reports are new, the link to the queue, then the posts to read first;
+    the rest (window, totals, priority) is in the first message and the title.
+    """
+    blocks: list[Block] = [Heading(("[!] " if view.urgent else "") + view.title, 1)]
+    items = [Fact("New reports", f"{view.new_reports:,}")] if view.new_reports is not None else []
+    if view.queue_url is not None:
+        items.append(Fact("Queue", QUEUE_LABEL, view.queue_url))
+    if items:
+        blocks.append(Facts(tuple(items)))
+    return blocks + _example_blocks(view)
+
+
+def _example_blocks(view: ReportView) -> list[Block]:
+    """A heading, then each post to read first: who, when, the verdict, its link, its text."""
+    blocks: list[Block] = []
     if view.examples:
         blocks.append(Heading("Posts to read first", 2))
     for number, example in enumerate(view.examples, 1):
@@ -234,10 +296,11 @@ PLAIN = TextStyle(heading=lambda text, level: text, text=_same,
 """Terminals and the text/plain part of e-mails: the view is already clean, nothing to escape."""
 
 
-def report_lines(view: ReportView, style: TextStyle) -> list[str]:
-    """The blocks of :func:`report_blocks` as lines of text, a blank line between blocks."""
+def report_lines(view: ReportView, style: TextStyle, layout: Layout | None = None) -> list[str]:
+    """The blocks of ``layout`` (:func:`report_blocks` unless given) as lines of text, a blank
+    line between blocks."""
     lines: list[str] = []
-    for block in report_blocks(view):
+    for block in (layout or report_blocks)(view):
         if lines:
             lines.append("")
         match block:

@@ -7,7 +7,15 @@ is about many posts (a spike, a digest, alerts held over quiet hours)::
      "summary": "…", "window": {"start": "2026-11-20T11:00:00Z", "end": "…"},
      "brand": "Acme", "source": null, "facts": [{"label": "posts", "value": "120"}],
      "terms": ["outage"], "numbers": {…}, "examples": [{"post": {…}, "score": {…}}],
-     "destination": "…", "priority": "high", "sent_at": "…", "chart_png": "<base64>"}
+     "destination": "…", "priority": "high", "sent_at": "…", "chart_png": "<base64>",
+     "reply_to": null, "parent_alert_id": null}
+
+An incident comes as a first report (``"kind": "incident"``) and updates
+(``"incident_update"``), whose ``parent_alert_id`` is the ``alert_id`` of the first report at
+this destination and ``reply_to`` the receipt (``id``) the receiver answered it with; both are
+null otherwise (and ``reply_to`` is null when the first report was never delivered here), so a
+receiver can add an update to what it made of the first report. ``numbers["queue_url"]`` links
+to the dashboard's queue filtered to the incident.
 
 ``examples`` hold the same ``post`` and ``score`` objects as a post alert's body; ``numbers``
 are the report's machine-readable figures as the detector wrote them; ``chart_png`` (a digest's
@@ -89,6 +97,8 @@ def report_payload(
         "destination": msg.destination,
         "priority": _text(msg.priority),
         "sent_at": sent_at,
+        "reply_to": msg.reply_to and _text(msg.reply_to),
+        "parent_alert_id": msg.parent_alert_id and _text(msg.parent_alert_id),
     }
     if include_chart and msg.chart_png:
         payload["chart_png"] = base64.b64encode(msg.chart_png).decode("ascii")

@@ -6,7 +6,9 @@ terms and example posts) goes through :func:`inert`: control-stripped, whitespac
 with :func:`alerts.render.excerpt`, and defused with a zero-width space after every ``]`` (no
 ``[x](url)``, ``![](pixel)``, ``[x]: url``), after ``<`` (no raw HTML or ``<url>`` autolinks),
 between ``{{`` / ``{%``, and after a leading ``@``. The only links are post URLs that
-:func:`alerts.render.safe_url` accepted, with ``[``/``]`` encoded.
+:func:`alerts.render.safe_url` accepted, with ``[``/``]`` encoded, and an incident's queue URL
+(our config, checked by :func:`alerts.render.config_url`). An incident update added to the
+first ticket is :func:`update_comment`, ending with the line :func:`comment_marker`.
 
 A report's body is the shared layout of :mod:`alerts.render_report_text` written with
 :data:`ZENDESK`; every part of it is bounded there, so the body stays under 25,000 characters
@@ -35,6 +37,7 @@ from alerts.render_report_text import (
     report_lines,
     report_title,
     report_view,
+    update_blocks,
 )
 from listener.models import AlertMessage, ReportMessage, to_iso
 
@@ -44,6 +47,7 @@ _TAG_UNSAFE = re.compile(r"[^a-z0-9_-]+")
 _SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
 _PLACEHOLDER = re.compile(r"\{(?=[{%])")
 _LEADING_AT = re.compile(r"(?<![\w.])@(?=\w)")
+_UNSAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
 
 
 # -- post alerts ---------------------------------------------------------------------------
@@ -153,3 +157,26 @@ def report_tags(msg: ReportMessage) -> list[str]:
     if brand:
         tags.append(f"brand-{brand}"[:TAG_MAX])
     return [tag for tag in tags if tag]
+
+
+def comment_marker(alert_id: str) -> str:
+    """``listener-update:<alert id>``: the last line of an update's comment, a line of its own
+    that no cleaned post can produce (quoted posts start with ``>``, facts with ``-``)."""
+    return f"listener-update:{_UNSAFE_ID.sub('_', alert_id)[:200]}"
+
+
+def has_comment_marker(comment: object, alert_id: str) -> bool:
+    """True when a listed comment (``body`` or ``plain_body``) has this update's marker line."""
+    if not isinstance(comment, dict):
+        return False
+    marker = comment_marker(alert_id)
+    return any(isinstance(text, str) and marker in (line.strip() for line in text.splitlines())
+               for text in (comment.get("body"), comment.get("plain_body")))
+
+
+def update_comment(msg: ReportMessage, text_limit: int) -> str:
+    """An incident update as a comment on the ticket of its first message: the title, how many
+    reports are new, the queue link and the posts, inert; then the marker line that the retry
+    looks for."""
+    lines = report_lines(report_view(msg, text_limit), ZENDESK, update_blocks)
+    return "\n".join([*lines, "", comment_marker(msg.alert_id)])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, Literal
 
@@ -68,8 +69,8 @@ class Condition(BaseModel):
             return False
         if self.sources is not None and post.source not in self.sources:
             return False
-        if self.brands is not None and (post.brand or "") not in self.brands:
-            return False
+        if self.brands is not None and not (set(post.brands or ("",)) & set(self.brands)):
+            return False  # a post about two brands matches a rule of either
         if self.platforms is not None and post.platform not in self.platforms:
             return False
         if self.languages is not None and post.lang and post.lang.lower() not in {
@@ -135,6 +136,21 @@ class RuleConfig(BaseModel):
         None, description="alerts decided in these local hours are kept as 'held' and sent as "
         "one report when the quiet hours end"
     )
+    max_post_age_hours: float | None = Field(
+        48, gt=0, description="posts older than this (imports, backfills, a source catching up) "
+        "are stored, counted and queued for people but never alerted by this rule; null: any age"
+    )
+
+    def too_old(self, post: Post, now: datetime) -> bool:
+        """History is not news: a backfill of last month must not page anyone."""
+        limit = self.max_post_age_hours
+        return limit is not None and post.created_at < now - timedelta(hours=limit)
+
+
+def rank(score: Score, post: Post) -> float:
+    """Urgency × reach, as the dashboard's queue ranks: reach is the number of digits of the
+    follower count (0-9 → 1, 1,000 → 4, 1M → 7). What a cap keeps and dispatch sends first."""
+    return score.urgency * len(str(max(post.author_followers or 0, 0)))
 
 
 def priority(score: Score, post: Post) -> str:

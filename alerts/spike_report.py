@@ -28,7 +28,8 @@ WINDOW_TEXTS, BACKGROUND_TEXTS, EXAMPLES = 2000, 5000, 5  # caps on what is read
 # posts of one series in a time range (brand may be NULL; source NULL means every source)
 _TEXTS = (
     "SELECT p.text FROM posts p WHERE p.created_at >= ? AND p.created_at < ?"
-    " AND p.duplicate_of IS NULL AND p.brand IS ? AND (? IS NULL OR p.source = ?)"
+    " AND p.duplicate_of IS NULL AND (p.brand IS ? OR p.id IN (SELECT post_id FROM"
+    " post_extra_brands WHERE brand = ?)) AND (? IS NULL OR p.source = ?)"
     " ORDER BY p.created_at DESC LIMIT ?"
 )
 # the same posts, most negative and urgent first; only scored ones (examples show their score)
@@ -36,7 +37,8 @@ _EXAMPLES = (
     "SELECT p.id FROM posts p JOIN scores s ON s.id ="
     " (SELECT max(id) FROM scores WHERE post_id = p.id)"
     " WHERE p.created_at >= ? AND p.created_at < ?"
-    " AND p.duplicate_of IS NULL AND p.brand IS ? AND (? IS NULL OR p.source = ?)"
+    " AND p.duplicate_of IS NULL AND (p.brand IS ? OR p.id IN (SELECT post_id FROM"
+    " post_extra_brands WHERE brand = ?)) AND (? IS NULL OR p.source = ?)"
     " ORDER BY s.p_negative + s.urgency DESC, p.id LIMIT ?"
 )
 
@@ -47,7 +49,7 @@ def build_report(
 ) -> Report:
     """The report for the spike kinds that are due (the other test's numbers come along)."""
     start = end - timedelta(hours=1)
-    where = [brand, source, source]
+    where = [brand, brand, source, source]
     window = [to_iso(start), to_iso(end), *where]
     background = [to_iso(end - timedelta(hours=det.baseline_hours + 1)), to_iso(start), *where]
     texts = [r[0] for r in db.execute(_TEXTS, [*window, WINDOW_TEXTS])]

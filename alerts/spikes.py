@@ -110,15 +110,19 @@ def run_spikes(
 
 
 # hours back from the window's end: bucket 0 is the window, bucket k ended k hours before it
+# a post about two brands counts in both brands' series (its extra brands come from
+# post_extra_brands, usually empty)
 SERIES_QUERY = (
-    "SELECT p.brand, p.source,"
-    " (? - 1 - CAST(strftime('%s', p.created_at) AS INTEGER)) / 3600 AS hour,"
+    "SELECT b.brand, p.source,"
+    " (?1 - 1 - CAST(strftime('%s', p.created_at) AS INTEGER)) / 3600 AS hour,"
     " count(*) AS posts, count(s.id) AS scored,"
     " coalesce(sum(s.sentiment = 'negative'), 0) AS negative"
-    " FROM posts p LEFT JOIN scores s ON s.id ="
+    " FROM posts p JOIN (SELECT id AS post_id, brand FROM posts WHERE created_at >= ?2"
+    " AND created_at < ?3 UNION ALL SELECT e.post_id, e.brand FROM post_extra_brands e"
+    " JOIN posts q ON q.id = e.post_id WHERE q.created_at >= ?2 AND q.created_at < ?3) b"
+    " ON b.post_id = p.id LEFT JOIN scores s ON s.id ="
     " (SELECT max(id) FROM scores WHERE post_id = p.id)"
-    " WHERE p.created_at >= ? AND p.created_at < ? AND p.duplicate_of IS NULL"
-    " GROUP BY p.brand, p.source, hour"
+    " WHERE p.duplicate_of IS NULL GROUP BY b.brand, p.source, hour"
 )
 
 

@@ -27,3 +27,8 @@ class Classifier(Protocol):
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Score ``texts`` (any length, any order); returns one Prediction per text, same order."""
         ...
+
+    # Optional: ``embed(self, texts: Sequence[str]) -> numpy.ndarray`` returns one unit-length
+    # float32 sentence vector per text (the encoder's mean over the last layer's tokens), for
+    # grouping posts that say the same thing (incidents). Models without it are compared by
+    # their words instead (:func:`alerts.similarity.hashed_ngrams`).

@@ -49,7 +49,7 @@ from classifiers.onnx_export import (
     default_cache_dir,
     ensure_cached,
 )
-from classifiers.postprocess import postprocess
+from classifiers.postprocess import postprocess, unit_rows
 from listener.errors import ClassifierError, MissingDependency
 
 INT8_SUFFIX = f"+onnx-int8.{EXPORT_FORMAT}"  # see the module docstring
@@ -227,6 +227,18 @@ class OnnxClassifier:
         sentiment = self.heads["sentiment"](features)
         two = self.heads["urgency"](features)
         return sentiment, two[:, self.urgent_index] - two[:, 1 - self.urgent_index]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length sentence vectors: the mean over the last layer's tokens, as
+        all-MiniLM-L6-v2 is meant to be used (see :class:`classifiers.base.Classifier`)."""
+        out = np.zeros((len(texts), self.encoder.hidden), np.float32)
+        normalised = normalize_texts([str(text) for text in texts], self.settings)
+        try:
+            for positions, means in self.encoder.batches(normalised, batch_size=self.batch_size):
+                out[positions] = means[:, -1]
+        except Exception as exc:  # onnxruntime's errors derive from Exception only
+            raise ClassifierError(f"model {self.name!r} (onnx) failed on a batch: {exc}") from exc
+        return unit_rows(out)
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Score raw post texts; any failure inside the model becomes a ClassifierError."""

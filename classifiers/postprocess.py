@@ -50,3 +50,10 @@ def postprocess(
         )
         for row, u in zip(probs, urgency, strict=True)
     ]
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (all-zero rows stay zero), so a dot product is the cosine."""
+    out = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norms > 0, norms, 1.0)

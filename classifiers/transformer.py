@@ -48,7 +48,7 @@ from classifiers.artifacts import (
 from classifiers.base import Prediction
 from classifiers.batching import pipelined, plan_batches
 from classifiers.normalize import NormalizeSettings, normalize_texts
-from classifiers.postprocess import postprocess
+from classifiers.postprocess import postprocess, unit_rows
 from listener.errors import ClassifierError
 
 MAX_LENGTH = 128
@@ -167,6 +167,7 @@ class Encoder:
         batch_size: int = 64,
         max_tokens: int | None = None,
         progress: bool = False,
+        pooling: Sequence[str] | None = None,
     ) -> torch.Tensor:
         """Pooled float32 features on the encoder's device, in input order (``ids`` non-empty).
 
@@ -182,15 +183,19 @@ class Encoder:
 
             batches = tqdm(batches, desc="embedding", unit="batch", mininterval=5.0)
         with torch.inference_mode():
-            parts = [self.forward_ids([ids[i] for i in batch]) for batch in batches]
+            parts = [self.forward_ids([ids[i] for i in batch], pooling) for batch in batches]
             order = [i for batch in batches for i in batch]
             pooled = torch.cat(parts)
             out = torch.empty_like(pooled)
             out[self._to_device(torch.tensor(order, dtype=torch.long))] = pooled
         return out
 
-    def forward_ids(self, batch_ids: list[list[int]]) -> torch.Tensor:
-        """Pad one batch of word-piece ids, run the encoder, pool (with gradients when training)."""
+    def forward_ids(
+        self, batch_ids: list[list[int]], pooling: Sequence[str] | None = None
+    ) -> torch.Tensor:
+        """Pad one batch of word-piece ids, run the encoder, pool (with gradients when training);
+        ``pooling`` replaces the heads' poolings (sentence vectors use the last layer's mean)."""
+        pooling = self.pooling if pooling is None else tuple(pooling)
         width = max(len(row) for row in batch_ids)
         pad = self.tokenizer.pad_token_id or 0
         input_ids = np.full((len(batch_ids), width), pad, dtype=np.int64)
@@ -200,12 +205,12 @@ class Encoder:
             mask[row, : len(seq)] = 1
         input_ids = self._to_device(torch.from_numpy(input_ids))
         mask = self._to_device(torch.from_numpy(mask))
-        needs_all = any(not spec.endswith(":-1") for spec in self.pooling)
+        needs_all = any(not spec.endswith(":-1") for spec in pooling)
         output = self.model(
             input_ids=input_ids, attention_mask=mask, output_hidden_states=needs_all
         )
         hidden = output.hidden_states if needs_all else (output.last_hidden_state,)
-        return _pool(hidden, mask, self.pooling)
+        return _pool(hidden, mask, pooling)
 
     def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
         """CPU: as is. CUDA: via pinned memory, asynchronously (a pageable copy would block
@@ -376,6 +381,18 @@ class TransformerClassifier:
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Score raw post texts; any failure inside the model becomes a ClassifierError."""
         return self.score(self.prepare(texts))
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length sentence vectors (the last layer's token mean), as the ONNX backend's."""
+        ids = self.prepare(texts)
+        if not ids:
+            return np.zeros((0, int(self.encoder.model.config.hidden_size)), np.float32)
+        try:
+            pooled = self.encoder.pooled_ids(ids, batch_size=self.batch_size,
+                                             max_tokens=self.max_tokens, pooling=("mean:-1",))
+        except (RuntimeError, ValueError) as exc:
+            raise ClassifierError(f"model {self.name!r} failed on a batch: {exc}") from exc
+        return unit_rows(pooled.float().cpu().numpy())
 
     def predict_chunks(self, chunks: Iterable[Sequence[str]]) -> Iterator[list[Prediction]]:
         """:meth:`predict` per chunk, tokenising chunk *k + 1* while chunk *k* is scored."""

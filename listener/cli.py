@@ -1,13 +1,17 @@
 """The command line. Thin: parse options, call library functions, turn errors into messages.
 
 Only this module turns a ListenerError into an exit status; everything below raises.
+
+Exit statuses: 0 done; 1 an error (a bad config, a stage that failed, a check that failed);
+2 a usage error; 4 ``run --once`` parked alerts as failed (deliveries failed permanently);
+75 another run holds the database's lock (EX_TEMPFAIL); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,17 +20,58 @@ from listener.errors import ListenerError
 from listener.log import setup_logging
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from listener.lock import RunLock
     from listener.pipeline import Runtime
 
 DEFAULT_CONFIG = "config.yaml"
+EXIT_DELIVERIES_FAILED = 4  # run --once: alerts were parked as failed during the run
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
 config_option = click.option(
     "--config", "-c", "config_path", envvar="LISTENER_CONFIG", default=DEFAULT_CONFIG,
     show_default=True, type=click.Path(dir_okay=False), help="YAML config file.",
 )
 
 
+def _log_option_given(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """``--log-level``/``--log-format`` after the subcommand: update the logging set-up the group
+    made (from its own options and the environment) as soon as the option is parsed."""
+    if value is None or param.name is None:
+        return
+    root = ctx.find_root()
+    if not isinstance(root.obj, dict):  # a subcommand invoked on its own (tests)
+        root.obj = {"log_level": "INFO", "log_format": None}
+    root.obj[param.name] = value
+    setup_logging(root.obj["log_level"], "json" if root.obj["log_format"] == "json" else "text")
+
+
+def _log_options() -> list[click.Option]:
+    """The group's logging options, for every subcommand too (no env vars: the group reads
+    those; no defaults: an option not given leaves the group's choice alone)."""
+    common = {"default": None, "expose_value": False, "callback": _log_option_given}
+    return [
+        click.Option(["--log-level", "log_level"], **common,
+                     type=click.Choice(LOG_LEVELS, case_sensitive=False),
+                     help="Same as before the command: DEBUG, INFO, WARNING or ERROR."),
+        click.Option(["--log-format", "log_format"], **common,
+                     type=click.Choice(["text", "json"]),
+                     help="Same as before the command: text or json."),
+    ]
+
+
+def add_log_options(command: click.Command) -> None:
+    """Accept ``--log-level``/``--log-format`` after this command and each of its subcommands,
+    so ``listener run --log-level DEBUG`` works like ``listener --log-level DEBUG run``."""
+    names = {name for param in command.params for name in getattr(param, "opts", [])}
+    if "--log-level" not in names:
+        command.params.extend(_log_options())
+    for sub in getattr(command, "commands", {}).values():
+        add_log_options(sub)
+
+
 def _load(path: str) -> Config:
+    """The config; logs switch to its ``log.format`` unless one was given on the command line."""
     config = load_config(path)
     ctx = click.get_current_context(silent=True)  # None when called outside a command
     options = ctx.find_root().obj if ctx is not None else None
@@ -57,20 +102,82 @@ def run(config_path: str, once: bool, summary: bool) -> None:
     """Run the pipeline: as a daemon, or once with --once.
 
     Either way the run takes the database's lock first; while another run holds it, this one
-    exits at once with status 75 (EX_TEMPFAIL) and does nothing.
+    exits at once with status 75 (EX_TEMPFAIL) and does nothing. On a terminal, --once shows
+    each stage's progress on stderr (never in cron, never with JSON logs).
+
+    \b
+    Exit statuses of --once, for cron:
+      0   every stage ran and no alert was parked
+      1   a stage failed (see the log; the next run retries it); wins over 4
+      4   alerts were parked as failed in this run: a delivery failed permanently
+          (a bad token, an unknown channel) or ran out of attempts; see
+          `listener alerts list --status failed`, then `listener alerts retry`
+      75  another run holds the database's lock; nothing was done
     """
     from listener.pipeline import Runtime
 
     config = _load(config_path)
     run_lock = _take_lock(config)
     try:
-        ok = _run_locked(Runtime(config), once)
+        mark = _deliveries_mark(config) if once else 0
+        runtime = Runtime(config, progress=_progress(config, mark) if once else None)
+        ok = _run_locked(runtime, once)
+        parked = _parked_since(config, mark) if once else 0
     finally:
         run_lock.release()
     if summary and once:
         _print_summary(config)
+    if parked:
+        click.echo(f"{parked} alert(s) parked as failed in this run: `listener alerts list "
+                   "--status failed` shows why, `listener alerts retry` re-queues them", err=True)
     if not ok:
         raise click.ClickException("a stage failed; see the log above (the next run retries it)")
+    if parked:
+        raise click.exceptions.Exit(EXIT_DELIVERIES_FAILED)
+
+
+def _deliveries_mark(config: Config) -> int:
+    """The newest delivery attempt before the run: the run's own attempts come after it (ids,
+    not times: immune to a clock that jumps during the run)."""
+    import sqlite3
+
+    from listener.health import deliveries_mark
+    from storage.tx import connect
+
+    if not config.db_path.exists():
+        return 0
+    try:
+        db = connect(config.db_path)
+        try:
+            return deliveries_mark(db)
+        finally:
+            db.close()
+    except sqlite3.Error:  # unreadable: the run itself reports that
+        return 0
+
+
+def _parked_since(config: Config, mark: int) -> int:
+    """Alerts whose delivery attempt after ``mark`` parked them as failed."""
+    from listener.health import outcomes_since
+    from storage.tx import connect
+
+    db = connect(config.db_path)
+    try:
+        return outcomes_since(db, mark).get("failed", 0)
+    finally:
+        db.close()
+
+
+def _progress(config: Config, mark: int) -> Callable[[str, str, str, int | None], None] | None:
+    """Stage progress on stderr when a person watches it (a terminal, text logs), else None."""
+    from listener.progress import for_run, wanted
+
+    ctx = click.get_current_context(silent=True)
+    options = ctx.find_root().obj if ctx is not None else None
+    given = options.get("log_format") if isinstance(options, dict) else None
+    if not wanted(sys.stderr, given or config.log.format):
+        return None
+    return for_run(config.db_path, mark, sys.stderr)
 
 
 def _take_lock(config: Config) -> RunLock:
@@ -136,12 +243,18 @@ def check_config(path: str | None, config_path: str) -> None:
         click.echo(problem, err=True)
     if problems:
         raise click.ClickException(f"{config.path}: {len(problems)} source(s) not ready")
-    click.echo(
-        f"{config.path}: ok — {len(config.sources)} source(s), {len(config.rules)} rule(s), "
-        f"{len(config.destinations)} destination(s) active"
-    )
+    click.echo(f"{config.path}: ok — {config_counts(config)}")
     for name, why in config.disabled.items():
         click.echo(f"  destination '{name}' is off: {why}")
+
+
+def config_counts(config: Config) -> str:
+    """What a config sets up, in one phrase: brands, sources, rules, spikes, digests, sinks."""
+    counts = [(len(config.brands), "brand(s)"), (len(config.sources), "source(s)"),
+              (len(config.rules), "rule(s)"), (len(config.spikes), "spike detector(s)"),
+              (len(config.digests), "digest(s)")]
+    return ", ".join(f"{n} {what}" for n, what in counts) + \
+        f", {len(config.destinations)} destination(s) active"
 
 
 @cli.command()
@@ -176,22 +289,29 @@ def sources(config_path: str) -> None:
 @click.option("--since", required=True, type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
               help="Oldest date to pull (UTC), e.g. 2026-11-01.")
 def backfill(config_path: str, source_name: str, since: object) -> None:
-    """Pull a source's history back to a date, as far as its platform allows."""
+    """Pull a source's history back to a date, as far as its platform allows.
+
+    Sources whose platform keeps no history to page through (file imports, RSS feeds) say so
+    and exit 1 before anything is drawn or stored.
+    """
     from datetime import UTC, datetime
 
     from tqdm import tqdm
 
     from listener.pipeline import Runtime
     from listener.pipeline import backfill as pull
+    from listener.sources import source_class
     from storage.db import open_db
 
     runtime = Runtime(_load(config_path))
-    source = next((s for s in runtime.sources() if s.name == source_name), None)
-    if source is None:
+    cfg = next((c for c in runtime.config.sources if c.name == source_name and c.enabled), None)
+    if cfg is None:
         names = ", ".join(s.name for s in runtime.config.sources) or "none"
         raise click.BadParameter(f"no enabled source '{source_name}' (configured: {names})")
+    if not hasattr(source_class(cfg.type), "backfill"):
+        raise click.ClickException(no_backfill(source_name, cfg.type))
+    source = runtime.build_source(cfg)  # only this one: another's missing secret is no matter
     assert isinstance(since, datetime)
-    cfg = next(c for c in runtime.config.sources if c.name == source_name)
     db = open_db(runtime.config.db_path)
     stored = [0]
     with tqdm(unit=" posts", desc=f"backfill {source_name}") as bar:
@@ -201,9 +321,40 @@ def backfill(config_path: str, source_name: str, since: object) -> None:
             bar.set_postfix(new=stored[0])
 
         total = pull(db, source, since.replace(tzinfo=UTC), runtime.clock,
-                     runtime.brands_for(cfg), progress)
+                     runtime.brands_for(cfg), progress,
+                     others=tuple(runtime.config.brands.values()))
     db.close()
     click.echo(f"{source_name}: {total} new post(s) since {since:%Y-%m-%d}")
+    click.echo(_history_note(runtime.config))
+
+
+def _history_note(config: Config) -> str:
+    """What happens to history: stored, classified, counted, queued; paged only by rules that
+    accept posts that old (``max_post_age_hours``, 48 by default)."""
+    ages = sorted({r.max_post_age_hours for r in config.rules if r.enabled},
+                  key=lambda age: float("inf") if age is None else age)
+    if not ages:
+        return "no alert rules: the posts are stored, scored and counted in trends"
+    limits = ", ".join("any age" if a is None else f"{a:g} h" for a in ages)
+    return (f"the next run scores them and counts them in trends and the queue; alert rules "
+            f"page only posts younger than their max_post_age_hours ({limits}), so older "
+            "history pages nobody")
+
+
+# why a source type has no history to pull; any other type without `backfill` gets the default
+_NO_HISTORY = {
+    "file": "a file source has no history to pull: every run already imports all of its files "
+            "(lines appended and files added included); to import older posts, add them to a "
+            "file it reads",
+    "rss": "a feed carries only its latest entries: there is no history to pull",
+}
+
+
+def no_backfill(name: str, type_name: str) -> str:
+    """Why ``listener backfill`` cannot run on this source, and what to do instead."""
+    why = _NO_HISTORY.get(type_name, f"the {type_name} platform offers no history beyond what "
+                                     "every poll already fetches")
+    return f"source '{name}' ({type_name}) cannot backfill: {why}"
 
 
 @cli.command()
@@ -246,36 +397,77 @@ def alerts() -> None:
 @click.option("--status", default=None,
               type=click.Choice(["pending", "delivered", "failed", "dry_run", "suppressed",
                                  "held", "digested"]))
-@click.option("--limit", default=50, show_default=True)
-def alerts_list(config_path: str, status: str | None, limit: int) -> None:
-    """Show alerts with their delivery status and last error."""
-    from listener.report import table
+@click.option("--sort", default="newest", show_default=True,
+              type=click.Choice(["newest", "priority"]),
+              help="newest first, or priority (high, normal, low; then rank, newest).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+def alerts_list(config_path: str, status: str | None, sort: str, limit: int) -> None:
+    """Show alerts: the last error first (whole, wrapped), then age, status, destination,
+    attempts, the post (platform:id, or the report's kind), rule and id."""
+    from listener.models import utcnow
+    from listener.report import alerts_listing
     from storage.db import open_db
 
     conn = open_db(_load(config_path).db_path)
-    sql = ("SELECT id, rule, destination, status, attempts, coalesce(last_error, '') AS error"
-           " FROM alerts WHERE (? IS NULL OR status = ?) ORDER BY created_at DESC LIMIT ?")
-    rows = [[r["id"][:12], r["rule"], r["destination"], r["status"], r["attempts"],
-             r["error"][:60]] for r in conn.query(sql, [status, status, limit])]
-    conn.close()
-    click.echo(table(["id", "rule", "destination", "status", "attempts", "last error"], rows))
+    try:
+        click.echo(alerts_listing(conn, status, limit, sort, utcnow()))  # type: ignore[arg-type]
+    finally:
+        conn.close()
 
 
 @alerts.command("retry")
 @config_option
 @click.argument("ids", nargs=-1)
 def alerts_retry(config_path: str, ids: tuple[str, ...]) -> None:
-    """Re-queue parked (failed) alerts: all of them, or the given ids."""
+    """Re-queue parked (failed) alerts: all of them, or the given ids (or unique prefixes).
+
+    An id that matches no alert, matches several, or names an alert that is not failed is
+    reported; the others are re-queued, and the exit status is 1.
+    """
     from listener.models import utcnow
     from storage.db import open_db
     from storage.outbox import requeue_failed
 
     conn = open_db(_load(config_path).db_path)
-    full = [r["id"] for r in conn.query("SELECT id FROM alerts WHERE status = 'failed'")
-            if not ids or any(r["id"].startswith(i) for i in ids)]
-    count = requeue_failed(conn, utcnow(), full) if full else 0
-    conn.close()
-    click.echo(f"re-queued {count} alert(s)")
+    try:
+        if ids:
+            wanted, problems = resolve_alert_ids(conn, ids)
+        else:
+            wanted = [r["id"] for r in conn.query("SELECT id FROM alerts WHERE status = 'failed'")]
+            problems = []
+        count = requeue_failed(conn, utcnow(), wanted) if wanted else 0
+    finally:
+        conn.close()
+    for problem in problems:
+        click.echo(problem, err=True)
+    click.echo(f"re-queued {count} alert(s)" if count or ids else "no failed alerts to re-queue")
+    if problems:
+        raise click.ClickException(f"{len(problems)} of {len(ids)} id(s) not re-queued")
+
+
+def resolve_alert_ids(conn: Any, ids: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """``(full ids of failed alerts, problems)`` for ids or prefixes typed by a person: an id
+    matching nothing, several alerts, or an alert that is not failed is a problem, named."""
+    wanted: list[str] = []
+    problems: list[str] = []
+    for given in dict.fromkeys(ids):  # each once, in the order given
+        prefix = given.strip().lower()
+        if not prefix or not all(c in "0123456789abcdef" for c in prefix):
+            problems.append(f"{given!r} is not an alert id (hex digits, as `alerts list` shows)")
+            continue
+        # ids are lowercase hex: every id starting with the prefix sorts in [prefix, prefix+'g')
+        rows = list(conn.query("SELECT id, status FROM alerts WHERE id >= ? AND id < ?"
+                               " ORDER BY id LIMIT 6", [prefix, prefix + "g"]))
+        if not rows:
+            problems.append(f"no alert matches {given}")
+        elif len(rows) > 1:
+            shown = ", ".join(r["id"][:12] for r in rows[:5]) + (", …" if len(rows) > 5 else "")
+            problems.append(f"{given} is ambiguous: it matches {shown}; give more of the id")
+        elif rows[0]["status"] != "failed":
+            problems.append(f"alert {given} is {rows[0]['status']}, not failed: nothing to retry")
+        else:
+            wanted.append(rows[0]["id"])
+    return wanted, problems
 
 
 def _register_model_commands() -> None:
@@ -306,6 +498,7 @@ def main() -> None:
     _register_model_commands()
     _register_ops_commands()
     _register_web_commands()
+    add_log_options(cli)  # the commands registered just now take them too
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub at run time
     try:
         code = cli.main(standalone_mode=False)
@@ -323,6 +516,8 @@ def main() -> None:
     if isinstance(code, int) and code:  # non-standalone click *returns* a raised Exit's code
         sys.exit(code)
 
+
+add_log_options(cli)  # every command defined above: `listener run --log-level DEBUG`
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -34,31 +34,42 @@ def _classifier(spec: str, batch_size: int, device: str, backend: str = "auto") 
 
 def parse_line(line: str, number: int) -> tuple[Any, str] | None:
     """``(id, text)`` of one input line: a JSON object with ``text`` (and maybe ``id``) or plain
-    text, detected per line. Blank lines give None; a line's id defaults to its 1-based number."""
+    text, detected per line. Blank lines give None; a line's id defaults to its 1-based number.
+
+    A line that starts with ``{`` is meant as JSON: if it does not parse, or has no string
+    ``text``, it raises ClassifierError naming the line (scoring ``{broken json`` as a post's
+    text would hide the mistake in plausible output).
+    """
     stripped = line.strip()
     if not stripped:
         return None
-    if stripped.startswith("{"):
-        try:
-            record = json.loads(stripped)
-        except ValueError:
-            record = None  # looks like JSON but is not: score it as plain text
-        if isinstance(record, dict):
-            text = record.get("text")
-            if not isinstance(text, str):
-                raise ClassifierError(
-                    f"line {number}: JSON object has no string 'text' field; "
-                    'give {"id": ..., "text": "..."} or a plain line of text'
-                )
-            return record.get("id", number), text
-    return number, stripped
+    if not stripped.startswith("{"):
+        return number, stripped
+    try:
+        record = json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        raise ClassifierError(
+            f"line {number}: not valid JSON: {exc.msg} (column {exc.colno})") from None
+    text = record.get("text") if isinstance(record, dict) else None
+    if not isinstance(text, str):
+        raise ClassifierError(f"line {number}: no 'text' field (a string); "
+                              'give {"id": ..., "text": "..."} or a plain line of text')
+    return record.get("id", number), text
 
 
-def _chunks(lines: Iterable[str], size: int) -> Iterator[list[tuple[Any, str]]]:
-    """Parsed (id, text) pairs in chunks of ``size``, skipping blank lines."""
+Reject = Callable[[str], None]
+
+
+def _chunks(lines: Iterable[str], size: int, reject: Reject) -> Iterator[list[tuple[Any, str]]]:
+    """Parsed (id, text) pairs in chunks of ``size``, skipping blank lines; a line that cannot
+    be read goes to ``reject`` with its reason, and the rest go on."""
     chunk: list[tuple[Any, str]] = []
     for number, line in enumerate(lines, start=1):
-        parsed = parse_line(line, number)
+        try:
+            parsed = parse_line(line, number)
+        except ClassifierError as exc:
+            reject(str(exc))
+            continue
         if parsed is not None:
             chunk.append(parsed)
         if len(chunk) >= size:
@@ -68,10 +79,14 @@ def _chunks(lines: Iterable[str], size: int) -> Iterator[list[tuple[Any, str]]]:
         yield chunk
 
 
-def score_stream(classifier: Classifier, lines: Iterable[str], out: TextIO, chunk: int) -> int:
-    """Score lines and write one JSON object per input post; returns how many were scored."""
+def score_stream(
+    classifier: Classifier, lines: Iterable[str], out: TextIO, chunk: int,
+    reject: Reject | None = None,
+) -> int:
+    """Score lines and write one JSON object per input post; returns how many were scored.
+    Unreadable lines go to ``reject`` (default: raise, stopping the batch)."""
     count = 0
-    for items in _chunks(lines, chunk):
+    for items in _chunks(lines, chunk, reject or _raise):
         predictions = classifier.predict([text for _, text in items])
         for (post_id, _), pred in zip(items, predictions, strict=True):
             record = {
@@ -113,9 +128,23 @@ def score(model: str, batch_size: int, device: str, backend: str) -> None:
 
     Writes one JSON object per post to stdout: id (the line number when absent), sentiment,
     probabilities (negative, neutral, positive) and urgency (0..1, needs a reply from the brand).
+    A line that starts with { but is not valid JSON, or has no "text", is reported on stderr
+    with its line number and skipped; the rest is scored, and the exit status is then 1.
     """
     classifier = _classifier(model, batch_size, device, backend)
-    score_stream(classifier, sys.stdin, sys.stdout, max(SCORE_CHUNK, batch_size))
+    rejected: list[str] = []
+
+    def reject(reason: str) -> None:
+        rejected.append(reason)
+        click.echo(reason, err=True)
+
+    scored = score_stream(classifier, sys.stdin, sys.stdout, max(SCORE_CHUNK, batch_size), reject)
+    if rejected:
+        raise click.ClickException(f"{len(rejected)} line(s) rejected, {scored} scored")
+
+
+def _raise(reason: str) -> None:
+    raise ClassifierError(reason)
 
 
 @click.command("eval")

@@ -20,13 +20,15 @@ from listener.config import Config
 from listener.errors import StorageError
 from listener.health import Snapshot, StageState, load_snapshot
 from listener.models import parse_iso, utcnow
-from listener.report import table
+from listener.report import age, table
 
 
 @click.command()
 @config_option
 def status(config_path: str) -> None:
-    """Stages' last runs, queue depths and paused sources (what /healthz reports)."""
+    """Health (as /healthz answers it, and why), stages' last runs, queue depths and paused
+    sources. FAILING while a stage fails too long, an alert is parked or a destination keeps
+    failing."""
     config = _load(config_path)
     try:
         snapshot = load_snapshot(config)
@@ -36,15 +38,14 @@ def status(config_path: str) -> None:
 
 
 def render_status(snapshot: Snapshot, config: Config, now: datetime) -> str:
-    after = config.metrics.unhealthy_after
-    failing = snapshot.unhealthy(now, after)
-    verdict = ("ok" if not failing else
-               "FAILING: " + ", ".join(f"{s.name} for {_age(s.failing_for(now))}" for s in failing))
+    """The verdict (what /healthz answers, and why), stages, queues and paused sources."""
     rows = [_stage_row(s, now) for s in snapshot.stages]
     queues = [[name, depth] for name, depth in asdict(snapshot.queues).items()]
     lines = [
         f"database: {config.db_path}",
-        f"health: {verdict}",
+        f"health: {verdict(snapshot, now, config.metrics.unhealthy_after)}",
+        *(f"  destination {d.destination}: last error: {d.last_error}"
+          for d in snapshot.failing_destinations),
         "",
         table(["stage", "target", "last run", "result", "last success", "failing for", "error"],
               rows),
@@ -57,27 +58,33 @@ def render_status(snapshot: Snapshot, config: Config, now: datetime) -> str:
     return "\n".join(lines)
 
 
+def verdict(snapshot: Snapshot, now: datetime, unhealthy_after: int) -> str:
+    """``ok``, or ``FAILING:`` and every reason: stages failing too long, parked alerts,
+    destinations that keep failing."""
+    reasons = [f"{s.name} for {age(s.failing_for(now))}"
+               for s in snapshot.unhealthy(now, unhealthy_after)]
+    if snapshot.parked:
+        reasons.append(f"{snapshot.parked} alert(s) parked as failed "
+                       "(`listener alerts list --status failed` shows why)")
+    reasons += [f"destination {d.destination} keeps failing ({d.retrying} alert(s) retrying, "
+                f"nothing delivered since {d.since})" for d in snapshot.failing_destinations]
+    return "FAILING: " + "; ".join(reasons) if reasons else "ok"
+
+
 def _stage_row(stage: StageState, now: datetime) -> list[object]:
     failing = stage.failing_for(now)
     error = " ".join((stage.error or "").split())
     return [stage.stage, stage.target or "-", stage.last_run or "never", stage.status or "-",
-            stage.last_ok or "never", _age(failing) if failing else "-",
+            stage.last_ok or "never", age(failing) if failing else "-",
             error[:60] + ("…" if len(error) > 60 else "")]
-
-
-def _age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds / 3600:.1f}h"
 
 
 @click.command()
 @config_option
 @click.option("--no-model", is_flag=True, help="Skip loading the model (faster).")
 def doctor(config_path: str, no_model: bool) -> None:
-    """Check config, credentials, destinations, database and model; exit 1 if any failed."""
+    """Check config, database, every source's and destination's network (DNS, TCP, TLS) and
+    credentials (nothing sent), and the model; exit 1 if any failed."""
     from listener.doctor import FAIL, diagnose, header
 
     config = _load(config_path)  # a bad config raises ConfigError: file, line and key

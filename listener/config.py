@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from alerts.digest import DigestConfig
+from alerts.incidents import IncidentConfig
 from alerts.rules import RuleConfig
 from alerts.sinks import sink_class
 from alerts.sinks.base import SinkConfig
@@ -114,7 +115,7 @@ class MetricsSettings(_Strict):
     )
     unhealthy_after: int = Field(
         3, ge=1, description="/healthz answers 503 once a stage has failed for this many of its "
-        "intervals in a row"
+        "intervals in a row, or a destination for this many attempts of an alert in a row"
     )
 
 
@@ -135,6 +136,18 @@ class ServeSettings(_Strict):
         description='access token, e.g. {"$env": LISTENER_WEB_TOKEN}: a Bearer header or the '
         "login form; required when host is not loopback",
     )
+    public_url: str | None = Field(
+        None, pattern=r"^https?://[^\s]+$", description="how people reach the dashboard (e.g. "
+        "https://listener.example.com behind a proxy): links in alerts point there; default "
+        "http://host:port")
+
+    @property
+    def dashboard_url(self) -> str:
+        """Where links in alerts (an incident's queue) point."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     @field_validator("token")
     @classmethod
@@ -177,6 +190,7 @@ class _Root(_Strict):
     rules: list[RuleConfig] = Field(default_factory=list, description="alert rules")
     spikes: list[SpikeConfig] = Field(default_factory=list, description="spike detectors")
     digests: list[DigestConfig] = Field(default_factory=list, description="digests")
+    incidents: IncidentConfig = IncidentConfig()
     destinations: list[dict[str, Any]] = Field(default_factory=list, description="sinks")
 
 
@@ -199,6 +213,7 @@ class Config:
     log: LogSettings = field(default_factory=LogSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
+    incidents: IncidentConfig = field(default_factory=IncidentConfig)
 
     @property
     def base_dir(self) -> Path:
@@ -235,6 +250,7 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
         schedule=root.schedule, dispatch=root.dispatch, sources=sources, rules=root.rules,
         destinations=dests, spikes=root.spikes, digests=root.digests, disabled=disabled,
         brands=brands, log=root.log, metrics=root.metrics, serve=root.serve,
+        incidents=root.incidents,
     )
 
 
@@ -388,9 +404,11 @@ def _cross_check(
     dest_names = {d.name for d in dests} | set(disabled)
     source_names = set(names["sources"])
     routed = [("rules", root.rules), ("spikes", root.spikes), ("digests", root.digests)]
+    if root.incidents.destinations is not None:  # one item, not a list: its own key path
+        routed.append(("incidents", [root.incidents]))
     for kind, items in routed:
         for i, item in enumerate(items):
-            for j, dest in enumerate(item.destinations):
+            for j, dest in enumerate(item.destinations or []):
                 if dest not in dest_names:
                     known = ", ".join(sorted(dest_names)) or "none"
                     raise where.error(

@@ -1,19 +1,30 @@
 """``listener doctor``: is this installation ready to run, and if not, why not?
 
 Each check is one line: OK, FAIL with the reason, or SKIP with why it cannot be checked. The
-database must be writable; every enabled source and destination is built (library installed,
-settings valid) and, where it has a ``check()`` method, makes one cheap call that proves its
-credentials without collecting or delivering anything; the model must load and score a post.
-Secrets never appear in a reason (every line goes through :func:`listener.log.redact`).
+database must be writable. Every enabled source and destination is checked without collecting
+or delivering anything: first the network, for every host its settings name (:func:`endpoints`:
+each URL setting, a ``host``/``port`` pair), a DNS lookup, a TCP connection and, for https and
+SSL, a verified TLS handshake (:func:`reach`); then it is built (library installed, settings
+valid) and, where it has a ``check()`` method, makes one cheap authenticated read-only call. A
+source or sink with no host to reach (file, console) says so. The model must load and score a
+post. Only ``scheme://host:port`` of an endpoint is ever shown: a webhook's path or a feed's
+query may be the secret itself; and every line goes through :func:`listener.log.redact`.
 """
 
 from __future__ import annotations
 
 import shutil
+import socket
+import ssl
 import time
-from collections.abc import Callable, Iterator
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel
 
 from alerts.sinks import sink_class
 from listener.config import Config
@@ -24,6 +35,17 @@ from storage.migrations import pending
 from storage.tx import connect
 
 OK, FAIL, SKIP = "OK", "FAIL", "SKIP"
+PROBE_TIMEOUT = 5.0  # seconds for each of TCP connect and TLS handshake
+URL_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+TLS_SCHEMES = frozenset({"https", "wss", "tls"})
+# settings a plugin ignores in some modes: probing them would fail a set-up that works
+_UNUSED: dict[tuple[str, str], Callable[[Any], bool]] = {
+    # webhook mode: no Web API call
+    ("slack", "base_url"): lambda c: getattr(c, "webhook_url", None) is not None,
+    # logged in: searches go through the account's PDS, found at login
+    ("bluesky", "base_url"): lambda c: bool(getattr(c, "handle", None)),
+    ("bluesky", "login_url"): lambda c: not getattr(c, "handle", None),  # public AppView
+}
 
 
 @dataclass(frozen=True)
@@ -36,25 +58,199 @@ class Check:
         return f"{self.outcome:<4}  {self.subject}: {redact(self.detail)}"
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """One host and port a source or sink connects to."""
+
+    scheme: str  # http, https, ws, wss; tcp or tls for a host/port setting (SMTP)
+    host: str
+    port: int
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme in TLS_SCHEMES
+
+    def __str__(self) -> str:
+        """``scheme://host:port`` only: a path, query or user part may be the secret."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
 def diagnose(config: Config, *, model: bool = True) -> Iterator[Check]:
     """Every check, in the order a run needs them."""
     from listener.pipeline import Runtime
 
     runtime = Runtime(config)
     yield check_database(config)
+    enabled = [s for s in config.sources if s.enabled]
+    reached = reach_all([*enabled, *config.destinations])  # in parallel: one timeout, not N
     for source in config.sources:
         if not source.enabled:
             yield Check(f"source {source.name}", SKIP, "enabled: false")
             continue
-        yield _probe(f"source {source.name}", lambda s=source: runtime.build_source(s),
-                     "no credentials to check; its next poll shows whether it works")
+        yield from _checks(f"source {source.name}", source, reached,
+                           lambda s=source: runtime.build_source(s),
+                           "no credentials to check; its next poll shows whether it works")
     for name, why in config.disabled.items():
         yield Check(f"destination {name}", SKIP, f"off (optional): {why}")
     for dest in config.destinations:
-        yield _probe(f"destination {dest.name}", lambda d=dest: sink_class(d.type)(d),
-                     "cannot be checked without delivering something")
+        yield from _checks(f"destination {dest.name}", dest, reached,
+                           lambda d=dest: sink_class(d.type)(d),
+                           "cannot be checked without delivering something")
     if model:
         yield check_model(runtime)
+
+
+def _checks(subject: str, settings: BaseModel, reached: dict[tuple[int, Endpoint], Check],
+            build: Callable[[], Any], no_check: str) -> Iterator[Check]:
+    """The network lines of one source or sink, then its credentials' line (skipped when a host
+    is unreachable: the call could only fail again, after a longer timeout)."""
+    hosts = endpoints(settings)
+    lines = [replace_subject(reached[(id(settings), e)], subject) for e in hosts]
+    yield from lines
+    if any(line.outcome == FAIL for line in lines):
+        yield Check(subject, SKIP, "credentials not checked: a host above is unreachable")
+        return
+    check = _probe(subject, build, no_check)
+    if not hosts:
+        check = Check(subject, check.outcome, f"{check.detail} (no network: nothing to reach)")
+    yield check
+
+
+def replace_subject(check: Check, subject: str) -> Check:
+    """A probe's line under the source or sink it was made for (:func:`reach` knows no names)."""
+    return Check(subject, check.outcome, check.detail)
+
+
+def endpoints(settings: BaseModel) -> list[Endpoint]:
+    """Every host a source's or sink's settings make it talk to, in order, once each: each
+    field holding an http(s) URL or a list of them (base_url, url, webhook_url, feeds, …), a
+    ``url`` property (a Zendesk subdomain's), and a ``host`` with a ``port`` (SMTP: TLS from the
+    start when ``security`` is ``ssl``; STARTTLS is the sink's own check). Settings the plugin
+    ignores in its configured mode (:data:`_UNUSED`) are left out."""
+    kind = str(getattr(settings, "type", ""))
+    found: list[Endpoint] = []
+    for name in type(settings).model_fields:
+        unused = _UNUSED.get((kind, name))
+        if unused is not None and unused(settings):
+            continue
+        value = getattr(settings, name)
+        found += [e for v in (value if isinstance(value, list) else [value])
+                  if (e := endpoint_of(v)) is not None]
+    if isinstance(getattr(type(settings), "url", None), property):
+        found += [e for e in [endpoint_of(settings.url)] if e is not None]  # type: ignore[attr-defined]
+    host, port = getattr(settings, "host", None), getattr(settings, "port", None)
+    if isinstance(host, str) and isinstance(port, int) and host:
+        scheme = "tls" if getattr(settings, "security", None) == "ssl" else "tcp"
+        found.append(Endpoint(scheme, host, port))
+    return list(dict.fromkeys(found))
+
+
+def endpoint_of(value: object) -> Endpoint | None:
+    """The endpoint of an http(s)/ws(s) URL; None for anything else."""
+    if not isinstance(value, str) or "://" not in value:
+        return None
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:  # a port that is not a number: the plugin's own validation says so
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in URL_PORTS or not parts.hostname:
+        return None
+    return Endpoint(scheme, parts.hostname, port or URL_PORTS[scheme])
+
+
+def reach_all(things: Iterable[BaseModel]) -> dict[tuple[int, Endpoint], Check]:
+    """Every endpoint of every source and sink probed at once; keyed by (id(settings), it)."""
+    jobs = [(id(t), e, getattr(t, "ca_file", None)) for t in things for e in endpoints(t)]
+    if not jobs:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(16, len(jobs))) as pool:
+        checks = pool.map(lambda job: reach(job[1], ca_file=job[2]), jobs)
+        return {(key, e): check for (key, e, _), check in zip(jobs, checks, strict=True)}
+
+
+def reach(endpoint: Endpoint, *, ca_file: str | None = None,
+          timeout: float = PROBE_TIMEOUT) -> Check:
+    """DNS, TCP connect and (https, SSL) a verified TLS handshake to one endpoint; nothing is
+    sent beyond the handshake. Behind a proxy (``HTTPS_PROXY``…, as the HTTP clients use) the
+    proxy is what must answer. The Check has no subject: the caller names it."""
+    proxy = proxy_for(endpoint)
+    target = proxy or endpoint
+    via = f" via proxy {proxy}" if proxy else ""
+    started = time.monotonic()
+    try:
+        addresses = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        return Check("", FAIL, f"cannot reach {endpoint}{via}: DNS lookup of {target.host} "
+                               f"failed ({_os_reason(exc, timeout)})")
+    try:
+        sock = _connect(addresses, timeout)
+    except OSError as exc:
+        return Check("", FAIL, f"cannot reach {endpoint}{via}: TCP connection to "
+                               f"{target.host}:{target.port} failed ({_os_reason(exc, timeout)})")
+    steps = "DNS, TCP"
+    try:
+        if target.tls:
+            context = ssl.create_default_context(cafile=ca_file or _default_ca())
+            with context.wrap_socket(sock, server_hostname=target.host):
+                steps += ", TLS"
+    except (OSError, ssl.SSLError) as exc:
+        return Check("", FAIL, f"cannot reach {endpoint}{via}: TLS handshake failed "
+                               f"({_tls_reason(exc, timeout)})")
+    finally:
+        sock.close()
+    ms = (time.monotonic() - started) * 1000
+    return Check("", OK, f"{endpoint} reachable{via} ({steps} in {ms:.0f} ms)")
+
+
+def proxy_for(endpoint: Endpoint) -> Endpoint | None:
+    """The proxy the HTTP clients would go through for this endpoint (from the environment)."""
+    if endpoint.scheme not in ("http", "https"):
+        return None
+    proxy = urllib.request.getproxies().get(endpoint.scheme)
+    if not proxy or urllib.request.proxy_bypass(endpoint.host):
+        return None
+    return endpoint_of(proxy if "://" in proxy else f"http://{proxy}")
+
+
+def _connect(addresses: list[Any], timeout: float) -> socket.socket:
+    """A TCP connection to the first address that accepts one (IPv6 and IPv4 alike)."""
+    error: OSError = OSError("no address")
+    for family, kind, proto, _, address in addresses:
+        sock = socket.socket(family, kind, proto)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise error
+
+
+def _default_ca() -> str | None:
+    """The CA bundle the HTTP clients (httpx, requests) verify against: certifi's."""
+    try:
+        import certifi
+    except ImportError:  # pragma: no cover - a dependency of httpx
+        return None
+    return certifi.where()
+
+
+def _os_reason(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:g} s"
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def _tls_reason(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"certificate not trusted: {exc.verify_message}"
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:g} s"
+    return getattr(exc, "reason", None) or str(exc) or type(exc).__name__
 
 
 def check_database(config: Config) -> Check:

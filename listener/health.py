@@ -1,9 +1,14 @@
-"""What the pipeline is doing, read from the database: stages, queues, paused sources.
+"""What the pipeline is doing, read from the database: stages, queues, paused sources, parked
+alerts and destinations that keep failing.
 
 One picture, three readers: ``/healthz`` (JSON, 200 or 503), ``/metrics`` (gauges computed at
 scrape time) and ``listener status`` (a table). It comes from the ``runs``, ``posts``,
 ``scores``, ``alerts`` and ``source_state`` tables rather than from process memory, so it is
 right after a restart and covers cron runs (``run --once``) as well as the daemon.
+
+Unhealthy means a human should look: a stage failing for more than ``metrics.unhealthy_after``
+of its intervals, any alert parked as ``failed`` (no one was told about that post; ``listener
+alerts retry`` re-queues it), or a destination that keeps failing (:func:`failing_destinations`).
 
 Every query here is cheap and indexed (``tests/listener/test_metrics.py`` checks the query
 plans): a scrape must not scan a table that grows with every post.
@@ -12,7 +17,7 @@ plans): a scrape must not scan a table that grows with every post.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +51,28 @@ UNSCORED_SQL = "SELECT count(*) FROM posts WHERE id > ?"
 UNEVALUATED_SQL = "SELECT count(*) FROM scores WHERE rules_at IS NULL"  # partial index
 ALERTS_SQL = "SELECT count(*) FROM alerts WHERE status = ?"  # index (status, next_attempt_at)
 PAUSED_SQL = "SELECT source, paused_until FROM source_state WHERE paused_until IS NOT NULL"
+# A destination's pending alerts that failed their last N attempts in a row (a 429 is not an
+# attempt): count, the oldest one's queue time and its error. Index (destination, status):
+# reads the destination's queue only. (Exactly one min(): the bare column is from its row.)
+RETRYING_SQL = (
+    "SELECT count(*), min(created_at), last_error FROM alerts WHERE destination = ?"
+    " AND status = 'pending' AND attempts >= ? AND last_error IS NOT NULL"
+)
+# When the destination last took an alert: one step down idx_alerts_delivered (migration 006).
+LAST_DELIVERED_SQL = (
+    "SELECT delivered_at FROM alerts WHERE destination = ? AND status = 'delivered'"
+    " ORDER BY destination DESC, status DESC, delivered_at DESC LIMIT 1"
+)
+# Deliveries recorded after a mark (``deliveries.id``, an INTEGER PRIMARY KEY: a rowid range,
+# whatever the table's size), each alert's latest attempt: what one `run --once` did.
+DELIVERIES_MARK_SQL = "SELECT coalesce(max(id), 0) FROM deliveries"
+# (A GROUP BY alert_id would walk the whole alert_id index instead of the rowid range.)
+OUTCOMES_SINCE_SQL = (
+    "SELECT d.outcome, count(*) FROM deliveries d WHERE d.id > ? AND NOT EXISTS"
+    " (SELECT 1 FROM deliveries n WHERE n.alert_id = d.alert_id AND n.id > d.id)"
+    " GROUP BY d.outcome"
+)
+
 
 
 @dataclass(frozen=True)
@@ -86,21 +113,46 @@ class Queues:
 
 
 @dataclass(frozen=True)
+class FailingDestination:
+    """A destination whose alerts keep failing (see :func:`failing_destinations`)."""
+
+    destination: str
+    retrying: int  # its pending alerts that failed `unhealthy_after` attempts or more in a row
+    since: str  # when the oldest of them was queued; nothing was delivered to it after that
+    last_error: str
+
+
+@dataclass(frozen=True)
 class Snapshot:
     stages: list[StageState]
     queues: Queues
     paused: dict[str, str]  # source → ISO time it resumes
+    failing_destinations: list[FailingDestination] = field(default_factory=list)
 
     def unhealthy(self, now: datetime, unhealthy_after: int) -> list[StageState]:
+        """Stages failing for more than ``unhealthy_after`` of their intervals."""
         return [s for s in self.stages if not s.healthy(now, unhealthy_after)]
 
+    @property
+    def parked(self) -> int:
+        """Alerts parked as failed: each is a post no human was told about."""
+        return self.queues.failed
+
+    def healthy(self, now: datetime, unhealthy_after: int) -> bool:
+        """No stage failing too long, no alert parked, no destination that keeps failing."""
+        return not (self.unhealthy(now, unhealthy_after) or self.parked
+                    or self.failing_destinations)
+
     def to_json(self, now: datetime, unhealthy_after: int) -> dict[str, Any]:
-        """The /healthz body."""
+        """The /healthz body: ``status``, and why (``failing`` stages, ``parked_alerts``,
+        ``failing_destinations``)."""
         bad = {s.name for s in self.unhealthy(now, unhealthy_after)}
         return {
-            "status": "failing" if bad else "ok",
+            "status": "ok" if self.healthy(now, unhealthy_after) else "failing",
             "checked_at": to_iso(now),
             "failing": sorted(bad),
+            "parked_alerts": self.parked,
+            "failing_destinations": [asdict(d) for d in self.failing_destinations],
             "stages": {s.name: {k: v for k, v in asdict(s).items() if k not in ("stage", "target")}
                        for s in self.stages},
             "queues": asdict(self.queues),
@@ -131,7 +183,48 @@ def read_snapshot(db: Database, config: Config) -> Snapshot:
     """The whole picture; raises sqlite3.Error when the database cannot be read."""
     stages = [stage_state(db, *target) for target in stage_targets(config)]
     paused = {row[0]: row[1] for row in db.execute(PAUSED_SQL).fetchall()}
-    return Snapshot(stages=stages, queues=read_queues(db), paused=paused)
+    failing = failing_destinations(db, [d.name for d in config.destinations],
+                                   config.metrics.unhealthy_after)
+    return Snapshot(stages=stages, queues=read_queues(db), paused=paused,
+                    failing_destinations=failing)
+
+
+def failing_destinations(
+    db: Database, names: list[str], attempts: int
+) -> list[FailingDestination]:
+    """Destinations that keep failing: one of their pending alerts has failed ``attempts``
+    (``metrics.unhealthy_after``) attempts or more in a row, and nothing was delivered to them
+    since the oldest such alert was queued.
+
+    Counting attempts rather than time: with dispatch's backoff, three failed attempts span at
+    least 1.5 × ``dispatch.backoff_initial`` (45 s at the defaults), and they mean the same in
+    the daemon and in cron runs; one failure (a blip) or a rate limit is not "keeps failing",
+    and a single broken alert among deliveries that succeed shows as a parked alert instead.
+    """
+    found = []
+    for name in names:
+        count, since, error = db.execute(RETRYING_SQL, [name, attempts]).fetchone()
+        if not count:
+            continue
+        last = db.execute(LAST_DELIVERED_SQL, [name]).fetchone()
+        if last is not None and last[0] is not None and last[0] >= since:
+            continue  # it took an alert since: that one is a bad alert, not a bad destination
+        found.append(FailingDestination(name, int(count), since, redact(" ".join(
+            (error or "").split()))))
+    return found
+
+
+def deliveries_mark(db: Database) -> int:
+    """The newest delivery attempt's id (0 when none): attempts after it are a later run's."""
+    if "deliveries" not in db.table_names():
+        return 0
+    return int(db.execute(DELIVERIES_MARK_SQL).fetchone()[0])
+
+
+def outcomes_since(db: Database, mark: int) -> dict[str, int]:
+    """Alerts attempted after ``mark`` by their latest outcome (delivered, retry, failed,
+    rate_limited): what one run did, whatever its clock said."""
+    return {row[0]: int(row[1]) for row in db.execute(OUTCOMES_SINCE_SQL, [mark]).fetchall()}
 
 
 def stage_state(db: Database, stage: str, target: str, interval: float) -> StageState:
@@ -149,13 +242,18 @@ def stage_state(db: Database, stage: str, target: str, interval: float) -> Stage
 
 
 def read_queues(db: Database) -> Queues:
-    last = db.execute(LAST_SCORED_SQL).fetchone()
     return Queues(
-        unscored=_count(db, UNSCORED_SQL, [last[0] if last else 0]),
+        unscored=unscored(db),
         unevaluated=_count(db, UNEVALUATED_SQL, []),
         undispatched=_count(db, ALERTS_SQL, [outbox.PENDING]),
         failed=_count(db, ALERTS_SQL, [outbox.FAILED]),
     )
+
+
+def unscored(db: Database) -> int:
+    """Posts waiting for the model (approximate, see LAST_SCORED_SQL; cheap)."""
+    last = db.execute(LAST_SCORED_SQL).fetchone()
+    return _count(db, UNSCORED_SQL, [last[0] if last else 0])
 
 
 def _count(db: Database, sql: str, params: list[Any]) -> int:
@@ -163,11 +261,12 @@ def _count(db: Database, sql: str, params: list[Any]) -> int:
 
 
 def healthz(config: Config, now: datetime) -> tuple[int, dict[str, Any]]:
-    """``(HTTP status, body)``: 503 when a stage failed for too long or the database is unreadable."""
+    """``(HTTP status, body)``: 503 when unhealthy (:meth:`Snapshot.healthy`) or the database is
+    unreadable."""
     try:
         snapshot = load_snapshot(config)
     except (sqlite3.Error, ListenerError) as exc:
         return 503, {"status": "failing", "checked_at": to_iso(now),
                      "database": f"unreadable: {exc}"}
     body = {**snapshot.to_json(now, config.metrics.unhealthy_after), "database": "ok"}
-    return (503 if body["failing"] else 200), body
+    return (503 if body["status"] != "ok" else 200), body

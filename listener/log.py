@@ -123,7 +123,8 @@ def setup_logging(
     """Logs on stderr (or ``stream``), redacted, as text or JSON lines.
 
     Called by the CLI only (no import side effects); calling it again replaces the handler, so
-    the CLI can switch to the config file's ``log.format`` once the config is loaded.
+    the CLI can switch to the config file's ``log.format`` once the config is loaded, or to a
+    ``--log-level`` given after the subcommand.
     """
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
@@ -131,3 +132,23 @@ def setup_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    quiet_libraries(level)
+
+
+# Libraries that narrate routine work at INFO (APScheduler: every job added, run and done; the
+# HTTP clients: every request) and drown our own lines: 33 of the daemon's first 35 were
+# APScheduler's. They speak at WARNING and above unless DEBUG was asked for.
+CHATTY_LIBRARIES = (
+    "apscheduler", "urllib3", "httpx", "httpcore", "waitress", "praw", "prawcore", "tweepy",
+    "slack_sdk", "atproto", "atproto_client", "google_play_scraper", "requests_oauthlib",
+    "oauthlib", "filelock", "matplotlib", "PIL",
+)
+
+
+def quiet_libraries(level: str) -> None:
+    """Hold third-party loggers at WARNING (or the level asked for, if higher: a record a logger
+    passes reaches our handler whatever the root's level); at DEBUG they inherit the root's."""
+    asked = logging.getLevelName(level.upper())
+    threshold = logging.NOTSET if asked <= logging.DEBUG else max(asked, logging.WARNING)
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(threshold)

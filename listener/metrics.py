@@ -111,8 +111,15 @@ class DatabaseCollector:
 
 def _snapshot_metrics(snapshot: Snapshot, now: datetime, unhealthy_after: int) -> Iterator[Metric]:
     healthy = GaugeMetricFamily(
-        "listener_healthy", "1 when /healthz answers 200: no stage failing for too long.")
-    healthy.add_metric([], 0 if snapshot.unhealthy(now, unhealthy_after) else 1)
+        "listener_healthy", "1 when /healthz answers 200: no stage failing for too long, no "
+        "alert parked as failed, no destination that keeps failing.")
+    healthy.add_metric([], 1 if snapshot.healthy(now, unhealthy_after) else 0)
+    destinations = GaugeMetricFamily(
+        "listener_destination_failing_alerts",
+        "Pending alerts of a destination that keeps failing (nothing delivered to it since).",
+        labels=["destination"])
+    for bad in snapshot.failing_destinations:
+        destinations.add_metric([bad.destination], bad.retrying)
     queue = GaugeMetricFamily("listener_queue_depth", "Work waiting for the next stage.",
                               labels=["queue"])
     for name, depth in asdict(snapshot.queues).items():
@@ -140,7 +147,7 @@ def _snapshot_metrics(snapshot: Snapshot, now: datetime, unhealthy_after: int) -
         "Sources paused by a rate limit, and until when.", labels=["source"])
     for source, until in snapshot.paused.items():
         paused.add_metric([source], parse_iso(until).timestamp())
-    yield from (healthy, queue, last_ok, last_poll, failing, paused)
+    yield from (healthy, queue, last_ok, last_poll, failing, paused, destinations)
 
 
 class _Forward:

@@ -59,10 +59,19 @@ class Post:
     # the conversation this post belongs to, in the platform's terms (X conversation_id, Reddit
     # submission, HN story, Bluesky root): alerts about posts of one thread are threaded in Slack
     thread: str | None = None
+    # brands beyond ``brand`` whose queries accept the post too: a post about two brands counts
+    # in each brand's trends, rules and incidents (stored in ``post_extra_brands``)
+    also_brands: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
         return f"{self.platform}:{self.platform_id}"
+
+    @property
+    def brands(self) -> tuple[str, ...]:
+        """Every brand the post is about: ``brand`` first, then ``also_brands``."""
+        return ((self.brand,) if self.brand else ()) + tuple(
+            b for b in self.also_brands if b != self.brand)
 
 
 @dataclass(frozen=True)
@@ -127,7 +136,7 @@ class ReportMessage:
     """
 
     alert_id: str
-    kind: str  # "spike" | "digest" | "held"
+    kind: str  # "spike" | "digest" | "held" | "incident" | "incident_update"
     name: str  # the spike detector / digest / rule that made it
     destination: str
     title: str
@@ -143,6 +152,11 @@ class ReportMessage:
     numbers: dict[str, Any] = field(default_factory=dict)  # machine-readable (webhook JSON)
     priority: str = "normal"
     attempt: int = 1
+    # an update to an earlier report at the same destination (an incident's new reports): the
+    # remote id of that first message (Slack ts, ticket id or key, issue number, Message-ID),
+    # so sinks that can thread or comment add to it instead of starting a new conversation
+    reply_to: str | None = None
+    parent_alert_id: str | None = None  # the outbox id of that first message
 
     @property
     def rules(self) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +19,8 @@ from typing import Any
 from sqlite_utils import Database
 
 from alerts.dispatch import DispatchResult, RetryPolicy, dispatch
-from alerts.rules import RuleConfig, priority
+from alerts.rules_stage import RulesContext, RulesOutcome, evaluate_rules
+from alerts.similarity import vectorizer
 from alerts.sinks import sink_class
 from alerts.sinks.base import Sink
 from classifiers.base import Classifier
@@ -31,7 +32,6 @@ from listener.query import Brand
 from listener.sources import source_class
 from listener.sources.base import Source, SourceConfig, SourceContext
 from storage import db as store
-from storage import outbox
 from storage.tx import BUSY_TIMEOUT_MS, connect, immediate
 
 log = logging.getLogger(__name__)
@@ -39,18 +39,20 @@ log = logging.getLogger(__name__)
 
 def collect(
     db: Database, source: Source, clock: Clock, stop: threading.Event | None = None,
-    brands: Sequence[Brand] = (),
+    brands: Sequence[Brand] = (), others: Sequence[Brand] = (),
 ) -> int:
     """Fetch from the source's saved cursor; each page + its cursor is one transaction.
 
     With ``brands``, only posts matching one of their queries are kept (the cursor still moves
     past the others): every platform obeys the same query, whatever its own search returned.
+    ``others`` (the rest of the configured brands) only add attributions: see
+    :func:`keep_for_brands`.
     """
     new = 0
     for page in source.fetch(store.load_cursor(db, source.name)):
         if stop and stop.is_set():
             break  # shutting down: the page is not stored and its cursor not saved
-        new += store.store_page(db, source.name, keep_for_brands(page, brands), clock())
+        new += store.store_page(db, source.name, keep_for_brands(page, brands, others), clock())
         for bad in page.rejected:
             log.warning("source %s skipped record %s: %s", source.name, bad.where, bad.reason)
     return new
@@ -58,7 +60,7 @@ def collect(
 
 def backfill(
     db: Database, source: Source, since: datetime, clock: Clock, brands: Sequence[Brand] = (),
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, others: Sequence[Brand] = (),
 ) -> int:
     """Pull history back to ``since`` where the platform allows; never moves the live cursor.
 
@@ -70,7 +72,7 @@ def backfill(
                           "offers no history beyond what every poll already fetches")
     new = 0
     for page in pull(since):
-        added = store.store_page(db, source.name, replace(keep_for_brands(page, brands),
+        added = store.store_page(db, source.name, replace(keep_for_brands(page, brands, others),
                                                           cursor=None), clock())
         new += added
         if progress is not None:
@@ -78,26 +80,40 @@ def backfill(
     return new
 
 
-def keep_for_brands(page: Page, brands: Sequence[Brand]) -> Page:
-    """The page with only posts some brand accepts, each tagged with its brand."""
+def keep_for_brands(page: Page, brands: Sequence[Brand], others: Sequence[Brand] = ()) -> Page:
+    """The page with only the posts one of ``brands`` accepts, each attributed to EVERY brand
+    (of ``brands``, then ``others``) whose query accepts it.
+
+    Every brand is asked, not only the one whose search returned the post: platform search is
+    looser than our queries (stemming, plurals, hashtags), so brand A's search can return a post
+    that only brand B's query accepts, and the source, having handed it out once, skips it when
+    B's search returns it too. This is the one place where that post can be kept, so the
+    decision is made here, over all brands, before the page and its cursor are stored together.
+    The first brand is the one whose search found the post when it accepts it.
+    """
     if not brands:
         return page
-    by_name = {b.name: b for b in brands}
+    own = {b.name for b in brands}
+    everyone = [*brands, *(b for b in others if b.name not in own)]
     kept = []
     for post in page.posts:
-        own = by_name.get(post.brand or "")
-        candidates = [own] if own else brands
-        brand = next((b for b in candidates if b.accepts(post.text, post.lang, post.author)), None)
-        if brand is not None:
-            kept.append(post if post.brand == brand.name else replace(post, brand=brand.name))
+        accepted = [b.name for b in everyone if b.accepts(post.text, post.lang, post.author)]
+        if not accepted or accepted[0] not in own:
+            continue  # none of this source's brands: the cursor moves past it
+        first = post.brand if post.brand in accepted and post.brand in own else accepted[0]
+        also = tuple(name for name in accepted if name != first)
+        if (first, also) != (post.brand, post.also_brands):
+            post = replace(post, brand=first, also_brands=also)
+        kept.append(post)
     return replace(page, posts=kept)
 
 
 def classify(
     db: Database, classifier: Classifier, clock: Clock, *, batch_size: int = 256,
-    stop: threading.Event | None = None,
+    stop: threading.Event | None = None, on_batch: Callable[[int], None] | None = None,
 ) -> int:
-    """Score every post this model version has not scored yet."""
+    """Score every post this model version has not scored yet; ``on_batch(scored so far)`` after
+    each saved batch feeds a terminal's progress line (thousands of posts take half a minute)."""
     done = 0
     while not (stop and stop.is_set()):
         rows = store.posts_to_score(db, classifier.name, classifier.version, batch_size)
@@ -109,6 +125,8 @@ def classify(
             (r["id"], _score(p, classifier), r["lang"]) for r, p in zip(rows, predictions, strict=True)
         ]
         done += store.save_scores(db, scores, clock())
+        if on_batch is not None:
+            on_batch(done)
     return done
 
 
@@ -119,62 +137,6 @@ def _score(p: Any, classifier: Classifier) -> Score:
         p_positive=probs["positive"], urgency=p.urgency, model=classifier.name,
         model_version=classifier.version,
     )
-
-
-def evaluate_rules(
-    db: Database, rules: Iterable[RuleConfig], destinations: set[str], clock: Clock,
-    *, batch_size: int = 500,
-) -> int:
-    """Run new scores through the rules; alerts + "evaluated" marks commit together.
-
-    A dry-run rule records its alerts as ``dry_run``; alerts over a rule's ``max_alerts`` cap are
-    recorded as ``suppressed``: both visible in `listener alerts list`, neither ever sent.
-    Alerts decided in a rule's quiet hours are ``held`` until the reports stage rolls them up.
-    """
-    active = [r for r in rules if r.enabled]
-    added = 0
-    while rows := store.scores_to_evaluate(db, batch_size):
-        now = clock()  # decision time = created_at: a held alert lies inside its quiet period
-        caps = _Caps(db, now)
-        alerts = []
-        for row in rows:
-            if row["duplicate_of"] is not None:
-                continue  # a cross-post of a post that already went through the rules
-            post, score = store.post_from_row(row), store.score_from_row(row)
-            for rule in active:
-                if not rule.when.matches(post, score):
-                    continue
-                alerts += [
-                    outbox.NewAlert(rule.name, dest, row["id"], row["score_id"], post.key,
-                                    priority(score, post), caps.status(rule, dest))
-                    for dest in rule.destinations if dest in destinations
-                ]
-        added += outbox.enqueue(db, alerts, [r["score_id"] for r in rows], now)
-    return added
-
-
-class _Caps:
-    """Counts alerts per (rule, destination) in each rule's window, this batch included."""
-
-    def __init__(self, db: Database, now: datetime) -> None:
-        self.db, self.now = db, now
-        self.counts: dict[tuple[str, str], int] = {}
-
-    def status(self, rule: RuleConfig, destination: str) -> str:
-        if rule.dry_run:
-            return outbox.DRY_RUN
-        if rule.quiet_hours is not None and rule.quiet_hours.contains(self.now):
-            return outbox.HELD  # one roll-up report later: no cap needed, none counted
-        if rule.max_alerts is None:
-            return outbox.PENDING
-        key = (rule.name, destination)
-        if key not in self.counts:
-            since = self.now - timedelta(seconds=rule.max_alerts.per_seconds)
-            self.counts[key] = outbox.sent_since(self.db, rule.name, destination, since)
-        if self.counts[key] >= rule.max_alerts.count:
-            return outbox.SUPPRESSED
-        self.counts[key] += 1
-        return outbox.PENDING
 
 
 @dataclass
@@ -189,6 +151,9 @@ class Runtime:
     stop: threading.Event = field(default_factory=threading.Event)
     preloaded: Classifier | None = None  # tests share one loaded model between runtimes
     busy_timeout_ms: int = BUSY_TIMEOUT_MS  # tests: give up on a locked database sooner
+    # a terminal's progress display (listener.progress), called (event, stage, target, count):
+    # "start" (count None), "batch" (classify's running count), "done" (items), "failed" (None)
+    progress: Callable[[str, str, str, int | None], None] | None = None
     _classifier: Classifier | None = field(default=None, init=False, repr=False)
     _sinks: dict[str, Sink] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -284,7 +249,8 @@ class Runtime:
                 log.info("source %s paused until %s", source.name, until.isoformat())
                 return 0
             try:
-                new = collect(db, source, self.clock, self.stop, brands)
+                new = collect(db, source, self.clock, self.stop, brands,
+                              tuple(self.config.brands.values()))
             except RateLimited as exc:
                 wait = exc.retry_after if exc.retry_after is not None else 60.0
                 resume = self.clock() + timedelta(seconds=wait)
@@ -301,23 +267,39 @@ class Runtime:
     def run_classify(self) -> int | None:
         size = max(self.config.classifier.batch_size * 8, 64)
         return self._stage("classify", "", lambda db: classify(
-            db, self.classifier, self.clock, batch_size=size, stop=self.stop))
+            db, self.classifier, self.clock, batch_size=size, stop=self.stop,
+            on_batch=lambda done: self._report("batch", "classify", "", done)))
 
-    def run_rules(self) -> int | None:
+    def rules_context(self) -> RulesContext:
+        """Incident grouping needs the brands and the model's sentence vectors; the model is
+        asked for them only when a batch has posts to compare (classify loaded it by then)."""
+        return RulesContext(
+            incidents=self.config.incidents, brands=self.config.brands,
+            vectorize=lambda texts: vectorizer(self.classifier)(texts),
+            queue_url=self.config.serve.dashboard_url,
+        )
+
+    def run_rules(self, outcome: RulesOutcome | None = None) -> int | None:
         names = {d.name for d in self.config.destinations}
         return self._stage("rules", "", lambda db: evaluate_rules(
-            db, self.config.rules, names, self.clock))
+            db, self.config.rules, names, self.clock, context=self.rules_context(),
+            outcome=outcome))
 
     def run_reports(self) -> int | None:
         """Alerts about many posts at once: spikes, digests, alerts held over quiet hours."""
         from alerts.digest import run_digests
+        from alerts.incidents import announce_due
         from alerts.spikes import run_spikes
 
         names = {d.name for d in self.config.destinations}
 
         def work(db: Database) -> int:
             now = self.clock()
-            return (run_spikes(db, self.config.spikes, names, now, self.config.brands)
+            incidents = (announce_due(db, self.config.incidents, names, now,
+                                      self.config.serve.dashboard_url, self.config.brands)
+                         if self.config.incidents.enabled else 0)
+            return (incidents
+                    + run_spikes(db, self.config.spikes, names, now, self.config.brands)
                     + run_digests(db, self.config.digests, names, now,
                                   brands=list(self.config.brands), rules=self.config.rules))
 
@@ -337,6 +319,7 @@ class Runtime:
 
     def _stage(self, stage: str, target: str, work: Callable[[Database], int]) -> int | None:
         """Run one stage; returns items processed, or None if it failed (logged, recorded)."""
+        self._report("start", stage, target, None)
         db = self.db()
         run: tuple[str, str, datetime] = (stage, target, self.clock())
         run_id: int | None = None
@@ -345,6 +328,7 @@ class Runtime:
             self._record_late(db)
             items = work(db)
         except Exception as exc:
+            self._report("failed", stage, target, None)  # ends the progress line before the log
             self._finish(db, run_id, run, 0, f"{type(exc).__name__}: {exc}")
             metrics.record_stage(stage, target, None)
             if self.strict or not isinstance(exc, ListenerError | OSError):
@@ -357,9 +341,21 @@ class Runtime:
         else:
             self._finish(db, run_id, run, items)
             metrics.record_stage(stage, target, items)
+            self._report("done", stage, target, items)
             return items
         finally:
             db.close()
+
+    def _report(self, event: str, stage: str, target: str, count: int | None) -> None:
+        """Tell the progress display, if any; outside tests a broken display never fails a stage."""
+        if self.progress is None:
+            return
+        try:
+            self.progress(event, stage, target, count)
+        except Exception:
+            if self.strict:
+                raise
+            log.debug("progress display failed", exc_info=True)
 
     def _finish(self, db: Database, run_id: int | None, run: tuple[str, str, datetime],
                 items: int, error: str | None = None) -> None:

@@ -186,6 +186,23 @@ def _dnf(node: Node) -> list[tuple[Term, ...]]:
     return [tuple(t for branch in combo for t in branch) for combo in combos]
 
 
+def identifying_terms(node: Node) -> list[Term]:
+    """The terms that say *which brand* a post is about rather than what it says: a term that
+    alone is enough to match (``"acme cloud"``, ``@AcmeCloud``) or that several AND-branches
+    share (``acme`` in ``acme (outage OR down)``). Posts compared for what they say leave them
+    out, since every post of the brand has them; ``outage`` and ``down`` stay."""
+    try:
+        branches = dnf(node)
+    except QueryError:  # too many branches to enumerate: the query's every positive term
+        return list(dict.fromkeys(positive_terms(node)))
+    counts: dict[Term, int] = {}
+    for branch in branches:
+        for term in branch:
+            counts[term] = counts.get(term, 0) + 1
+    alone = {branch[0] for branch in branches if len(branch) == 1}
+    return [t for t in counts if t in alone or counts[t] > 1]
+
+
 def render_boolean(node: Node, *, and_word: str = " ", not_prefix: str = "-") -> str:
     """Boolean syntax for platforms that have it (X: implicit AND and ``-``; Reddit: AND/NOT)."""
     if isinstance(node, Term):

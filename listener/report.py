@@ -2,25 +2,105 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
+from datetime import datetime
+from itertools import zip_longest
+from typing import Any, Literal
 
 from sqlite_utils import Database
 
+from listener.log import redact
+from listener.models import parse_iso
 from storage import queries
+
+ERROR_WIDTH = 56  # the last-error column wraps at this width: the whole cause, never cut
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A left-aligned text table; numbers right-aligned."""
+    """A left-aligned text table; numbers right-aligned. A cell with newlines spans as many
+    lines (the other cells of its row stay on the first)."""
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    widths = [max(len(line) for row in cells for line in row[i].split("\n"))
+              for i in range(len(headers))]
     numeric = [all(isinstance(r[i], int | float) for r in rows) and rows for i in range(len(headers))]
 
-    def fmt(row: list[str]) -> str:
-        return "  ".join(c.rjust(w) if numeric[i] else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+    def fmt(row: list[str]) -> list[str]:
+        lines = zip_longest(*(c.split("\n") for c in row), fillvalue="")
+        return ["  ".join(c.rjust(w) if numeric[i] else c.ljust(w)
+                          for i, (c, w) in enumerate(zip(line, widths, strict=True))).rstrip()
+                for line in lines]
 
     rule = "  ".join("-" * w for w in widths)
-    return "\n".join([fmt(cells[0]), rule, *(fmt(r) for r in cells[1:])])
+    return "\n".join([*fmt(cells[0]), rule, *(line for r in cells[1:] for line in fmt(r))])
+
+
+def age(seconds: float) -> str:
+    """``45s``, ``3m``, ``2.1h``, ``3.5d``: how long ago, at a glance."""
+    if seconds < 120:
+        return f"{max(seconds, 0):.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def wrap_error(text: str, width: int = ERROR_WIDTH) -> str:
+    """The whole error, on lines of about ``width``: words (an exception's class name, a URL)
+    are never broken, so the cause is never cut off as a 60-character cut did."""
+    flat = " ".join(redact(text).split())
+    return "\n".join(textwrap.wrap(flat, width, break_long_words=False,
+                                   break_on_hyphens=False)) or "-"
+
+
+# -- listener alerts list ---------------------------------------------------------------------
+
+AlertSort = Literal["newest", "priority"]
+ALERT_HEADERS = ["last error", "age", "status", "destination", "tries", "post", "rule", "id"]
+_ALERT_SELECT = (
+    "SELECT a.id, a.rule, a.destination, a.status, a.attempts, a.last_error, a.created_at,"
+    " a.priority, p.platform, p.platform_id, r.kind AS report_kind FROM alerts a"
+    " LEFT JOIN posts p ON p.id = a.post_id LEFT JOIN reports r ON r.id = a.report_id"
+)
+_PRIORITY_ORDER = "CASE a.priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END"
+
+
+def alerts_query(db: Database, status: str | None, sort: AlertSort) -> str:
+    """The listing's SQL (status and limit bound): newest first, or by priority — high, normal,
+    low, then ``alerts.rank`` (urgency × reach) where the schema has it — then newest. Alerts
+    queued together (one batch shares a time) come newest post first, not in id (hash) order."""
+    where = " WHERE a.status = ?" if status else ""
+    newest = "a.created_at DESC, p.created_at DESC, a.id"
+    order = newest
+    if sort == "priority":
+        has_rank = any(col[1] == "rank" for col in db.execute("PRAGMA table_info(alerts)"))
+        order = f"{_PRIORITY_ORDER}, {'a.rank DESC, ' if has_rank else ''}{newest}"
+    return f"{_ALERT_SELECT}{where} ORDER BY {order} LIMIT ?"
+
+
+def alert_row(row: dict[str, Any], now: datetime) -> list[object]:
+    """One listing row: the cause first (the whole error, wrapped), then age, post and the rest."""
+    if row["report_kind"]:
+        post = f"report {row['report_kind']}"
+    elif row["platform"]:
+        post = f"{row['platform']}:{row['platform_id']}"
+    else:
+        post = "-"
+    seconds = (now - parse_iso(row["created_at"])).total_seconds()
+    return [wrap_error(row["last_error"] or ""), age(seconds), row["status"],
+            row["destination"], row["attempts"], post, row["rule"], row["id"][:12]]
+
+
+def alerts_listing(
+    db: Database, status: str | None, limit: int, sort: AlertSort, now: datetime
+) -> str:
+    """``listener alerts list``: a table of alerts, or a line saying there are none."""
+    params: list[Any] = [status] if status else []
+    rows = [alert_row(r, now) for r in db.query(alerts_query(db, status, sort), [*params, limit])]
+    if not rows:
+        return f"no {status} alerts" if status else "no alerts"
+    return table(ALERT_HEADERS, rows)
 
 
 def summary(db: Database) -> str:

@@ -33,6 +33,7 @@ class QueueFilter:
     lang: str | None = None
     status: str | None = "new"
     q: str | None = None  # SQLite FTS5 query syntax: words, "phrases", OR, NOT, prefix*
+    incident: str | None = None  # the posts of one incident (the link in its alert)
 
 
 def _where(f: QueueFilter) -> tuple[str, list[Any]]:
@@ -41,16 +42,19 @@ def _where(f: QueueFilter) -> tuple[str, list[Any]]:
     for clause, value in (
         ("t.created_at >= ?", to_iso(f.start) if f.start else None),
         ("t.created_at < ?", to_iso(f.end) if f.end else None),
-        ("t.brand = ?", f.brand),
+        # a post about two brands is in each brand's queue
+        ("(t.brand = ? OR t.post_id IN (SELECT post_id FROM post_extra_brands WHERE brand = ?))",
+         (f.brand, f.brand) if f.brand is not None else None),
         ("t.source = ?", f.source),
         ("t.sentiment = ?", f.sentiment),
         ("t.lang = ?", f.lang),
         ("t.status = ?", f.status),  # triage keeps a copy of post_status.status
         ("t.post_id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?)", f.q),
+        ("t.post_id IN (SELECT post_id FROM incident_posts WHERE incident_id = ?)", f.incident),
     ):
         if value is not None:
             clauses.append(clause)
-            params.append(value)
+            params.extend(value if isinstance(value, tuple) else (value,))
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 

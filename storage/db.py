@@ -62,14 +62,33 @@ def _post_values(post: Post, source: str, collected_at: str) -> tuple[Any, ...]:
 
 
 def _link_crossposts(db: Database, after_id: int) -> None:
-    """Point each new post at the first earlier post with the same text within the window."""
+    """Point each new post at the first earlier post *by the same author* with the same text
+    within the window: the same account, or the same handle on another platform.
+
+    Different authors saying the same thing are different customers (during an outage most of
+    them write "X is down"): each stays in the queue and is counted; the incident grouping of
+    the rules stage, not this link, keeps them from paging a person a hundred times.
+    """
     db.execute(
         "UPDATE posts SET duplicate_of = (SELECT min(o.id) FROM posts o"
         " WHERE o.text_hash = posts.text_hash AND o.id < posts.id"
+        " AND o.author IS NOT NULL AND lower(o.author) = lower(posts.author)"
         " AND abs(julianday(o.created_at) - julianday(posts.created_at)) * 86400 <= ?)"
-        " WHERE id > ? AND text_hash IS NOT NULL AND duplicate_of IS NULL",
+        " WHERE id > ? AND text_hash IS NOT NULL AND author IS NOT NULL"
+        " AND duplicate_of IS NULL",
         [CROSSPOST_WINDOW_S, after_id],
     )
+
+
+def _add_extra_brands(db: Database, posts: Sequence[Post]) -> None:
+    """Record every brand beyond a post's first, for new posts and already stored ones alike:
+    the same post found again by another source's search for another brand is about both."""
+    rows = [(brand, p.platform, p.platform_id, brand)  # the first too: a post stored earlier
+            for p in posts if len(p.brands) > 1 for brand in p.brands]  # may have another
+    if rows:
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO post_extra_brands (post_id, brand) SELECT id, ? FROM posts"
+            " WHERE platform = ? AND platform_id = ? AND coalesce(brand, '') != ?", rows)
 
 
 def store_page(db: Database, source: str, page: Page, now: datetime) -> int:
@@ -86,6 +105,7 @@ def store_page(db: Database, source: str, page: Page, now: datetime) -> int:
         new = max(cur.rowcount, 0)
         if new:
             _link_crossposts(db, last_id)
+        _add_extra_brands(db, page.posts)
         if page.rejected:
             db["rejects"].insert_all(
                 {"source": source, "location": r.where, "reason": r.reason, "at": stamp}
@@ -171,9 +191,13 @@ def save_scores(
     return max(cur.rowcount, 0)
 
 
+EXTRA_BRANDS_SQL = (  # a post's extra brands as one column, joined by the unit separator
+    "(SELECT group_concat(brand, char(31)) FROM post_extra_brands WHERE post_id = p.id)"
+)
 _JOINED = (
-    "SELECT s.id AS score_id, s.sentiment, s.p_negative, s.p_neutral, s.p_positive, s.urgency,"
-    " s.model, s.model_version, p.* FROM scores s JOIN posts p ON p.id = s.post_id"
+    "SELECT s.id AS score_id, s.sentiment, s.p_negative, s.p_neutral, s.p_positive, s.urgency,"  # noqa: S608
+    f" s.model, s.model_version, {EXTRA_BRANDS_SQL} AS also_brands, p.* FROM scores s"
+    " JOIN posts p ON p.id = s.post_id"
 )
 
 
@@ -190,7 +214,13 @@ def post_from_row(row: dict[str, Any]) -> Post:
         author=row["author"], author_followers=row["author_followers"], lang=row["lang"],
         kind=row["kind"] or "mention", rating=row["rating"], brand=row["brand"],
         raw=json.loads(row["raw"]) if row.get("raw") else {}, thread=row.get("thread"),
+        also_brands=split_brands(row.get("also_brands")),
     )
+
+
+def split_brands(joined: str | None) -> tuple[str, ...]:
+    """The extra brands of :data:`EXTRA_BRANDS_SQL`'s column, sorted (None: none)."""
+    return tuple(sorted(joined.split("\x1f"))) if joined else ()
 
 
 def score_from_row(row: dict[str, Any]) -> Score:

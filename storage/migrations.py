@@ -235,12 +235,113 @@ def _m005_dashboard(db: Database) -> None:
         db.execute(statement)
 
 
+def _extra_rollup(table: str, width: int) -> tuple[str, ...]:
+    """Rollup cells for a post's extra brands (``post_extra_brands``), kept like ``_rollup``'s.
+
+    A post about two brands counts once in ``post_hours``/``post_days`` (under its first brand,
+    so totals stay right) and once more here for every other brand, so a view of one brand, or
+    one line per brand, counts it for each (``storage.trends`` adds the two tables up then).
+    """
+    key = f"substr(p.created_at, 1, {width})"
+    cells = (f"SELECT {key}, e.brand, coalesce(p.source, '') FROM post_extra_brands e"  # noqa: S608
+             " JOIN posts p ON p.id = e.post_id WHERE e.post_id = new.post_id")
+    before = "FROM scores WHERE post_id = new.post_id AND id < new.id ORDER BY id DESC LIMIT 1"
+    current = ("FROM scores WHERE post_id = new.post_id ORDER BY id DESC LIMIT 1")
+    upsert = "ON CONFLICT (bucket, brand, source, sentiment) DO UPDATE SET"
+    return (
+        f"CREATE TABLE {table} (bucket TEXT NOT NULL, brand TEXT NOT NULL, source TEXT NOT NULL,"
+        " sentiment TEXT NOT NULL, n INTEGER NOT NULL, urgent INTEGER NOT NULL,"
+        " PRIMARY KEY (bucket, brand, source, sentiment)) WITHOUT ROWID",
+        # a brand added to a post: counted under the post's current sentiment
+        f"CREATE TRIGGER {table}_brand AFTER INSERT ON post_extra_brands BEGIN"  # noqa: S608 (constants)
+        f" INSERT INTO {table} SELECT substr(p.created_at, 1, {width}), new.brand,"
+        f" coalesce(p.source, ''), coalesce((SELECT sentiment {current}), 'unscored'), 1,"
+        f" coalesce((SELECT urgency >= 0.5 {current}), 0) FROM posts p WHERE p.id = new.post_id"
+        f" {upsert} n = n + 1, urgent = urgent + excluded.urgent; END",
+        # a new score moves each extra brand's cell, as the main rollup's trigger does
+        f"CREATE TRIGGER {table}_score AFTER INSERT ON scores"  # noqa: S608 (constants)
+        " WHEN EXISTS (SELECT 1 FROM post_extra_brands WHERE post_id = new.post_id) BEGIN"
+        f" UPDATE {table} SET n = n - 1, urgent = urgent - coalesce((SELECT urgency >= 0.5"
+        f" {before}), 0) WHERE sentiment = coalesce((SELECT sentiment {before}), 'unscored')"
+        f" AND (bucket, brand, source) IN ({cells});"
+        f" DELETE FROM {table} WHERE n = 0 AND (bucket, brand, source) IN ({cells});"
+        f" INSERT INTO {table} SELECT {key}, e.brand, coalesce(p.source, ''), new.sentiment, 1,"
+        " new.urgency >= 0.5 FROM post_extra_brands e JOIN posts p ON p.id = e.post_id"
+        f" WHERE e.post_id = new.post_id {upsert} n = n + 1, urgent = urgent + excluded.urgent;"
+        " END",
+    )
+
+
+# a triage row for one post (the migration 005 queue), for posts unlinked from a cross-post
+_TRIAGE_UNLINKED = (
+    f"INSERT OR IGNORE INTO triage {_TRIAGE_ROW}"  # noqa: S608 (constants)
+    " AND s.id = (SELECT max(id) FROM scores WHERE post_id = p.id)"
+    " AND p.id IN (SELECT post_id FROM _unlinked)"
+)
+
+
+def _m006_trustworthy_alerts(db: Database) -> None:
+    """Alerts a person can trust (issue 13): extra brands per post, priority rank on alerts,
+    incidents, and cross-posts limited to one author.
+
+    - ``post_extra_brands``: brands beyond ``posts.brand`` whose queries accept the post, with
+      their rollup cells (``post_hours_extra``, ``post_days_extra``);
+    - ``alerts.rank``: urgency × reach (the queue's rank), so a cap keeps and dispatch sends the
+      most important alerts first; reports rank by their priority;
+    - ``incidents`` / ``incident_posts`` / ``post_vectors``: many customers reporting the same
+      problem within minutes become one incident per brand, alerted once and then updated;
+    - identical text from *different* authors is no longer a cross-post: such links are undone
+      and those posts enter the triage queue (they are different customers).
+    """
+    statements = (
+        "CREATE TABLE post_extra_brands (post_id INTEGER NOT NULL REFERENCES posts(id),"
+        " brand TEXT NOT NULL, PRIMARY KEY (post_id, brand)) WITHOUT ROWID",
+        "CREATE INDEX idx_post_extra_brands_brand ON post_extra_brands (brand, post_id)",
+        *_extra_rollup("post_hours_extra", 13),
+        *_extra_rollup("post_days_extra", 10),
+        "ALTER TABLE alerts ADD COLUMN rank REAL NOT NULL DEFAULT 0",
+        "UPDATE alerts SET rank = coalesce((SELECT s.urgency * length(CAST(max(coalesce("
+        "p.author_followers, 0), 0) AS TEXT)) FROM scores s JOIN posts p ON p.id = s.post_id"
+        " WHERE s.id = alerts.score_id), CASE priority WHEN 'high' THEN 100 WHEN 'normal'"
+        " THEN 1 ELSE 0 END)",
+        "CREATE INDEX idx_alerts_group ON alerts (status, destination, post_id, report_id)",
+        # when a destination last took an alert (health: a destination that keeps failing)
+        "CREATE INDEX idx_alerts_delivered ON alerts (destination, status, delivered_at)",
+        "CREATE TABLE incidents (id TEXT PRIMARY KEY, brand TEXT NOT NULL,"
+        " opened_at TEXT NOT NULL, first_at TEXT NOT NULL, last_at TEXT NOT NULL,"
+        " reports INTEGER NOT NULL, customers INTEGER NOT NULL, centroid BLOB NOT NULL,"
+        " updated_at TEXT NOT NULL)",
+        "CREATE INDEX idx_incidents_brand ON incidents (brand, last_at)",
+        "CREATE TABLE incident_posts (incident_id TEXT NOT NULL REFERENCES incidents(id),"
+        " post_id INTEGER NOT NULL REFERENCES posts(id), author TEXT, added_at TEXT NOT NULL,"
+        " announced TEXT, PRIMARY KEY (incident_id, post_id)) WITHOUT ROWID",
+        "CREATE INDEX idx_incident_posts_post ON incident_posts (post_id)",
+        "CREATE INDEX idx_incident_posts_unannounced ON incident_posts (incident_id)"
+        " WHERE announced IS NULL",
+        # what incident grouping compares: recent posts that need a person, per brand
+        "CREATE TABLE post_vectors (post_id INTEGER NOT NULL REFERENCES posts(id),"
+        " brand TEXT NOT NULL, created_at TEXT NOT NULL, author TEXT, vector BLOB NOT NULL,"
+        " PRIMARY KEY (post_id, brand)) WITHOUT ROWID",
+        "CREATE INDEX idx_post_vectors_brand ON post_vectors (brand, created_at)",
+        # cross-posts are one author's: undo links between different (or unknown) authors
+        "CREATE TEMP TABLE _unlinked AS SELECT p.id AS post_id FROM posts p"
+        " JOIN posts o ON o.id = p.duplicate_of WHERE p.author IS NULL OR o.author IS NULL"
+        " OR lower(p.author) != lower(o.author)",
+        "UPDATE posts SET duplicate_of = NULL WHERE id IN (SELECT post_id FROM _unlinked)",
+        _TRIAGE_UNLINKED,
+        "DROP TABLE _unlinked",
+    )
+    for statement in statements:
+        db.execute(statement)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_source_state", _m002_source_state),
     ("003_crossposts", _m003_crossposts),
     ("004_reports_and_threads", _m004_reports_and_threads),
     ("005_dashboard", _m005_dashboard),
+    ("006_trustworthy_alerts", _m006_trustworthy_alerts),
 ]
 
 

@@ -15,13 +15,19 @@ from typing import Any
 from sqlite_utils import Database
 
 from listener.models import to_iso
+from storage.db import EXTRA_BRANDS_SQL
 from storage.tx import immediate
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 DRY_RUN, SUPPRESSED = "dry_run", "suppressed"  # recorded for people to see, never sent
 # held over a rule's quiet hours, then ``digested``: sent as part of one roll-up report
 HELD, DIGESTED = "held", "digested"
-STATUSES = (PENDING, DELIVERED, FAILED, DRY_RUN, SUPPRESSED, HELD, DIGESTED)
+# the post is one of many reports of the same problem: it travels in its incident's alert
+INCIDENT = "incident"
+STATUSES = (PENDING, DELIVERED, FAILED, DRY_RUN, SUPPRESSED, HELD, DIGESTED, INCIDENT)
+# the rank of a report's alerts (post alerts rank urgency × reach, 0 to about 10): an incident
+# or a spike goes before single posts, a digest after the urgent ones
+REPORT_RANK = {"high": 100.0, "normal": 1.0, "low": 0.0}
 
 
 def alert_id(rule: str, post_key: str, destination: str) -> str:
@@ -39,22 +45,36 @@ class NewAlert:
     post_key: str
     priority: str = "normal"
     status: str = PENDING
+    rank: float = 0.0  # urgency × reach: what a cap keeps and dispatch sends first
+
+    @property
+    def id(self) -> str:
+        return alert_id(self.rule, self.post_key, self.destination)
 
 
 def enqueue(
     db: Database, alerts: Iterable[NewAlert], evaluated_score_ids: Iterable[int], now: datetime
 ) -> int:
-    """Write alerts and mark the scores evaluated in one transaction; returns alerts added."""
+    """Write alerts and mark the scores evaluated in one transaction; returns alerts added.
+
+    A post that a destination has already been sent (or is being sent) a message about gets no
+    second one: a new alert for it (a rule added later, a re-score by a new model) is recorded
+    only while that post's alerts to the destination are still waiting, so it joins their one
+    message. Runs inside the caller's transaction when there is one.
+    """
     stamp = to_iso(now)
     rows = [
-        (alert_id(a.rule, a.post_key, a.destination), a.post_id, a.score_id, a.rule,
-         a.destination, a.status, a.priority, stamp, stamp)
+        (a.id, a.post_id, a.score_id, a.rule, a.destination, a.status, a.priority, a.rank,
+         stamp, stamp, a.post_id, a.destination)
         for a in alerts
     ]
     with immediate(db):
         cur = db.conn.executemany(
             "INSERT INTO alerts (id, post_id, score_id, rule, destination, status, priority,"
-            " next_attempt_at, created_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
+            " rank, next_attempt_at, created_at) SELECT ?,?,?,?,?,?,?,?,?,? WHERE NOT EXISTS"
+            " (SELECT 1 FROM alerts o WHERE o.post_id = ? AND o.destination = ?"
+            " AND (o.status IN ('delivered', 'failed') OR o.attempts > 0))"
+            " ON CONFLICT(id) DO NOTHING",
             rows,
         )
         added = max(cur.rowcount, 0)
@@ -63,6 +83,37 @@ def enqueue(
             [(stamp, sid) for sid in evaluated_score_ids],
         )
     return added
+
+
+def demote_lowest(
+    db: Database, rule: str, destination: str, since: datetime, above: float
+) -> str | None:
+    """Suppress the lowest-ranked alert of ``rule`` to ``destination`` still waiting for its
+    first attempt since ``since`` if it ranks below ``above``: a cap keeps the most important
+    alerts, not the first to arrive. Returns its id, or None when every one ranks higher.
+    Call inside the transaction that records the alert taking its place."""
+    row = db.execute(
+        "SELECT id FROM alerts WHERE rule = ? AND destination = ? AND created_at >= ?"
+        " AND status = ? AND attempts = 0 AND rank < ? ORDER BY rank, created_at DESC LIMIT 1",
+        [rule, destination, to_iso(since), PENDING, above],
+    ).fetchone()
+    if row is None:
+        return None
+    db.execute("UPDATE alerts SET status = ? WHERE id = ?", [SUPPRESSED, row[0]])
+    return str(row[0])
+
+
+def fold_into_incident(db: Database, post_ids: Iterable[int]) -> int:
+    """Alerts of incident members that are still waiting for their first attempt travel in the
+    incident's alert instead (status ``incident``); those already sent stay as they are."""
+    ids = list(post_ids)
+    if not ids:
+        return 0
+    with immediate(db):
+        return db.conn.executemany(
+            "UPDATE alerts SET status = ? WHERE post_id = ? AND status = ? AND attempts = 0",
+            [(INCIDENT, pid, PENDING) for pid in ids],
+        ).rowcount
 
 
 def sent_since(db: Database, rule: str, destination: str, since: datetime) -> int:
@@ -96,26 +147,45 @@ def mark_digested(db: Database, alert_ids: Iterable[str]) -> None:
 
 
 def due(db: Database, now: datetime, limit: int) -> list[dict[str, Any]]:
-    """Pending alerts whose next attempt is due, oldest first, joined with post and score.
+    """Pending alerts of up to ``limit`` due *groups*, joined with post and score.
 
-    Report alerts (spikes, digests) have no post: their post and score columns are NULL and
-    ``report_id`` is set.
+    A group is one post (or report) and one destination: every pending alert of it comes back
+    together, whatever the limit, so the destination gets ONE message naming every rule.
+    Groups come most important first (the highest rank among their alerts: urgency × reach, as
+    the queue ranks), then oldest; a group is due when all its alerts are (an alert that joins a
+    group waiting for a retry waits with it).
 
-    An alert created, or last attempted, *after* ``now`` is due too: its wait was measured by a
+    Report alerts (spikes, digests, incidents) have no post: their post and score columns are
+    NULL and ``report_id`` is set.
+
+    A group created, or last attempted, *after* ``now`` is due too: its wait was measured by a
     clock that has since been set back (NTP stepping a fast clock back, a VM restored), and
     waiting for that clock to catch up again could hold it for hours or days.
     """
-    sql = (
-        "SELECT a.id AS alert_id, a.rule, a.destination, a.attempts, a.priority, a.report_id,"
-        " s.sentiment, s.p_negative, s.p_neutral, s.p_positive, s.urgency, s.model,"
-        " s.model_version, p.* FROM alerts a LEFT JOIN posts p ON p.id = a.post_id"
+    sql = (  # constant clauses; values are bound
+        "WITH g AS (SELECT destination, post_id, report_id, max(rank) AS grank,"  # noqa: S608
+        " min(created_at) AS gfirst FROM alerts a WHERE status = ?1"
+        " GROUP BY destination, post_id, report_id"
+        " HAVING max(next_attempt_at) <= ?2 OR max(created_at) > ?2"
+        " OR max((SELECT max(d.at) FROM deliveries d WHERE d.alert_id = a.id)) > ?2"
+        " ORDER BY grank DESC, gfirst LIMIT ?3)"
+        " SELECT a.id AS alert_id, a.rule, a.destination, a.attempts, a.priority, a.report_id,"
+        " a.rank, s.sentiment, s.p_negative, s.p_neutral, s.p_positive, s.urgency, s.model,"
+        f" s.model_version, {EXTRA_BRANDS_SQL} AS also_brands, p.* FROM g JOIN alerts a"
+        " ON a.status = ?1 AND a.destination = g.destination AND a.post_id IS g.post_id"
+        " AND a.report_id IS g.report_id LEFT JOIN posts p ON p.id = a.post_id"
         " LEFT JOIN scores s ON s.id = a.score_id"
-        " WHERE a.status = ? AND (a.next_attempt_at <= ? OR a.created_at > ?"
-        " OR EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.at > ?))"
-        " ORDER BY a.created_at, a.id LIMIT ?"
+        " ORDER BY g.grank DESC, g.gfirst, g.destination, a.post_id, a.report_id, a.created_at,"
+        " a.id"
     )
-    stamp = to_iso(now)
-    return [dict(r) for r in db.query(sql, [PENDING, stamp, stamp, stamp, limit])]
+    return [dict(r) for r in db.query(sql, [PENDING, to_iso(now), limit])]
+
+
+def remote_id(db: Database, alert: str) -> str | None:
+    """The remote id (Slack ts, ticket id …) an alert was delivered as; None until delivered."""
+    row = db.execute("SELECT remote_id FROM alerts WHERE id = ? AND status = ?",
+                     [alert, DELIVERED]).fetchone()
+    return row[0] if row else None
 
 
 def thread_parent(db: Database, destination: str, platform: str, thread: str) -> str | None:

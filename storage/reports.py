@@ -39,12 +39,23 @@ class Report:
     numbers: dict[str, Any] = field(default_factory=dict)  # machine-readable, for webhooks/API
     chart_png: bytes | None = None
     priority: str = "normal"
+    # what identifies the report when its window does not (an incident's first message stays
+    # the same report whatever reports join later); default: kind, name, brand, source, window
+    key: str | None = None
+    # the report this one updates (an incident's first message): sinks thread or comment
+    parent_id: str | None = None
 
     @property
     def id(self) -> str:
-        key = "\x1f".join([self.kind, self.name, self.brand or "", self.source or "",
-                           to_iso(self.window_start), to_iso(self.window_end)])
+        key = self.key or "\x1f".join([self.kind, self.name, self.brand or "",
+                                       self.source or "", to_iso(self.window_start),
+                                       to_iso(self.window_end)])
         return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def report_alert_id(report: Report, destination: str) -> str:
+    """The outbox id of ``report``'s alert to ``destination``."""
+    return outbox.alert_id(report.name, f"report:{report.id}", destination)
 
 
 def enqueue_report(
@@ -55,10 +66,11 @@ def enqueue_report(
     stamp = to_iso(now)
     payload = {"summary": report.summary, "facts": [list(f) for f in report.facts],
                "terms": list(report.terms), "examples": list(report.example_post_ids),
-               "numbers": report.numbers}
+               "numbers": report.numbers, "parent": report.parent_id}
+    rank = outbox.REPORT_RANK.get(report.priority, 1.0)
     rows = [
-        (outbox.alert_id(report.name, f"report:{report.id}", dest), report.id, report.name,
-         dest, status, report.priority, stamp, stamp)
+        (report_alert_id(report, dest), report.id, report.name, dest, status, report.priority,
+         rank, stamp, stamp)
         for dest in destinations
     ]
     with immediate(db):
@@ -71,8 +83,8 @@ def enqueue_report(
              json.dumps(payload, ensure_ascii=False, default=str), report.chart_png, stamp],
         )
         cur = db.conn.executemany(
-            "INSERT INTO alerts (id, report_id, rule, destination, status, priority,"
-            " next_attempt_at, created_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
+            "INSERT INTO alerts (id, report_id, rule, destination, status, priority, rank,"
+            " next_attempt_at, created_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
             rows,
         )
     return max(cur.rowcount, 0)
@@ -107,6 +119,9 @@ def message_for(db: Database, row: dict[str, Any]) -> ReportMessage:
         found = list(db.query(_EXAMPLE, [int(post_id)]))
         if found:
             examples.append((post_from_row(found[0]), score_from_row(found[0])))
+    parent = payload.get("parent")
+    parent_alert = (outbox.alert_id(rep["name"], f"report:{parent}", row["destination"])
+                    if parent else None)
     return ReportMessage(
         alert_id=row["alert_id"], kind=rep["kind"], name=rep["name"],
         destination=row["destination"], title=rep["title"],
@@ -117,4 +132,6 @@ def message_for(db: Database, row: dict[str, Any]) -> ReportMessage:
         numbers=payload.get("numbers", {}),
         chart_png=rep["chart_png"], priority=row.get("priority") or "normal",
         attempt=int(row.get("attempts") or 0) + 1,
+        reply_to=outbox.remote_id(db, parent_alert) if parent_alert else None,
+        parent_alert_id=parent_alert,
     )

@@ -123,6 +123,8 @@ def counts_sql(period: Period, bucket: str, group: str, brand: str | None, sourc
     """The SQL behind ``counts_by`` (bench/dashboard.py prints its query plan)."""
     table, bucket_sql, width = _BUCKET_SQL[bucket]  # constants chosen by key, never user text
     expr = {"bucket": bucket_sql, "brand": "brand", "source": "source"}[group]
+    if brand is not None or group == "brand":  # posts about two brands count for each
+        table = f"(SELECT * FROM {table} UNION ALL SELECT * FROM {table}_extra)"  # noqa: S608
     sql = (
         f"SELECT {expr} AS k, sentiment, sum(n), sum(urgent) FROM {table}"  # noqa: S608
         " WHERE bucket >= ? AND bucket < ? AND (?3 IS NULL OR brand = ?3)"
@@ -162,7 +164,8 @@ def spikes(
 TERMS_SQL = (
     "SELECT p.text FROM triage t JOIN posts p ON p.id = t.post_id"
     " WHERE t.sentiment = 'negative' AND t.created_at >= ? AND t.created_at < ?"
-    " AND (?3 IS NULL OR t.brand = ?3) AND (?4 IS NULL OR t.source = ?4)"
+    " AND (?3 IS NULL OR t.brand = ?3 OR t.post_id IN (SELECT post_id FROM post_extra_brands"
+    " WHERE brand = ?3)) AND (?4 IS NULL OR t.source = ?4)"
     " ORDER BY t.created_at DESC LIMIT ?5"
 )
 

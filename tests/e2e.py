@@ -6,8 +6,11 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from listener.models import to_iso, utcnow
 
 NEGATIVE = [
     "This is the worst service ever. My order never arrived and nobody answers. I hate it.",
@@ -21,10 +24,13 @@ POSITIVE = [
 ]
 
 
-def posts_jsonl(texts: list[str], start: int = 1) -> str:
+def posts_jsonl(texts: list[str], start: int = 1, created_at: str | None = None) -> str:
+    """JSON Lines of posts by different authors, written ten minutes ago by default: rules do
+    not alert posts older than their ``max_post_age_hours`` (48 by default)."""
+    when = created_at or to_iso(utcnow() - timedelta(minutes=10))
     return "".join(
         json.dumps({"id": str(i), "text": t, "author": f"user{i}", "author_followers": 10 * i,
-                    "created_at": "2026-11-20T10:00:00Z", "url": f"https://x.example/s/{i}"})
+                    "created_at": when, "url": f"https://x.example/s/{i}"})
         + "\n"
         for i, t in enumerate(texts, start)
     )

@@ -32,7 +32,8 @@ class ConsoleSink:
 
     Post alerts: :func:`alerts.render.plain_text`; reports (spikes, digests, held alerts):
     :func:`alerts.render_report_text.report_text` — title, window, facts, terms and the example
-    posts with their sentiment. A digest's chart is not shown (a terminal cannot).
+    posts with their sentiment. A digest's chart is not shown (a terminal cannot). An incident's
+    update prints like any report (a terminal has no thread): its title says it is an update.
     """
 
     # Config first: below ``type`` the name means this ClassVar, not the builtin.

@@ -16,6 +16,15 @@ server accepted the final ``.`` of DATA (it will deliver) but its ``250`` never 
 then sends a second copy with the same Message-ID. A failure after acceptance (QUIT timing out)
 is not reported as a failure, so it cannot cause a retry.
 
+Incident updates: a report of kind ``incident_update`` whose ``reply_to`` is the ``Message-ID``
+this sink returned for the incident's first mail is a new mail with ``In-Reply-To`` and
+``References`` naming that mail (RFC 5322 §3.6.4) and the subject ``Re: <its own subject>``, so
+mail clients show it in the first mail's conversation (Gmail also wants the subjects to match
+once ``Re:`` is stripped, and they do not: an update's title says how many reports are new).
+Its own Message-ID comes from its own alert id, as for every mail, so the window above is the
+same: an answer lost after the server took the update means a second copy, with the same
+Message-ID. A ``reply_to`` that is not a plain msg-id is logged and the update sent unthreaded.
+
 Secrets: the password is a ``repr=False`` field, registered with :mod:`listener.log` for
 redaction, never put in an exception (server replies are scrubbed of it and of its AUTH base64
 forms), and smtplib's ``debuglevel`` stays 0 (smtplib prints the AUTH exchange when it is on).
@@ -54,6 +63,9 @@ _DOMAIN = re.compile(r"^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*$")
 # display names, quotes, spaces or line breaks, so nothing can be smuggled into To/From.
 _ADDRESS = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*$")
 _NOT_ID = re.compile(r"[^A-Za-z0-9._-]")
+# A msg-id (RFC 5322 §3.6.4) as we write them: <left@right>, printable ASCII, no spaces or <>.
+_ID_PART = r"[\x21-\x3b\x3d\x3f\x41-\x7e]"  # printable ASCII but < > @
+_MSG_ID = re.compile(rf"^<?({_ID_PART}{{1,200}}@{_ID_PART}{{1,253}})>?$")
 Phase = Literal["connect", "starttls", "login", "send", "sent"]
 
 
@@ -168,8 +180,9 @@ class EmailSink:
         """The e-mail for one alert or report; the same alert always gets the same Message-ID."""
         config = self._config
         mail = EmailMessage(policy=SMTP_POLICY)
+        parent = self._parent(message)
         if isinstance(message, ReportMessage):  # with the chart inline, if there is one
-            write_report(mail, config.subject_prefix, message)
+            write_report(mail, config.subject_prefix, message, reply=parent is not None)
         else:
             mail["Subject"] = subject_line(config.subject_prefix, message)
             mail.set_content(plain_body(message))
@@ -178,9 +191,23 @@ class EmailSink:
         mail["To"] = ", ".join(config.to)
         mail["Date"] = formatdate(usegmt=True)
         mail["Message-ID"] = message_id(message.alert_id, config.from_address)
+        if parent is not None:  # an incident update: in the first mail's conversation
+            mail["In-Reply-To"] = parent
+            mail["References"] = parent
         mail["X-Listener-Alert-Id"] = _id_token(message.alert_id)
         mail["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies to us
         return mail
+
+    def _parent(self, message: AlertMessage | ReportMessage) -> str | None:
+        """``<id@domain>`` of the mail an incident update answers, when it is a plain msg-id."""
+        if not isinstance(message, ReportMessage) or not message.reply_to:
+            return None
+        match = _MSG_ID.fullmatch(message.reply_to.strip())
+        if match is None:
+            log.warning("e-mail destination '%s' (alert %s): reply_to is not a Message-ID; the "
+                        "update is sent as a mail of its own", self.name, message.alert_id)
+            return None
+        return f"<{match.group(1)}>"
 
     def send(self, message: AlertMessage | ReportMessage) -> str | None:
         """One SMTP session; returns the Message-ID, or raises DeliveryError."""

@@ -19,6 +19,19 @@ index lags behind writes, but reaches older issues). A duplicate remains possibl
 than 30 issues were created in the repo between the lost answer and the retry *and* search has
 not indexed ours yet, or after a crash between GitHub's answer and dispatch recording it.
 
+Incident updates. A report of kind ``incident_update`` whose ``reply_to`` is the issue number this
+sink returned for the incident's first message becomes a comment on that issue (``POST
+/repos/{o}/{r}/issues/{number}/comments``, rendered by
+:func:`alerts.render_report_github.report_comment`: title, how many reports are new, the queue
+link, the posts fenced), ending with the same hidden marker ``<!-- listener:<alert_id> -->``
+(the update's own alert id). ``attempt > 1`` first reads the issue's comments (``GET
+.../comments?per_page=100``: the first page, then from the last page, named by the ``Link``
+header, backwards; :data:`COMMENT_PAGES` pages at most, from the database, no search lag) and
+returns the number without posting when one ends with the marker. What remains: an issue with
+more than ~1,000 comments between the first and the newest pages. An issue that is gone or was
+transferred (301, 404, 410) gets the update as an issue of its own, with the marker and lookup
+above; so does an update whose first message never reached GitHub (``reply_to`` None).
+
 Rate limits (docs "Rate limits for the REST API"): 403/429 with ``x-ratelimit-remaining: 0`` wait
 until ``x-ratelimit-reset`` (epoch seconds); a secondary limit (403/429 with ``retry-after``, or
 whose message says so) waits ``retry-after`` or at least a minute. Content creation is limited to
@@ -32,13 +45,13 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from pydantic import ConfigDict, Field, field_validator
 
 from alerts.render_github import body, has_marker, marker_key, title
-from alerts.render_report_github import report_body, report_issue_title
+from alerts.render_report_github import report_body, report_comment, report_issue_title
 from alerts.render_report_text import EXAMPLE_TEXT_MAX, kind_tag
 from alerts.sinks._http import answer_error, https_or_local, json_object, request, split_url
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
@@ -50,6 +63,16 @@ log = logging.getLogger(__name__)
 
 API_VERSION = "2022-11-28"
 RECENT = 30  # most recent issues checked for our marker before searching
+COMMENT_PAGES = 10  # pages of 100 comments a retry reads at most, looking for an update
+_ISSUE_NUMBER = re.compile(r"^[1-9][0-9]{0,9}$")
+# An issue that cannot take the update's comment: transferred (301), gone (404), deleted (410,
+# "This issue was deleted"). The update becomes an issue of its own; if the cause is the whole
+# repository (moved, disabled issues), creating it fails with the advice for that.
+_GONE = frozenset({301, 404, 410})
+_LAST_PAGE = re.compile(r"<([^>]*)>\s*;\s*rel=\"?last\"?")
+_MAYBE_CREATED = "; GitHub may have created the issue, so the retry looks for it first"
+_MAYBE_COMMENTED = ("; GitHub may have added the comment, so the retry looks among the issue's "
+                    "comments first")
 SECONDARY_WAIT = 60.0  # "otherwise, wait for at least one minute before retrying"
 _NAME = r"^[A-Za-z0-9_.-]{1,100}$"  # and not "." or "..": they would change the URL path
 _LABEL_MAX = 50  # GitHub refuses longer label names (422)
@@ -158,7 +181,12 @@ class GitHubSink:
         return f"GitHubSink(name={self.name!r}, host={self._host!r}, repo={repo!r})"
 
     def send(self, message: AlertMessage | ReportMessage) -> str | None:
-        """Create the issue (after looking for it on a retry); returns its number."""
+        """Create the issue (after looking for it on a retry); returns its number. An incident
+        update with ``reply_to`` becomes a comment on that issue instead."""
+        if isinstance(message, ReportMessage) and message.reply_to is not None:
+            commented = self._comment(message, message.reply_to)
+            if commented is not None:
+                return commented
         if message.attempt > 1:
             existing = self.find_existing(message)
             if existing is not None:
@@ -187,6 +215,54 @@ class GitHubSink:
         if labels:
             payload["labels"] = list(dict.fromkeys(labels))
         return payload
+
+    def _comment(self, message: ReportMessage, number: str) -> str | None:
+        """Add the update to issue ``number`` once; its number, or None when it must be an
+        issue of its own (no such issue, or ``reply_to`` is not an issue number)."""
+        if not _ISSUE_NUMBER.match(number):
+            log.warning("%s: reply_to %r is not an issue number; the update becomes an issue of "
+                        "its own", self._where(message), number[:40])
+            return None
+        if message.attempt > 1:
+            found = self.find_comment(message, number)
+            if found is None:
+                return None
+            if found:
+                log.info("%s: issue #%s already has this update (an earlier try landed); not "
+                         "adding it again", self._where(message), number)
+                return number
+        limit = min(self._config.excerpt_chars, EXAMPLE_TEXT_MAX)  # per example post
+        response = self._call("POST", f"{self._repo_path}/issues/{number}/comments", message,
+                              "add comment", json={"body": report_comment(message, limit)})
+        if response.status_code == 201 and isinstance(json_object(response).get("id"), int):
+            return number
+        if response.status_code in _GONE:
+            log.warning("%s: issue #%s is gone, deleted or transferred (HTTP %d); the update "
+                        "becomes an issue of its own", self._where(message), number,
+                        response.status_code)
+            return None
+        raise self._error(response, message, "add comment")
+
+    def find_comment(self, message: ReportMessage, number: str) -> bool | None:
+        """Whether a comment of issue ``number`` ends with this update's marker; None: no such
+        issue. Reads the first page, then the last ones backwards (the newest comments)."""
+        path = f"{self._repo_path}/issues/{number}/comments"
+        pages: list[int] = [1]
+        while pages:
+            page = pages.pop(0)
+            response = self._call("GET", path, message, "list comments",
+                                  params={"per_page": 100, "page": page})
+            if response.status_code in _GONE:
+                return None
+            if response.status_code != 200:
+                raise self._error(response, message, "list comments")
+            if any(isinstance(c, dict) and has_marker(c.get("body"), message.alert_id)
+                   for c in _list(response)):
+                return True
+            if page == 1:
+                last = _last_page(response.headers.get("link"))
+                pages = list(range(last, max(1, last - COMMENT_PAGES + 1), -1))
+        return False
 
     def find_existing(self, message: AlertMessage | ReportMessage) -> str | None:
         """The number of an issue whose body ends with this alert's marker, or None."""
@@ -238,11 +314,11 @@ class GitHubSink:
         **kwargs: Any,
     ) -> httpx.Response:
         """One request (see :func:`alerts.sinks._http.request`), then the rate-limit check."""
-        maybe_done = "; GitHub may have created the issue, so the retry looks for it first"
+        maybe_done = "" if method != "POST" else \
+            _MAYBE_COMMENTED if path.endswith("/comments") else _MAYBE_CREATED
         response = request(
             self._client, method, path, where=self._where(message), service="GitHub",
-            action=action, timeout=self._config.timeout,
-            maybe_done=maybe_done if method == "POST" else "", **kwargs,
+            action=action, timeout=self._config.timeout, maybe_done=maybe_done, **kwargs,
         )
         if response.status_code in (403, 429):
             self._raise_if_rate_limited(response, message)
@@ -305,6 +381,19 @@ def _match(items: list[Any], alert_id: str) -> str | None:
         if isinstance(number, int) and has_marker(item.get("body"), alert_id):
             return str(number)
     return None
+
+
+def _last_page(link: str | None) -> int:
+    """The page number of ``rel="last"`` in a ``Link`` header (1 when there is none); only the
+    number is used, the URL itself is never followed."""
+    match = _LAST_PAGE.search(link or "")
+    if match is None:
+        return 1
+    try:
+        page = parse_qs(urlsplit(match.group(1)).query).get("page", ["1"])[0]
+        return max(1, min(int(page), 10_000))
+    except ValueError:
+        return 1
 
 
 def _list(response: httpx.Response) -> list[Any]:

@@ -14,6 +14,18 @@ indexed), so an issue created just before a *very* quick retry can still be miss
 backoff (30 s and more by default) keeps that window small. The first attempt never searches, so a
 crash between Jira's answer and dispatch recording it (dispatch's own window) can still duplicate.
 
+Incident updates. A report of kind ``incident_update`` whose ``reply_to`` is the key this sink
+returned for the incident's first message becomes a comment on that issue (``POST
+/rest/api/3/issue/{key}/comment`` with an ADF ``body`` of plain text nodes, rendered by
+:func:`alerts.render_report_jira.report_comment`: title, how many reports are new, the queue
+link, the posts), ending with a paragraph that names the update's alert label. Comments have no
+labels and no idempotency key, so ``attempt > 1`` first reads the issue's newest comments
+(``GET .../comment?orderBy=-created&maxResults=100``: read from the database, no search lag)
+and returns the key without posting when one ends with that paragraph. What remains: more than
+100 comments on the issue between the lost answer and the retry. An issue that is gone (404)
+gets the update as an issue of its own (with the label and search above); so does an update
+whose first message never reached Jira (``reply_to`` None).
+
 Retries belong to dispatch: one request per step, no redirects followed, timeouts always set.
 The API token (and the Basic credentials derived from it) never appear in an exception, a log
 line or a repr; they are registered with :mod:`listener.log` for redaction as well.
@@ -31,7 +43,12 @@ import httpx
 from pydantic import ConfigDict, Field, field_validator
 
 from alerts.render_jira import alert_label, description, summary
-from alerts.render_report_jira import report_description, report_summary
+from alerts.render_report_jira import (
+    has_comment_marker,
+    report_comment,
+    report_description,
+    report_summary,
+)
 from alerts.render_report_text import EXAMPLE_TEXT_MAX, kind_tag
 from alerts.sinks._http import answer_error, https_base_url, json_object, register_secrets, request
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
@@ -44,6 +61,12 @@ log = logging.getLogger(__name__)
 DEFAULT_WAIT = 60.0  # seconds, when a 429 says nothing about when to come back
 CREATE_PATH = "/rest/api/3/issue"
 SEARCH_PATH = "/rest/api/3/search/jql"  # "enhanced search"; the old /search is gone (410)
+COMMENT_PATH = "/rest/api/3/issue/{key}/comment"  # Add comment (POST), Get comments (GET)
+COMMENTS_LOOKED_AT = 100  # newest comments a retry reads (Jira's maximum page)
+_ISSUE_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,254}-[1-9][0-9]{0,18}$")
+_MAYBE_CREATED = "; Jira may have created the issue, so the retry searches for it first"
+_MAYBE_COMMENTED = ("; Jira may have added the comment, so the retry looks among the issue's "
+                    "comments first")
 _LABEL = re.compile(r"^\S{1,255}$")
 
 # What to tell the operator, by Jira's field name in a 400 ``errors`` object.
@@ -57,12 +80,14 @@ FIELD_ADVICE: dict[str, str] = {
     "description": "listener rendered a description Jira refuses; please report it with the "
     "alert id",
     "summary": "listener rendered a summary Jira refuses; please report it with the alert id",
+    "comment": "listener rendered a comment Jira refuses; please report it with the alert id",
 }
 STATUS_ADVICE: dict[int, str] = {
     401: "Jira refused the credentials: check email and api_token (an API token from "
     "id.atlassian.com, not the password)",
     403: "the account may not do this: it needs Browse projects and Create issues in the project "
-    "(or Jira asks for a CAPTCHA after failed logins: sign in once in a browser)",
+    "(Add comments for incident updates; or Jira asks for a CAPTCHA after failed logins: sign in "
+    "once in a browser)",
     404: "not found: check base_url (https://yoursite.atlassian.net) and that the account can "
     "see the project",
 }
@@ -153,7 +178,12 @@ class JiraSink:
         return f"JiraSink(name={self.name!r}, host={self._host!r}, project={project!r})"
 
     def send(self, message: AlertMessage | ReportMessage) -> str | None:
-        """Create the issue (after looking for it on a retry); returns the issue key."""
+        """Create the issue (after looking for it on a retry); returns the issue key. An
+        incident update with ``reply_to`` becomes a comment on that issue instead."""
+        if isinstance(message, ReportMessage) and message.reply_to is not None:
+            commented = self._comment(message, message.reply_to)
+            if commented is not None:
+                return commented
         if message.attempt > 1:
             existing = self.find_existing(message)
             if existing is not None:
@@ -166,6 +196,44 @@ class JiraSink:
         if response.status_code == 201 and isinstance(key, str) and key:
             return key
         raise self._error(response, message, "create issue")
+
+    def _comment(self, message: ReportMessage, key: str) -> str | None:
+        """Add the update to issue ``key`` once; its key, or None when it must be an issue of
+        its own (no such issue, or ``reply_to`` is not an issue key)."""
+        if not _ISSUE_KEY.match(key):
+            log.warning("%s: reply_to %r is not an issue key; the update becomes an issue of its "
+                        "own", self._where(message), key[:40])
+            return None
+        if message.attempt > 1:
+            found = self.find_comment(message, key)
+            if found is None:
+                return None
+            if found:
+                log.info("%s: issue %s already has this update (an earlier try landed); not "
+                         "adding it again", self._where(message), key)
+                return key
+        limit = min(self._config.excerpt_chars, EXAMPLE_TEXT_MAX)  # per example post
+        response = self._call("POST", COMMENT_PATH.format(key=key), message, "add comment",
+                              json={"body": report_comment(message, limit)})
+        if response.status_code == 201:
+            return key
+        if response.status_code == 404:
+            log.warning("%s: issue %s is gone or hidden (HTTP 404); the update becomes an issue "
+                        "of its own", self._where(message), key)
+            return None
+        raise self._error(response, message, "add comment")
+
+    def find_comment(self, message: ReportMessage, key: str) -> bool | None:
+        """Whether one of the issue's newest comments is this update; None: no such issue."""
+        response = self._call("GET", COMMENT_PATH.format(key=key), message, "get comments",
+                              params={"orderBy": "-created", "maxResults": COMMENTS_LOOKED_AT})
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._error(response, message, "get comments")
+        comments = json_object(response).get("comments")
+        return any(isinstance(c, dict) and has_comment_marker(c.get("body"), message.alert_id)
+                   for c in (comments if isinstance(comments, list) else []))
 
     def find_existing(self, message: AlertMessage | ReportMessage) -> str | None:
         """The key of an issue carrying this alert's label, or None (enhanced JQL search)."""
@@ -237,11 +305,11 @@ class JiraSink:
         **kwargs: Any,
     ) -> httpx.Response:
         """One request (see :func:`alerts.sinks._http.request`), then the rate-limit check."""
-        maybe_done = "; Jira may have created the issue, so the retry searches for it first"
+        maybe_done = "" if method != "POST" else _MAYBE_CREATED if path == CREATE_PATH else \
+            _MAYBE_COMMENTED if path.endswith("/comment") else ""
         response = request(
             self._client, method, path, where=self._where(message), service="Jira",
-            action=action, timeout=self._config.timeout,
-            maybe_done=maybe_done if method == "POST" and path == CREATE_PATH else "", **kwargs,
+            action=action, timeout=self._config.timeout, maybe_done=maybe_done, **kwargs,
         )
         if response.status_code in (429, 503):
             self._raise_if_rate_limited(response, message)

@@ -6,7 +6,9 @@ Two modes, exactly one per destination (the config insists):
   message id, cannot thread and cannot be searched, and Slack has no idempotency key: if the
   process dies, or the answer is lost, after Slack accepted a message but before dispatch records
   it, that message is posted again on the retry. A short ``timeout`` keeps that window small
-  without cutting off a slow but working Slack. A report's chart cannot be attached.
+  without cutting off a slow but working Slack. A report's chart cannot be attached, and an
+  incident's update (``reply_to`` set) cannot go into its first message's thread: it is posted
+  as a message of its own, whose title says it is an update.
 - ``token`` + ``channel``: :class:`alerts.sinks.slack_bot.SlackBot` posts through
   ``chat.postMessage``, returns the message ``ts``, threads follow-ups of a conversation, uploads
   report charts and, on a retry, looks for the earlier message by its metadata before posting

@@ -3,8 +3,17 @@
 What a bot token adds over an incoming webhook: Slack answers with the message's ``ts``, which
 dispatch keeps as the alert's remote id; a follow-up post from the same conversation (dispatch
 sets ``AlertMessage.reply_to`` from ``Post.thread``) is posted as a reply under the first alert
-(``thread_ts``); a report's chart is uploaded into the report's thread (``files_upload_v2``);
-and a retry can find out whether an earlier attempt landed.
+(``thread_ts``); so is an incident's update (a ``ReportMessage`` of kind ``incident_update``
+whose ``reply_to`` is the ``ts`` of the incident's first message here), so the channel sees one
+message per incident and its new reports gather in that message's thread, without a ping each;
+a report's chart is uploaded into the report's thread (``files_upload_v2``); and a retry can
+find out whether an earlier attempt landed.
+
+An update whose first message never reached this channel (``reply_to`` None: it was parked as
+failed) is posted as a message of its own; so is one whose thread Slack refuses (a thread it
+will not reply in: ``cannot_reply_to_message`` and the like). The parent message is not edited
+(``chat.update`` would need the whole first message rendered again, which the update does not
+carry, and could overwrite what an agent reacted to): the thread and its title carry the count.
 
 Exactly-once effect. Slack has no idempotency key, so every message carries our alert id as
 message metadata (event type ``listener_alert``). Dispatch commits each attempt *before* the
@@ -87,7 +96,7 @@ class SlackBot:
     def send(self, message: AlertMessage | ReportMessage) -> str | None:
         """Post (or find the earlier post of) ``message``; returns the message ``ts``."""
         where = f"Slack destination '{self.name}' (alert {message.alert_id})"
-        thread = message.reply_to if isinstance(message, AlertMessage) else None
+        thread = message.reply_to or None  # a follow-up alert, or an incident's update
         if message.attempt > 1:
             earlier = self._find_earlier(message.alert_id, thread, where)
             if earlier is not None:
@@ -105,7 +114,10 @@ class SlackBot:
                         where)
             return None
         if isinstance(message, ReportMessage) and message.chart_png:
-            self._upload_chart(message, message.chart_png, ts, where)
+            posted = response.get("message")
+            parent = posted.get("thread_ts") if isinstance(posted, dict) else None
+            self._upload_chart(message, message.chart_png,
+                               parent if isinstance(parent, str) and parent else ts, where)
         return ts
 
     def check(self) -> str:

@@ -17,6 +17,20 @@ looks there before giving up. What remains: a crash after Zendesk created the ti
 dispatch recorded it, followed by more than two hours down (the next try is attempt 1 again, so
 only the expired key would protect it); or an agent deleting the ticket before a retry.
 
+Incident updates. A report of kind ``incident_update`` whose ``reply_to`` is the ticket id this
+sink returned for the incident's first message becomes a comment on that ticket (``PUT
+/api/v2/tickets/{id}.json`` with ``{"ticket": {"comment": {"body", "public"}}}``; internal note
+or public as ``public`` says): the title, how many reports are new, the queue link and the
+posts, then a line of its own ``listener-update:<alert id>``. Zendesk keeps no idempotency key
+for updates, so ``attempt > 1`` first lists the ticket's newest comments (``GET
+/api/v2/tickets/{id}/comments.json?sort_order=desc``, 100 of them) and returns the ticket id
+without posting when one carries that line. What remains: more than 100 comments added to the
+ticket between the lost answer and the retry. A ticket that is gone (404) gets the update as a
+ticket of its own, and so does a closed one (Zendesk refuses to update it: 422), as a follow-up
+(``via_followup_source_id``); that new ticket has the key, ``external_id`` and lookup above.
+With ``reply_to`` None (the first message was never delivered) the update is a ticket of its
+own from the start.
+
 Requester. Zendesk creates a new requester only from a name *and* an email (an email-less
 requester is refused), and reuses any existing user with that email. Social posts carry no email,
 so ``requester: none`` (default) leaves the API user as requester and names the author in the
@@ -46,6 +60,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from alerts.render import strip_controls
 from alerts.render_report_text import EXAMPLE_TEXT_MAX
 from alerts.render_zendesk import (
+    has_comment_marker,
     report_body,
     report_subject,
     report_tags,
@@ -53,6 +68,7 @@ from alerts.render_zendesk import (
     ticket_body,
     ticket_priority,
     ticket_subject,
+    update_comment,
     zendesk_tag,
 )
 from alerts.sinks._http import LOCAL_HOSTS, answer_error, json_object, register_secrets, request
@@ -63,6 +79,14 @@ from listener.models import AlertMessage, ReportMessage
 log = logging.getLogger(__name__)
 
 TICKETS = "/api/v2/tickets.json"
+TICKET = "/api/v2/tickets/{id}.json"  # Update Ticket (PUT): how a comment is added
+COMMENTS = "/api/v2/tickets/{id}/comments.json"  # List Comments
+COMMENTS_LOOKED_AT = 100  # newest comments a retry looks through (one page, Zendesk's maximum)
+_TICKET_ID = re.compile(r"^[1-9][0-9]{0,19}$")
+_CREATE_AGAIN = ("no answer within {timeout:g}s; the retry replays the same idempotency key, "
+                 "so Zendesk will not create a second ticket")
+_COMMENT_AGAIN = ("no answer within {timeout:g}s; Zendesk may have added the comment, so the "
+                  "retry looks among the ticket's comments first")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOST = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})+$")
 _ADVICE = {
@@ -162,9 +186,13 @@ class ZendeskSinkConfig(SinkConfig):
 
 
 def ticket_payload(
-    msg: AlertMessage | ReportMessage, config: ZendeskSinkConfig
+    msg: AlertMessage | ReportMessage, config: ZendeskSinkConfig, followup_of: int | None = None
 ) -> dict[str, Any]:
-    """The Create Ticket body; a function of the message and config only (idempotent replays)."""
+    """The Create Ticket body; a function of the message and config only (idempotent replays).
+
+    ``followup_of``: a closed ticket this one follows up (an incident update whose first ticket
+    was closed), as ``via_followup_source_id``.
+    """
     requester: dict[str, str] | None = None
     if isinstance(msg, ReportMessage):  # no single author: the API user is the requester
         limit = min(config.max_text_chars, EXAMPLE_TEXT_MAX)  # per example post
@@ -187,11 +215,19 @@ def ticket_payload(
     }
     if requester is not None:
         ticket["requester"] = requester
+    if followup_of is not None:
+        ticket["via_followup_source_id"] = followup_of
     if config.group_id is not None:
         ticket["group_id"] = config.group_id
     if config.custom_fields:
         ticket["custom_fields"] = [f.model_dump() for f in config.custom_fields]
     return {"ticket": ticket}
+
+
+def comment_payload(msg: ReportMessage, config: ZendeskSinkConfig) -> dict[str, Any]:
+    """The Update Ticket body that adds an incident update as a comment (nothing else changes)."""
+    limit = min(config.max_text_chars, EXAMPLE_TEXT_MAX)  # per example post
+    return {"ticket": {"comment": {"body": update_comment(msg, limit), "public": config.public}}}
 
 
 # -- the sink -------------------------------------------------------------------------------
@@ -222,14 +258,20 @@ class ZendeskSink:
         return f"ZendeskSink(name={self.name!r}, host={self._host!r})"
 
     def send(self, message: AlertMessage | ReportMessage) -> str | None:
-        """Find the ticket of an earlier attempt, or create it with the idempotency key."""
+        """Find the ticket of an earlier attempt, or create it with the idempotency key; an
+        incident update with ``reply_to`` becomes a comment on that ticket instead."""
+        followup_of: int | None = None
+        if isinstance(message, ReportMessage) and message.reply_to is not None:
+            commented, followup_of = self._comment(message, message.reply_to)
+            if commented is not None:
+                return commented
         if message.attempt > 1:
             existing = self._find(message)
             if existing is not None:
                 log.info("%s: ticket %s for alert %s already exists (earlier attempt)",
                          self.name, existing, message.alert_id)
                 return existing
-        payload = ticket_payload(message, self._config)
+        payload = ticket_payload(message, self._config, followup_of)
         response = self._request(message, "POST", TICKETS, json=payload,
                                  headers={"Idempotency-Key": message.alert_id})
         if response.status_code in (200, 201):
@@ -254,6 +296,53 @@ class ZendeskSink:
             raise answer_error(where, response.status_code, "list tickets",
                                _error_detail(response), retryable=False, advice=advice)
         return f"signed in to {self._host}; tickets can be listed"
+
+    def _comment(self, message: ReportMessage, ticket: str) -> tuple[str | None, int | None]:
+        """Add the update to ``ticket`` (once); ``(ticket id, None)`` when it is there.
+
+        ``(None, None)``: the ticket is gone or ``reply_to`` is not a ticket id, and
+        ``(None, id)``: the ticket is closed (a follow-up ticket carries the update then).
+        """
+        where = self._where(message)
+        if not _TICKET_ID.match(ticket):
+            log.warning("%s: reply_to %r is not a ticket id; the update becomes a ticket of its "
+                        "own", where, ticket[:40])
+            return None, None
+        if message.attempt > 1:
+            found = self._find_comment(message, ticket)
+            if found is None:  # the ticket is gone: the update's own ticket may exist
+                return None, None
+            if found:
+                log.info("%s: ticket %s already has this update (earlier attempt); not adding "
+                         "it again", where, ticket)
+                return ticket, None
+        response = self._request(message, "PUT", TICKET.format(id=ticket),
+                                 json=comment_payload(message, self._config),
+                                 maybe_done=_COMMENT_AGAIN)
+        if response.status_code == 200:
+            log.info("%s: added the update to ticket %s", where, ticket)
+            return ticket, None
+        if response.status_code == 404:
+            log.warning("%s: ticket %s is gone (HTTP 404); the update becomes a ticket of its "
+                        "own", where, ticket)
+            return None, None
+        if response.status_code == 422 and _is_closed(response):
+            log.warning("%s: ticket %s is closed; the update becomes a follow-up ticket",
+                        where, ticket)
+            return None, int(ticket)
+        raise self._answer_error(response, message)
+
+    def _find_comment(self, message: ReportMessage, ticket: str) -> bool | None:
+        """Whether one of the ticket's newest comments is this update; None: no such ticket."""
+        response = self._request(message, "GET", COMMENTS.format(id=ticket), params={
+            "sort_order": "desc", "page[size]": COMMENTS_LOOKED_AT})
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._answer_error(response, message)
+        comments = json_object(response).get("comments")
+        return any(has_comment_marker(c, message.alert_id)
+                   for c in (comments if isinstance(comments, list) else []))
 
     def _created(self, response: httpx.Response, message: AlertMessage | ReportMessage) -> str:
         lookup = response.headers.get("x-idempotency-lookup", "")
@@ -282,14 +371,14 @@ class ZendeskSink:
         return str(min(ids)) if ids else None
 
     def _request(
-        self, message: AlertMessage | ReportMessage, method: str, path: str, **kw: Any
+        self, message: AlertMessage | ReportMessage, method: str, path: str,
+        maybe_done: str = _CREATE_AGAIN, **kw: Any,
     ) -> httpx.Response:
         """One HTTP request; network failures become retryable DeliveryErrors."""
         try:
             return self._client.request(method, path, **kw)
         except httpx.TimeoutException:
-            what = (f"no answer within {self._config.timeout:g}s; the retry replays the same "
-                    "idempotency key, so Zendesk will not create a second ticket")
+            what = maybe_done.format(timeout=self._config.timeout)
         except (httpx.UnsupportedProtocol, httpx.InvalidURL):
             raise DeliveryError(f"{self._where(message)}: base_url is not usable",
                                 retryable=False) from None
@@ -324,6 +413,13 @@ class ZendeskSink:
 
     def _where(self, message: AlertMessage | ReportMessage) -> str:
         return f"Zendesk destination '{self.name}' (alert {message.alert_id})"
+
+
+def _is_closed(response: httpx.Response) -> bool:
+    """Zendesk's 422 for an update of a closed ticket: a ``status`` detail ("Status: closed
+    prevents ticket update")."""
+    details = json_object(response).get("details")
+    return isinstance(details, dict) and "closed" in str(details.get("status", "")).lower()
 
 
 def _error_code(response: httpx.Response) -> str:

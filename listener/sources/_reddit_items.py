@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -126,7 +127,7 @@ def to_post(thing: Thing, source: str, brand: str | None) -> Post:
     return Post(  # no author_followers: listings lack it (one more request per author)
         platform="reddit", platform_id=thing.fullname, text=text,
         created_at=datetime.fromtimestamp(thing.created_utc, UTC), source=source,
-        url=_permalink(data.get("permalink")),
+        url=permalink_of(thing),
         author=author if isinstance(author, str) and author != "[deleted]" else None,
         lang=None, kind="mention", brand=brand, raw=_raw(thing), thread=thread_of(thing),
     )
@@ -138,9 +139,37 @@ def thread_of(thing: Thing) -> str | None:
     return link if isinstance(link, str) and link.startswith("t3_") else None
 
 
-def _permalink(value: Any) -> str | None:
-    """``https://www.reddit.com/r/sub/comments/...``: listings give the path only."""
-    return PERMALINK_ROOT + value if isinstance(value, str) and value.startswith("/") else None
+_SUBREDDIT = re.compile(r"^[A-Za-z0-9_]{2,21}$")
+_ID36 = re.compile(r"^[a-z0-9]+$")
+
+
+def permalink_of(thing: Thing) -> str | None:
+    """The item's link on reddit.com: its ``permalink``, else one built from its ids.
+
+    Listings give ``permalink`` as a path. Without it, a submission is
+    ``/r/{sub}/comments/{id}/`` and a comment ``/r/{sub}/comments/{link}/comment/{id}/``, where
+    ``link`` is ``link_id`` without ``t3_``. Reddit's router reads
+    ``/comments/:article/:title/:comment`` and ignores the title slug, so any slug resolves;
+    ``comment`` is the one Reddit's own "share" links use today (``_`` works as well). Without a
+    usable subreddit the ``/r/{sub}`` part is left out, which Reddit also routes. None when the
+    ids needed are missing.
+    """
+    given = thing.data.get("permalink")
+    if isinstance(given, str) and given.startswith("/"):
+        return PERMALINK_ROOT + given
+    ident = thing.fullname.removeprefix(f"{thing.kind}_")
+    sub = thing.data.get("subreddit")
+    root = f"{PERMALINK_ROOT}/r/{sub}" if isinstance(sub, str) and _SUBREDDIT.match(sub) \
+        else PERMALINK_ROOT
+    if not _ID36.match(ident):
+        return None
+    if thing.kind == "t3":
+        return f"{root}/comments/{ident}/"
+    link = thing.data.get("link_id")
+    post = link.removeprefix("t3_") if isinstance(link, str) and link.startswith("t3_") else ""
+    if not _ID36.match(post):
+        return None
+    return f"{root}/comments/{post}/comment/{ident}/"
 
 
 def _text(data: dict[str, Any], key: str, *, required: bool = False) -> str:

@@ -14,7 +14,8 @@ tweepy logs the ``Authorization: Bearer`` header at DEBUG on ``tweepy.client``;
 :func:`redact_tweepy_logs` installs a filter on that logger, so the token is masked before any
 handler (ours, pytest's, a user's) sees the record. :func:`call_x` maps tweepy and requests
 exceptions to :class:`SourceError` / :class:`RateLimited`, and :func:`parse_response` with the
-field helpers below it reads X's answers (shape checks, plain text, language codes).
+field helpers below it reads X's answers (shape checks, plain text, language codes, and a post's
+time, from its snowflake id when ``created_at`` is missing).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from listener.errors import RateLimited, SourceError
+from listener.models import parse_iso
 from listener.sources.http import raise_for_status, retry_after
 
 log = logging.getLogger(__name__)
@@ -268,6 +270,44 @@ def parse_response(
 def post_id_of(item: Any) -> str | None:
     value = item.get("id") if isinstance(item, dict) else None
     return value if isinstance(value, str) and value.isdigit() else None
+
+
+TWITTER_EPOCH_MS = 1288834974657
+"""Snowflake's epoch, 2010-11-04T01:42:54.657Z: ``id >> 22`` is milliseconds since it."""
+
+FIRST_SNOWFLAKE_DAY = datetime(2010, 11, 5, tzinfo=UTC)
+"""X switched to snowflake ids on 2010-11-04. Older ids were small sequential numbers that, read as
+snowflakes, all land within seconds of the epoch on that day; so only a time from the next day on
+is taken as real (recent search never returns posts that old anyway)."""
+
+_ID_LIMIT = 1 << 63  # snowflakes are 63 bits (the sign bit is unused): anything larger is not one
+
+
+def snowflake_time(post_id: str) -> datetime | None:
+    """When X created the object with this id, read from the snowflake (millisecond precision);
+    None for an id that is not a snowflake (pre-2010 sequential ids, out-of-range numbers)."""
+    number = int(post_id) if post_id.isdigit() else -1
+    if not 0 < number < _ID_LIMIT:
+        return None
+    moment = datetime.fromtimestamp(((number >> 22) + TWITTER_EPOCH_MS) / 1000, UTC)
+    return moment if moment >= FIRST_SNOWFLAKE_DAY else None
+
+
+def created_at_of(item: dict[str, Any], post_id: str) -> datetime | None:
+    """A post's time: its ``created_at``, else (missing or unreadable) the time in its id.
+
+    X sends ``created_at`` only when ``tweet.fields`` asks for it, and gateways or archives in
+    between may drop it; the id still carries the creation time to the millisecond, so such a
+    post is kept instead of rejected. None when neither gives a time.
+    """
+    value = item.get("created_at")
+    try:
+        return parse_iso(value)
+    except (TypeError, ValueError, AttributeError, OverflowError):
+        found = snowflake_time(post_id)
+        if found is not None:
+            log.debug("x %s: created_at %r unusable; dated from the id", post_id, value)
+        return found
 
 
 def max_id(data: list[Any]) -> str | None:

@@ -16,6 +16,10 @@ With ``mentions_of`` (numeric user ids of your own accounts), ``GET /2/users/:id
 polled the same way; each mention is tagged with the first brand whose query accepts it, else
 the source's ``brand``.
 
+A post's time is its ``created_at``; when that is missing or unreadable it is read from the post's
+id (a snowflake: ``id >> 22`` is milliseconds since 2010-11-04T01:42:54.657Z), and a post is
+rejected only when neither gives a time (``_x_transport.created_at_of``).
+
 Each post's ``thread`` is its ``conversation_id`` (requested in ``tweet.fields``), so alerts
 about replies are threaded in Slack under the alert about the conversation's first post.
 
@@ -39,7 +43,7 @@ from pydantic import BeforeValidator, Field, StringConstraints, field_validator
 
 from listener.errors import ConfigError, MissingDependency
 from listener.log import register_secret
-from listener.models import Page, Post, Rejected, parse_iso
+from listener.models import Page, Post, Rejected
 from listener.query import Brand, Or, to_x
 from listener.sources._x_cursor import load_cursor
 from listener.sources._x_transport import (
@@ -47,6 +51,7 @@ from listener.sources._x_transport import (
     XBadRequest,
     call_x,
     conversation_of,
+    created_at_of,
     followers_of,
     install_transport,
     is_retweet,
@@ -359,10 +364,10 @@ class XSource:
         text = text_of(item)
         if text is None:
             return Rejected("", "post without 'text'")
-        try:
-            created_at = parse_iso(item["created_at"])
-        except (KeyError, TypeError, ValueError, AttributeError):
-            return Rejected("", f"bad or missing 'created_at': {item.get('created_at')!r}")
+        created_at = created_at_of(item, post_id)
+        if created_at is None:
+            return Rejected("", f"bad or missing 'created_at' ({item.get('created_at')!r}) "
+                            "and an id that is not a snowflake")
         if is_retweet(item):
             log.debug("x %s: retweet skipped", post_id)
             return None

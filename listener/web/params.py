@@ -6,6 +6,7 @@ what is accepted; empty form fields mean "any".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,7 @@ class View:
     q: str | None
     page: int
     status_default: str | None = "new"
+    incident: str | None = None  # one incident's posts, whenever they were written
 
     @property
     def period(self) -> Period:
@@ -50,9 +52,10 @@ class View:
 
     def queue_filter(self) -> QueueFilter:
         period = self.period
-        return QueueFilter(start=period.start, end=period.end, brand=self.brand,
+        start, end = (None, None) if self.incident else (period.start, period.end)
+        return QueueFilter(start=start, end=end, brand=self.brand,
                            source=self.source, sentiment=self.sentiment, lang=self.lang,
-                           status=self.status, q=self.q)
+                           status=self.status, q=self.q, incident=self.incident)
 
     def args(self, **changes: Any) -> dict[str, Any]:
         """Non-default query arguments of this view, with ``changes`` applied."""
@@ -60,6 +63,7 @@ class View:
             "range": self.range, "bucket": self.bucket, "end": self.end_arg, "brand": self.brand,
             "source": self.source, "sentiment": self.sentiment, "lang": self.lang,
             "status": self.status or "all", "q": self.q, "page": self.page,
+            "incident": self.incident,
         }
         if self.status == self.status_default:
             values["status"] = None
@@ -116,8 +120,16 @@ def parse_view(args: Mapping[str, str], now: datetime, *, default_range: str = "
         brand=_text(args, "brand"), source=_text(args, "source"),
         sentiment=_choice(args, "sentiment", SENTIMENTS, None), lang=_text(args, "lang"),
         status=None if status == "all" else status, q=_text(args, "q"), page=int(page_text),
-        status_default=default_status,
+        status_default=default_status, incident=_incident(args),
     )
+
+
+def _incident(args: Mapping[str, str]) -> str | None:
+    """An incident id as alerts link to it (16 hex digits)."""
+    value = _text(args, "incident")
+    if value is not None and not re.fullmatch(r"[0-9a-f]{16}", value):
+        raise BadRequest("'incident' must be an incident id (16 hex digits) from an alert's link")
+    return value
 
 
 def http_url(value: str | None) -> str | None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import random
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -54,11 +56,11 @@ def db(tmp_path: Path) -> Database:
 
 def add(db: Database, key: str, at: datetime, sentiment: str | None = None, *,
         brand: str = "acme", source: str = "reddit", platform: str = "x", followers: int = 0,
-        urgency: float = 0.1, p_negative: float | None = None, text: str | None = None,
-        version: str = "v1") -> int:
+        author: str | None = None, urgency: float = 0.1, p_negative: float | None = None,
+        text: str | None = None, version: str = "v1") -> int:
     """Store one post (and a score unless ``sentiment`` is None); returns its row id."""
     post = Post(platform, key, text or f"post {key}: what people say about the acme cloud", at,
-                source=source, author_followers=followers, brand=brand)
+                source=source, author=author, author_followers=followers, brand=brand)
     store.store_page(db, source, Page(posts=[post]), at)
     post_id = db.execute("SELECT id FROM posts WHERE platform = ? AND platform_id = ?",
                          [platform, key]).fetchone()[0]
@@ -108,7 +110,7 @@ def _hand_built(db: Database) -> dict[str, int]:
     scored; the day before: 2 negative, 5 neutral, 3 positive; plus posts that must not count."""
     at = MON + timedelta(hours=3)
     ids = {
-        "A": add(db, "A", MON, "negative", source="x", p_negative=0.9, urgency=0.9,
+        "A": add(db, "A", MON, "negative", source="x", p_negative=0.9, urgency=0.9, author="ann",
                  text="The acme cloud console has been down since this morning for our team"),
         "B": add(db, "B", at, "negative", source="x", p_negative=0.8, followers=150_000),
         "C": add(db, "C", at, "negative", source="x", p_negative=0.7, followers=2_000, urgency=0.6),
@@ -120,7 +122,7 @@ def _hand_built(db: Database) -> dict[str, int]:
     ids["R"] = add(db, "R", at, "negative")  # re-scored by a newer model: positive counts
     store.save_scores(db, [(ids["R"], Score("positive", 0.1, 0.1, 0.8, 0.1, "m", "v2"), None)], at)
     # a cross-post of A (same text, another platform, minutes later), the next period, another brand
-    add(db, "A", MON + timedelta(minutes=5), "negative", platform="reddit",
+    add(db, "A", MON + timedelta(minutes=5), "negative", platform="reddit", author="ann",
         text="The acme cloud console has been down since this morning for our team")
     add(db, "E", MON + timedelta(days=1), "negative")
     add(db, "O", at, "negative", brand="globex")
@@ -173,12 +175,14 @@ def test_figures_on_a_hand_built_database(db: Database) -> None:
         "Sources": "7 reddit · 4 x",
         "Alerts": "5: 1 delivered · 1 held · 1 held (rolled up) · 1 pending · 1 suppressed",
         "Alerts by rule": "3 unhappy · 1 acme-spikes · 1 needs-help",
+        "Held back by alert caps": "1 more post, top 1 shown below (all in the queue)",
     }
     assert "from 2026-11-23 08:00 to 2026-11-24 08:00 (Europe/Berlin)" in payload["summary"]
 
 
 def test_sent_once_per_period_and_only_the_latest_period_after_downtime(db: Database) -> None:
-    add(db, "1", MON + timedelta(hours=1), "negative")
+    for day in range(4):  # posts every day: the days missed while down have posts too
+        add(db, str(day), MON + timedelta(days=day, hours=1), "negative")
     cfg = digest(chart=False)
     assert run_digests(db, [cfg], {"console"}, NOW, brands=["acme"]) == 1
     assert run_digests(db, [cfg], {"console"}, NOW + timedelta(minutes=1), brands=["acme"]) == 0
@@ -200,6 +204,72 @@ def test_one_digest_per_brand_all_posts_without_brands_and_nothing_unrouted(db: 
     assert title.startswith("all brands — daily digest, Mon 23 Nov: 2 posts")
     off = [digest(name="off", enabled=False), digest(name="nowhere", destinations=["gone"])]
     assert run_digests(db, off, {"console"}, NOW, brands=["acme"]) == 0
+
+
+SKIP_LINE = ("digest daily for brand acme skipped: no posts in 2026-11-23 08:00 to "
+             "2026-11-24 08:00 (Europe/Berlin)")
+
+
+def _skips(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name == "alerts.digest" and r.levelno == logging.INFO and "skipped" in r.message]
+
+
+def test_an_empty_period_sends_nothing_and_says_so_once(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="alerts.digest")
+    cfg = digest(chart=False)
+    assert run_digests(db, [cfg], {"console"}, NOW, brands=["acme"]) == 0
+    assert db["alerts"].count == 0
+    assert _skips(caplog) == [SKIP_LINE]
+    for minutes in (1, 60, 23 * 60):  # the rest of the period: no second look, no second line
+        assert run_digests(db, [cfg], {"console"}, NOW + timedelta(minutes=minutes),
+                           brands=["acme"]) == 0
+    assert _skips(caplog) == [SKIP_LINE] and db["alerts"].count == 0
+    overall = digest(name="overall", chart=False)
+    assert run_digests(db, [overall], {"console"}, NOW) == 0  # no brands configured
+    assert _skips(caplog)[-1].startswith("digest overall for all brands skipped: no posts in ")
+
+
+def test_posts_of_another_brand_or_outside_the_period_do_not_fill_it(db: Database) -> None:
+    add(db, "other", MON + timedelta(hours=1), "negative", brand="globex")
+    add(db, "before", MON - timedelta(seconds=1), "negative")
+    add(db, "after", MON + timedelta(days=1), "negative")  # the current, unfinished period
+    assert run_digests(db, [digest(chart=False)], {"console"}, NOW, brands=["acme"]) == 0
+    assert run_digests(db, [digest(chart=False)], {"console"}, NOW, brands=["globex"]) == 1
+
+
+def test_posts_in_the_period_send_one_digest(db: Database) -> None:
+    add(db, "1", MON + timedelta(hours=5), "negative")
+    assert run_digests(db, [digest(chart=False)], {"console"}, NOW, brands=["acme"]) == 1
+    [title] = [r["title"] for r in db.query("SELECT title FROM reports")]
+    assert title.startswith("acme — daily digest, Mon 23 Nov: 1 posts (none before)")
+
+
+def test_the_first_digest_waits_for_a_period_that_had_posts_and_leaves_no_backlog(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="alerts.digest")
+    cfg = digest(chart=False)
+    installed = NOW + timedelta(hours=4)  # Tue 12:00 in Berlin, four hours into today's period
+    for i in range(3):
+        add(db, f"today{i}", installed + timedelta(minutes=i), "negative")
+    assert run_digests(db, [cfg], {"console"}, installed + timedelta(hours=2),
+                       brands=["acme"]) == 0  # Mon 08:00 → Tue 08:00 had nothing
+    assert db["alerts"].count == 0 and _skips(caplog) == [SKIP_LINE]
+    tomorrow = NOW + timedelta(days=1)
+    assert run_digests(db, [cfg], {"console"}, tomorrow, brands=["acme"]) == 1
+    assert run_digests(db, [cfg], {"console"}, tomorrow + timedelta(hours=1),
+                       brands=["acme"]) == 0
+    sent = list(db.query("SELECT r.window_end, r.title FROM alerts a"
+                         " JOIN reports r ON r.id = a.report_id"))
+    assert [row["window_end"] for row in sent] == ["2026-11-25T07:00:00Z"]  # never the skipped day
+    assert ": 3 posts (none before)" in sent[0]["title"]
+    for day in range(1, 4):  # a post every day, then down for three days: one digest, the latest
+        add(db, f"later{day}", MON + timedelta(days=1 + day, hours=3), "positive")
+    assert run_digests(db, [cfg], {"console"}, NOW + timedelta(days=4), brands=["acme"]) == 1
+    assert db["alerts"].count == 2
 
 
 def _realistic(db: Database) -> None:
@@ -265,17 +335,23 @@ def test_bad_digest_settings_name_their_key(tmp_path: Path) -> None:
         assert (info.value.key, info.value.line) == (key, 7) and words in str(info.value)
 
 
-def test_end_to_end_through_the_reports_stage_and_the_console_sink(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _runtime(tmp_path: Path, clock: Callable[[], datetime]) -> Runtime:
+    """A runtime on a real config file: brand acme, the daily digest, the console sink."""
     path = tmp_path / "config.yaml"
     path.write_text(
         "brands:\n  - name: acme\n    query: acme\n"
         "digests:\n  - name: daily\n    destinations: [console]\n    timezone: Europe/Berlin\n"
         '    at: "08:00"\n'
         "destinations:\n  - type: console\n    name: console\n", encoding="utf-8")
-    runtime = Runtime(load_config(path, environ={}), clock=lambda: NOW, strict=True)
+    runtime = Runtime(load_config(path, environ={}), clock=clock, strict=True)
     runtime.migrate()
+    return runtime
+
+
+def test_end_to_end_through_the_reports_stage_and_the_console_sink(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runtime = _runtime(tmp_path, lambda: NOW)
     conn = runtime.db()
     add(conn, "1", MON + timedelta(hours=2), "negative", urgency=0.8)
     add(conn, "2", MON + timedelta(hours=3), "positive")
@@ -286,4 +362,21 @@ def test_end_to_end_through_the_reports_stage_and_the_console_sink(
     assert "post 1: what people say about the acme cloud" in out  # the example post
     status = conn.execute("SELECT status FROM alerts").fetchall()
     assert status == [("delivered",)]
+    conn.close()
+
+
+def test_end_to_end_the_first_empty_day_prints_no_digest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = [NOW]
+    runtime = _runtime(tmp_path, lambda: now[0])
+    conn = runtime.db()
+    assert runtime.run_reports() == 0 and runtime.run_dispatch() == 0  # nothing collected yet
+    add(conn, "1", NOW + timedelta(hours=1), "negative")  # the first posts: today
+    now[0] += timedelta(hours=2)
+    assert runtime.run_reports() == 0 and runtime.run_dispatch() == 0
+    assert "digest" not in capsys.readouterr().out  # never "0 posts (±0%)"
+    now[0] = NOW + timedelta(days=1)
+    assert runtime.run_reports() == 1 and runtime.run_dispatch() == 1
+    assert "acme — daily digest, Tue 24 Nov: 1 posts (none before)" in capsys.readouterr().out
     conn.close()

@@ -254,8 +254,9 @@ def test_webhook_posts_the_signed_report_without_the_chart_by_default() -> None:
     body = request.json
     assert set(body) == {"type", "kind", "alert_id", "name", "title", "summary", "window",
                          "brand", "source", "facts", "terms", "numbers", "examples",
-                         "destination", "priority", "sent_at"}
+                         "destination", "priority", "sent_at", "reply_to", "parent_alert_id"}
     assert (body["type"], body["kind"], body["alert_id"]) == ("report", "spike", ALERT_ID)
+    assert body["reply_to"] is None and body["parent_alert_id"] is None  # not an update
     assert body["window"] == {"start": "2026-11-20T11:00:00Z", "end": "2026-11-20T12:00:00Z"}
     assert body["facts"][1] == {"label": "Baseline", "value": "24/h"}
     assert body["terms"] == ["outage", "login", "refund"]

@@ -180,10 +180,12 @@ def _store_history(tmp_path: Path) -> list[int]:
             posts.append(Post("x", f"{hour}-{j}", text, at, source="x-main", brand="acme"))
     for i in range(45):
         at = NOW.replace(minute=0) - timedelta(minutes=int(rng.integers(1, 55)))
-        posts.append(Post("x", f"o{i}", OUTAGE.format(i), at, source="x-main", brand="acme"))
-    for i in range(5):  # the same text on another platform: counted and shown once
+        posts.append(Post("x", f"o{i}", OUTAGE.format(i), at, source="x-main", brand="acme",
+                          author=f"customer{i}"))
+    for i in range(5):  # the same author's text on another platform: counted and shown once
         posts.append(Post("reddit", f"r{i}", OUTAGE.format(i), NOW.replace(minute=0)
-                          - timedelta(minutes=1), source="reddit", brand="acme"))
+                          - timedelta(minutes=1), source="reddit", brand="acme",
+                          author=f"customer{i}"))
     db = store.open_db(tmp_path / "t.db")
     store.store_page(db, "x-main", Page(posts=posts), NOW)
     rows = db.execute("SELECT id, text FROM posts").fetchall()

@@ -39,16 +39,34 @@ def test_score_plain_lines_mixed_with_json_and_blank_lines() -> None:
     stdin = (
         "I love this, best purchase ever\n\n" + json.dumps({"text": "terrible, I hate it"}) + "\n"
     )
-    stdin += "{not json, just braces} awful awful awful\n"
+    stdin += "[brackets are not JSON Lines here] awful awful awful\n"
     rows = run_score(stdin, "--batch-size", "2")
     assert [row["id"] for row in rows] == [1, 3, 4]  # line numbers; the blank line is skipped
     assert [row["sentiment"] for row in rows[:2]] == ["positive", "negative"]
 
 
-def test_score_rejects_json_without_text() -> None:
-    result = CliRunner().invoke(score, ["--device", "cpu"], input='{"id": 1, "body": "x"}\n')
-    assert isinstance(result.exception, ClassifierError)
-    assert "line 1" in str(result.exception)
+def test_score_reports_bad_json_lines_and_scores_the_rest() -> None:
+    # before: line 5 aborted the whole batch, and line 3 was scored as the text "{broken json"
+    stdin = "\n".join([
+        json.dumps({"id": "a", "text": "I love this, best purchase ever"}),
+        "terrible, I hate it",
+        '{broken json, "text": "awful"',
+        "",
+        '{"id": 5, "body": "no text here"}',
+        '{"id": 6, "text": 42}',
+        json.dumps({"id": "g", "text": "worst service, my order never arrived"}),
+    ]) + "\n"
+    result = CliRunner().invoke(score, ["--device", "cpu", "--batch-size", "2"], input=stdin)
+    assert result.exit_code == 1
+    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["a", 2, "g"]
+    assert result.stderr.splitlines() == [
+        "line 3: not valid JSON: Expecting property name enclosed in double quotes (column 2)",
+        "line 5: no 'text' field (a string); give {\"id\": ..., \"text\": \"...\"} or a plain "
+        "line of text",
+        "line 6: no 'text' field (a string); give {\"id\": ..., \"text\": \"...\"} or a plain "
+        "line of text",
+        "Error: 3 line(s) rejected, 3 scored",
+    ]
 
 
 def test_score_unknown_model_is_a_classifier_error() -> None:
@@ -60,6 +78,8 @@ def test_parse_line() -> None:
     assert parse_line("  hello  \n", 3) == (3, "hello")
     assert parse_line('{"text": "hi", "id": "x"}', 1) == ("x", "hi")
     assert parse_line("[1, 2]", 2) == (2, "[1, 2]")
+    with pytest.raises(ClassifierError, match="line 7: not valid JSON"):
+        parse_line("{not json}", 7)
     assert parse_line(" \n", 4) is None
 
 

@@ -19,6 +19,16 @@ mocked. It keeps the issues it created and answers the way docs.github.com descr
   as substrings, a simplification of GitHub's tokenizer); answers ``{"total_count",
   "incomplete_results", "items"}``. The search index lags behind writes: with ``search_lag=n``
   a new issue is missed by the next ``n`` searches.
+- ``POST /repos/{owner}/{repo}/issues/{issue_number}/comments`` ("Create an issue comment")
+  with ``{"body"}``: ``201`` with the comment (``id``, ``node_id``, ``url``, ``html_url``,
+  ``body``, ``user``, ``created_at``, ``issue_url`` …) and a ``Location`` header; ``404`` for an
+  unknown issue or repository, ``410 {"message": "This issue was deleted"}`` for a deleted one
+  (:meth:`FakeGitHub.delete_issue`), ``410`` too when issues are disabled, ``403 "Unable to
+  create comment because issue is locked."`` for a locked one, ``422`` for a missing body or one
+  over 65,536 characters. No idempotency key: a replayed POST adds a second comment.
+- ``GET /repos/{owner}/{repo}/issues/{issue_number}/comments`` ("List issue comments"):
+  ascending by id, ``since``, ``per_page`` (default 30, max 100) and ``page``, with a ``Link``
+  header (``next``, ``last``, ``prev``, ``first``) when there is more than one page.
 
 Scripting: :meth:`FakeGitHub.enqueue` queues a raw answer for the next request to ``path`` (any
 if None); ``commit=True`` handles the request first (the issue *is* created) and replaces only
@@ -42,6 +52,7 @@ __all__ = ["DOCS", "HANG_UP", "VERSIONS", "FakeGitHub", "Recorded", "Scripted"]
 VERSIONS = frozenset({"2022-11-28", "2026-03-10"})
 DOCS = "https://docs.github.com/rest"
 _REPO_PATH = re.compile(r"^/repos/([^/]+)/([^/]+)/issues$")
+_COMMENTS_PATH = re.compile(r"^/repos/([^/]+)/([^/]+)/issues/(\d+)/comments$")
 _TERMS = re.compile(r'"([^"]*)"|(\S+)')
 
 
@@ -71,7 +82,34 @@ class FakeGitHub(PathScriptedFake):
         self.issues_disabled = {r.lower() for r in issues_disabled}
         self.search_lag = search_lag
         self.issues: list[dict[str, Any]] = []  # issues and pull requests, oldest first
+        self.comments: list[dict[str, Any]] = []  # issue comments, oldest first
         self._searches = 0
+
+    def comments_on(self, number: int | str, repo: str = "acme/support") -> list[dict[str, Any]]:
+        """The comments issue ``number`` of ``repo`` shows, oldest first."""
+        with self._lock:
+            return [_public(c) for c in self.comments
+                    if c["_repo"] == repo.lower() and c["_number"] == int(number)]
+
+    def add_comment(self, number: int | str, body: str, repo: str = "acme/support") -> None:
+        """A comment someone else wrote."""
+        with self._lock:
+            issue = self._issue(repo.lower(), int(number))
+            assert issue is not None, f"no issue {repo}#{number}"
+            self._new_comment(issue, body)
+
+    def delete_issue(self, number: int | str, repo: str = "acme/support") -> None:
+        """An admin deleted the issue: it answers 410 "This issue was deleted" from then on."""
+        with self._lock:
+            issue = self._issue(repo.lower(), int(number))
+            assert issue is not None, f"no issue {repo}#{number}"
+            issue["_deleted"] = True
+
+    def lock_issue(self, number: int | str, repo: str = "acme/support") -> None:
+        with self._lock:
+            issue = self._issue(repo.lower(), int(number))
+            assert issue is not None, f"no issue {repo}#{number}"
+            issue["locked"] = True
 
     def add_issue(self, repo: str, title: str, body: str) -> dict[str, Any]:
         """An issue someone else opened (it counts among the most recent ones)."""
@@ -116,6 +154,9 @@ class FakeGitHub(PathScriptedFake):
             return 400, _error(f"Unsupported API version {version}", 400), {}
         if method == "GET" and path == "/search/issues":
             return self._search(query)
+        comments = _COMMENTS_PATH.match(path)
+        if comments is not None:
+            return self._comments(method, path, comments, query, data)
         match = _REPO_PATH.match(path)
         repo = f"{match.group(1)}/{match.group(2)}".lower() if match else ""
         if not match or repo not in self.repos:
@@ -150,6 +191,76 @@ class FakeGitHub(PathScriptedFake):
         }
         self.issues.append(issue)
         return _public(issue)
+
+    def _issue(self, repo: str, number: int) -> dict[str, Any] | None:
+        return next((i for i in self.issues if i["_repo"] == repo and i["number"] == number),
+                    None)
+
+    def _comments(
+        self, method: str, path: str, match: re.Match[str], query: dict[str, str], data: Any
+    ) -> tuple[int, Any, dict[str, str]]:
+        repo = f"{match.group(1)}/{match.group(2)}".lower()
+        if repo not in self.repos:
+            return 404, _error("Not Found", 404), {}
+        if repo in self.issues_disabled:
+            return 410, _error("Issues are disabled for this repo", 410), {}
+        issue = self._issue(repo, int(match.group(3)))
+        if issue is None:
+            return 404, _error("Not Found", 404), {}
+        if issue.get("_deleted"):
+            return 410, _error("This issue was deleted", 410), {}
+        if method == "GET":
+            return self._list_comments(path, issue, query)
+        if method != "POST":
+            return 404, _error("Not Found", 404), {}
+        if data is ...:
+            return 400, _error("Problems parsing JSON", 400), {}
+        if issue.get("locked"):
+            return 403, _error("Unable to create comment because issue is locked.", 403), {}
+        body = data.get("body") if isinstance(data, dict) else None
+        if not isinstance(body, str) or not body:
+            errors = [{"resource": "IssueComment", "field": "body", "code": "missing_field"}]
+            return 422, {**_error("Validation Failed", 422), "errors": errors}, {}
+        if len(body) > 65_536:
+            errors = [{"resource": "IssueComment", "field": "body", "code": "custom",
+                       "message": "body is too long (maximum is 65536 characters)"}]
+            return 422, {**_error("Validation Failed", 422), "errors": errors}, {}
+        comment = self._new_comment(issue, body)
+        return 201, comment, {"Location": comment["url"]}
+
+    def _new_comment(self, issue: dict[str, Any], body: str) -> dict[str, Any]:
+        comment_id = 5000 + len(self.comments)
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        comment = {
+            "id": comment_id, "node_id": f"IC_kw{comment_id}",
+            "url": f"{self.base_url}/repos/{issue['_repo']}/issues/comments/{comment_id}",
+            "html_url": f"{issue['html_url']}#issuecomment-{comment_id}", "body": body,
+            "user": {"login": "listener-bot", "id": 1, "type": "User"},
+            "created_at": now, "updated_at": now, "issue_url": issue["url"],
+            "author_association": "OWNER",
+            "_repo": issue["_repo"], "_number": issue["number"],
+        }
+        self.comments.append(comment)
+        issue["comments"] += 1
+        return _public(comment)
+
+    def _list_comments(
+        self, path: str, issue: dict[str, Any], query: dict[str, str]
+    ) -> tuple[int, Any, dict[str, str]]:
+        since = query.get("since")
+        items = [c for c in self.comments if c["_repo"] == issue["_repo"]
+                 and c["_number"] == issue["number"] and (since is None or c["updated_at"] >= since)]
+        per_page = min(100, int(query.get("per_page", 30)))
+        page = int(query.get("page", 1))
+        last = max(1, -(-len(items) // per_page))
+        chosen = items[(page - 1) * per_page: page * per_page]
+        links = []
+        url = f"{self.base_url}{path}?per_page={per_page}&page="
+        if page < last:
+            links += [f'<{url}{page + 1}>; rel="next"', f'<{url}{last}>; rel="last"']
+        if page > 1:
+            links += [f'<{url}{page - 1}>; rel="prev"', f'<{url}1>; rel="first"']
+        return 200, [_public(c) for c in chosen], {"Link": ", ".join(links)} if links else {}
 
     def _list(self, repo: str, query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         state = query.get("state", "open")

@@ -16,6 +16,16 @@ mocked. It keeps the issues it created and answers like Jira Cloud's documentati
   ``project = KEY AND …``) and answers ``{"issues": [{"id", "key", "self", "fields"}],
   "isLast": true}``. Search is eventually consistent in Jira: with ``search_lag=n`` a new issue
   is missed by the next ``n`` searches.
+- ``POST /rest/api/3/issue/{issueIdOrKey}/comment`` ("Add comment") with ``{"body": <ADF>}``:
+  ``201`` with the comment (``id``, ``self``, ``author``, ``body``, ``created`` …); ``400
+  {"errorMessages": [], "errors": {"comment": ...}}`` for a missing or invalid ADF body or one
+  over 32,767 characters of JSON; ``404 {"errorMessages": ["Issue does not exist or you do not
+  have permission to see it."], "errors": {}}`` for an unknown (or :meth:`FakeJira.delete`d)
+  issue. Comments have no idempotency key: a replayed POST adds a second one.
+- ``GET /rest/api/3/issue/{issueIdOrKey}/comment`` ("Get comments"): ``startAt``,
+  ``maxResults`` (default and maximum 100 here), ``orderBy`` ``created``/``+created``/
+  ``-created``; answers ``{"startAt", "maxResults", "total", "comments": [...]}``, read from the
+  database (no search lag); ``404`` as above.
 
 Scripting: :meth:`FakeJira.enqueue` queues a raw answer (status, JSON body, headers, delay) used
 once, in order, for the next request to ``path`` (any path if None). With ``commit=True`` the
@@ -28,17 +38,23 @@ from __future__ import annotations
 import base64
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 from tests.fakes.base import HANG_UP, Answer, PathScriptedFake, ScriptedResponse, parse_json
 from tests.fakes.base import PathScripted as Scripted
 
 __all__ = ["CREATE_PATH", "HANG_UP", "SEARCH_PATH", "FakeJira", "Recorded", "Scripted",
-           "valid_adf"]
+           "comment_path", "valid_adf"]
 
 CREATE_PATH = "/rest/api/3/issue"
 SEARCH_PATH = "/rest/api/3/search/jql"
+COMMENTS_MAX = 100
+NOW = "2026-11-20T12:00:00.000+0000"
+NOT_FOUND = {"errorMessages": ["Issue does not exist or you do not have permission to see it."],
+             "errors": {}}
+_COMMENT = re.compile(r"^/rest/api/3/issue/([^/]+)/comment$")
 DESCRIPTION_LIMIT = 32_767
 ON_SCREEN = frozenset({"project", "issuetype", "summary", "description", "labels", "priority"})
 BLOCK_NODES = frozenset({"paragraph", "bulletList", "orderedList", "listItem", "heading",
@@ -58,6 +74,7 @@ class Recorded:
     headers: dict[str, str]
     body: bytes
     json: Any
+    query: dict[str, str] = field(default_factory=dict)  # first value of each parameter
 
 
 class FakeJira(PathScriptedFake):
@@ -78,7 +95,20 @@ class FakeJira(PathScriptedFake):
         self.projects, self.issue_types, self.priorities = projects, issue_types, priorities
         self.hidden_fields, self.search_lag = frozenset(hidden_fields), search_lag
         self.issues: list[dict[str, Any]] = []
+        self.comments: dict[str, list[dict[str, Any]]] = {}  # issue key → comments, oldest first
+        self._numbers: dict[str, int] = {}  # project → the last issue number it gave
         self._searches = 0
+
+    def comments_of(self, key: str) -> list[dict[str, Any]]:
+        """The comments issue ``key`` shows, oldest first."""
+        with self._lock:
+            return list(self.comments.get(key, []))
+
+    def delete(self, key: str) -> None:
+        """Delete the issue (someone did): it answers 404 from then on."""
+        with self._lock:
+            self.issues = [i for i in self.issues if i["key"] != key]
+            self.comments.pop(key, None)
 
     # -- called from handler threads -------------------------------------------------------
 
@@ -86,14 +116,16 @@ class FakeJira(PathScriptedFake):
         self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
     ) -> Answer:
         parsed = parse_json(body)
+        params = {k: v[0] for k, v in parse_qs(query).items()}
         with self._lock:
-            self._record(Recorded(method, path, headers, body, parsed))
+            self._record(Recorded(method, path, headers, body, parsed, params))
             return self._scripted_or(
-                path, lambda: ScriptedResponse(*self._route(method, path, headers, parsed))
+                path, lambda: ScriptedResponse(*self._route(method, path, params, headers,
+                                                            parsed))
             )
 
     def _route(
-        self, method: str, path: str, headers: dict[str, str], data: Any
+        self, method: str, path: str, params: dict[str, str], headers: dict[str, str], data: Any
     ) -> tuple[int, Any]:
         expected = base64.b64encode(f"{self.email}:{self.token}".encode()).decode()
         if headers.get("authorization") != f"Basic {expected}":
@@ -103,7 +135,51 @@ class FakeJira(PathScriptedFake):
             return self._create(data)
         if method == "POST" and path == SEARCH_PATH:
             return self._search(data)
+        comment = _COMMENT.match(path)
+        if comment is not None and method in ("GET", "POST"):
+            issue = next((i for i in self.issues if comment.group(1) in (i["key"], i["id"])),
+                         None)
+            if issue is None:
+                return 404, NOT_FOUND
+            if method == "POST":
+                return self._add_comment(issue, data)
+            return self._get_comments(issue, params)
         return 404, {"errorMessages": ["Not found"], "errors": {}}
+
+    def _add_comment(self, issue: dict[str, Any], data: Any) -> tuple[int, Any]:
+        body = data.get("body") if isinstance(data, dict) else None
+        if body is None:
+            return 400, {"errorMessages": [], "errors": {"comment": "Comment body can not be "
+                                                                    "empty!"}}
+        if not valid_adf(body):
+            return 400, {"errorMessages": [], "errors": {"comment": (
+                "Operation value must be an Atlassian Document (see the Atlassian Document "
+                "Format)")}}
+        if len(json.dumps(body, ensure_ascii=False)) > DESCRIPTION_LIMIT:
+            return 400, {"errorMessages": [], "errors": {"comment": (
+                "CONTENT_LIMIT_EXCEEDED: The entered text is too long. It exceeds the allowed "
+                "limit of 32,767 characters.")}}
+        comments = self.comments.setdefault(issue["key"], [])
+        comment_id = str(20000 + sum(len(c) for c in self.comments.values()))
+        author = {"accountId": "5b10a2844c20165700ede21g", "displayName": "listener bot",
+                  "active": True}
+        comment = {"self": f"{issue['self']}/comment/{comment_id}", "id": comment_id,
+                   "author": author, "body": body, "updateAuthor": author, "created": NOW,
+                   "updated": NOW, "jsdPublic": True}
+        comments.append(comment)
+        return 201, comment
+
+    def _get_comments(self, issue: dict[str, Any], params: dict[str, str]) -> tuple[int, Any]:
+        order = params.get("orderBy", "created")
+        if order not in ("created", "+created", "-created"):
+            return 400, {"errorMessages": [f"Invalid orderBy: {order}"], "errors": {}}
+        found = list(self.comments.get(issue["key"], []))
+        if order == "-created":
+            found.reverse()
+        start = int(params.get("startAt", 0))
+        size = min(COMMENTS_MAX, int(params.get("maxResults", COMMENTS_MAX)))
+        return 200, {"startAt": start, "maxResults": size, "total": len(found),
+                     "comments": found[start: start + size]}
 
     def _create(self, data: Any) -> tuple[int, Any]:
         fields = data.get("fields") if isinstance(data, dict) else None
@@ -113,8 +189,8 @@ class FakeJira(PathScriptedFake):
         if errors:
             return 400, {"errorMessages": [], "errors": errors}
         project = fields["project"]["key"]
-        number = 1 + sum(1 for i in self.issues if i["key"].startswith(project + "-"))
-        issue_id = str(10000 + len(self.issues))
+        number = self._numbers[project] = self._numbers.get(project, 0) + 1  # never reused
+        issue_id = str(9999 + sum(self._numbers.values()))  # 10000 first, as before
         issue = {"id": issue_id, "key": f"{project}-{number}",
                  "self": f"{self.base_url}/rest/api/3/issue/{issue_id}", "fields": fields,
                  "searchable_after": self._searches + self.search_lag}
@@ -200,3 +276,8 @@ def _valid_mark(mark: Any) -> bool:
     if not isinstance(mark, dict) or mark.get("type") not in MARKS:
         return False
     return mark["type"] != "link" or isinstance((mark.get("attrs") or {}).get("href"), str)
+
+
+def comment_path(key: str) -> str:
+    """``/rest/api/3/issue/SUP-1/comment``: the path to script (:meth:`FakeJira.enqueue`)."""
+    return f"/rest/api/3/issue/{key}/comment"

@@ -28,7 +28,9 @@ with the methods the bot mode uses, answering the shapes docs.slack.dev document
   errors are always ``{"ok": false, "error": code}`` with HTTP 200; unknown methods answer 404
   ``unknown_method``;
 - ``chat.postMessage`` (channel ID or name; text or blocks; optional ``thread_ts``,
-  ``metadata``): ``{"ok": true, "channel": ID, "ts": ..., "message": {...}}``; it refuses an
+  ``metadata``): ``{"ok": true, "channel": ID, "ts": ..., "message": {...}}``, the message
+  carrying ``thread_ts`` when it is a reply (:meth:`FakeSlackAPI.replies` lists a thread's
+  replies, :meth:`FakeSlackAPI.top_level` what the channel itself shows); it refuses an
   unknown channel (``channel_not_found``), no content (``no_text``), blocks over Slack's limits
   (``invalid_blocks``: more than 50 blocks, a header over 150 characters, a section text over
   3,000, more than 10 fields or one over 2,000; ``msg_blocks_too_long`` past 13,000 characters
@@ -234,6 +236,16 @@ class FakeSlackAPI(PathScriptedFake):
     def calls(self, method: str) -> list[WebCall]:
         """The recorded calls of one API method, e.g. ``"chat.postMessage"``."""
         return [r for r in self.requests if r.path == api_path(method)]
+
+    def replies(self, ts: str) -> list[dict[str, Any]]:
+        """The replies in the thread of message ``ts``, oldest first (not the parent)."""
+        with self._lock:
+            return [m for m in self.messages if m.get("thread_ts") == ts and m["ts"] != ts]
+
+    def top_level(self) -> list[dict[str, Any]]:
+        """The messages the channel shows (no thread replies), oldest first."""
+        with self._lock:
+            return [m for m in self.messages if m.get("thread_ts") in (None, m["ts"])]
 
     def post_message(self, channel: str = CHANNEL_ID, **fields: Any) -> str:
         """Put a message in a channel directly (someone else talking); returns its ts."""

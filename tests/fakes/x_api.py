@@ -19,7 +19,9 @@ What it serves (shapes from the X API v2 reference, "GET /2/tweets/search/recent
   10–100 (default 10; ``page_size`` caps it further so tests paginate with few posts);
   ``next_token`` (search) / ``pagination_token`` (mentions) continue after the previous page,
   so posts added meanwhile never shift pages;
-- a Tweet has ``id``, ``text``, ``edit_history_tweet_ids`` and the requested ``tweet.fields``;
+- a Tweet has ``id``, ``text``, ``edit_history_tweet_ids`` and the requested ``tweet.fields``
+  (``created_at=None`` leaves ``created_at`` out even when asked for, as a gateway that drops it
+  would; ``start_time`` then goes by the time in the snowflake id, which is what X itself has);
   a User ``id``, ``name``, ``username`` and the requested ``user.fields``; users are included
   only with ``expansions=author_id`` and only when known (:meth:`add_user`);
 - a deleted post (:meth:`delete`) is left out of ``data`` and reported in ``errors`` as a
@@ -35,7 +37,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -50,7 +52,7 @@ class FakeTweet:
     id: str
     text: str
     author_id: str | None
-    created_at: str
+    created_at: str | None
     lang: str = "en"
     queries: frozenset[str] | None = None
     mentions: tuple[str, ...] = ()
@@ -111,7 +113,7 @@ class FakeXApi(FakeHTTPServer):
 
     def add_tweet(
         self, tweet_id: str, text: str, *, author_id: str | None = "11",
-        created_at: str = "2024-05-08T11:00:00.000Z", lang: str = "en",
+        created_at: str | None = "2024-05-08T11:00:00.000Z", lang: str = "en",
         queries: set[str] | None = None, mentions: tuple[str, ...] = (),
         referenced_tweets: list[dict[str, str]] | None = None, **extra: Any,
     ) -> None:
@@ -186,7 +188,7 @@ class FakeXApi(FakeHTTPServer):
         candidates = sorted(
             (t for t in self._tweets.values()
              if found(t) and int(t.id) > since and (until is None or int(t.id) < until)
-             and (start is None or _when(t.created_at) >= _when(start))),
+             and (start is None or _created(t) >= _when(start))),
             key=lambda t: int(t.id), reverse=True,
         )
         page, rest = candidates[: min(size, self.page_size)], candidates[min(size, self.page_size):]
@@ -223,6 +225,13 @@ class FakeXApi(FakeHTTPServer):
 
 def _when(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _created(tweet: FakeTweet) -> datetime:
+    """When the post was made: its created_at, else the time in its snowflake id."""
+    if tweet.created_at is not None:
+        return _when(tweet.created_at)
+    return datetime.fromtimestamp(((int(tweet.id) >> 22) + 1288834974657) / 1000, UTC)
 
 
 def _invalid(parameter: str, message: str) -> dict[str, Any]:

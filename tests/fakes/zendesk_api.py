@@ -15,17 +15,30 @@ mocked. It serves what developer.zendesk.com documents for the two endpoints the
   them (Zendesk keeps them two hours).
 - ``GET /api/v2/tickets.json?external_id=X``: ``{"tickets": [...], "next_page": null,
   "previous_page": null, "count": n}``.
+- ``PUT /api/v2/tickets/{id}.json`` ("Update Ticket") with ``{"ticket": {"comment": {"body",
+  "public"}}}`` adds the comment (the way Zendesk adds comments: the Ticket Comments API has no
+  create endpoint) and answers ``200 {"ticket": {...}, "audit": {...}}``; an unknown ticket
+  answers ``404 {"error": "RecordNotFound", "description": "Not found"}``, a closed one ``422``
+  with ``details.status`` "Status: closed prevents ticket update" (:meth:`close`), a comment
+  without a body ``422`` as well. Zendesk keeps no idempotency key for updates: a replayed PUT
+  adds a second comment.
+- ``GET /api/v2/tickets/{id}/comments.json`` ("List Comments"): the ticket's comments, the first
+  one being the description; ``sort_order`` asc (default) or desc; cursor pagination
+  (``page[size]``, answering ``meta``/``links``) or offset pagination (``per_page``/``page``,
+  answering ``next_page``/``count``), 100 at most per page; ``404`` for an unknown ticket.
 - anything else: ``404 {"error": "InvalidEndpoint", "description": "Not found"}``.
 
 Scripting: :meth:`enqueue` queues an answer for the next request of a method, used once, in
-order. ``create=True`` makes the fake create the ticket for real and *then* give the scripted
-answer (a delay past the client's timeout, or :data:`HANG_UP`): the ambiguous failure where the
-client cannot know that the ticket exists. Every request is recorded.
+order, e.g. ``429`` with ``Retry-After``. ``create=True`` makes the fake carry the request out
+for real (create the ticket, add the comment) and *then* give the scripted answer (a delay past
+the client's timeout, or :data:`HANG_UP`): the ambiguous failure where the client cannot know
+that it landed. Every request is recorded; :meth:`comments` lists what a ticket shows.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -37,6 +50,10 @@ __all__ = ["HANG_UP", "PRIORITIES", "TICKETS", "Answer", "FakeZendesk", "Recorde
 
 TICKETS = "/api/v2/tickets.json"
 PRIORITIES = ("urgent", "high", "normal", "low")
+NOW = "2026-11-20T12:00:00Z"
+PAGE_MAX = 100
+_TICKET = re.compile(r"^/api/v2/tickets/(\d+)(?:\.json)?$")
+_COMMENTS = re.compile(r"^/api/v2/tickets/(\d+)/comments(?:\.json)?$")
 
 
 @dataclass(frozen=True)
@@ -44,7 +61,7 @@ class Answer(ScriptedResponse):
     """One answer: status, JSON (or text) body, headers, seconds to wait first."""
 
     body: Any = None
-    create: bool = False  # create the ticket, then answer this (ambiguous failure)
+    create: bool = False  # carry the request out (ticket, comment), then answer this
 
 
 @dataclass(frozen=True)
@@ -70,6 +87,7 @@ class FakeZendesk(FakeHTTPServer):
     """A scriptable fake Zendesk account; use as a context manager or call start()/stop()."""
 
     name = "fake Zendesk"
+    methods = ("GET", "POST", "PUT")
     text_type = "text/plain; charset=utf-8"  # a str body is plain text, anything else JSON
 
     def __init__(self, *, email: str = "bot@acme.example", token: str = "zd-token-1234567890",
@@ -79,7 +97,9 @@ class FakeZendesk(FakeHTTPServer):
         # Scripted answers are (method, answer) pairs, each used by the next such request.
         self._tickets: dict[int, dict[str, Any]] = {}
         self._keys: dict[str, tuple[Any, Answer]] = {}
+        self._comments: dict[int, list[dict[str, Any]]] = {}  # ticket id → comments, oldest first
         self._next_id = 35436
+        self._next_comment = 900000
 
     # -- scripting and inspection ----------------------------------------------------------
 
@@ -99,6 +119,22 @@ class FakeZendesk(FakeHTTPServer):
         with self._lock:
             return [dict(t) for t in self._tickets.values()]
 
+    def comments(self, ticket_id: int | str) -> list[dict[str, Any]]:
+        """What the ticket shows, oldest first: its description, then each added comment."""
+        with self._lock:
+            return [dict(c) for c in self._comments.get(int(ticket_id), [])]
+
+    def close(self, ticket_id: int | str) -> None:
+        """Close the ticket (closed, not solved): Zendesk refuses every update of it then."""
+        with self._lock:
+            self._tickets[int(ticket_id)]["status"] = "closed"
+
+    def delete(self, ticket_id: int | str) -> None:
+        """Delete the ticket (an agent did): it answers 404 from then on."""
+        with self._lock:
+            self._tickets.pop(int(ticket_id))
+            self._comments.pop(int(ticket_id), None)
+
     # -- called from handler threads -------------------------------------------------------
 
     def handle(
@@ -115,14 +151,23 @@ class FakeZendesk(FakeHTTPServer):
                     return scripted
             if not self._authorized(lowered.get("authorization", "")):
                 return Answer(401, {"error": "Couldn't authenticate you"})
-            if path != TICKETS or method not in ("GET", "POST"):
-                return Answer(404, {"error": "InvalidEndpoint", "description": "Not found"})
-            if method == "GET":
-                return self._list(parse_qs(query))
-            answer = self._create_idempotent(lowered.get("idempotency-key"), parsed)
-        if scripted is not None:  # created for real; now fail the way the script says
+            answer = self._route(method, path, parse_qs(query), lowered, parsed)
+        if scripted is not None:  # carried out for real; now fail the way the script says
             return scripted
         return answer
+
+    def _route(self, method: str, path: str, query: dict[str, list[str]],
+               headers: dict[str, str], body: Any) -> Answer:
+        ticket, comments = _TICKET.match(path), _COMMENTS.match(path)
+        if path == TICKETS and method == "GET":
+            return self._list(query)
+        if path == TICKETS and method == "POST":
+            return self._create_idempotent(headers.get("idempotency-key"), body)
+        if ticket is not None and method == "PUT":
+            return self._update(int(ticket.group(1)), body)
+        if comments is not None and method == "GET":
+            return self._list_comments(int(comments.group(1)), query)
+        return Answer(404, {"error": "InvalidEndpoint", "description": "Not found"})
 
     def _authorized(self, header: str) -> bool:
         expected = base64.b64encode(f"{self.email}/token:{self.token}".encode()).decode()
@@ -176,8 +221,66 @@ class FakeZendesk(FakeHTTPServer):
             "comment": comment, "requester": ticket.get("requester"),  # kept for assertions
         }
         self._tickets[ticket_id] = record
-        public = {k: v for k, v in record.items() if k not in ("comment", "requester")}
-        return Answer(201, {"ticket": public}, {"Location": url})
+        self._comments[ticket_id] = [self._comment(ticket_id, comment)]
+        return Answer(201, {"ticket": _public(record)}, {"Location": url})
+
+    def _comment(self, ticket_id: int, comment: dict[str, Any]) -> dict[str, Any]:
+        """A comment as List Comments shows it (``body`` as given, ``plain_body`` its text)."""
+        self._next_comment += 1
+        body = str(comment.get("body") or "")
+        return {
+            "id": self._next_comment, "type": "Comment", "author_id": 20978392, "body": body,
+            "html_body": f"<div class=\"zd-comment\"><p>{body}</p></div>", "plain_body": body,
+            "public": bool(comment.get("public", True)), "attachments": [],
+            "audit_id": self._next_comment + 1, "created_at": NOW,
+            "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
+            "metadata": {"system": {"client": "social-listener"}, "custom": {}},
+            "_ticket": ticket_id,
+        }
+
+    def _update(self, ticket_id: int, body: Any) -> Answer:
+        record = self._tickets.get(ticket_id)
+        if record is None:
+            return Answer(404, {"error": "RecordNotFound", "description": "Not found"})
+        ticket = body.get("ticket") if isinstance(body, dict) else None
+        if not isinstance(ticket, dict):
+            return Answer(400, {"error": "InvalidJSON", "description": "ticket is required"})
+        if record["status"] == "closed":
+            return invalid("status", "Status: closed prevents ticket update", "ClosedPrevents")
+        comment = ticket.get("comment")
+        if comment is not None and not (isinstance(comment, dict) and comment.get("body")):
+            return invalid("base", "Comment: cannot be blank", "BlankValue")
+        events = []
+        if comment is not None:
+            added = self._comment(ticket_id, comment)
+            self._comments[ticket_id].append(added)
+            events.append({k: v for k, v in added.items() if not k.startswith("_")})
+            record["status"] = "open" if record["status"] == "new" else record["status"]
+        record["updated_at"] = NOW
+        audit = {"id": self._next_comment + 1, "ticket_id": ticket_id, "created_at": NOW,
+                 "author_id": 20978392, "events": events}
+        return Answer(200, {"ticket": _public(record), "audit": audit})
+
+    def _list_comments(self, ticket_id: int, query: dict[str, list[str]]) -> Answer:
+        if ticket_id not in self._tickets:
+            return Answer(404, {"error": "RecordNotFound", "description": "Not found"})
+        found = [{k: v for k, v in c.items() if not k.startswith("_")}
+                 for c in self._comments[ticket_id]]
+        if query.get("sort_order", ["asc"])[0] == "desc":
+            found.reverse()
+        if "page[size]" in query:  # cursor pagination: the first page is all tests need
+            size = min(PAGE_MAX, int(query["page[size]"][0]))
+            more = len(found) > size
+            return Answer(200, {"comments": found[:size], "meta": {
+                "has_more": more, "after_cursor": "xxx" if more else None,
+                "before_cursor": None}, "links": {"prev": None, "next": None}})
+        per_page = min(PAGE_MAX, int(query.get("per_page", [PAGE_MAX])[0]))
+        page = int(query.get("page", [1])[0])
+        chosen = found[(page - 1) * per_page: page * per_page]
+        more = len(found) > page * per_page
+        return Answer(200, {"comments": chosen, "count": len(found), "previous_page": None,
+                            "next_page": f"{self.base_url}/api/v2/tickets/{ticket_id}/comments"
+                            f".json?page={page + 1}" if more else None})
 
     def _validate(self, ticket: dict[str, Any]) -> Answer | None:
         comment = ticket.get("comment")
@@ -191,3 +294,8 @@ class FakeZendesk(FakeHTTPServer):
         if requester is not None and not (requester.get("name") and requester.get("email")):
             return invalid("requester", "Requester: Email: cannot be blank", "BlankValue")
         return None
+
+
+def _public(record: dict[str, Any]) -> dict[str, Any]:
+    """A ticket as Zendesk answers it (without what the fake keeps for assertions)."""
+    return {k: v for k, v in record.items() if k not in ("comment", "requester")}

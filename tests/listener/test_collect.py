@@ -68,14 +68,13 @@ def test_backfill_refuses_a_source_without_history(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from listener.cli import cli
-    from listener.errors import SourceError
 
     (tmp_path / "config.yaml").write_text(CONFIG)
     write_posts(tmp_path / "posts.jsonl", POSTS)
     result = CliRunner().invoke(cli, ["backfill", "-c", str(tmp_path / "config.yaml"),
                                       "--source", "imports", "--since", "2026-11-01"])
-    assert isinstance(result.exception, SourceError)
-    assert "cannot backfill" in str(result.exception)
+    assert result.exit_code == 1  # said before any progress bar is drawn (test_cli_issue13)
+    assert "cannot backfill: a file source has no history to pull" in result.output
     missing = CliRunner().invoke(cli, ["backfill", "-c", str(tmp_path / "config.yaml"),
                                        "--source", "nope", "--since", "2026-11-01"])
     assert missing.exit_code == 2 and "no enabled source 'nope'" in missing.output

@@ -172,12 +172,19 @@ def test_every_scrape_query_is_indexed(tmp_path: Path) -> None:
     db = store.open_db(tmp_path / "t.db")
     queries = [health.LAST_RUN_SQL, health.LAST_OK_SQL, health.STREAK_START_SQL,
                health.LAST_SCORED_SQL, health.UNSCORED_SQL, health.UNEVALUATED_SQL,
-               health.ALERTS_SQL]
+               health.ALERTS_SQL, health.RETRYING_SQL, health.LAST_DELIVERED_SQL,
+               health.DELIVERIES_MARK_SQL, health.OUTCOMES_SINCE_SQL]
     for sql in queries:
         plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", ["x"] * sql.count("?"))]
         scans = [step for step in plan if step.startswith("SCAN")]
         # the only scan allowed walks the partial index that holds just the pending scores
         assert scans in ([], ["SCAN scores USING INDEX idx_scores_rules_pending"]), (sql, plan)
+    # the newest delivery to a destination is one step into the index: nothing to sort
+    plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {health.LAST_DELIVERED_SQL}", ["x"])]
+    assert not any("TEMP B-TREE" in step for step in plan), plan
+    # one run's outcomes read the run's own deliveries: a rowid range
+    plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {health.OUTCOMES_SINCE_SQL}", [0])]
+    assert plan[0] == "SEARCH d USING INTEGER PRIMARY KEY (rowid>?)", plan
     # source_state has one row per configured source: a scan of it costs nothing
     assert [r[3] for r in db.execute(f"EXPLAIN QUERY PLAN {health.PAUSED_SQL}")] == \
         ["SCAN source_state"]

@@ -3,6 +3,7 @@
 Each source and sink is built from a real config file, and its ``check()`` talks to a fake on
 127.0.0.1 through its real client (tweepy, praw, httpx, smtplib over STARTTLS): right
 credentials pass, wrong ones fail with the service's reason, and no secret is ever printed.
+Every host is reached first (DNS, TCP), so every source and sink points at a fake here.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from click.testing import CliRunner
 
 from listener import cli_ops
 from tests.fakes.github_api import FakeGitHub
+from tests.fakes.hn_api import FakeHNSearch
 from tests.fakes.jira_api import FakeJira
 from tests.fakes.reddit_api import CLIENT_ID, CLIENT_SECRET, FakeReddit
 from tests.fakes.slack import BOT_TOKEN, CHANNEL_ID, FakeSlackAPI, FakeSlackWebhook
 from tests.fakes.smtp_server import FakeSMTPServer, TestCA
+from tests.fakes.webhook_receiver import FakeWebhookReceiver
 from tests.fakes.x_api import TOKEN as X_TOKEN
 from tests.fakes.x_api import FakeXApi
 from tests.fakes.zendesk_api import FakeZendesk
@@ -39,6 +42,8 @@ class Fakes:
     slack: FakeSlackAPI
     hook: FakeSlackWebhook
     ca_file: str
+    hn: FakeHNSearch
+    receiver: FakeWebhookReceiver
 
     def secrets(self) -> dict[str, str]:
         return {"X_TOKEN": X_TOKEN, "REDDIT_ID": CLIENT_ID, "REDDIT_SECRET": CLIENT_SECRET,
@@ -55,9 +60,9 @@ def fakes(tmp_path: Path) -> Iterator[Fakes]:
                           users={SMTP_USER: SMTP_PASSWORD})
     with FakeXApi() as x, FakeReddit() as reddit, FakeZendesk() as zendesk, \
             FakeJira() as jira, FakeGitHub() as github, smtp, FakeSlackAPI() as slack, \
-            FakeSlackWebhook() as hook:
+            FakeSlackWebhook() as hook, FakeHNSearch() as hn, FakeWebhookReceiver() as receiver:
         yield Fakes(x, reddit, zendesk, jira, github, smtp, slack, hook,
-                    ca.write_ca(tmp_path / "ca.pem"))
+                    ca.write_ca(tmp_path / "ca.pem"), hn, receiver)
 
 
 def write_config(tmp_path: Path, f: Fakes) -> Path:
@@ -77,7 +82,7 @@ sources:
     client_secret: {{"$env": REDDIT_SECRET}}
     base_url: "{f.reddit.base_url}"
     oauth_url: "{f.reddit.base_url}"
-  - {{type: hackernews, name: hn}}
+  - {{type: hackernews, name: hn, base_url: "{f.hn.base_url}"}}
 destinations:
   - type: zendesk
     name: tickets
@@ -108,7 +113,7 @@ destinations:
     timeout: 5
   - type: webhook
     name: hook
-    url: "http://127.0.0.1:9/receiver"
+    url: "{f.receiver.url}"
     secret: {{"$env": HOOK_SECRET}}
     allow_insecure_http: true
     allow_private_network: true
@@ -124,13 +129,21 @@ destinations:
 
 
 def doctor(config: Path, env: dict[str, str], *args: str) -> tuple[int, dict[str, str]]:
-    """Exit code and ``subject → line`` of every check line."""
+    """Exit code and ``subject → line`` of every check line: the credentials' line (the last
+    one of its subject); the network lines before it are under ``subject network``."""
     result = CliRunner().invoke(cli_ops.doctor, ["-c", str(config), *args], env=env)
     for secret in env.values():
         assert secret not in result.output
     print(result.output)  # shown when a test fails
     lines = [line for line in result.output.splitlines() if line[:4] in ("OK  ", "FAIL", "SKIP")]
-    return result.exit_code, {line[6:].split(":")[0]: line for line in lines}
+    found: dict[str, str] = {}
+    for line in lines:
+        subject = line[6:].split(":")[0]
+        if subject in found:  # the earlier line was a network one
+            found[f"{subject} network"] = "\n".join(
+                filter(None, [found.get(f"{subject} network"), found[subject]]))
+        found[subject] = line
+    return result.exit_code, found
 
 
 def test_every_check_passes_with_the_right_credentials_and_nothing_is_sent(
@@ -140,9 +153,19 @@ def test_every_check_passes_with_the_right_credentials_and_nothing_is_sent(
     assert code == 0, lines
     assert lines["database"].startswith("OK") and "to apply on the next run" in lines["database"]
     assert lines["source exports"].startswith("OK    source exports: 1 file(s) readable")
+    assert "(no network: nothing to reach)" in lines["source exports"]
     assert lines["source x-main"].startswith("OK    source x-main: token accepted")
     assert lines["source reddit"].startswith("OK    source reddit: app-only token granted")
     assert lines["source hn"].startswith("SKIP  source hn: no credentials to check")
+    assert lines["source hn network"] == \
+        f"OK    source hn: http://127.0.0.1:{fakes.hn.port} reachable (DNS, TCP in " \
+        + lines["source hn network"].split(" (DNS, TCP in ")[1]
+    assert lines["destination hook network"].startswith(
+        f"OK    destination hook: http://127.0.0.1:{fakes.receiver.port} reachable")
+    assert lines["destination mail network"].startswith(
+        f"OK    destination mail: tcp://127.0.0.1:{fakes.smtp.port} reachable")
+    assert "destination console network" not in lines  # nothing to reach
+    assert fakes.receiver.requests == [] and fakes.hn.requests == []  # reached, nothing sent
     assert lines["destination tickets"].startswith("OK    destination tickets: signed in")
     assert lines["destination jira"].startswith("OK    destination jira: signed in")
     assert "project SUP" in lines["destination jira"]

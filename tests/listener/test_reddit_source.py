@@ -242,6 +242,45 @@ def test_new_submissions_and_comments_of_subreddits(reddit: FakeReddit, make: An
     assert set(last_cursor(pages)["streams"]) == {"new:python", "comments:python"}
 
 
+def _without(thing: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """The thing with these fields left out, as some payloads come (``permalink`` above all)."""
+    for key in keys:
+        del thing["data"][key]
+    return thing
+
+
+def test_items_without_permalink_get_a_link_built_from_their_ids(
+    reddit: FakeReddit, make: Any, tmp_path: Path
+) -> None:
+    reddit.add(
+        _without(submission("s1", "python", "acme cloud hello", created_utc=T0), "permalink"),
+        _without(comment("c1", "python", "acme cloud support never answers",
+                         created_utc=T0 + 5, link_id="t3_s1"), "permalink"),
+        _without(comment("c2", "python", "acme cloud, no thread known", created_utc=T0 + 6),
+                 "permalink", "link_id"),
+    )
+    source = make(reddit, search=False, subreddits=["python"], submissions=True, comments=True)
+    db = open_db(tmp_path / "t.db")
+    assert collect(db, source, lambda: NOW, brands=(ACME,)) == 3
+    urls = {r["platform_id"]: r["url"] for r in db["posts"].rows}
+    assert urls == {
+        "t3_s1": "https://www.reddit.com/r/python/comments/s1/",
+        "t1_c1": "https://www.reddit.com/r/python/comments/s1/comment/c1/",
+        "t1_c2": None,  # no link_id: no thread to point into, but the comment is kept
+    }
+    praw = pytest.importorskip("praw")
+    # praw, which parses Reddit's URLs, reads the built links as this submission and comment
+    assert praw.models.Submission.id_from_url(urls["t3_s1"]) == "s1"
+    assert praw.models.Comment.id_from_url(urls["t1_c1"]) == "c1"
+
+
+def test_a_given_permalink_is_kept(reddit: FakeReddit, make: Any) -> None:
+    reddit.add(comment("c1", "python", "acme cloud", created_utc=T0, link_id="t3_s1"))
+    source = make(reddit, brands=(), search=False, subreddits=["python"], comments=True)
+    [post] = [p for page in source.fetch(None) for p in page.posts]
+    assert post.url == "https://www.reddit.com/r/python/comments/s1/thread/c1/"
+
+
 def test_removed_and_deleted_items_are_skipped(reddit: FakeReddit, make: Any) -> None:
     reddit.add(
         acme_post(1),
@@ -398,6 +437,8 @@ def test_client_secret_never_appears_in_logs_repr_or_errors(
     reddit: FakeReddit, make: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="praw")  # the CLI tests hold it at WARNING
+    caplog.set_level(logging.DEBUG, logger="prawcore")  # the CLI tests hold it at WARNING
     reddit.add(acme_post(1))
     source = make(reddit)
     posts = [post for page in source.fetch(None) for post in page.posts]

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from alerts.incidents import IncidentConfig
 from alerts.rules import RuleConfig
+from alerts.rules_stage import RulesContext
 from listener.models import Page, Post, Score
 from listener.pipeline import evaluate_rules
 from storage import db as store
@@ -17,7 +19,8 @@ TEXT = "Acme Cloud has been down for an hour and nobody answers our support tick
 
 def test_a_crosspost_does_not_alert_twice_and_reruns_add_nothing(tmp_path: Path) -> None:
     db = store.open_db(tmp_path / "r.db")
-    posts = [Post("x", "1", TEXT, NOW, source="s"), Post("reddit", "t3_q", TEXT, NOW, source="s"),
+    posts = [Post("x", "1", TEXT, NOW, source="s", author="ann"),
+             Post("reddit", "t3_q", TEXT, NOW, source="s", author="ann"),  # ann, cross-posting
              Post("x", "2", "I love it", NOW, source="s")]
     store.store_page(db, "s", Page(posts=posts), NOW)
     negative = Score("negative", 0.9, 0.05, 0.05, 0.8, "m", "v")
@@ -46,7 +49,8 @@ def test_dry_run_and_caps_record_alerts_that_are_never_sent(tmp_path: Path) -> N
         RuleConfig.model_validate({"name": "trial", "when": {}, "destinations": ["slack"],
                                    "dry_run": True}),
     ]
-    assert evaluate_rules(db, rules, {"slack"}, lambda: NOW) == 10
+    alone = RulesContext(incidents=IncidentConfig(enabled=False))  # 5 alike posts: no incident
+    assert evaluate_rules(db, rules, {"slack"}, lambda: NOW, context=alone) == 10
     counts = {(r["rule"], r["status"]): r["n"] for r in db.query(
         "SELECT rule, status, count(*) AS n FROM alerts GROUP BY rule, status")}
     assert counts == {("capped", "pending"): 2, ("capped", "suppressed"): 3,

@@ -71,12 +71,15 @@ def test_backfill_command_pulls_history_without_moving_the_live_cursor(tmp_path:
 storage: {{path: t.db}}
 brands: [{{name: acme, query: acme}}]
 sources: [{{type: hackernews, name: hn, base_url: "{hn.base_url}"}}]
+rules: [{{name: r, destinations: [c]}}]
+destinations: [{{type: console, name: c}}]
 """)
         since = datetime.fromtimestamp(now - 3 * 86400 - 60, UTC).strftime("%Y-%m-%dT%H:%M:%S")
         result = CliRunner().invoke(cli, ["backfill", "-c", str(tmp_path / "config.yaml"),
                                           "--source", "hn", "--since", since])
     assert result.exit_code == 0, result.output
     assert "hn: 3 new post(s)" in result.output
+    assert "page only posts younger than their max_post_age_hours (48 h)" in result.output
     db = Database(tmp_path / "t.db")
     assert sorted(r["platform_id"] for r in db["posts"].rows) == ["1", "2", "3"]
     assert db["cursors"].count == 0  # history never moves the live cursor

@@ -219,15 +219,56 @@ def test_author_missing_from_includes_is_still_stored(x: FakeXApi) -> None:
 
 
 def test_malformed_item_is_rejected_and_the_rest_kept(x: FakeXApi) -> None:
-    x.enqueue(200, {"data": [{"id": tid(2), "text": "acme cloud", "created_at": "yesterday"},
-                             {"id": tid(1), "text": "acme cloud ok",
-                              "created_at": "2024-05-08T09:00:00.000Z"}],
-                    "meta": {"newest_id": tid(2), "oldest_id": tid(1), "result_count": 2}})
+    # "20" is a pre-2010 sequential id: no snowflake time to fall back on
+    x.enqueue(200, {"data": [{"id": tid(2), "text": "acme cloud ok",
+                              "created_at": "2024-05-08T09:00:00.000Z"},
+                             {"id": "20", "text": "acme cloud", "created_at": "yesterday"},
+                             {"id": "21", "text": "acme cloud, undated"}],
+                    "meta": {"newest_id": tid(2), "oldest_id": "21", "result_count": 3}})
     [page] = pages_of(make_source(x))
-    assert ids([page]) == [tid(1)]
-    [bad] = page.rejected
-    assert tid(2) in bad.where and "created_at" in bad.reason
+    assert ids([page]) == [tid(2)]
+    assert [r.where for r in page.rejected] == ["x search acme: post 20", "x search acme: post 21"]
+    assert all("created_at" in r.reason and "snowflake" in r.reason for r in page.rejected)
     assert page.cursor["brands"]["acme"] == {"since_id": tid(2)}
+
+
+# X ids are snowflakes: (id >> 22) ms after 2010-11-04T01:42:54.657Z. The first pair is the
+# example of the twitter-snowflake-to-date package's documentation; the second was built from
+# 2024-05-08T11:00:00.123Z (worker 7, datacenter 3, sequence 42).
+DOCUMENTED_ID, DOCUMENTED_AT = "1233161576649121792", datetime(2020, 2, 27, 22, 46, 45, 564000,
+                                                                   tzinfo=UTC)
+RECENT_ID, RECENT_AT = "1788161925437075498", datetime(2024, 5, 8, 11, 0, 0, 123000, tzinfo=UTC)
+
+
+def test_a_post_without_created_at_is_dated_from_its_snowflake_id(
+    x: FakeXApi, tmp_path: Path
+) -> None:
+    x.add_tweet(RECENT_ID, "acme cloud is down, no time on this one", created_at=None)
+    x.add_tweet(DOCUMENTED_ID, "acme cloud, an old one", created_at=None)
+    [page] = pages_of(make_source(x))
+    assert all("created_at" not in p.raw for p in page.posts)  # the fake really left it out
+    assert {p.platform_id: p.created_at for p in page.posts} == {
+        RECENT_ID: RECENT_AT, DOCUMENTED_ID: DOCUMENTED_AT}
+    assert page.rejected == []
+    db = open_db(tmp_path / "x.db")
+    assert collect(db, make_source(x), lambda: NOW, brands=(ACME,)) == 2
+    stored = {r["platform_id"]: r["created_at"] for r in db["posts"].rows}
+    assert stored == {RECENT_ID: "2024-05-08T11:00:00Z", DOCUMENTED_ID: "2020-02-27T22:46:45Z"}
+
+
+def test_an_unreadable_created_at_falls_back_on_the_id(x: FakeXApi) -> None:
+    x.add_tweet(RECENT_ID, "acme cloud, garbled time", created_at="yesterday")
+    x.add_tweet(tid(1), "acme cloud, a good time", created_at="2024-05-08T09:30:00.000Z")
+    [page] = pages_of(make_source(x))
+    times = {p.platform_id: p.created_at for p in page.posts}
+    assert times[RECENT_ID] == RECENT_AT  # from the id
+    assert times[tid(1)] == datetime(2024, 5, 8, 9, 30, tzinfo=UTC)  # created_at wins when usable
+
+
+def test_backfill_keeps_posts_without_created_at_inside_the_window(x: FakeXApi) -> None:
+    x.add_tweet(RECENT_ID, "acme cloud, undated", created_at=None)
+    posts = [p for page in make_source(x).backfill(NOW - timedelta(days=1)) for p in page.posts]
+    assert [(p.platform_id, p.created_at) for p in posts] == [(RECENT_ID, RECENT_AT)]
 
 
 def test_duplicates_across_pages_are_stored_once(x: FakeXApi, tmp_path: Path) -> None:
@@ -426,6 +467,7 @@ def test_bearer_token_never_appears_in_logs_or_repr(
 ) -> None:
     x.add_tweet(tid(1), "acme cloud")
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="tweepy")  # the CLI tests hold it at WARNING
     source = make_source(x)
     pages_of(source)
     assert "Making API request" in caplog.text  # tweepy did log its request at DEBUG

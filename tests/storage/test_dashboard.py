@@ -69,9 +69,11 @@ def test_rollups_follow_each_posts_newest_score(db: Database) -> None:
 
 
 def test_triage_holds_negative_or_urgent_posts_with_their_status(db: Database) -> None:
-    ids = stored(db, post("1"), post("2", text="how do I reset it", author_followers=0),
-                 post("3", text="happy customer"),
-                 post("4", text="the app is broken and I want a refund", platform="reddit"))
+    ids = stored(db, post("1", author="jane"),
+                 post("2", text="how do I reset it", author_followers=0),
+                 post("3", text="happy customer"),  # #4: jane cross-posting #1 on reddit
+                 post("4", text="the app is broken and I want a refund", platform="reddit",
+                      author="Jane"))
     store.save_scores(db, [(ids[0], score("negative", 0.2), "en"),
                            (ids[1], score("neutral", 0.8), None),
                            (ids[2], score("positive", 0.1), "en"),
@@ -91,7 +93,7 @@ def test_triage_holds_negative_or_urgent_posts_with_their_status(db: Database) -
 def test_migration_backfills_what_the_triggers_would_have_built(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     old = connect(path)
-    steps = [m for m in MIGRATIONS if m[0] != "005_dashboard"]
+    steps = MIGRATIONS[:4]  # up to 004
     for _, step in steps:
         step(old)
     old["_migrations"].insert_all({"name": n, "applied_at": "x"} for n, _ in steps)
@@ -99,7 +101,7 @@ def test_migration_backfills_what_the_triggers_would_have_built(tmp_path: Path) 
                  post("3", created_at=NOW - timedelta(days=40)))
     store.save_scores(old, [(i, score("negative", 0.7), None) for i in ids], NOW)
     store.save_scores(old, [(ids[0], score("positive", 0.1, version="2"), "en")], NOW)
-    assert migrate(old) == ["005_dashboard"]
+    assert migrate(old)[0] == "005_dashboard"
     fresh = store.open_db(tmp_path / "new.db")
     stored(fresh, post("1"), post("2", text="where is my order", lang="de"),
            post("3", created_at=NOW - timedelta(days=40)))

@@ -13,6 +13,7 @@ from listener.models import Page, Post, Rejected, Score
 from storage import db as store
 from storage import outbox
 from storage.migrations import MIGRATIONS, migrate, pending
+from storage.tx import connect
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -97,14 +98,50 @@ def test_failure_then_park_then_requeue(db: Database) -> None:
     assert [d["outcome"] for d in db["deliveries"].rows] == ["failed"]
 
 
-def test_identical_text_within_an_hour_is_linked_as_a_crosspost(db: Database) -> None:
+def test_identical_text_by_one_author_within_an_hour_is_linked_as_a_crosspost(
+    db: Database,
+) -> None:
     text = "Acme Cloud has been down for an hour, nobody answers support tickets"
-    first = Post("x", "1", text, NOW, source="src")
-    same = Post("reddit", "t3_a", text.upper() + " https://t.co/xyz", NOW.replace(minute=40))
-    later = Post("bluesky", "b", text, NOW.replace(hour=14))
-    short = [Post("x", str(i), "thanks!", NOW) for i in (7, 8)]
+    first = Post("x", "1", text, NOW, source="src", author="jane")
+    same = Post("reddit", "t3_a", text.upper() + " https://t.co/xyz", NOW.replace(minute=40),
+                author="Jane")  # the same handle on another platform: one person
+    later = Post("bluesky", "b", text, NOW.replace(hour=14), author="jane")
+    short = [Post("x", str(i), "thanks!", NOW, author="jane") for i in (7, 8)]
     store.store_page(db, "src", Page(posts=[first, *short]), NOW)
     store.store_page(db, "src", Page(posts=[same, later]), NOW)
     links = {r["platform_id"]: r["duplicate_of"] for r in db["posts"].rows}
     first_id = db.execute("SELECT id FROM posts WHERE platform_id = '1'").fetchone()[0]
     assert links == {"1": None, "7": None, "8": None, "t3_a": first_id, "b": None}
+
+
+def test_the_same_words_from_different_customers_are_never_merged(db: Database) -> None:
+    """Issue 13 #3: during an outage many customers write the same sentence; each is a
+    customer of their own (the old code linked them all to the first and alerted once)."""
+    text = "Is Acme Cloud down for anyone else? Nothing loads for me"
+    posts = [Post("x", str(i), text, NOW.replace(minute=i), source="src", author=f"user{i}")
+             for i in range(20)]
+    posts.append(Post("x", "anon", text, NOW, source="src"))  # no author: cannot be the same
+    store.store_page(db, "src", Page(posts=posts), NOW)
+    assert db.execute("SELECT count(*) FROM posts WHERE duplicate_of IS NOT NULL").fetchone() == (0,)
+
+
+def test_the_migration_unlinks_crossposts_of_different_authors(tmp_path: Path) -> None:
+    """Databases linked by the old rule get their customers back, in the triage queue too."""
+    old = connect(tmp_path / "old.db")
+    steps = MIGRATIONS[:5]  # up to 005: the queue exists, the new rule does not
+    for _, step in steps:
+        step(old)
+    old["_migrations"].insert_all({"name": n, "applied_at": "x"} for n, _ in steps)
+    text = "Acme Cloud has been down for an hour, nobody answers support tickets"
+    store.store_page(old, "s", Page(posts=[Post("x", "1", text, NOW, author="ann"),
+                                          Post("x", "2", text, NOW, author="bob"),
+                                          Post("x", "3", text, NOW, author="ANN")]), NOW)
+    old.execute("UPDATE posts SET duplicate_of = 1 WHERE id IN (2, 3)")  # the old rule's links
+    scored = [(i, Score("negative", 0.9, 0.05, 0.05, 0.8, "m", "v"), None) for i in (1, 2, 3)]
+    store.save_scores(old, scored, NOW)
+    old.execute("DELETE FROM triage WHERE post_id IN (2, 3)")  # as the old queue left them
+    migrate(old)
+    links = dict(old.execute("SELECT id, duplicate_of FROM posts").fetchall())
+    assert links == {1: None, 2: None, 3: 1}  # bob is a customer of his own; ANN is ann
+    assert sorted(r[0] for r in old.execute("SELECT post_id FROM triage")) == [1, 2]
+    old.close()

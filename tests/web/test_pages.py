@@ -151,3 +151,24 @@ def test_term_counts_count_posts_not_words_and_skip_brand_words() -> None:
     texts = ["The login is BROKEN, login again", "Acme Cloud refund http://x.example/acme",
              "@acme where is my refund?"]
     assert term_counts(texts, exclude=["Acme Cloud"]) == {"login": 1, "broken": 1, "refund": 2}
+
+
+def test_an_incidents_link_opens_the_queue_filtered_to_its_posts(
+    client: FlaskClient, seeded: tuple[Path, Seeded]
+) -> None:
+    """Issue 13 #4: the incident alert links to the queue filtered to the incident."""
+    from sqlite_utils import Database
+
+    db = Database(seeded[0])
+    members = [r[0] for r in db.execute("SELECT post_id FROM triage ORDER BY post_id LIMIT 3")]
+    db.execute("INSERT INTO incidents (id, brand, opened_at, first_at, last_at, reports,"
+               " customers, centroid, updated_at) VALUES ('0123456789abcdef', 'acme', 'x', 'x',"
+               " 'x', 3, 3, x'', 'x')")
+    db.conn.executemany("INSERT INTO incident_posts (incident_id, post_id, added_at) VALUES"
+                        " ('0123456789abcdef', ?, 'x')", [(m,) for m in members])
+    db.conn.commit()
+    rows = client.get("/api/queue?incident=0123456789abcdef&status=all").get_json()["rows"]
+    assert sorted(r["post_id"] for r in rows) == members  # whatever the time range
+    page = client.get("/queue?incident=0123456789abcdef&status=all")
+    assert page.status_code == 200 and b"incident-filter" in page.data
+    assert client.get("/queue?incident=<script>").status_code == 400
