@@ -25,10 +25,12 @@ was delivered, so an update always has something to attach to.
 from __future__ import annotations
 
 import hashlib
+import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -58,11 +60,14 @@ class IncidentConfig(BaseModel):
         "incident; an incident with no report for this long is over")
     min_customers: int = Field(
         5, ge=2, description="different authors saying the same thing before it is an incident")
-    burst_factor: float = Field(
-        3.0, ge=1, description="an incident needs a burst: the brand's posts that need a person "
-        "in the window must be at least this many times its usual number (the day before)")
+    burst_minutes: float = Field(
+        5, gt=0, le=60, description="an incident needs a burst: this many minutes with far more "
+        "of the brand's negative or help-seeking posts than usual")
+    sensitivity: Literal["low", "medium", "high"] = Field(
+        "medium", description="how unlikely that many posts in burst_minutes must be at the "
+        "brand's usual rate (the day before): low 1e-8, medium 1e-6, high 1e-4")
     similarity: float = Field(
-        0.35, gt=0, le=1, description="cosine (0-1) two posts need to count as the same problem "
+        0.3, gt=0, le=1, description="cosine (0-1) two posts need to count as the same problem "
         "when an incident forms")
     join_similarity: float = Field(
         0.25, gt=0, le=1, description="cosine to an open incident's reports a post needs to join "
@@ -152,7 +157,7 @@ def _group_brand(db: Database, brand: str, items: list[tuple[Candidate, np.ndarr
     start, end = items[0][0].created_at - window, items[-1][0].created_at
     open_now = store.open_incidents(db, brand, start)
     pool = {r.post_id: r for r in store.loose_vectors(db, brand, start, end)}
-    burst = Burst.load(db, brand, start, end, window, cfg)
+    burst = Burst.load(db, brand, start, end, cfg)
     joined: dict[str, list[VectorRow]] = {}
     for c, v in items:
         if c.needy and c.post_id not in pool:
@@ -170,53 +175,83 @@ def _group_brand(db: Database, brand: str, items: list[tuple[Candidate, np.ndarr
             opened = _maybe_open(brand, row, pool, cfg, window, now)
             if opened is not None:
                 incident, members = opened
-                open_now.append(incident)
+                if best is not None:  # one incident per brand at a time: one burst, one story
+                    incident = best
+                else:
+                    open_now.append(incident)
                 _attach(incident, members, joined)
                 for m in members:
                     pool.pop(m.post_id, None)
-                _sweep(incident, pool, cfg, window, joined)
+                _sweep(incident, pool, cfg, c.created_at - window, c.created_at, joined)
     for incident in open_now:
         if incident.id in joined:
             store.save_incident(db, incident, joined[incident.id], now)
             result.added.setdefault(incident.id, []).extend(r.post_id for r in joined[incident.id])
 
 
+BURST_P = {"low": 1e-8, "medium": 1e-6, "high": 1e-4}
+
+
 @dataclass(frozen=True)
 class Burst:
-    """Whether a brand's posts that need a person come in a burst: in the ``window`` before a
-    moment at least ``burst_factor`` times as many as usual (the day before the window), and
-    at least ``min_customers``. Without it, a busy brand's everyday complaints — the same few
-    topics every day — would form incidents that never end."""
+    """Whether a brand's posts that need a person come in a burst at a moment: in the
+    ``burst_minutes`` before it, so many that the brand's usual rate (the day before) makes that
+    count less likely than the sensitivity's p-value, and at least ``min_customers``.
+
+    Without it a busy brand's everyday complaints — the same few topics every day — would form
+    incidents. A Poisson tail over a short window, not a fixed ratio over a long one: at the
+    usual rate a sliding 15-minute window reaches 3× its mean by chance every day or two, while
+    an outage's first minute is already far out in the tail (so the alert is not held back)."""
 
     times: tuple[float, ...]  # posix times of the brand's needy posts, sorted
     window: float
-    threshold: float
+    threshold: int
 
     @classmethod
-    def load(cls, db: Database, brand: str, start: datetime, end: datetime, window: timedelta,
+    def load(cls, db: Database, brand: str, start: datetime, end: datetime,
              cfg: IncidentConfig) -> Burst:
-        day = timedelta(days=1)
+        day, window = timedelta(days=1), timedelta(minutes=cfg.burst_minutes)
         usual = store.needy_count(db, brand, start - day, start) * (window / day)
         times = tuple(t.timestamp() for t in store.needy_times(db, brand, start - window, end))
-        return cls(times, window.total_seconds(),
-                   max(float(cfg.min_customers), cfg.burst_factor * usual))
+        threshold = max(cfg.min_customers, poisson_threshold(usual, BURST_P[cfg.sensitivity]))
+        return cls(times, window.total_seconds(), threshold)
 
     def at(self, moment: datetime) -> bool:
-        """How many came in the window up to ``moment`` reaches the threshold."""
+        """How many came in the burst window up to ``moment`` reaches the threshold."""
         t = moment.timestamp()
-        return bisect_right(self.times, t) - bisect_left(self.times, t - self.window) >= \
-            self.threshold
+        count = bisect_right(self.times, t) - bisect_left(self.times, t - self.window)
+        return count >= self.threshold
+
+
+def poisson_threshold(mean: float, p: float) -> int:
+    """The smallest count k with P(N ≥ k) < p for N ~ Poisson(mean): what the usual rate
+    almost never produces. (Summed term by term: no scipy for one tail.)"""
+    term = math.exp(-mean)  # P(N = 0)
+    below = 0.0  # P(N < k)
+    k = 0
+    while 1.0 - below >= p and k < 100_000:
+        below += term
+        k += 1
+        term *= mean / k
+    return k
 
 
 def _maybe_open(brand: str, row: VectorRow, pool: dict[int, VectorRow], cfg: IncidentConfig,
                 window: timedelta, now: datetime) -> tuple[IncidentRow, list[VectorRow]] | None:
-    """A new incident around ``row`` when enough different customers said the same thing."""
-    near = [r for r in pool.values() if r.post_id != row.post_id
-            and row.created_at - window <= r.created_at <= row.created_at
-            and float(r.vector @ row.vector) >= cfg.similarity]
-    members = [*near, row]
+    """A new incident around ``row`` when enough different customers said the same thing.
+
+    The same thing: ``similarity``-alike to ``row``; or, in words further apart, as alike to
+    what the window's posts have in common (their mean) as ``row`` is — during a burst that
+    common core is the burst's problem, and paraphrases ("down", "503", "won't load") reach it
+    long before enough of them are alike pair by pair."""
+    window_rows = [r for r in pool.values() if r.post_id != row.post_id
+                   and row.created_at - window <= r.created_at <= row.created_at]
+    members = [r for r in window_rows if float(r.vector @ row.vector) >= cfg.similarity]
+    members.append(row)
     if len({_customer(r) for r in members}) < cfg.min_customers:
-        return None
+        members = _core(window_rows, row, cfg.similarity)
+        if len({_customer(r) for r in members}) < cfg.min_customers:
+            return None
     members.sort(key=lambda r: (r.created_at, r.post_id))
     key = f"{brand}\x1f{members[0].post_id}"
     incident = IncidentRow(
@@ -226,10 +261,22 @@ def _maybe_open(brand: str, row: VectorRow, pool: dict[int, VectorRow], cfg: Inc
     return incident, members
 
 
+def _core(rows: Sequence[VectorRow], row: VectorRow, similarity: float) -> list[VectorRow]:
+    """The posts of the window (``row`` among them) that are ``similarity``-alike to the
+    window's mean; empty unless ``row`` is one of them."""
+    everyone = [*rows, row]
+    mean = np.sum([r.vector for r in everyone], axis=0)
+    mean = mean / (float(np.linalg.norm(mean)) or 1.0)
+    core = [r for r in everyone if float(r.vector @ mean) >= similarity]
+    return core if any(r.post_id == row.post_id for r in core) else []
+
+
 def _sweep(incident: IncidentRow, pool: dict[int, VectorRow], cfg: IncidentConfig,
-           window: timedelta, joined: dict[str, list[VectorRow]]) -> None:
-    """Loose posts of the window that are like the new incident join it at once."""
-    near = [r for r in pool.values() if r.created_at >= incident.first_at - window
+           since: datetime, until: datetime, joined: dict[str, list[VectorRow]]) -> None:
+    """Loose posts of the window that opened (or grew) the incident and are like it join it
+    now; later posts are asked one by one as they come, so the incident never chains back
+    through a quiet hour."""
+    near = [r for r in pool.values() if since <= r.created_at <= until
             and float(incident.centroid @ r.vector) >= cfg.join_similarity]
     _attach(incident, near, joined)
     for r in near:

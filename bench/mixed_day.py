@@ -238,8 +238,11 @@ def measure(runtime: Runtime, day: Day, served: list[data.Synthetic], slack: Fak
     two_rules = [r[0] for r in db.execute(
         "SELECT post_id FROM alerts WHERE destination = 'slack' AND post_id IS NOT NULL"
         " GROUP BY post_id HAVING count(DISTINCT rule) = 2")]
-    shown = [json.dumps(m.get("blocks") or m["text"]) for m in slack.messages]
-    both_named = sum(1 for text in shown if "unhappy, needs-help" in text
+    two = set(two_rules)
+    about_two = [json.dumps(m.get("blocks") or m["text"]) for m in slack.messages
+                 if alert_post.get(m.get("metadata", {}).get("event_payload", {})
+                                   .get("alert_id")) in two]
+    both_named = sum(1 for text in about_two if "unhappy, needs-help" in text
                      or "needs-help, unhappy" in text)
     out = outage_figures(db, day, slack)
     return {
@@ -249,7 +252,8 @@ def measure(runtime: Runtime, day: Day, served: list[data.Synthetic], slack: Fak
         "ticket_comments": sum(len(zendesk.comments(t["id"])) - 1 for t in zendesk.tickets),
         "duplicates": sum(n - 1 for k, n in slack_posts.items() if k is not None)
         + sum(n - 1 for k, n in ticket_posts.items() if k is not None),
-        "two_rule_posts": len(two_rules), "messages_naming_both": both_named, **out,
+        "two_rule_posts": len(two_rules), "two_rule_messages": len(about_two),
+        "messages_naming_both": both_named, **out,
     }
 
 
@@ -324,8 +328,9 @@ def report(poll: float, results: list[dict[str, Any]]) -> None:
           f"comments); {total('slack_messages'):,} / {total('tickets'):,} with the two days "
           "before")
     print(f"duplicate messages or tickets          {total('duplicates')}")
-    print(f"posts matching two rules / messages naming both  {total('two_rule_posts'):,} / "
-          f"{total('messages_naming_both'):,}")
+    print(f"posts matching two rules                {total('two_rule_posts'):,}; messaged on "
+          f"their own: {total('two_rule_messages'):,}, naming both rules: "
+          f"{total('messages_naming_both'):,} (the rest travel in an incident)")
     print(f"outage customers covered by the incident  {total('covered')} / {total('customers')}"
           f" (reached a person: {total('reached')}); everyday posts swept in: "
           f"{total('swept_in')}; incidents per run: {[r['incidents'] for r in results]}")
