@@ -14,7 +14,8 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,9 +24,11 @@ from sqlite_utils import Database
 
 from alerts.sinks.base import Sink
 from listener import metrics
-from listener.errors import DeliveryError, RateLimited
+from listener.deadline import deadline
+from listener.errors import DeadlineExceeded, DeliveryError, RateLimited
 from listener.log import about_post
 from listener.models import AlertMessage, Clock, ReportMessage, Sleep, parse_iso
+from listener.netguard import Endpoint, only_to
 from storage import outbox, reports
 from storage.db import post_from_row, score_from_row
 from storage.tx import immediate
@@ -96,6 +99,19 @@ def group_rows(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return list(groups.values())
 
 
+@dataclass(frozen=True)
+class Pass:
+    """How one dispatch pass behaves beyond the retry policy."""
+
+    wait_up_to: float = 0.0  # also wait for retries due this soon (run --once)
+    send_deadline: float = 60.0  # seconds one delivery attempt may take, all its requests
+    strict: bool = False  # tests: a sink's bug is raised, not logged
+    stop: threading.Event | None = None  # the daemon is stopping: end between two messages
+    beat: Callable[[], None] | None = None  # called after every message: the run is alive
+    endpoints: Sequence[Endpoint] | None = None  # what the destination's settings name
+    allow_private: bool = False  # its settings open private networks to it
+
+
 def dispatch(
     db: Database,
     sinks: Mapping[str, Sink],
@@ -106,18 +122,32 @@ def dispatch(
     wait_up_to: float = 0.0,
     strict: bool = False,
     stop: threading.Event | None = None,
+    send_deadline: float = 60.0,
+    beat: Callable[[], None] | None = None,
+    endpoints: Sequence[Endpoint] | None = None,
+    allow_private: bool = False,
 ) -> DispatchResult:
-    """Deliver every due alert; with ``wait_up_to`` > 0, also wait for retries due that soon.
+    """Deliver every due alert of ``sinks``' destinations; with ``wait_up_to`` > 0, also wait
+    for retries due that soon.
 
+    Give it ONE destination to keep destinations apart (the runtime runs one pass per
+    destination, each in its own thread and with its own connection): a slow or hung
+    destination then only ever delays its own alerts. Every attempt is cut off after
+    ``send_deadline`` seconds in total (:mod:`listener.deadline`), whatever the server does;
+    with ``endpoints`` (the destination's configured hosts) it may connect to no private address
+    but theirs (:mod:`listener.netguard`: a redirect to the metadata service is refused, whatever
+    the client library).
     ``stop`` (the daemon's shutdown event) ends the pass between two messages: a batch paced at
     Slack's 1 message a second can take 100 s, longer than a service manager waits on SIGTERM.
     What is left stays pending for the next start; nothing is lost."""
+    how = Pass(wait_up_to, send_deadline, strict, stop, beat, endpoints, allow_private)
     result = DispatchResult()
-    deadline = clock() + timedelta(seconds=wait_up_to)
+    until = clock() + timedelta(seconds=wait_up_to)
     last_sent: dict[str, float] = {}
+    only = next(iter(sinks)) if len(sinks) == 1 else None
     while True:
         held: set[str] = set()  # destinations that answered 429 in this pass
-        groups = group_rows(outbox.due(db, clock(), BATCH))
+        groups = group_rows(outbox.due(db, clock(), BATCH, destination=only))
         attempted = 0
         for group in groups:
             sink = sinks.get(group[0]["destination"])
@@ -127,15 +157,17 @@ def dispatch(
             if stop is not None and stop.is_set():  # checked after the pacing wait
                 return result
             attempted += 1
-            if not _attempt(db, sink, group, policy, clock, result, strict):
+            if not _attempt(db, sink, group, policy, clock, result, how):
                 held.add(sink.name)
+            if beat is not None:
+                beat()
         if attempted and len(groups) == BATCH:
             continue  # a full batch: more may be due now
         nxt = outbox.next_due_at(db, sinks)
         if nxt is None or wait_up_to <= 0:
             return result
         due_at = parse_iso(nxt)
-        if due_at > deadline:
+        if due_at > until:
             return result
         if due_at > clock():
             sleep((due_at - clock()).total_seconds())
@@ -152,17 +184,30 @@ def _pace(sink: Sink, last_sent: dict[str, float], sleep: Sleep) -> None:
     last_sent[sink.name] = time.monotonic()
 
 
+def _send(sink: Sink, message: AlertMessage | ReportMessage, how: Pass) -> str | None:
+    """``sink.send`` within a total deadline and the address guard; past the deadline, a
+    retryable failure (the remote may have acted: the next attempt looks first where it can)."""
+    guard = (only_to(how.endpoints, f"destination {sink.name}", allow_private=how.allow_private)
+             if how.endpoints is not None else nullcontext())
+    try:
+        with deadline(how.send_deadline, f"{sink.name} (alert {message.alert_id})"), guard:
+            return sink.send(message)
+    except DeadlineExceeded as exc:
+        raise DeliveryError(str(exc), retryable=True) from None
+
+
 def _attempt(
     db: Database, sink: Sink, group: list[dict[str, Any]], policy: RetryPolicy, clock: Clock,
-    result: DispatchResult, strict: bool,
+    result: DispatchResult, how: Pass,
 ) -> bool:
     """One delivery attempt; False when the destination asked us to wait (rate limit)."""
+    strict = how.strict
     message = message_from_rows(group, db)
     attempt = message.attempt
     outbox.begin_attempt(db, [r["alert_id"] for r in group], attempt)
     started = time.monotonic()
     try:
-        remote_id = sink.send(message)
+        remote_id = _send(sink, message, how)
     except RateLimited as exc:
         wait = exc.retry_after if exc.retry_after is not None else policy.delay(1)
         until = clock() + timedelta(seconds=wait)

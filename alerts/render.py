@@ -7,6 +7,16 @@ people (``<@U123>``) or show a harmless label over a hostile link (``<https://ev
 every untrusted string goes through :func:`escape_mrkdwn` (or :func:`safe_url`) before it is put
 into a message, and every piece is cut to fit Slack's limits *before* it is sent: a message over a
 limit is refused with HTTP 400, and a refused alert is an alert nobody sees.
+
+A customer's text is shown as they wrote it, never interpreted. Every format drops control
+characters (NUL, ESC, ...) and bidi overrides/isolates (U+202E can show a text backwards) with
+:func:`strip_controls`. Formats that interpret markup get their own neutraliser here, so each
+sink uses the same one: :func:`mrkdwn_text` for Slack (mrkdwn has no escape for ``*``, ``_``,
+``~`` or backticks, and ``verbatim`` only stops auto-linking: Slack "will continue to process all
+markdown formatting"; so a zero-width space goes on both sides of each such character, where it
+can neither open nor close a span), :func:`markdown_literal` for Markdown (Zendesk comments:
+backslash escapes). HTML is escaped by the e-mail renderer, Jira's ADF text nodes and JSON are
+never parsed for markup, GitHub bodies put the text in a fenced code block.
 """
 
 from __future__ import annotations
@@ -55,6 +65,33 @@ def escape_mrkdwn(text: str) -> str:
     return _BROADCAST.sub("@" + ZWSP, text.translate(_MRKDWN_ESCAPES))
 
 
+_MRKDWN_MARKERS = re.compile(r"[*_~`]")
+_QUOTE_AT_LINE_START = re.compile(r"^&gt;", re.MULTILINE)
+_EMOJI_CODE = re.compile(r":(?=[A-Za-z0-9_+'-]+:)")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_~])")
+
+
+def mrkdwn_text(text: str) -> str:
+    """Untrusted text for a mrkdwn field, shown as written: never formatted, never a ping.
+
+    :func:`strip_controls`, then :func:`escape_mrkdwn` (entities, ``@channel``), then a
+    zero-width space on both sides of each ``*``, ``_``, ``~`` and backtick: a marker needs a
+    word boundary on its outer side and text on its inner side, and this one has neither, so
+    ``*bold*`` stays ``*bold*``. Also defused: ``>`` starting a line (a quote) and ``:name:``
+    (an emoji code).
+    """
+    escaped = escape_mrkdwn(strip_controls(text))
+    escaped = _MRKDWN_MARKERS.sub(lambda m: ZWSP + m.group() + ZWSP, escaped)
+    escaped = _QUOTE_AT_LINE_START.sub(ZWSP + "&gt;", escaped)
+    return _EMOJI_CODE.sub(":" + ZWSP, escaped)
+
+
+def markdown_literal(text: str) -> str:
+    """``*``, ``_``, ``~``, backticks and backslashes backslash-escaped: Markdown shows them as
+    themselves instead of emphasis, strikethrough or code (links and HTML are the caller's)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
 def excerpt(text: str, limit: int = EXCERPT_CODE_POINTS) -> str:
     """Collapse whitespace and cut to at most ``limit`` code points, ending in "…" when cut.
 
@@ -79,23 +116,24 @@ def _is_combining(char: str) -> bool:
 
 
 def fit_escaped(text: str, max_len: int, limit: int = EXCERPT_CODE_POINTS) -> str:
-    """The escaped excerpt of ``text`` that is at most ``max_len`` characters long.
+    """The neutralised (:func:`mrkdwn_text`) excerpt of ``text``, at most ``max_len`` long.
 
     Escaping can grow text fivefold (``&`` → ``&amp;``), so the code-point limit alone does not
     bound the size; cutting *after* escaping could split an entity. So we search for the longest
     excerpt whose escaped form fits.
     """
-    escaped = escape_mrkdwn(excerpt(text, limit))
+    text = strip_controls(text)  # before cutting: a control character is not worth a place
+    escaped = mrkdwn_text(excerpt(text, limit))
     if len(escaped) <= max_len:
         return escaped
     low, high = 0, min(limit, max_len)  # escaped length >= code points, so max_len bounds it
     while low < high:
         mid = (low + high + 1) // 2
-        if len(escape_mrkdwn(excerpt(text, mid))) <= max_len:
+        if len(mrkdwn_text(excerpt(text, mid))) <= max_len:
             low = mid
         else:
             high = mid - 1
-    return escape_mrkdwn(excerpt(text, low))
+    return mrkdwn_text(excerpt(text, low))
 
 
 def safe_url(url: str | None) -> str | None:

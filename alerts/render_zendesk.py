@@ -5,7 +5,9 @@ content) in subjects. Every untrusted string (post text, author, brand, a report
 terms and example posts) goes through :func:`inert`: control-stripped, whitespace-collapsed, cut
 with :func:`alerts.render.excerpt`, and defused with a zero-width space after every ``]`` (no
 ``[x](url)``, ``![](pixel)``, ``[x]: url``), after ``<`` (no raw HTML or ``<url>`` autolinks),
-between ``{{`` / ``{%``, and after a leading ``@``. The only links are post URLs that
+between ``{{`` / ``{%``, and after a leading ``@``; in comment bodies ``*``, ``_``, ``~``,
+backticks and backslashes are backslash-escaped (:func:`alerts.render.markdown_literal`), so a
+customer's ``*text*`` shows as written, not as emphasis. Subjects are plain text: no escapes. The only links are post URLs that
 :func:`alerts.render.safe_url` accepted, with ``[``/``]`` encoded, and an incident's queue URL
 (our config, checked by :func:`alerts.render.config_url`). An incident update added to the
 first ticket is :func:`update_comment`, ending with the line :func:`comment_marker`.
@@ -24,6 +26,7 @@ from alerts.render import (
     ZWSP,
     brand_name,
     excerpt,
+    markdown_literal,
     reach_label,
     safe_url,
     sentiment_label,
@@ -53,12 +56,16 @@ _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
 # -- post alerts ---------------------------------------------------------------------------
 
 
-def inert(text: str, limit: int) -> str:
+def inert(text: str, limit: int, *, markdown: bool = True) -> str:
     """Untrusted text made plain for Markdown and placeholders, cut to ``limit`` code points.
 
     A lone surrogate (possible in text decoded from JSON) becomes "?": it cannot be sent as UTF-8.
+    ``markdown``: the text goes into a comment body (Markdown), so emphasis characters are
+    escaped too; False for subjects and names, which Zendesk shows as plain text.
     """
     cut = excerpt(strip_controls(text), limit).encode("utf-8", "replace").decode("utf-8")
+    if markdown:
+        cut = markdown_literal(cut)
     cut = cut.replace("]", "]" + ZWSP).replace("<", "<" + ZWSP)
     return _LEADING_AT.sub("@" + ZWSP, _PLACEHOLDER.sub("{" + ZWSP, cut))
 
@@ -75,7 +82,8 @@ def zendesk_tag(name: str) -> str:
 
 def ticket_subject(msg: AlertMessage) -> str:
     """``Acme · mastodon · negative``, plain text of at most 150 characters."""
-    return inert(f"{brand_name(msg)} · {msg.post.platform} · {msg.score.sentiment}", SUBJECT_MAX)
+    return inert(f"{brand_name(msg)} · {msg.post.platform} · {msg.score.sentiment}", SUBJECT_MAX,
+                 markdown=False)
 
 
 def ticket_priority(priority: str, urgent: bool = False) -> str:
@@ -92,7 +100,7 @@ def ticket_body(msg: AlertMessage, limit: int) -> str:
     text = inert(post.text, limit) or "(no text)"
     author = inert(post.author or "unknown", 200)
     lines = [
-        f"{ticket_subject(msg)} — social-listener alert",
+        f"{inert(ticket_subject(msg), SUBJECT_MAX)} — social-listener alert",
         "",
         f"Post by {author} ({reach_label(post.author_followers)}) on {inert(post.platform, 40)},"
         f" {to_iso(post.created_at)}:",
@@ -118,7 +126,7 @@ def requester_for(msg: AlertMessage, domain: str) -> dict[str, str] | None:
     platform = _SLUG_UNSAFE.sub("-", msg.post.platform.lower()).strip("-")[:20] or "social"
     slug = _SLUG_UNSAFE.sub("-", author.lower()).strip("-")[:30] or "user"
     digest = hashlib.sha256(f"{msg.post.platform}\x1f{author}".encode()).hexdigest()[:10]
-    name = inert(f"{author} ({msg.post.platform})", 100)
+    name = inert(f"{author} ({msg.post.platform})", 100, markdown=False)
     return {"name": name, "email": f"{platform}-{slug}-{digest}@{domain}"}
 
 
@@ -141,7 +149,7 @@ ZENDESK = TextStyle(
 
 def report_subject(msg: ReportMessage) -> str:
     """The report's title as plain text of at most 150 characters."""
-    return inert(report_title(msg), SUBJECT_MAX)
+    return inert(report_title(msg), SUBJECT_MAX, markdown=False)
 
 
 def report_body(msg: ReportMessage, text_limit: int) -> str:

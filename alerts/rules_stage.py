@@ -72,9 +72,10 @@ class _Decision:
 def evaluate_rules(
     db: Database, rules: Iterable[RuleConfig], destinations: set[str], clock: Clock,
     *, batch_size: int = 500, context: RulesContext | None = None,
-    outcome: RulesOutcome | None = None,
+    outcome: RulesOutcome | None = None, beat: Callable[[], None] | None = None,
 ) -> int:
-    """Run new scores through the rules; returns alerts added (see the module docstring)."""
+    """Run new scores through the rules; returns alerts added (see the module docstring).
+    ``beat`` is called after every batch (the run shows progress)."""
     active = [r for r in rules if r.enabled]
     ctx = context or RulesContext()
     done = outcome if outcome is not None else RulesOutcome()
@@ -97,6 +98,8 @@ def evaluate_rules(
                                            ctx.queue_url, ctx.brands)
         done.alerts += added
         done.incident_members += len(members)
+        if beat is not None:
+            beat()
     if done.too_old:
         log.info("%d post(s) older than their rules' max_post_age_hours: stored and queued, "
                  "not alerted", done.too_old)

@@ -39,7 +39,11 @@ def status(config_path: str) -> None:
 
 def render_status(snapshot: Snapshot, config: Config, now: datetime) -> str:
     """The verdict (what /healthz answers, and why), stages, queues and paused sources."""
-    rows = [_stage_row(s, now) for s in snapshot.stages]
+    ran = {s.stage for s in snapshot.stages if s.last_run}
+    # a dispatch target that never ran (cron dispatches all at once, the daemon per
+    # destination) is noise beside the one that did
+    rows = [_stage_row(s, now) for s in snapshot.stages
+            if s.last_run or s.stage != "dispatch" or "dispatch" not in ran]
     queues = [[name, depth] for name, depth in asdict(snapshot.queues).items()]
     lines = [
         f"database: {config.db_path}",
@@ -68,6 +72,8 @@ def verdict(snapshot: Snapshot, now: datetime, unhealthy_after: int) -> str:
                        "(`listener alerts list --status failed` shows why)")
     reasons += [f"destination {d.destination} keeps failing ({d.retrying} alert(s) retrying, "
                 f"nothing delivered since {d.since})" for d in snapshot.failing_destinations]
+    reasons += [f"{r.name} STUCK: no progress for {age(r.idle_for(now))} (running since "
+                f"{r.started_at})" for r in snapshot.stuck(now)]
     return "FAILING: " + "; ".join(reasons) if reasons else "ok"
 
 

@@ -34,6 +34,9 @@ from listener.sources.base import SourceConfig
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 Loc = tuple[str | int, ...]
+MAX_CONFIG_BYTES = 1024 * 1024  # a config is a few KiB; a larger file is a mistake or an attack
+MAX_ALIASES = 100  # aliases (*name) in one config: a few share defaults; a bomb needs many
+MAX_ALIAS_NODES = 10_000  # nodes all aliases together may stand for, expanded
 
 
 class _Strict(BaseModel):
@@ -99,6 +102,10 @@ class DispatchSettings(_Strict):
     once_max_wait: float = Field(
         60, ge=0, description="run --once waits up to this long for retries that are due soon"
     )
+    send_deadline: float = Field(
+        60, gt=0, le=3600, description="seconds one delivery attempt may take in total (all its "
+        "requests, every byte): a destination that answers slowly or not at all is cut off and "
+        "retried later, and never holds up another destination")
 
 
 class LogSettings(_Strict):
@@ -113,6 +120,9 @@ class MetricsSettings(_Strict):
     port: int | None = Field(
         9108, ge=0, le=65535, description="TCP port; null turns the endpoint off (0: any free port)"
     )
+    stuck_after: float = Field(
+        600, gt=0, description="/healthz answers 503 when a stage run has shown no progress (a "
+        "page, a batch, a message) for this many seconds")
     unhealthy_after: int = Field(
         3, ge=1, description="/healthz answers 503 once a stage has failed for this many of its "
         "intervals in a row, or a destination for this many attempts of an alert in a row"
@@ -140,6 +150,36 @@ class ServeSettings(_Strict):
         None, pattern=r"^https?://[^\s]+$", description="how people reach the dashboard (e.g. "
         "https://listener.example.com behind a proxy): links in alerts point there; default "
         "http://host:port")
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description="host names the dashboard answers to besides "
+        "localhost, 127.0.0.1, [::1], public_url's host and the bound address; any other Host "
+        "header is refused (DNS rebinding)")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="addresses or networks of reverse proxies whose "
+        "X-Forwarded-For and X-Forwarded-Proto are believed (login throttling per client, "
+        "Secure cookies over https)")
+    secure_cookies: bool = Field(False, description="always mark the dashboard's cookies "
+                                 "Secure (TLS ends in front of it)")
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+|\[?[0-9A-Fa-f:.]+\]?", name):
+                raise ValueError(f"{name!r} is not a host name (listener.internal, 10.0.0.5): "
+                                 "no scheme, port or path")
+        return names
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an IP address or network (127.0.0.1, "
+                                 "10.0.0.0/8)") from None
+        return values
 
     @property
     def dashboard_url(self) -> str:
@@ -227,11 +267,7 @@ class Config:
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:
     """Read, resolve secrets, validate; raises ConfigError naming file, line and key."""
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config: {exc.strerror}", file=str(file)) from exc
-    data, lines = _parse(text, str(file))
+    data, lines = _parse(_read_text(file), str(file))
     where = _Locator(str(file), lines)
     env = os.environ if environ is None else environ
     missing: dict[Loc, str] = {}
@@ -254,16 +290,121 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
     )
 
 
+def _read_text(file: Path) -> str:
+    """The file as text: at most :data:`MAX_CONFIG_BYTES`, UTF-8, or a ConfigError saying so
+    in one line (not a traceback), with the line of the first undecodable byte."""
+    try:
+        with file.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config: {exc.strerror}", file=str(file)) from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"the file is larger than {MAX_CONFIG_BYTES // 1024} KiB; a config is "
+                          "a few KiB: is this the right file?", file=str(file))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x}); save the file as "
+                          "UTF-8", file=str(file), line=line) from None
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with the checks a config needs and YAML leaves out.
+
+    - A key given twice in one mapping is an error naming both lines (YAML keeps the last one
+      silently: a second ``rules:`` dropped the first). Checked on the composed node, before
+      the constructor flattens ``<<`` merge keys, whose overriding is legitimate.
+    - At most :data:`MAX_ALIASES` aliases, standing for at most :data:`MAX_ALIAS_NODES` nodes
+      expanded, and none inside the node it names: every later step (line index, secret
+      resolution, validation) walks the expanded tree, so a "billion laughs" document of a few
+      hundred bytes would otherwise take minutes and gigabytes. Counted as aliases are composed,
+      so the bomb is refused before it is built.
+    """
+
+    def __init__(self, text: str, file: str) -> None:
+        super().__init__(text)
+        self.file = file
+        self._aliases = 0
+        self._alias_nodes = 0
+        self._sizes: dict[int, int] = {}  # id(node) -> nodes it stands for, expanded
+        self._path: list[Any] = []  # key path of the node being composed, for messages
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            self._count_alias(self.peek_event())
+        part = index.value if isinstance(index, yaml.ScalarNode) else index  # a value: its key
+        self._path.append(part if isinstance(part, str | int) else None)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._path.pop()
+
+    def compose_mapping_node(self, anchor: str | None) -> yaml.MappingNode:
+        node = super().compose_mapping_node(anchor)
+        seen: dict[tuple[str, str], int] = {}
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue
+            line, ident = key.start_mark.line + 1, (key.tag, key.value)
+            if ident in seen:
+                loc = tuple(part for part in self._path if part is not None)
+                raise ConfigError(f"duplicate key '{key.value}' (first at line {seen[ident]})",
+                                  file=self.file, line=line, key=_key((*loc, key.value)))
+            seen[ident] = line
+        return node
+
+    def _count_alias(self, event: yaml.AliasEvent) -> None:
+        """Refuse the alias that passes a limit, naming its line."""
+        line = event.start_mark.line + 1
+        target = self.anchors.get(event.anchor)
+        if target is None:
+            return  # undefined: the composer reports it
+        if target.end_mark is None:
+            raise ConfigError(f"alias *{event.anchor} refers to a node that contains it",
+                              file=self.file, line=line)
+        self._aliases += 1
+        self._alias_nodes += self._size(target)
+        if self._aliases > MAX_ALIASES:
+            raise ConfigError(f"more than {MAX_ALIASES} aliases (*name); write the settings "
+                              "out instead", file=self.file, line=line)
+        if self._alias_nodes > MAX_ALIAS_NODES:
+            raise ConfigError(f"aliases (*name) expand to more than {MAX_ALIAS_NODES} values; "
+                              "write the settings out instead", file=self.file, line=line)
+
+    def _size(self, node: yaml.Node) -> int:
+        """How many nodes ``node`` stands for with every alias in it expanded; memoised, so
+        a node shared by many aliases is walked once however often it is counted."""
+        known = self._sizes.get(id(node))
+        if known is not None:
+            return known
+        if isinstance(node, yaml.MappingNode):
+            size = 1 + sum(self._size(k) + self._size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            size = 1 + sum(self._size(item) for item in node.value)
+        else:
+            size = 1
+        self._sizes[id(node)] = size
+        return size
+
+
+def _compose(text: str, file: str) -> tuple[yaml.Node | None, Any]:
+    """The document's node tree (for line numbers) and its data, from ONE parse."""
+    loader = _ConfigLoader(text, file)
+    try:
+        node = loader.get_single_node()
+        return node, loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+
+
 def _parse(text: str, file: str) -> tuple[Any, dict[Loc, int]]:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node, data = _compose(text, file)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(
-            f"invalid YAML: {reason}", file=file, line=mark.line + 1 if mark else None
-        ) from exc
+        raise _yaml_error(exc, text, file) from exc
+    except RecursionError:
+        raise ConfigError("invalid YAML: nested too deeply", file=file) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -272,6 +413,18 @@ def _parse(text: str, file: str) -> tuple[Any, dict[Loc, int]]:
     if node is not None:
         _index_lines(node, (), lines)
     return data, lines
+
+
+def _yaml_error(exc: yaml.YAMLError, text: str, file: str) -> ConfigError:
+    """PyYAML's error as one line with the file and line."""
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow
+        line = text[: exc.position].count("\n") + 1
+        return ConfigError(f"invalid YAML: character #x{exc.character:04x} is not allowed "
+                           f"({exc.reason})", file=file, line=line)
+    mark = getattr(exc, "problem_mark", None)
+    reason = " ".join(str(getattr(exc, "problem", None) or exc).split())
+    return ConfigError(f"invalid YAML: {reason}", file=file,
+                       line=mark.line + 1 if mark else None)
 
 
 def _index_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:

@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
@@ -31,23 +30,12 @@ from listener.config import Config
 from listener.errors import ListenerError
 from listener.log import redact
 from listener.models import to_iso, utcnow
+from listener.netguard import Endpoint, endpoint_of, endpoints
 from storage.migrations import pending
 from storage.tx import connect
 
 OK, FAIL, SKIP = "OK", "FAIL", "SKIP"
 PROBE_TIMEOUT = 5.0  # seconds for each of TCP connect and TLS handshake
-URL_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-TLS_SCHEMES = frozenset({"https", "wss", "tls"})
-# settings a plugin ignores in some modes: probing them would fail a set-up that works
-_UNUSED: dict[tuple[str, str], Callable[[Any], bool]] = {
-    # webhook mode: no Web API call
-    ("slack", "base_url"): lambda c: getattr(c, "webhook_url", None) is not None,
-    # logged in: searches go through the account's PDS, found at login
-    ("bluesky", "base_url"): lambda c: bool(getattr(c, "handle", None)),
-    ("bluesky", "login_url"): lambda c: not getattr(c, "handle", None),  # public AppView
-}
-
-
 @dataclass(frozen=True)
 class Check:
     subject: str  # "database", "source x-main", "destination slack", "model"
@@ -56,24 +44,6 @@ class Check:
 
     def line(self) -> str:
         return f"{self.outcome:<4}  {self.subject}: {redact(self.detail)}"
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One host and port a source or sink connects to."""
-
-    scheme: str  # http, https, ws, wss; tcp or tls for a host/port setting (SMTP)
-    host: str
-    port: int
-
-    @property
-    def tls(self) -> bool:
-        return self.scheme in TLS_SCHEMES
-
-    def __str__(self) -> str:
-        """``scheme://host:port`` only: a path, query or user part may be the secret."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}:{self.port}"
 
 
 def diagnose(config: Config, *, model: bool = True) -> Iterator[Check]:
@@ -120,45 +90,6 @@ def _checks(subject: str, settings: BaseModel, reached: dict[tuple[int, Endpoint
 def replace_subject(check: Check, subject: str) -> Check:
     """A probe's line under the source or sink it was made for (:func:`reach` knows no names)."""
     return Check(subject, check.outcome, check.detail)
-
-
-def endpoints(settings: BaseModel) -> list[Endpoint]:
-    """Every host a source's or sink's settings make it talk to, in order, once each: each
-    field holding an http(s) URL or a list of them (base_url, url, webhook_url, feeds, …), a
-    ``url`` property (a Zendesk subdomain's), and a ``host`` with a ``port`` (SMTP: TLS from the
-    start when ``security`` is ``ssl``; STARTTLS is the sink's own check). Settings the plugin
-    ignores in its configured mode (:data:`_UNUSED`) are left out."""
-    kind = str(getattr(settings, "type", ""))
-    found: list[Endpoint] = []
-    for name in type(settings).model_fields:
-        unused = _UNUSED.get((kind, name))
-        if unused is not None and unused(settings):
-            continue
-        value = getattr(settings, name)
-        found += [e for v in (value if isinstance(value, list) else [value])
-                  if (e := endpoint_of(v)) is not None]
-    if isinstance(getattr(type(settings), "url", None), property):
-        found += [e for e in [endpoint_of(settings.url)] if e is not None]  # type: ignore[attr-defined]
-    host, port = getattr(settings, "host", None), getattr(settings, "port", None)
-    if isinstance(host, str) and isinstance(port, int) and host:
-        scheme = "tls" if getattr(settings, "security", None) == "ssl" else "tcp"
-        found.append(Endpoint(scheme, host, port))
-    return list(dict.fromkeys(found))
-
-
-def endpoint_of(value: object) -> Endpoint | None:
-    """The endpoint of an http(s)/ws(s) URL; None for anything else."""
-    if not isinstance(value, str) or "://" not in value:
-        return None
-    try:
-        parts = urlsplit(value.strip())
-        port = parts.port
-    except ValueError:  # a port that is not a number: the plugin's own validation says so
-        return None
-    scheme = parts.scheme.lower()
-    if scheme not in URL_PORTS or not parts.hostname:
-        return None
-    return Endpoint(scheme, parts.hostname, port or URL_PORTS[scheme])
 
 
 def reach_all(things: Iterable[BaseModel]) -> dict[tuple[int, Endpoint], Check]:

@@ -6,6 +6,7 @@
     ├── SourceError                   a collector failed (network, bad response, bad credentials)
     ├── RateLimited                   remote asked us to wait; carries ``retry_after`` seconds
     ├── ClassifierError               model cannot be loaded or scored
+    ├── DeadlineExceeded              network calls took longer than their total deadline
     ├── DeliveryError                 a sink refused or failed; carries ``status``, ``body_snippet``,
     │                                 and ``retryable`` (4xx such as a bad token are not)
     └── StorageError                  the database cannot be opened or migrated
@@ -60,6 +61,17 @@ class RateLimited(ListenerError):
 
 class ClassifierError(ListenerError):
     """The model could not be loaded or failed on a batch."""
+
+
+class DeadlineExceeded(ListenerError):
+    """A block of network calls (one delivery, one page of a poll) ran past its total deadline;
+    its connections were cut (:mod:`listener.deadline`). Callers turn it into their own
+    failure: a retry for a delivery, a failed poll for a source."""
+
+    def __init__(self, what: str, seconds: float) -> None:
+        self.what, self.seconds = what, seconds
+        super().__init__(f"{what}: no complete answer within {seconds:g} s in total (a server "
+                         "that answers slowly or not at all); cut off, retried later")
 
 
 class DeliveryError(ListenerError):

@@ -51,6 +51,11 @@ UNSCORED_SQL = "SELECT count(*) FROM posts WHERE id > ?"
 UNEVALUATED_SQL = "SELECT count(*) FROM scores WHERE rules_at IS NULL"  # partial index
 ALERTS_SQL = "SELECT count(*) FROM alerts WHERE status = ?"  # index (status, next_attempt_at)
 PAUSED_SQL = "SELECT source, paused_until FROM source_state WHERE paused_until IS NOT NULL"
+# Runs still going, with their last sign of progress: the partial index idx_runs_running.
+RUNNING_SQL = (
+    "SELECT stage, target, started_at, coalesce(heartbeat_at, started_at) FROM runs"
+    " WHERE status = 'running'"
+)
 # A destination's pending alerts that failed their last N attempts in a row (a 429 is not an
 # attempt): count, the oldest one's queue time and its error. Index (destination, status):
 # reads the destination's queue only. (Exactly one min(): the bare column is from its row.)
@@ -123,11 +128,35 @@ class FailingDestination:
 
 
 @dataclass(frozen=True)
+class RunningStage:
+    """A run in progress (or left 'running' by a process that died) and its last progress."""
+
+    stage: str
+    target: str
+    started_at: str
+    progress_at: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.stage}:{self.target}" if self.target else self.stage
+
+    def idle_for(self, now: datetime) -> float:
+        """Seconds since the run last showed progress (a page, a batch, a message)."""
+        return max(0.0, (now - parse_iso(self.progress_at)).total_seconds())
+
+
+@dataclass(frozen=True)
 class Snapshot:
     stages: list[StageState]
     queues: Queues
     paused: dict[str, str]  # source → ISO time it resumes
     failing_destinations: list[FailingDestination] = field(default_factory=list)
+    running: list[RunningStage] = field(default_factory=list)
+    stuck_after: float = 600.0  # metrics.stuck_after
+
+    def stuck(self, now: datetime) -> list[RunningStage]:
+        """Runs with no progress for ``stuck_after`` seconds: hung on something, or killed."""
+        return [r for r in self.running if r.idle_for(now) > self.stuck_after]
 
     def unhealthy(self, now: datetime, unhealthy_after: int) -> list[StageState]:
         """Stages failing for more than ``unhealthy_after`` of their intervals."""
@@ -141,7 +170,7 @@ class Snapshot:
     def healthy(self, now: datetime, unhealthy_after: int) -> bool:
         """No stage failing too long, no alert parked, no destination that keeps failing."""
         return not (self.unhealthy(now, unhealthy_after) or self.parked
-                    or self.failing_destinations)
+                    or self.failing_destinations or self.stuck(now))
 
     def to_json(self, now: datetime, unhealthy_after: int) -> dict[str, Any]:
         """The /healthz body: ``status``, and why (``failing`` stages, ``parked_alerts``,
@@ -153,6 +182,8 @@ class Snapshot:
             "failing": sorted(bad),
             "parked_alerts": self.parked,
             "failing_destinations": [asdict(d) for d in self.failing_destinations],
+            "stuck": [{"stage": r.name, "started_at": r.started_at, "progress_at": r.progress_at,
+                       "idle_seconds": round(r.idle_for(now))} for r in self.stuck(now)],
             "stages": {s.name: {k: v for k, v in asdict(s).items() if k not in ("stage", "target")}
                        for s in self.stages},
             "queues": asdict(self.queues),
@@ -164,8 +195,11 @@ def stage_targets(config: Config) -> list[tuple[str, str, float]]:
     """``(stage, target, interval)`` of every stage the daemon schedules."""
     every = config.schedule
     collect = [("collect", s.name, s.interval) for s in config.sources if s.enabled]
+    # the daemon dispatches per destination; run --once records one dispatch run for all
+    dispatch = [("dispatch", d.name, every.dispatch_interval) for d in config.destinations]
     return [*collect, ("classify", "", every.classify_interval), ("rules", "", every.rules_interval),
-            ("reports", "", every.reports_interval), ("dispatch", "", every.dispatch_interval)]
+            ("reports", "", every.reports_interval), ("dispatch", "", every.dispatch_interval),
+            *dispatch]
 
 
 def load_snapshot(config: Config) -> Snapshot:
@@ -185,8 +219,10 @@ def read_snapshot(db: Database, config: Config) -> Snapshot:
     paused = {row[0]: row[1] for row in db.execute(PAUSED_SQL).fetchall()}
     failing = failing_destinations(db, [d.name for d in config.destinations],
                                    config.metrics.unhealthy_after)
+    running = [RunningStage(*row) for row in db.execute(RUNNING_SQL).fetchall()]
     return Snapshot(stages=stages, queues=read_queues(db), paused=paused,
-                    failing_destinations=failing)
+                    failing_destinations=failing, running=running,
+                    stuck_after=config.metrics.stuck_after)
 
 
 def failing_destinations(

@@ -14,13 +14,34 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
+from urllib.parse import parse_qsl, urlsplit
 
 _SECRETS: set[str] = set()
 _LOCK = threading.Lock()
 MIN_SECRET_LENGTH = 6  # shorter values would redact ordinary words
+MIN_SECRET_PATH_LENGTH = 16  # a secret URL's path is a secret of its own from this length
+# URL parameters whose value is a credential whoever wrote the URL: a feed URL written literally
+# in the config (`?key=abc123`), or echoed back by a server in an error body
+CREDENTIAL_PARAMS = (
+    "key", "token", "api_key", "apikey", "access_token", "secret", "password", "sig",
+    "signature", "client_secret", "refresh_token", "auth_token", "passwd",
+)
+_NAMES = "|".join(map(re.escape, CREDENTIAL_PARAMS))
+_VALUE = r"[^&#;,\s'\"<>()]+"
+# in a query string (after ? & ;): every name above, alone or as a suffix (`x_api_key`)
+_QUERY_CREDENTIAL = re.compile(rf"([?&;](?:[\w.-]*[_-])?(?:{_NAMES})=){_VALUE}", re.IGNORECASE)
+# elsewhere (`api_key=… sig=…` in a message): only names no code or prose uses for other things,
+# so a traceback's `sorted(rows, key=lambda r: r.id)` stays readable
+_BARE_NAMES = "|".join(re.escape(n) for n in CREDENTIAL_PARAMS if n not in ("key", "sig"))
+_BARE_CREDENTIAL = re.compile(
+    rf"(?<![\w.-])((?:(?:[\w.-]*[_-])?(?:{_BARE_NAMES})|[\w.-]*[_-]key)=){_VALUE}",
+    re.IGNORECASE)
+# the password of a URL's user info: scheme://user:PASSWORD@host
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/?#\s:@]*:)[^@/?#\s]+@", re.IGNORECASE)
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 POST_FIELDS = ("platform", "post_id")
@@ -30,17 +51,48 @@ _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime
 
 
 def register_secret(value: str | None) -> None:
+    """Redact ``value`` from now on; a URL's secret parts too (see :func:`secret_forms`)."""
     if value and len(value) >= MIN_SECRET_LENGTH:
+        forms = secret_forms(value)
         with _LOCK:
-            _SECRETS.add(value)
+            _SECRETS.update(forms)
+
+
+def secret_forms(value: str) -> set[str]:
+    """``value``, and when it is a URL the parts that messages show without the rest.
+
+    A feed or webhook URL given as a secret reaches messages cut down: without its query string
+    (the RSS source shows ``scheme://host/path``), or as the path alone (urllib3 logs the path,
+    which *is* a Slack webhook's secret). So its query values, its password and a path of
+    :data:`MIN_SECRET_PATH_LENGTH` or more characters are secrets too; shorter paths
+    (``/feed.xml``) are not, or every URL with such a path would be masked.
+    """
+    forms = {value}
+    try:
+        parts = urlsplit(value.strip())
+        values = [v for _, v in parse_qsl(parts.query, keep_blank_values=True)]
+        password = parts.password
+    except ValueError:  # not a URL after all (an unbalanced '[' in a token)
+        return forms
+    if parts.scheme and parts.netloc:
+        forms.update([*values, password or "", parts.query])
+        if len(parts.path) >= MIN_SECRET_PATH_LENGTH:
+            forms.add(parts.path)
+    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 
 def redact(text: str) -> str:
+    """``text`` with every registered secret, credential URL parameter (``?key=***``) and URL
+    password (``user:***@``) masked: for logs and for everything written to the database."""
     with _LOCK:
         secrets = sorted(_SECRETS, key=len, reverse=True)
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, "***")
+    if "=" in text:
+        text = _BARE_CREDENTIAL.sub(r"\1***", _QUERY_CREDENTIAL.sub(r"\1***", text))
+    if "@" in text:
+        text = _URL_PASSWORD.sub(r"\1***@", text)
     return text
 
 

@@ -111,8 +111,8 @@ class DatabaseCollector:
 
 def _snapshot_metrics(snapshot: Snapshot, now: datetime, unhealthy_after: int) -> Iterator[Metric]:
     healthy = GaugeMetricFamily(
-        "listener_healthy", "1 when /healthz answers 200: no stage failing for too long, no "
-        "alert parked as failed, no destination that keeps failing.")
+        "listener_healthy", "1 when /healthz answers 200: no stage failing for too long or "
+        "stuck, no alert parked as failed, no destination that keeps failing.")
     healthy.add_metric([], 1 if snapshot.healthy(now, unhealthy_after) else 0)
     destinations = GaugeMetricFamily(
         "listener_destination_failing_alerts",
@@ -147,7 +147,13 @@ def _snapshot_metrics(snapshot: Snapshot, now: datetime, unhealthy_after: int) -
         "Sources paused by a rate limit, and until when.", labels=["source"])
     for source, until in snapshot.paused.items():
         paused.add_metric([source], parse_iso(until).timestamp())
-    yield from (healthy, queue, last_ok, last_poll, failing, paused, destinations)
+    idle = GaugeMetricFamily(
+        "listener_stage_idle_seconds",
+        "Running stages: seconds since their last progress (a page, a batch, a message); "
+        "/healthz fails past metrics.stuck_after.", labels=["stage", "target"])
+    for run in snapshot.running:
+        idle.add_metric([run.stage, run.target], run.idle_for(now))
+    yield from (healthy, queue, last_ok, last_poll, failing, paused, destinations, idle)
 
 
 class _Forward:

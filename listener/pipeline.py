@@ -11,7 +11,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,8 +26,16 @@ from alerts.sinks.base import Sink
 from classifiers.base import Classifier
 from listener import metrics
 from listener.config import Config
-from listener.errors import ListenerError, RateLimited, SourceError, StorageError
+from listener.deadline import deadline, expire_all, install
+from listener.errors import (
+    DeadlineExceeded,
+    ListenerError,
+    RateLimited,
+    SourceError,
+    StorageError,
+)
 from listener.models import Clock, Page, Score, Sleep, utcnow
+from listener.netguard import endpoints, private_allowed
 from listener.query import Brand
 from listener.sources import source_class
 from listener.sources.base import Source, SourceConfig, SourceContext
@@ -35,32 +43,54 @@ from storage import db as store
 from storage.tx import BUSY_TIMEOUT_MS, connect, immediate
 
 log = logging.getLogger(__name__)
+DEFAULT_PAGE_DEADLINE = 120.0  # SourceConfig.page_deadline's default
+BEAT_EVERY = 5.0  # seconds between two progress marks of one run (a write each)
 
 
 def collect(
     db: Database, source: Source, clock: Clock, stop: threading.Event | None = None,
-    brands: Sequence[Brand] = (), others: Sequence[Brand] = (),
+    brands: Sequence[Brand] = (), others: Sequence[Brand] = (), *,
+    page_deadline: float = DEFAULT_PAGE_DEADLINE, beat: Callable[[], None] | None = None,
 ) -> int:
     """Fetch from the source's saved cursor; each page + its cursor is one transaction.
 
     With ``brands``, only posts matching one of their queries are kept (the cursor still moves
     past the others): every platform obeys the same query, whatever its own search returned.
     ``others`` (the rest of the configured brands) only add attributions: see
-    :func:`keep_for_brands`.
+    :func:`keep_for_brands`. Each page gets ``page_deadline`` seconds, all its requests
+    together: a server that drips or hangs fails the poll instead of pinning it (and SIGTERM)
+    forever; the cursor stays where the last stored page left it.
     """
     new = 0
-    for page in source.fetch(store.load_cursor(db, source.name)):
+    for page in pages_within(source, source.fetch(store.load_cursor(db, source.name)),
+                             page_deadline):
         if stop and stop.is_set():
             break  # shutting down: the page is not stored and its cursor not saved
         new += store.store_page(db, source.name, keep_for_brands(page, brands, others), clock())
         for bad in page.rejected:
             log.warning("source %s skipped record %s: %s", source.name, bad.where, bad.reason)
+        if beat is not None:
+            beat()
     return new
+
+
+def pages_within(source: Source, pages: Iterator[Page], seconds: float) -> Iterator[Page]:
+    """``pages``, each fetched within ``seconds`` (:mod:`listener.deadline`), else SourceError."""
+    while True:
+        try:
+            with deadline(seconds, f"source {source.name}"):
+                page = next(pages, None)
+        except DeadlineExceeded as exc:
+            raise SourceError(str(exc)) from None
+        if page is None:
+            return
+        yield page
 
 
 def backfill(
     db: Database, source: Source, since: datetime, clock: Clock, brands: Sequence[Brand] = (),
     progress: Callable[[int, int], None] | None = None, others: Sequence[Brand] = (),
+    page_deadline: float = DEFAULT_PAGE_DEADLINE,
 ) -> int:
     """Pull history back to ``since`` where the platform allows; never moves the live cursor.
 
@@ -71,7 +101,7 @@ def backfill(
         raise SourceError(f"source {source.name} ({source.type}) cannot backfill: its platform "
                           "offers no history beyond what every poll already fetches")
     new = 0
-    for page in pull(since):
+    for page in pages_within(source, pull(since), page_deadline):
         added = store.store_page(db, source.name, replace(keep_for_brands(page, brands, others),
                                                           cursor=None), clock())
         new += added
@@ -162,6 +192,32 @@ class Runtime:
     # run records the database refused (locked, disk full); written by the next stage that can
     _unrecorded: list[Callable[[Database], None]] = field(
         default_factory=list, init=False, repr=False)
+    # the run each thread is in, for beat(): (connection, run id, monotonic time of last beat)
+    _current: threading.local = field(default_factory=threading.local, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        install()  # deadlines must know every socket, pooled ones included (listener.deadline)
+
+    def shutdown(self) -> None:
+        """Stop: stages end between two pages, batches or messages, and requests in flight
+        are cut now rather than at their deadline (SIGTERM answers in seconds)."""
+        self.stop.set()
+        expire_all()
+
+    def beat(self) -> None:
+        """The current thread's run made progress: mark it (at most every few seconds), so a
+        run that made none for ``metrics.stuck_after`` shows as stuck."""
+        current = getattr(self._current, "run", None)
+        if current is None or current[1] is None:
+            return
+        db, run_id, last = current
+        if time.monotonic() - last < BEAT_EVERY:
+            return
+        self._current.run = (db, run_id, time.monotonic())
+        try:
+            store.beat_run(db, run_id, self.clock())
+        except StorageError as exc:  # progress marks are a courtesy: never fail the stage
+            log.debug("could not mark progress of run %s: %s", run_id, exc)
 
     def db(self) -> Database:
         """A new connection: one per job call, because sqlite3 connections are per thread."""
@@ -241,7 +297,8 @@ class Runtime:
 
     def run_collect(self, source: Source) -> int | None:
         """Collect unless the source is paused; a rate limit pauses it, it is not a failure."""
-        brands = self.brands_for(next(c for c in self.config.sources if c.name == source.name))
+        cfg = next(c for c in self.config.sources if c.name == source.name)
+        brands = self.brands_for(cfg)
 
         def work(db: Database) -> int:
             until = store.pause_end(db, source.name, self.clock())
@@ -250,7 +307,8 @@ class Runtime:
                 return 0
             try:
                 new = collect(db, source, self.clock, self.stop, brands,
-                              tuple(self.config.brands.values()))
+                              tuple(self.config.brands.values()),
+                              page_deadline=cfg.page_deadline, beat=self.beat)
             except RateLimited as exc:
                 wait = exc.retry_after if exc.retry_after is not None else 60.0
                 resume = self.clock() + timedelta(seconds=wait)
@@ -268,7 +326,11 @@ class Runtime:
         size = max(self.config.classifier.batch_size * 8, 64)
         return self._stage("classify", "", lambda db: classify(
             db, self.classifier, self.clock, batch_size=size, stop=self.stop,
-            on_batch=lambda done: self._report("batch", "classify", "", done)))
+            on_batch=self._classified))
+
+    def _classified(self, done: int) -> None:
+        self.beat()
+        self._report("batch", "classify", "", done)
 
     def rules_context(self) -> RulesContext:
         """Incident grouping needs the brands and the model's sentence vectors; the model is
@@ -283,7 +345,7 @@ class Runtime:
         names = {d.name for d in self.config.destinations}
         return self._stage("rules", "", lambda db: evaluate_rules(
             db, self.config.rules, names, self.clock, context=self.rules_context(),
-            outcome=outcome))
+            outcome=outcome, beat=self.beat))
 
     def run_reports(self) -> int | None:
         """Alerts about many posts at once: spikes, digests, alerts held over quiet hours."""
@@ -305,17 +367,59 @@ class Runtime:
 
         return self._stage("reports", "", work)
 
-    def run_dispatch(self, wait_up_to: float = 0.0) -> int | None:
+    def run_dispatch(self, wait_up_to: float = 0.0, destination: str | None = None
+                     ) -> int | None:
+        """Deliver due alerts. With ``destination`` (the daemon: one job per destination) that
+        destination's only; without (run --once) every destination at once, each in its own
+        thread with its own connection: a slow destination never delays another's alerts."""
+        if destination is not None:
+            return self._stage("dispatch", destination,
+                               lambda db: self._dispatch_one(db, destination, wait_up_to))
+        return self._stage("dispatch", "", lambda db: self._dispatch_all(db, wait_up_to))
+
+    def _dispatch_one(self, db: Database, name: str, wait_up_to: float) -> int:
+        sink = self.sinks.get(name)
+        if sink is None:
+            return 0  # off (optional, secret unset): its alerts wait
         d = self.config.dispatch
-        policy = RetryPolicy(d.max_attempts, d.backoff_initial, d.backoff_max)
+        settings = next(c for c in self.config.destinations if c.name == name)
+        result: DispatchResult = dispatch(
+            db, {name: sink}, RetryPolicy(d.max_attempts, d.backoff_initial, d.backoff_max),
+            clock=self.clock, sleep=self.sleep, wait_up_to=wait_up_to, strict=self.strict,
+            stop=self.stop, send_deadline=d.send_deadline, beat=self.beat,
+            endpoints=endpoints(settings), allow_private=private_allowed(settings))
+        return result.items
 
-        def go(db: Database) -> int:
-            result: DispatchResult = dispatch(
-                db, self.sinks, policy, clock=self.clock, sleep=self.sleep,
-                wait_up_to=wait_up_to, strict=self.strict, stop=self.stop)
-            return result.items
+    def _dispatch_all(self, db: Database, wait_up_to: float) -> int:
+        """One pass per destination, in parallel threads; the first failure is raised after all
+        of them ended (each was logged where it happened)."""
+        names = list(self.sinks)
+        if len(names) <= 1:
+            return sum(self._dispatch_one(db, name, wait_up_to) for name in names)
+        done: dict[str, int] = {}
+        failed: list[BaseException] = []
 
-        return self._stage("dispatch", "", go)
+        def work(name: str) -> None:
+            conn = self.db()
+            if run is not None:  # beats of this thread go to the same run, on its connection
+                self._current.run = (conn, run[1], 0.0)
+            try:
+                done[name] = self._dispatch_one(conn, name, wait_up_to)
+            except BaseException as exc:  # handed to the stage below, which records it
+                log.error("dispatch to %s failed: %s", name, exc)
+                failed.append(exc)
+            finally:
+                conn.close()
+
+        run = getattr(self._current, "run", None)
+        threads = [threading.Thread(target=work, args=(n,), name=f"dispatch-{n}") for n in names]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if failed:
+            raise failed[0]
+        return sum(done.values())
 
     def _stage(self, stage: str, target: str, work: Callable[[Database], int]) -> int | None:
         """Run one stage; returns items processed, or None if it failed (logged, recorded)."""
@@ -325,6 +429,7 @@ class Runtime:
         run_id: int | None = None
         try:
             run_id = store.start_run(db, *run)
+            self._current.run = (db, run_id, time.monotonic())
             self._record_late(db)
             items = work(db)
         except Exception as exc:
@@ -344,6 +449,7 @@ class Runtime:
             self._report("done", stage, target, items)
             return items
         finally:
+            self._current.run = None
             db.close()
 
     def _report(self, event: str, stage: str, target: str, count: int | None) -> None:

@@ -4,6 +4,11 @@ Memory job store (schedule comes from config; durable state lives in our own tab
 ``max_instances=1`` and ``coalesce`` so a slow job never piles up, and a misfire grace time of
 about the job's interval because APScheduler's 1-second default silently skips runs.
 
+Every destination has its own dispatch job (``dispatch:<name>``): a destination that answers
+slowly, or not at all, delays only its own alerts, and each attempt is cut off after
+``dispatch.send_deadline`` seconds (a poll's page after the source's ``page_deadline``).
+SIGTERM sets the stop event and cuts requests in flight, so the daemon exits in seconds.
+
 Stages are chained: a collect that stored new posts wakes classify at once, a classify that
 scored posts wakes rules, and rules or reports that queued alerts wake dispatch — so at the
 default intervals an alert still leaves seconds after its post was collected. The intervals
@@ -45,7 +50,10 @@ def build_scheduler(runtime: Runtime) -> BlockingScheduler:
     scheduler = BlockingScheduler(
         timezone=UTC,
         jobstores={"default": MemoryJobStore()},
-        executors={"default": ThreadPoolExecutor(max_workers=max(4, len(sources) + 3))},
+        # every job can run at once: sources, classify, rules, reports, one dispatch per
+        # destination (a destination that is slow must not take another job's thread)
+        executors={"default": ThreadPoolExecutor(
+            max_workers=len(sources) + 3 + max(1, len(runtime.config.destinations)))},
         job_defaults={"coalesce": True, "max_instances": 1},
     )
     add_jobs(scheduler, runtime, sources)
@@ -94,7 +102,14 @@ class Chain:
         return run
 
     def wake(self, job_id: str) -> None:
-        """Make ``job_id`` due now (or once more after its current run)."""
+        """Make ``job_id`` due now (or once more after its current run); a stage name with
+        one job per target ("dispatch": one per destination) wakes all of them."""
+        family = [job.id for job in self.scheduler.get_jobs()
+                  if job.id.startswith(f"{job_id}:")]
+        for one in family or [job_id]:
+            self._wake_one(one)
+
+    def _wake_one(self, job_id: str) -> None:
         with self._lock:
             if job_id in self._running:
                 self._again.add(job_id)
@@ -127,7 +142,9 @@ def add_jobs(scheduler: BaseScheduler, runtime: Runtime, sources: list[Source]) 
     add("classify", runtime.run_classify, every.classify_interval)
     add("rules", runtime.run_rules, every.rules_interval)
     add("reports", runtime.run_reports, every.reports_interval)
-    add("dispatch", runtime.run_dispatch, every.dispatch_interval)
+    for dest in runtime.config.destinations:  # each its own job: one never waits for another
+        add(f"dispatch:{dest.name}", runtime.run_dispatch, every.dispatch_interval,
+            (0.0, dest.name))
 
 
 def _interval(runtime: Runtime, name: str) -> float:
@@ -200,7 +217,7 @@ def run_daemon(runtime: Runtime) -> None:
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s: finishing the current batch, then exiting",
                  signal.Signals(signum).name)
-        runtime.stop.set()  # the same event in every reloaded runtime
+        runtime.shutdown()  # the same stop event in every reloaded runtime; cuts requests
         scheduler.shutdown(wait=True)
 
     signal.signal(signal.SIGTERM, stop)

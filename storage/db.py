@@ -9,16 +9,19 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
-from listener.models import Page, Post, Score, parse_iso, to_iso
+from listener.log import redact
+from listener.models import Page, Post, Rejected, Score, clean_text, parse_iso, to_iso
 from storage.migrations import migrate
-from storage.tx import connect, immediate
+from storage.tx import connect, environmental, immediate
 
 POST_COLUMNS = (
     "platform", "platform_id", "source", "brand", "kind", "url", "author", "author_followers",
@@ -35,6 +38,29 @@ _INSERT_POST = (
     f"INSERT INTO posts ({_COLS}) VALUES ({_MARKS}) "  # noqa: S608
     "ON CONFLICT(platform, platform_id) DO NOTHING"
 )
+
+
+REASON_CHARS = 500  # reject and pause reasons, delivery errors: enough to say why
+# What one row's values can raise on their way into SQLite (a value of an unsupported type, an
+# integer beyond 64 bits, text that is not UTF-8, a value too big, a constraint): that row is
+# rejected, the rest is stored. Anything else (locked, full, corrupt) fails the whole page.
+_ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError,
+               sqlite3.DataError, ValueError, TypeError, OverflowError, RecursionError)
+_ROW_ERROR_CODES = ("SQLITE_TOOBIG", "SQLITE_MISMATCH", "SQLITE_CONSTRAINT", "SQLITE_RANGE")
+
+
+def scrubbed(text: str, limit: int | None = REASON_CHARS) -> str:
+    """Error or reason text as it may be stored: every registered secret, credential URL
+    parameter and URL password masked (:func:`listener.log.redact`, as in the logs), storable
+    UTF-8, at most ``limit`` characters.
+
+    Every verb that writes such text (runs, rejects, pauses, deliveries, alerts) calls this, so
+    no caller can forget: the database is read by the dashboard, ``status``, ``alerts list``
+    and backups, and a secret echoed in an error must reach none of them. Redacted before it is
+    cut, so a secret cut in half cannot slip through.
+    """
+    clean = clean_text(redact(str(text)))
+    return clean if limit is None else clean[:limit]
 
 
 def open_db(path: str | Path) -> Database:
@@ -97,19 +123,27 @@ def store_page(db: Database, source: str, page: Page, now: datetime) -> int:
     Posts already stored (same platform + id) are left untouched, so re-imports and overlapping
     polls are harmless; the cursor moves only together with the posts it covers. A new post whose
     text another post already has (within an hour) is linked to it as a cross-post.
+
+    A post that still cannot be stored (``Post`` construction repairs what it can) is rejected
+    alone, as ``platform:id``, and the rest of the page and its cursor are stored: one bad
+    record must never hold a source's cursor back forever. A failure of the database itself
+    (locked, disk full) still fails the whole page, which the next run fetches again.
     """
     stamp = to_iso(now)
+    rows, refused = _storable(page.posts, source, stamp)
     with immediate(db):
         last_id = db.execute("SELECT coalesce(max(id), 0) FROM posts").fetchone()[0]
-        cur = db.conn.executemany(_INSERT_POST, [_post_values(p, source, stamp) for p in page.posts])
-        new = max(cur.rowcount, 0)
+        new, failed = _insert_posts(db, rows)
         if new:
             _link_crossposts(db, last_id)
-        _add_extra_brands(db, page.posts)
-        if page.rejected:
+        bad = {id(post) for post, _ in failed}
+        _add_extra_brands(db, [post for post, _ in rows if id(post) not in bad])
+        rejects = [*page.rejected, *refused, *(_refusal(post, exc) for post, exc in failed)]
+        if rejects:
             db["rejects"].insert_all(
-                {"source": source, "location": r.where, "reason": r.reason, "at": stamp}
-                for r in page.rejected
+                {"source": source, "location": scrubbed(r.where), "reason": scrubbed(r.reason),
+                 "at": stamp}
+                for r in rejects
             )
         if page.cursor is not None:
             db["cursors"].upsert(
@@ -117,6 +151,73 @@ def store_page(db: Database, source: str, page: Page, now: datetime) -> int:
                 pk="source",
             )
     return new
+
+
+Row = tuple[Post, tuple[Any, ...]]
+
+
+def _refusal(post: Post, exc: BaseException) -> Rejected:
+    """A post storage could not take, named by platform and id (what every source has)."""
+    return Rejected(where=post.key, reason=f"cannot be stored: {type(exc).__name__}: {exc}")
+
+
+def _storable(posts: Sequence[Post], source: str, stamp: str) -> tuple[list[Row], list[Rejected]]:
+    """Each post with its column values; a post whose values cannot even be computed (a
+    ``created_at`` that is not a datetime, raw JSON that cannot be encoded) is refused."""
+    rows: list[Row] = []
+    refused: list[Rejected] = []
+    for post in posts:
+        try:
+            rows.append((post, _post_values(post, source, stamp)))
+        except (ValueError, TypeError, OverflowError, RecursionError, AttributeError) as exc:
+            refused.append(_refusal(post, exc))
+    return rows, refused
+
+
+@contextmanager
+def _savepoint(db: Database) -> Iterator[None]:
+    """A nested transaction: undone alone on error, leaving the page's transaction open."""
+    db.conn.execute("SAVEPOINT store_row")
+    try:
+        yield
+    except BaseException:
+        with suppress(sqlite3.Error):  # SQLite may have rolled everything back (SQLITE_FULL)
+            db.conn.execute("ROLLBACK TO store_row")
+            db.conn.execute("RELEASE store_row")
+        raise
+    db.conn.execute("RELEASE store_row")
+
+
+def _row_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is about the row's values rather than the database (locked, full,
+    corrupt): only then may the row be rejected and the cursor move past it."""
+    if isinstance(exc, sqlite3.Error):
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        if isinstance(exc, sqlite3.OperationalError) and environmental(exc):
+            return False
+        return isinstance(exc, _ROW_ERRORS) or name.startswith(_ROW_ERROR_CODES)
+    return isinstance(exc, _ROW_ERRORS)
+
+
+def _insert_posts(db: Database, rows: list[Row]) -> tuple[int, list[tuple[Post, BaseException]]]:
+    """Insert the rows: all at once, or, when one of them fails, one by one, each row that
+    fails left out. Returns how many were new and the rows refused with why."""
+    try:
+        with _savepoint(db):
+            return max(db.conn.executemany(_INSERT_POST, [v for _, v in rows]).rowcount, 0), []
+    except Exception as exc:
+        if not _row_error(exc):
+            raise
+    new, failed = 0, []
+    for post, values in rows:
+        try:
+            with _savepoint(db):
+                new += max(db.conn.execute(_INSERT_POST, values).rowcount, 0)
+        except Exception as exc:
+            if not _row_error(exc):
+                raise
+            failed.append((post, exc))
+    return new, failed
 
 
 def load_cursor(db: Database, source: str) -> Any:
@@ -157,7 +258,7 @@ def pause_source(db: Database, source: str, until: datetime | None, reason: str,
     with immediate(db):
         db["source_state"].upsert(
             {"source": source, "paused_until": to_iso(until) if until else None,
-             "reason": reason[:500] if until else None, "updated_at": to_iso(now)},
+             "reason": scrubbed(reason) if until else None, "updated_at": to_iso(now)},
             pk="source",
         )
 
@@ -240,6 +341,19 @@ def start_run(db: Database, stage: str, target: str, now: datetime) -> int:
         )
 
 
+def beat_run(db: Database, run_id: int, now: datetime) -> None:
+    """The run made progress (its own transaction: progress is shown between batches)."""
+    with immediate(db):
+        db.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", [to_iso(now), run_id])
+
+
+def running_runs(db: Database) -> list[dict[str, Any]]:
+    """Runs still going (or left going by a killed process), with their last sign of life."""
+    sql = ("SELECT stage, target, started_at, coalesce(heartbeat_at, started_at) AS progress_at"
+           " FROM runs WHERE status = 'running' ORDER BY started_at")
+    return [dict(r) for r in db.query(sql)]
+
+
 def close_interrupted_runs(db: Database, now: datetime) -> int:
     """Mark runs left 'running' by a killed or crashed process as 'interrupted'. Only called
     by a process holding the run lock, so no run is really in progress; without this,
@@ -260,5 +374,6 @@ def finish_run(
     with immediate(db):
         db["runs"].update(
             run_id,
-            {"finished_at": to_iso(now), "status": status, "items": items, "error": error},
+            {"finished_at": to_iso(now), "status": status, "items": items,
+             "error": scrubbed(error, limit=None) if error else error},
         )

@@ -335,6 +335,25 @@ def _m006_trustworthy_alerts(db: Database) -> None:
         db.execute(statement)
 
 
+def _m007_run_heartbeats(db: Database) -> None:
+    """A run shows progress (a page collected, a batch scored, a message sent) in
+    ``heartbeat_at``: a run that has shown none for long is stuck, and ``/healthz`` says so.
+    Running runs are few; the partial index finds them without reading every run ever made."""
+    db.execute("ALTER TABLE runs ADD COLUMN heartbeat_at TEXT")
+    db.execute("CREATE INDEX idx_runs_running ON runs (status) WHERE status = 'running'")
+
+
+def _m008_web_sessions(db: Database) -> None:
+    """Dashboard log-ins kept server-side, so logging out (or an operator) can end one: a
+    signed cookie alone stays valid until it expires. ``id`` is the SHA-256 of the random id
+    the cookie carries (a copy of the database yields no usable cookie); ``user_id`` stays
+    NULL for the shared ``serve.token`` until named users exist."""
+    db.execute("CREATE TABLE web_sessions (id TEXT PRIMARY KEY, user_id INTEGER,"
+               " created_at TEXT NOT NULL, expires_at TEXT NOT NULL, revoked_at TEXT)"
+               " WITHOUT ROWID")
+    db.execute("CREATE INDEX idx_web_sessions_expires ON web_sessions (expires_at)")
+
+
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_source_state", _m002_source_state),
@@ -342,6 +361,8 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("004_reports_and_threads", _m004_reports_and_threads),
     ("005_dashboard", _m005_dashboard),
     ("006_trustworthy_alerts", _m006_trustworthy_alerts),
+    ("007_run_heartbeats", _m007_run_heartbeats),
+    ("008_web_sessions", _m008_web_sessions),
 ]
 
 

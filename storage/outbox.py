@@ -15,7 +15,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from listener.models import to_iso
-from storage.db import EXTRA_BRANDS_SQL
+from storage.db import EXTRA_BRANDS_SQL, scrubbed
 from storage.tx import immediate
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -146,11 +146,13 @@ def mark_digested(db: Database, alert_ids: Iterable[str]) -> None:
         )
 
 
-def due(db: Database, now: datetime, limit: int) -> list[dict[str, Any]]:
+def due(db: Database, now: datetime, limit: int, destination: str | None = None
+        ) -> list[dict[str, Any]]:
     """Pending alerts of up to ``limit`` due *groups*, joined with post and score.
 
     A group is one post (or report) and one destination: every pending alert of it comes back
     together, whatever the limit, so the destination gets ONE message naming every rule.
+    With ``destination``, only that destination's groups (one dispatch pass per destination).
     Groups come most important first (the highest rank among their alerts: urgency × reach, as
     the queue ranks), then oldest; a group is due when all its alerts are (an alert that joins a
     group waiting for a retry waits with it).
@@ -165,7 +167,7 @@ def due(db: Database, now: datetime, limit: int) -> list[dict[str, Any]]:
     sql = (  # constant clauses; values are bound
         "WITH g AS (SELECT destination, post_id, report_id, max(rank) AS grank,"  # noqa: S608
         " min(created_at) AS gfirst FROM alerts a WHERE status = ?1"
-        " GROUP BY destination, post_id, report_id"
+        " AND (?4 IS NULL OR destination = ?4) GROUP BY destination, post_id, report_id"
         " HAVING max(next_attempt_at) <= ?2 OR max(created_at) > ?2"
         " OR max((SELECT max(d.at) FROM deliveries d WHERE d.alert_id = a.id)) > ?2"
         " ORDER BY grank DESC, gfirst LIMIT ?3)"
@@ -178,7 +180,7 @@ def due(db: Database, now: datetime, limit: int) -> list[dict[str, Any]]:
         " ORDER BY g.grank DESC, g.gfirst, g.destination, a.post_id, a.report_id, a.created_at,"
         " a.id"
     )
-    return [dict(r) for r in db.query(sql, [PENDING, to_iso(now), limit])]
+    return [dict(r) for r in db.query(sql, [PENDING, to_iso(now), limit, destination])]
 
 
 def remote_id(db: Database, alert: str) -> str | None:
@@ -252,19 +254,24 @@ def record_failure(
     ms: float,
     outcome: str | None = None,
 ) -> None:
-    """Record a failed attempt: rescheduled at ``retry_at``, or parked as failed when None."""
+    """Record a failed attempt: rescheduled at ``retry_at``, or parked as failed when None.
+
+    The error is scrubbed here (secrets, credential URL parameters), not by the callers: an
+    error body may echo the URL it was sent to, and this text is shown by the dashboard and
+    ``alerts list``."""
     stamp = to_iso(now)
+    error = scrubbed(error)
     status = PENDING if retry_at is not None else FAILED
     outcome = outcome or ("retry" if retry_at is not None else FAILED)
     with immediate(db):
         db.execute(
             "UPDATE alerts SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ?"
             " WHERE id = ?",
-            [status, attempt, to_iso(retry_at) if retry_at else None, error[:500], alert],
+            [status, attempt, to_iso(retry_at) if retry_at else None, error, alert],
         )
         db["deliveries"].insert(
             {"alert_id": alert, "attempt": attempt, "at": stamp, "outcome": outcome,
-             "status_code": status_code, "error": error[:500], "duration_ms": round(ms, 1)}
+             "status_code": status_code, "error": error, "duration_ms": round(ms, 1)}
         )
 
 

@@ -18,6 +18,7 @@ from sqlite_utils import Database
 
 from listener.models import Post, ReportMessage, Score, parse_iso, to_iso
 from storage import outbox
+from storage.db import scrubbed
 from storage.tx import immediate
 
 
@@ -64,9 +65,9 @@ def enqueue_report(
 ) -> int:
     """Store the report and one alert per destination; returns alerts added (0 if seen before)."""
     stamp = to_iso(now)
-    payload = {"summary": report.summary, "facts": [list(f) for f in report.facts],
-               "terms": list(report.terms), "examples": list(report.example_post_ids),
-               "numbers": report.numbers, "parent": report.parent_id}
+    payload = _scrubbed({"summary": report.summary, "facts": [list(f) for f in report.facts],
+                         "terms": list(report.terms), "examples": list(report.example_post_ids),
+                         "numbers": report.numbers, "parent": report.parent_id})
     rank = outbox.REPORT_RANK.get(report.priority, 1.0)
     rows = [
         (report_alert_id(report, dest), report.id, report.name, dest, status, report.priority,
@@ -79,7 +80,7 @@ def enqueue_report(
             " payload, chart_png, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT(id) DO NOTHING",
             [report.id, report.kind, report.name, report.brand, report.source,
-             to_iso(report.window_start), to_iso(report.window_end), report.title,
+             to_iso(report.window_start), to_iso(report.window_end), scrubbed(report.title, None),
              json.dumps(payload, ensure_ascii=False, default=str), report.chart_png, stamp],
         )
         cur = db.conn.executemany(
@@ -88,6 +89,19 @@ def enqueue_report(
             rows,
         )
     return max(cur.rowcount, 0)
+
+
+def _scrubbed(value: Any) -> Any:
+    """The payload with every string scrubbed as error text is (:func:`storage.db.scrubbed`):
+    a summary or fact may quote an error or a post that quotes a secret, and the payload is
+    what sinks, the dashboard and backups show."""
+    if isinstance(value, str):
+        return scrubbed(value, None)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrubbed(v) for v in value]
+    return value
 
 
 def last_report_at(db: Database, kind: str, name: str, brand: str | None,

@@ -64,7 +64,7 @@ def immediate(db: Database) -> Iterator[Database]:
         if conn.in_transaction:  # SQLite has already rolled back after some errors (SQLITE_FULL)
             with suppress(sqlite3.Error):  # a failing ROLLBACK must not hide the cause
                 conn.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.OperationalError) and _environmental(exc):
+        if isinstance(exc, sqlite3.OperationalError) and environmental(exc):
             raise StorageError(_explain(exc)) from exc
         raise
 
@@ -74,7 +74,8 @@ _ENVIRONMENTAL = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_BUSY", "SQLITE_LOCKED",
                   "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_NOMEM")
 
 
-def _environmental(exc: sqlite3.OperationalError) -> bool:
+def environmental(exc: sqlite3.OperationalError) -> bool:
+    """A failure of the machine (disk full, I/O, a lock held too long), not of our SQL."""
     name = getattr(exc, "sqlite_errorname", "") or ""
     return name.startswith(_ENVIRONMENTAL)
 

@@ -4,9 +4,10 @@ GitHub, Jira, Slack, the generic webhook and Zendesk all send a credential with 
 (a token, Basic credentials, or a URL that *is* the secret). The pieces below are the parts
 whose logic is the same for all of them: refusing base URLs that would send the credential in
 clear, mapping httpx's network failures to retryable :class:`DeliveryError` without the cause
-(which may hold the credential), keeping secrets out of log records and exception text, and
-reading a JSON object from an answer that may not be one. Per-service wording (advice, rate-limit
-rules, error bodies) stays in each sink.
+(which may hold the credential), keeping secrets out of log records and exception text, reading
+a JSON object from an answer that may not be one, and capping how much of an answer is read
+(:func:`capped_options`: the network guard of :mod:`listener.sources.guard`, which every source
+uses too). Per-service wording (advice, rate-limit rules, error bodies) stays in each sink.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import httpx
 
 from listener.errors import DeliveryError
 from listener.log import redact, register_secret
+from listener.sources.guard import httpx_options, sink_policy
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
 """Hosts where plain http is allowed: only tests talk to them."""
@@ -71,6 +73,17 @@ def https_base_url(url: str, key: str) -> str:
 
 
 # -- requests and answers ----------------------------------------------------------------------
+
+
+def capped_options(owner: str) -> dict[str, Any]:
+    """``httpx.Client`` keyword arguments that read at most ``SINK_MAX_BYTES`` of any answer.
+
+    A destination that answers with an endless or enormous body (a hostile or broken proxy in
+    front of Jira, say) then fails that attempt with a retryable :class:`DeliveryError` naming
+    ``owner`` instead of filling memory. Sinks follow no redirects, so the guard's address
+    check has nothing to do here; proxies from the environment are still used.
+    """
+    return httpx_options(sink_policy(owner))
 
 
 def request(

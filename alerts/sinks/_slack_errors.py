@@ -123,7 +123,7 @@ def webhook_error(
     code = snippet if _CODE.match(snippet) else ""
     retryable = error_for_status(status, snippet).retryable and code not in WEBHOOK_CODES
     if 200 <= status < 300:
-        retryable, advice = False, "unexpected answer; is webhook_url a Slack incoming webhook?"
+        advice = "unexpected answer; is webhook_url a Slack incoming webhook?"
     elif 300 <= status < 400:
         advice = "the webhook URL redirects; configure the final https URL"
     elif code in WEBHOOK_CODES:

@@ -49,8 +49,15 @@ class Sink(Protocol):
 def error_for_status(
     status: int, body: str, *, permanent: frozenset[int] = frozenset({400, 401, 403, 404, 410})
 ) -> DeliveryError:
-    """Map an unsuccessful HTTP status to our exception; 429 is handled by callers (Retry-After)."""
-    retryable = status not in permanent and (status >= 500 or status in (408, 409, 425))
+    """Map an unsuccessful HTTP status to our exception; 429 is handled by callers (Retry-After).
+
+    Only what retrying cannot fix parks an alert at once: the ``permanent`` statuses and the
+    other 4xx client errors (but 408, 409 and 425, which ask for a retry). Anything else — 5xx,
+    and also an unexpected 2xx or 3xx (a captive portal, a proxy's redirect while the network
+    flaps) — is retried with backoff and parked only after ``dispatch.max_attempts``, its cause
+    in `listener alerts list`: an alert delivered late beats one never delivered."""
+    client_error = 400 <= status < 500 and status not in (408, 409, 425)
+    retryable = status not in permanent and not client_error
     return DeliveryError(
         f"remote answered HTTP {status}", status=status, body_snippet=body, retryable=retryable
     )

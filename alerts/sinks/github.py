@@ -53,7 +53,14 @@ from pydantic import ConfigDict, Field, field_validator
 from alerts.render_github import body, has_marker, marker_key, title
 from alerts.render_report_github import report_body, report_comment, report_issue_title
 from alerts.render_report_text import EXAMPLE_TEXT_MAX, kind_tag
-from alerts.sinks._http import answer_error, https_or_local, json_object, request, split_url
+from alerts.sinks._http import (
+    answer_error,
+    capped_options,
+    https_or_local,
+    json_object,
+    request,
+    split_url,
+)
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
 from listener.errors import DeliveryError, RateLimited
 from listener.log import redact, register_secret
@@ -174,6 +181,7 @@ class GitHubSink:
             },
             timeout=httpx.Timeout(config.timeout),
             follow_redirects=False,
+            **capped_options(f"GitHub destination '{config.name}'"),
         )
 
     def __repr__(self) -> str:
@@ -359,7 +367,7 @@ class GitHubSink:
         snippet = snippet.replace(self._config.token, "***")[:300]
         retryable = error_for_status(status, snippet).retryable
         if 200 <= status < 300:
-            retryable, advice = False, "unexpected answer: is base_url the GitHub API root?"
+            advice = "unexpected answer: is base_url the GitHub API root?"
         elif 300 <= status < 400:
             advice = "GitHub redirects (repository renamed or moved?): update owner/repo/base_url"
         elif status in STATUS_ADVICE:

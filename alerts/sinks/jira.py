@@ -50,7 +50,14 @@ from alerts.render_report_jira import (
     report_summary,
 )
 from alerts.render_report_text import EXAMPLE_TEXT_MAX, kind_tag
-from alerts.sinks._http import answer_error, https_base_url, json_object, register_secrets, request
+from alerts.sinks._http import (
+    answer_error,
+    capped_options,
+    https_base_url,
+    json_object,
+    register_secrets,
+    request,
+)
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
 from listener.errors import DeliveryError, RateLimited
 from listener.log import redact
@@ -171,6 +178,7 @@ class JiraSink:
             headers={"Accept": "application/json", "User-Agent": "social-listener/0.1"},
             timeout=httpx.Timeout(config.timeout),
             follow_redirects=False,
+            **capped_options(f"Jira destination '{config.name}'"),
         )
 
     def __repr__(self) -> str:
@@ -347,7 +355,7 @@ class JiraSink:
         snippet = self._redact(detail or " ".join(response.text.split()))[:300]
         retryable = error_for_status(status, snippet).retryable
         if 200 <= status < 300:
-            retryable, advice = False, "unexpected answer: is base_url the Jira Cloud site?"
+            advice = "unexpected answer: is base_url the Jira Cloud site?"
         elif 300 <= status < 400:
             advice = "Jira redirects: configure the final https site URL as base_url"
         elif status == 400:

@@ -28,20 +28,19 @@ at *every* send (DNS can change after start-up) and the request goes to the addr
 checked (the TLS name and the Host header stay the configured host), so a second lookup cannot
 swap in another address. Any address that is not globally routable (private, loopback,
 link-local such as 169.254.169.254, unspecified, shared, reserved, multicast, or such an IPv4
-address inside IPv6) is refused unless ``allow_private_network``. Redirects are never followed,
-and proxies from the environment are not used (they would connect to a name, not the checked
-address). The URL may carry a token (path or query), so it is treated as a secret.
+address inside IPv6: :func:`listener.sources.guard.forbidden_address`, the rule every source's
+redirects are checked against too) is refused unless ``allow_private_network``. Redirects are
+never followed, and proxies from the environment are not used (they would connect to a name,
+not the checked address). The URL may carry a token (path or query), so it is treated as a
+secret.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
-import socket
-from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -53,14 +52,14 @@ from alerts.sinks._http import RedactFilter, has_controls, mask_secrets, registe
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
 from listener.errors import DeliveryError, RateLimited
 from listener.models import AlertMessage, Clock, ReportMessage, to_iso, utcnow
+from listener.sources.guard import Resolver, forbidden_address, resolve_host
+from listener.sources.guard import literal_host as _literal_host
 
-Resolver = Callable[[str, int], list[str]]
-"""``(host, port) -> IP addresses``; injected so tests control DNS."""
+__all__ = ["WebhookSink", "WebhookSinkConfig", "forbidden_address", "resolve_host", "sign"]
 
 ANSWER_MAX = 64 * 1024  # bytes of the receiver's answer we read; the rest is ignored
 REDACTED = "[webhook-url]"
 PERMANENT = frozenset({400, 401, 403, 404, 410, 422})
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 _ADVICE = {
     400: "the receiver refused the payload; check that it understands this format",
     401: "the receiver refused the signature: same secret on both sides? clocks in sync?",
@@ -69,34 +68,6 @@ _ADVICE = {
     410: "the receiver says this endpoint is gone; fix url",
     422: "the receiver refused the payload's content; check its logs",
 }
-
-
-def resolve_host(host: str, port: int) -> list[str]:
-    """Every address the system resolver gives for ``host``, in its order."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]).split("%")[0] for info in infos))
-
-
-def forbidden_address(address: str) -> bool:
-    """True for anything but a globally routable unicast address (IPv4 inside IPv6 included)."""
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour
-        if embedded is None and any(ip in net for net in _NAT64):
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if embedded is not None:
-            return forbidden_address(str(embedded))
-    return not ip.is_global or ip.is_multicast or ip.is_unspecified
-
-
-def _literal_host(host: str) -> str | None:
-    """The host as an IP literal string, ``127.0.0.1`` for localhost names, else None."""
-    if host == "localhost" or host.endswith(".localhost"):
-        return "127.0.0.1"
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        return None
 
 
 class WebhookSinkConfig(SinkConfig):
@@ -259,7 +230,7 @@ class WebhookSink:
 
     def _answer_error(self, status: int, answer: bytes, headers: Any,
                       message: AlertMessage | ReportMessage) -> Exception:
-        """429 waits, 3xx and permanent 4xx park, 408/425/5xx retry."""
+        """429 waits, permanent 4xx park, anything else retries (3xx: a redirect, not followed)."""
         where = self._where(message)
         retry_after = headers.get("Retry-After")
         if status == 429 or (status == 503 and retry_after is not None):

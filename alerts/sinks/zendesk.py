@@ -71,7 +71,14 @@ from alerts.render_zendesk import (
     update_comment,
     zendesk_tag,
 )
-from alerts.sinks._http import LOCAL_HOSTS, answer_error, json_object, register_secrets, request
+from alerts.sinks._http import (
+    LOCAL_HOSTS,
+    answer_error,
+    capped_options,
+    json_object,
+    register_secrets,
+    request,
+)
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
 from listener.errors import DeliveryError, RateLimited
 from listener.models import AlertMessage, ReportMessage
@@ -251,6 +258,7 @@ class ZendeskSink:
         self._client = httpx.Client(
             base_url=config.url, auth=httpx.BasicAuth(user, config.api_token),
             timeout=config.timeout, follow_redirects=False,
+            **capped_options(f"Zendesk destination '{config.name}'"),
             headers={"Accept": "application/json", "User-Agent": "social-listener"},
         )
 
@@ -349,7 +357,7 @@ class ZendeskSink:
         ticket_id = json_object(response).get("ticket", {}).get("id")
         if not isinstance(ticket_id, int):
             raise DeliveryError(f"{self._where(message)}: HTTP {response.status_code} without a "
-                                "ticket id; is base_url a Zendesk account?", retryable=False,
+                                "ticket id; is base_url a Zendesk account?", retryable=True,
                                 status=response.status_code, body_snippet=response.text[:300])
         if lookup == "hit":
             log.info("%s: idempotency hit: ticket %s was created by an earlier attempt of %s",

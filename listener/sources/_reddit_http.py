@@ -1,7 +1,10 @@
-"""Reddit's HTTP layer under praw: our timeout on every request, and the rate-limit budget.
+"""Reddit's HTTP layer under praw: our timeout on every request, the network guard, and the
+rate-limit budget.
 
 prawcore sleeps by itself when the budget runs out; we read the same headers so the source can
-raise RateLimited instead (a sleeping collector would block the daemon's other jobs).
+raise RateLimited instead (a sleeping collector would block the daemon's other jobs). Every
+request (prawcore's token POST follows redirects) goes through the guard's requests adapter
+(:mod:`listener.sources.guard_requests`): no hop to a private address, answers capped.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from listener.models import Clock
+from listener.sources.guard import Policy
 
 
 class RateBudget:
@@ -37,11 +41,14 @@ class RateBudget:
 
 
 def http_session(
-    timeout: float, note: Callable[[Mapping[str, str], datetime], None], clock: Clock
+    timeout: float, note: Callable[[Mapping[str, str], datetime], None], clock: Clock,
+    policy: Policy,
 ) -> Any:
     """A ``requests.Session`` that puts our timeout on every call (prawcore passes its own
-    16 s otherwise) and reports each answer's rate-limit headers."""
+    16 s otherwise), sends through the guard and reports each answer's rate-limit headers."""
     import requests
+
+    from listener.sources.guard_requests import GuardedAdapter, mount
 
     class _Session(requests.Session):
         def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
@@ -50,4 +57,6 @@ def http_session(
             note(response.headers, clock())
             return response
 
-    return _Session()
+    session = _Session()
+    mount(session, GuardedAdapter(policy))
+    return session

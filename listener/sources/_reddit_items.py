@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from listener.errors import ListenerError, RateLimited, SourceError
 from listener.models import Post
+from listener.sources.guard import refusal_in
 from listener.sources.http import raise_for_status, retry_after
 
 log = logging.getLogger(__name__)
@@ -398,6 +399,9 @@ def api_error(exc: Exception, source: str, now: datetime) -> ListenerError | Non
     from praw.exceptions import PRAWException
     from prawcore import exceptions as core
 
+    refused = refusal_in(exc)  # prawcore wraps request failures (original_exception)
+    if isinstance(refused, SourceError):
+        return refused
     if isinstance(exc, core.TooManyRequests):
         wait = retry_after(exc.response.headers, now)
         return RateLimited(f"source {source}: rate-limited by Reddit (HTTP 429)", wait)

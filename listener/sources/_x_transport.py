@@ -8,7 +8,9 @@ job for ever. :class:`XTransport` is a ``requests`` HTTP adapter mounted on that
 - applies the configured timeout (connect and read) when none was given, and
 - rewrites scheme + host of ``https://api.twitter.com/...`` URLs to the configured ``base_url``
   (a proxy, a compatible gateway, or the fake server in tests), keeping path and query; the
-  environment's proxy settings are then chosen for the new URL (so ``NO_PROXY`` applies to it).
+  environment's proxy settings are then chosen for the new URL (so ``NO_PROXY`` applies to it);
+- then, as a :class:`~listener.sources.guard_requests.GuardedAdapter`, refuses a hop to a
+  private address (tweepy's session follows redirects) and reads at most ``max_bytes``.
 
 tweepy logs the ``Authorization: Bearer`` header at DEBUG on ``tweepy.client``;
 :func:`redact_tweepy_logs` installs a filter on that logger, so the token is masked before any
@@ -31,10 +33,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from listener.errors import RateLimited, SourceError
 from listener.models import parse_iso
+from listener.sources.guard import Policy
+from listener.sources.guard_requests import GuardedAdapter, mount
 from listener.sources.http import raise_for_status, retry_after
 
 log = logging.getLogger(__name__)
@@ -49,7 +52,7 @@ class XBadRequest(SourceError):
     """HTTP 400: X refused the request itself (query syntax, a parameter, a stale token)."""
 
 
-class XTransport(HTTPAdapter):
+class XTransport(GuardedAdapter):
     """A requests adapter that adds a timeout and sends tweepy's requests to ``base_url``.
 
     It also keeps the last response it saw (status and headers are all we use), so an error
@@ -57,8 +60,8 @@ class XTransport(HTTPAdapter):
     mapped by status.
     """
 
-    def __init__(self, base_url: str, timeout: float) -> None:
-        super().__init__()
+    def __init__(self, base_url: str, timeout: float, policy: Policy) -> None:
+        super().__init__(policy)
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.last_response: requests.Response | None = None
@@ -78,11 +81,12 @@ class XTransport(HTTPAdapter):
         return response
 
 
-def install_transport(session: requests.Session, base_url: str, timeout: float) -> XTransport:
+def install_transport(
+    session: requests.Session, base_url: str, timeout: float, policy: Policy
+) -> XTransport:
     """Mount one :class:`XTransport` for every URL of ``session``; returns it."""
-    transport = XTransport(base_url, timeout)
-    session.mount("https://", transport)
-    session.mount("http://", transport)
+    transport = XTransport(base_url, timeout, policy)
+    mount(session, transport)
     return transport
 
 

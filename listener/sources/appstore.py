@@ -32,6 +32,7 @@ from listener.errors import MissingDependency, SourceError
 from listener.models import Page, Post, Rejected, parse_iso
 from listener.sources._reviews import ReviewWalk, Watermark, backfill_page, dump_marks, load_marks
 from listener.sources.base import SourceConfig, SourceContext
+from listener.sources.guard import GuardSettings, guarded_client, source_policy
 from listener.sources.http import USER_AGENT, raise_for_status
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class AppStoreApp(BaseModel):
         return value.lower()
 
 
-class AppStoreSourceConfig(SourceConfig):
+class AppStoreSourceConfig(SourceConfig, GuardSettings):
     """Keys of a ``type: appstore`` source."""
 
     apps: list[AppStoreApp] = Field(
@@ -163,9 +164,8 @@ class AppStoreSource:
                         break
 
     def _client(self) -> httpx.Client:
-        import httpx
-
-        return httpx.Client(
+        return guarded_client(
+            source_policy(self.name, self.config, [self.config.base_url]),
             base_url=self.config.base_url.rstrip("/"),
             timeout=self.ctx.http_timeout,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},

@@ -31,6 +31,11 @@ class SourceConfig(BaseModel):
         "one of their queries",
     )
     enabled: bool = Field(True, description="false keeps the source configured but never runs it")
+    page_deadline: float = Field(
+        120, gt=0, le=3600, description="seconds one page of a poll may take in total (all its "
+        "requests, every byte): a server that drips or hangs fails the poll, the cursor stays, "
+        "the next poll retries"
+    )
 
 
 @dataclass(frozen=True)

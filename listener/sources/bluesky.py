@@ -61,6 +61,7 @@ from listener.sources._bluesky_items import (
     time_or_none,
 )
 from listener.sources.base import SourceConfig, SourceContext
+from listener.sources.guard import GuardSettings, httpx_options, source_policy
 from listener.sources.http import USER_AGENT, raise_for_status
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def _http_url(value: str) -> str:
     return value.rstrip("/")
 
 
-class BlueskySourceConfig(SourceConfig):
+class BlueskySourceConfig(SourceConfig, GuardSettings):
     """Keys of a ``type: bluesky`` source."""
 
     base_url: str = Field(
@@ -140,7 +141,9 @@ class BlueskySource:
             raise ConfigError(f"source '{self.name}': no brands to search for; add brands "
                               "(top-level `brands`, or this source's `brands`)", key="brands")
         self._exc, self._models = exceptions, models
-        request = atproto.Request(timeout=ctx.http_timeout)  # kwargs go to httpx.Client
+        # kwargs go to httpx.Client: every request and redirect hop through the guard
+        policy = source_policy(config.name, config, [config.base_url, config.login_url])
+        request = atproto.Request(timeout=ctx.http_timeout, **httpx_options(policy))
         request.add_additional_header("User-Agent", USER_AGENT)
         base = config.login_url if config.handle else config.base_url
         self._client = atproto.Client(base_url=base, request=request)

@@ -306,10 +306,18 @@ class _FileReader:
         return Rejected(where=f"{self.shown}:{line_no}", reason=reason)
 
     def _convert(self, record: dict[str, Any], line_no: int) -> Post | Rejected:
+        """The record as a Post, or rejected with its file and line.
+
+        Beyond the field rules' RecordError, any error a record's values provoke (in a field
+        rule or in ``Post`` itself) rejects that record alone: a record is data, and no data
+        may stop an import and hold the cursor in front of it forever.
+        """
         try:
             return record_to_post(record, self.defaults, self.clock)
         except RecordError as exc:
             return self._reject(line_no, str(exc))
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            return self._reject(line_no, f"cannot read the record: {type(exc).__name__}: {exc}")
 
     def _strip_bom(self, line: bytes) -> bytes:
         return line[len(BOM) :] if self.state.offset == 0 and line.startswith(BOM) else line

@@ -21,6 +21,10 @@ exceptions, and after the first failure refuses the library's retries without to
 network. The patch is process-wide, so a module lock serialises pages of every Google Play source
 (one page at a time across threads; held only for one page's requests, never across a yield).
 
+Every hop (urllib follows redirects) goes through :mod:`listener.sources.guard`: a redirect to a
+private, loopback or link-local address is refused, and an answer over ``max_bytes`` fails the
+poll without being read whole.
+
 Importing the library also sets ``ssl._create_default_https_context`` to the *unverified*
 context, turning off certificate checks for every urllib caller in the process (Slack webhooks
 included); the constructor puts the verifying default back, and the transport verifies anyway.
@@ -49,6 +53,14 @@ from listener.errors import ListenerError, MissingDependency, RateLimited, Sourc
 from listener.models import Clock, Page, Post, Rejected, to_iso
 from listener.sources._reviews import ReviewWalk, Watermark, backfill_page, dump_marks, load_marks
 from listener.sources.base import SourceConfig, SourceContext
+from listener.sources.guard import (
+    GuardedRedirectHandler,
+    GuardSettings,
+    Origin,
+    Policy,
+    read_capped,
+    source_policy,
+)
 from listener.sources.http import DEFAULT_WAIT, raise_for_status
 
 log = logging.getLogger(__name__)
@@ -73,7 +85,7 @@ class GooglePlayApp(BaseModel):
     country: str = Field("us", min_length=2, description="country (Play's gl parameter)")
 
 
-class GooglePlaySourceConfig(SourceConfig):
+class GooglePlaySourceConfig(SourceConfig, GuardSettings):
     """Keys of a ``type: googleplay`` source."""
 
     apps: list[GooglePlayApp] = Field(
@@ -100,12 +112,14 @@ class _PlayTransport(urllib.request.BaseHandler):
 
     handler_order = 100
 
-    def __init__(self, base_url: str, timeout: float, source: str, clock: Clock) -> None:
+    def __init__(self, base_url: str, timeout: float, source: str, clock: Clock,
+                 policy: Policy) -> None:
         self.base_url, self.timeout = base_url.rstrip("/"), timeout
-        self.source, self.clock = source, clock
+        self.source, self.clock, self.policy = source, clock, policy
         self.failure: ListenerError | None = None
         context = ssl.create_default_context()
-        self._inner = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
+        self._inner = urllib.request.build_opener(
+            urllib.request.HTTPSHandler(context=context), GuardedRedirectHandler(policy))
         self.opener = urllib.request.OpenerDirector()
         self.opener.add_handler(self)
 
@@ -129,11 +143,12 @@ class _PlayTransport(urllib.request.BaseHandler):
         )
         where = f"source {self.source}: Google Play"
         try:
+            self.policy.target(Origin.of(target.full_url))  # redirects: GuardedRedirectHandler
             with self._inner.open(target, timeout=self.timeout) as response:
-                return response.status, response.headers, response.read()
+                return response.status, response.headers, self._read(response)
         except HTTPError as exc:
             with exc:
-                return exc.code, exc.headers, exc.read()
+                return exc.code, exc.headers, self._read(exc)
         except (TimeoutError, URLError, OSError, http.client.HTTPException) as exc:
             reason = exc.reason if isinstance(exc, URLError) else exc
             if isinstance(reason, TimeoutError):
@@ -143,6 +158,10 @@ class _PlayTransport(urllib.request.BaseHandler):
             raise SourceError(
                 f"{where}: {type(reason).__name__}: {reason}; check base_url and the network"
             ) from exc
+
+    def _read(self, response: Any) -> bytes:
+        """At most ``max_bytes`` of the answer (the guard's cap)."""
+        return read_capped(response, self.policy, Origin.of(response.geturl()))
 
     def _check(self, status: int, headers: Message, body: bytes) -> bytes:
         """Raise for an error status, Play's rate-limit marker, or an envelope we cannot read.
@@ -252,7 +271,8 @@ class GooglePlaySource:
         from google_play_scraper.exceptions import GooglePlayScraperException
 
         transport = _PlayTransport(
-            self.config.base_url, self.ctx.http_timeout, self.name, self.ctx.clock
+            self.config.base_url, self.ctx.http_timeout, self.name, self.ctx.clock,
+            source_policy(self.name, self.config, [self.config.base_url]),
         )
         with _LIBRARY_LOCK:
             original = request_module.urlopen

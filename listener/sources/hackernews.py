@@ -36,6 +36,7 @@ from listener.models import Page, Post, Rejected
 from listener.query import to_simple_queries
 from listener.sources._html_text import html_to_text
 from listener.sources.base import SourceConfig, SourceContext
+from listener.sources.guard import GuardSettings, guarded_client, source_policy
 from listener.sources.http import USER_AGENT, raise_for_status
 
 try:
@@ -59,7 +60,7 @@ _RAW_KEYS = (
 )
 
 
-class HackerNewsSourceConfig(SourceConfig):
+class HackerNewsSourceConfig(SourceConfig, GuardSettings):
     """Keys of a ``type: hackernews`` source."""
 
     base_url: str = Field(
@@ -143,7 +144,8 @@ class HackerNewsSource:
         self.config = config
         self.ctx = ctx
         self.name = config.name
-        self._client = httpx.Client(
+        self._client = guarded_client(
+            source_policy(config.name, config, [config.base_url]),
             base_url=config.base_url, timeout=ctx.http_timeout,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )

@@ -61,6 +61,7 @@ from listener.sources._mastodon_items import (
     thread_of,
 )
 from listener.sources.base import SourceConfig, SourceContext
+from listener.sources.guard import GuardSettings, refusal_in, source_policy
 from listener.sources.http import USER_AGENT, raise_for_status
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ _NOT_PUBLIC = frozenset({"private", "direct"})
 _HASHTAG = re.compile(r"^[\w\u00b7\u200c]+$")
 
 
-class MastodonSourceConfig(SourceConfig):
+class MastodonSourceConfig(SourceConfig, GuardSettings):
     """Keys of a ``type: mastodon`` source."""
 
     base_url: str = Field(description="the instance to read, e.g. https://mastodon.social (each "
@@ -145,7 +146,10 @@ class MastodonSource:
         register_secret(config.access_token)
         self._m = mastodon
         self._last: tuple[int, dict[str, str]] = (0, {})
+        from listener.sources.guard_requests import GuardedAdapter, mount
+
         session = requests.Session()
+        mount(session, GuardedAdapter(source_policy(config.name, config, [config.base_url])))
         session.hooks["response"].append(self._remember)
         self._client = mastodon.Mastodon(
             api_base_url=config.base_url, access_token=config.access_token,
@@ -285,6 +289,9 @@ class MastodonSource:
 
     def _translate(self, exc: Exception, stream: _Stream) -> ListenerError:
         """Mastodon.py's exception → ours, using the last answer's status and headers."""
+        refused = refusal_in(exc)  # Mastodon.py wraps every request failure in its own
+        if isinstance(refused, SourceError):
+            return refused
         status, headers = self._last
         what = f"source {self.name}: Mastodon {stream.label}"
         m = self._m

@@ -71,6 +71,7 @@ from listener.sources._reddit_items import (
     to_post,
 )
 from listener.sources.base import SourceConfig, SourceContext
+from listener.sources.guard import GuardSettings, source_policy
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ DEFAULT_USER_AGENT = "python:social-listener:0.1 (self-hosted social listening d
 _SUBREDDIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{1,20}$")
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
-class RedditSourceConfig(SourceConfig):
+class RedditSourceConfig(SourceConfig, GuardSettings):
     """Keys of a ``type: reddit`` source."""
 
     model_config = ConfigDict(hide_input_in_errors=True)  # never echo credentials back
@@ -189,7 +190,9 @@ class RedditSource:
         register_secret(config.client_secret)
         self._streams = self._build_streams()
         self._budget = RateBudget()
-        self._http = http_session(ctx.http_timeout, self._budget.note, ctx.clock)
+        self._http = http_session(ctx.http_timeout, self._budget.note, ctx.clock,
+                                  source_policy(config.name, config,
+                                                [config.base_url, config.oauth_url]))
         self._reddit = praw.Reddit(
             "DEFAULT",  # praw.ini's defaults only, whatever the praw_site variable says
             client_id=config.client_id,

@@ -12,6 +12,21 @@ stored, and after the last feed the failures are raised together (``RateLimited`
 longest wait if any feed answered 429, else ``SourceError``); the failed feed's cursor does not
 move. A malformed feed from which feedparser still reads entries is used, with a warning.
 
+A malformed document that does not end with its root element's closing tag was cut off (a
+server that died mid-write, a proxy's size limit), and its last entry may be cut mid-text:
+stored so, it would stay title-only for ever, because a stored entry is never read again. So
+that entry is *held back*: not stored, not added to ``seen``, and the response's ETag and
+Last-Modified are not saved, so the next poll reads the document again. When a whole document
+arrives, the entry is stored with its full text. A feed that is served cut every time still
+delivers it: after ``CUT_READS`` consecutive reads ending in the same entry, it is taken as read.
+Every other entry of a cut document ended before the cut and is used at once. Storage stays
+append-only; nothing is rewritten.
+
+Every request and every redirect hop goes through :mod:`listener.sources.guard`: a redirect to
+a private, loopback or link-local address is refused (``allow_private: true`` for intranet
+feeds; a feed URL written as an IP address or localhost is always allowed), and a document over
+``max_bytes`` fails that feed's poll without being read whole.
+
 Feed URLs may carry private tokens, so they are never written to the database: cursor keys are
 digests of the URL, and messages and ``Post.raw`` show it without query string or user info.
 
@@ -20,7 +35,8 @@ Cursor (JSON; every page carries all of it)::
     {"version": 1,
      "feeds": {"sha256:1f2e3d4c5b6a7988": {"etag": "\\"abc\\"" or null,
                                           "modified": "Wed, 01 May 2024 10:00:00 GMT" or null,
-                                          "seen": ["entry id", ...]}}}   # at most 1,000
+                                          "seen": ["entry id", ...],    # at most 1,000
+                                          "held": {"id": "entry id", "reads": 1}}}}  # optional
 """
 
 from __future__ import annotations
@@ -42,6 +58,7 @@ from listener.errors import ListenerError, MissingDependency, RateLimited, Sourc
 from listener.models import Page, Post, Rejected
 from listener.sources._html_text import html_to_text
 from listener.sources.base import SourceConfig, SourceContext
+from listener.sources.guard import GuardSettings, guarded_client, source_policy
 from listener.sources.http import USER_AGENT, raise_for_status
 
 try:  # both checked in the constructor, so `listener sources` can say what to install
@@ -59,13 +76,14 @@ PLATFORM = "rss"
 CURSOR_VERSION = 1
 MAX_SEEN = 1000
 MAX_REDIRECTS = 5
+CUT_READS = 3  # reads of a cut document ending in the same entry before it is taken as read
 ACCEPT = (
     "application/atom+xml, application/rss+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.1"
 )
 _GOOGLE_HOST = re.compile(r"^(www\.)?google\.[a-z]{2,3}(\.[a-z]{2})?$")
 
 
-class RssSourceConfig(SourceConfig):
+class RssSourceConfig(SourceConfig, GuardSettings):
     """Keys of a ``type: rss`` source."""
 
     feeds: list[str] = Field(
@@ -74,9 +92,6 @@ class RssSourceConfig(SourceConfig):
     )
     max_entries: int = Field(
         200, ge=1, description="new entries taken per feed per poll; the rest come next poll"
-    )
-    max_bytes: int = Field(
-        10_000_000, ge=1024, description="largest feed document accepted (bytes, decompressed)"
     )
 
     @field_validator("feeds")
@@ -91,14 +106,34 @@ class RssSourceConfig(SourceConfig):
         return [url.strip() for url in feeds]
 
 
+@dataclass(frozen=True)
+class _Held:
+    """The last entry of a cut document, held back, and how many reads in a row ended in it."""
+
+    id: str
+    reads: int
+
+    @classmethod
+    def from_json(cls, data: Any) -> _Held | None:
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            return None
+        reads = data.get("reads")
+        return cls(data["id"], reads) if type(reads) is int and reads >= 1 else None
+
+
 @dataclass
 class _FeedState:
     etag: str | None = None
     modified: str | None = None
     seen: list[str] = field(default_factory=list)
+    held: _Held | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"etag": self.etag, "modified": self.modified, "seen": list(self.seen)}
+        data: dict[str, Any] = {"etag": self.etag, "modified": self.modified,
+                                "seen": list(self.seen)}
+        if self.held is not None:
+            data["held"] = {"id": self.held.id, "reads": self.held.reads}
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> _FeedState | None:
@@ -107,7 +142,8 @@ class _FeedState:
         etag, modified = data.get("etag"), data.get("modified")
         if not all(v is None or isinstance(v, str) for v in (etag, modified)):
             return None
-        return cls(etag, modified, [str(s) for s in data["seen"]][:MAX_SEEN])
+        return cls(etag, modified, [str(s) for s in data["seen"]][:MAX_SEEN],
+                   _Held.from_json(data.get("held")))
 
 
 def feed_key(url: str) -> str:
@@ -150,7 +186,8 @@ class RssSource:
         self.config = config
         self.ctx = ctx
         self.name = config.name
-        self._client = httpx.Client(
+        self._client = guarded_client(
+            source_policy(config.name, config, config.feeds),
             timeout=ctx.http_timeout, follow_redirects=True, max_redirects=MAX_REDIRECTS,
             headers={"User-Agent": USER_AGENT, "Accept": ACCEPT},
         )
@@ -224,13 +261,38 @@ class RssSource:
             log.debug("source %s: feed %s not modified", self.name, display_url(url))
             return None
         parsed = self._parse(url, response, content)
-        posts, rejected, taken, complete = self._entries(url, parsed, set(state.seen))
+        held = self._held(url, parsed, content, state)
+        posts, rejected, taken, complete = self._entries(
+            url, parsed, set(state.seen), held.id if held else None)
+        complete = complete and held is None  # read the document again next poll
         states[key] = _FeedState(
             etag=response.headers.get("etag") if complete else state.etag,
             modified=response.headers.get("last-modified") if complete else state.modified,
             seen=list(dict.fromkeys(taken + state.seen))[:MAX_SEEN],
+            held=held,
         )
         return Page(posts, self._dump(states), rejected)
+
+    def _held(self, url: str, parsed: Any, content: bytes, state: _FeedState) -> _Held | None:
+        """The entry to hold back from this read (see the module docstring), or None.
+
+        Only the last entry of a malformed document that was visibly cut, only while it is new,
+        and only until ``CUT_READS`` reads in a row have ended in it.
+        """
+        if not parsed.entries or not parsed.get("bozo") or _ends_whole(content):
+            return None
+        last = _entry_id(parsed.entries[-1])
+        if last is None or last in state.seen:
+            return None
+        reads = state.held.reads + 1 if state.held and state.held.id == last else 1
+        shown = display_url(url)
+        if reads >= CUT_READS:
+            log.warning("source %s: feed %s was cut off %d reads in a row, each time in entry "
+                        "%r; taking that entry as read", self.name, shown, reads, last)
+            return None
+        log.info("source %s: feed %s was cut off; its last entry %r is held back until a whole "
+                 "document is read (read %d of %d)", self.name, shown, last, reads, CUT_READS)
+        return _Held(last, reads)
 
     def _download(self, url: str, headers: dict[str, str]) -> tuple[httpx.Response, bytes]:
         shown = display_url(url)
@@ -240,7 +302,7 @@ class RssSource:
                     body = response.read()[:2000].decode("utf-8", "replace")
                     raise_for_status(self.name, response.status_code, response.headers, body,
                                      self.ctx.clock())
-                content = self._read_capped(response, shown)
+                content = response.read()  # the guard's transport caps it at max_bytes
         except httpx.TimeoutException as exc:
             raise SourceError(f"feed {shown} did not answer within {self.ctx.http_timeout:g}s "
                               f"({type(exc).__name__}); the next poll retries") from exc
@@ -254,16 +316,6 @@ class RssSource:
             log.info("source %s: feed %s moved permanently to %s; update the config",
                      self.name, shown, display_url(str(response.url)))
         return response, content
-
-    def _read_capped(self, response: httpx.Response, shown: str) -> bytes:
-        chunks, size = [], 0
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > self.config.max_bytes:
-                raise SourceError(f"feed {shown} is larger than max_bytes "
-                                  f"({self.config.max_bytes}); raise it if the feed is genuine")
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     def _parse(self, url: str, response: httpx.Response, content: bytes) -> Any:
         """feedparser's reading of the document; a document with no readable entry that is
@@ -282,10 +334,11 @@ class RssSource:
         return parsed
 
     def _entries(
-        self, url: str, parsed: Any, seen: set[str]
+        self, url: str, parsed: Any, seen: set[str], held: str | None = None
     ) -> tuple[list[Post], list[Rejected], list[str], bool]:
         """New entries in document order, at most ``max_entries``: posts, rejects, the ids
-        handled (for ``seen``), and whether every new entry was taken."""
+        handled (for ``seen``), and whether every new entry was taken. ``held``: an entry id
+        left for a later read (neither taken nor handled)."""
         posts: list[Post] = []
         rejected: list[Rejected] = []
         handled: list[str] = []
@@ -298,6 +351,8 @@ class RssSource:
                 continue
             if entry_id in seen or entry_id in handled:
                 handled.append(entry_id)
+                continue
+            if entry_id == held:
                 continue
             if len(posts) + len(rejected) >= self.config.max_entries:
                 log.info("source %s: feed %s has more than %d new entries; the rest next poll",
@@ -360,6 +415,18 @@ def _entry_id(entry: Any) -> str | None:
     if not basis.strip():
         return None
     return "sha1:" + hashlib.sha1(basis.encode("utf-8")).hexdigest()
+
+
+_ROOT = re.compile(rb"<([A-Za-z_][\w.:-]*)[\s/>]")
+
+
+def _ends_whole(content: bytes) -> bool:
+    """Whether the document ends with its root element's closing tag (then nothing was cut
+    off at its end, whatever else is malformed in it). A document in an encoding that is not
+    ASCII-compatible never matches: its last entry is then held like a cut one."""
+    match = _ROOT.search(content)  # the first element (the XML declaration is <?, not <name)
+    tail = content[-65536:].rstrip()  # no copy of a 10 MB document for five bytes
+    return match is not None and tail.endswith(b"</" + match.group(1) + b">")
 
 
 def _summary(entry: Any) -> str:

@@ -63,6 +63,7 @@ from listener.sources._x_transport import (
     text_of,
 )
 from listener.sources.base import SourceConfig, SourceContext
+from listener.sources.guard import GuardSettings, source_policy
 from listener.sources.http import USER_AGENT
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ UserId = Annotated[
 ]
 
 
-class XSourceConfig(SourceConfig):
+class XSourceConfig(SourceConfig, GuardSettings):
     """Keys of a ``type: x`` source."""
 
     bearer_token: str | None = Field(
@@ -181,7 +182,8 @@ class XSource:
         )
         self._client.user_agent = f"{USER_AGENT} {self._client.user_agent}"
         self._transport = install_transport(
-            self._client.session, config.base_url, ctx.http_timeout
+            self._client.session, config.base_url, ctx.http_timeout,
+            source_policy(config.name, config, [config.base_url]),
         )
 
     def _build_feeds(self) -> list[_Feed]:

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, jsonify, redirect, render_template, request,
 
 from listener.web.context import get_db, now
 from listener.web.export import EXPORT_LIMIT, csv_response, json_response
-from listener.web.params import MAX_TEXT
+from listener.web.params import MAX_TEXT, parse_page
 from listener.web.security import safe_next
 from storage import dashboard, outbox
 
@@ -22,10 +22,7 @@ COLUMNS = ("id", "created_at", "rule", "destination", "status", "priority", "att
 def _filter() -> tuple[dashboard.AlertFilter, int]:
     values = {k: (request.args.get(k) or "").strip()[:MAX_TEXT] or None
               for k in ("status", "destination", "rule")}
-    page = request.args.get("page", "1")
-    if not page.isdigit() or not 1 <= int(page) <= 10_000:
-        abort(400, "'page' must be a number from 1 to 10000")
-    return dashboard.AlertFilter(**values), int(page)
+    return dashboard.AlertFilter(**values), parse_page(request.args.get("page"))
 
 
 @bp.get("/alerts")

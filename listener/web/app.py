@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from listener.web import security
 from listener.web.context import WebSettings, close_db
-from listener.web.params import http_url, short_time
+from listener.web.params import RowIdConverter, http_url, short_time
 from storage.db import open_db
 
 __all__ = ["WebSettings", "create_app"]
@@ -23,6 +23,7 @@ def create_app(config: WebSettings) -> Flask:
     open_db(config.db_path).close()
     app = Flask(__name__)
     app.extensions["listener"] = config
+    app.url_map.converters["rowid"] = RowIdConverter
     app.jinja_env.autoescape = True  # every template, whatever its file name
     app.jinja_env.filters.update(
         ts=short_time, pct=_pct, num=lambda n: f"{n:,}" if n is not None else "–",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,16 +14,26 @@ from sqlite_utils import Database
 from listener.models import Clock, utcnow
 from storage.tx import connect
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
 
 @dataclass(frozen=True)
 class WebSettings:
-    """What the app needs from the configuration; ``secret`` signs CSRF tokens (per process)."""
+    """What the app needs from the configuration; ``secret`` signs CSRF tokens (per process).
+
+    ``allowed_hosts``: Host names served besides loopback ones (lower case, no port);
+    ``trusted_proxies``: peers whose X-Forwarded-For/-Proto are believed; ``secure_cookies``:
+    mark cookies Secure whatever the request's scheme (TLS ends at a proxy we do not trust).
+    """
 
     db_path: Path
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
     clock: Clock = utcnow
     brand_words: frozenset[str] = frozenset()  # brand names/query words: left out of top terms
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    allowed_hosts: frozenset[str] = frozenset()
+    trusted_proxies: tuple[Network, ...] = ()
+    secure_cookies: bool = False
 
 
 def settings() -> WebSettings:

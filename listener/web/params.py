@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from werkzeug.exceptions import BadRequest
+from werkzeug.routing import IntegerConverter
 
 from listener.models import parse_iso, to_iso
 from storage.dashboard import STATUSES, QueueFilter
@@ -25,6 +26,21 @@ SENTIMENTS = ("negative", "neutral", "positive")
 PAGE_SIZE = 50
 MAX_HOURLY = 7 * 24  # hours a view per hour may cover (168 bars; more is unreadable, and slow)
 MAX_TEXT = 200  # longest accepted filter value (brand, source, search …)
+MAX_PAGE = 10_000
+# views end within these bounds: a period, the one before it and every bucket key stay far
+# inside what datetime can hold (year 1 to 9999), whatever the range
+FIRST_END = datetime(1970, 1, 1, tzinfo=UTC)
+LAST_END = datetime(3000, 1, 1, tzinfo=UTC)
+SQLITE_MAX_INT = 2**63 - 1
+
+
+class RowIdConverter(IntegerConverter):
+    """``<rowid:post_id>``: a decimal id SQLite can hold. A longer number never matches the
+    route (404), where ``<int:…>`` would hand SQLite an integer it cannot bind (500)."""
+
+    def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", SQLITE_MAX_INT)
+        super().__init__(url_map, *args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -91,15 +107,36 @@ def _choice(args: Mapping[str, str], name: str, allowed: tuple[str, ...], defaul
 
 
 def _end(value: str | None, now: datetime) -> datetime:
-    """``end`` as a day (the view ends at that day's midnight) or an ISO time; default now."""
+    """``end`` as a day (the view ends at that day's midnight) or an ISO time; default now.
+
+    Bounded, because the period before a view and its buckets are computed from it: at the
+    ends of the calendar that arithmetic overflows (``end=9999-12-31``, ``end=0001-01-01``).
+    """
     if value is None:
         return now
+    bounds = (f"'end' must fall in the years {FIRST_END.year} to {LAST_END.year - 1}"
+              " (2026-11-20, 2026-11-20T08:00Z)")
     try:
         if len(value) == 10:
-            return datetime.fromisoformat(value).replace(tzinfo=UTC) + timedelta(days=1)
-        return parse_iso(value)
+            end = datetime.fromisoformat(value).replace(tzinfo=UTC) + timedelta(days=1)
+        else:
+            end = parse_iso(value)
+    except OverflowError:  # 9999-12-31 plus a day, or an offset past year 1 or 9999
+        raise BadRequest(bounds) from None
     except ValueError:
         raise BadRequest("'end' must be a date (2026-11-20) or a time (2026-11-20T08:00Z)") from None
+    if not FIRST_END < end <= LAST_END:
+        raise BadRequest(bounds)
+    return end
+
+
+def parse_page(value: str | None) -> int:
+    """``page`` as 1 … MAX_PAGE. ASCII digits only: ``str.isdigit`` accepts '²', which
+    ``int`` then refuses."""
+    text = (value or "").strip() or "1"
+    if not re.fullmatch(r"[0-9]{1,6}", text) or not 1 <= int(text) <= MAX_PAGE:
+        raise BadRequest(f"'page' must be a number from 1 to {MAX_PAGE}")
+    return int(text)
 
 
 def parse_view(args: Mapping[str, str], now: datetime, *, default_range: str = "7d",
@@ -107,9 +144,7 @@ def parse_view(args: Mapping[str, str], now: datetime, *, default_range: str = "
     """Parse the common filters; raises BadRequest naming the bad argument."""
     range_ = _choice(args, "range", tuple(RANGES), default_range) or default_range
     status = _choice(args, "status", (*STATUSES, "all"), default_status)
-    page_text = _text(args, "page") or "1"
-    if not page_text.isdigit() or not 1 <= int(page_text) <= 10_000:
-        raise BadRequest("'page' must be a number from 1 to 10000")
+    page = parse_page(_text(args, "page"))
     end_arg = _text(args, "end")
     bucket = _choice(args, "bucket", BUCKETS, DEFAULT_BUCKET[range_]) or "hour"
     if bucket == "hour" and RANGES[range_] > MAX_HOURLY:
@@ -119,7 +154,7 @@ def parse_view(args: Mapping[str, str], now: datetime, *, default_range: str = "
         end=_end(end_arg, now), end_arg=end_arg,
         brand=_text(args, "brand"), source=_text(args, "source"),
         sentiment=_choice(args, "sentiment", SENTIMENTS, None), lang=_text(args, "lang"),
-        status=None if status == "all" else status, q=_text(args, "q"), page=int(page_text),
+        status=None if status == "all" else status, q=_text(args, "q"), page=page,
         status_default=default_status, incident=_incident(args),
     )
 

@@ -24,7 +24,7 @@ def _post(post_id: int) -> dict[str, Any]:
     return post
 
 
-@bp.get("/posts/<int:post_id>")
+@bp.get("/posts/<rowid:post_id>")
 def page(post_id: int) -> Any:
     post = _post(post_id)
     score = post["scores"][0] if post["scores"] else None
@@ -36,14 +36,14 @@ def page(post_id: int) -> Any:
     )
 
 
-@bp.get("/api/posts/<int:post_id>")
+@bp.get("/api/posts/<rowid:post_id>")
 def api(post_id: int) -> Any:
     post = _post(post_id)
     post["feedback"] = feedback.for_post(get_db(), post_id)
     return jsonify(post)
 
 
-@bp.post("/posts/<int:post_id>/status")
+@bp.post("/posts/<rowid:post_id>/status")
 def status(post_id: int) -> Any:
     """new / handled / not_relevant, then back to where the button was (a local path)."""
     value = request.form.get("status", "")
@@ -55,7 +55,7 @@ def status(post_id: int) -> Any:
                     code=303)
 
 
-@bp.post("/posts/<int:post_id>/feedback")
+@bp.post("/posts/<rowid:post_id>/feedback")
 def add_feedback(post_id: int) -> Any:
     """The right label for a field (sentiment, urgency) or "not relevant"."""
     field, label = request.form.get("field", ""), request.form.get("label", "")

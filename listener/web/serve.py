@@ -6,11 +6,13 @@ posts and the buttons that change things are never open to the network by accide
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
-from listener.config import Config, is_loopback, load_config
+from listener.config import Config, ServeSettings, is_loopback, load_config
 from listener.errors import ConfigError, MissingDependency
 from listener.query import positive_terms
 
@@ -25,6 +27,22 @@ def brand_words(config: Config) -> frozenset[str]:
         for term in positive_terms(brand.query):
             words.update(w.strip("@#*\"").lower() for w in term.text.split())
     return frozenset(w for w in words if w)
+
+
+def host_names(settings: ServeSettings, bound: str) -> list[str]:
+    """Host names served besides loopback: the configured ones, public_url's host, and the
+    bound address unless it is a wildcard (an address or name the operator chose is not one a
+    rebinding page can use; for 0.0.0.0, list the names people use in allowed_hosts)."""
+    names = list(settings.allowed_hosts)
+    if settings.public_url:
+        names.append(urlsplit(settings.public_url).hostname or "")
+    if bound.strip("[]") not in ("0.0.0.0", "::", ""):
+        names.append(bound)
+    return [n for n in names if n]
+
+
+def trusted_networks(settings: ServeSettings) -> tuple[Any, ...]:
+    return tuple(ipaddress.ip_network(v, strict=False) for v in settings.trusted_proxies)
 
 
 def make_server(app: Any, host: str, port: int) -> Any:
@@ -56,8 +74,13 @@ def serve(config_path: str, host: str | None, port: int | None) -> None:
         raise ConfigError(f"binding {host} (not a loopback address) needs an access token: "
                           'set serve.token to {"$env": LISTENER_WEB_TOKEN}',
                           file=str(config.path), key="serve.token")
-    app = create_app(WebSettings(db_path=config.db_path, token=settings.token,
-                                 brand_words=brand_words(config)))
+    from listener.web.hosts import normalise
+
+    app = create_app(WebSettings(
+        db_path=config.db_path, token=settings.token, brand_words=brand_words(config),
+        allowed_hosts=normalise(host_names(settings, host)),
+        trusted_proxies=trusted_networks(settings), secure_cookies=settings.secure_cookies,
+    ))
     server = make_server(app, host, settings.port if port is None else port)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"dashboard: http://{shown}:{server.effective_port}/")

@@ -240,7 +240,7 @@ def test_timeout_and_network_errors_are_retryable(github: FakeGitHub) -> None:
 def test_redirect_is_not_followed(github: FakeGitHub, sink: GitHubSink) -> None:
     github.enqueue(301, {"message": "Moved Permanently"}, {"Location": "http://evil.example/"})
     error = deliver_error(sink)
-    assert error.retryable is False and "renamed" in str(error)
+    assert error.retryable is True and "renamed" in str(error)  # parked after max_attempts
     assert len(github.requests) == 1
 
 

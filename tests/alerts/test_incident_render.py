@@ -186,7 +186,9 @@ def test_slack_hostile_posts_stay_inert_and_the_queue_is_a_link(make: Any) -> No
     text = json.dumps(payload, ensure_ascii=False)
     assert "<!channel>" not in text and "<!here>" not in text and "<@U123>" not in text
     assert "&lt;!channel&gt;" in text and "@" + ZWSP + "here" in text
-    assert "&lt;script&gt;" in text and "*bold*" in text  # formatting at most, never a ping
+    # shown as written: neither a ping nor formatting (zero-width spaces around * _ ~ `)
+    assert "&lt;script&gt;" in text and "*bold*" not in text
+    assert "\u200b*\u200bbold\u200b*\u200b" in text
     assert sorted(slack_links(payload)) == sorted([
         f"{QUEUE.replace('&', '&amp;')}|Open the queue",
         "https://mastodon.example/@jane/110000000000000001|mastodon", f"{POST_URL}|x"])
@@ -212,7 +214,7 @@ def test_zendesk_ticket_and_comment_defuse_posts(make: Any) -> None:
         prose = body.replace("https://mastodon.example/@jane/", "")  # a post's own link
         assert re.search(r"(?<![\w.])@\w", prose) is None  # no @mention
         assert "](" not in body  # no Markdown link but a bare URL Zendesk links itself
-        assert f"- Queue: {QUEUE}" in body and "*bold*" in body
+        assert f"- Queue: {QUEUE}" in body and r"\*bold\*" in body  # Markdown-literal
 
 
 @pytest.mark.parametrize("which", ["issue", "comment"])

@@ -258,10 +258,10 @@ def test_dropped_connection_and_refused_connection_are_retryable(jira: FakeJira)
     assert error.retryable is True and "could not reach Jira" in str(error)
 
 
-def test_unexpected_success_body_is_parked(jira: FakeJira, sink: JiraSink) -> None:
+def test_unexpected_success_body_is_retried_with_advice(jira: FakeJira, sink: JiraSink) -> None:
     jira.enqueue(200, b"<html>captive portal</html>")
     error = deliver_error(sink)
-    assert error.retryable is False and "unexpected answer" in str(error)
+    assert error.retryable is True and "unexpected answer" in str(error)
 
 
 # -- exactly-once effect ----------------------------------------------------------------------

@@ -126,7 +126,17 @@ def test_lost_answer_then_retry_is_deduplicated_by_the_receiver(
     assert ids == {"a1b2c3d4e5f6"} and len(receiver.deliveries) == 1
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 422, 301, 302, 307])
+@pytest.mark.parametrize("status", [301, 302, 307])
+def test_redirects_are_never_followed_and_retried_with_advice(
+    receiver: FakeWebhookReceiver, sink: WebhookSink, status: int
+) -> None:
+    receiver.enqueue(status, {"error": "no"}, {"Location": "http://169.254.169.254/"})
+    error = deliver_error(sink)
+    assert error.retryable is True and "redirects (not followed)" in str(error)
+    assert len(receiver.requests) == 1
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 422])
 def test_permanent_answers_are_not_retried(
     receiver: FakeWebhookReceiver, sink: WebhookSink, status: int
 ) -> None:

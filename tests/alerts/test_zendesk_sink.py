@@ -206,7 +206,6 @@ def test_unknown_group_names_the_field_and_is_not_retried(zendesk: FakeZendesk) 
     [(403, {"error": "Forbidden", "description": "You do not have access to this page"},
       "may not create tickets"),
      (404, {"error": "InvalidEndpoint", "description": "Not found"}, "subdomain / base_url"),
-     (301, "", "redirected"),
      (400, {"error": "InvalidJSON"}, "refused")],
 )
 def test_permanent_answers_are_not_retried(
@@ -216,6 +215,15 @@ def test_permanent_answers_are_not_retried(
     error = deliver_error(sink)
     assert error.retryable is False and error.status == status and advice in str(error)
     assert len(zendesk.requests) == 1  # no redirect followed, no hidden retry
+
+
+def test_a_redirect_is_not_followed_and_is_retried_with_advice(
+    zendesk: FakeZendesk, sink: ZendeskSink
+) -> None:
+    zendesk.enqueue(301, "", {"Location": "https://www.zendesk.com/"})
+    error = deliver_error(sink)
+    assert error.retryable is True and "redirected" in str(error)  # parked after max_attempts
+    assert len(zendesk.requests) == 1  # not followed
 
 
 @pytest.mark.parametrize(("status", "headers"), [(429, {"Retry-After": "7"}),

@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 
 HANG_UP = 0  # scripted status: close the connection without answering
 RESET = -1  # scripted status: reset the connection (TCP RST) without answering
+HANG = 3600.0  # a scripted delay: accept the request, never answer (until the fake stops)
 
 
 class Answer(Protocol):
@@ -61,12 +62,15 @@ class Answer(Protocol):
 @dataclass(frozen=True)
 class ScriptedResponse:
     """One answer: status, body (see :meth:`FakeHTTPServer.encode`), extra headers, and seconds
-    to wait before answering."""
+    to wait before answering. ``drip`` > 0 sends the status line and headers at once, then the
+    body one byte every ``drip`` seconds: a server that is slow but never silent long enough
+    for a client's read timeout (:data:`HANG` never answers at all)."""
 
     status: int = 200
     body: Any = ""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    drip: float = field(default=0.0, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -150,8 +154,24 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         if not bodyless:
-            self.wfile.write(payload)
+            self._write(payload, getattr(answer, "drip", 0.0), fake)
         self.close_connection = True
+
+    def _write(self, payload: bytes, drip: float, fake: FakeHTTPServer) -> None:
+        """The body at once, or a byte at a time every ``drip`` seconds until the client hangs
+        up or the fake stops."""
+        if not drip:
+            self.wfile.write(payload)
+            return
+        self.wfile.flush()
+        for i in range(len(payload)):
+            if fake._stopping.wait(drip):
+                return
+            try:
+                self.wfile.write(payload[i:i + 1])
+                self.wfile.flush()
+            except OSError:  # the client gave up (its deadline cut the connection)
+                return
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base class signature
         """Silence the default stderr access log (it would print secret paths and tokens)."""

@@ -82,6 +82,13 @@ class FakeWebhookReceiver(FakeHTTPServer):
         self._receipts: dict[str, str] = {}
         self._deliveries: list[Any] = []
         self._arrivals: list[str] = []
+        self._first_arrived: dict[str, float] = {}
+
+    @property
+    def first_arrived(self) -> dict[str, float]:
+        """When each alert first arrived (``clock()``): how late a destination was served."""
+        with self._lock:
+            return dict(self._first_arrived)
 
     @property
     def url(self) -> str:
@@ -128,6 +135,7 @@ class FakeWebhookReceiver(FakeHTTPServer):
 
     def _accept(self, alert_id: str, parsed: Any) -> Answer:
         self._arrivals.append(alert_id)
+        self._first_arrived.setdefault(alert_id, self.clock())
         if alert_id in self._receipts:
             return Answer(200, {"id": self._receipts[alert_id], "duplicate": True})
         receipt = f"evt_{len(self._receipts) + 1}"

@@ -26,7 +26,7 @@ def test_one_job_per_source_plus_stages_with_safe_defaults(tmp_path: Path) -> No
     )
     scheduler = build_scheduler(Runtime(config))
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"collect:imports", "classify", "rules", "reports", "dispatch"}
+    assert set(jobs) == {"collect:imports", "classify", "rules", "reports", "dispatch:slack"}
     for job in jobs.values():
         assert job.max_instances == 1 and job.coalesce is True
         assert job.trigger.interval.total_seconds() == 45

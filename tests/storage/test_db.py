@@ -49,13 +49,32 @@ def test_store_page_dedups_and_saves_cursor(db: Database) -> None:
     assert [r["location"] for r in db["rejects"].rows] == ["f.jsonl:3"]
 
 
-def test_a_failing_page_stores_neither_posts_nor_cursor(db: Database) -> None:
+def test_a_post_the_database_refuses_is_rejected_alone(db: Database) -> None:
+    # before (issue 14): one refused post failed the whole page, every run, and the cursor
+    # never moved past it; now that post is rejected by platform:id and the rest is stored
     store.store_page(db, "src", Page(posts=[post("1")], cursor={"offset": 1}), NOW)
-    # NOT NULL fails inside SQL, after the page's first post was inserted: all must roll back
+    # NOT NULL fails inside SQL, after the page's first post was inserted
     broken = Post(platform=None, platform_id="9", text="t", created_at=NOW)  # type: ignore[arg-type]
-    with pytest.raises(sqlite3.IntegrityError):
-        store.store_page(db, "src", Page(posts=[post("2"), broken], cursor={"offset": 99}), NOW)
-    assert db["posts"].count == 1
+    page = Page(posts=[post("2"), broken, post("3")], cursor={"offset": 99})
+    assert store.store_page(db, "src", page, NOW) == 2
+    assert [r["platform_id"] for r in db["posts"].rows] == ["1", "2", "3"]
+    assert store.load_cursor(db, "src") == {"offset": 99}
+    [reject] = db["rejects"].rows
+    assert reject["location"] == "None:9" and "IntegrityError" in reject["reason"]
+
+
+def test_a_failing_database_stores_neither_posts_nor_cursor(db: Database) -> None:
+    store.store_page(db, "src", Page(posts=[post("1")], cursor={"offset": 1}), NOW)
+    # a failure of the database, not of a row (here a trigger whose table is gone): nothing of
+    # the page may be stored, and no post is rejected for it, so the next run fetches it again
+    db.execute("CREATE TABLE gone (x)")
+    db.execute("CREATE TRIGGER posts_gone AFTER INSERT ON posts BEGIN INSERT INTO gone VALUES"
+               " (new.id); END")
+    db.execute("DROP TABLE gone")
+    with pytest.raises(sqlite3.OperationalError):
+        store.store_page(db, "src", Page(posts=[post("2"), post("3")], cursor={"offset": 99}),
+                         NOW)
+    assert db["posts"].count == 1 and db["rejects"].count == 0
     assert store.load_cursor(db, "src") == {"offset": 1}
 
 

@@ -25,6 +25,7 @@ from tests.web.seed import NOW, Seeded, seed
 CHROMIUM = Path(os.environ.get("LISTENER_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
 TOKEN = "test-token-0123456789abcdef"
+REBINDING_NAME = "attacker.example"
 
 
 @pytest.fixture
@@ -90,12 +91,29 @@ def _require_browser() -> Any:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def playwright_driver() -> Iterator[Any]:
+    """One Playwright driver for the session (its sync API runs one at a time)."""
     sync_playwright = _require_browser()
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        yield chromium
-        chromium.close()
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver: Any) -> Iterator[Any]:
+    chromium = playwright_driver.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture(scope="session")
+def rebinding_browser(playwright_driver: Any) -> Iterator[Any]:
+    """Chromium whose resolver answers 127.0.0.1 for attacker.example: what a DNS rebinding
+    attacker's name does once it has flipped (issue 14 #3)."""
+    chromium = playwright_driver.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True,
+        args=[f"--host-resolver-rules=MAP {REBINDING_NAME} 127.0.0.1"])
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture

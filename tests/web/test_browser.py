@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from listener.web import security
 from storage.tx import connect
-from tests.web.conftest import TOKEN, make_app, running, screenshot
+from tests.web.conftest import REBINDING_NAME, TOKEN, make_app, running, screenshot
 from tests.web.seed import Seeded
 
 CHART_TIMEOUT_MS = 10_000
@@ -139,4 +140,77 @@ def test_with_a_token_the_browser_logs_in_first(browser: Any, seeded: tuple[Path
         assert tab.url == f"{url}/queue"
         tab.goto(url)
         tab.wait_for_selector("#volume-chart[data-ready='1']", timeout=CHART_TIMEOUT_MS)
+        context.close()
+
+
+# What a DNS rebinding page does once its name resolves to 127.0.0.1 (issue 14 #3): read the
+# queue, take a CSRF token from a post page, mark the post handled, all "same-origin".
+REBINDING_ATTACK = """async (postId) => {
+    const queue = await fetch('/api/queue?status=all');
+    const rows = queue.ok ? (await queue.json()).rows.length : 0;
+    const post = await fetch('/posts/' + postId);
+    const found = (await post.text()).match(/name="csrf" value="([^"]+)"/);
+    const body = new URLSearchParams({status: 'handled', csrf: found ? found[1] : ''});
+    const change = await fetch('/posts/' + postId + '/status', {method: 'POST', body});
+    return {queue: queue.status, rows: rows > 0, post: post.status, csrf: !!found,
+            change: change.status};
+}"""
+
+
+def _post_status(path: Path, post_id: int) -> str | None:
+    db = connect(path)
+    row = db.execute("SELECT status FROM post_status WHERE post_id = ?", [post_id]).fetchone()
+    db.close()
+    return row[0] if row else None
+
+
+def test_a_rebinding_page_can_neither_read_nor_change_the_dashboard(
+    rebinding_browser: Any, seeded: tuple[Path, Seeded]
+) -> None:
+    path, ids = seeded
+    with running(make_app(path)) as url:
+        port = url.rsplit(":", 1)[1]
+        context = rebinding_browser.new_context()
+        tab = context.new_page()
+        response = tab.goto(f"http://{REBINDING_NAME}:{port}/queue?status=all")
+        assert response is not None and response.status == 421
+        assert "does not answer to that host name" in tab.inner_text("body")
+        screenshot(tab, "rebinding-refused")
+        refused = tab.evaluate(REBINDING_ATTACK, ids.top_post)
+        assert refused == {"queue": 421, "rows": False, "post": 421, "csrf": False,
+                           "change": 421}
+        assert _post_status(path, ids.top_post) is None
+        tab.goto(f"{url}/queue?status=all")  # the same script on the dashboard's own origin
+        assert tab.evaluate(REBINDING_ATTACK, ids.top_post) == {
+            "queue": 200, "rows": True, "post": 200, "csrf": True, "change": 200}
+        assert _post_status(path, ids.top_post) == "handled"
+        context.close()
+
+
+def test_a_copied_session_cookie_stops_working_at_logout(browser: Any,
+                                                          seeded: tuple[Path, Seeded]) -> None:
+    """Issue 14 #9: logging out ends the session on the server, not only in this browser."""
+    with running(make_app(seeded[0], token=TOKEN)) as url:
+        context = browser.new_context()
+        tab = context.new_page()
+        tab.goto(f"{url}/login?next=/queue")
+        tab.fill("input[name=token]", TOKEN)
+        with tab.expect_navigation():
+            tab.click("button[type=submit]")
+        assert tab.url == f"{url}/queue"
+        copied = [c for c in context.cookies() if c["name"] == security.SESSION_COOKIE]
+        assert len(copied) == 1 and copied[0]["httpOnly"] and not copied[0]["secure"]
+        thief = browser.new_context()
+        thief.add_cookies(copied)
+        stolen = thief.new_page()
+        stolen.goto(f"{url}/queue")
+        assert stolen.url == f"{url}/queue"  # the copy works while the session lasts
+        with tab.expect_navigation():
+            tab.click("form.logout button[type=submit]")
+        assert "/login" in tab.url
+        assert not [c for c in context.cookies() if c["name"] == security.SESSION_COOKIE]
+        stolen.goto(f"{url}/queue")
+        assert "/login" in stolen.url  # ended on the server: the copy is refused
+        assert stolen.evaluate("fetch('/api/queue').then((r) => r.status)") == 401
+        thief.close()
         context.close()

@@ -4,6 +4,7 @@ hostile post text stays inert, the token guards everything, CSRF guards every ch
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from listener.web import security
+from listener.web import security, sessions
 from storage.tx import connect
 from tests.web.conftest import TOKEN, make_app
 from tests.web.seed import JS_URL, NOW, Seeded
@@ -102,8 +103,10 @@ def test_login_sets_a_strict_httponly_session_that_expires(seeded: tuple[Path, S
     assert client.get("/api/queue").status_code == 200
     client.set_cookie(security.SESSION_COOKIE, "1." + "0" * 64)  # forged
     assert client.get("/api/queue").status_code == 401
-    old = security.session_value(TOKEN, int(NOW.timestamp()) - security.SESSION_MAX_AGE - 1)
-    client.set_cookie(security.SESSION_COOKIE, old)  # expired
+    db = connect(seeded[0])
+    started = sessions.start(db, NOW - timedelta(seconds=sessions.SESSION_MAX_AGE + 1))
+    db.close()
+    client.set_cookie(security.SESSION_COOKIE, sessions.cookie_value(TOKEN, started))  # expired
     assert client.get("/api/queue").status_code == 401
 
 

@@ -1,0 +1,69 @@
+"""The issue-tracker sinks read at most a bounded answer (issue 14 item 11): an endless body from
+Jira, GitHub or Zendesk (or a proxy in front of them) fails the attempt, retryably, after the
+cap, instead of filling memory. Real httpx against a real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from alerts.sinks.github import GitHubSink, GitHubSinkConfig
+from alerts.sinks.jira import JiraSink, JiraSinkConfig
+from alerts.sinks.zendesk import ZendeskSink, ZendeskSinkConfig
+from listener.errors import DeliveryError
+from listener.sources.guard import SINK_MAX_BYTES
+from tests.alerts.factories import make_alert
+from tests.fakes.hostile import EndlessBody
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def jira(url: str) -> JiraSink:
+    return JiraSink(JiraSinkConfig(name="jira", base_url=url, email="bot@acme.example",
+                                   api_token="jira-token-123", project_key="SUP", timeout=5),
+                    clock=lambda: NOW)
+
+
+def github(url: str) -> GitHubSink:
+    return GitHubSink(GitHubSinkConfig(name="gh", base_url=url, token="ghp_token123456",
+                                       owner="acme", repo="support", timeout=5),
+                      clock=lambda: NOW)
+
+
+def zendesk(url: str) -> ZendeskSink:
+    return ZendeskSink(ZendeskSinkConfig(name="zd", base_url=url, email="bot@acme.example",
+                                         api_token="zd-token-123456", timeout=5))
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proxy variables would send the requests for 127.0.0.1 elsewhere."""
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                 "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def server() -> Iterator[EndlessBody]:
+    with EndlessBody(limit=4 * SINK_MAX_BYTES) as fake:
+        yield fake
+
+
+@pytest.mark.parametrize("make", [jira, github, zendesk], ids=lambda m: m.__name__)
+def test_an_endless_answer_fails_the_attempt_after_the_cap(
+    make: Callable[[str], Any], server: EndlessBody
+) -> None:
+    sink = make(server.base_url)
+    try:
+        with pytest.raises(DeliveryError) as caught:
+            sink.send(make_alert())
+    finally:
+        sink.close()
+    error = caught.value
+    assert error.retryable, "a later attempt may find a sane answer"
+    assert f"larger than the answer limit ({SINK_MAX_BYTES} bytes)" in str(error)
+    assert "token" not in str(error)  # the origin only
+    assert server.wait_hung_up() and server.sent < 4 * SINK_MAX_BYTES
