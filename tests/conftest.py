@@ -23,6 +23,15 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["LISTENER_CACHE_DIR"] = _CREATED[0]
 
 
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every fake runs on 127.0.0.1: a proxy from the environment must not sit in between
+    (httpx, requests and urllib all honour these variables)."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                 "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     for folder in _CREATED:
         shutil.rmtree(folder, ignore_errors=True)

@@ -177,7 +177,8 @@ def network_error(
     ``urlopen`` wraps failures while connecting and sending in ``URLError`` (refused, DNS, TLS,
     connect timeout); a read timeout arrives bare as ``TimeoutError``; a dropped connection as
     ``http.client.HTTPException`` or another ``OSError``. slack_sdk's ``SlackRequestError`` (a
-    bad URL or proxy setting) cannot be fixed by retrying. Anything else is a bug and is returned
+    bad URL or proxy setting) cannot be fixed by retrying; an answer that is not UTF-8 (slack_sdk
+    decodes every one) is a proxy's, retried. Anything else is a bug and is returned
     unchanged, for the caller to re-raise as it is. ``maybe_done`` tells the operator what a
     retry does about a request that may have landed before the answer was lost.
     """
@@ -194,6 +195,9 @@ def network_error(
     elif isinstance(exc, (OSError, http.client.HTTPException)):
         detail = mask_secrets(f"{type(reason).__name__}: {reason}", secrets, "***")[:200]
         what = f"could not reach Slack ({detail}); check network, DNS, proxy and TLS"
+    elif isinstance(exc, UnicodeDecodeError):  # slack_sdk decodes every answer as UTF-8
+        what = ("the answer was not text (a proxy or captive portal in the way?); "
+                f"retried{maybe_done}")
     else:
         return exc
     return DeliveryError(f"{where}: {what}", retryable=True)

@@ -38,13 +38,6 @@ def zendesk(url: str) -> ZendeskSink:
                                          api_token="zd-token-123456", timeout=5))
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Proxy variables would send the requests for 127.0.0.1 elsewhere."""
-    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
-                 "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-
 
 @pytest.fixture
 def server() -> Iterator[EndlessBody]:
