@@ -60,3 +60,22 @@ def http_session(
     session = _Session()
     mount(session, GuardedAdapter(policy))
     return session
+
+
+def no_retries(reddit: Any) -> None:
+    """Turn prawcore's own retries off: after a dropped or cut connection (a page deadline) or
+    a 5xx it retries twice, sleeping up to 2 + 4 s that no deadline can interrupt. A failed
+    poll is retried by the next poll, with the cursor where it was, so nothing is lost.
+    (prawcore has no public switch: its sessions take the strategy class as an attribute.)"""
+    from prawcore.sessions import FiniteRetryStrategy
+
+    class Once(FiniteRetryStrategy):
+        DEFAULT_RETRIES = 0
+
+        def __init__(self, retries: int = 0) -> None:
+            super().__init__(retries=retries)
+
+    for name in ("_core", "_read_only_core", "_authorized_core"):
+        core = getattr(reddit, name, None)
+        if core is not None and hasattr(core, "_retry_strategy_class"):
+            core._retry_strategy_class = Once

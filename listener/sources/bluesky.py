@@ -38,6 +38,7 @@ post of its thread (``record.reply.root``), so its alert is threaded under the r
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -264,6 +265,13 @@ class BlueskySource:
             return SourceError(f"{prefix}: no answer within {self.ctx.http_timeout:g} s; "
                                "the next poll retries")
         if response is None:
+            raw = _http_answer_in(exc)
+            if raw is not None:  # atproto failed on the answer's body: map the answer itself
+                try:
+                    raise_for_status(self.name, raw.status_code, raw.headers, raw.text[:200],
+                                     self.ctx.clock())
+                except (SourceError, RateLimited) as mapped:
+                    return mapped
             cause = type(exc.__cause__ or exc).__name__
             return SourceError(f"{prefix}: request failed ({cause}); the next poll retries")
         status, content = response.status_code, response.content
@@ -345,3 +353,17 @@ def _register_session(event: Any, session: Any) -> None:
     """Session tokens are credentials too: redact them from every log line."""
     register_secret(session.access_jwt)
     register_secret(session.refresh_jwt)
+
+
+def _http_answer_in(exc: BaseException) -> Any:
+    """The HTTP answer an atproto error came from, when atproto lost it: a 429 or 503 whose
+    body is JSON but not an object makes atproto fail while parsing the body, raising an error
+    without the response, so its status and Retry-After would be lost. The answer is still a
+    local of atproto's request frame (``response``); None when there is none."""
+    import httpx
+
+    for frame, _line in traceback.walk_tb(exc.__traceback__):
+        candidate = frame.f_locals.get("response")
+        if isinstance(candidate, httpx.Response):
+            return candidate
+    return None

@@ -54,7 +54,7 @@ from listener.errors import ConfigError, MissingDependency, RateLimited, SourceE
 from listener.log import register_secret
 from listener.models import Page, Post, Rejected
 from listener.query import to_reddit
-from listener.sources._reddit_http import RateBudget, http_session
+from listener.sources._reddit_http import RateBudget, http_session, no_retries
 from listener.sources._reddit_items import (
     Cycle,
     Floor,
@@ -207,6 +207,7 @@ class RedditSource:
             check_for_async=False,
             requestor_kwargs={"session": self._http},
         )
+        no_retries(self._reddit)
 
     def _build_streams(self) -> list[_Stream]:
         cfg, streams = self.config, []

@@ -47,19 +47,6 @@ RATE_LIMITS = ("http-429", "http-429-bare")
 CUT = ("drip", "hang")
 """Kinds only the page deadline ends: the poll must end at ``page_deadline``, give or take
 :data:`CUT_GRACE` (the others end at once, or after a library's own short retries)."""
-_PRAWCORE_BACKOFF = (
-    "listener/sources/reddit.py leaves prawcore's retries on: after page_deadline cuts the "
-    "connection, prawcore retries the cut request twice, sleeping 0-2 s then 2-4 s (real "
-    "time.sleep, which the deadline cannot cut), so the poll ends 2-6 s after page_deadline "
-    "(here 4-8 s for a 2 s deadline) instead of at it; SIGTERM (expire_all) waits the same")
-_BLUESKY_429 = (
-    "listener/sources/bluesky.py BlueskySource._search/_translate: a 429 whose body is truthy "
-    "JSON but not an object (here the JSON string \"slow down\"; also a number or a non-empty "
-    "array) makes atproto's _handle_response raise ModelError while parsing the error body, so "
-    "the exception carries no response; _translate maps it to the generic SourceError 'request "
-    "failed (ModelError)' and the status and Retry-After are lost: the poll fails and the "
-    "source is not paused (expected: RateLimited, paused for Retry-After, else 60 s; a plain "
-    "text, HTML, {} or XRPC-error body is handled). A 503 with Retry-After is lost the same way")
 KNOWN: dict[tuple[str, str], tuple[str, type[AssertionError]]] = {}
 """(source, kind) → why that case fails today (a product defect, reported, not fixed here) and
 the failure that shows it; filled in below the exception classes."""
@@ -82,10 +69,6 @@ class NotPaused(AssertionError):
 
 
 KNOWN.update({
-    ("reddit", "drip"): (_PRAWCORE_BACKOFF, Overrun),
-    ("reddit", "hang"): (_PRAWCORE_BACKOFF, Overrun),
-    ("bluesky", "http-429"): (_BLUESKY_429, NotPaused),
-    ("bluesky", "http-429-bare"): (_BLUESKY_429, NotPaused),
 })
 
 
