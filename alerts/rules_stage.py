@@ -202,9 +202,3 @@ class _Caps:
         if outbox.demote_lowest(self.db, rule.name, destination, since, weight) is not None:
             return outbox.PENDING
         return outbox.SUPPRESSED
-
-
-def runner(rules: Sequence[RuleConfig], destinations: set[str], clock: Clock,
-           context: RulesContext) -> Callable[[Database], int]:
-    """The stage as a function of a connection, for the runtime's stage runner."""
-    return lambda db: evaluate_rules(db, rules, destinations, clock, context=context)

@@ -322,7 +322,8 @@ def backfill(config_path: str, source_name: str, since: object) -> None:
 
         total = pull(db, source, since.replace(tzinfo=UTC), runtime.clock,
                      runtime.brands_for(cfg), progress,
-                     others=tuple(runtime.config.brands.values()))
+                     others=tuple(runtime.config.brands.values()),
+                     page_deadline=cfg.page_deadline)
     db.close()
     click.echo(f"{source_name}: {total} new post(s) since {since:%Y-%m-%d}")
     click.echo(_history_note(runtime.config))

@@ -347,13 +347,6 @@ def beat_run(db: Database, run_id: int, now: datetime) -> None:
         db.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", [to_iso(now), run_id])
 
 
-def running_runs(db: Database) -> list[dict[str, Any]]:
-    """Runs still going (or left going by a killed process), with their last sign of life."""
-    sql = ("SELECT stage, target, started_at, coalesce(heartbeat_at, started_at) AS progress_at"
-           " FROM runs WHERE status = 'running' ORDER BY started_at")
-    return [dict(r) for r in db.query(sql)]
-
-
 def close_interrupted_runs(db: Database, now: datetime) -> int:
     """Mark runs left 'running' by a killed or crashed process as 'interrupted'. Only called
     by a process holding the run lock, so no run is really in progress; without this,

@@ -192,9 +192,3 @@ def member_destinations(db: Database, incident_id: str) -> list[str]:
            " ON a.post_id = m.post_id WHERE m.incident_id = ? AND a.status NOT IN"
            " ('dry_run', 'held', 'digested') ORDER BY a.destination")
     return [r[0] for r in db.execute(sql, [incident_id]).fetchall()]
-
-
-def incident_of(db: Database, post_id: int) -> list[str]:
-    """The incidents a post belongs to (one per brand at most)."""
-    return [r[0] for r in db.execute(
-        "SELECT incident_id FROM incident_posts WHERE post_id = ?", [post_id]).fetchall()]
