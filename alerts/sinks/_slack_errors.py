@@ -5,7 +5,8 @@ HTTP status, the Web API (``slack_bot.py``) a JSON ``{"ok": false, "error": code
 HTTP 200. Codes that retrying cannot fix map to advice for the operator (the error codes are the
 ones docs.slack.dev lists for incoming webhooks and for chat.postMessage / conversations.history);
 rate limits become :class:`RateLimited`; everything else is retried with backoff. Both clients
-run on urllib, so :func:`network_error` maps the same exceptions for both.
+run on urllib (with the answer cap of ``_slack_http``), so :func:`network_error` maps the same
+exceptions for both.
 
 Exceptions built here never carry the original one as a cause: its text and frames can hold the
 webhook URL or the bot token (slack_sdk's ``SlackApiError`` keeps the request headers).
@@ -21,6 +22,7 @@ from urllib.error import URLError
 from alerts.sinks._http import mask_secrets
 from alerts.sinks.base import error_for_status, retry_after_seconds
 from listener.errors import DeliveryError, RateLimited
+from listener.sources.guard import DeliveryRefused, refusal_in
 
 RATE_LIMIT_DEFAULT = 60.0
 """Seconds to wait on a rate limit that names no Retry-After (Slack's limits are per minute)."""
@@ -174,8 +176,11 @@ def network_error(
 ) -> Exception:
     """What urllib/http.client raise under slack_sdk's clients, as a DeliveryError.
 
-    ``urlopen`` wraps failures while connecting and sending in ``URLError`` (refused, DNS, TLS,
-    connect timeout); a read timeout arrives bare as ``TimeoutError``; a dropped connection as
+    An answer over the cap (:mod:`alerts.sinks._slack_http`) arrives as the guard's retryable
+    ``DeliveryRefused``, maybe raised while slack_sdk handled an ``HTTPError``: it becomes a new
+    one with the same text, without that context (which holds the URL). ``urlopen`` wraps
+    failures while connecting and sending in ``URLError`` (refused, DNS, TLS, connect timeout);
+    a read timeout arrives bare as ``TimeoutError``; a dropped connection as
     ``http.client.HTTPException`` or another ``OSError``. slack_sdk's ``SlackRequestError`` (a
     bad URL or proxy setting) cannot be fixed by retrying; an answer that is not UTF-8 (slack_sdk
     decodes every one) is a proxy's, retried. Anything else is a bug and is returned
@@ -184,6 +189,10 @@ def network_error(
     """
     from slack_sdk.errors import SlackRequestError
 
+    refusal = refusal_in(exc)
+    if refusal is not None:
+        said = mask_secrets(str(refusal), secrets, "***")
+        return DeliveryRefused(f"{said}{maybe_done}", retryable=getattr(refusal, "retryable", True))
     if isinstance(exc, SlackRequestError):
         detail = mask_secrets(str(exc), secrets, "***")[:200]
         return DeliveryError(f"{where}: slack_sdk refused the request: {detail}", retryable=False)

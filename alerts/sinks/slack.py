@@ -18,7 +18,9 @@ Secrets: a webhook URL's path *is* the credential, and the bot token is one. Nei
 an exception, a log line or a repr: exceptions name the destination instead, and the client
 logs through a per-destination logger whose filter masks the secret before any handler sees it.
 Retries belong to dispatch (backoff, Retry-After, a record of every attempt), so the clients get
-``retry_handlers=[]``: one HTTP request per call.
+``retry_handlers=[]``: one HTTP request per call. Both clients read at most ``SINK_MAX_BYTES`` of
+any answer, like every other HTTP sink (:mod:`alerts.sinks._slack_http`): a larger one fails the
+attempt with a retryable error.
 """
 
 from __future__ import annotations
@@ -165,7 +167,7 @@ class SlackSink:
 
     def __init__(self, config: SlackSinkConfig) -> None:
         try:
-            from slack_sdk.webhook import WebhookClient
+            from alerts.sinks._slack_http import webhook_client
         except ImportError as exc:  # optional extra
             raise MissingDependency("slack_sdk", "slack") from exc
         self.name = config.name
@@ -186,8 +188,9 @@ class SlackSink:
         if config.token is not None:
             self._bot = SlackBot(config, self._logger)
         else:
-            self._webhook = WebhookClient(
-                url, timeout=config.timeout, retry_handlers=[], logger=self._logger
+            self._webhook = webhook_client(
+                f"Slack destination '{self.name}'", url, timeout=config.timeout,
+                retry_handlers=[], logger=self._logger,
             )
 
     def __repr__(self) -> str:
@@ -210,15 +213,18 @@ class SlackSink:
         self._logger.removeFilter(self._filter)
 
     def _send_webhook(self, message: AlertMessage | ReportMessage) -> None:
-        """One POST; ``from None`` because the cause can hold the URL (HTTPError.url, frames)."""
+        """One POST. A failure is raised outside the ``except`` block, so it carries neither
+        cause nor context: those can hold the URL (HTTPError.url, frames)."""
         where = f"Slack destination '{self.name}' (alert {message.alert_id})"
+        failure: Exception | None = None
         try:
             response = self._webhook.send_dict(slack_payload(message, CHART_NOT_ATTACHED))
         except Exception as exc:
-            mapped = network_error(exc, where, self._timeout, self._secrets, _MAYBE_TWICE)
-            if mapped is exc:
+            failure = network_error(exc, where, self._timeout, self._secrets, _MAYBE_TWICE)
+            if failure is exc:
                 raise  # not a delivery failure but a bug: keep the original traceback
-            raise mapped from None
+        if failure is not None:
+            raise failure
         body = response.body if isinstance(response.body, str) else ""
         if response.status_code == 200 and body.strip() == "ok":
             return None

@@ -1,4 +1,5 @@
-"""Slack with a bot token: ``chat.postMessage`` through slack_sdk's ``WebClient``.
+"""Slack with a bot token: ``chat.postMessage`` through slack_sdk's ``WebClient`` (with the sinks'
+answer cap: :mod:`alerts.sinks._slack_http`).
 
 What a bot token adds over an incoming webhook: Slack answers with the message's ``ts``, which
 dispatch keeps as the alert's remote id; a follow-up post from the same conversation (dispatch
@@ -77,7 +78,7 @@ class SlackBot:
     def __init__(self, config: SlackSinkConfig, logger: logging.Logger) -> None:
         """``logger`` is the one the client writes to, with the token-masking filter on it."""
         try:
-            from slack_sdk import WebClient
+            from alerts.sinks._slack_http import web_client
         except ImportError as exc:  # optional extra
             raise MissingDependency("slack_sdk", "slack") from exc
         if not config.token or not config.channel:  # the config's validator already insists
@@ -88,9 +89,10 @@ class SlackBot:
         self._channel_id = config.channel if is_channel_id(config.channel) else None
         self._timeout = config.timeout
         self._secrets = (config.token,)
-        self._client = WebClient(
-            token=config.token, base_url=config.base_url + "/", timeout=config.timeout,
-            retry_handlers=[], logger=logger,
+        self._client = web_client(
+            f"Slack destination '{self.name}'", token=config.token,
+            base_url=config.base_url + "/", timeout=config.timeout, retry_handlers=[],
+            logger=logger,
         )
 
     def send(self, message: AlertMessage | ReportMessage) -> str | None:

@@ -56,7 +56,7 @@ cap, never the whole answer."""
 
 KNOWN: dict[tuple[str, str], tuple[str, type[AssertionError]]] = {}
 """(sink, kind) → why that case fails today (a product defect, reported, not fixed here) and the
-failure that shows it; filled in below the exception classes."""
+failure that shows it (an exception class below); none at present."""
 
 
 class Overrun(AssertionError):
@@ -72,15 +72,6 @@ class Crashed(AssertionError):
     traceback (it still retries: raised last, once every other check passed)."""
 
 
-_SLACK_UNCAPPED = (
-    "alerts/sinks/slack.py and slack_bot.py: the Slack clients (slack_sdk over urllib) read "
-    "every answer whole, then decode it to str: no answer cap like the other HTTP sinks' "
-    "capped_options (SINK_MAX_BYTES, 4 MiB); a 6 MiB answer allocates ~12 MiB, Chaos's default "
-    "64 MiB one ~128 MiB per attempt (issue 14 item 11: memory must stay bounded)")
-KNOWN.update({
-    ("slack-webhook", "oversized"): (_SLACK_UNCAPPED, Unbounded),
-    ("slack-bot", "oversized"): (_SLACK_UNCAPPED, Unbounded),
-})
 ACCEPTED = {("webhook", "malformed"), ("webhook", "oversized")}
 """A ``200`` whose body is garbage or huge: the signed webhook's contract is that any 2xx is
 the receiver's acceptance (its body, a receipt id, is optional), so the alert is delivered; the
