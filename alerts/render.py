@@ -17,6 +17,11 @@ markdown formatting"; so a zero-width space goes on both sides of each such char
 can neither open nor close a span), :func:`markdown_literal` for Markdown (Zendesk comments:
 backslash escapes). HTML is escaped by the e-mail renderer, Jira's ADF text nodes and JSON are
 never parsed for markup, GitHub bodies put the text in a fenced code block.
+
+Every format names the language the post was scored as (:func:`language_label`; a platform's
+tag is untrusted text like the rest) and, when no configured model understands that language,
+shows :data:`LANGUAGE_WARNING` ahead of the verdict it casts doubt on: the sentiment and urgency
+are then a model's guess about text it cannot read.
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ EXCERPT_CODE_POINTS = 1000  # post text shown in an alert; PLATFORMS.md advises 
 URL_MAX = 1500  # longer links are dropped rather than risk a field over FIELD_MAX
 CONFIG_URL_MAX = 500  # our own links (the dashboard's queue) are far shorter
 
+# Shown wherever a post's language is one no configured model understands: its sentiment and
+# urgency are the model's guess about text it cannot read, so a person has to read the post.
+LANGUAGE_WARNING = "Language not understood by the model: read it yourself"
+LANGUAGE_MAX = 40  # code points of a language label: a code, a note; a platform's tag is untrusted
 URGENCY_HIGH = 0.7
 URGENCY_MEDIUM = 0.4
 ELLIPSIS = "…"
@@ -202,6 +211,21 @@ def reach_label(followers: int | None) -> str:
     return "unknown" if followers is None else f"{followers:,} followers"
 
 
+def language_label(msg: AlertMessage) -> str:
+    """``es``, ``und (too short to tell)`` or ``unknown``: the language the post was scored as
+    (else its own tag), raw: a platform's tag is untrusted, so callers clean and escape it."""
+    language = (msg.score.lang or msg.post.lang or "").strip()
+    if not language:
+        return "unknown"
+    return f"{language} (too short to tell)" if language.lower() == "und" else language
+
+
+def language_warning(msg: AlertMessage) -> str | None:
+    """:data:`LANGUAGE_WARNING` when no configured model understands the post's language (its
+    verdict is a guess, the post must be read), else None."""
+    return None if msg.score.language_supported else LANGUAGE_WARNING
+
+
 def brand_name(msg: AlertMessage) -> str:
     """The brand the alert is about: the post's brand, else its source, else ``mention``."""
     return msg.post.brand or msg.post.source or "mention"
@@ -221,6 +245,8 @@ class AlertFacts(NamedTuple):
     priority: str
     posted: str
     alert_id: str
+    language: str = "unknown"  # see language_label
+    language_warning: str | None = None  # LANGUAGE_WARNING when the model cannot read the post
 
 
 def alert_facts(msg: AlertMessage) -> AlertFacts:
@@ -238,6 +264,8 @@ def alert_facts(msg: AlertMessage) -> AlertFacts:
         priority=msg.priority,
         posted=to_iso(post.created_at),
         alert_id=msg.alert_id,
+        language=language_label(msg),
+        language_warning=language_warning(msg),
     )
 
 
@@ -290,12 +318,22 @@ def _fields_block(msg: AlertMessage) -> dict[str, Any]:
         _field("Reach", reach_label(post.author_followers)),
         _field("Sentiment", sentiment_label(msg)),
         _field("Urgency", urgency_label(score.urgency)),
+        _field("Language", language_label(msg), LANGUAGE_MAX),
         _field("Rules" if len(msg.rules) > 1 else "Rule", ", ".join(msg.rules) or "-", 500),
     ]
     link = _link_field(msg)
     if link is not None:
         fields.append(link)
     return {"type": "section", "fields": fields}  # Slack allows at most 10 fields
+
+
+def _warning_block(msg: AlertMessage) -> dict[str, Any] | None:
+    """A section of its own under the header when the model cannot read the post's language:
+    the verdict below is a guess, and the reader must see that before trusting it."""
+    warning = language_warning(msg)
+    if warning is None:
+        return None
+    return {"type": "section", "text": _mrkdwn(f"⚠️ *{escape_mrkdwn(warning)}*")}
 
 
 def _context_block(msg: AlertMessage) -> dict[str, Any]:
@@ -308,6 +346,9 @@ def fallback_text(msg: AlertMessage) -> str:
     """The notification / screen-reader text Slack shows where blocks are not rendered."""
     head = f"{'⚠️ ' if is_alarming(msg) else ''}{_title(msg)}: {sentiment_label(msg)}"
     text = f"{fit_escaped(head, 300, limit=300)}: {fit_escaped(msg.post.text, 1000, limit=300)}"
+    warning = language_warning(msg)
+    if warning is not None:  # a notification is all some people read
+        text += f" ({escape_mrkdwn(warning)})"
     return text[:FALLBACK_MAX]
 
 
@@ -315,10 +356,12 @@ def slack_message(msg: AlertMessage) -> dict[str, Any]:
     """The webhook payload: ``{"text": fallback, "blocks": [...]}``, within Slack's limits.
 
     Four blocks (header, quoted text, fields, context) of at most roughly 6k characters in all,
-    far from the 50-block and ~13k-character ceilings, whatever the post contains.
+    far from the 50-block and ~13k-character ceilings, whatever the post contains; a fifth,
+    the language warning, right under the header when no model understands the post's language.
     """
-    blocks = [_header_block(msg), _text_block(msg), _fields_block(msg), _context_block(msg)]
-    return {"text": fallback_text(msg), "blocks": blocks}
+    blocks = [_header_block(msg), _warning_block(msg), _text_block(msg), _fields_block(msg),
+              _context_block(msg)]
+    return {"text": fallback_text(msg), "blocks": [b for b in blocks if b is not None]}
 
 
 def payload_size(payload: dict[str, Any]) -> int:
@@ -341,10 +384,14 @@ def plain_text(msg: AlertMessage, text_limit: int = 2000) -> str:
     marker = "[!] " if is_alarming(msg) else ""
     lines = [
         f"{marker}{_title(msg)} — {sentiment_label(msg)}, urgency {urgency_label(score.urgency)}",
-        f"rules: {', '.join(msg.rules) or '-'} · priority: {msg.priority}",
+        f"rules: {', '.join(msg.rules) or '-'} · priority: {msg.priority}"
+        f" · language: {excerpt(language_label(msg), LANGUAGE_MAX)}",
         f"author: {post.author or 'unknown'} ({reach_label(post.author_followers)})",
         f"posted: {to_iso(post.created_at)} · alert: {msg.alert_id}",
     ]
+    warning = language_warning(msg)
+    if warning is not None:  # second, under the verdict it casts doubt on
+        lines.insert(1, f"[!] {warning}")
     if post.url:
         lines.append(f"url: {post.url}")
     body = post.text if len(post.text) <= text_limit else post.text[: text_limit - 1] + ELLIPSIS

@@ -18,6 +18,7 @@ import textwrap
 
 from alerts.render import (
     EXCERPT_CODE_POINTS,
+    LANGUAGE_MAX,
     alert_facts,
     brand_name,
     excerpt,
@@ -60,6 +61,7 @@ def fields(msg: AlertMessage) -> list[tuple[str, str]]:
         ("Author", f"{clean(facts.author, 200)} ({facts.reach})"),
         ("Sentiment", clean(facts.sentiment, 60)),
         ("Urgency", facts.urgency),
+        ("Language", clean(facts.language, LANGUAGE_MAX)),
         (facts.rules_label, clean(facts.rules, 500)),
         ("Priority", clean(facts.priority, 20)),
         ("Posted", facts.posted),
@@ -71,6 +73,9 @@ def plain_body(msg: AlertMessage) -> str:
     """The text/plain part: a header line, the fields, the link, the quoted excerpt."""
     marker = "[!] " if is_alarming(msg) else ""
     lines = [f"{marker}{title(msg)}", ""]
+    warning = alert_facts(msg).language_warning
+    if warning is not None:  # before the verdict it casts doubt on
+        lines += [f"[!] {warning}", ""]
     lines += [f"{label}: {value}" for label, value in fields(msg)]
     lines.append(f"Link: {safe_url(msg.post.url) or _NO_LINK}")
     text = clean(msg.post.text, EXCERPT_CODE_POINTS) or "(no text)"
@@ -93,11 +98,14 @@ def html_body(msg: AlertMessage) -> str:
     link = (f'<a href="{e(url)}" rel="noopener noreferrer" target="_blank">Open on {platform}</a>'
             if url else e(_NO_LINK))
     text = e(clean(msg.post.text, EXCERPT_CODE_POINTS)) or "<em>(no text)</em>"
+    warning = alert_facts(msg).language_warning
+    notice = (f'<p style="color:#b00000"><strong>&#9888;&#65039; {e(warning)}</strong></p>\n'
+              if warning is not None else "")
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{e(title(msg))}</title></head>\n"
         '<body style="font-family:sans-serif">\n'
-        f"<h2>{marker}{e(title(msg))}</h2>\n"
+        f"<h2>{marker}{e(title(msg))}</h2>\n{notice}"
         '<blockquote style="border-left:3px solid #ccc;margin:0 0 12px;padding-left:12px">'
         f"{text}</blockquote>\n"
         f'<table cellpadding="2">\n{rows}\n<tr><th align="left">Link</th><td>{link}</td></tr>\n'

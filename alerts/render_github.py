@@ -28,6 +28,7 @@ import re
 
 from alerts.render import (
     ELLIPSIS,
+    LANGUAGE_MAX,
     alert_facts,
     excerpt,
     headline,
@@ -147,13 +148,18 @@ def _body(msg: AlertMessage, text_limit: int) -> str:
         f"- **Post:** [open the post](<{url}>)" if url else "- **Post:** (no safe link)",
         f"- **Sentiment:** {code_span(facts.sentiment, 100)}",
         f"- **Urgency:** {facts.urgency}",
+        f"- **Language:** {code_span(facts.language, LANGUAGE_MAX)}",
         f"- **{facts.rules_label}:** {code_span(facts.rules, 500)}",
         f"- **Priority:** {code_span(facts.priority, 20)}",
         f"- **Posted:** {facts.posted}",
         f"- **Alert id:** {code_span(facts.alert_id)}",
     ]
     lead = "**listener alert**" + (" ⚠️" if is_alarming(msg) else "")
+    # before the post and the verdict it casts doubt on; our text, escaped like any prose
+    warning = ([f"> ⚠️ **{md_text(facts.language_warning)}**", ""]
+               if facts.language_warning is not None else [])
     return "\n".join([
+        *warning,
         f"{lead}: a post matched. Post text (verbatim, shown as code):",
         "",
         code_block(msg.post.text, text_limit),

@@ -16,7 +16,14 @@ import json
 import re
 from typing import Any
 
-from alerts.render import alert_facts, excerpt, headline, safe_url, strip_controls
+from alerts.render import (
+    LANGUAGE_MAX,
+    alert_facts,
+    excerpt,
+    headline,
+    safe_url,
+    strip_controls,
+)
 from alerts.render_report_text import fit
 from listener.models import AlertMessage
 
@@ -77,6 +84,7 @@ def _description(msg: AlertMessage, text_limit: int) -> dict[str, Any]:
         fact_item("Reach", text_node(facts.reach)),
         fact_item("Sentiment", text_node(_clean(facts.sentiment, 100))),
         fact_item("Urgency", text_node(facts.urgency)),
+        fact_item("Language", text_node(_clean(facts.language, LANGUAGE_MAX))),
         fact_item("Priority", text_node(_clean(facts.priority, 20))),
         fact_item("Posted", text_node(facts.posted)),
         fact_item("Alert id", text_node(_clean(facts.alert_id, 200))),
@@ -85,11 +93,15 @@ def _description(msg: AlertMessage, text_limit: int) -> dict[str, Any]:
     if url is not None:
         link = text_node(f"Open on {_clean(post.platform, 40)}", href=url)
         fact_items.insert(4, fact_item("Link", link))
+    # before the post and the verdict it casts doubt on; a plain text node like the rest
+    warning = ([paragraph(text_node(f"⚠️ {facts.language_warning}"))]
+               if facts.language_warning is not None else [])
     return {
         "type": "doc",
         "version": 1,
         "content": [
             paragraph(text_node(_clean(intro, 600))),
+            *warning,
             paragraph(text_node(_clean(post.text, text_limit) or "(no text)")),
             {"type": "bulletList", "content": fact_items},
             paragraph(text_node(

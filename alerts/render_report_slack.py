@@ -22,8 +22,12 @@ from typing import Any
 from alerts.render import (
     FALLBACK_MAX,
     HEADER_MAX,
+    LANGUAGE_MAX,
     config_url,
+    escape_mrkdwn,
     fit_escaped,
+    language_label,
+    language_warning,
     safe_url,
     sentiment_label,
     urgency_label,
@@ -147,15 +151,20 @@ def _link(url: str, label: str) -> str:
 
 
 def _example(report: ReportMessage, post: Post, score: Score) -> dict[str, Any]:
-    """``*<url|platform>* · author · negative 0.91 · urgency high (0.83)``, the quoted text."""
+    """``*<url|platform>* · author · negative 0.91 · urgency high (0.83) · language es``, a
+    warning when no model understands the post's language, the quoted text."""
     verdict = AlertMessage(report.alert_id, report.rules, report.destination, post, score)
     platform = fit_escaped(post.platform, 40, limit=40) or "post"
     url = safe_url(post.url)
     link = url.replace("&", "&amp;") if url else ""
     where = f"<{link}|{platform}>" if link and len(link) <= EXAMPLE_URL_MAX else platform
     author = fit_escaped(post.author or "unknown", 60, limit=60)
+    language = fit_escaped(language_label(verdict), LANGUAGE_MAX, limit=LANGUAGE_MAX)
     head = (f"*{where}* · {author} · {sentiment_label(verdict)} · "
-            f"urgency {urgency_label(score.urgency)}")
+            f"urgency {urgency_label(score.urgency)} · language {language}")
+    warning = language_warning(verdict)
+    if warning is not None:
+        head += f"\n⚠️ *{escape_mrkdwn(warning)}*"
     body = fit_escaped(post.text, EXAMPLE_TEXT_MAX, limit=EXAMPLE_TEXT) or "_(no text)_"
     return _section(f"{head}\n> {body}")
 

@@ -33,7 +33,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from alerts.render import ELLIPSIS, alert_facts, config_url, excerpt, safe_url, strip_controls
+from alerts.render import (
+    ELLIPSIS,
+    LANGUAGE_MAX,
+    alert_facts,
+    config_url,
+    excerpt,
+    safe_url,
+    strip_controls,
+)
 from listener.models import AlertMessage, Post, ReportMessage, Score, to_iso
 
 # Each part is bounded so that the whole fits the tightest target (Jira: 32,767 characters of
@@ -109,6 +117,8 @@ class Example:
     platform: str
     url: str | None  # accepted by safe_url, else None
     text: str
+    # "es"; "xx — Language not understood by the model: read it yourself" when no model reads it
+    language: str = "unknown"
 
 
 @dataclass(frozen=True)
@@ -195,6 +205,8 @@ def _example(msg: ReportMessage, post: Post, score: Score, text_limit: int) -> E
         platform=clean(post.platform, 40),
         url=url if url is not None and clean(url, len(url)) == url else None,
         text=clean(post.text, text_limit),
+        language=clean(facts.language, LANGUAGE_MAX) + (
+            f" — {facts.language_warning}" if facts.language_warning is not None else ""),
     )
 
 
@@ -261,7 +273,8 @@ def _example_blocks(view: ReportView) -> list[Block]:
         blocks += [
             Heading(f"Post {number} of {len(view.examples)}", 3),
             Facts((Fact("Author", example.about), Fact("Posted", example.posted),
-                   Fact("Sentiment", example.sentiment), Fact("Urgency", example.urgency), link)),
+                   Fact("Sentiment", example.sentiment), Fact("Urgency", example.urgency),
+                   Fact("Language", example.language), link)),
             Quote(example.text or "(no text)"),
         ]
     if view.more:

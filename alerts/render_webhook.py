@@ -17,6 +17,11 @@ null otherwise (and ``reply_to`` is null when the first report was never deliver
 receiver can add an update to what it made of the first report. ``numbers["queue_url"]`` links
 to the dashboard's queue filtered to the incident.
 
+A post alert's ``score`` says which language the post was scored as and by which model:
+``{"sentiment": …, "lang": "es", "language_supported": true, "scored_by": "multilingual-e5
+2da1897347e2", …}``; ``language_supported: false`` means no configured model understands that
+language, so the sentiment and urgency are a guess and a person must read the post.
+
 ``examples`` hold the same ``post`` and ``score`` objects as a post alert's body; ``numbers``
 are the report's machine-readable figures as the detector wrote them; ``chart_png`` (a digest's
 chart, base64) is there only with ``include_chart: true``. JSON escapes what it must, so
@@ -47,17 +52,23 @@ def post_json(post: Post, text_limit: int) -> dict[str, Any]:
         "author": author or None, "author_followers": post.author_followers,
         "text": excerpt(_text(post.text), text_limit),
         "created_at": to_iso(post.created_at), "brand": post.brand and _text(post.brand),
-        "lang": post.lang,
+        "lang": post.lang and _text(post.lang),
         "kind": post.kind, "rating": post.rating,
     }
 
 
 def score_json(score: Score) -> dict[str, Any]:
+    """A score as receivers get it. ``lang`` is the language the post was scored as,
+    ``language_supported`` false when no configured model understands it (sentiment and urgency
+    are then a guess: a person must read the post), ``scored_by`` the model that scored it."""
     return {
         "sentiment": _text(score.sentiment),
         "probabilities": {"negative": score.p_negative, "neutral": score.p_neutral,
                           "positive": score.p_positive},
         "urgency": score.urgency, "model": score.model, "model_version": score.model_version,
+        "lang": score.lang and _text(score.lang),
+        "language_supported": score.language_supported,
+        "scored_by": score.scored_by and _text(score.scored_by),
     }
 
 

@@ -23,9 +23,12 @@ import hashlib
 import re
 
 from alerts.render import (
+    LANGUAGE_MAX,
     ZWSP,
     brand_name,
     excerpt,
+    language_label,
+    language_warning,
     markdown_literal,
     reach_label,
     safe_url,
@@ -99,9 +102,12 @@ def ticket_body(msg: AlertMessage, limit: int) -> str:
     link = ticket_link(url) if url else "(no safe link)"
     text = inert(post.text, limit) or "(no text)"
     author = inert(post.author or "unknown", 200)
+    warning = language_warning(msg)
     lines = [
         f"{inert(ticket_subject(msg), SUBJECT_MAX)} — social-listener alert",
         "",
+        # before the post and the verdict it casts doubt on; our text, inert like the rest
+        *([f"**⚠️ {inert(warning, 200)}**", ""] if warning is not None else []),
         f"Post by {author} ({reach_label(post.author_followers)}) on {inert(post.platform, 40)},"
         f" {to_iso(post.created_at)}:",
         "",
@@ -109,6 +115,7 @@ def ticket_body(msg: AlertMessage, limit: int) -> str:
         "",
         f"- Sentiment: {sentiment_label(msg)}",
         f"- Urgency: {urgency_label(score.urgency)}",
+        f"- Language: {inert(language_label(msg), LANGUAGE_MAX)}",
         f"- Rules: {inert(', '.join(msg.rules), 500) or '-'}",
         f"- Priority: {inert(msg.priority, 20)}",
         f"- Link: {link}",

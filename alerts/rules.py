@@ -2,6 +2,13 @@
 
 A condition is a mapping whose keys must all hold (AND); ``all``, ``any`` and ``not`` nest
 conditions for anything more complex. Evaluation is pure, so rules are tested on plain values.
+
+A post's language is the one it was scored as (:attr:`Score.lang`: the platform's tag or the
+detected one), else the post's own ``lang``. ``languages`` compares codes case-insensitively and
+by their primary subtag too (``pt`` matches ``pt-BR``). ``und`` (too short to tell) is a language
+like any other: ``languages: [es]`` does not match it, ``languages: [und]`` does. A post with no
+language at all (stored before languages were detected, and never scored with one) matches any
+``languages``: nothing says it is in another language, and dropping it would silence a rule.
 """
 
 from __future__ import annotations
@@ -10,14 +17,34 @@ import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from alerts.quiet import QuietHours
 from listener.models import Post, Score
 
 Label = Literal["negative", "neutral", "positive"]
+_LANGUAGE_CODE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
+
+
+def _language_code(code: str) -> str:
+    """A rule's language as posts carry it: an ISO 639 code (``es``, ``pt-BR``), lower case,
+    ``-`` between subtags. A name such as ``Spanish`` would silently never match, so it is
+    refused on its own key."""
+    if not _LANGUAGE_CODE.fullmatch(code):
+        raise ValueError(f"{code!r} is not a language code: use ISO 639-1 codes such as es or "
+                         "de, or und for posts too short to tell")
+    return code.lower().replace("_", "-")
+
+
+LanguageCode = Annotated[str, AfterValidator(_language_code)]
+
+
+def post_language(post: Post, score: Score) -> str | None:
+    """The language a post was scored as (else its own tag), lower case; None when unknown."""
+    language = (score.lang or post.lang or "").strip().lower().replace("_", "-")
+    return language or None
 
 
 class Condition(BaseModel):
@@ -38,8 +65,14 @@ class Condition(BaseModel):
     sources: list[str] | None = Field(None, description="collected by one of these sources")
     brands: list[str] | None = Field(None, description="post's brand is one of these")
     platforms: list[str] | None = Field(None, description="post's platform is one of these")
-    languages: list[str] | None = Field(
-        None, description="post's language is one of these (posts of unknown language match)"
+    languages: list[LanguageCode] | None = Field(
+        None, description="post's language is one of these: ISO 639-1 codes such as es or de, "
+        "'und' for posts too short to tell (posts with no language recorded match)"
+    )
+    unsupported_language: bool | None = Field(
+        None, description="true: only posts in a language no configured model understands "
+        "(their sentiment and urgency are a guess: a person must read them); false: only posts "
+        "a model understands"
     )
     min_followers: int | None = Field(None, ge=0, description="author's followers at least (reach)")
     max_rating: float | None = Field(None, ge=0, le=5, description="review rating at most")
@@ -73,10 +106,11 @@ class Condition(BaseModel):
             return False  # a post about two brands matches a rule of either
         if self.platforms is not None and post.platform not in self.platforms:
             return False
-        if self.languages is not None and post.lang and post.lang.lower() not in {
-            lang.lower() for lang in self.languages
-        }:
+        if self.languages is not None and not self._language_ok(post, score):
             return False
+        if (self.unsupported_language is not None
+                and score.language_supported == self.unsupported_language):
+            return False  # true wants language_supported False, and false wants it True
         if self.min_followers is not None and (post.author_followers or 0) < self.min_followers:
             return False
         if self.max_rating is not None and (post.rating is None or post.rating > self.max_rating):
@@ -86,6 +120,14 @@ class Condition(BaseModel):
         if self.any_ is not None and not any(c.matches(post, score) for c in self.any_):
             return False
         return not (self.not_ is not None and self.not_.matches(post, score))
+
+    def _language_ok(self, post: Post, score: Score) -> bool:
+        """See the module docstring: the scored language, then the post's; none matches."""
+        language = post_language(post, score)
+        if language is None:
+            return True
+        wanted = set(self.languages or ())  # lower case already (_language_code)
+        return language in wanted or language.split("-")[0] in wanted
 
     def _sentiment_ok(self, score: Score) -> bool:
         labels = self.sentiment or []

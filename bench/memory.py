@@ -29,13 +29,19 @@ sys.path.insert(0, str(REPO))  # run from a checkout without installing
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "sentiment" / "test.tsv"
 CHUNK = 256
 
-BACKENDS = ("torch-fp32", "onnx-fp32", "onnx-int8")
+BACKENDS = ("torch-fp32", "onnx-fp32", "onnx-int8", "routed-8-languages")
+UMSAB = REPO.parent / "shared" / "data" / "multilingual"
 
 
 def load(backend: str) -> Classifier:
     """The classifier as a daemon would load it (imports inside: they are what we measure)."""
     from classifiers.loader import load_classifier
 
+    if backend == "routed-8-languages":  # what the daemon loads: both halves, by language
+        from classifiers.loader import load_routed
+        from listener.language import detect
+
+        return load_routed("default", detect=detect, backend="onnx", batch_size=32)
     if backend == "torch-fp32":
         return load_classifier("default", batch_size=32, device="cpu", backend="torch")
     if backend == "onnx-int8":  # exactly what `classifier.backend: onnx` loads
@@ -61,6 +67,9 @@ def child(backend: str, data: Path, posts: int) -> None:
     from classifiers.evaluate import read_labelled_tsv
 
     texts = [row["text"] for row in read_labelled_tsv(data)[:posts]]
+    if backend == "routed-8-languages":  # and as many again in the seven other languages
+        texts += [row["text"] for folder in sorted(UMSAB.iterdir()) if folder.name != "english"
+                  for row in read_labelled_tsv(folder / "val.tsv")[:posts // 7]]
     model = load(backend)
     after_load = status_mb("VmRSS")
     for start in range(0, len(texts), CHUNK):

@@ -16,6 +16,11 @@ class Prediction:
     sentiment: str
     probabilities: dict[str, float]
     urgency: float  # 0..1: probability that the post needs a reply from the brand
+    # set by classifiers.routing.LanguageRouter: the language the text was scored as, whether
+    # the model that scored it understands that language, and that model's "name version"
+    language: str | None = None
+    language_supported: bool = True
+    scored_by: str | None = None
 
 
 class Classifier(Protocol):

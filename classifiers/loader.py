@@ -11,15 +11,20 @@ heavy: a process served by ONNX Runtime never imports it).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from classifiers.base import Classifier
+from classifiers.routing import ANY, ENGLISH_ONLY, LanguageRouter, languages_of
 from listener.errors import ClassifierError, MissingDependency
 
 log = logging.getLogger(__name__)
 
 DEFAULT = "default"
+# the default model's two halves, for a language map that wants only one of them
+DEFAULT_ENGLISH = "default-english"
+DEFAULT_MULTILINGUAL = "default-multilingual"
 BACKENDS = ("auto", "torch", "onnx")
 NVIDIA_DRIVER = Path("/proc/driver/nvidia/version")  # present when an NVIDIA driver is loaded
 
@@ -62,6 +67,61 @@ def load_classifier(
     return load_hf_classifier(
         spec, batch_size=batch_size, device=device, labels=labels, urgency=urgency
     )
+
+
+def load_routed(
+    spec: str = DEFAULT,
+    models: Mapping[str, str] | None = None,
+    *,
+    detect: Callable[[str], str] | None = None,
+    **options: Any,
+) -> LanguageRouter:
+    """The classifier a config names, routed by language (:mod:`classifiers.routing`).
+
+    ``models`` maps language codes to specs, ``"*"`` for every other language (default:
+    ``spec``). ``default`` means both halves of the bundled model: all-MiniLM-L6-v2 + heads for
+    English (and posts too short to tell), multilingual-e5-small + heads for the seven other
+    languages it was trained on and, as a best guess flagged unsupported, for every language
+    nobody covers. ``default-english`` and ``default-multilingual`` name one half. A Hugging
+    Face model mapped to a language is taken to understand that language. Each distinct spec is
+    loaded once; ``options`` are :func:`load_classifier`'s.
+    """
+    wanted = dict(models or {})
+    wanted.setdefault(ANY, spec)
+    loaded: dict[str, Classifier] = {}
+
+    def get(name: str) -> Classifier:
+        if name not in loaded:
+            if name == DEFAULT_MULTILINGUAL:
+                from classifiers.multilingual import MultilingualClassifier
+
+                loaded[name] = MultilingualClassifier()
+            else:
+                bundled = name in (DEFAULT, DEFAULT_ENGLISH)
+                loaded[name] = load_classifier(  # `labels` are the Hugging Face models' only
+                    DEFAULT if bundled else name,
+                    **{k: v for k, v in options.items() if not (bundled and k == "labels")})
+                if name not in (DEFAULT, DEFAULT_ENGLISH):
+                    loaded[name].languages = frozenset(  # type: ignore[attr-defined]
+                        lang for lang, s in wanted.items() if s == name and lang != ANY
+                    ) or ENGLISH_ONLY
+        return loaded[name]
+
+    routes: dict[str, Classifier] = {}
+    for lang, name in sorted(wanted.items(), key=lambda item: item[0] != ANY):
+        if name != DEFAULT:
+            routes[lang] = get(name)
+            continue
+        multilingual = get(DEFAULT_MULTILINGUAL)
+        if lang == ANY:  # English for English and unknown, the rest to the multilingual half
+            routes.setdefault("en", get(DEFAULT_ENGLISH))
+            for code in languages_of(multilingual) - {"en"}:
+                routes.setdefault(code, multilingual)
+            routes[ANY] = multilingual
+        else:
+            routes[lang] = get(DEFAULT_ENGLISH) if lang == "en" else multilingual
+    return LanguageRouter(routes, name=spec if spec != DEFAULT_ENGLISH else DEFAULT,
+                          detect=detect)
 
 
 def auto_backend(spec: str, device: str) -> str:

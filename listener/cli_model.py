@@ -12,14 +12,16 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 import click
 
 from listener.errors import ClassifierError
+from listener.language import detect, platform_language
 
 if TYPE_CHECKING:
-    from classifiers.base import Classifier
+    from classifiers.base import Classifier, Prediction
+    from classifiers.routing import LanguageRouter
 
 SCORE_CHUNK = 512  # lines read before scoring: enough for length-sorted batches, bounded memory
 
@@ -32,19 +34,47 @@ def _classifier(spec: str, batch_size: int, device: str, backend: str = "auto") 
     return load_classifier(spec, batch_size=batch_size, device=device, backend=backend)
 
 
+@functools.lru_cache(maxsize=2)
+def _router(spec: str, batch_size: int, device: str, backend: str = "auto") -> LanguageRouter:
+    """The model routed by language as the daemon routes it (:func:`classifiers.loader.
+    load_routed`): ``default`` scores English with the English model and seven other languages
+    with the multilingual one. Loaded once per process; ``eval`` and ``train`` keep the English
+    model alone (their data sets are English)."""
+    from classifiers.loader import load_routed
+
+    return load_routed(spec, detect=detect, batch_size=batch_size, device=device,
+                       backend=backend)
+
+
+class ScoreInput(NamedTuple):
+    """One post to score: its id, its text, and the language its line gave (None: detect)."""
+
+    id: Any
+    text: str
+    lang: str | None = None
+
+
 def parse_line(line: str, number: int) -> tuple[Any, str] | None:
-    """``(id, text)`` of one input line: a JSON object with ``text`` (and maybe ``id``) or plain
+    """``(id, text)`` of one input line (:func:`read_line` without the language)."""
+    parsed = read_line(line, number)
+    return None if parsed is None else (parsed.id, parsed.text)
+
+
+def read_line(line: str, number: int) -> ScoreInput | None:
+    """One input line: a JSON object with ``text`` (and maybe ``id`` and ``lang``) or plain
     text, detected per line. Blank lines give None; a line's id defaults to its 1-based number.
 
-    A line that starts with ``{`` is meant as JSON: if it does not parse, or has no string
-    ``text``, it raises ClassifierError naming the line (scoring ``{broken json`` as a post's
-    text would hide the mistake in plausible output).
+    A line that starts with ``{`` is meant as JSON: if it does not parse, has no string
+    ``text`` or a ``lang`` that is not a string, it raises ClassifierError naming the line
+    (scoring ``{broken json`` as a post's text would hide the mistake in plausible output).
+    ``lang`` is read as a platform's tag (``pt-BR`` → ``pt``); one that names no language
+    (``und``, empty) leaves the language to detection, as for a collected post.
     """
     stripped = line.strip()
     if not stripped:
         return None
     if not stripped.startswith("{"):
-        return number, stripped
+        return ScoreInput(number, stripped)
     try:
         record = json.loads(stripped)
     except json.JSONDecodeError as exc:
@@ -54,19 +84,23 @@ def parse_line(line: str, number: int) -> tuple[Any, str] | None:
     if not isinstance(text, str):
         raise ClassifierError(f"line {number}: no 'text' field (a string); "
                               'give {"id": ..., "text": "..."} or a plain line of text')
-    return record.get("id", number), text
+    lang = record.get("lang")
+    if lang is not None and not isinstance(lang, str):
+        raise ClassifierError(f"line {number}: 'lang' must be a language code such as "
+                              f'"es" (a string), not {json.dumps(lang)}')
+    return ScoreInput(record.get("id", number), text, platform_language(lang))
 
 
 Reject = Callable[[str], None]
 
 
-def _chunks(lines: Iterable[str], size: int, reject: Reject) -> Iterator[list[tuple[Any, str]]]:
-    """Parsed (id, text) pairs in chunks of ``size``, skipping blank lines; a line that cannot
-    be read goes to ``reject`` with its reason, and the rest go on."""
-    chunk: list[tuple[Any, str]] = []
+def _chunks(lines: Iterable[str], size: int, reject: Reject) -> Iterator[list[ScoreInput]]:
+    """Parsed inputs in chunks of ``size``, skipping blank lines; a line that cannot be read
+    goes to ``reject`` with its reason, and the rest go on."""
+    chunk: list[ScoreInput] = []
     for number, line in enumerate(lines, start=1):
         try:
-            parsed = parse_line(line, number)
+            parsed = read_line(line, number)
         except ClassifierError as exc:
             reject(str(exc))
             continue
@@ -80,22 +114,18 @@ def _chunks(lines: Iterable[str], size: int, reject: Reject) -> Iterator[list[tu
 
 
 def score_stream(
-    classifier: Classifier, lines: Iterable[str], out: TextIO, chunk: int,
+    classifier: LanguageRouter, lines: Iterable[str], out: TextIO, chunk: int,
     reject: Reject | None = None,
 ) -> int:
     """Score lines and write one JSON object per input post; returns how many were scored.
+    Each post goes to the model for its language (the line's ``lang``, else detected).
     Unreadable lines go to ``reject`` (default: raise, stopping the batch)."""
     count = 0
     for items in _chunks(lines, chunk, reject or _raise):
-        predictions = classifier.predict([text for _, text in items])
-        for (post_id, _), pred in zip(items, predictions, strict=True):
-            record = {
-                "id": post_id,
-                "sentiment": pred.sentiment,
-                "probabilities": {k: round(v, 6) for k, v in pred.probabilities.items()},
-                "urgency": round(pred.urgency, 6),
-            }
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        predictions = classifier.predict([item.text for item in items],
+                                         [item.lang for item in items])
+        for item, pred in zip(items, predictions, strict=True):
+            out.write(json.dumps(score_record(item.id, pred), ensure_ascii=False) + "\n")
         out.flush()
         count += len(items)
     return count
@@ -124,14 +154,18 @@ _backend_option = click.option(
 @_device_option
 @_backend_option
 def score(model: str, batch_size: int, device: str, backend: str) -> None:
-    """Score posts from stdin: JSON Lines {"id", "text"} or plain text lines, mixed freely.
+    """Score posts from stdin: JSON Lines {"id", "text", "lang"} or plain text lines, mixed freely.
 
-    Writes one JSON object per post to stdout: id (the line number when absent), sentiment,
-    probabilities (negative, neutral, positive) and urgency (0..1, needs a reply from the brand).
-    A line that starts with { but is not valid JSON, or has no "text", is reported on stderr
-    with its line number and skipped; the rest is scored, and the exit status is then 1.
+    Each post is scored by the model for its language: the line's "lang" (e.g. "es"), else the
+    detected one, as the daemon does. Writes one JSON object per post to stdout: id (the line
+    number when absent), sentiment, probabilities (negative, neutral, positive), urgency (0..1,
+    needs a reply from the brand), lang (the language scored as; "und": too short to tell),
+    language_supported (false: no model understands that language, the verdict is a guess) and
+    scored_by (the model that scored it). A line that starts with { but is not valid JSON, or
+    has no "text", is reported on stderr with its line number and skipped; the rest is scored,
+    and the exit status is then 1.
     """
-    classifier = _classifier(model, batch_size, device, backend)
+    classifier = _router(model, batch_size, device, backend)
     rejected: list[str] = []
 
     def reject(reason: str) -> None:
@@ -141,6 +175,21 @@ def score(model: str, batch_size: int, device: str, backend: str) -> None:
     scored = score_stream(classifier, sys.stdin, sys.stdout, max(SCORE_CHUNK, batch_size), reject)
     if rejected:
         raise click.ClickException(f"{len(rejected)} line(s) rejected, {scored} scored")
+
+
+def score_record(post_id: Any, pred: Prediction) -> dict[str, Any]:
+    """One output line: the verdict, the language it was scored as, whether a model
+    understands that language (false: the verdict is a guess, read the post) and which model
+    scored it."""
+    return {
+        "id": post_id,
+        "sentiment": pred.sentiment,
+        "probabilities": {k: round(v, 6) for k, v in pred.probabilities.items()},
+        "urgency": round(pred.urgency, 6),
+        "lang": pred.language,
+        "language_supported": pred.language_supported,
+        "scored_by": pred.scored_by,
+    }
 
 
 def _raise(reason: str) -> None:

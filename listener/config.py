@@ -48,7 +48,13 @@ class StorageSettings(_Strict):
 
 
 class ClassifierSettings(_Strict):
-    model: str = Field("default", description="'default' or a Hugging Face model id / directory")
+    model: str = Field("default", description="'default' (English + seven other languages), "
+                       "'default-english', or a Hugging Face model id / directory")
+    models: dict[str, str] | None = Field(
+        None, description="per-language models: language code → model (as `model`), '*' for "
+        "every other language (default: `model`); e.g. {es: ./models/es-sentiment, '*': "
+        "default}. A post in a language no model covers is still scored, flagged "
+        "language_supported: false")
     batch_size: int = Field(32, ge=1, le=4096, description="posts per forward pass")
     device: str = Field("auto", description="auto, cpu or cuda")
     labels: dict[str, Literal["negative", "neutral", "positive"]] | None = Field(
@@ -67,6 +73,21 @@ class ClassifierSettings(_Strict):
     cache_dir: str | None = Field(
         None, description="onnx backend: folder of the exported encoder; relative to the config"
     )
+
+    @field_validator("models")
+    @classmethod
+    def _language_codes(cls, models: dict[str, str] | None) -> dict[str, str] | None:
+        """Keys are what posts carry: lower-case ISO 639 codes (or '*'), values non-empty."""
+        if models is None:
+            return None
+        for code, spec in models.items():
+            if code != "*" and not re.fullmatch(r"[a-z]{2,3}", code):
+                raise ValueError(f"{code!r} is not a language code: use ISO 639-1 codes "
+                                 "such as es or de (lower case), or '*' for every other language")
+            if not spec.strip():
+                raise ValueError(f"models.{code}: name a model ('default', a Hugging Face id or "
+                                 "a local directory)")
+        return models
 
     @field_validator("backend")
     @classmethod

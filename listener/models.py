@@ -260,6 +260,15 @@ class Score:
     urgency: float
     model: str
     model_version: str
+    # the language the post was scored as (the platform's tag or the detected one; "und" when
+    # too short to tell) and whether a configured model covers it: False means the figures
+    # above are a model's guess about a language it was not trained on, and a person must read
+    # the post (the queue, rules' ``unsupported_language`` and trends treat it apart)
+    lang: str | None = None
+    language_supported: bool = True
+    # the model that actually scored the post when ``model`` routes by language (the default
+    # model and ``classifier.models``): its name and version, e.g. "multilingual-e5 3f2a…"
+    scored_by: str | None = None
 
 
 @dataclass(frozen=True)

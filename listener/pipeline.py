@@ -24,6 +24,7 @@ from alerts.similarity import vectorizer
 from alerts.sinks import sink_class
 from alerts.sinks.base import Sink
 from classifiers.base import Classifier
+from classifiers.routing import LanguageRouter
 from listener import metrics
 from listener.config import Config
 from listener.deadline import deadline, expire_all, install
@@ -34,6 +35,7 @@ from listener.errors import (
     SourceError,
     StorageError,
 )
+from listener.language import detect, with_languages
 from listener.models import Clock, Page, Score, Sleep, utcnow
 from listener.netguard import endpoints, private_allowed
 from listener.query import Brand
@@ -84,7 +86,7 @@ def pages_within(source: Source, pages: Iterator[Page], seconds: float) -> Itera
             raise SourceError(str(exc)) from None
         if page is None:
             return
-        yield page
+        yield with_languages(page)  # every post's language, before brands' filters read it
 
 
 def backfill(
@@ -139,20 +141,22 @@ def keep_for_brands(page: Page, brands: Sequence[Brand], others: Sequence[Brand]
 
 
 def classify(
-    db: Database, classifier: Classifier, clock: Clock, *, batch_size: int = 256,
+    db: Database, classifier: LanguageRouter, clock: Clock, *, batch_size: int = 256,
     stop: threading.Event | None = None, on_batch: Callable[[int], None] | None = None,
 ) -> int:
-    """Score every post this model version has not scored yet; ``on_batch(scored so far)`` after
-    each saved batch feeds a terminal's progress line (thousands of posts take half a minute)."""
+    """Score every post this model version has not scored yet, each with the model for its
+    language; ``on_batch(scored so far)`` after each saved batch feeds a terminal's progress
+    line (thousands of posts take half a minute)."""
     done = 0
     while not (stop and stop.is_set()):
         rows = store.posts_to_score(db, classifier.name, classifier.version, batch_size)
         if not rows:
             break
         with metrics.CLASSIFIER_BATCH.time():
-            predictions = classifier.predict([r["text"] for r in rows])
+            # posts stored before languages were detected have none: the router detects them
+            predictions = classifier.predict([r["text"] for r in rows], [r["lang"] for r in rows])
         scores = [
-            (r["id"], _score(p, classifier), r["lang"]) for r, p in zip(rows, predictions, strict=True)
+            (r["id"], _score(p, classifier), None) for r, p in zip(rows, predictions, strict=True)
         ]
         done += store.save_scores(db, scores, clock())
         if on_batch is not None:
@@ -165,7 +169,8 @@ def _score(p: Any, classifier: Classifier) -> Score:
     return Score(
         sentiment=p.sentiment, p_negative=probs["negative"], p_neutral=probs["neutral"],
         p_positive=probs["positive"], urgency=p.urgency, model=classifier.name,
-        model_version=classifier.version,
+        model_version=classifier.version, lang=p.language,
+        language_supported=p.language_supported, scored_by=p.scored_by,
     )
 
 
@@ -179,12 +184,14 @@ class Runtime:
     strict: bool = False  # tests: re-raise instead of logging and going on
     sink_factory: Callable[[Any], Sink] | None = None  # --dry-run swaps in a recording sink
     stop: threading.Event = field(default_factory=threading.Event)
-    preloaded: Classifier | None = None  # tests share one loaded model between runtimes
+    # tests share one loaded model between runtimes; a bare model is routed alone (its own
+    # languages supported, the rest scored by it and flagged)
+    preloaded: Classifier | LanguageRouter | None = None
     busy_timeout_ms: int = BUSY_TIMEOUT_MS  # tests: give up on a locked database sooner
     # a terminal's progress display (listener.progress), called (event, stage, target, count):
     # "start" (count None), "batch" (classify's running count), "done" (items), "failed" (None)
     progress: Callable[[str, str, str, int | None], None] | None = None
-    _classifier: Classifier | None = field(default=None, init=False, repr=False)
+    _classifier: LanguageRouter | None = field(default=None, init=False, repr=False)
     _sinks: dict[str, Sink] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     # its own lock: dispatch must not wait seconds for the model to load in another thread
@@ -249,16 +256,20 @@ class Runtime:
             conn.close()
 
     @property
-    def classifier(self) -> Classifier:
+    def classifier(self) -> LanguageRouter:
+        """The configured model(s), routed by language (``classifier.model`` / ``models``)."""
         with self._lock:
             if self._classifier is None and self.preloaded is not None:
-                self._classifier = self.preloaded
+                loaded = self.preloaded
+                self._classifier = (loaded if isinstance(loaded, LanguageRouter)
+                                    else LanguageRouter({"*": loaded}, detect=detect))
             if self._classifier is None:
-                from classifiers.loader import load_classifier
+                from classifiers.loader import load_routed
 
                 settings = self.config.classifier
-                self._classifier = load_classifier(
-                    settings.model, batch_size=settings.batch_size, device=settings.device,
+                self._classifier = load_routed(
+                    settings.model, settings.models, detect=detect,
+                    batch_size=settings.batch_size, device=settings.device,
                     labels=settings.labels, urgency=settings.urgency, backend=settings.backend,
                     cache_dir=settings.cache_path(self.config.base_dir),
                 )

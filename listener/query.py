@@ -269,7 +269,8 @@ class Brand:
 
     def accepts(self, text: str, lang: str | None, author: str | None) -> bool:
         """The local filter every platform obeys, whatever its own search returned."""
-        if self.languages is not None and lang is not None and lang.lower() not in self.languages:
+        if (self.languages is not None and lang is not None and lang != "und"
+                and lang.lower() not in self.languages):  # too short to tell: kept
             return False
         who = (author or "").lower().lstrip("@")
         if self.authors_include is not None and who not in self.authors_include:

@@ -112,7 +112,8 @@ def summary(db: Database) -> str:
         for src, counts in sorted(posts.items())
     ]
     if post_rows:
-        post_rows.append(["TOTAL", *(sum(r[i] for r in post_rows) for i in range(1, 7))])
+        post_rows.append(["TOTAL", *(sum(r[i] for r in post_rows)
+                                     for i in range(1, len(post_rows[0])))])
     alerts = queries.alerts_by_rule_and_status(db)
     alert_rows = [[a["rule"], a["destination"], a["status"], a["n"]] for a in alerts]
     parts = [

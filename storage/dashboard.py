@@ -1,8 +1,10 @@
 """Reads and writes behind the dashboard: the triage queue, one post in full, the outbox.
 
 The queue reads ``triage`` (migration 005): one row per post whose current score is negative or
-help-seeking, carrying everything the queue filters and sorts on, so no query joins a million
-scores. Filters are optional; each adds a constant SQL clause with bound values.
+help-seeking, or was made by a model that does not understand the post's language (migration
+009: ``supported`` = 0, a person must read it), carrying everything the queue filters and sorts
+on, so no query joins a million scores. Filters are optional; each adds a constant SQL clause
+with bound values.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class QueueFilter:
     status: str | None = "new"
     q: str | None = None  # SQLite FTS5 query syntax: words, "phrases", OR, NOT, prefix*
     incident: str | None = None  # the posts of one incident (the link in its alert)
+    unsupported: bool = False  # only posts scored by a model that does not know their language
 
 
 def _where(f: QueueFilter) -> tuple[str, list[Any]]:
@@ -55,6 +58,10 @@ def _where(f: QueueFilter) -> tuple[str, list[Any]]:
         if value is not None:
             clauses.append(clause)
             params.extend(value if isinstance(value, tuple) else (value,))
+    if f.unsupported:
+        # a literal 0, not a bound value: only then may SQLite read idx_triage_unsupported,
+        # the partial index of exactly these rows
+        clauses.append("t.supported = 0")
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
@@ -70,14 +77,18 @@ def check_search(db: Database, q: str) -> str | None:
 
 def queue_sql(f: QueueFilter, limit: int, offset: int) -> tuple[str, list[Any]]:
     """The queue's SQL: the page's post ids come from triage's covering index alone (no table
-    row is read for posts that do not make the page), then only those rows are joined."""
+    row is read for posts that do not make the page), then only those rows are joined, with
+    the score that put each one there (which model scored it, and whether it knew the
+    language: ``language_supported`` 0 means the sentiment and urgency are a guess)."""
     where, params = _where(f)
     sql = (
         "SELECT t.post_id, t.created_at, t.brand, t.source, t.lang, t.sentiment, t.urgency,"  # noqa: S608 (constant clauses)
-        " t.followers, t.rank, t.status, p.platform, p.author, p.url, p.text, p.kind, p.rating"
+        " t.followers, t.rank, t.status, t.supported AS language_supported, s.scored_by,"
+        " s.model, s.model_version, p.platform, p.author, p.url, p.text, p.kind, p.rating"
         f" FROM (SELECT post_id FROM triage t{where} ORDER BY rank DESC, created_at DESC"
         " LIMIT ? OFFSET ?) page JOIN triage t ON t.post_id = page.post_id"
-        " JOIN posts p ON p.id = t.post_id ORDER BY t.rank DESC, t.created_at DESC"
+        " JOIN posts p ON p.id = t.post_id LEFT JOIN scores s ON s.id = t.score_id"
+        " ORDER BY t.rank DESC, t.created_at DESC"
     )
     return sql, [*params, limit, offset]
 
@@ -99,7 +110,8 @@ def distinct_values(db: Database, column: str) -> list[str]:
 
     A recursive "loose index scan": one index seek per distinct value instead of reading
     every row, so the filter menus stay instant on a million posts. Brands and sources come
-    from the posts' indexes, languages from the queue's.
+    from the posts' indexes, languages from the queue's (``idx_triage_lang``): the languages a
+    queue filter can find, posts no model understands and ``und`` (undetermined) included.
     """
     table, col = {"brand": ("posts", "brand"), "source": ("posts", "source"),
                   "lang": ("triage", "lang")}[column]
@@ -154,17 +166,20 @@ class AlertFilter:
 
 def alerts(db: Database, f: AlertFilter, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
     """Outbox rows, newest first, with a post excerpt or the report's title; the page's rows
-    are picked from the alerts table alone, then joined."""
+    are picked from the alerts table alone, then joined. A post's alert carries the language
+    of the score it was raised on, whether the model knew it, and the model that scored it."""
     wanted = [(column, value) for column, value in
               (("status", f.status), ("destination", f.destination), ("rule", f.rule)) if value]
     where = " AND ".join(f"{column} = ?" for column, _ in wanted)  # column names: constants
     sql = (
         "SELECT a.id, a.created_at, a.rule, a.destination, a.status, a.priority, a.attempts,"  # noqa: S608
         " a.next_attempt_at, a.delivered_at, a.last_error, a.remote_id, a.post_id, a.report_id,"
-        " substr(p.text, 1, 160) AS excerpt, r.title AS report_title"
+        " substr(p.text, 1, 160) AS excerpt, r.title AS report_title,"
+        " coalesce(s.lang, p.lang) AS lang, s.language_supported, s.scored_by"
         f" FROM (SELECT rowid AS rid FROM alerts{' WHERE ' + where if where else ''}"
         " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?) page"
         " JOIN alerts a ON a.rowid = page.rid LEFT JOIN posts p ON p.id = a.post_id"
+        " LEFT JOIN scores s ON s.id = a.score_id"
         " LEFT JOIN reports r ON r.id = a.report_id ORDER BY a.created_at DESC, a.id DESC"
     )
     return [dict(r) for r in db.query(sql, [*(v for _, v in wanted), limit, offset])]

@@ -275,17 +275,20 @@ def posts_to_score(db: Database, model: str, version: str, limit: int) -> list[d
 def save_scores(
     db: Database, score_rows: Sequence[tuple[int, Score, str | None]], now: datetime
 ) -> int:
-    """Insert ``(post_id, score, lang)`` rows; a re-score by the same model version is ignored."""
+    """Insert ``(post_id, score, lang)`` rows (``lang`` None: the score's own ``lang``); a
+    re-score by the same model version is ignored."""
     stamp = to_iso(now)
     rows = [
         (pid, s.model, s.model_version, s.sentiment, s.p_negative, s.p_neutral, s.p_positive,
-         s.urgency, lang, stamp)
+         s.urgency, lang if lang is not None else s.lang, int(s.language_supported),
+         s.scored_by, stamp)
         for pid, s, lang in score_rows
     ]
     with immediate(db):
         cur = db.conn.executemany(
             "INSERT INTO scores (post_id, model, model_version, sentiment, p_negative, p_neutral,"
-            " p_positive, urgency, lang, scored_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
+            " p_positive, urgency, lang, language_supported, scored_by, scored_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT(post_id, model, model_version) DO NOTHING",
             rows,
         )
@@ -295,10 +298,14 @@ def save_scores(
 EXTRA_BRANDS_SQL = (  # a post's extra brands as one column, joined by the unit separator
     "(SELECT group_concat(brand, char(31)) FROM post_extra_brands WHERE post_id = p.id)"
 )
+# every column score_from_row reads, for each query that hands rows to it (``s`` = scores)
+SCORE_COLUMNS = (
+    "s.sentiment, s.p_negative, s.p_neutral, s.p_positive, s.urgency, s.model, s.model_version,"
+    " s.lang AS score_lang, s.language_supported, s.scored_by"
+)
 _JOINED = (
-    "SELECT s.id AS score_id, s.sentiment, s.p_negative, s.p_neutral, s.p_positive, s.urgency,"  # noqa: S608
-    f" s.model, s.model_version, {EXTRA_BRANDS_SQL} AS also_brands, p.* FROM scores s"
-    " JOIN posts p ON p.id = s.post_id"
+    f"SELECT s.id AS score_id, {SCORE_COLUMNS}, {EXTRA_BRANDS_SQL} AS also_brands, p.*"  # noqa: S608
+    " FROM scores s JOIN posts p ON p.id = s.post_id"
 )
 
 
@@ -328,7 +335,9 @@ def score_from_row(row: dict[str, Any]) -> Score:
     return Score(
         sentiment=row["sentiment"], p_negative=row["p_negative"], p_neutral=row["p_neutral"],
         p_positive=row["p_positive"], urgency=row["urgency"], model=row["model"],
-        model_version=row["model_version"],
+        model_version=row["model_version"], lang=row["score_lang"],
+        # read strictly: a query without SCORE_COLUMNS must fail, not say "understood"
+        language_supported=bool(row["language_supported"]), scored_by=row["scored_by"],
     )
 
 

@@ -118,14 +118,24 @@ def _m004_reports_and_threads(db: Database) -> None:
     db["alerts"].create_index(["report_id"], if_not_exists=True)
 
 
-def _rollup(table: str, width: int) -> tuple[str, ...]:
+def _label(prefix: str = "") -> str:
+    """The rollup cell a score counts in (migration 009): its sentiment, or 'unsupported' when
+    no configured model covers the post's language, so trends count those posts apart."""
+    return (f"CASE WHEN {prefix}language_supported = 0 THEN 'unsupported'"
+            f" ELSE {prefix}sentiment END")
+
+
+def _rollup(table: str, width: int, label: str = "sentiment") -> tuple[str, ...]:
     """A rollup of posts per time bucket (the first ``width`` characters of created_at: 13 for
     the hour, 10 for the day), brand, source and current sentiment, kept by triggers.
 
     A post counts as 'unscored' until classified; each new score moves it from the bucket of
     its previous score (or 'unscored') to its own, and cells that fall to zero are removed.
+    ``label`` is the scores' expression for the cell (migration 009 passes :func:`_label`).
     """
     key = f"substr(created_at, 1, {width})"
+    new_label = label.replace("language_supported", "new.language_supported").replace(
+        "sentiment END", "new.sentiment END") if label != "sentiment" else "new.sentiment"
     cell = (f"SELECT {key}, coalesce(brand, ''), coalesce(source, '') FROM posts"  # noqa: S608
             " WHERE id = new.post_id")
     before = "FROM scores WHERE post_id = new.post_id AND id < new.id ORDER BY id DESC LIMIT 1"
@@ -140,10 +150,10 @@ def _rollup(table: str, width: int) -> tuple[str, ...]:
         f"CREATE TRIGGER {table}_score AFTER INSERT ON scores BEGIN"  # noqa: S608 (constants)
         f" UPDATE {table} SET n = n - 1, urgent = urgent - coalesce((SELECT urgency >= 0.5 {before}),"
         f" 0) WHERE (bucket, brand, source) = ({cell})"
-        f" AND sentiment = coalesce((SELECT sentiment {before}), 'unscored');"
+        f" AND sentiment = coalesce((SELECT {label} {before}), 'unscored');"
         f" DELETE FROM {table} WHERE n = 0 AND (bucket, brand, source) = ({cell});"
         f" INSERT INTO {table} SELECT {key}, coalesce(brand, ''), coalesce(source, ''),"
-        f" new.sentiment, 1, new.urgency >= 0.5 FROM posts WHERE id = new.post_id"
+        f" {new_label}, 1, new.urgency >= 0.5 FROM posts WHERE id = new.post_id"
         f" {upsert} n = n + 1, urgent = urgent + excluded.urgent; END",
         f"INSERT INTO {table} SELECT substr(p.created_at, 1, {width}), coalesce(p.brand, ''),"  # noqa: S608 (constants)
         " coalesce(p.source, ''), coalesce(s.sentiment, 'unscored'), count(*),"
@@ -235,13 +245,16 @@ def _m005_dashboard(db: Database) -> None:
         db.execute(statement)
 
 
-def _extra_rollup(table: str, width: int) -> tuple[str, ...]:
+def _extra_rollup(table: str, width: int, label: str = "sentiment") -> tuple[str, ...]:
     """Rollup cells for a post's extra brands (``post_extra_brands``), kept like ``_rollup``'s.
 
     A post about two brands counts once in ``post_hours``/``post_days`` (under its first brand,
     so totals stay right) and once more here for every other brand, so a view of one brand, or
     one line per brand, counts it for each (``storage.trends`` adds the two tables up then).
+    ``label``: as for :func:`_rollup`.
     """
+    new_label = label.replace("language_supported", "new.language_supported").replace(
+        "sentiment END", "new.sentiment END") if label != "sentiment" else "new.sentiment"
     key = f"substr(p.created_at, 1, {width})"
     cells = (f"SELECT {key}, e.brand, coalesce(p.source, '') FROM post_extra_brands e"  # noqa: S608
              " JOIN posts p ON p.id = e.post_id WHERE e.post_id = new.post_id")
@@ -255,17 +268,17 @@ def _extra_rollup(table: str, width: int) -> tuple[str, ...]:
         # a brand added to a post: counted under the post's current sentiment
         f"CREATE TRIGGER {table}_brand AFTER INSERT ON post_extra_brands BEGIN"  # noqa: S608 (constants)
         f" INSERT INTO {table} SELECT substr(p.created_at, 1, {width}), new.brand,"
-        f" coalesce(p.source, ''), coalesce((SELECT sentiment {current}), 'unscored'), 1,"
+        f" coalesce(p.source, ''), coalesce((SELECT {label} {current}), 'unscored'), 1,"
         f" coalesce((SELECT urgency >= 0.5 {current}), 0) FROM posts p WHERE p.id = new.post_id"
         f" {upsert} n = n + 1, urgent = urgent + excluded.urgent; END",
         # a new score moves each extra brand's cell, as the main rollup's trigger does
         f"CREATE TRIGGER {table}_score AFTER INSERT ON scores"  # noqa: S608 (constants)
         " WHEN EXISTS (SELECT 1 FROM post_extra_brands WHERE post_id = new.post_id) BEGIN"
         f" UPDATE {table} SET n = n - 1, urgent = urgent - coalesce((SELECT urgency >= 0.5"
-        f" {before}), 0) WHERE sentiment = coalesce((SELECT sentiment {before}), 'unscored')"
+        f" {before}), 0) WHERE sentiment = coalesce((SELECT {label} {before}), 'unscored')"
         f" AND (bucket, brand, source) IN ({cells});"
         f" DELETE FROM {table} WHERE n = 0 AND (bucket, brand, source) IN ({cells});"
-        f" INSERT INTO {table} SELECT {key}, e.brand, coalesce(p.source, ''), new.sentiment, 1,"
+        f" INSERT INTO {table} SELECT {key}, e.brand, coalesce(p.source, ''), {new_label}, 1,"
         " new.urgency >= 0.5 FROM post_extra_brands e JOIN posts p ON p.id = e.post_id"
         f" WHERE e.post_id = new.post_id {upsert} n = n + 1, urgent = urgent + excluded.urgent;"
         " END",
@@ -354,6 +367,53 @@ def _m008_web_sessions(db: Database) -> None:
     db.execute("CREATE INDEX idx_web_sessions_expires ON web_sessions (expires_at)")
 
 
+# migration 009's queue row: also posts in a language no model covers (a person must read them)
+_TRIAGE_ROW_009 = (
+    "SELECT p.id, s.id, p.created_at, p.brand, p.source, coalesce(s.lang, p.lang), s.sentiment,"
+    " s.urgency, max(coalesce(p.author_followers, 0), 0), s.urgency * length(CAST(max(coalesce("
+    "p.author_followers, 0), 0) AS TEXT)), coalesce((SELECT status FROM post_status"
+    " WHERE post_id = p.id), 'new'), s.language_supported FROM posts p"
+    " JOIN scores s ON s.post_id = p.id WHERE p.duplicate_of IS NULL"
+    " AND (s.sentiment = 'negative' OR s.urgency >= 0.5 OR s.language_supported = 0)"
+)
+
+
+def _triggers(statements: tuple[str, ...]) -> list[str]:
+    return [x for x in statements if x.startswith("CREATE TRIGGER") and "ON scores" in x
+            or x.startswith("CREATE TRIGGER") and "ON post_extra_brands" in x]
+
+
+def _m009_languages(db: Database) -> None:
+    """Languages (issue 15): each score says whether a configured model covers the post's
+    language (``language_supported``) and which model scored it when the configured one routes
+    by language (``scored_by``). Posts no model covers enter the triage queue whatever their
+    score (a person must read them; ``triage.supported`` = 0) and count apart in the rollups,
+    in an 'unsupported' cell instead of their sentiment's. Existing scores are all supported:
+    nothing before this release knew otherwise.
+    """
+    rollups = (*_rollup("post_hours", 13, _label()), *_rollup("post_days", 10, _label()),
+               *_extra_rollup("post_hours_extra", 13, _label()),
+               *_extra_rollup("post_days_extra", 10, _label()))
+    statements = (
+        "ALTER TABLE scores ADD COLUMN language_supported INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE scores ADD COLUMN scored_by TEXT",
+        "ALTER TABLE triage ADD COLUMN supported INTEGER NOT NULL DEFAULT 1",
+        *(f"DROP TRIGGER {name}" for name in (
+            "post_hours_score", "post_days_score", "post_hours_extra_score",
+            "post_days_extra_score", "post_hours_extra_brand", "post_days_extra_brand",
+            "triage_score")),
+        *_triggers(rollups),
+        "CREATE TRIGGER triage_score AFTER INSERT ON scores BEGIN"  # noqa: S608 (constants)
+        " DELETE FROM triage WHERE post_id = new.post_id;"
+        f" INSERT INTO triage {_TRIAGE_ROW_009} AND s.id = new.id; END",
+        # the queue's language filter lists languages through idx_triage_lang already; posts
+        # scored without understanding are found by this one
+        "CREATE INDEX idx_triage_unsupported ON triage (created_at) WHERE supported = 0",
+    )
+    for statement in statements:
+        db.execute(statement)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_source_state", _m002_source_state),
@@ -363,6 +423,7 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("006_trustworthy_alerts", _m006_trustworthy_alerts),
     ("007_run_heartbeats", _m007_run_heartbeats),
     ("008_web_sessions", _m008_web_sessions),
+    ("009_languages", _m009_languages),
 ]
 
 

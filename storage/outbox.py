@@ -15,7 +15,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from listener.models import to_iso
-from storage.db import EXTRA_BRANDS_SQL, scrubbed
+from storage.db import EXTRA_BRANDS_SQL, SCORE_COLUMNS, scrubbed
 from storage.tx import immediate
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -172,8 +172,7 @@ def due(db: Database, now: datetime, limit: int, destination: str | None = None
         " OR max((SELECT max(d.at) FROM deliveries d WHERE d.alert_id = a.id)) > ?2"
         " ORDER BY grank DESC, gfirst LIMIT ?3)"
         " SELECT a.id AS alert_id, a.rule, a.destination, a.attempts, a.priority, a.report_id,"
-        " a.rank, s.sentiment, s.p_negative, s.p_neutral, s.p_positive, s.urgency, s.model,"
-        f" s.model_version, {EXTRA_BRANDS_SQL} AS also_brands, p.* FROM g JOIN alerts a"
+        f" a.rank, {SCORE_COLUMNS}, {EXTRA_BRANDS_SQL} AS also_brands, p.* FROM g JOIN alerts a"
         " ON a.status = ?1 AND a.destination = g.destination AND a.post_id IS g.post_id"
         " AND a.report_id IS g.report_id LEFT JOIN posts p ON p.id = a.post_id"
         " LEFT JOIN scores s ON s.id = a.score_id"

@@ -6,13 +6,15 @@ from collections import defaultdict
 
 from sqlite_utils import Database
 
-SENTIMENTS = ("negative", "neutral", "positive", "unscored")
+# "unsupported": scored in a language no configured model understands (counted apart)
+SENTIMENTS = ("negative", "neutral", "positive", "unsupported", "unscored")
 
 
 def posts_by_source_and_sentiment(db: Database) -> dict[str, dict[str, int]]:
     """Counts per source and sentiment, using each post's newest score."""
     sql = (
-        "SELECT p.source, coalesce(s.sentiment, 'unscored') AS sentiment, count(*) AS n"
+        "SELECT p.source, coalesce(CASE WHEN s.language_supported = 0 THEN 'unsupported'"
+        " ELSE s.sentiment END, 'unscored') AS sentiment, count(*) AS n"
         " FROM posts p LEFT JOIN scores s ON s.id ="
         " (SELECT max(id) FROM scores WHERE post_id = p.id)"
         " GROUP BY p.source, 2 ORDER BY p.source"

@@ -18,7 +18,7 @@ from sqlite_utils import Database
 
 from listener.models import Post, ReportMessage, Score, parse_iso, to_iso
 from storage import outbox
-from storage.db import scrubbed
+from storage.db import SCORE_COLUMNS, scrubbed
 from storage.tx import immediate
 
 
@@ -116,8 +116,7 @@ def last_report_at(db: Database, kind: str, name: str, brand: str | None,
 
 
 _EXAMPLE = (
-    "SELECT s.sentiment, s.p_negative, s.p_neutral, s.p_positive, s.urgency, s.model,"
-    " s.model_version, p.* FROM posts p JOIN scores s ON s.id ="
+    f"SELECT {SCORE_COLUMNS}, p.* FROM posts p JOIN scores s ON s.id ="  # noqa: S608 (constant)
     " (SELECT max(id) FROM scores WHERE post_id = p.id) WHERE p.id = ?"
 )
 

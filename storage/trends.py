@@ -5,6 +5,10 @@ Volume and sentiment come from two rollups kept by triggers (migration 005): ``p
 for views per hour (up to a week) and ``post_days`` for views per day or week, so a 90-day
 overview reads a few thousand cells instead of a million posts with their scores. Time windows
 are half-open ``[start, end)``, aligned to the hour, or to the day for daily and weekly views.
+
+Since migration 009 a post scored by a model that does not understand its language counts in
+an 'unsupported' cell instead of its (guessed) sentiment's: trends count those posts apart, in
+the total but not in the negative share, which a guess must not move.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from sqlite_utils import Database
 
 from listener.models import to_iso
 
-SENTIMENTS = ("negative", "neutral", "positive", "unscored")
+# the rollups' cell labels: sentiments, posts no model understood, posts not scored yet
+SENTIMENTS = ("negative", "neutral", "positive", "unsupported", "unscored")
 # per bucket: the rollup to read, the SQL of a cell's bucket key, the width of its time key
 _BUCKET_SQL = {
     "hour": ("post_hours", "bucket", 13),
@@ -58,21 +63,28 @@ class Period:
 
 @dataclass
 class Counts:
-    """Posts by current sentiment, plus how many look help-seeking (urgency ≥ 0.5)."""
+    """Posts by current sentiment, plus how many look help-seeking (urgency ≥ 0.5).
+
+    ``unsupported``: posts whose model did not understand their language; their sentiment is a
+    guess, so they count here instead (``urgent`` still counts them: it is the model's guess
+    too, and the queue holds them all for a person to read).
+    """
 
     negative: int = 0
     neutral: int = 0
     positive: int = 0
+    unsupported: int = 0
     unscored: int = 0
     urgent: int = 0
 
     @property
     def total(self) -> int:
-        return self.negative + self.neutral + self.positive + self.unscored
+        return sum(getattr(self, name) for name in SENTIMENTS)
 
     @property
     def negative_share(self) -> float | None:
-        """Negative posts among scored posts; None when nothing is scored."""
+        """Negative posts among posts scored in a language the model understood (a guess about
+        another language would move the share without news); None when there are none."""
         scored = self.negative + self.neutral + self.positive
         return self.negative / scored if scored else None
 

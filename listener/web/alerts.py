@@ -16,7 +16,7 @@ bp = Blueprint("alerts", __name__)
 PAGE_SIZE = 100
 COLUMNS = ("id", "created_at", "rule", "destination", "status", "priority", "attempts",
            "next_attempt_at", "delivered_at", "last_error", "remote_id", "post_id", "report_id",
-           "excerpt", "report_title")
+           "excerpt", "report_title", "lang", "language_supported", "scored_by")
 
 
 def _filter() -> tuple[dashboard.AlertFilter, int]:

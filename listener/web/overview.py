@@ -14,8 +14,9 @@ from storage import trends
 from storage.dashboard import distinct_values
 
 bp = Blueprint("overview", __name__)
-SERIES_COLUMNS = ("bucket", "total", "negative", "neutral", "positive", "unscored", "urgent",
-                  "negative_share", "previous_total")
+# "unsupported": posts whose model did not understand their language (shown as "not understood")
+SERIES_COLUMNS = ("bucket", "total", "negative", "neutral", "positive", "unsupported", "unscored",
+                  "urgent", "negative_share", "previous_total")
 
 
 def _view() -> View:

@@ -60,6 +60,7 @@ class View:
     page: int
     status_default: str | None = "new"
     incident: str | None = None  # one incident's posts, whenever they were written
+    unsupported: bool = False  # only posts whose language the model did not understand
 
     @property
     def period(self) -> Period:
@@ -71,7 +72,8 @@ class View:
         start, end = (None, None) if self.incident else (period.start, period.end)
         return QueueFilter(start=start, end=end, brand=self.brand,
                            source=self.source, sentiment=self.sentiment, lang=self.lang,
-                           status=self.status, q=self.q, incident=self.incident)
+                           status=self.status, q=self.q, incident=self.incident,
+                           unsupported=self.unsupported)
 
     def args(self, **changes: Any) -> dict[str, Any]:
         """Non-default query arguments of this view, with ``changes`` applied."""
@@ -79,7 +81,7 @@ class View:
             "range": self.range, "bucket": self.bucket, "end": self.end_arg, "brand": self.brand,
             "source": self.source, "sentiment": self.sentiment, "lang": self.lang,
             "status": self.status or "all", "q": self.q, "page": self.page,
-            "incident": self.incident,
+            "incident": self.incident, "unsupported": "1" if self.unsupported else None,
         }
         if self.status == self.status_default:
             values["status"] = None
@@ -156,7 +158,16 @@ def parse_view(args: Mapping[str, str], now: datetime, *, default_range: str = "
         sentiment=_choice(args, "sentiment", SENTIMENTS, None), lang=_text(args, "lang"),
         status=None if status == "all" else status, q=_text(args, "q"), page=page,
         status_default=default_status, incident=_incident(args),
+        unsupported=_flag(args, "unsupported"),
     )
+
+
+def _flag(args: Mapping[str, str], name: str) -> bool:
+    """A checkbox: '1' (or 'true', 'on', 'yes') is on; absent, empty or '0' is off."""
+    value = (_text(args, name) or "0").lower()
+    if value not in ("0", "1", "true", "false", "on", "off", "yes", "no"):
+        raise BadRequest(f"'{name}' must be 1 or 0")
+    return value in ("1", "true", "on", "yes")
 
 
 def _incident(args: Mapping[str, str]) -> str | None:

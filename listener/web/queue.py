@@ -1,4 +1,5 @@
-"""Queue: negative and help-seeking posts, most urgent × widest reach first, with filters."""
+"""Queue: negative and help-seeking posts, and posts in a language the model does not understand,
+most urgent × widest reach first, with filters."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ from typing import Any
 from flask import Blueprint, jsonify, render_template, request
 from werkzeug.exceptions import BadRequest
 
+from listener.language import UNDETERMINED
 from listener.web.context import get_db, now
 from listener.web.export import EXPORT_LIMIT, csv_response, json_response
 from listener.web.params import PAGE_SIZE, SENTIMENTS, View, http_url, parse_view
 from storage import dashboard
 
 bp = Blueprint("queue", __name__)
-COLUMNS = ("post_id", "created_at", "brand", "source", "platform", "lang", "sentiment",
-           "urgency", "followers", "rank", "status", "author", "url", "text")
+# language_supported 0: the model did not understand ``lang``, so sentiment and urgency are a
+# guess; scored_by: the model that actually scored the post when ``model`` routes by language
+COLUMNS = ("post_id", "created_at", "brand", "source", "platform", "lang", "language_supported",
+           "sentiment", "urgency", "followers", "rank", "status", "scored_by", "author", "url",
+           "text")
 
 
 def _view() -> View:
@@ -55,9 +60,15 @@ def _render(view: View, rows: list[dict[str, Any]], total: int, problem: str | N
 def _options(db: Any) -> dict[str, list[Any]]:
     return {"brands": dashboard.distinct_values(db, "brand"),
             "sources": dashboard.distinct_values(db, "source"),
-            "langs": dashboard.distinct_values(db, "lang"), "sentiments": list(SENTIMENTS),
+            "langs": [(code, lang_label(code)) for code in dashboard.distinct_values(db, "lang")],
+            "sentiments": list(SENTIMENTS),
             "statuses": [("new", "new"), ("handled", "handled"),
                          ("not_relevant", "not relevant"), ("all", "all")]}
+
+
+def lang_label(code: str) -> str:
+    """A language as the filter menu names it: its code, or what 'und' means."""
+    return "? (undetermined)" if code == UNDETERMINED else code
 
 
 @bp.get("/api/queue")

@@ -21,7 +21,9 @@ from alerts.rules import RuleConfig
 from alerts.rules_stage import RulesContext, evaluate_rules
 from alerts.sinks.slack import SlackSink, SlackSinkConfig
 from bench import mixed_day_data as data
+from classifiers.routing import LanguageRouter
 from listener.config import BrandSettings
+from listener.language import detect
 from listener.models import Page, Post
 from listener.pipeline import classify, keep_for_brands
 from storage import dashboard
@@ -42,7 +44,8 @@ def store(db: Database, items: list[data.Synthetic], model: object, now: datetim
     from storage import db as storage
 
     storage.store_page(db, "x", keep_for_brands(Page(posts), list(BRANDS.values())), now)
-    classify(db, model, lambda: now)  # type: ignore[arg-type]
+    # routed as the daemon routes a preloaded model (its own languages, the rest flagged)
+    classify(db, LanguageRouter({"*": model}, detect=detect), lambda: now)  # type: ignore[dict-item]
 
 
 def context(model: object, **settings: object) -> RulesContext:

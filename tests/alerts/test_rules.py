@@ -52,6 +52,7 @@ CASES = [
     ({"languages": ["EN"]}, Post("x", "1", "t", NOW, lang="en"), score(), True),
     ({"languages": ["de"]}, Post("x", "1", "t", NOW, lang="en"), score(), False),
     ({"languages": ["de"]}, Post("x", "1", "t", NOW), score(), True),  # unknown language
+    ({"languages": ["de"]}, Post("x", "1", "t", NOW, lang="und"), score(), False),  # too short
     ({"max_rating": 2}, Post("appstore", "1", "t", NOW, rating=1), score(), True),
     ({"max_rating": 2}, Post("appstore", "1", "t", NOW, rating=4), score(), False),
     ({"max_rating": 2}, post("x"), score(), False),  # not a review

@@ -45,7 +45,8 @@ def test_report_blocks_show_title_summary_facts_terms_examples_and_window() -> N
     assert divider == {"type": "divider"} and "Example posts" in heading["text"]["text"]
     first, second = (e["text"]["text"] for e in examples)
     assert first.startswith("*<https://mastodon.example/@jane/110000000000000001|mastodon>* · "
-                            "jane · negative 0.91 · urgency high (0.83)\n> The Acme app")
+                            "jane · negative 0.91 · urgency high (0.83) · language unknown\n"
+                            "> The Acme app")
     assert "neutral 0.60 · urgency medium (0.45)" in second
     note = context["elements"][0]["text"]
     assert note == ("Spike `acme-spikes` · Acme · 2026-11-20 11:00 → 2026-11-20 12:00 UTC · "

@@ -74,7 +74,8 @@ def test_delivers_signed_payload(receiver: FakeWebhookReceiver, sink: WebhookSin
     assert body["score"] == {
         "sentiment": "negative", "probabilities": {"negative": 0.91, "neutral": 0.07,
                                                    "positive": 0.02},
-        "urgency": 0.83, "model": "minilm-sentiment", "model_version": "1"}
+        "urgency": 0.83, "model": "minilm-sentiment", "model_version": "1",
+        "lang": None, "language_supported": True, "scored_by": None}
 
 
 def test_wrong_secret_fails_the_receivers_check_and_is_not_retried(

@@ -29,7 +29,8 @@ def test_score_json_lines() -> None:
     first, second = run_score(stdin)
     assert (first["id"], first["sentiment"]) == ("t1", "positive")
     assert (second["id"], second["sentiment"]) == (7, "negative")
-    assert set(first) == {"id", "sentiment", "probabilities", "urgency"}
+    assert set(first) == {"id", "sentiment", "probabilities", "urgency", "lang", "language_supported",
+                          "scored_by"}
     assert tuple(first["probabilities"]) == SENTIMENT_LABELS
     assert sum(first["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
     assert second["urgency"] > first["urgency"]

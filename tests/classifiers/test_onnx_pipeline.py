@@ -68,13 +68,14 @@ def test_run_once_scores_with_the_onnx_backend_without_torch(
     assert "torch imported: False" in done.stderr
     db = Database(tmp_path / "listener.db")
     scores = {row["text"]: row for row in db.query(
-        "SELECT p.text, s.sentiment, s.model, s.model_version FROM scores s"
+        "SELECT p.text, s.sentiment, s.model, s.model_version, s.scored_by FROM scores s"
         " JOIN posts p ON p.id = s.post_id"
     )}
     assert set(scores) == set(NEGATIVE + POSITIVE)
-    assert {(r["model"], r["model_version"]) for r in scores.values()} == {
-        (int8.name, int8.version)
-    }
+    # English posts: scored by the int8 English half, under the routing's version
+    assert {r["scored_by"] for r in scores.values()} == {f"{int8.name} {int8.version}"}
+    assert {r["model"] for r in scores.values()} == {"default"}
+    assert all(r["model_version"].startswith(int8.version + "+") for r in scores.values())
     assert [scores[text]["sentiment"] for text in NEGATIVE] == ["negative"] * len(NEGATIVE)
     assert [scores[text]["sentiment"] for text in POSITIVE] == ["positive"] * len(POSITIVE)
     alerts = list(db.query("SELECT status FROM alerts WHERE rule = 'unhappy'"))

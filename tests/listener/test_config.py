@@ -237,3 +237,21 @@ def test_classifier_backend_errors_name_its_line(tmp_path: Path, settings: str, 
     err = error_for(tmp_path, VALID + "classifier:\n" + settings)
     assert err.key == "classifier.backend" and message in str(err)
     assert err.line == VALID.count("\n") + 1 + settings.count("\n")  # the `backend:` line
+
+
+def test_classifier_models_map_languages_to_models(tmp_path: Path) -> None:
+    text = VALID + 'classifier:\n  models: {es: ./models/es, "*": default}\n'
+    config = load_config(write(tmp_path, text), environ={})
+    assert config.classifier.models == {"es": "./models/es", "*": "default"}
+    assert load_config(write(tmp_path, VALID), environ={}).classifier.models is None
+
+
+@pytest.mark.parametrize(("models", "message"), [
+    ("{ES: x}", "'ES' is not a language code"),
+    ("{spanish: x}", "'spanish' is not a language code"),
+    ('{es: " "}', "models.es: name a model"),
+])
+def test_classifier_models_errors_name_the_key(tmp_path: Path, models: str, message: str) -> None:
+    err = error_for(tmp_path, VALID + f"classifier:\n  models: {models}\n")
+    assert err.key == "classifier.models" and message in str(err)
+    assert err.line == VALID.count("\n") + 2

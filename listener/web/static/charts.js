@@ -4,9 +4,15 @@
 // Content-Security-Policy forbids them. When a chart is drawn its canvas gets data-ready="1".
 (function () {
   const COLORS = {
-    negative: "#d64545", neutral: "#9aa5b1", positive: "#2f9e62", unscored: "#dde2e8",
-    previous: "#52606d", urgency: "#7c5cc4",
+    negative: "#d64545", neutral: "#9aa5b1", positive: "#2f9e62", unsupported: "#e0a526",
+    unscored: "#dde2e8", previous: "#52606d", urgency: "#7c5cc4",
   };
+  // The volume chart's stacked series, bottom up, with their legend labels. "unsupported":
+  // posts in a language no configured model understands (their sentiment is only a guess).
+  const VOLUME_SERIES = [
+    ["negative", "negative"], ["neutral", "neutral"], ["positive", "positive"],
+    ["unsupported", "not understood"], ["unscored", "unscored"],
+  ];
   const cache = new Map();
 
   function load(url) {
@@ -53,8 +59,8 @@
   }, extra);
 
   function volume(canvas, data) {
-    const bars = ["negative", "neutral", "positive", "unscored"].map((name) => ({
-      type: "bar", label: name, data: data.series[name], backgroundColor: COLORS[name], stack: "now",
+    const bars = VOLUME_SERIES.map(([name, text]) => ({
+      type: "bar", label: text, data: data.series[name] || [], backgroundColor: COLORS[name], stack: "now",
     }));
     const previous = {
       type: "line", label: "total, period before", data: data.series.previous_total, stack: "before",
