@@ -1,6 +1,7 @@
 """The default model in eight languages, through the same router the daemon uses.
 
     python bench/multilingual_eval.py            # ~3 min on 2 cores (the e5 encoder: ~65 posts/s)
+    python bench/multilingual_eval.py --tweeteval   # English: TweetEval test through the routing
 
 Prints, for UMSAB val (``../shared/data/multilingual/<language>/val.tsv``, never used to choose
 anything in training): macro-recall and macro-F1 per language, with each tweet's language given
@@ -8,6 +9,11 @@ anything in training): macro-recall and macro-F1 per language, with each tweet's
 model's; the share of the hand-written help requests (``bench/data/help_requests.tsv``, 50 in
 es/de/fr/pt/it) with urgency ≥ 0.5, and of UMSAB's positive tweets that look urgent (false
 alarms); then the non-English speed and the process's peak RSS.
+
+``--tweeteval`` instead scores TweetEval test (12,284 English tweets) the way the daemon does:
+languages detected (as the collect stage does), then the routing (as classify does), both models
+warmed up first; it prints macro-recall and posts/s next to the English model alone, and how
+many English tweets were routed elsewhere.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from listener.language import detect  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "multilingual"
 HELP = Path(__file__).resolve().parent / "data" / "help_requests.tsv"
+TWEETEVAL = DATA.parent / "sentiment" / "test.tsv"
 LANGUAGES = {"arabic": "ar", "english": "en", "french": "fr", "german": "de", "hindi": "hi",
              "italian": "it", "portuguese": "pt", "spanish": "es"}
 
@@ -42,10 +49,41 @@ def macro(gold: list[str], predicted: list[str]) -> str:
             f"{f1_score(gold, predicted, average='macro') * 100:.1f}")
 
 
+def tweeteval(path: Path) -> None:
+    data = rows(path)
+    texts, gold = [r["text"] for r in data], [r["label"] for r in data]
+    default = load_routed("default", detect=detect, device="cpu")
+    default.predict(["warm up", "calentar el modelo"], ["en", "es"])
+    english = default.routes["en"]
+    start = time.perf_counter()
+    alone = [p for i in range(0, len(texts), 256) for p in english.predict(texts[i:i + 256])]
+    alone_s = time.perf_counter() - start
+    start = time.perf_counter()
+    languages = [detect(t) for t in texts]
+    detect_s = time.perf_counter() - start
+    start = time.perf_counter()
+    routed = [p for i in range(0, len(texts), 256)
+              for p in default.predict(texts[i:i + 256], languages[i:i + 256])]
+    routed_s = time.perf_counter() - start
+    elsewhere = sum(not (p.scored_by or "").startswith(english.name + " ") for p in routed)
+    print(f"English model alone: {macro(gold, [p.sentiment for p in alone])} (recall / F1), "
+          f"{len(texts) / alone_s:.0f} posts/s")
+    print(f"routed, languages detected: {macro(gold, [p.sentiment for p in routed])}, classify "
+          f"{len(texts) / routed_s:.0f} posts/s (detection alone {len(texts) / detect_s:.0f} "
+          f"posts/s); {elsewhere} tweets routed to another model, "
+          f"{sum(not p.language_supported for p in routed)} flagged unsupported")
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--tweeteval", nargs="?", type=Path, const=TWEETEVAL,
+                        help="score TweetEval test through the routing instead")
     args = parser.parse_args()
+    if args.tweeteval:
+        tweeteval(args.tweeteval)
+        return
     default = load_routed("default", detect=detect, device="cpu")
     english = load_routed("default", {"*": "default-english"}, detect=detect, device="cpu")
     print("| language | tweets | recall / F1, language given | detected | English-only model |")
