@@ -37,8 +37,9 @@ from alerts.digest_figures import (
     has_posts,
     read_figures,
 )
-from alerts.quiet import TimeOfDay, TimeZoneName, local_time, roll_up_held
-from listener.models import to_iso
+from alerts.held import roll_up_held
+from alerts.quiet import TimeOfDay, TimeZoneName, local_time
+from listener.core.models import to_iso
 from storage.reports import Report, enqueue_report, last_report_at
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlite_utils import Database
 
 from alerts.terms import top_terms
-from listener.models import to_iso
+from listener.core.models import to_iso
 
 HELP_MIN_URGENCY = 0.5  # a post "needs a reply" when the urgency head says so more likely than not
 SENTIMENTS = ("negative", "neutral", "positive")

@@ -23,12 +23,12 @@ from typing import Any
 from sqlite_utils import Database
 
 from alerts.sinks.base import Sink
-from listener import metrics
-from listener.deadline import deadline
-from listener.errors import DeadlineExceeded, DeliveryError, RateLimited
-from listener.log import about_post
-from listener.models import AlertMessage, Clock, ReportMessage, Sleep, parse_iso
-from listener.netguard import Endpoint, only_to
+from listener.core import instruments
+from listener.core.deadline import deadline
+from listener.core.errors import DeadlineExceeded, DeliveryError, RateLimited
+from listener.core.log import about_post
+from listener.core.models import AlertMessage, Clock, ReportMessage, Sleep, parse_iso
+from listener.core.netguard import Endpoint, only_to
 from storage import outbox, reports
 from storage.db import post_from_row, score_from_row
 from storage.tx import immediate
@@ -133,9 +133,9 @@ def dispatch(
     Give it ONE destination to keep destinations apart (the runtime runs one pass per
     destination, each in its own thread and with its own connection): a slow or hung
     destination then only ever delays its own alerts. Every attempt is cut off after
-    ``send_deadline`` seconds in total (:mod:`listener.deadline`), whatever the server does;
+    ``send_deadline`` seconds in total (:mod:`listener.core.deadline`), whatever the server does;
     with ``endpoints`` (the destination's configured hosts) it may connect to no private address
-    but theirs (:mod:`listener.netguard`: a redirect to the metadata service is refused, whatever
+    but theirs (:mod:`listener.core.netguard`: a redirect to the metadata service is refused, whatever
     the client library).
     ``stop`` (the daemon's shutdown event) ends the pass between two messages: a batch paced at
     Slack's 1 message a second can take 100 s, longer than a service manager waits on SIGTERM.
@@ -231,7 +231,7 @@ def _attempt(
     with immediate(db):  # every alert of the group is delivered by the same message
         for row in group:
             outbox.record_delivered(db, row["alert_id"], attempt, remote_id, clock(), ms)
-    metrics.record_delivery(sink.name, "delivered", group[0].get("collected_at"),
+    instruments.record_delivery(sink.name, "delivered", group[0].get("collected_at"),
                             clock().timestamp())
     result.delivered += 1
     return True
@@ -250,7 +250,7 @@ def _failed(
                 status_code=getattr(exc, "status", None), retry_at=until, ms=ms, outcome=outcome,
             )
     first = group[0]
-    metrics.record_delivery(first["destination"],
+    instruments.record_delivery(first["destination"],
                             outcome or ("retry" if until is not None else "failed"))
     if outcome == "rate_limited":
         return  # logged once per destination by the caller

@@ -38,8 +38,8 @@ from sqlite_utils import Database
 
 from alerts.similarity import Vectorize, masker
 from alerts.terms import top_terms
-from listener.models import parse_iso, to_iso
-from listener.query import Brand, positive_terms
+from listener.core.models import parse_iso, to_iso
+from listener.core.query import Brand, positive_terms
 from storage import incidents as store
 from storage import outbox
 from storage.incidents import IncidentRow, VectorRow

@@ -32,7 +32,7 @@ import unicodedata
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from listener.models import AlertMessage, to_iso
+from listener.core.models import AlertMessage, to_iso
 
 # Slack's limits (docs.slack.dev, Block Kit reference) with some headroom.
 HEADER_MAX = 150  # header block: plain_text, at most 150 characters

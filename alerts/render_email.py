@@ -27,7 +27,7 @@ from alerts.render import (
     sentiment_label,
     strip_controls,
 )
-from listener.models import AlertMessage
+from listener.core.models import AlertMessage
 
 SUBJECT_MAX = 200  # code points: readable in a mail list, far below RFC 5322's line limit
 SUBJECT_TEXT = 60  # code points of the post shown in the subject

@@ -36,7 +36,7 @@ from alerts.render import (
     safe_url,
     strip_controls,
 )
-from listener.models import AlertMessage
+from listener.core.models import AlertMessage
 
 TITLE_MAX = 200  # GitHub: 256
 BODY_MAX = 60_000  # GitHub: 65,536 characters

@@ -25,7 +25,7 @@ from alerts.render import (
     strip_controls,
 )
 from alerts.render_report_text import fit
-from listener.models import AlertMessage
+from listener.core.models import AlertMessage
 
 SUMMARY_MAX = 255  # Jira: "Summary can't exceed 255 characters."
 DESCRIPTION_MAX = 32_000  # Jira: 32,767 (CONTENT_LIMIT_EXCEEDED); measured as ADF JSON, headroom

@@ -44,7 +44,7 @@ from alerts.render_report_text import (
     report_title,
     report_view,
 )
-from listener.models import ReportMessage
+from listener.core.models import ReportMessage
 
 CHART_MAX = 1_000_000  # bytes; our charts are tens of KB
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

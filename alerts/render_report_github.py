@@ -34,7 +34,7 @@ from alerts.render_report_text import (
     report_view,
     update_blocks,
 )
-from listener.models import ReportMessage
+from listener.core.models import ReportMessage
 
 _VALUE_MAX = 2000  # the longest fact value (the top terms) is far shorter: nothing is cut here
 

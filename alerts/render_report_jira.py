@@ -40,7 +40,7 @@ from alerts.render_report_text import (
     report_view,
     update_blocks,
 )
-from listener.models import ReportMessage
+from listener.core.models import ReportMessage
 
 
 def report_summary(msg: ReportMessage) -> str:

@@ -33,7 +33,7 @@ from alerts.render import (
     urgency_label,
 )
 from alerts.render import slack_message as slack_alert
-from listener.models import AlertMessage, Post, ReportMessage, Score
+from listener.core.models import AlertMessage, Post, ReportMessage, Score
 
 MAX_FACTS = 10  # a section holds at most 10 fields
 MAX_TERMS = 20

@@ -1,6 +1,6 @@
 """What every non-Slack destination shows of a report, cleaned once, in one layout.
 
-A :class:`~listener.models.ReportMessage` (a spike, a digest, alerts held over quiet hours) is
+A :class:`~listener.core.models.ReportMessage` (a spike, a digest, alerts held over quiet hours) is
 about many posts. Everything in it that came from posts or config is *untrusted*: the title, the
 summary, fact labels and values, terms, brand, source, and each example's author, text and URL.
 :func:`report_view` cleans all of it in one place: control and bidi characters out, whitespace
@@ -42,7 +42,7 @@ from alerts.render import (
     safe_url,
     strip_controls,
 )
-from listener.models import AlertMessage, Post, ReportMessage, Score, to_iso
+from listener.core.models import AlertMessage, Post, ReportMessage, Score, to_iso
 
 # Each part is bounded so that the whole fits the tightest target (Jira: 32,767 characters of
 # ADF JSON) even with no example text at all; the example texts then get what room is left.

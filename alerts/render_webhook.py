@@ -35,7 +35,7 @@ import base64
 from typing import Any
 
 from alerts.render import excerpt, safe_url, strip_controls
-from listener.models import AlertMessage, Post, ReportMessage, Score, to_iso
+from listener.core.models import AlertMessage, Post, ReportMessage, Score, to_iso
 
 
 def _text(value: str) -> str:

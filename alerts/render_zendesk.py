@@ -45,7 +45,7 @@ from alerts.render_report_text import (
     report_view,
     update_blocks,
 )
-from listener.models import AlertMessage, ReportMessage, to_iso
+from listener.core.models import AlertMessage, ReportMessage, to_iso
 
 SUBJECT_MAX = 150
 TAG_MAX = 80

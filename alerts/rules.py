@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from alerts.quiet import QuietHours
-from listener.models import Post, Score
+from listener.core.models import Post, Score
 
 Label = Literal["negative", "neutral", "positive"]
 _LANGUAGE_CODE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")

@@ -30,8 +30,8 @@ from alerts import incidents as grouping
 from alerts.incidents import Candidate, IncidentConfig
 from alerts.rules import RuleConfig, priority, rank
 from alerts.similarity import Vectorize, hashed_ngrams
-from listener.models import Clock, Post, Score
-from listener.query import Brand
+from listener.core.models import Clock, Post, Score
+from listener.core.query import Brand
 from storage import db as store
 from storage import outbox
 from storage.tx import immediate

@@ -11,7 +11,7 @@ text with the brand's identifying terms masked. Why this one:
   and "down", and short posts share few shingles at all;
 - without the masking every post about a brand is alike: they all say "acme cloud", and the
   fine-tuned encoder also pulls all complaints together. Masking the brand's identifying terms
-  (:func:`listener.query.identifying_terms` and the brand's name) leaves what the post is about.
+  (:func:`listener.core.query.identifying_terms` and the brand's name) leaves what the post is about.
   Measured on the outage benchmark (``python bench/mixed_day.py``; figures in bench/README.md).
 
 A classifier without ``embed`` (any Hugging Face model) is compared by hashed character
@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from listener.query import Brand, identifying_terms
+from listener.core.query import Brand, identifying_terms
 
 Vectorize = Callable[[Sequence[str]], np.ndarray]
 """Texts → unit-length float32 rows: the classifier's ``embed``, or :func:`hashed_ngrams`."""

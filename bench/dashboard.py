@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.dashboard_data import build  # noqa: E402
-from listener.models import to_iso  # noqa: E402
+from listener.core.models import to_iso  # noqa: E402
 from listener.web.overview_data import overview  # noqa: E402
 from listener.web.params import PAGE_SIZE, parse_view  # noqa: E402
 from storage import dashboard, trends  # noqa: E402

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from sqlite_utils import Database
 
-from listener.models import Page, Post, Score, to_iso
+from listener.core.models import Page, Post, Score, to_iso
 from storage import db as store
 from storage import outbox
 from storage.reports import Report, enqueue_report

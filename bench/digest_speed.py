@@ -34,7 +34,7 @@ from alerts.digest import (  # noqa: E402
 )
 from alerts.digest_chart import render_png  # noqa: E402
 from alerts.digest_figures import read_figures  # noqa: E402
-from listener.models import Page, Post, Score  # noqa: E402
+from listener.core.models import Page, Post, Score  # noqa: E402
 from storage import db as store  # noqa: E402
 
 NOW = datetime(2026, 11, 24, 9, 0, 30, tzinfo=UTC)

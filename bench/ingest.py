@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from listener.models import Page, Post  # noqa: E402
+from listener.core.models import Page, Post  # noqa: E402
 from storage.db import open_db, store_page  # noqa: E402
 
 WORDS = ("acme cloud down again support refund order never arrived app crash login broken "

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from listener.language import UNDETERMINED, detect  # noqa: E402
+from listener.core.language import UNDETERMINED, detect  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "multilingual"
 LANGUAGES = {"arabic": "ar", "english": "en", "french": "fr", "german": "de", "hindi": "hi",
@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--lingua", action="store_true", help="also run lingua (if installed)")
     args = parser.parse_args()
     data = {code: texts(args.data, name) for name, code in LANGUAGES.items()}
-    run("py3langid (listener.language.detect)", detect, data)
+    run("py3langid (listener.core.language.detect)", detect, data)
     if args.lingua:
         run("lingua-language-detector, all languages", lingua_guess(), data)
 

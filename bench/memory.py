@@ -39,7 +39,7 @@ def load(backend: str) -> Classifier:
 
     if backend == "routed-8-languages":  # what the daemon loads: both halves, by language
         from classifiers.loader import load_routed
-        from listener.language import detect
+        from listener.core.language import detect
 
         return load_routed("default", detect=detect, backend="onnx", batch_size=32)
     if backend == "torch-fp32":

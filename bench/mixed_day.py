@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 from bench import mixed_day_data as data  # noqa: E402
 from listener.config import BrandSettings, load_config  # noqa: E402
-from listener.models import parse_iso, to_iso  # noqa: E402
+from listener.core.models import parse_iso, to_iso  # noqa: E402
 from listener.pipeline import Runtime  # noqa: E402
 from tests.fakes.slack import BOT_TOKEN, CHANNEL_ID, FakeSlackAPI  # noqa: E402
 from tests.fakes.zendesk_api import FakeZendesk  # noqa: E402

@@ -5,7 +5,7 @@
 
 Prints, for UMSAB val (``../shared/data/multilingual/<language>/val.tsv``, never used to choose
 anything in training): macro-recall and macro-F1 per language, with each tweet's language given
-(as a platform's tag would) and detected (``listener.language``), next to the English-only
+(as a platform's tag would) and detected (``listener.core.language``), next to the English-only
 model's; the share of the hand-written help requests (``bench/data/help_requests.tsv``, 50 in
 es/de/fr/pt/it) with urgency ≥ 0.5, and of UMSAB's positive tweets that look urgent (false
 alarms); then the non-English speed and the process's peak RSS.
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sklearn.metrics import f1_score, recall_score  # noqa: E402
 
 from classifiers.loader import load_routed  # noqa: E402
-from listener.language import detect  # noqa: E402
+from listener.core.language import detect  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "multilingual"
 HELP = Path(__file__).resolve().parent / "data" / "help_requests.tsv"

@@ -35,7 +35,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from listener.models import parse_iso  # noqa: E402
+from listener.core.models import parse_iso  # noqa: E402
 from storage.outbox import alert_id  # noqa: E402
 from tests.crash import daemon  # noqa: E402
 from tests.crash.stream import PostStream  # noqa: E402

@@ -7,7 +7,7 @@ pattern, a slow trend, hour-to-hour burstiness (gamma noise) and a wobbling nega
 10-minute bins, plus a warm-up week for the baseline. Each brand gets one volume spike (2–6×,
 30 min–4 h) and one negative-share spike (+25–45 points, volume unchanged) per week. The detector
 runs every 10 minutes exactly as `listener run` would, through the same functions
-(:func:`alerts.spike_stats.check` and :func:`alerts.spike_stats.due` for the cooldown).
+(:func:`alerts.spikes.stats.check` and :func:`alerts.spikes.stats.due` for the cooldown).
 
 An alert *detects* an injected spike of its kind and brand when its window overlaps the spike;
 any other alert is a *false alarm*. A spike whose windows never reach ``min_volume`` posts can't
@@ -35,7 +35,8 @@ from sqlite_utils import Database
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from alerts.spike_stats import (  # noqa: E402
+from alerts.spikes import SERIES_QUERY, SpikeConfig, load_series, run_spikes  # noqa: E402
+from alerts.spikes.stats import (  # noqa: E402
     NEGATIVE,
     SENSITIVITY_P,
     VOLUME,
@@ -44,8 +45,7 @@ from alerts.spike_stats import (  # noqa: E402
     check,
     due,
 )
-from alerts.spikes import SERIES_QUERY, SpikeConfig, load_series, run_spikes  # noqa: E402
-from listener.models import Page, Post, Score, to_iso  # noqa: E402
+from listener.core.models import Page, Post, Score, to_iso  # noqa: E402
 from storage import db as store  # noqa: E402
 
 BIN = timedelta(minutes=10)

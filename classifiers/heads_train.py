@@ -8,8 +8,9 @@ class-balanced when the metric is macro-recall, best val epoch kept.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -19,8 +20,17 @@ from classifiers.calibration import stratified_folds
 from classifiers.evaluate import macro_f1, macro_recall
 from classifiers.transformer import Head
 
-if TYPE_CHECKING:
-    from classifiers.train import TrainConfig
+
+class TrainConfig(Protocol):
+    """What training a head reads of ``classifiers.train.TrainConfig`` (which builds on this
+    module, so this one names only the settings it uses instead of importing it)."""
+
+    seed: int
+    lr: float
+    weight_decay: float
+    batch_size: int
+    cv_folds: int
+    log: Callable[[str], None]
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from classifiers.base import SENTIMENT_LABELS, Classifier, Prediction
 from classifiers.normalize import normalize_texts
 from classifiers.postprocess import softmax
 from classifiers.transformer import TransformerClassifier, configure_threads, resolve_device
-from listener.errors import ClassifierError
+from listener.core.errors import ClassifierError
 
 MAX_LENGTH_CAP = 512
 URGENCY_CHOICES = ("default", "none")

@@ -17,7 +17,7 @@ from typing import Any
 
 from classifiers.base import Classifier
 from classifiers.routing import ANY, ENGLISH_ONLY, LanguageRouter, languages_of
-from listener.errors import ClassifierError, MissingDependency
+from listener.core.errors import ClassifierError, MissingDependency
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from listener.errors import ClassifierError
+from listener.core.errors import ClassifierError
 
 FORMAT = "listener-lora-1"
 # every linear layer inside the transformer blocks (not the unused pooler)

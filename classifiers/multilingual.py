@@ -38,7 +38,7 @@ import numpy as np
 
 from classifiers.base import SENTIMENT_LABELS, Prediction
 from classifiers.normalize import NormalizeSettings, normalize_text
-from listener.errors import ClassifierError
+from listener.core.errors import ClassifierError
 
 MODEL_DIR = Path(__file__).parent / "models" / "multilingual"
 META_FILE = "model.json"

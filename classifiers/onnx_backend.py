@@ -50,7 +50,7 @@ from classifiers.onnx_export import (
     ensure_cached,
 )
 from classifiers.postprocess import postprocess, unit_rows
-from listener.errors import ClassifierError, MissingDependency
+from listener.core.errors import ClassifierError, MissingDependency
 
 INT8_SUFFIX = f"+onnx-int8.{EXPORT_FORMAT}"  # see the module docstring
 

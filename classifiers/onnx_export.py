@@ -46,7 +46,7 @@ from classifiers.artifacts import (
     sha256_file,
     verify_encoder,
 )
-from listener.errors import ClassifierError, ListenerError, MissingDependency
+from listener.core.errors import ClassifierError, ListenerError, MissingDependency
 
 log = logging.getLogger(__name__)
 

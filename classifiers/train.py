@@ -49,7 +49,7 @@ from classifiers.heads_train import HeadSpec, cross_validate, head_logits, set_s
 from classifiers.normalize import DEFAULT_SETTINGS, NormalizeSettings, normalize_texts
 from classifiers.postprocess import softmax
 from classifiers.transformer import DEFAULT_POOLING, MAX_LENGTH, Encoder, Head
-from listener.errors import ClassifierError
+from listener.core.errors import ClassifierError
 
 URGENCY_LABELS = ("not_complaint", "complaint")
 

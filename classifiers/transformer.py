@@ -49,7 +49,7 @@ from classifiers.base import Prediction
 from classifiers.batching import pipelined, plan_batches
 from classifiers.normalize import NormalizeSettings, normalize_texts
 from classifiers.postprocess import postprocess, unit_rows
-from listener.errors import ClassifierError
+from listener.core.errors import ClassifierError
 
 MAX_LENGTH = 128
 # mean over tokens of each of the last four layers, concatenated (1536 numbers per text)

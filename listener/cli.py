@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from listener.config import Config, load_config
-from listener.errors import ListenerError
-from listener.log import setup_logging
+from listener.cli_options import add_log_options, config_option, load_for_command
+from listener.config import Config
+from listener.core.errors import ListenerError
+from listener.core.log import setup_logging
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -25,59 +26,7 @@ if TYPE_CHECKING:
     from listener.lock import RunLock
     from listener.pipeline import Runtime
 
-DEFAULT_CONFIG = "config.yaml"
 EXIT_DELIVERIES_FAILED = 4  # run --once: alerts were parked as failed during the run
-LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
-config_option = click.option(
-    "--config", "-c", "config_path", envvar="LISTENER_CONFIG", default=DEFAULT_CONFIG,
-    show_default=True, type=click.Path(dir_okay=False), help="YAML config file.",
-)
-
-
-def _log_option_given(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    """``--log-level``/``--log-format`` after the subcommand: update the logging set-up the group
-    made (from its own options and the environment) as soon as the option is parsed."""
-    if value is None or param.name is None:
-        return
-    root = ctx.find_root()
-    if not isinstance(root.obj, dict):  # a subcommand invoked on its own (tests)
-        root.obj = {"log_level": "INFO", "log_format": None}
-    root.obj[param.name] = value
-    setup_logging(root.obj["log_level"], "json" if root.obj["log_format"] == "json" else "text")
-
-
-def _log_options() -> list[click.Option]:
-    """The group's logging options, for every subcommand too (no env vars: the group reads
-    those; no defaults: an option not given leaves the group's choice alone)."""
-    common = {"default": None, "expose_value": False, "callback": _log_option_given}
-    return [
-        click.Option(["--log-level", "log_level"], **common,
-                     type=click.Choice(LOG_LEVELS, case_sensitive=False),
-                     help="Same as before the command: DEBUG, INFO, WARNING or ERROR."),
-        click.Option(["--log-format", "log_format"], **common,
-                     type=click.Choice(["text", "json"]),
-                     help="Same as before the command: text or json."),
-    ]
-
-
-def add_log_options(command: click.Command) -> None:
-    """Accept ``--log-level``/``--log-format`` after this command and each of its subcommands,
-    so ``listener run --log-level DEBUG`` works like ``listener --log-level DEBUG run``."""
-    names = {name for param in command.params for name in getattr(param, "opts", [])}
-    if "--log-level" not in names:
-        command.params.extend(_log_options())
-    for sub in getattr(command, "commands", {}).values():
-        add_log_options(sub)
-
-
-def _load(path: str) -> Config:
-    """The config; logs switch to its ``log.format`` unless one was given on the command line."""
-    config = load_config(path)
-    ctx = click.get_current_context(silent=True)  # None when called outside a command
-    options = ctx.find_root().obj if ctx is not None else None
-    if isinstance(options, dict) and options.get("log_format") is None:
-        setup_logging(options["log_level"], config.log.format)  # the config's log.format
-    return config
 
 
 @click.group()
@@ -116,7 +65,7 @@ def run(config_path: str, once: bool, summary: bool) -> None:
     """
     from listener.pipeline import Runtime
 
-    config = _load(config_path)
+    config = load_for_command(config_path)
     run_lock = _take_lock(config)
     try:
         mark = _deliveries_mark(config) if once else 0
@@ -229,7 +178,7 @@ def check_config(path: str | None, config_path: str) -> None:
     """Validate a config file (secrets must be set in the environment)."""
     from listener.pipeline import Runtime
 
-    config = _load(path or config_path)
+    config = load_for_command(path or config_path)
     runtime = Runtime(config)
     problems = []
     for cfg in config.sources:
@@ -261,12 +210,12 @@ def config_counts(config: Config) -> str:
 @config_option
 def sources(config_path: str) -> None:
     """List configured sources and whether each is ready to run."""
-    from listener.models import utcnow
+    from listener.core.models import utcnow
     from listener.pipeline import Runtime
     from listener.report import table
     from storage.db import open_db, paused_until
 
-    runtime = Runtime(_load(config_path))
+    runtime = Runtime(load_for_command(config_path))
     db = open_db(runtime.config.db_path)
     rows = []
     for cfg in runtime.config.sources:
@@ -303,7 +252,7 @@ def backfill(config_path: str, source_name: str, since: object) -> None:
     from listener.sources import source_class
     from storage.db import open_db
 
-    runtime = Runtime(_load(config_path))
+    runtime = Runtime(load_for_command(config_path))
     cfg = next((c for c in runtime.config.sources if c.name == source_name and c.enabled), None)
     if cfg is None:
         names = ", ".join(s.name for s in runtime.config.sources) or "none"
@@ -362,7 +311,7 @@ def no_backfill(name: str, type_name: str) -> str:
 @config_option
 def summary(config_path: str) -> None:
     """Print posts by source and sentiment, and alerts by rule and status."""
-    _print_summary(_load(config_path))
+    _print_summary(load_for_command(config_path))
 
 
 @cli.group()
@@ -377,7 +326,7 @@ def db_migrate(config_path: str) -> None:
     from storage.migrations import migrate
     from storage.tx import connect
 
-    config = _load(config_path)
+    config = load_for_command(config_path)
     run_lock = _take_lock(config)
     conn = connect(config.db_path)
     try:
@@ -405,11 +354,11 @@ def alerts() -> None:
 def alerts_list(config_path: str, status: str | None, sort: str, limit: int) -> None:
     """Show alerts: the last error first (whole, wrapped), then age, status, destination,
     attempts, the post (platform:id, or the report's kind), rule and id."""
-    from listener.models import utcnow
+    from listener.core.models import utcnow
     from listener.report import alerts_listing
     from storage.db import open_db
 
-    conn = open_db(_load(config_path).db_path)
+    conn = open_db(load_for_command(config_path).db_path)
     try:
         click.echo(alerts_listing(conn, status, limit, sort, utcnow()))  # type: ignore[arg-type]
     finally:
@@ -425,11 +374,11 @@ def alerts_retry(config_path: str, ids: tuple[str, ...]) -> None:
     An id that matches no alert, matches several, or names an alert that is not failed is
     reported; the others are re-queued, and the exit status is 1.
     """
-    from listener.models import utcnow
+    from listener.core.models import utcnow
     from storage.db import open_db
     from storage.outbox import requeue_failed
 
-    conn = open_db(_load(config_path).db_path)
+    conn = open_db(load_for_command(config_path).db_path)
     try:
         if ids:
             wanted, problems = resolve_alert_ids(conn, ids)

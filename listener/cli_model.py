@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 import click
 
-from listener.errors import ClassifierError
-from listener.language import detect, platform_language
+from listener.core.errors import ClassifierError
+from listener.core.language import detect, platform_language
 
 if TYPE_CHECKING:
     from classifiers.base import Classifier, Prediction

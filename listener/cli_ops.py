@@ -15,11 +15,11 @@ from pathlib import Path
 
 import click
 
-from listener.cli import _load, config_option
+from listener.cli_options import config_option, load_for_command
 from listener.config import Config
-from listener.errors import StorageError
+from listener.core.errors import StorageError
+from listener.core.models import parse_iso, utcnow
 from listener.health import Snapshot, StageState, load_snapshot
-from listener.models import parse_iso, utcnow
 from listener.report import age, table
 
 
@@ -29,7 +29,7 @@ def status(config_path: str) -> None:
     """Health (as /healthz answers it, and why), stages' last runs, queue depths and paused
     sources. FAILING while a stage fails too long, an alert is parked or a destination keeps
     failing."""
-    config = _load(config_path)
+    config = load_for_command(config_path)
     try:
         snapshot = load_snapshot(config)
     except (sqlite3.Error, StorageError) as exc:  # missing, not migrated, not a database
@@ -93,7 +93,7 @@ def doctor(config_path: str, no_model: bool) -> None:
     credentials (nothing sent), and the model; exit 1 if any failed."""
     from listener.doctor import FAIL, diagnose, header
 
-    config = _load(config_path)  # a bad config raises ConfigError: file, line and key
+    config = load_for_command(config_path)  # a bad config raises ConfigError: file, line and key
     click.echo(header(config))
     failed = 0
     for check in diagnose(config, model=not no_model):
@@ -113,7 +113,7 @@ def metrics(config_path: str, output: str | None) -> None:
 
     from listener.metrics import scrape_registry
 
-    text = generate_latest(scrape_registry(_load(config_path), with_process=False))
+    text = generate_latest(scrape_registry(load_for_command(config_path), with_process=False))
     if output is None:
         click.echo(text.decode(), nl=False)
         return
@@ -131,7 +131,7 @@ def backup(config_path: str, target: str, force: bool) -> None:
     """Copy the live database to TARGET (consistent, while the daemon keeps running)."""
     from storage.backup import backup as copy
 
-    config = _load(config_path)
+    config = load_for_command(config_path)
     path = Path(target)
     if path.exists() and not force:
         raise click.ClickException(f"{path} exists; pass --force to replace it")

@@ -25,10 +25,10 @@ from alerts.rules import RuleConfig
 from alerts.sinks import sink_class
 from alerts.sinks.base import SinkConfig
 from alerts.spikes import SpikeConfig
-from listener.errors import ConfigError
-from listener.log import register_secret
-from listener.query import Brand, QueryError
-from listener.query import parse as parse_query
+from listener.core.errors import ConfigError
+from listener.core.log import register_secret
+from listener.core.query import Brand, QueryError
+from listener.core.query import parse as parse_query
 from listener.sources import source_class
 from listener.sources.base import SourceConfig
 

@@ -9,7 +9,7 @@ valid) and, where it has a ``check()`` method, makes one cheap authenticated rea
 source or sink with no host to reach (file, console) says so. The model must load and score an
 English and a Spanish post (one for each half of the default model). Only ``scheme://host:port``
 of an endpoint is ever shown: a webhook's path or a feed's query may be the secret itself; and
-every line goes through :func:`listener.log.redact`.
+every line goes through :func:`listener.core.log.redact`.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from pydantic import BaseModel
 
 from alerts.sinks import sink_class
 from listener.config import Config
-from listener.errors import ListenerError
-from listener.log import redact
-from listener.models import to_iso, utcnow
-from listener.netguard import Endpoint, endpoint_of, endpoints
+from listener.core.errors import ListenerError
+from listener.core.log import redact
+from listener.core.models import to_iso, utcnow
+from listener.core.netguard import Endpoint, endpoint_of, endpoints
 from storage.migrations import pending
 from storage.tx import connect
 

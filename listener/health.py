@@ -24,9 +24,9 @@ from typing import Any
 from sqlite_utils import Database
 
 from listener.config import Config
-from listener.errors import ListenerError, StorageError
-from listener.log import redact
-from listener.models import parse_iso, to_iso
+from listener.core.errors import ListenerError, StorageError
+from listener.core.log import redact
+from listener.core.models import parse_iso, to_iso
 from storage import outbox
 from storage.tx import connect
 

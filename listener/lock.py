@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from listener.errors import StorageError
+from listener.core.errors import StorageError
 
 EXIT_LOCKED = 75
 """Exit status when another run holds the lock: ``EX_TEMPFAIL`` from sysexits.h, "try again

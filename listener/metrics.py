@@ -1,6 +1,6 @@
 """Prometheus metrics: counters the stages bump as they work, gauges read from the database.
 
-- In-process (this module's :data:`REGISTRY`): posts collected and failed polls per source, stage
+- In-process (:mod:`listener.core.instruments`, its :data:`REGISTRY`): posts collected and failed polls per source, stage
   runs by outcome, classifier batch latency, delivery attempts by outcome and alert delivery
   latency. They start from zero in every process, as Prometheus counters do.
 - At scrape time (:class:`DatabaseCollector`): queue depths, the last successful run of every
@@ -25,68 +25,17 @@ from datetime import datetime
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from listener.config import Config
-from listener.errors import ListenerError
+from listener.core.errors import ListenerError
+from listener.core.instruments import REGISTRY
+from listener.core.models import Clock, parse_iso, utcnow
 from listener.health import Snapshot, healthz, load_snapshot
-from listener.models import Clock, parse_iso, utcnow
 
 log = logging.getLogger(__name__)
-
-REGISTRY = CollectorRegistry()
-POSTS_COLLECTED = Counter(
-    "listener_posts_collected", "New posts stored, per source (re-collected posts not counted).",
-    ["source"], registry=REGISTRY,
-)
-SOURCE_ERRORS = Counter(
-    "listener_source_errors", "Polls of a source that failed (rate-limit pauses are not failures).",
-    ["source"], registry=REGISTRY,
-)
-STAGE_RUNS = Counter(
-    "listener_stage_runs", "Stage runs by outcome (ok or error).", ["stage", "status"],
-    registry=REGISTRY,
-)
-CLASSIFIER_BATCH = Histogram(
-    "listener_classifier_batch_seconds",
-    "Seconds per classify batch: one predict() call over up to classifier.batch_size x 8 posts.",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120), registry=REGISTRY,
-)
-DELIVERY_ATTEMPTS = Counter(
-    "listener_delivery_attempts",
-    "Delivery attempts by destination and outcome (delivered, retry, failed, rate_limited).",
-    ["destination", "outcome"], registry=REGISTRY,
-)
-DELIVERY_LATENCY = Histogram(
-    "listener_alert_delivery_latency_seconds",
-    "Seconds from a post's collection to the delivery of its alert (classify, rules, outbox and "
-    "retries included).",
-    ["destination"], buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 14400, 86400),
-    registry=REGISTRY,
-)
-
-
-def record_stage(stage: str, target: str, items: int | None) -> None:
-    """One finished stage run; ``items`` is None when it failed."""
-    STAGE_RUNS.labels(stage, "error" if items is None else "ok").inc()
-    if stage != "collect":
-        return
-    if items is None:
-        SOURCE_ERRORS.labels(target).inc()
-    else:
-        POSTS_COLLECTED.labels(target).inc(items)
-
-
-def record_delivery(destination: str, outcome: str, collected_at: str | None = None,
-                    delivered_at: float | None = None) -> None:
-    """One delivery attempt; a delivered post alert also feeds the latency histogram."""
-    DELIVERY_ATTEMPTS.labels(destination, outcome).inc()
-    if collected_at and delivered_at is not None:
-        latency = delivered_at - parse_iso(collected_at).timestamp()
-        DELIVERY_LATENCY.labels(destination).observe(max(0.0, latency))
-
 
 class DatabaseCollector:
     """Gauges computed from the database on every scrape (a new connection each time)."""

@@ -25,20 +25,20 @@ from alerts.sinks import sink_class
 from alerts.sinks.base import Sink
 from classifiers.base import Classifier
 from classifiers.routing import LanguageRouter
-from listener import metrics
 from listener.config import Config
-from listener.deadline import deadline, expire_all, install
-from listener.errors import (
+from listener.core import instruments
+from listener.core.deadline import deadline, expire_all, install
+from listener.core.errors import (
     DeadlineExceeded,
     ListenerError,
     RateLimited,
     SourceError,
     StorageError,
 )
-from listener.language import detect, with_languages
-from listener.models import Clock, Page, Score, Sleep, utcnow
-from listener.netguard import endpoints, private_allowed
-from listener.query import Brand
+from listener.core.language import detect, with_languages
+from listener.core.models import Clock, Page, Score, Sleep, utcnow
+from listener.core.netguard import endpoints, private_allowed
+from listener.core.query import Brand
 from listener.sources import source_class
 from listener.sources.base import Source, SourceConfig, SourceContext
 from storage import db as store
@@ -77,7 +77,7 @@ def collect(
 
 
 def pages_within(source: Source, pages: Iterator[Page], seconds: float) -> Iterator[Page]:
-    """``pages``, each fetched within ``seconds`` (:mod:`listener.deadline`), else SourceError."""
+    """``pages``, each fetched within ``seconds`` (:mod:`listener.core.deadline`), else SourceError."""
     while True:
         try:
             with deadline(seconds, f"source {source.name}"):
@@ -152,7 +152,7 @@ def classify(
         rows = store.posts_to_score(db, classifier.name, classifier.version, batch_size)
         if not rows:
             break
-        with metrics.CLASSIFIER_BATCH.time():
+        with instruments.CLASSIFIER_BATCH.time():
             # posts stored before languages were detected have none: the router detects them
             predictions = classifier.predict([r["text"] for r in rows], [r["lang"] for r in rows])
         scores = [
@@ -203,7 +203,7 @@ class Runtime:
     _current: threading.local = field(default_factory=threading.local, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        install()  # deadlines must know every socket, pooled ones included (listener.deadline)
+        install()  # deadlines must know every socket, pooled ones included (listener.core.deadline)
 
     def shutdown(self) -> None:
         """Stop: stages end between two pages, batches or messages, and requests in flight
@@ -446,7 +446,7 @@ class Runtime:
         except Exception as exc:
             self._report("failed", stage, target, None)  # ends the progress line before the log
             self._finish(db, run_id, run, 0, f"{type(exc).__name__}: {exc}")
-            metrics.record_stage(stage, target, None)
+            instruments.record_stage(stage, target, None)
             if self.strict or not isinstance(exc, ListenerError | OSError):
                 log.exception("stage %s %s failed", stage, target)
             else:
@@ -456,7 +456,7 @@ class Runtime:
             return None
         else:
             self._finish(db, run_id, run, items)
-            metrics.record_stage(stage, target, items)
+            instruments.record_stage(stage, target, items)
             self._report("done", stage, target, items)
             return items
         finally:

@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from sqlite_utils import Database
 
-from listener.log import redact
-from listener.models import parse_iso
+from listener.core.log import redact
+from listener.core.models import parse_iso
 from storage import queries
 
 ERROR_WIDTH = 56  # the last-error column wraps at this width: the whole cause, never cut

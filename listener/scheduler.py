@@ -37,7 +37,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from listener.config import load_config
-from listener.errors import ConfigError, ListenerError
+from listener.core.errors import ConfigError, ListenerError
 from listener.pipeline import Runtime
 from listener.sources.base import Source
 

@@ -13,7 +13,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from listener.errors import StorageError
+from listener.core.errors import StorageError
 from storage.tx import BUSY_TIMEOUT_MS
 
 

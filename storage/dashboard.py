@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from listener.models import to_iso
+from listener.core.models import to_iso
 from storage.tx import immediate
 
 STATUSES = ("new", "handled", "not_relevant")

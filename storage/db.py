@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from listener.log import redact
-from listener.models import Page, Post, Rejected, Score, clean_text, parse_iso, to_iso
+from listener.core.log import redact
+from listener.core.models import Page, Post, Rejected, Score, clean_text, parse_iso, to_iso
 from storage.migrations import migrate
 from storage.tx import connect, environmental, immediate
 
@@ -51,7 +51,7 @@ _ROW_ERROR_CODES = ("SQLITE_TOOBIG", "SQLITE_MISMATCH", "SQLITE_CONSTRAINT", "SQ
 
 def scrubbed(text: str, limit: int | None = REASON_CHARS) -> str:
     """Error or reason text as it may be stored: every registered secret, credential URL
-    parameter and URL password masked (:func:`listener.log.redact`, as in the logs), storable
+    parameter and URL password masked (:func:`listener.core.log.redact`, as in the logs), storable
     UTF-8, at most ``limit`` characters.
 
     Every verb that writes such text (runs, rejects, pauses, deliveries, alerts) calls this, so

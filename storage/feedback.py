@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from listener.models import to_iso
+from listener.core.models import to_iso
 from storage.tx import immediate
 
 URGENT = 0.5  # urgency at or above this is "complaint" (needs a reply), as in the triage queue

@@ -20,7 +20,7 @@ from datetime import datetime
 import numpy as np
 from sqlite_utils import Database
 
-from listener.models import parse_iso, to_iso
+from listener.core.models import parse_iso, to_iso
 from storage.tx import immediate
 
 

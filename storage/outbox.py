@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from listener.models import to_iso
+from listener.core.models import to_iso
 from storage.db import EXTRA_BRANDS_SQL, SCORE_COLUMNS, scrubbed
 from storage.tx import immediate
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from listener.models import Post, ReportMessage, Score, parse_iso, to_iso
+from listener.core.models import Post, ReportMessage, Score, parse_iso, to_iso
 from storage import outbox
 from storage.db import SCORE_COLUMNS, scrubbed
 from storage.tx import immediate

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from listener.models import to_iso
+from listener.core.models import to_iso
 
 # the rollups' cell labels: sentiments, posts no model understood, posts not scored yet
 SENTIMENTS = ("negative", "neutral", "positive", "unsupported", "unscored")

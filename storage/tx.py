@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from listener.errors import StorageError
+from listener.core.errors import StorageError
 
 BUSY_TIMEOUT_MS = 10_000
 

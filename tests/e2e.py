@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from listener.models import to_iso, utcnow
+from listener.core.models import to_iso, utcnow
 
 NEGATIVE = [
     "This is the worst service ever. My order never arrived and nobody answers. I hate it.",

@@ -6,7 +6,7 @@ import pytest
 
 from alerts.sinks import REGISTRY as SINKS
 from alerts.sinks import sink_class
-from listener.errors import ConfigError
+from listener.core.errors import ConfigError
 from listener.sources import REGISTRY as SOURCES
 from listener.sources import source_class
 

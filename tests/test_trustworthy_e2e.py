@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from listener.models import to_iso, utcnow
+from listener.core.models import to_iso, utcnow
 from tests.e2e import cli_env, run_cli
 from tests.fakes.slack import FakeSlackWebhook
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from listener.registry import load_plugin
+from listener.core.registry import load_plugin
 
 REGISTRY: dict[str, str] = {
     "console": "alerts.sinks.console:ConsoleSink",

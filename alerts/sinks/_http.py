@@ -6,7 +6,7 @@ whose logic is the same for all of them: refusing base URLs that would send the 
 clear, mapping httpx's network failures to retryable :class:`DeliveryError` without the cause
 (which may hold the credential), keeping secrets out of log records and exception text, reading
 a JSON object from an answer that may not be one, and capping how much of an answer is read
-(:func:`capped_options`: the network guard of :mod:`listener.sources.guard`, which every source
+(:func:`capped_options`: the network guard of :mod:`listener.core.httpguard`, which every source
 uses too). Per-service wording (advice, rate-limit rules, error bodies) stays in each sink.
 """
 
@@ -19,9 +19,9 @@ from urllib.parse import SplitResult, urlsplit
 
 import httpx
 
-from listener.errors import DeliveryError
-from listener.log import redact, register_secret
-from listener.sources.guard import httpx_options, sink_policy
+from listener.core.errors import DeliveryError
+from listener.core.httpguard import httpx_options, sink_policy
+from listener.core.log import redact, register_secret
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
 """Hosts where plain http is allowed: only tests talk to them."""
@@ -144,7 +144,7 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
 
 
 def register_secrets(secrets: Iterable[str]) -> None:
-    """Register each secret with :mod:`listener.log`, whose handler-level filter redacts them."""
+    """Register each secret with :mod:`listener.core.log`, whose handler-level filter redacts them."""
     for secret in secrets:
         register_secret(secret)
 
@@ -160,7 +160,7 @@ class RedactFilter(logging.Filter):
     """Masks secrets in the records of one logger, before *any* handler sees them.
 
     Attached to the logger a client library writes to, so it also covers handlers that
-    :mod:`listener.log` does not install (pytest's caplog included), unlike a handler filter.
+    :mod:`listener.core.log` does not install (pytest's caplog included), unlike a handler filter.
     """
 
     def __init__(self, secrets: tuple[str, ...], mask: str) -> None:

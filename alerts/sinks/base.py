@@ -6,8 +6,8 @@ from typing import ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from listener.errors import DeliveryError, RateLimited
-from listener.models import AlertMessage, ReportMessage
+from listener.core.errors import DeliveryError, RateLimited
+from listener.core.models import AlertMessage, ReportMessage
 
 
 class SinkConfig(BaseModel):

@@ -15,7 +15,7 @@ from pydantic import Field
 from alerts.render import plain_text
 from alerts.render_report_text import report_text
 from alerts.sinks.base import SinkConfig
-from listener.models import AlertMessage, ReportMessage
+from listener.core.models import AlertMessage, ReportMessage
 
 
 class ConsoleSinkConfig(SinkConfig):

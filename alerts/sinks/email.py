@@ -25,7 +25,7 @@ Its own Message-ID comes from its own alert id, as for every mail, so the window
 same: an answer lost after the server took the update means a second copy, with the same
 Message-ID. A ``reply_to`` that is not a plain msg-id is logged and the update sent unthreaded.
 
-Secrets: the password is a ``repr=False`` field, registered with :mod:`listener.log` for
+Secrets: the password is a ``repr=False`` field, registered with :mod:`listener.core.log` for
 redaction, never put in an exception (server replies are scrubbed of it and of its AUTH base64
 forms), and smtplib's ``debuglevel`` stays 0 (smtplib prints the AUTH exchange when it is on).
 Exceptions are raised ``from None`` so no chained traceback carries a server's raw reply.
@@ -49,9 +49,9 @@ from alerts.render_email import html_body, plain_body, subject_line
 from alerts.render_report_email import write_report
 from alerts.sinks._smtp_text import recipient_replies, scrub, secret_forms
 from alerts.sinks.base import SinkConfig
-from listener.errors import ConfigError, DeliveryError
-from listener.log import register_secret
-from listener.models import AlertMessage, ReportMessage
+from listener.core.errors import ConfigError, DeliveryError
+from listener.core.log import register_secret
+from listener.core.models import AlertMessage, ReportMessage
 
 log = logging.getLogger(__name__)
 

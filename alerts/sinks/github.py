@@ -62,9 +62,9 @@ from alerts.sinks._http import (
     split_url,
 )
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
-from listener.errors import DeliveryError, RateLimited
-from listener.log import redact, register_secret
-from listener.models import AlertMessage, Clock, ReportMessage, utcnow
+from listener.core.errors import DeliveryError, RateLimited
+from listener.core.log import redact, register_secret
+from listener.core.models import AlertMessage, Clock, ReportMessage, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class GitHubSink:
         self._clock = clock
         self._host = urlsplit(config.base_url).hostname or "?"
         self._repo_path = f"/repos/{config.owner}/{config.repo}"  # both validated: [\w.-]
-        register_secret(config.token)  # the handler-level filter of listener.log redacts it
+        register_secret(config.token)  # the handler-level filter of listener.core.log redacts it
         self._client = httpx.Client(
             base_url=config.base_url,
             headers={

@@ -28,7 +28,7 @@ whose first message never reached Jira (``reply_to`` None).
 
 Retries belong to dispatch: one request per step, no redirects followed, timeouts always set.
 The API token (and the Basic credentials derived from it) never appear in an exception, a log
-line or a repr; they are registered with :mod:`listener.log` for redaction as well.
+line or a repr; they are registered with :mod:`listener.core.log` for redaction as well.
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ from alerts.sinks._http import (
     request,
 )
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
-from listener.errors import DeliveryError, RateLimited
-from listener.log import redact
-from listener.models import AlertMessage, Clock, ReportMessage, parse_iso, utcnow
+from listener.core.errors import DeliveryError, RateLimited
+from listener.core.log import redact
+from listener.core.models import AlertMessage, Clock, ReportMessage, parse_iso, utcnow
 
 log = logging.getLogger(__name__)
 

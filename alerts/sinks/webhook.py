@@ -28,7 +28,7 @@ at *every* send (DNS can change after start-up) and the request goes to the addr
 checked (the TLS name and the Host header stay the configured host), so a second lookup cannot
 swap in another address. Any address that is not globally routable (private, loopback,
 link-local such as 169.254.169.254, unspecified, shared, reserved, multicast, or such an IPv4
-address inside IPv6: :func:`listener.sources.guard.forbidden_address`, the rule every source's
+address inside IPv6: :func:`listener.core.httpguard.forbidden_address`, the rule every source's
 redirects are checked against too) is refused unless ``allow_private_network``. Redirects are
 never followed, and proxies from the environment are not used (they would connect to a name,
 not the checked address). The URL may carry a token (path or query), so it is treated as a
@@ -50,10 +50,10 @@ from alerts.render import strip_controls
 from alerts.render_webhook import report_payload, webhook_payload
 from alerts.sinks._http import RedactFilter, has_controls, mask_secrets, register_secrets
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
-from listener.errors import DeliveryError, RateLimited
-from listener.models import AlertMessage, Clock, ReportMessage, to_iso, utcnow
-from listener.sources.guard import Resolver, forbidden_address, resolve_host
-from listener.sources.guard import literal_host as _literal_host
+from listener.core.errors import DeliveryError, RateLimited
+from listener.core.httpguard import Resolver, forbidden_address, resolve_host
+from listener.core.httpguard import literal_host as _literal_host
+from listener.core.models import AlertMessage, Clock, ReportMessage, to_iso, utcnow
 
 __all__ = ["WebhookSink", "WebhookSinkConfig", "forbidden_address", "resolve_host", "sign"]
 

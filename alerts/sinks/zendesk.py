@@ -80,8 +80,8 @@ from alerts.sinks._http import (
     request,
 )
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
-from listener.errors import DeliveryError, RateLimited
-from listener.models import AlertMessage, ReportMessage
+from listener.core.errors import DeliveryError, RateLimited
+from listener.core.models import AlertMessage, ReportMessage
 
 log = logging.getLogger(__name__)
 

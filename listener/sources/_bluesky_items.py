@@ -8,7 +8,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from listener.models import parse_iso
+from listener.core.models import parse_iso
 
 log = logging.getLogger("listener.sources.bluesky")
 

@@ -8,7 +8,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from listener.models import parse_iso, to_iso
+from listener.core.models import parse_iso, to_iso
 from listener.sources.http import retry_after
 
 log = logging.getLogger("listener.sources.mastodon")

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from listener.models import POST_KINDS, Clock, Post, parse_iso
+from listener.core.models import POST_KINDS, Clock, Post, parse_iso
 
 REQUIRED_COLUMNS = ("id", "text")
 BOM = b"\xef\xbb\xbf"

@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from listener.models import Clock
-from listener.sources.guard import Policy
+from listener.core.httpguard import Policy
+from listener.core.models import Clock
 
 
 class RateBudget:

@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from listener.errors import ListenerError, RateLimited, SourceError
-from listener.models import Post
-from listener.sources.guard import refusal_in
+from listener.core.errors import ListenerError, RateLimited, SourceError
+from listener.core.httpguard import refusal_in
+from listener.core.models import Post
 from listener.sources.http import raise_for_status, retry_after
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from listener.models import Page, Post, Rejected, parse_iso, to_iso
+from listener.core.models import Page, Post, Rejected, parse_iso, to_iso
 
 log = logging.getLogger(__name__)
 

@@ -34,9 +34,9 @@ from urllib.parse import urlsplit
 
 import requests
 
-from listener.errors import RateLimited, SourceError
-from listener.models import parse_iso
-from listener.sources.guard import Policy
+from listener.core.errors import RateLimited, SourceError
+from listener.core.httpguard import Policy
+from listener.core.models import parse_iso
 from listener.sources.guard_requests import GuardedAdapter, mount
 from listener.sources.http import raise_for_status, retry_after
 

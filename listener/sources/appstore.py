@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from listener.errors import MissingDependency, SourceError
-from listener.models import Page, Post, Rejected, parse_iso
+from listener.core.errors import MissingDependency, SourceError
+from listener.core.httpguard import GuardSettings, guarded_client, source_policy
+from listener.core.models import Page, Post, Rejected, parse_iso
 from listener.sources._reviews import ReviewWalk, Watermark, backfill_page, dump_marks, load_marks
 from listener.sources.base import SourceConfig, SourceContext
-from listener.sources.guard import GuardSettings, guarded_client, source_policy
 from listener.sources.http import USER_AGENT, raise_for_status
 
 if TYPE_CHECKING:

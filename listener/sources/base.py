@@ -9,8 +9,8 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from listener.models import Clock, Page, Sleep, utcnow
-from listener.query import Brand
+from listener.core.models import Clock, Page, Sleep, utcnow
+from listener.core.query import Brand
 
 
 class SourceConfig(BaseModel):
@@ -54,7 +54,7 @@ class Source(Protocol):
 
     ``fetch`` yields pages in order; the collect stage stores each page and the page's cursor in
     one transaction, so a crash or a bad page never moves the cursor past posts not yet stored.
-    It raises :class:`listener.errors.SourceError` / ``RateLimited`` rather than returning partial
+    It raises :class:`listener.core.errors.SourceError` / ``RateLimited`` rather than returning partial
     garbage; malformed single records become ``Page.rejected`` entries instead.
     """
 

@@ -47,10 +47,17 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from listener.errors import ConfigError, ListenerError, MissingDependency, RateLimited, SourceError
-from listener.log import register_secret
-from listener.models import Page, Post, Rejected, to_iso
-from listener.query import to_simple_queries
+from listener.core.errors import (
+    ConfigError,
+    ListenerError,
+    MissingDependency,
+    RateLimited,
+    SourceError,
+)
+from listener.core.httpguard import GuardSettings, httpx_options, source_policy
+from listener.core.log import register_secret
+from listener.core.models import Page, Post, Rejected, to_iso
+from listener.core.query import to_simple_queries
 from listener.sources._bluesky_items import (
     bounded,
     dump_cursor,
@@ -62,7 +69,6 @@ from listener.sources._bluesky_items import (
     time_or_none,
 )
 from listener.sources.base import SourceConfig, SourceContext
-from listener.sources.guard import GuardSettings, httpx_options, source_policy
 from listener.sources.http import USER_AGENT, raise_for_status
 
 log = logging.getLogger(__name__)

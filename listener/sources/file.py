@@ -31,8 +31,8 @@ from typing import Any, BinaryIO, ClassVar, Literal
 
 from pydantic import Field
 
-from listener.errors import ConfigError, SourceError
-from listener.models import Clock, Page, Post, Rejected
+from listener.core.errors import ConfigError, SourceError
+from listener.core.models import Clock, Page, Post, Rejected
 from listener.sources._records import (
     BOM,
     RawRecord,

@@ -21,7 +21,7 @@ exceptions, and after the first failure refuses the library's retries without to
 network. The patch is process-wide, so a module lock serialises pages of every Google Play source
 (one page at a time across threads; held only for one page's requests, never across a yield).
 
-Every hop (urllib follows redirects) goes through :mod:`listener.sources.guard`: a redirect to a
+Every hop (urllib follows redirects) goes through :mod:`listener.core.httpguard`: a redirect to a
 private, loopback or link-local address is refused, and an answer over ``max_bytes`` fails the
 poll without being read whole.
 
@@ -49,11 +49,8 @@ from urllib.response import addinfourl
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from listener.errors import ListenerError, MissingDependency, RateLimited, SourceError
-from listener.models import Clock, Page, Post, Rejected, to_iso
-from listener.sources._reviews import ReviewWalk, Watermark, backfill_page, dump_marks, load_marks
-from listener.sources.base import SourceConfig, SourceContext
-from listener.sources.guard import (
+from listener.core.errors import ListenerError, MissingDependency, RateLimited, SourceError
+from listener.core.httpguard import (
     GuardedRedirectHandler,
     GuardSettings,
     Origin,
@@ -61,6 +58,9 @@ from listener.sources.guard import (
     read_capped,
     source_policy,
 )
+from listener.core.models import Clock, Page, Post, Rejected, to_iso
+from listener.sources._reviews import ReviewWalk, Watermark, backfill_page, dump_marks, load_marks
+from listener.sources.base import SourceConfig, SourceContext
 from listener.sources.http import DEFAULT_WAIT, raise_for_status
 
 log = logging.getLogger(__name__)

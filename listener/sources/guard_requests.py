@@ -1,4 +1,4 @@
-"""The network guard (:mod:`listener.sources.guard`) for clients built on ``requests``.
+"""The network guard (:mod:`listener.core.httpguard`) for clients built on ``requests``.
 
 tweepy (X), prawcore (Reddit) and Mastodon.py send through a ``requests.Session`` that each
 source controls. :class:`GuardedAdapter`, mounted on that session for ``http://`` and
@@ -17,7 +17,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
-from listener.sources.guard import Origin, Policy
+from listener.core.httpguard import Origin, Policy
 
 _PIECE = 64 * 1024
 

@@ -1,7 +1,7 @@
 """Hacker News stories and comments through the Algolia HN Search API (no key needed).
 
 ``GET /api/v1/search_by_date`` answers newest first. Algolia has no OR, so every brand query is
-split into its DNF branches (:func:`listener.query.to_simple_queries`) and each branch is one
+split into its DNF branches (:func:`listener.core.query.to_simple_queries`) and each branch is one
 request stream; the collect stage applies the full query (negations included) locally.
 
 Per query the cursor keeps a high-water mark of ``created_at_i`` (Unix seconds) and the recent
@@ -31,12 +31,12 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from listener.errors import ConfigError, MissingDependency, SourceError
-from listener.models import Page, Post, Rejected
-from listener.query import to_simple_queries
+from listener.core.errors import ConfigError, MissingDependency, SourceError
+from listener.core.httpguard import GuardSettings, guarded_client, source_policy
+from listener.core.models import Page, Post, Rejected
+from listener.core.query import to_simple_queries
 from listener.sources._html_text import html_to_text
 from listener.sources.base import SourceConfig, SourceContext
-from listener.sources.guard import GuardSettings, guarded_client, source_policy
 from listener.sources.http import USER_AGENT, raise_for_status
 
 try:

@@ -11,7 +11,7 @@ import email.utils
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from listener.errors import RateLimited, SourceError
+from listener.core.errors import RateLimited, SourceError
 
 DEFAULT_WAIT = 60.0
 USER_AGENT = "social-listener/0.1 (+self-hosted; https://pypi.org/project/social-listener/)"

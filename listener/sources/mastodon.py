@@ -44,10 +44,17 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from listener.errors import ConfigError, ListenerError, MissingDependency, RateLimited, SourceError
-from listener.log import register_secret
-from listener.models import Page, Post, Rejected
-from listener.query import to_simple_queries
+from listener.core.errors import (
+    ConfigError,
+    ListenerError,
+    MissingDependency,
+    RateLimited,
+    SourceError,
+)
+from listener.core.httpguard import GuardSettings, refusal_in, source_policy
+from listener.core.log import register_secret
+from listener.core.models import Page, Post, Rejected
+from listener.core.query import to_simple_queries
 from listener.sources._html_text import html_to_text
 from listener.sources._mastodon_items import (
     created_at_of,
@@ -61,7 +68,6 @@ from listener.sources._mastodon_items import (
     thread_of,
 )
 from listener.sources.base import SourceConfig, SourceContext
-from listener.sources.guard import GuardSettings, refusal_in, source_policy
 from listener.sources.http import USER_AGENT, raise_for_status
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Each of these is one newest-first *stream* with its own cursor entry:
 ``search`` (default on): one ``sort=new`` search per brand with the query translated by
-:func:`listener.query.to_reddit`, over all of Reddit (``/search``) or only the ``subreddits``
+:func:`listener.core.query.to_reddit`, over all of Reddit (``/search``) or only the ``subreddits``
 (``/r/a+b/search?restrict_sr=true``), submissions only; ``submissions``: each subreddit's
 ``/r/<name>/new``; ``comments``: each subreddit's ``/r/<name>/comments``.
 
@@ -50,10 +50,11 @@ from urllib.parse import urlencode, urlsplit
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from listener.errors import ConfigError, MissingDependency, RateLimited, SourceError
-from listener.log import register_secret
-from listener.models import Page, Post, Rejected
-from listener.query import to_reddit
+from listener.core.errors import ConfigError, MissingDependency, RateLimited, SourceError
+from listener.core.httpguard import GuardSettings, source_policy
+from listener.core.log import register_secret
+from listener.core.models import Page, Post, Rejected
+from listener.core.query import to_reddit
 from listener.sources._reddit_http import RateBudget, http_session, no_retries
 from listener.sources._reddit_items import (
     Cycle,
@@ -71,7 +72,6 @@ from listener.sources._reddit_items import (
     to_post,
 )
 from listener.sources.base import SourceConfig, SourceContext
-from listener.sources.guard import GuardSettings, source_policy
 
 log = logging.getLogger(__name__)
 

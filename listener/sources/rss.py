@@ -22,7 +22,7 @@ delivers it: after ``CUT_READS`` consecutive reads ending in the same entry, it 
 Every other entry of a cut document ended before the cut and is used at once. Storage stays
 append-only; nothing is rewritten.
 
-Every request and every redirect hop goes through :mod:`listener.sources.guard`: a redirect to
+Every request and every redirect hop goes through :mod:`listener.core.httpguard`: a redirect to
 a private, loopback or link-local address is refused (``allow_private: true`` for intranet
 feeds; a feed URL written as an IP address or localhost is always allowed), and a document over
 ``max_bytes`` fails that feed's poll without being read whole.
@@ -54,11 +54,11 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
 
-from listener.errors import ListenerError, MissingDependency, RateLimited, SourceError
-from listener.models import Page, Post, Rejected
+from listener.core.errors import ListenerError, MissingDependency, RateLimited, SourceError
+from listener.core.httpguard import GuardSettings, guarded_client, source_policy
+from listener.core.models import Page, Post, Rejected
 from listener.sources._html_text import html_to_text
 from listener.sources.base import SourceConfig, SourceContext
-from listener.sources.guard import GuardSettings, guarded_client, source_policy
 from listener.sources.http import USER_AGENT, raise_for_status
 
 try:  # both checked in the constructor, so `listener sources` can say what to install

@@ -41,10 +41,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, StringConstraints, field_validator
 
-from listener.errors import ConfigError, MissingDependency
-from listener.log import register_secret
-from listener.models import Page, Post, Rejected
-from listener.query import Brand, Or, to_x
+from listener.core.errors import ConfigError, MissingDependency
+from listener.core.httpguard import GuardSettings, source_policy
+from listener.core.log import register_secret
+from listener.core.models import Page, Post, Rejected
+from listener.core.query import Brand, Or, to_x
 from listener.sources._x_cursor import load_cursor
 from listener.sources._x_transport import (
     X_API_URL,
@@ -63,7 +64,6 @@ from listener.sources._x_transport import (
     text_of,
 )
 from listener.sources.base import SourceConfig, SourceContext
-from listener.sources.guard import GuardSettings, source_policy
 from listener.sources.http import USER_AGENT
 
 log = logging.getLogger(__name__)

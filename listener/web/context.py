@@ -11,7 +11,7 @@ from pathlib import Path
 from flask import current_app, g
 from sqlite_utils import Database
 
-from listener.models import Clock, utcnow
+from listener.core.models import Clock, utcnow
 from storage.tx import connect
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -15,7 +15,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from alerts.terms import tokens
-from listener.models import parse_iso, to_iso
+from listener.core.models import parse_iso, to_iso
 from storage.trends import (
     SENTIMENTS,
     Counts,

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter
 
-from listener.models import parse_iso, to_iso
+from listener.core.models import parse_iso, to_iso
 from storage.dashboard import STATUSES, QueueFilter
 from storage.trends import BUCKETS, Period
 

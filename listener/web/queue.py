@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, jsonify, render_template, request
 from werkzeug.exceptions import BadRequest
 
-from listener.language import UNDETERMINED
+from listener.core.language import UNDETERMINED
 from listener.web.context import get_db, now
 from listener.web.export import EXPORT_LIMIT, csv_response, json_response
 from listener.web.params import PAGE_SIZE, SENTIMENTS, View, http_url, parse_view

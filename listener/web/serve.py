@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 import click
 
 from listener.config import Config, ServeSettings, is_loopback, load_config
-from listener.errors import ConfigError, MissingDependency
-from listener.query import positive_terms
+from listener.core.errors import ConfigError, MissingDependency
+from listener.core.query import positive_terms
 
 THREADS = 4  # requests served at once; each opens its own SQLite connection
 

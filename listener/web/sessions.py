@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlite_utils import Database
 
-from listener.models import to_iso
+from listener.core.models import to_iso
 from storage.tx import immediate
 
 SESSION_MAX_AGE = 7 * 24 * 3600  # seconds a log-in lasts

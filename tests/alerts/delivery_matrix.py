@@ -31,7 +31,7 @@ from sqlite_utils import Database
 from alerts.dispatch import RetryPolicy, dispatch
 from alerts.sinks import sink_class
 from alerts.sinks.base import Sink
-from listener.models import Page, Post, Score
+from listener.core.models import Page, Post, Score
 from storage import db as store
 from storage import outbox
 from tests.alerts.delivery_remotes import DEDUPED, Remote, remote

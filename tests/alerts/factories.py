@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from listener.models import AlertMessage, Post, ReportMessage, Score
+from listener.core.models import AlertMessage, Post, ReportMessage, Score
 
 POSTED = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
 

@@ -27,8 +27,8 @@ from alerts.digest import (
 )
 from alerts.digest_figures import read_figures
 from listener.config import load_config
-from listener.errors import ConfigError
-from listener.models import Page, Post, Score
+from listener.core.errors import ConfigError
+from listener.core.models import Page, Post, Score
 from listener.pipeline import Runtime
 from storage import db as store
 from storage import outbox

@@ -9,7 +9,7 @@ from sqlite_utils import Database
 
 from alerts.dispatch import RetryPolicy, dispatch
 from alerts.sinks.slack import SlackSink, SlackSinkConfig
-from listener.models import Page, Post, Score
+from listener.core.models import Page, Post, Score
 from storage import db as store
 from storage import outbox
 from tests.fakes.slack import FakeSlackWebhook

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from alerts.dispatch import RetryPolicy, dispatch
 from alerts.sinks.base import SinkConfig
 from alerts.sinks.email import EmailSink, EmailSinkConfig
-from listener.errors import ConfigError, DeliveryError
-from listener.models import Page, Post, Score
+from listener.core.errors import ConfigError, DeliveryError
+from listener.core.models import Page, Post, Score
 from storage import db as store
 from storage import outbox
 from tests.alerts.factories import make_alert

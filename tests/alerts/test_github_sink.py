@@ -17,8 +17,8 @@ from alerts.dispatch import RetryPolicy, dispatch
 from alerts.render_github import ZWJ, marker
 from alerts.sinks.base import SinkConfig
 from alerts.sinks.github import GitHubSink, GitHubSinkConfig
-from listener.errors import DeliveryError, RateLimited
-from listener.models import Page, Post, Score
+from listener.core.errors import DeliveryError, RateLimited
+from listener.core.models import Page, Post, Score
 from storage import db as store
 from storage import outbox
 from tests.alerts.factories import make_alert

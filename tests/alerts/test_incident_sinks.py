@@ -23,11 +23,11 @@ from alerts.sinks.email import EmailSink, EmailSinkConfig
 from alerts.sinks.github import GitHubSink, GitHubSinkConfig
 from alerts.sinks.jira import JiraSink, JiraSinkConfig
 from alerts.sinks.slack import SlackSink, SlackSinkConfig
-from alerts.sinks.slack_bot import EVENT_TYPE
+from alerts.sinks.slack.bot import EVENT_TYPE
 from alerts.sinks.webhook import WebhookSink, WebhookSinkConfig
 from alerts.sinks.zendesk import ZendeskSink, ZendeskSinkConfig
-from listener.errors import DeliveryError, RateLimited
-from listener.models import Page, Post, Score
+from listener.core.errors import DeliveryError, RateLimited
+from listener.core.models import Page, Post, Score
 from storage import db as store
 from storage.reports import Report, enqueue_report, report_alert_id
 from tests.alerts.test_dispatch import ManualClock

@@ -23,8 +23,8 @@ from alerts.sinks.slack import SlackSink, SlackSinkConfig
 from bench import mixed_day_data as data
 from classifiers.routing import LanguageRouter
 from listener.config import BrandSettings
-from listener.language import detect
-from listener.models import Page, Post
+from listener.core.language import detect
+from listener.core.models import Page, Post
 from listener.pipeline import classify, keep_for_brands
 from storage import dashboard
 from tests.fakes.slack import BOT_TOKEN, CHANNEL_ID, FakeSlackAPI

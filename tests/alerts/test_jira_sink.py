@@ -18,8 +18,8 @@ from alerts.dispatch import RetryPolicy, dispatch
 from alerts.render_jira import DESCRIPTION_MAX
 from alerts.sinks.base import SinkConfig
 from alerts.sinks.jira import JiraSink, JiraSinkConfig
-from listener.errors import DeliveryError, RateLimited
-from listener.models import Page, Post, Score
+from listener.core.errors import DeliveryError, RateLimited
+from listener.core.models import Page, Post, Score
 from storage import db as store
 from storage import outbox
 from tests.alerts.factories import make_alert

@@ -31,9 +31,9 @@ from alerts.rules import Condition, RuleConfig
 from alerts.rules_stage import RulesContext
 from classifiers.routing import LanguageRouter
 from listener.config import load_config
-from listener.errors import ConfigError
-from listener.language import detect, with_languages
-from listener.models import AlertMessage, Page, Post, Score
+from listener.core.errors import ConfigError
+from listener.core.language import detect, with_languages
+from listener.core.models import AlertMessage, Page, Post, Score
 from listener.pipeline import classify, evaluate_rules
 from storage import db as store
 from storage import outbox

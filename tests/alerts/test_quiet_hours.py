@@ -14,8 +14,8 @@ from alerts.digest import run_digests
 from alerts.quiet import QuietHours
 from alerts.rules import RuleConfig
 from listener.config import load_config
-from listener.errors import ConfigError
-from listener.models import Page, Post, Score
+from listener.core.errors import ConfigError
+from listener.core.models import Page, Post, Score
 from listener.pipeline import Runtime, evaluate_rules
 from storage import db as store
 

@@ -21,7 +21,7 @@ from alerts.sinks.email import EmailSink, EmailSinkConfig
 from alerts.sinks.github import GitHubSink, GitHubSinkConfig
 from alerts.sinks.jira import JiraSink, JiraSinkConfig
 from alerts.sinks.zendesk import ZendeskSinkConfig, ticket_payload
-from listener.models import ReportMessage
+from listener.core.models import ReportMessage
 from tests.alerts.factories import PNG, make_post, make_report, make_score
 from tests.fakes.jira_api import valid_adf
 

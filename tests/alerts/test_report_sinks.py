@@ -26,8 +26,8 @@ from alerts.sinks.github import GitHubSink, GitHubSinkConfig
 from alerts.sinks.jira import JiraSink, JiraSinkConfig
 from alerts.sinks.webhook import WebhookSink, WebhookSinkConfig
 from alerts.sinks.zendesk import ZendeskSink, ZendeskSinkConfig
-from listener.errors import DeliveryError
-from listener.models import Page, Post, Score
+from listener.core.errors import DeliveryError
+from listener.core.models import Page, Post, Score
 from storage import db as store
 from storage.reports import Report, enqueue_report
 from tests.alerts.factories import PNG, REPORT_END, make_report

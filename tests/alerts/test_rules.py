@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from alerts.rules import Condition, priority
-from listener.models import Post, Score
+from listener.core.models import Post, Score
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 

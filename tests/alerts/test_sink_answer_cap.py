@@ -15,8 +15,8 @@ from alerts.sinks.github import GitHubSink, GitHubSinkConfig
 from alerts.sinks.jira import JiraSink, JiraSinkConfig
 from alerts.sinks.slack import SlackSink, SlackSinkConfig
 from alerts.sinks.zendesk import ZendeskSink, ZendeskSinkConfig
-from listener.errors import DeliveryError
-from listener.sources.guard import SINK_MAX_BYTES
+from listener.core.errors import DeliveryError
+from listener.core.httpguard import SINK_MAX_BYTES
 from tests.alerts.factories import make_alert
 from tests.fakes.hostile import EndlessBody
 from tests.fakes.slack import BOT_TOKEN, CHANNEL_ID

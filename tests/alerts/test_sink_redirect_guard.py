@@ -1,6 +1,6 @@
 """Issue 14 #8 for sinks whose client follows redirects on its own: slack_sdk opens every request
 with urllib's default opener, which follows a 302 — to the cloud metadata service or to another
-port of this machine. Dispatch keeps every attempt inside :func:`listener.netguard.only_to`:
+port of this machine. Dispatch keeps every attempt inside :func:`listener.core.netguard.only_to`:
 the destination's configured hosts, and public addresses, nothing else.
 
 The real Slack sink (webhook and bot token) and the real dispatch stage, against a fake that
@@ -17,8 +17,8 @@ from sqlite_utils import Database
 
 from alerts.dispatch import RetryPolicy, dispatch
 from alerts.sinks.slack import SlackSink, SlackSinkConfig
-from listener.models import Page, Post, Score
-from listener.netguard import endpoints, forbidden, only_to
+from listener.core.models import Page, Post, Score
+from listener.core.netguard import endpoints, forbidden, only_to
 from storage import db as store
 from storage import outbox
 from tests.fakes.hostile import Recorder, Redirector

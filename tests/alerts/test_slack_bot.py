@@ -16,9 +16,9 @@ from sqlite_utils import Database
 
 from alerts.dispatch import RetryPolicy, dispatch
 from alerts.sinks.slack import SlackSink, SlackSinkConfig
-from alerts.sinks.slack_bot import EVENT_TYPE
-from listener.errors import DeliveryError, RateLimited
-from listener.models import Page, Post, Score
+from alerts.sinks.slack.bot import EVENT_TYPE
+from listener.core.errors import DeliveryError, RateLimited
+from listener.core.models import Page, Post, Score
 from storage import db as store
 from storage import outbox
 from storage.reports import Report, enqueue_report

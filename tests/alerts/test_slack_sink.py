@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from alerts.sinks import sink_class
 from alerts.sinks.slack import SlackSink, SlackSinkConfig
 from listener.config import load_config
-from listener.errors import ConfigError, DeliveryError, RateLimited
+from listener.core.errors import ConfigError, DeliveryError, RateLimited
 from tests.alerts.factories import make_alert
 from tests.fakes.slack import HANG_UP, FakeSlackWebhook
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alerts.spike_stats import (
+from alerts.spikes import SpikeConfig, run_spikes
+from alerts.spikes.stats import (
     NEGATIVE,
     VOLUME,
     HourCounts,
@@ -20,11 +21,10 @@ from alerts.spike_stats import (
     due,
     negbin_sf,
 )
-from alerts.spikes import SpikeConfig, run_spikes
 from alerts.terms import top_terms
 from bench.spikes import evaluate, generate
 from listener.config import BrandSettings, load_config
-from listener.models import Page, Post, Score
+from listener.core.models import Page, Post, Score
 from listener.pipeline import Runtime
 from storage import db as store
 

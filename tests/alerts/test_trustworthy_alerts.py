@@ -22,7 +22,7 @@ from alerts.rules_stage import RulesContext, RulesOutcome, evaluate_rules
 from alerts.sinks.console import ConsoleSink, ConsoleSinkConfig
 from alerts.sinks.slack import SlackSink, SlackSinkConfig
 from listener.config import BrandSettings
-from listener.models import Page, Post, Score
+from listener.core.models import Page, Post, Score
 from listener.pipeline import keep_for_brands
 from storage import db as store
 from storage import outbox

@@ -15,7 +15,7 @@ from sqlite_utils import Database
 
 from alerts.dispatch import RetryPolicy, dispatch
 from alerts.sinks.webhook import WebhookSink, WebhookSinkConfig, forbidden_address
-from listener.errors import DeliveryError, RateLimited
+from listener.core.errors import DeliveryError, RateLimited
 from tests.alerts.factories import make_alert
 from tests.alerts.test_dispatch import ManualClock, seed
 from tests.fakes.webhook_receiver import HANG_UP, FakeWebhookReceiver

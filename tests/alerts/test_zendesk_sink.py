@@ -16,7 +16,7 @@ from sqlite_utils import Database
 from alerts.dispatch import RetryPolicy, dispatch
 from alerts.render import ZWSP
 from alerts.sinks.zendesk import ZendeskSink, ZendeskSinkConfig
-from listener.errors import DeliveryError, RateLimited
+from listener.core.errors import DeliveryError, RateLimited
 from tests.alerts.factories import make_alert, make_score
 from tests.alerts.test_dispatch import ManualClock, seed
 from tests.fakes.zendesk_api import HANG_UP, TICKETS, FakeZendesk, RecordedRequest

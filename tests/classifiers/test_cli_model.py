@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from classifiers.base import SENTIMENT_LABELS
 from listener.cli_model import eval_command, parse_line, score
-from listener.errors import ClassifierError
+from listener.core.errors import ClassifierError
 
 
 def run_score(stdin: str, *args: str) -> list[dict]:

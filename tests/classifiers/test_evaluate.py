@@ -17,7 +17,7 @@ from classifiers.evaluate import (
     format_report,
     read_labelled_tsv,
 )
-from listener.errors import ClassifierError
+from listener.core.errors import ClassifierError
 
 # text → (predicted label, confidence of that label); gold labels are in the TSV below
 CANNED = {

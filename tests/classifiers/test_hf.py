@@ -26,7 +26,7 @@ from classifiers.hf import (
     weights_version,
 )
 from classifiers.loader import load_classifier
-from listener.errors import ClassifierError
+from listener.core.errors import ClassifierError
 
 WORDS = [
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "@", "user", "http", "!", ".", ",",

@@ -17,7 +17,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from classifiers.loader import load_routed
 from classifiers.multilingual import CharNgrams, MultilingualClassifier
 from classifiers.routing import LanguageRouter
-from listener.language import detect
+from listener.core.language import detect
 from tests.classifiers.test_hf import THREE, build_tiny_model
 
 HELP = Path(__file__).resolve().parents[2] / "bench" / "data" / "help_requests.tsv"

@@ -22,7 +22,7 @@ from classifiers.lora import (
     save_adapter,
     target_names,
 )
-from listener.errors import ClassifierError
+from listener.core.errors import ClassifierError
 
 
 def tiny_bert(layers: int = 2) -> BertModel:

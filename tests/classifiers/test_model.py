@@ -13,7 +13,7 @@ from classifiers.artifacts import DEFAULT_HEADS_DIR, artifacts_version, default_
 from classifiers.base import SENTIMENT_LABELS, Classifier
 from classifiers.loader import load_classifier
 from classifiers.transformer import Encoder, TransformerClassifier
-from listener.errors import ClassifierError
+from listener.core.errors import ClassifierError
 
 REPO = Path(__file__).resolve().parents[2]
 

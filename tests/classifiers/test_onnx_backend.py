@@ -23,7 +23,7 @@ from classifiers.loader import load_classifier  # noqa: E402
 from classifiers.onnx_backend import gelu, load_onnx_classifier, pooled_layers  # noqa: E402
 from classifiers.onnx_export import EXPORT_FORMAT  # noqa: E402
 from listener.cli_model import eval_command, score  # noqa: E402
-from listener.errors import ClassifierError, MissingDependency  # noqa: E402
+from listener.core.errors import ClassifierError, MissingDependency  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 VAL = REPO.parent / "shared" / "data" / "sentiment" / "val.tsv"

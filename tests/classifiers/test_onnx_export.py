@@ -29,7 +29,7 @@ from classifiers.onnx_export import (  # noqa: E402
     entry_path,
     stamp_problem,
 )
-from listener.errors import ClassifierError  # noqa: E402
+from listener.core.errors import ClassifierError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TEXTS = ["I love this", "worst service ever", "ok", "@AcmeHelp my package is lost again"]

@@ -14,6 +14,8 @@ from classifiers.evaluate import macro_f1, macro_recall
 from classifiers.transformer import TransformerClassifier
 from listener.cli_model import train
 
+pytestmark = pytest.mark.slow  # make test-fast leaves it out
+
 WORDS = {
     "negative": ["awful", "terrible", "broken", "hate", "worst"],
     "neutral": ["tuesday", "meeting", "schedule", "update", "report"],

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.crash.harness import Harness
+
+pytestmark = pytest.mark.slow  # make test-fast leaves it out
 
 KILLS = 10
 

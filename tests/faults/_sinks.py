@@ -6,7 +6,7 @@ fault matrix of issue 5 uses the same), the outbox from a real SQLite file
 (:func:`tests.alerts.delivery_matrix.seed_alerts`). :class:`SinkRun` dispatches through
 :func:`alerts.dispatch.dispatch` as the runtime does for one destination: a total
 ``send_deadline`` and the socket-level address guard of the destination's own endpoints
-(:func:`listener.netguard.endpoints`).
+(:func:`listener.core.netguard.endpoints`).
 
 SMTP has its own kinds: the fake server's ``SmtpFaults`` (421 at MAIL, 451 at DATA, the
 connection dropped at MAIL), and :class:`SmtpFront`, a TCP front before the fake that either
@@ -27,8 +27,8 @@ from typing import Any
 
 from alerts.dispatch import DispatchResult, RetryPolicy, dispatch
 from alerts.sinks.base import Sink
-from listener.models import parse_iso
-from listener.netguard import endpoints, private_allowed
+from listener.core.models import parse_iso
+from listener.core.netguard import endpoints, private_allowed
 from storage import db as store
 from tests.alerts.delivery_matrix import build_sink, seed_alerts
 from tests.alerts.delivery_remotes import Remote

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from listener.config import load_config
-from listener.models import parse_iso
+from listener.core.models import parse_iso
 from listener.pipeline import Runtime
 from storage import db as store
 from tests.fakes import (

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from listener.sources.guard import SINK_MAX_BYTES
+from listener.core.httpguard import SINK_MAX_BYTES
 from storage import outbox
 from tests.alerts.delivery_remotes import remote
 from tests.fakes.chaos import KINDS, Chaos

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from listener.errors import ConfigError, MissingDependency, RateLimited, SourceError
-from listener.log import redact
-from listener.models import Page
+from listener.core.errors import ConfigError, MissingDependency, RateLimited, SourceError
+from listener.core.log import redact
+from listener.core.models import Page
+from listener.core.query import Brand, parse
 from listener.pipeline import collect
-from listener.query import Brand, parse
 from listener.sources.base import SourceContext
 from listener.sources.bluesky import BlueskySource, BlueskySourceConfig
 from storage.db import load_cursor, open_db

@@ -25,9 +25,9 @@ from classifiers.loader import load_classifier
 from listener import cli_ops, health
 from listener.cli import cli
 from listener.config import load_config
-from listener.log import setup_logging
+from listener.core.log import setup_logging
+from listener.core.models import Page, Post, to_iso
 from listener.metrics import scrape_registry
-from listener.models import Page, Post, to_iso
 from listener.pipeline import Runtime
 from storage import db as store
 from tests.e2e import NEGATIVE, POSITIVE, cli_env, run_cli

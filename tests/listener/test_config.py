@@ -17,8 +17,8 @@ from alerts.spikes import SpikeConfig
 from listener import config as config_module
 from listener.cli import cli
 from listener.config import load_config
-from listener.errors import ConfigError
-from listener.log import redact
+from listener.core.errors import ConfigError
+from listener.core.log import redact
 from listener.sources import REGISTRY as SOURCES
 from listener.sources import source_class
 

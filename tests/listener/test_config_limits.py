@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from listener.config import load_config
-from listener.errors import ConfigError
+from listener.core.errors import ConfigError
 from tests.e2e import cli_env, run_cli
 
 VALID = """\

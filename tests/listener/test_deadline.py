@@ -25,8 +25,8 @@ import requests
 from sqlite_utils import Database
 
 from listener.config import load_config
-from listener.deadline import deadline, expire_all, install
-from listener.errors import DeadlineExceeded
+from listener.core.deadline import deadline, expire_all, install
+from listener.core.errors import DeadlineExceeded
 from listener.pipeline import Runtime
 from tests.e2e import NEGATIVE, cli_env, posts_jsonl
 from tests.fakes.base import HANG, FakeHTTPServer, ScriptedResponse
@@ -221,8 +221,8 @@ def test_a_run_without_progress_shows_as_stuck(tmp_path: Path) -> None:
     from datetime import timedelta
 
     from listener.cli_ops import render_status
+    from listener.core.models import utcnow
     from listener.health import healthz, load_snapshot
-    from listener.models import utcnow
     from storage import db as store
 
     with Slow("fast") as slack, Receiver() as hook:

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from listener import cli_ops
 from listener.config import load_config
+from listener.core.netguard import Endpoint, endpoints
 from listener.doctor import FAIL, OK, reach
-from listener.netguard import Endpoint, endpoints
 from tests.fakes.feeds import FakeFeedServer
 from tests.fakes.smtp_server import FakeSMTPServer, TestCA
 from tests.fakes.webhook_receiver import FakeWebhookReceiver

@@ -24,8 +24,8 @@ from sqlite_utils import Database
 
 from classifiers.base import Classifier
 from listener.config import load_config
-from listener.errors import StorageError
-from listener.models import Page, Post, Score, parse_iso
+from listener.core.errors import StorageError
+from listener.core.models import Page, Post, Score, parse_iso
 from listener.pipeline import Runtime, collect
 from storage import db as store
 from storage import outbox

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from listener.errors import ConfigError
-from listener.models import Page, Post, Rejected
+from listener.core.errors import ConfigError
+from listener.core.models import Page, Post, Rejected
 from listener.sources import source_class
 from listener.sources.base import SourceConfig, SourceContext
 from listener.sources.file import MAX_QUOTED_LINES, FileSource, FileSourceConfig

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from listener.errors import MissingDependency, RateLimited, SourceError
-from listener.models import Page
+from listener.core.errors import MissingDependency, RateLimited, SourceError
+from listener.core.models import Page
+from listener.core.query import Brand, parse
 from listener.pipeline import collect
-from listener.query import Brand, parse
 from listener.sources.base import SourceContext
 from listener.sources.googleplay import GooglePlaySource, GooglePlaySourceConfig
 from storage.db import load_cursor, open_db

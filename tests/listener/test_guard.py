@@ -1,4 +1,4 @@
-"""The network guard's rules (:mod:`listener.sources.guard`): which origins are trusted, which
+"""The network guard's rules (:mod:`listener.core.httpguard`): which origins are trusted, which
 addresses are refused, what a refusal says; DNS is injected, HTTP is real (127.0.0.1)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from listener.errors import SourceError
-from listener.sources.guard import (
+from listener.core.errors import SourceError
+from listener.core.httpguard import (
     GuardSettings,
     Origin,
     SourceRefused,

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from listener.errors import ConfigError, MissingDependency, RateLimited, SourceError
-from listener.models import Page
+from listener.core.errors import ConfigError, MissingDependency, RateLimited, SourceError
+from listener.core.models import Page
+from listener.core.query import Brand, parse
 from listener.pipeline import collect
-from listener.query import Brand, parse
 from listener.sources import hackernews
 from listener.sources.base import SourceContext
 from listener.sources.hackernews import HackerNewsSource, HackerNewsSourceConfig

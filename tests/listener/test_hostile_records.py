@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from sqlite_utils import Database
 
+from listener.core.query import Brand, parse
 from listener.pipeline import collect
-from listener.query import Brand, parse
 from listener.sources.base import SourceContext
 from listener.sources.file import FileSource, FileSourceConfig
 from listener.sources.hackernews import HackerNewsSource, HackerNewsSourceConfig

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from listener.errors import RateLimited, SourceError
+from listener.core.errors import RateLimited, SourceError
 from listener.sources.http import raise_for_status, retry_after
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

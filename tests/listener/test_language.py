@@ -7,10 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from listener.language import UNDETERMINED, detect, language_of, platform_language, with_languages
-from listener.models import Page, Post
+from listener.core.language import (
+    UNDETERMINED,
+    detect,
+    language_of,
+    platform_language,
+    with_languages,
+)
+from listener.core.models import Page, Post
+from listener.core.query import Brand, parse
 from listener.pipeline import collect, pages_within
-from listener.query import Brand, parse
 from storage import db as store
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)

@@ -22,7 +22,7 @@ from classifiers.base import Classifier
 from classifiers.loader import load_classifier
 from listener import health
 from listener.config import load_config
-from listener.errors import ListenerError
+from listener.core.errors import ListenerError
 from listener.metrics import REGISTRY, scrape_registry, serve
 from listener.pipeline import Runtime
 from storage import db as store

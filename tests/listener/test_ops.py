@@ -12,7 +12,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from listener import cli_ops
-from listener.models import Page, Post
+from listener.core.models import Page, Post
 from storage import db as store
 from tests.e2e import cli_env, run_cli
 
@@ -26,7 +26,7 @@ PAGE = 50  # posts per transaction of the writer below
 WRITER = f"""
 import sys, time
 from datetime import UTC, datetime
-from listener.models import Page, Post
+from listener.core.models import Page, Post
 from storage.db import open_db, store_page
 db, n = open_db(sys.argv[1]), int(sys.argv[2])
 while True:

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from listener import cli_ops
 from listener.config import load_config
+from listener.core.language import detect
 from listener.doctor import FAIL, check_model
-from listener.language import detect
 from listener.pipeline import Runtime
 from tests.fakes.github_api import FakeGitHub
 from tests.fakes.hn_api import FakeHNSearch

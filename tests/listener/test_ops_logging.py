@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from listener.log import about_post, register_secret, setup_logging
+from listener.core.log import about_post, register_secret, setup_logging
 from tests.e2e import NEGATIVE, cli_env, run_cli, setup_dir
 from tests.fakes.slack import FakeSlackWebhook
 

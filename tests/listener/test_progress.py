@@ -23,7 +23,7 @@ import pytest
 from classifiers.base import Classifier
 from classifiers.loader import load_classifier
 from listener.config import load_config
-from listener.models import to_iso
+from listener.core.models import to_iso
 from listener.pipeline import Runtime
 from listener.progress import CLEAR_LINE, TerminalProgress, describe, dispatch_detail, wanted
 from tests.e2e import NEGATIVE, POSITIVE, cli_env

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from listener.query import QueryError, dnf, matches, parse, to_reddit, to_simple_queries, to_x
+from listener.core.query import QueryError, dnf, matches, parse, to_reddit, to_simple_queries, to_x
 
 POSTS = {
     "outage": "Acme is DOWN again, our site is offline",

@@ -21,10 +21,10 @@ import pytest
 from pydantic import ValidationError
 
 from listener.config import BrandSettings
-from listener.errors import ConfigError, MissingDependency, RateLimited, SourceError
-from listener.models import Page
+from listener.core.errors import ConfigError, MissingDependency, RateLimited, SourceError
+from listener.core.models import Page
+from listener.core.query import Brand
 from listener.pipeline import collect
-from listener.query import Brand
 from listener.sources.base import SourceContext
 from listener.sources.reddit import RedditSource, RedditSourceConfig
 from storage.db import load_cursor, open_db, store_page

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from listener.errors import SourceError
+from listener.core.errors import SourceError
 from listener.pipeline import collect
 from listener.sources.base import SourceContext
 from listener.sources.rss import CUT_READS, RssSource, RssSourceConfig, feed_key

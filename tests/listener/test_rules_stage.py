@@ -8,7 +8,7 @@ from pathlib import Path
 from alerts.incidents import IncidentConfig
 from alerts.rules import RuleConfig
 from alerts.rules_stage import RulesContext
-from listener.models import Page, Post, Score
+from listener.core.models import Page, Post, Score
 from listener.pipeline import evaluate_rules
 from storage import db as store
 from storage import outbox

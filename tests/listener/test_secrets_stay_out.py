@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from sqlite_utils import Database
 
-from listener.log import register_secret
+from listener.core.log import register_secret
 from storage.db import scrubbed
 from tests.e2e import NEGATIVE, cli_env, posts_jsonl, run_cli
 from tests.fakes.base import FakeHTTPServer, ScriptedResponse

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from listener.errors import SourceError
-from listener.query import Brand, parse
+from listener.core.errors import SourceError
+from listener.core.query import Brand, parse
 from listener.sources.appstore import AppStoreSource, AppStoreSourceConfig
 from listener.sources.base import SourceContext
 from listener.sources.bluesky import BlueskySource, BlueskySourceConfig

@@ -17,10 +17,10 @@ import pytest
 from pydantic import ValidationError
 
 from listener.config import BrandSettings
-from listener.errors import ConfigError, MissingDependency, RateLimited, SourceError
-from listener.models import Page
+from listener.core.errors import ConfigError, MissingDependency, RateLimited, SourceError
+from listener.core.models import Page
+from listener.core.query import Brand
 from listener.pipeline import collect
-from listener.query import Brand
 from listener.sources._x_transport import usage_cap_reset
 from listener.sources.base import SourceContext
 from listener.sources.x import XSource, XSourceConfig, x_query

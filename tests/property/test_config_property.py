@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from listener.config import Config, load_config
-from listener.errors import ConfigError
+from listener.core.errors import ConfigError
 from tests.property.strategies import PROPERTY
 
 KEYS = ("storage", "path", "classifier", "model", "batch_size", "schedule", "dispatch", "log",

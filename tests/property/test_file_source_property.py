@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlite_utils import Database
 
-from listener.models import Post, Rejected
+from listener.core.models import Post, Rejected
 from listener.sources.base import SourceContext
 from listener.sources.file import FileSource, FileSourceConfig
 from storage.db import open_db, store_page

@@ -11,7 +11,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from listener.query import (
+from listener.core.query import (
     MAX_BRANCHES,
     Node,
     QueryError,

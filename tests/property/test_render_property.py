@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from alerts import render, render_email, render_github, render_jira
-from listener.models import AlertMessage
+from listener.core.models import AlertMessage
 from tests.alerts.factories import make_alert
 from tests.property.strategies import PROPERTY, hostile_text
 

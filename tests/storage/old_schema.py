@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlite_utils import Database
 
-from listener.models import Score, to_iso
+from listener.core.models import Score, to_iso
 
 
 def save_scores_before_009(db: Database, rows: Sequence[tuple[int, Score, str | None]],

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from listener.models import Page, Post, Score
+from listener.core.models import Page, Post, Score
 from storage import dashboard, feedback
 from storage import db as store
 from storage.migrations import MIGRATIONS, migrate

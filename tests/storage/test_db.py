@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from listener.models import Page, Post, Rejected, Score
+from listener.core.models import Page, Post, Rejected, Score
 from storage import db as store
 from storage import outbox
 from storage.migrations import MIGRATIONS, migrate, pending

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from listener.models import Page, Post, Score
+from listener.core.models import Page, Post, Score
 from storage import db as store
 from storage.migrations import MIGRATIONS, migrate
 from storage.tx import connect

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from listener.models import Page, Post, Score
+from listener.core.models import Page, Post, Score
 from storage import dashboard, outbox
 from storage import db as store
 from storage.trends import SENTIMENTS, Counts, Period, counts_by, total

@@ -9,7 +9,7 @@ import pytest
 from sqlite_utils import Database
 
 from alerts.dispatch import group_rows, message_from_rows
-from listener.models import Page, Post, ReportMessage, Score
+from listener.core.models import Page, Post, ReportMessage, Score
 from storage import db as store
 from storage import outbox
 from storage.reports import Report, enqueue_report, last_report_at

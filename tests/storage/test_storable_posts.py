@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlite_utils import Database
 
-from listener.models import Page, Post, Rejected, to_iso
+from listener.core.models import Page, Post, Rejected, to_iso
 from storage import db as store
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

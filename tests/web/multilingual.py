@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from listener.models import Page, Post, Score
+from listener.core.models import Page, Post, Score
 from storage import db as store
 from storage import outbox
 from tests.web.seed import NOW

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from listener.models import Page, Post, Score
+from listener.core.models import Page, Post, Score
 from storage import db as store
 from storage import feedback, outbox
 from storage.reports import Report, enqueue_report

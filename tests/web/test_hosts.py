@@ -11,7 +11,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from listener.config import load_config
-from listener.errors import ConfigError
+from listener.core.errors import ConfigError
 from listener.web.app import WebSettings, create_app
 from listener.web.hosts import host_name, is_allowed, normalise
 from listener.web.serve import host_names

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from flask.testing import FlaskClient
 
-from listener.models import Page, Post, Score
+from listener.core.models import Page, Post, Score
 from listener.web.export import csv_cell
 from listener.web.overview_data import term_counts
 from storage import db as store

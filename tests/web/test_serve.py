@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from listener.config import is_loopback, load_config
-from listener.errors import ConfigError
+from listener.core.errors import ConfigError
 from listener.web.serve import brand_words
 from tests.e2e import cli_env
 from tests.web.conftest import TOKEN

@@ -13,12 +13,14 @@ from flask.testing import FlaskClient
 from classifiers.evaluate import read_labelled_tsv
 from classifiers.train import read_extra
 from listener.cli_model import train
-from listener.errors import ClassifierError
-from listener.models import Page, Post, Score
+from listener.core.errors import ClassifierError
+from listener.core.models import Page, Post, Score
 from storage import db as store
 from storage import feedback
 from tests.classifiers.test_train_smoke import tiny_data  # noqa: F401 (fixture)
 from tests.web.seed import NOW, Seeded
+
+pytestmark = pytest.mark.slow  # make test-fast leaves it out
 
 
 def _download(client: FlaskClient, field: str, folder: Path) -> Path:

@@ -65,7 +65,7 @@ class ClassifierError(ListenerError):
 
 class DeadlineExceeded(ListenerError):
     """A block of network calls (one delivery, one page of a poll) ran past its total deadline;
-    its connections were cut (:mod:`listener.deadline`). Callers turn it into their own
+    its connections were cut (:mod:`listener.core.deadline`). Callers turn it into their own
     failure: a retry for a delivery, a failed poll for a source."""
 
     def __init__(self, what: str, seconds: float) -> None:

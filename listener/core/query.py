@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from itertools import product
 
-from listener.errors import ConfigError
+from listener.core.errors import ConfigError
 
 MAX_BRANCHES = 16  # DNF expansions beyond this are refused: the query would cost too many calls
 

@@ -10,11 +10,11 @@ replace the one method of each that opens a request and reads the answer
 processor refuses an answer whose ``Content-Length`` is over the cap at once, and hands every
 other answer on with a body that fails once more than the cap has arrived; success, error
 answer and redirect alike. The refusal is the guard's retryable
-:class:`~listener.sources.guard.DeliveryRefused` (:func:`~listener.sources.guard.sink_policy`),
-worded as for the httpx sinks; :func:`alerts.sinks._slack_errors.network_error` maps it.
+:class:`~listener.core.httpguard.DeliveryRefused` (:func:`~listener.core.httpguard.sink_policy`),
+worded as for the httpx sinks; :func:`alerts.sinks.slack.errors.network_error` maps it.
 
 Everything else stays slack_sdk's own: request building, proxies (``proxy`` or the environment),
-``ssl``, timeouts, redirects (left to :mod:`listener.netguard`), logging, ``retry_handlers``,
+``ssl``, timeouts, redirects (left to :mod:`listener.core.netguard`), logging, ``retry_handlers``,
 and what each method returns. The replaced methods are private to slack_sdk: importing this
 module fails loudly if a slack_sdk release drops one, rather than leaving answers uncapped.
 """
@@ -32,7 +32,7 @@ from slack_sdk.errors import SlackRequestError
 from slack_sdk.web.file_upload_v2_result import FileUploadV2Result
 from slack_sdk.webhook import WebhookClient, WebhookResponse
 
-from listener.sources.guard import Origin, Policy, sink_policy
+from listener.core.httpguard import Origin, Policy, sink_policy
 
 _PIECE = 64 * 1024
 """Bytes read at a time: the cap is checked between pieces, never past one piece."""

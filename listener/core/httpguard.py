@@ -36,7 +36,7 @@ cannot expand past the cap), or at once when ``Content-Length`` already says so.
 with the reason and its cursor stays where it was; the next normal answer works. Nothing larger
 than ``max_bytes`` plus one chunk is ever held in memory.
 
-Refusals are :class:`SourceRefused` (a :class:`~listener.errors.SourceError`) for sources and
+Refusals are :class:`SourceRefused` (a :class:`~listener.core.errors.SourceError`) for sources and
 :class:`DeliveryRefused` for sinks, raised through whatever library sits in between;
 :func:`refusal_in` finds one that a library wrapped in its own exception.
 """
@@ -57,7 +57,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, Field
 
-from listener.errors import DeliveryError, SourceError
+from listener.core.errors import DeliveryError, SourceError
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 """Per answer: far above any page a platform serves (an API page is well under 2 MB)."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlite_utils import Database
 
-from alerts.spike_stats import (
+from alerts.spikes.config import SpikeConfig
+from alerts.spikes.stats import (
     EXTREME_RATIO,
     NEGATIVE,
     SENSITIVITY_P,
@@ -16,12 +17,9 @@ from alerts.spike_stats import (
     Verdict,
 )
 from alerts.terms import top_terms
-from listener.models import to_iso
-from listener.query import Brand, positive_terms
+from listener.core.models import to_iso
+from listener.core.query import Brand, positive_terms
 from storage.reports import Report
-
-if TYPE_CHECKING:
-    from alerts.spikes import SpikeConfig
 
 WINDOW_TEXTS, BACKGROUND_TEXTS, EXAMPLES = 2000, 5000, 5  # caps on what is read
 

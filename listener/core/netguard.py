@@ -4,7 +4,7 @@ socket that keeps a block of network calls away from private addresses nobody co
 Some clients follow redirects and offer no way to stop it (slack_sdk opens every request with
 urllib's default opener), and a redirect to ``169.254.169.254`` or another port of this
 machine is how a hostile server reads what it should not (SSRF). Sources check every hop in
-their HTTP clients (:mod:`listener.sources.guard`); this guard is the floor below, for every
+their HTTP clients (:mod:`listener.core.httpguard`); this guard is the floor below, for every
 client alike: a process-wide audit hook (PEP 578) sees each ``socket.connect`` of a thread inside
 :func:`only_to` and refuses an address that is not globally routable unless a configured
 endpoint's host is (or resolves to) it, or the block allows private networks. Dispatch wraps

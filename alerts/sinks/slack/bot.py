@@ -1,5 +1,5 @@
 """Slack with a bot token: ``chat.postMessage`` through slack_sdk's ``WebClient`` (with the sinks'
-answer cap: :mod:`alerts.sinks._slack_http`).
+answer cap: :mod:`alerts.sinks.slack.transport`).
 
 What a bot token adds over an incoming webhook: Slack answers with the message's ``ts``, which
 dispatch keeps as the alert's remote id; a follow-up post from the same conversation (dispatch
@@ -38,7 +38,7 @@ for the check; ``files:write`` for report charts. Slack caps ``conversations.his
 ``.replies`` at one call a minute and 15 messages for commercially distributed apps outside its
 Marketplace (since 2025); an internal app, which is what a self-hosted listener uses, is not
 affected. Retries belong to dispatch: the client gets ``retry_handlers=[]``, and every refused
-call is mapped by :mod:`alerts.sinks._slack_errors`.
+call is mapped by :mod:`alerts.sinks.slack.errors`.
 """
 
 from __future__ import annotations
@@ -50,14 +50,14 @@ from typing import TYPE_CHECKING, Any
 
 from alerts.render import excerpt, strip_controls
 from alerts.render_report_slack import CHART_IN_THREAD, slack_payload
-from alerts.sinks._slack_errors import THREAD_CODES, api_error, network_error
-from listener.errors import ConfigError, DeliveryError, MissingDependency, RateLimited
-from listener.models import AlertMessage, ReportMessage
+from alerts.sinks.slack.config import SlackSinkConfig
+from alerts.sinks.slack.errors import THREAD_CODES, api_error, network_error
+from listener.core.errors import ConfigError, DeliveryError, MissingDependency, RateLimited
+from listener.core.models import AlertMessage, ReportMessage
 
 if TYPE_CHECKING:
     from slack_sdk.web import SlackResponse
 
-    from alerts.sinks.slack import SlackSinkConfig
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class SlackBot:
     def __init__(self, config: SlackSinkConfig, logger: logging.Logger) -> None:
         """``logger`` is the one the client writes to, with the token-masking filter on it."""
         try:
-            from alerts.sinks._slack_http import web_client
+            from alerts.sinks.slack.transport import web_client
         except ImportError as exc:  # optional extra
             raise MissingDependency("slack_sdk", "slack") from exc
         if not config.token or not config.channel:  # the config's validator already insists

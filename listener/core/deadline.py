@@ -12,7 +12,7 @@ do not exist in most of these libraries, so the deadline works one floor lower, 
   (:func:`expire_all`), the sockets of the block's thread are shut down
   (``shutdown(SHUT_RDWR)``): the blocked read returns at once, the library raises its own
   connection error, and :func:`deadline` turns it into
-  :class:`~listener.errors.DeadlineExceeded`. All the thread's sockets, not only those
+  :class:`~listener.core.errors.DeadlineExceeded`. All the thread's sockets, not only those
   connected inside the block: clients keep connections alive across calls (httpx, requests),
   and the one a slow answer arrives on may be older than the block. Cutting an idle pooled
   connection is harmless: both libraries check a pooled connection before reuse and open a
@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from listener.errors import DeadlineExceeded
+from listener.core.errors import DeadlineExceeded
 
 _local = threading.local()
 _active: set[Scope] = set()

@@ -3,7 +3,7 @@
 Every reports run looks at the trailing hour ending at ``now`` floored to 10 minutes (the
 *window*): a spike pages within ~10 minutes, and runs within the same 10 minutes produce the same
 report id, so they add nothing. The window is compared with the hour-long windows before it (the
-*baseline*, ``baseline_hours`` of them) by the tests in :mod:`alerts.spike_stats`. A detector
+*baseline*, ``baseline_hours`` of them) by the tests in :mod:`alerts.spikes.stats`. A detector
 that fires writes one report (numbers, top terms, example posts) with one alert per destination;
 ``cooldown_minutes`` keeps the same (detector, brand, source, kind of spike) from paging again
 while a spike goes on.
@@ -14,60 +14,20 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 from sqlite_utils import Database
 
-from alerts.spike_report import build_report
-from alerts.spike_stats import SENSITIVITY_P, HourCounts, Settings, check, due
-from listener.models import parse_iso, to_iso
-from listener.query import Brand
+from alerts.spikes.config import SpikeConfig
+from alerts.spikes.report import build_report
+from alerts.spikes.stats import HourCounts, check, due
+from listener.core.models import parse_iso, to_iso
+from listener.core.query import Brand
 from storage import outbox
 from storage.reports import enqueue_report
 
 WINDOW_STEP_MINUTES = 10
 SeriesKey = tuple[str | None, str | None]  # (brand, source); source None: all sources
-
-
-class SpikeConfig(BaseModel):
-    """One spike detector, routed to named destinations."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="unique detector name")
-    destinations: list[str] = Field(min_length=1, description="destination names")
-    brands: list[str] | None = Field(
-        None, description="brands to watch; default every brand with posts (and posts without one)"
-    )
-    per_source: bool = Field(False, description="one series per brand and source, not per brand")
-    metric: Literal["volume", "negative", "both"] = Field(
-        "both", description="what can spike: post volume, negative share, or both"
-    )
-    sensitivity: Literal["low", "medium", "high"] = Field(
-        "medium", description="p-value threshold: low 1e-7, medium 1e-5, high 1e-4"
-    )
-    min_volume: int = Field(10, ge=1, description="posts the window needs before either test fires")
-    baseline_hours: int = Field(
-        168, ge=24, le=24 * 28, description="hours before the window that make the baseline"
-    )
-    seasonal: bool = Field(
-        True, description="expect the volume of the same time of day on earlier days (not the "
-        "average hour)"
-    )
-    cooldown_minutes: int = Field(
-        120, ge=0, le=24 * 60,
-        description="no new alert of the same kind for the same series until then",
-    )
-    enabled: bool = Field(True, description="false keeps the detector but never runs it")
-    dry_run: bool = Field(
-        False, description="record the alerts (status dry_run) but never send them"
-    )
-
-    def settings(self) -> Settings:
-        return Settings(metric=self.metric, p_threshold=SENSITIVITY_P[self.sensitivity],
-                        min_volume=self.min_volume, seasonal=self.seasonal)
 
 
 def window_end(now: datetime) -> datetime:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from listener.errors import ConfigError, MissingDependency
+from listener.core.errors import ConfigError, MissingDependency
 
 
 def load_plugin(registry: dict[str, str], kind: str, name: str) -> Any:

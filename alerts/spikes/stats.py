@@ -1,6 +1,6 @@
 """The statistics of spike detection: pure functions over hour-long counts (no database).
 
-`alerts/spikes.py` feeds these from SQLite; `bench/spikes.py` feeds the very same functions
+`alerts/spikes/detect.py` feeds these from SQLite; `bench/spikes.py` feeds the very same functions
 synthetic series with known spikes. Counts are arrays indexed by *hours back*: index 0 is the
 window under test (the trailing hour), index k the hour-long window that ended k hours before it,
 so indexes 24, 48, … are the same time of day on earlier days.

@@ -21,8 +21,8 @@ from urllib.error import URLError
 
 from alerts.sinks._http import mask_secrets
 from alerts.sinks.base import error_for_status, retry_after_seconds
-from listener.errors import DeliveryError, RateLimited
-from listener.sources.guard import DeliveryRefused, refusal_in
+from listener.core.errors import DeliveryError, RateLimited
+from listener.core.httpguard import DeliveryRefused, refusal_in
 
 RATE_LIMIT_DEFAULT = 60.0
 """Seconds to wait on a rate limit that names no Retry-After (Slack's limits are per minute)."""
@@ -176,7 +176,7 @@ def network_error(
 ) -> Exception:
     """What urllib/http.client raise under slack_sdk's clients, as a DeliveryError.
 
-    An answer over the cap (:mod:`alerts.sinks._slack_http`) arrives as the guard's retryable
+    An answer over the cap (:mod:`alerts.sinks.slack.transport`) arrives as the guard's retryable
     ``DeliveryRefused``, maybe raised while slack_sdk handled an ``HTTPError``: it becomes a new
     one with the same text, without that context (which holds the URL). ``urlopen`` wraps
     failures while connecting and sending in ``URLError`` (refused, DNS, TLS, connect timeout);

@@ -20,7 +20,7 @@ import threading
 from dataclasses import replace
 from typing import Any
 
-from listener.models import Page, Post
+from listener.core.models import Page, Post
 
 UNDETERMINED = "und"
 MIN_LETTERS = 12  # below this a tweet's language is a coin toss ("ok!!", "lol", a name)

@@ -9,7 +9,7 @@ Two modes, exactly one per destination (the config insists):
   without cutting off a slow but working Slack. A report's chart cannot be attached, and an
   incident's update (``reply_to`` set) cannot go into its first message's thread: it is posted
   as a message of its own, whose title says it is an update.
-- ``token`` + ``channel``: :class:`alerts.sinks.slack_bot.SlackBot` posts through
+- ``token`` + ``channel``: :class:`alerts.sinks.slack.bot.SlackBot` posts through
   ``chat.postMessage``, returns the message ``ts``, threads follow-ups of a conversation, uploads
   report charts and, on a retry, looks for the earlier message by its metadata before posting
   again (see that module for the window that remains).
@@ -19,122 +19,29 @@ an exception, a log line or a repr: exceptions name the destination instead, and
 logs through a per-destination logger whose filter masks the secret before any handler sees it.
 Retries belong to dispatch (backoff, Retry-After, a record of every attempt), so the clients get
 ``retry_handlers=[]``: one HTTP request per call. Both clients read at most ``SINK_MAX_BYTES`` of
-any answer, like every other HTTP sink (:mod:`alerts.sinks._slack_http`): a larger one fails the
+any answer, like every other HTTP sink (:mod:`alerts.sinks.slack.transport`): a larger one fails the
 attempt with a retryable error.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
-
-from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from alerts.render_report_slack import CHART_NOT_ATTACHED, slack_payload
 from alerts.sinks._http import (
     RedactFilter,
-    has_controls,
-    https_base_url,
-    https_or_local,
     register_secrets,
-    split_url,
 )
-from alerts.sinks._slack_errors import network_error, webhook_error
-from alerts.sinks.base import SinkConfig
-from alerts.sinks.slack_bot import SlackBot
-from listener.errors import MissingDependency
-from listener.models import AlertMessage, ReportMessage
+from alerts.sinks.slack.bot import SlackBot
+from alerts.sinks.slack.config import SlackSinkConfig
+from alerts.sinks.slack.errors import network_error, webhook_error
+from listener.core.errors import MissingDependency
+from listener.core.models import AlertMessage, ReportMessage
 
-SLACK_API_URL = "https://slack.com/api"
-_TOKEN = re.compile(r"^(?:xoxe\.)?xox[bp]-[A-Za-z0-9-]+$")
-_CHANNEL = re.compile(r"^#?[^\s#<>&|,@]{1,80}$")
 _MAYBE_TWICE = "; Slack may have posted it, so the retry can show a duplicate"
 _QUIET = ("Failed to send a request", "Failed to decode Slack API response")
-
-
-class SlackSinkConfig(SinkConfig):
-    """An incoming webhook (``webhook_url``), or a bot token and a channel to post in."""
-
-    # The config loader prints pydantic's messages; never let them echo a secret back.
-    model_config = ConfigDict(hide_input_in_errors=True)
-
-    type: Literal["slack"] = Field("slack", description="always 'slack'")
-    webhook_url: str | None = Field(
-        None,
-        repr=False,
-        description='incoming-webhook URL (a secret: give it as {"$env": NAME}); https only',
-    )
-    token: str | None = Field(
-        None,
-        repr=False,
-        description='instead of webhook_url: the app\'s bot token xoxb-… (a secret: '
-        '{"$env": SLACK_BOT_TOKEN}); needs channel',
-    )
-    channel: str | None = Field(
-        None,
-        description="with token: the channel ID (C0123ABCDEF, recommended) or #name to post in",
-    )
-    base_url: str = Field(
-        SLACK_API_URL, description="with token: the Slack Web API root (proxies, tests)"
-    )
-    timeout: float = Field(
-        10, gt=0, le=120, description="seconds to wait for Slack to connect and to answer"
-    )
-    min_interval: float = Field(
-        1.0, ge=0, description="seconds between two alerts (Slack allows ~1 message/s/channel)"
-    )
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _https_only(cls, url: str | None) -> str | None:
-        """The URL carries the credential: plain http would send it in clear over the network."""
-        if url is None:
-            return None
-        url = url.strip()
-        if has_controls(url):
-            raise ValueError("webhook_url must not contain spaces or control characters")
-        parts = split_url(url, "webhook_url")
-        if not parts.hostname:
-            raise ValueError("webhook_url must be a full URL such as https://hooks.slack.com/…")
-        return https_or_local(url, "webhook_url", parts)
-
-    @field_validator("token")
-    @classmethod
-    def _bot_token(cls, token: str | None) -> str | None:
-        if token is not None and not _TOKEN.match(token.strip()):
-            raise ValueError("token must be the app's bot token (xoxb-…) or a user token "
-                             "(xoxp-…)")
-        return None if token is None else token.strip()
-
-    @field_validator("channel")
-    @classmethod
-    def _channel(cls, channel: str | None) -> str | None:
-        if channel is not None and not _CHANNEL.match(channel.strip()):
-            raise ValueError("channel must be a channel ID such as C0123ABCDEF or a #name")
-        return None if channel is None else channel.strip()
-
-    @field_validator("base_url")
-    @classmethod
-    def _base_url(cls, url: str) -> str:
-        return https_base_url(url, "base_url")
-
-    @model_validator(mode="after")
-    def _one_mode(self) -> SlackSinkConfig:
-        if (self.webhook_url is None) == (self.token is None):
-            raise ValueError(
-                "give either webhook_url (an incoming webhook) or token and channel (a bot "
-                "token), not both and not neither"
-            )
-        if self.token is not None and self.channel is None:
-            raise ValueError("token needs channel: the channel ID (C0123ABCDEF) or #name")
-        if self.webhook_url is not None and self.channel is not None:
-            raise ValueError(
-                "channel works with token only: an incoming webhook posts to the channel it was "
-                "created for"
-            )
-        return self
 
 
 class _RedactFilter(RedactFilter):
@@ -167,7 +74,7 @@ class SlackSink:
 
     def __init__(self, config: SlackSinkConfig) -> None:
         try:
-            from alerts.sinks._slack_http import webhook_client
+            from alerts.sinks.slack.transport import webhook_client
         except ImportError as exc:  # optional extra
             raise MissingDependency("slack_sdk", "slack") from exc
         self.name = config.name
@@ -179,7 +86,7 @@ class SlackSink:
             url = config.webhook_url or ""
             self._secrets, mask = _secrets_of(url), "[webhook-url]"
         self._host = urlsplit(url).hostname or "?"
-        register_secrets(self._secrets)  # for the handler-level filter of listener.log as well
+        register_secrets(self._secrets)  # for the handler-level filter of listener.core.log as well
         self._logger = logging.getLogger(f"{__name__}.client.{self.name}")
         self._filter = _RedactFilter(self._secrets, mask)
         self._logger.addFilter(self._filter)

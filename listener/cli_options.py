@@ -1,0 +1,66 @@
+"""What every command shares: the ``--config`` option, the logging options a subcommand
+accepts too, and loading the config the way a command does.
+
+Apart from :mod:`listener.cli` so that the command modules (``cli_ops``, ``cli_model``) and the
+main group import them from below instead of from each other.
+"""
+
+from __future__ import annotations
+
+import click
+
+from listener.config import Config, load_config
+from listener.core.log import setup_logging
+
+DEFAULT_CONFIG = "config.yaml"
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
+config_option = click.option(
+    "--config", "-c", "config_path", envvar="LISTENER_CONFIG", default=DEFAULT_CONFIG,
+    show_default=True, type=click.Path(dir_okay=False), help="YAML config file.",
+)
+
+
+def _log_option_given(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """``--log-level``/``--log-format`` after the subcommand: update the logging set-up the group
+    made (from its own options and the environment) as soon as the option is parsed."""
+    if value is None or param.name is None:
+        return
+    root = ctx.find_root()
+    if not isinstance(root.obj, dict):  # a subcommand invoked on its own (tests)
+        root.obj = {"log_level": "INFO", "log_format": None}
+    root.obj[param.name] = value
+    setup_logging(root.obj["log_level"], "json" if root.obj["log_format"] == "json" else "text")
+
+
+def _log_options() -> list[click.Option]:
+    """The group's logging options, for every subcommand too (no env vars: the group reads
+    those; no defaults: an option not given leaves the group's choice alone)."""
+    common = {"default": None, "expose_value": False, "callback": _log_option_given}
+    return [
+        click.Option(["--log-level", "log_level"], **common,
+                     type=click.Choice(LOG_LEVELS, case_sensitive=False),
+                     help="Same as before the command: DEBUG, INFO, WARNING or ERROR."),
+        click.Option(["--log-format", "log_format"], **common,
+                     type=click.Choice(["text", "json"]),
+                     help="Same as before the command: text or json."),
+    ]
+
+
+def add_log_options(command: click.Command) -> None:
+    """Accept ``--log-level``/``--log-format`` after this command and each of its subcommands,
+    so ``listener run --log-level DEBUG`` works like ``listener --log-level DEBUG run``."""
+    names = {name for param in command.params for name in getattr(param, "opts", [])}
+    if "--log-level" not in names:
+        command.params.extend(_log_options())
+    for sub in getattr(command, "commands", {}).values():
+        add_log_options(sub)
+
+
+def load_for_command(path: str) -> Config:
+    """The config; logs switch to its ``log.format`` unless one was given on the command line."""
+    config = load_config(path)
+    ctx = click.get_current_context(silent=True)  # None when called outside a command
+    options = ctx.find_root().obj if ctx is not None else None
+    if isinstance(options, dict) and options.get("log_format") is None:
+        setup_logging(options["log_level"], config.log.format)  # the config's log.format
+    return config
