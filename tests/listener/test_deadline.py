@@ -160,6 +160,7 @@ class Receiver(FakeHTTPServer):
         return ScriptedResponse(200, {"ok": True})
 
 
+@pytest.mark.slow  # ~35 s: a Slack answering one byte every few seconds
 def test_a_dripping_slack_never_delays_a_healthy_destination(tmp_path: Path) -> None:
     """Issue 14 #2: a Slack endpoint answering a byte every 3 s kept all 24 alerts from going
     out, the healthy webhook's 12 included; each destination now has its own worker and every
