@@ -31,9 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from listener.core.errors import MissingDependency, SourceError
 from listener.core.httpguard import GuardSettings, guarded_client, source_policy
 from listener.core.models import Page, Post, Rejected, parse_iso
-from listener.sources._reviews import ReviewWalk, Watermark, backfill_page, dump_marks, load_marks
 from listener.sources.base import SourceConfig, SourceContext
 from listener.sources.http import USER_AGENT, raise_for_status
+from listener.sources.reviews import ReviewWalk, Watermark, backfill_page, dump_marks, load_marks
 
 if TYPE_CHECKING:
     import httpx

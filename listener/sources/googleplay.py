@@ -2,7 +2,7 @@
 
 ``reviews(app_id, lang, country, sort=NEWEST, count, continuation_token)`` returns one page of
 review dicts, newest first, and a continuation token. The token only pages within one poll; what
-persists is one watermark per (app, lang, country) (see ``listener.sources._reviews.Watermark``)::
+persists is one watermark per (app, lang, country) (see ``listener.sources.reviews.Watermark``)::
 
     {"version": 1,
      "apps": {"com.acme.app:en:us": {"newest_at": "2024-05-01T09:00:00Z", "newest_id": "gp:AOq…",
@@ -59,9 +59,9 @@ from listener.core.httpguard import (
     source_policy,
 )
 from listener.core.models import Clock, Page, Post, Rejected, to_iso
-from listener.sources._reviews import ReviewWalk, Watermark, backfill_page, dump_marks, load_marks
 from listener.sources.base import SourceConfig, SourceContext
 from listener.sources.http import DEFAULT_WAIT, raise_for_status
+from listener.sources.reviews import ReviewWalk, Watermark, backfill_page, dump_marks, load_marks
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,8 @@ from listener.core.errors import ConfigError, MissingDependency, SourceError
 from listener.core.httpguard import GuardSettings, guarded_client, source_policy
 from listener.core.models import Page, Post, Rejected
 from listener.core.query import to_simple_queries
-from listener.sources._html_text import html_to_text
 from listener.sources.base import SourceConfig, SourceContext
+from listener.sources.html_text import html_to_text
 from listener.sources.http import USER_AGENT, raise_for_status
 
 try:

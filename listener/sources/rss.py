@@ -57,8 +57,8 @@ from pydantic import Field, field_validator
 from listener.core.errors import ListenerError, MissingDependency, RateLimited, SourceError
 from listener.core.httpguard import GuardSettings, guarded_client, source_policy
 from listener.core.models import Page, Post, Rejected
-from listener.sources._html_text import html_to_text
 from listener.sources.base import SourceConfig, SourceContext
+from listener.sources.html_text import html_to_text
 from listener.sources.http import USER_AGENT, raise_for_status
 
 try:  # both checked in the constructor, so `listener sources` can say what to install

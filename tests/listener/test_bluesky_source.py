@@ -17,7 +17,7 @@ from listener.core.models import Page
 from listener.core.query import Brand, parse
 from listener.pipeline import collect
 from listener.sources.base import SourceContext
-from listener.sources.bluesky import BlueskySource, BlueskySourceConfig
+from listener.sources.bluesky.source import BlueskySource, BlueskySourceConfig
 from storage.db import load_cursor, open_db
 from tests.fakes.bluesky_api import CREATE_SESSION, SEARCH, FakeBluesky
 

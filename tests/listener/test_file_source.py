@@ -20,7 +20,7 @@ from listener.core.errors import ConfigError
 from listener.core.models import Page, Post, Rejected
 from listener.sources import source_class
 from listener.sources.base import SourceConfig, SourceContext
-from listener.sources.file import MAX_QUOTED_LINES, FileSource, FileSourceConfig
+from listener.sources.file.source import MAX_QUOTED_LINES, FileSource, FileSourceConfig
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

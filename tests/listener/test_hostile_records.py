@@ -21,7 +21,7 @@ from sqlite_utils import Database
 from listener.core.query import Brand, parse
 from listener.pipeline import collect
 from listener.sources.base import SourceContext
-from listener.sources.file import FileSource, FileSourceConfig
+from listener.sources.file.source import FileSource, FileSourceConfig
 from listener.sources.hackernews import HackerNewsSource, HackerNewsSourceConfig
 from storage.db import load_cursor, open_db
 from tests.fakes.hn_api import FakeHNSearch, story

@@ -15,9 +15,9 @@ from listener.core.errors import ConfigError, MissingDependency, RateLimited, So
 from listener.core.models import Page
 from listener.core.query import Brand, parse
 from listener.pipeline import collect
-from listener.sources._html_text import html_to_text
 from listener.sources.base import SourceContext
-from listener.sources.mastodon import MastodonSource, MastodonSourceConfig
+from listener.sources.html_text import html_to_text
+from listener.sources.mastodon.source import MastodonSource, MastodonSourceConfig
 from storage.db import load_cursor, open_db
 from tests.fakes.mastodon_api import FakeMastodon
 

@@ -26,7 +26,7 @@ from listener.core.models import Page
 from listener.core.query import Brand
 from listener.pipeline import collect
 from listener.sources.base import SourceContext
-from listener.sources.reddit import RedditSource, RedditSourceConfig
+from listener.sources.reddit.source import RedditSource, RedditSourceConfig
 from storage.db import load_cursor, open_db, store_page
 from tests.fakes.reddit_api import (
     ACCESS_TOKEN,

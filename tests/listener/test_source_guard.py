@@ -19,13 +19,13 @@ from listener.core.errors import SourceError
 from listener.core.query import Brand, parse
 from listener.sources.appstore import AppStoreSource, AppStoreSourceConfig
 from listener.sources.base import SourceContext
-from listener.sources.bluesky import BlueskySource, BlueskySourceConfig
+from listener.sources.bluesky.source import BlueskySource, BlueskySourceConfig
 from listener.sources.googleplay import GooglePlaySource, GooglePlaySourceConfig
 from listener.sources.hackernews import HackerNewsSource, HackerNewsSourceConfig
-from listener.sources.mastodon import MastodonSource, MastodonSourceConfig
-from listener.sources.reddit import RedditSource, RedditSourceConfig
+from listener.sources.mastodon.source import MastodonSource, MastodonSourceConfig
+from listener.sources.reddit.source import RedditSource, RedditSourceConfig
 from listener.sources.rss import RssSource, RssSourceConfig
-from listener.sources.x import XSource, XSourceConfig
+from listener.sources.x.source import XSource, XSourceConfig
 from tests.fakes.hostile import METADATA_URL, EndlessBody, Recorder, Redirector
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

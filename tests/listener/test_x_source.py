@@ -21,9 +21,9 @@ from listener.core.errors import ConfigError, MissingDependency, RateLimited, So
 from listener.core.models import Page
 from listener.core.query import Brand
 from listener.pipeline import collect
-from listener.sources._x_transport import usage_cap_reset
 from listener.sources.base import SourceContext
-from listener.sources.x import XSource, XSourceConfig, x_query
+from listener.sources.x.source import XSource, XSourceConfig, x_query
+from listener.sources.x.transport import usage_cap_reset
 from storage.db import load_cursor, open_db, store_page
 from tests.fakes.x_api import SEARCH_PATH, TOKEN, FakeXApi
 

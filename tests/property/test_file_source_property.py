@@ -23,7 +23,7 @@ from sqlite_utils import Database
 
 from listener.core.models import Post, Rejected
 from listener.sources.base import SourceContext
-from listener.sources.file import FileSource, FileSourceConfig
+from listener.sources.file.source import FileSource, FileSourceConfig
 from storage.db import open_db, store_page
 from tests.property.strategies import PROPERTY, hostile_text
 

@@ -31,7 +31,7 @@ from classifiers.loader import load_classifier
 from listener.config import load_config
 from listener.pipeline import Runtime, collect
 from listener.sources.base import SourceContext
-from listener.sources.file import FileSource, FileSourceConfig
+from listener.sources.file.source import FileSource, FileSourceConfig
 from storage.db import load_cursor, open_db
 from tests.property.strategies import PROPERTY
 

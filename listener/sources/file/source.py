@@ -7,7 +7,7 @@ truncated or rewritten file is read again from the start (storage dedups on plat
 
 Only complete records are consumed: a last line without a newline is taken only when it already
 parses as a whole record, since a writer may be in the middle of it. A bad record never stops an
-import; it becomes a ``Rejected("<file>:<line>", reason)``. Field rules live in ``_records``.
+import; it becomes a ``Rejected("<file>:<line>", reason)``. Field rules live in ``records``.
 
 Cursor (JSON-serialisable; every page carries a fresh copy of all of it)::
 
@@ -33,7 +33,8 @@ from pydantic import Field
 
 from listener.core.errors import ConfigError, SourceError
 from listener.core.models import Clock, Page, Post, Rejected
-from listener.sources._records import (
+from listener.sources.base import SourceConfig, SourceContext
+from listener.sources.file.records import (
     BOM,
     RawRecord,
     RecordDefaults,
@@ -44,7 +45,6 @@ from listener.sources._records import (
     read_csv_record,
     record_to_post,
 )
-from listener.sources.base import SourceConfig, SourceContext
 
 log = logging.getLogger(__name__)
 

@@ -58,7 +58,8 @@ from listener.core.httpguard import GuardSettings, httpx_options, source_policy
 from listener.core.log import register_secret
 from listener.core.models import Page, Post, Rejected, to_iso
 from listener.core.query import to_simple_queries
-from listener.sources._bluesky_items import (
+from listener.sources.base import SourceConfig, SourceContext
+from listener.sources.bluesky.items import (
     bounded,
     dump_cursor,
     load_cursor,
@@ -68,7 +69,6 @@ from listener.sources._bluesky_items import (
     thread_of,
     time_or_none,
 )
-from listener.sources.base import SourceConfig, SourceContext
 from listener.sources.http import USER_AGENT, raise_for_status
 
 log = logging.getLogger(__name__)

@@ -55,8 +55,9 @@ from listener.core.httpguard import GuardSettings, source_policy
 from listener.core.log import register_secret
 from listener.core.models import Page, Post, Rejected
 from listener.core.query import to_reddit
-from listener.sources._reddit_http import RateBudget, http_session, no_retries
-from listener.sources._reddit_items import (
+from listener.sources.base import SourceConfig, SourceContext
+from listener.sources.reddit.http import RateBudget, http_session, no_retries
+from listener.sources.reddit.items import (
     Cycle,
     Floor,
     ItemError,
@@ -71,7 +72,6 @@ from listener.sources._reddit_items import (
     removed_reason,
     to_post,
 )
-from listener.sources.base import SourceConfig, SourceContext
 
 log = logging.getLogger(__name__)
 

@@ -55,8 +55,10 @@ from listener.core.httpguard import GuardSettings, refusal_in, source_policy
 from listener.core.log import register_secret
 from listener.core.models import Page, Post, Rejected
 from listener.core.query import to_simple_queries
-from listener.sources._html_text import html_to_text
-from listener.sources._mastodon_items import (
+from listener.sources.base import SourceConfig, SourceContext
+from listener.sources.html_text import html_to_text
+from listener.sources.http import USER_AGENT, raise_for_status
+from listener.sources.mastodon.items import (
     created_at_of,
     dump_cursor,
     id_order,
@@ -67,8 +69,6 @@ from listener.sources._mastodon_items import (
     status_ids,
     thread_of,
 )
-from listener.sources.base import SourceConfig, SourceContext
-from listener.sources.http import USER_AGENT, raise_for_status
 
 log = logging.getLogger(__name__)
 

@@ -46,8 +46,10 @@ from listener.core.httpguard import GuardSettings, source_policy
 from listener.core.log import register_secret
 from listener.core.models import Page, Post, Rejected
 from listener.core.query import Brand, Or, to_x
-from listener.sources._x_cursor import load_cursor
-from listener.sources._x_transport import (
+from listener.sources.base import SourceConfig, SourceContext
+from listener.sources.http import USER_AGENT
+from listener.sources.x.cursor import load_cursor
+from listener.sources.x.transport import (
     X_API_URL,
     XBadRequest,
     call_x,
@@ -63,8 +65,6 @@ from listener.sources._x_transport import (
     redact_tweepy_logs,
     text_of,
 )
-from listener.sources.base import SourceConfig, SourceContext
-from listener.sources.http import USER_AGENT
 
 log = logging.getLogger(__name__)
 
