@@ -161,7 +161,7 @@ def _run_locked(runtime: Runtime, once: bool) -> bool:
 
 
 def _print_summary(config: Config) -> None:
-    from listener.report import summary
+    from listener.terminal_tables import summary
     from storage.db import open_db
 
     db = open_db(config.db_path)
@@ -212,7 +212,7 @@ def sources(config_path: str) -> None:
     """List configured sources and whether each is ready to run."""
     from listener.core.models import utcnow
     from listener.pipeline import Runtime
-    from listener.report import table
+    from listener.terminal_tables import table
     from storage.db import open_db, paused_until
 
     runtime = Runtime(load_for_command(config_path))
@@ -355,7 +355,7 @@ def alerts_list(config_path: str, status: str | None, sort: str, limit: int) -> 
     """Show alerts: the last error first (whole, wrapped), then age, status, destination,
     attempts, the post (platform:id, or the report's kind), rule and id."""
     from listener.core.models import utcnow
-    from listener.report import alerts_listing
+    from listener.terminal_tables import alerts_listing
     from storage.db import open_db
 
     conn = open_db(load_for_command(config_path).db_path)

@@ -20,7 +20,7 @@ from listener.config import Config
 from listener.core.errors import StorageError
 from listener.core.models import parse_iso, utcnow
 from listener.health import Snapshot, StageState, load_snapshot
-from listener.report import age, table
+from listener.terminal_tables import age, table
 
 
 @click.command()

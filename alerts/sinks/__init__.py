@@ -6,6 +6,8 @@ from typing import Any
 
 from listener.core.registry import load_plugin
 
+# installed packages add their own destinations here (README: "Writing a plugin")
+ENTRY_POINTS = "listener.sinks"
 REGISTRY: dict[str, str] = {
     "console": "alerts.sinks.console:ConsoleSink",
     "slack": "alerts.sinks.slack:SlackSink",
@@ -19,4 +21,4 @@ REGISTRY: dict[str, str] = {
 
 def sink_class(type_name: str) -> Any:
     """The Sink class for a destination ``type``; raises ConfigError listing valid types."""
-    return load_plugin(REGISTRY, "destination", type_name)
+    return load_plugin(REGISTRY, "destination", type_name, ENTRY_POINTS)

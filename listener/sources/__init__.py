@@ -6,6 +6,8 @@ from typing import Any
 
 from listener.core.registry import load_plugin
 
+# installed packages add their own sources here (README: "Writing a plugin")
+ENTRY_POINTS = "listener.sources"
 REGISTRY: dict[str, str] = {
     "file": "listener.sources.file:FileSource",
     "x": "listener.sources.x:XSource",
@@ -21,4 +23,4 @@ REGISTRY: dict[str, str] = {
 
 def source_class(type_name: str) -> Any:
     """The Source class for a config ``type``; raises ConfigError listing valid types."""
-    return load_plugin(REGISTRY, "source", type_name)
+    return load_plugin(REGISTRY, "source", type_name, ENTRY_POINTS)
