@@ -248,7 +248,7 @@ def backfill(config_path: str, source_name: str, since: object) -> None:
     from tqdm import tqdm
 
     from listener.pipeline import Runtime
-    from listener.pipeline import backfill as pull
+    from listener.sources.collect import backfill as pull
     from listener.sources import source_class
     from storage.db import open_db
 
