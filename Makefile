@@ -24,16 +24,19 @@ demo: install
 lint: install
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 
 test: install
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 # the inner loop: everything but the tests marked slow (full training, crash runs, soak-like)
 test-fast: install
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow"
 
 clean:

@@ -128,7 +128,8 @@ def run_digests(
         if not cfg.enabled or not dests:
             continue
         period = latest_period(cfg, now)
-        for brand in cfg.brands or list(brands) or [None]:
+        every: list[str | None] = list(cfg.brands or brands) or [None]  # None: all posts
+        for brand in every:
             last = last_report_at(db, "digest", cfg.name, brand, None)
             if last is None or last < period.end:  # cheap check before any figure is read
                 queued += _send_or_skip(db, cfg, brand, period, dests, now)

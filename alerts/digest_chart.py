@@ -34,6 +34,7 @@ def render_png(data: ChartData) -> bytes:
     """The chart as PNG bytes (about 30–60 KB)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=SIZE_INCHES, dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
@@ -56,7 +57,9 @@ def render_png(data: ChartData) -> bytes:
     ax.set_xticks(xs[::step], data.labels[::step], fontsize=10)
     ax.set_xlim(-0.6, len(xs) - 0.4)
     ax.set_ylim(0, max([*bottom, *data.previous, 1]) * 1.15)
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    ticks = ax.yaxis.get_major_locator()
+    if isinstance(ticks, MaxNLocator):  # a linear axis's AutoLocator: whole posts only
+        ticks.set_params(integer=True)
     ax.grid(axis="y", color="#dddddd", linewidth=0.8)
     ax.set_axisbelow(True)
     for side in ("top", "right"):

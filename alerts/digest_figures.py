@@ -11,6 +11,7 @@ parameters; the only text ever inserted into a query is one of the constant bran
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -171,7 +172,7 @@ def _negative_terms(db: Database, brand: str | None, start: datetime, end: datet
                      exclude=[brand] if brand else [], limit=8)
 
 
-def _ids(db: Database, sql: str, brand: str | None, tail: list[object]) -> list[int]:
+def _ids(db: Database, sql: str, brand: str | None, tail: Sequence[object]) -> list[int]:
     return [row["id"] for row in db.query(_scoped(sql, brand), [*_brand(brand), *tail])]
 
 

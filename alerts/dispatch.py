@@ -45,7 +45,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
         """Exponential backoff with jitter: between half and all of initial * 2^(attempt-1)."""
-        base = min(self.backoff_max, self.backoff_initial * 2 ** max(0, attempt - 1))
+        base: float = min(self.backoff_max, self.backoff_initial * 2 ** max(0, attempt - 1))
         return base * (0.5 + rng() / 2)
 
 
@@ -223,8 +223,8 @@ def _attempt(
             log.exception("sink %s crashed on alert %s", sink.name, message.alert_id,
                           extra=_about(group[0]))
         retry = getattr(exc, "retryable", True) and attempt < policy.max_attempts
-        until = clock() + timedelta(seconds=policy.delay(attempt)) if retry else None
-        _failed(db, group, attempt, clock(), exc, until, started)
+        retry_at = clock() + timedelta(seconds=policy.delay(attempt)) if retry else None
+        _failed(db, group, attempt, clock(), exc, retry_at, started)
         _count(result, retry, f"{message.alert_id} → {sink.name}: {exc}")
         return True
     ms = (time.monotonic() - started) * 1000

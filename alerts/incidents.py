@@ -30,7 +30,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -143,8 +143,12 @@ def group(db: Database, candidates: Sequence[Candidate], vectors: np.ndarray,
     return result
 
 
-def _by_brand(items: Sequence) -> dict[str, list]:
-    out: dict[str, list] = {}
+_Grouped = TypeVar("_Grouped", Candidate, tuple[Candidate, np.ndarray])
+"""What :func:`_by_brand` groups: candidates, or candidates with their vectors."""
+
+
+def _by_brand(items: Sequence[_Grouped]) -> dict[str, list[_Grouped]]:
+    out: dict[str, list[_Grouped]] = {}
     for item in items:
         c = item[0] if isinstance(item, tuple) else item
         out.setdefault(c.brand, []).append(item)

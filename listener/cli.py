@@ -248,8 +248,8 @@ def backfill(config_path: str, source_name: str, since: object) -> None:
     from tqdm import tqdm
 
     from listener.pipeline import Runtime
-    from listener.sources.collect import backfill as pull
     from listener.sources import source_class
+    from listener.sources.collect import backfill as pull
     from storage.db import open_db
 
     runtime = Runtime(load_for_command(config_path))

@@ -140,13 +140,13 @@ def store_page(db: Database, source: str, page: Page, now: datetime) -> int:
         _add_extra_brands(db, [post for post, _ in rows if id(post) not in bad])
         rejects = [*page.rejected, *refused, *(_refusal(post, exc) for post, exc in failed)]
         if rejects:
-            db["rejects"].insert_all(
+            db.table("rejects").insert_all(
                 {"source": source, "location": scrubbed(r.where), "reason": scrubbed(r.reason),
                  "at": stamp}
                 for r in rejects
             )
         if page.cursor is not None:
-            db["cursors"].upsert(
+            db.table("cursors").upsert(
                 {"source": source, "value": json.dumps(page.cursor), "updated_at": stamp},
                 pk="source",
             )
@@ -208,7 +208,8 @@ def _insert_posts(db: Database, rows: list[Row]) -> tuple[int, list[tuple[Post, 
     except Exception as exc:
         if not _row_error(exc):
             raise
-    new, failed = 0, []
+    new = 0
+    failed: list[tuple[Post, BaseException]] = []
     for post, values in rows:
         try:
             with _savepoint(db):
@@ -256,7 +257,7 @@ def pause_source(db: Database, source: str, until: datetime | None, reason: str,
                  now: datetime) -> None:
     """Pause a source until ``until`` (None resumes it); kept across restarts and cron runs."""
     with immediate(db):
-        db["source_state"].upsert(
+        db.table("source_state").upsert(
             {"source": source, "paused_until": to_iso(until) if until else None,
              "reason": scrubbed(reason) if until else None, "updated_at": to_iso(now)},
             pk="source",
@@ -343,11 +344,12 @@ def score_from_row(row: dict[str, Any]) -> Score:
 
 def start_run(db: Database, stage: str, target: str, now: datetime) -> int:
     with immediate(db):
-        return int(
-            db["runs"].insert(
-                {"stage": stage, "target": target, "started_at": to_iso(now), "status": "running"}
-            ).last_pk
+        runs = db.table("runs").insert(
+            {"stage": stage, "target": target, "started_at": to_iso(now), "status": "running"}
         )
+        if runs.last_pk is None:  # sqlite-utils sets it on every insert: None would be its bug
+            raise RuntimeError("sqlite-utils gave no id for the new run")
+        return int(runs.last_pk)
 
 
 def beat_run(db: Database, run_id: int, now: datetime) -> None:
@@ -374,7 +376,7 @@ def finish_run(
 ) -> None:
     status = "error" if error else "ok"
     with immediate(db):
-        db["runs"].update(
+        db.table("runs").update(
             run_id,
             {"finished_at": to_iso(now), "status": status, "items": items,
              "error": scrubbed(error, limit=None) if error else error},

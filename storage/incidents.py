@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from sqlite_utils import Database
@@ -111,7 +112,7 @@ _INCIDENT = ("SELECT id, brand, opened_at, first_at, last_at, reports, customers
              " FROM incidents")
 
 
-def _incident(r: tuple) -> IncidentRow:
+def _incident(r: tuple[Any, ...]) -> IncidentRow:
     return IncidentRow(r[0], r[1], parse_iso(r[2]), parse_iso(r[3]), parse_iso(r[4]), r[5], r[6],
                        np.frombuffer(r[7], dtype=np.float32).copy())
 

@@ -15,7 +15,7 @@ from storage.tx import immediate
 
 def _m001_initial(db: Database) -> None:
     """Posts, cursors, scores, the alert outbox, delivery attempts, rejects and runs."""
-    db["posts"].create(
+    db.table("posts").create(
         {
             "id": int, "platform": str, "platform_id": str, "source": str, "brand": str,
             "kind": str, "url": str, "author": str, "author_followers": int, "text": str,
@@ -24,12 +24,12 @@ def _m001_initial(db: Database) -> None:
         pk="id",
         not_null={"platform", "platform_id", "text", "created_at", "collected_at"},
     )
-    db["posts"].create_index(["platform", "platform_id"], unique=True)
-    db["posts"].create_index(["created_at"])
-    db["posts"].create_index(["source", "created_at"])
-    db["posts"].create_index(["brand", "created_at"])
-    db["cursors"].create({"source": str, "value": str, "updated_at": str}, pk="source")
-    db["scores"].create(
+    db.table("posts").create_index(["platform", "platform_id"], unique=True)
+    db.table("posts").create_index(["created_at"])
+    db.table("posts").create_index(["source", "created_at"])
+    db.table("posts").create_index(["brand", "created_at"])
+    db.table("cursors").create({"source": str, "value": str, "updated_at": str}, pk="source")
+    db.table("scores").create(
         {
             "id": int, "post_id": int, "model": str, "model_version": str, "sentiment": str,
             "p_negative": float, "p_neutral": float, "p_positive": float, "urgency": float,
@@ -39,10 +39,10 @@ def _m001_initial(db: Database) -> None:
         foreign_keys=[("post_id", "posts", "id")],
         not_null={"post_id", "model", "model_version", "sentiment"},
     )
-    db["scores"].create_index(["post_id", "model", "model_version"], unique=True)
+    db.table("scores").create_index(["post_id", "model", "model_version"], unique=True)
     # the rules stage scans only scores it has not evaluated yet
     db.execute("CREATE INDEX idx_scores_rules_pending ON scores(id) WHERE rules_at IS NULL")
-    db["alerts"].create(
+    db.table("alerts").create(
         {
             "id": str, "post_id": int, "score_id": int, "rule": str, "destination": str,
             "status": str, "priority": str, "attempts": int, "next_attempt_at": str,
@@ -53,9 +53,9 @@ def _m001_initial(db: Database) -> None:
         not_null={"post_id", "rule", "destination", "status", "created_at"},
         defaults={"attempts": 0},
     )
-    db["alerts"].create_index(["status", "next_attempt_at"])
-    db["alerts"].create_index(["post_id"])
-    db["deliveries"].create(
+    db.table("alerts").create_index(["status", "next_attempt_at"])
+    db.table("alerts").create_index(["post_id"])
+    db.table("deliveries").create(
         {
             "id": int, "alert_id": str, "attempt": int, "at": str, "outcome": str,
             "status_code": int, "error": str, "remote_id": str, "duration_ms": float,
@@ -63,32 +63,32 @@ def _m001_initial(db: Database) -> None:
         pk="id",
         foreign_keys=[("alert_id", "alerts", "id")],
     )
-    db["deliveries"].create_index(["alert_id"])
-    db["rejects"].create(
+    db.table("deliveries").create_index(["alert_id"])
+    db.table("rejects").create(
         {"id": int, "source": str, "location": str, "reason": str, "at": str}, pk="id"
     )
-    db["runs"].create(
+    db.table("runs").create(
         {
             "id": int, "stage": str, "target": str, "started_at": str, "finished_at": str,
             "status": str, "items": int, "error": str,
         },
         pk="id",
     )
-    db["runs"].create_index(["stage", "started_at"])
+    db.table("runs").create_index(["stage", "started_at"])
 
 
 def _m002_source_state(db: Database) -> None:
     """Per-source pause (rate limits, monthly caps) that survives restarts and cron runs."""
-    db["source_state"].create(
+    db.table("source_state").create(
         {"source": str, "paused_until": str, "reason": str, "updated_at": str}, pk="source"
     )
 
 
 def _m003_crossposts(db: Database) -> None:
     """Link cross-posted identical text: a hash of the normalised text, and the first post."""
-    db["posts"].add_column("text_hash", str)
-    db["posts"].add_column("duplicate_of", int)
-    db["posts"].create_index(["text_hash", "created_at"])
+    db.table("posts").add_column("text_hash", str)
+    db.table("posts").add_column("duplicate_of", int)
+    db.table("posts").create_index(["text_hash", "created_at"])
 
 
 def _m004_reports_and_threads(db: Database) -> None:
@@ -98,9 +98,9 @@ def _m004_reports_and_threads(db: Database) -> None:
     retries, list and retry commands), so ``alerts.post_id``/``score_id`` become nullable and an
     alert points at either a post or a report. ``posts.thread`` lets Slack thread follow-ups.
     """
-    db["posts"].add_column("thread", str)
-    db["posts"].create_index(["platform", "thread"])
-    db["reports"].create(
+    db.table("posts").add_column("thread", str)
+    db.table("posts").create_index(["platform", "thread"])
+    db.table("reports").create(
         {
             "id": str, "kind": str, "name": str, "brand": str, "source": str,
             "window_start": str, "window_end": str, "title": str, "payload": str,
@@ -109,13 +109,13 @@ def _m004_reports_and_threads(db: Database) -> None:
         pk="id",
         not_null={"kind", "name", "title", "payload", "created_at"},
     )
-    db["reports"].create_index(["kind", "created_at"])
-    db["alerts"].add_column("report_id", str)
-    db["alerts"].transform(
+    db.table("reports").create_index(["kind", "created_at"])
+    db.table("alerts").add_column("report_id", str)
+    db.table("alerts").transform(
         not_null={"post_id": False},
         add_foreign_keys=[("report_id", "reports", "id")],
     )
-    db["alerts"].create_index(["report_id"], if_not_exists=True)
+    db.table("alerts").create_index(["report_id"], if_not_exists=True)
 
 
 def _label(prefix: str = "") -> str:
@@ -430,7 +430,7 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
 def applied(db: Database) -> set[str]:
     if "_migrations" not in db.table_names():
         return set()
-    return {row["name"] for row in db["_migrations"].rows}
+    return {row["name"] for row in db.table("_migrations").rows}
 
 
 def migrate(db: Database) -> list[str]:
@@ -442,9 +442,9 @@ def migrate(db: Database) -> list[str]:
             if name in applied(db):
                 continue
             if "_migrations" not in db.table_names():
-                db["_migrations"].create({"name": str, "applied_at": str}, pk="name")
+                db.table("_migrations").create({"name": str, "applied_at": str}, pk="name")
             step(db)
-            db["_migrations"].insert(
+            db.table("_migrations").insert(
                 {"name": name, "applied_at": db.execute("SELECT datetime('now')").fetchone()[0]}
             )
         done.append(name)

@@ -235,7 +235,7 @@ def record_delivered(
             " last_error = NULL WHERE id = ?",
             [DELIVERED, attempt, remote_id, stamp, alert],
         )
-        db["deliveries"].insert(
+        db.table("deliveries").insert(
             {"alert_id": alert, "attempt": attempt, "at": stamp, "outcome": DELIVERED,
              "remote_id": remote_id, "duration_ms": round(ms, 1)}
         )
@@ -268,7 +268,7 @@ def record_failure(
             " WHERE id = ?",
             [status, attempt, to_iso(retry_at) if retry_at else None, error, alert],
         )
-        db["deliveries"].insert(
+        db.table("deliveries").insert(
             {"alert_id": alert, "attempt": attempt, "at": stamp, "outcome": outcome,
              "status_code": status_code, "error": error, "duration_ms": round(ms, 1)}
         )

@@ -32,8 +32,9 @@ class Sink(Protocol):
     ``retryable=False`` for answers that retrying cannot fix; anything else is retried by dispatch.
     """
 
-    type: ClassVar[str]
+    # Config first: below ``type`` the name means this ClassVar, not the builtin.
     Config: ClassVar[type[SinkConfig]]
+    type: ClassVar[str]
     name: str
 
     def send(self, message: AlertMessage | ReportMessage) -> str | None: ...

@@ -157,7 +157,8 @@ def trimmed_mean(values: np.ndarray) -> np.ndarray:
     spike, not as coarse as a median on small counts."""
     ordered = np.sort(values, axis=0)
     cut = len(ordered) // 4
-    return ordered[cut : len(ordered) - cut].mean(axis=0)
+    means: np.ndarray = ordered[cut : len(ordered) - cut].mean(axis=0)
+    return means
 
 
 def dispersion(counts: np.ndarray, fitted: np.ndarray) -> float:

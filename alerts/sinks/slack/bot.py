@@ -128,11 +128,12 @@ class SlackBot:
         where = f"Slack destination '{self.name}'"
         who = self._call("auth.test", where, self._client.auth_test)
         done = f"token accepted (workspace {who.get('team')!r}, bot user {who.get('user')!r})"
-        if self._channel_id is None:
+        channel_id = self._channel_id
+        if channel_id is None:
             return f"{done}; channel '{self.channel}' is a name: set its ID to check it"
         self._call("conversations.history", where, lambda: self._client.conversations_history(
-            channel=self._channel_id, limit=1))
-        return f"{done}; channel {self._channel_id} readable"
+            channel=channel_id, limit=1))
+        return f"{done}; channel {channel_id} readable"
 
     # -- the calls -------------------------------------------------------------------------
 
@@ -207,6 +208,7 @@ class SlackBot:
         """
         from slack_sdk.errors import SlackApiError
 
+        failure: Exception
         try:
             return call()
         except SlackApiError as exc:

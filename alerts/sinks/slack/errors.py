@@ -219,5 +219,7 @@ def header(headers: Any, name: str) -> str | None:
     wanted = name.lower()
     for key, value in headers.items():
         if str(key).lower() == wanted:
-            return value[0] if isinstance(value, list) and value else value
+            # urllib's message holds str values, slack_sdk's SlackResponse lists of str
+            found: str | None = value[0] if isinstance(value, list) and value else value
+            return found
     return None

@@ -69,8 +69,9 @@ def _secrets_of(url: str) -> tuple[str, ...]:
 class SlackSink:
     """Posts each alert or report as Block Kit, through a webhook or with a bot token."""
 
-    type: ClassVar[str] = "slack"
+    # Config first: below ``type`` the name means this ClassVar, not the builtin.
     Config: ClassVar[type[SlackSinkConfig]] = SlackSinkConfig
+    type: ClassVar[str] = "slack"
 
     def __init__(self, config: SlackSinkConfig) -> None:
         try:
@@ -80,6 +81,7 @@ class SlackSink:
         self.name = config.name
         self.min_interval = config.min_interval
         self._timeout = config.timeout
+        self._secrets: tuple[str, ...]
         if config.token is not None:
             url, self._secrets, mask = config.base_url, (config.token,), "[slack-token]"
         else:
@@ -109,7 +111,8 @@ class SlackSink:
         DeliveryError."""
         if self._bot is not None:
             return self._bot.send(message)
-        return self._send_webhook(message)
+        self._send_webhook(message)
+        return None
 
     def check(self) -> str | None:
         """``listener doctor``: a bot token is verified without posting; a webhook cannot be."""

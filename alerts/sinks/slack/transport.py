@@ -150,7 +150,10 @@ def _checked_url(url: str) -> None:
 
 
 def _decoded(resp: Any) -> str:
-    return resp.read().decode(resp.headers.get_content_charset() or "utf-8")
+    """The whole (capped) answer as text, in the charset it names; UTF-8 as slack_sdk's."""
+    raw: bytes = resp.read()
+    charset: str | None = resp.headers.get_content_charset()
+    return raw.decode(charset or "utf-8")
 
 
 class CappedWebhookClient(WebhookClient):
