@@ -47,13 +47,6 @@ def digest(**overrides: object) -> DigestConfig:
     return DigestConfig.model_validate(fields)
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    conn = store.open_db(tmp_path / "digest.db")
-    yield conn
-    conn.close()
-
-
 def add(db: Database, key: str, at: datetime, sentiment: str | None = None, *,
         brand: str = "acme", source: str = "reddit", platform: str = "x", followers: int = 0,
         author: str | None = None, urgency: float = 0.1, p_negative: float | None = None,

@@ -44,14 +44,6 @@ POST_MESSAGE = api_path("chat.postMessage")
 ISSUE_COMMENTS = "/repos/acme/support/issues/1/comments"
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """httpx and slack_sdk honour proxy variables; the fakes must be reached directly."""
-    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
-                 "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def lost(send: Any, message: Any) -> DeliveryError:
     """Send ``message`` expecting the (scripted) lost answer: a retryable DeliveryError."""
     with pytest.raises(DeliveryError) as info:
@@ -188,7 +180,8 @@ def test_zendesk_retry_after_a_lost_answer_adds_no_second_comment() -> None:
     assert len(comments) == 3 - 1  # the description and ONE update
     looked = requests[-1]
     assert (looked.method, looked.path) == ("GET", f"/api/v2/tickets/{ticket}/comments.json")
-    assert looked.query["sort_order"] == ["desc"] and looked.query["page[size]"] == ["100"]
+    assert looked.query_lists["sort_order"] == ["desc"]
+    assert looked.query_lists["page[size]"] == ["100"]
     assert [r.method for r in requests] == ["POST", "PUT", "GET"]
 
 

@@ -25,7 +25,8 @@ from classifiers.routing import LanguageRouter
 from listener.config import BrandSettings
 from listener.core.language import detect
 from listener.core.models import Page, Post
-from listener.pipeline import classify, keep_for_brands
+from listener.pipeline import classify
+from listener.sources.collect import keep_for_brands
 from storage import dashboard
 from tests.fakes.slack import BOT_TOKEN, CHANNEL_ID, FakeSlackAPI
 

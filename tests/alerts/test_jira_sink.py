@@ -32,14 +32,6 @@ HOSTILE = ("<script>alert(1)</script> @channel @someuser [x](javascript:alert(1)
            "*bold* h1. title\n\x07\u202eevil")
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """httpx honours proxy variables; the fake must be reached directly."""
-    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
-                 "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.fixture
 def jira() -> Iterator[FakeJira]:
     with FakeJira() as fake:

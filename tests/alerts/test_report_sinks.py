@@ -47,14 +47,6 @@ SHOWN = ("Acme: 5× the usual volume of negative posts", "120 posts in the last 
          "acme login broken since 9am")
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """httpx honours proxy variables; the fakes must be reached directly."""
-    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
-                 "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def save(name: str, content: str | bytes) -> None:
     """What a fake received, kept under test-artifacts/ for a human to look at."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -182,7 +174,7 @@ def test_zendesk_retry_finds_the_ticket_of_a_lost_answer() -> None:
         fake.expire_keys()  # even after the idempotency key expired
         assert sink.send(make_report(attempt=2)) == str(fake.tickets[0]["id"])
         assert len(fake.tickets) == 1
-        assert [(r.method, r.path, r.query) for r in fake.requests[1:]] == [
+        assert [(r.method, r.path, r.query_lists) for r in fake.requests[1:]] == [
             ("GET", TICKETS, {"external_id": [ALERT_ID]})]
 
 

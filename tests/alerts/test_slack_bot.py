@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlite_utils import Database
@@ -31,13 +30,6 @@ SCORE = Score("negative", 0.9, 0.08, 0.02, 0.7, "m", "v1")
 POST = api_path("chat.postMessage")
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """slack_sdk sends through a proxy from the environment; the fake must be reached directly."""
-    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.fixture
 def fake() -> Iterator[FakeSlackAPI]:
     with FakeSlackAPI() as server:
@@ -54,13 +46,6 @@ def sink(fake: FakeSlackAPI) -> Iterator[SlackSink]:
     sink = make_sink(fake)
     yield sink
     sink.close()
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    conn = store.open_db(tmp_path / "bot.db")
-    yield conn
-    conn.close()
 
 
 def seed(db: Database, *posts: Post) -> list[str]:

@@ -23,7 +23,7 @@ from alerts.sinks.console import ConsoleSink, ConsoleSinkConfig
 from alerts.sinks.slack import SlackSink, SlackSinkConfig
 from listener.config import BrandSettings
 from listener.core.models import Page, Post, Score
-from listener.pipeline import keep_for_brands
+from listener.sources.collect import keep_for_brands
 from storage import db as store
 from storage import outbox
 from storage.trends import Period, counts_by, total

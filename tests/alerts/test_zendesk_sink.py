@@ -19,19 +19,11 @@ from alerts.sinks.zendesk import ZendeskSink, ZendeskSinkConfig
 from listener.core.errors import DeliveryError, RateLimited
 from tests.alerts.factories import make_alert, make_score
 from tests.alerts.test_dispatch import ManualClock, seed
-from tests.fakes.zendesk_api import HANG_UP, TICKETS, FakeZendesk, RecordedRequest
+from tests.fakes.base import RecordedRequest
+from tests.fakes.zendesk_api import HANG_UP, TICKETS, FakeZendesk
 
-PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
-                   "all_proxy")
 HOSTILE = ("<script>alert(1)</script> @channel @someuser [x](javascript:alert(1)) "
            "![](http://evil/pixel) {{ticket.requester.email}} {% if 1 %} \x1b[2J\u202e \ud800 ")
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """httpx honours proxy variables; the fake must be reached directly."""
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -145,7 +137,7 @@ def test_ambiguous_timeout_then_retry_creates_no_second_ticket(zendesk: FakeZend
     assert len(zendesk.tickets) == 1
     ticket_id = sink.send(make_alert(attempt=2))
     assert ticket_id == str(zendesk.tickets[0]["id"]) and len(zendesk.tickets) == 1
-    assert [(r.method, r.query) for r in zendesk.requests[1:]] == [
+    assert [(r.method, r.query_lists) for r in zendesk.requests[1:]] == [
         ("GET", {"external_id": ["a1b2c3d4e5f6"]})]
 
 

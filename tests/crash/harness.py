@@ -220,7 +220,7 @@ class Harness:
             raise HarnessError(f"the last run did not settle within {timeout:g}s (exit status "
                                f"{status}); see {self.log_path}")
         self.say(f"settled in {time.monotonic() - started:.1f}s")
-        slack = [r.body for r in self.slack.requests if r.path == self.slack.path]
+        slack = [r.body for r in self.slack.requests if r.target == self.slack.path]
         return count(self.db_path, created, self.stream.first_served, slack, self.zendesk.tickets)
 
     def _quiet(self, created: int) -> bool:

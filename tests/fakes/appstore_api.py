@@ -20,11 +20,10 @@ replace the next feed answers in order. Every request is recorded.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tests.fakes.base import FakeHTTPServer
+from tests.fakes.base import FakeHTTPServer, RecordedRequest
 from tests.fakes.base import ScriptedResponse as Scripted
 
 PAGE_SIZE = 50
@@ -68,13 +67,6 @@ def app_entry(app_id: str) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class Recorded:
-    method: str
-    path: str
-    headers: dict[str, str]
-
-
 class FakeAppStore(FakeHTTPServer):
     """Scriptable fake feed; a context manager, or start()/stop()."""
 
@@ -108,7 +100,7 @@ class FakeAppStore(FakeHTTPServer):
         self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
     ) -> Scripted:
         with self._lock:
-            self._record(Recorded(method, path, headers))
+            self._record(RecordedRequest(method, path, query, headers, body))
             parts = path.strip("/").split("/")
             shaped = (
                 len(parts) == 7 and parts[1:3] == ["rss", "customerreviews"]

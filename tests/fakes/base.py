@@ -11,7 +11,10 @@ lives here, once:
   the answer back, staying quiet (no access log, no traceback for clients that hung up);
 - a lock, a FIFO of scripted answers (``_script``; each fake decides what an entry holds and
   when to use it) and the list of recorded requests with :attr:`~FakeHTTPServer.requests`,
-  :meth:`~FakeHTTPServer.wait_for_requests` and :meth:`~FakeHTTPServer.reset`.
+  :meth:`~FakeHTTPServer.wait_for_requests` and :meth:`~FakeHTTPServer.reset`;
+- :class:`RecordedRequest`, the one record of a request every fake keeps, so that a test reads
+  ``requests[0].path``, ``.query``, ``.headers`` or ``.json`` the same way whichever fake it
+  talks to (a fake with something of its own to add records a small subclass).
 
 A subclass implements :meth:`FakeHTTPServer.handle` (the platform's behaviour: routing,
 validation, its own scripted extras) and calls :meth:`FakeHTTPServer._record` for each request.
@@ -37,9 +40,10 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol, Self
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 HANG_UP = 0  # scripted status: close the connection without answering
 RESET = -1  # scripted status: reset the connection (TCP RST) without answering
@@ -91,6 +95,47 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body) if body else None
     except ValueError:
         return None
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request a fake received, as it arrived; what is derived from it is a property.
+
+    ``path`` is without the query string (``target`` is both, as sent), ``query_string`` is the
+    raw query, ``headers`` have lower-case names and ``body`` is the raw request body.
+    """
+
+    method: str
+    path: str
+    query_string: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    @property
+    def target(self) -> str:
+        """The request target as sent: the path and, if any, ``?`` and the query string."""
+        return f"{self.path}?{self.query_string}" if self.query_string else self.path
+
+    @cached_property
+    def query_lists(self) -> dict[str, list[str]]:
+        """Every value of each query parameter, in order (blank values kept)."""
+        return parse_qs(self.query_string, keep_blank_values=True)
+
+    @cached_property
+    def query(self) -> dict[str, str]:
+        """Each query parameter's last value (blank values kept)."""
+        return {name: values[-1] for name, values in self.query_lists.items()}
+
+    @cached_property
+    def json(self) -> Any:
+        """The body as JSON; None when empty or unparsable (see :func:`parse_json`)."""
+        return parse_json(self.body)
+
+    @cached_property
+    def form(self) -> dict[str, str]:
+        """The body as a URL-encoded form: each field's last value."""
+        fields = parse_qs(self.body.decode("utf-8", "replace"), keep_blank_values=True)
+        return {name: values[-1] for name, values in fields.items()}
 
 
 class _Server(ThreadingHTTPServer):
@@ -197,7 +242,7 @@ class FakeHTTPServer:
         # Re-entrant, so that a subclass may call _record() while it holds the lock.
         self._lock = threading.RLock()
         self._arrived = threading.Condition(self._lock)
-        self._requests: list[Any] = []
+        self._requests: list[RecordedRequest] = []
         self._script: Any = deque()
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -269,8 +314,9 @@ class FakeHTTPServer:
 
     # -- recording and inspection --------------------------------------------------------------
 
-    def _record(self, request: Any) -> None:
-        """Keep ``request`` (a fake's own record type) and wake :meth:`wait_for_requests`."""
+    def _record(self, request: RecordedRequest) -> None:
+        """Keep ``request`` (a :class:`RecordedRequest`, or a fake's subclass of it) and wake
+        :meth:`wait_for_requests`."""
         with self._arrived:
             self._requests.append(request)
             self._arrived.notify_all()

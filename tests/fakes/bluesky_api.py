@@ -34,12 +34,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs
 
-from tests.fakes.base import HANG_UP, FakeHTTPServer, ScriptedResponse, parse_json
+from tests.fakes.base import HANG_UP, FakeHTTPServer, RecordedRequest, ScriptedResponse
 
-__all__ = ["CREATE_SESSION", "HANG_UP", "REFRESH_SESSION", "SEARCH", "FakeBluesky", "Recorded",
-           "Scripted", "iso_ms"]
+__all__ = ["CREATE_SESSION", "HANG_UP", "REFRESH_SESSION", "SEARCH", "FakeBluesky", "Scripted",
+           "iso_ms"]
 
 SEARCH = "/xrpc/app.bsky.feed.searchPosts"
 CREATE_SESSION = "/xrpc/com.atproto.server.createSession"
@@ -52,17 +51,6 @@ class Scripted(ScriptedResponse):
 
     body: Any = None
     path: str = ""
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """What the fake received; ``query`` maps each parameter to its last value."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    json: Any
 
 
 def iso_ms(dt: datetime) -> str:
@@ -147,7 +135,7 @@ class FakeBluesky(FakeHTTPServer):
         with self._lock:
             self._script.append(Scripted(status, body, dict(headers or {}), delay, path))
 
-    def requests_to(self, path: str) -> list[Recorded]:
+    def requests_to(self, path: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == path]
 
     # -- request handling (handler threads) ---------------------------------------------------
@@ -159,10 +147,10 @@ class FakeBluesky(FakeHTTPServer):
 
     def _answer(self, method: str, path: str, raw_query: str, lowered: dict[str, str],
                 body: bytes) -> tuple[int, Any, dict[str, str], float]:
-        query = {k: v[-1] for k, v in parse_qs(raw_query).items()}
-        data = parse_json(body)
+        request = RecordedRequest(method, path, raw_query, lowered, body)
+        query, data = request.query, request.json
         with self._lock:
-            self._record(Recorded(method, path, query, lowered, data))
+            self._record(request)
             scripted = next((s for s in self._script if path.startswith(s.path)), None)
             if scripted is not None:
                 self._script.remove(scripted)

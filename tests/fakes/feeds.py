@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlencode
 from xml.sax.saxutils import escape, quoteattr
 
-from tests.fakes.base import FakeHTTPServer, ScriptedResponse
+from tests.fakes.base import FakeHTTPServer, RecordedRequest, ScriptedResponse
 
 RSS_TYPE = "application/rss+xml; charset=utf-8"
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
@@ -38,12 +38,6 @@ class _Document:
     content_type: str
     etag: str | None
     last_modified: str | None
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    path: str
-    headers: dict[str, str]  # lower-case names
 
 
 class FakeFeedServer(FakeHTTPServer):
@@ -84,16 +78,18 @@ class FakeFeedServer(FakeHTTPServer):
             self._script[path].append(ScriptedResponse(status, body, dict(headers or {}), delay))
 
     def requests_for(self, path: str) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.path == path]
+        """The requests for ``path`` as documents are served: by full target (with the query)."""
+        return [r for r in self.requests if r.target == path]
 
     # -- called from handler threads -----------------------------------------------------------
 
     def handle(
         self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
     ) -> ScriptedResponse:
-        path = f"{path}?{query}" if query else path  # documents are served by full target
+        request = RecordedRequest(method, path, query, headers, body)
+        path = request.target  # documents are served by full target
         with self._lock:
-            self._record(RecordedRequest(path, headers))
+            self._record(request)
             if self._script[path]:
                 return self._script[path].popleft()
             if path in self._redirects:

@@ -39,32 +39,19 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs
 
-from tests.fakes.base import HANG_UP, Answer, PathScriptedFake, ScriptedResponse
+from tests.fakes.base import HANG_UP, Answer, PathScriptedFake, RecordedRequest, ScriptedResponse
 from tests.fakes.base import PathScripted as Scripted
 
-__all__ = ["DOCS", "HANG_UP", "VERSIONS", "FakeGitHub", "Recorded", "Scripted"]
+__all__ = ["DOCS", "HANG_UP", "VERSIONS", "FakeGitHub", "Scripted"]
 
 VERSIONS = frozenset({"2022-11-28", "2026-03-10"})
 DOCS = "https://docs.github.com/rest"
 _REPO_PATH = re.compile(r"^/repos/([^/]+)/([^/]+)/issues$")
 _COMMENTS_PATH = re.compile(r"^/repos/([^/]+)/([^/]+)/issues/(\d+)/comments$")
 _TERMS = re.compile(r'"([^"]*)"|(\S+)')
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """What the fake received; ``headers`` keys lower-case; ``query`` parsed (first values)."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    json: Any
 
 
 class FakeGitHub(PathScriptedFake):
@@ -132,7 +119,8 @@ class FakeGitHub(PathScriptedFake):
             data = json.loads(body) if body else None
         except ValueError:
             data = ...  # unparsable: "Problems parsing JSON"
-        query = {k: v[0] for k, v in parse_qs(raw_query).items()}
+        request = RecordedRequest(method, path, raw_query, headers, body)
+        query = request.query
 
         def real() -> ScriptedResponse:
             status, answer, extra = self._route(method, path, query, headers, data)
@@ -140,7 +128,7 @@ class FakeGitHub(PathScriptedFake):
             return ScriptedResponse(status, answer, {**limits, **extra})
 
         with self._lock:
-            self._record(Recorded(method, path, query, headers, data))
+            self._record(request)
             return self._scripted_or(path, real)
 
     def _route(

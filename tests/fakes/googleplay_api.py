@@ -30,10 +30,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qs
 
-from tests.fakes.base import FakeHTTPServer, ScriptedResponse
+from tests.fakes.base import FakeHTTPServer, RecordedRequest, ScriptedResponse
 
 RPC_PATH = "/_/PlayStoreUi/data/batchexecute"
 XSSI = ")]}'\n\n"
@@ -63,17 +64,28 @@ class Scripted(ScriptedResponse):
 
 
 @dataclass(frozen=True)
-class Recorded:
+class PlayRequest(RecordedRequest):
     """What arrived; ``app_id``/``count``/``token``/``sort`` are decoded from ``f.req``."""
 
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    app_id: str | None
-    sort: int | None
-    count: int | None
-    token: str | None
+    @cached_property
+    def _decoded(self) -> tuple[str | None, int | None, int | None, str | None]:
+        return _decode(self.body)
+
+    @property
+    def app_id(self) -> str | None:
+        return self._decoded[0]
+
+    @property
+    def sort(self) -> int | None:
+        return self._decoded[1]
+
+    @property
+    def count(self) -> int | None:
+        return self._decoded[2]
+
+    @property
+    def token(self) -> str | None:
+        return self._decoded[3]
 
 
 def _decode(body: bytes) -> tuple[str | None, int | None, int | None, str | None]:
@@ -119,10 +131,10 @@ class FakeGooglePlay(FakeHTTPServer):
     def handle(
         self, method: str, path: str, raw_query: str, headers: dict[str, str], body: bytes
     ) -> ScriptedResponse:
-        query = {k: v[0] for k, v in parse_qs(raw_query).items()}
-        app_id, sort, count, token = _decode(body)
+        request = PlayRequest(method, path, raw_query, headers, body)
+        app_id, count, token = request.app_id, request.count, request.token
         with self._lock:
-            self._record(Recorded(method, path, query, headers, app_id, sort, count, token))
+            self._record(request)
             if path != RPC_PATH:
                 return Scripted(404, "<html>Not Found</html>")
             if self._script and self._script[0].after == 0:

@@ -23,12 +23,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
-from tests.fakes.base import FakeHTTPServer, ScriptedResponse
+from tests.fakes.base import FakeHTTPServer, RecordedRequest, ScriptedResponse
 
 SEARCH_PATH = "/api/v1/search_by_date"
 PAGINATION_LIMIT = 1000
@@ -76,16 +75,6 @@ def _highlight(author: str | None) -> dict[str, Any]:
     return {"author": {"value": author or "", "matchLevel": "none", "matchedWords": []}}
 
 
-@dataclass(frozen=True)
-class RecordedRequest:
-    """What the fake received: the path and the decoded query parameters."""
-
-    method: str
-    path: str
-    params: dict[str, str]
-    headers: dict[str, str]
-
-
 class FakeHNSearch(FakeHTTPServer):
     """The fake API; use as a context manager, add hits, point ``base_url`` at it."""
 
@@ -120,10 +109,11 @@ class FakeHNSearch(FakeHTTPServer):
     def handle(
         self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
     ) -> ScriptedResponse:
-        params = dict(parse_qsl(query, keep_blank_values=True))
+        request = RecordedRequest(method, path, query, headers, body)
+        params = request.query
         with self._lock:
             number = len(self._requests)
-            self._record(RecordedRequest(method, path, params, headers))
+            self._record(request)
             for after, hits in [entry for entry in self._later if entry[0] <= number]:
                 self._hits.extend(hits)
                 self._later.remove((after, hits))

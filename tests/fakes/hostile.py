@@ -12,7 +12,8 @@
 
 All are real HTTP servers on 127.0.0.1 (any path, GET and POST), so each client library runs for
 real. The first two use the shared skeleton of :mod:`tests.fakes.base`; the endless one needs its
-own handler, because the skeleton always sends a ``Content-Length``.
+own handler, because the skeleton always sends a ``Content-Length``. Each keeps what it received
+in ``requests`` as the shared :class:`~tests.fakes.base.RecordedRequest`.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ from __future__ import annotations
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
+from urllib.parse import urlsplit
 
-from tests.fakes.base import FakeHTTPServer, ScriptedResponse
+from tests.fakes.base import FakeHTTPServer, RecordedRequest, ScriptedResponse
 
 METADATA_URL = "http://169.254.169.254/latest/meta-data/iam/security-credentials/"
 
 
 class Redirector(FakeHTTPServer):
-    """Redirects every request (``status``, default 302) to ``target``; records (method, path)."""
+    """Redirects every request (``status``, default 302) to ``target``; records each."""
 
     name = "redirecting fake"
     methods = ("GET", "POST")
@@ -38,19 +40,19 @@ class Redirector(FakeHTTPServer):
 
     def handle(self, method: str, path: str, query: str, headers: dict[str, str],
                body: bytes) -> ScriptedResponse:
-        self._record((method, path))
+        self._record(RecordedRequest(method, path, query, headers, body))
         return ScriptedResponse(self.status, "", {"Location": self.target})
 
 
 class Recorder(FakeHTTPServer):
-    """Answers ``200 {}`` and records (method, path): a target nothing may reach."""
+    """Answers ``200 {}`` and records each request: a target nothing may reach."""
 
     name = "recording fake"
     methods = ("GET", "POST")
 
     def handle(self, method: str, path: str, query: str, headers: dict[str, str],
                body: bytes) -> ScriptedResponse:
-        self._record((method, path))
+        self._record(RecordedRequest(method, path, query, headers, body))
         return ScriptedResponse(200, {})
 
 
@@ -59,17 +61,17 @@ class _EndlessHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:  # noqa: N802 - name required by BaseHTTPRequestHandler
-        self._stream()
+        self._stream(b"")
 
     def do_POST(self) -> None:  # noqa: N802
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        self._stream()
+        self._stream(self.rfile.read(length) if length else b"")
 
-    def _stream(self) -> None:
+    def _stream(self, body: bytes) -> None:
         fake = self.server.fake
-        fake.note_request(self.command, self.path)
+        parts = urlsplit(self.path)
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        fake.note_request(RecordedRequest(self.command, parts.path, parts.query, headers, body))
         self.send_response(200)
         self.send_header("Content-Type", fake.content_type)
         self.send_header("Connection", "close")  # no Content-Length: the body ends at close
@@ -103,16 +105,16 @@ class EndlessBody:
                  content_type: str = "application/json") -> None:
         self.chunk, self.limit, self.content_type = chunk, limit, content_type
         self.sent = 0
-        self.requests: list[tuple[str, str]] = []
+        self.requests: list[RecordedRequest] = []
         self.hung_up = threading.Event()
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._server: _EndlessServer | None = None
         self._thread: threading.Thread | None = None
 
-    def note_request(self, method: str, path: str) -> None:
+    def note_request(self, request: RecordedRequest) -> None:
         with self._lock:
-            self.requests.append((method, path))
+            self.requests.append(request)
 
     def count(self, size: int) -> None:
         with self._lock:

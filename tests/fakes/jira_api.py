@@ -38,15 +38,13 @@ from __future__ import annotations
 import base64
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
 
-from tests.fakes.base import HANG_UP, Answer, PathScriptedFake, ScriptedResponse, parse_json
+from tests.fakes.base import HANG_UP, Answer, PathScriptedFake, RecordedRequest, ScriptedResponse
 from tests.fakes.base import PathScripted as Scripted
 
-__all__ = ["CREATE_PATH", "HANG_UP", "SEARCH_PATH", "FakeJira", "Recorded", "Scripted",
-           "comment_path", "valid_adf"]
+__all__ = ["CREATE_PATH", "HANG_UP", "SEARCH_PATH", "FakeJira", "Scripted", "comment_path",
+           "valid_adf"]
 
 CREATE_PATH = "/rest/api/3/issue"
 SEARCH_PATH = "/rest/api/3/search/jql"
@@ -63,18 +61,6 @@ INLINE_NODES = frozenset({"text", "hardBreak", "mention", "emoji", "inlineCard"}
 MARKS = frozenset({"link", "strong", "em", "code", "strike", "underline"})
 _JQL = re.compile(r'^\s*(?:project\s*=\s*"?(\w+)"?\s+AND\s+)?labels\s*=\s*"([^"\\]+)"\s*$',
                   re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """What the fake received. ``headers`` keys are lower-case; ``json`` is None if unparsable."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    json: Any
-    query: dict[str, str] = field(default_factory=dict)  # first value of each parameter
 
 
 class FakeJira(PathScriptedFake):
@@ -115,10 +101,10 @@ class FakeJira(PathScriptedFake):
     def handle(
         self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
     ) -> Answer:
-        parsed = parse_json(body)
-        params = {k: v[0] for k, v in parse_qs(query).items()}
+        request = RecordedRequest(method, path, query, headers, body)
+        parsed, params = request.json, request.query
         with self._lock:
-            self._record(Recorded(method, path, headers, body, parsed, params))
+            self._record(request)
             return self._scripted_or(
                 path, lambda: ScriptedResponse(*self._route(method, path, params, headers,
                                                             parsed))

@@ -32,11 +32,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
-from tests.fakes.base import HANG_UP, FakeHTTPServer, ScriptedResponse
+from tests.fakes.base import HANG_UP, FakeHTTPServer, RecordedRequest, ScriptedResponse
 
-__all__ = ["HANG_UP", "HOST", "FakeMastodon", "Recorded", "Scripted", "snowflake"]
+__all__ = ["HANG_UP", "HOST", "FakeMastodon", "Scripted", "snowflake"]
 
 HOST = "mastodon.example"  # the instance name inside status URIs (not the fake's address)
 _TAG_PATH = re.compile(r"^/api/v1/timelines/tag/(?P<tag>[^/?]+)$")
@@ -48,16 +48,6 @@ class Scripted(ScriptedResponse):
 
     body: Any = None
     path: str = ""  # answer only requests whose path starts with this
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """What the fake received; ``query`` maps each parameter to its last value."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
 
 
 def snowflake(created_at: datetime, sequence: int = 0) -> str:
@@ -141,7 +131,7 @@ class FakeMastodon(FakeHTTPServer):
         with self._lock:
             self._script.append(Scripted(status, body, dict(headers or {}), delay, path))
 
-    def requests_to(self, prefix: str) -> list[Recorded]:
+    def requests_to(self, prefix: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.startswith(prefix)]
 
     # -- request handling (handler threads) ---------------------------------------------------
@@ -149,14 +139,15 @@ class FakeMastodon(FakeHTTPServer):
     def handle(
         self, method: str, path: str, raw_query: str, headers: dict[str, str], body: bytes
     ) -> ScriptedResponse:
-        return ScriptedResponse(*self._answer(method, path, raw_query, headers))
+        return ScriptedResponse(*self._answer(method, path, raw_query, headers, body))
 
     def _answer(
-        self, method: str, path: str, raw_query: str, lowered: dict[str, str]
+        self, method: str, path: str, raw_query: str, lowered: dict[str, str], body: bytes
     ) -> tuple[int, Any, dict, float]:
-        query = {k: v[-1] for k, v in parse_qs(raw_query).items()}
+        request = RecordedRequest(method, path, raw_query, lowered, body)
+        query = request.query
         with self._lock:
-            self._record(Recorded(method, path, query, lowered))
+            self._record(request)
             scripted = next((s for s in self._script if path.startswith(s.path)), None)
             if scripted is not None:
                 self._script.remove(scripted)

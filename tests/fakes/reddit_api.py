@@ -36,9 +36,8 @@ import base64
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
 
-from tests.fakes.base import FakeHTTPServer
+from tests.fakes.base import FakeHTTPServer, RecordedRequest
 
 CLIENT_ID = "fake-client-id-123"
 CLIENT_SECRET = "fAkE-cLiEnT-sEcReT-9f8e7d6c"
@@ -103,17 +102,6 @@ class Scripted:
     delay: float = 0.0
 
 
-@dataclass(frozen=True)
-class Request:
-    """What the fake received; ``query``/``form`` keep the last value of each key."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    form: dict[str, str]
-
-
 class FakeReddit(FakeHTTPServer):
     """A scriptable fake Reddit; use as a context manager or call start()/stop()."""
 
@@ -149,7 +137,7 @@ class FakeReddit(FakeHTTPServer):
                 self._script.append(Scripted(status, body, dict(headers or {}), delay))
 
     @property
-    def api_requests(self) -> list[Request]:
+    def api_requests(self) -> list[RecordedRequest]:
         """Requests other than token requests."""
         return [r for r in self.requests if r.path != TOKEN_PATH]
 
@@ -158,13 +146,11 @@ class FakeReddit(FakeHTTPServer):
     def handle(
         self, method: str, path: str, raw_query: str, headers: dict[str, str], body: bytes
     ) -> Scripted:
-        if method == "GET":
-            body = b""  # a GET's form is never read
-        query = {k: v[-1] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
-        form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-        lowered = headers
+        request = RecordedRequest(method, path, raw_query, headers, body)
+        query, lowered = request.query, headers
+        form = {} if method == "GET" else request.form  # a GET's form is never read
         with self._lock:
-            self._record(Request(method, path, query, lowered, form))
+            self._record(request)
             if path == TOKEN_PATH:
                 return self._token(method, lowered, form)
             if lowered.get("authorization") != f"bearer {ACCESS_TOKEN}":

@@ -16,7 +16,7 @@ Behaviour, like Slack's (docs.slack.dev, "Sending messages using incoming webhoo
 - other methods answer ``405``;
 - a scripted status of ``0`` (:data:`HANG_UP`) closes the connection without any answer, as when
   Slack (or a proxy) drops it mid-request: the client cannot know whether the post happened.
-Every request is recorded (:class:`RecordedRequest`), including ones the fake refused;
+Every request is recorded (base :class:`RecordedRequest`), including ones the fake refused;
 :attr:`FakeSlackWebhook.posted` holds what the channel shows (answered 200, late or not).
 A ``delay`` holds the answer back to make clients time out; :meth:`stop` interrupts it.
 
@@ -54,14 +54,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl
 
-from tests.fakes.base import HANG_UP, FakeHTTPServer, PathScriptedFake, parse_json
+from tests.fakes.base import (
+    HANG_UP,
+    FakeHTTPServer,
+    PathScriptedFake,
+    RecordedRequest,
+    parse_json,
+)
 from tests.fakes.base import ScriptedResponse as BaseScriptedResponse
 
 __all__ = ["BOT_TOKEN", "CHANNEL_ID", "DEFAULT_PATH", "HANG_UP", "FakeSlackAPI", "FakeSlackWebhook",
-           "RecordedRequest", "ScriptedResponse", "WebCall", "api_path"]
+           "ScriptedResponse", "WebCall", "api_path"]
 
 DEFAULT_PATH = "/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX"
 
@@ -71,17 +78,6 @@ class ScriptedResponse(BaseScriptedResponse):
     """One answer to give: status, plain-text body, extra headers, seconds to wait first."""
 
     body: str = "ok"
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """What the fake received. ``headers`` keys are lower-case; ``json`` is None if unparsable."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    json: Any
 
 
 class FakeSlackWebhook(FakeHTTPServer):
@@ -128,9 +124,10 @@ class FakeSlackWebhook(FakeHTTPServer):
     def handle(
         self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
     ) -> ScriptedResponse:
-        target = f"{path}?{query}" if query else path  # recorded and matched as sent
+        request = RecordedRequest(method, path, query, headers, body)
+        target = request.target  # matched as sent
         with self._lock:
-            self._record(RecordedRequest(method, target, headers, body, parse_json(body)))
+            self._record(request)
             if method != "POST":
                 return ScriptedResponse(405, "invalid_method")
             if target != self.path:
@@ -159,14 +156,15 @@ def api_path(method: str) -> str:
 
 
 @dataclass(frozen=True)
-class WebCall:
+class WebCall(RecordedRequest):
     """One request to the fake Web API: ``params`` merges the query, form and JSON body."""
 
-    method: str
-    path: str
-    headers: dict[str, str]
-    params: dict[str, Any]
-    body: bytes
+    @cached_property
+    def params(self) -> dict[str, Any]:
+        """The call's arguments (none for the bytes posted to an upload URL)."""
+        if self.path.startswith("/upload/"):
+            return {}
+        return _params(self.query_string, self.headers, self.body)
 
     @property
     def api(self) -> str:
@@ -254,9 +252,10 @@ class FakeSlackAPI(PathScriptedFake):
     def handle(
         self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
     ) -> Any:
-        params = {} if path.startswith("/upload/") else _params(query, headers, body)
+        call = WebCall(method, path, query, headers, body)
+        params = call.params
         with self._lock:
-            self._record(WebCall(method, path, headers, params, body))
+            self._record(call)
             return self._scripted_or(path, lambda: self._answer(path, headers, params, body))
 
     # -- behaviour (called with the lock held) ---------------------------------------------------

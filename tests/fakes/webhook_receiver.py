@@ -27,10 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tests.fakes.base import HANG_UP, FakeHTTPServer, ScriptedResponse, parse_json
+from tests.fakes.base import HANG_UP, FakeHTTPServer, RecordedRequest, ScriptedResponse
 
-__all__ = ["DEFAULT_PATH", "HANG_UP", "Answer", "FakeWebhookReceiver", "RecordedRequest",
-           "verify"]
+__all__ = ["DEFAULT_PATH", "HANG_UP", "Answer", "FakeWebhookReceiver", "SignedRequest", "verify"]
 
 DEFAULT_PATH = "/hooks/listener/tok_9f8e7d6c5b4a"
 
@@ -42,15 +41,10 @@ class Answer(ScriptedResponse):
 
 
 @dataclass(frozen=True)
-class RecordedRequest:
-    """What arrived; ``verdict`` is "ok" or why the signature check failed."""
+class SignedRequest(RecordedRequest):
+    """What arrived, and ``verdict``: "ok" or why the signature check failed."""
 
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    json: Any
-    verdict: str
+    verdict: str = ""
 
 
 def verify(secret: bytes, headers: dict[str, str], body: bytes, now: float,
@@ -115,12 +109,12 @@ class FakeWebhookReceiver(FakeHTTPServer):
     def handle(
         self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
     ) -> Answer:
-        path = f"{path}?{query}" if query else path  # recorded and matched as sent
         lowered = headers
         verdict = verify(self.secret.encode(), lowered, body, self.clock(), self.tolerance)
-        parsed = parse_json(body)
+        request = SignedRequest(method, path, query, lowered, body, verdict=verdict)
+        path, parsed = request.target, request.json  # the target is matched as sent
         with self._lock:
-            self._record(RecordedRequest(method, path, lowered, body, parsed, verdict))
+            self._record(request)
             scripted = self._script.popleft() if self._script else None
             if scripted is not None and not scripted.accept:
                 return scripted

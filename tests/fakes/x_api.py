@@ -39,9 +39,8 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs
 
-from tests.fakes.base import FakeHTTPServer, ScriptedResponse
+from tests.fakes.base import FakeHTTPServer, RecordedRequest, ScriptedResponse
 
 TOKEN = "AAAAAAAAAAAAAAAAAAAAAFakeBearer%2FToken0123456789abcdefXYZ"
 SEARCH_PATH = "/2/tweets/search/recent"
@@ -72,16 +71,6 @@ class FakeTweet:
         }
         item.update({k: v for k, v in optional.items() if k in fields and v is not None})
         return item
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """What the fake received; ``params`` holds each query parameter's (last) value."""
-
-    method: str
-    path: str
-    params: dict[str, str]
-    headers: dict[str, str]
 
 
 class FakeXApi(FakeHTTPServer):
@@ -142,10 +131,10 @@ class FakeXApi(FakeHTTPServer):
     def handle(
         self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
     ) -> ScriptedResponse:
-        params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
-        lowered = headers
+        request = RecordedRequest(method, path, query, headers, body)
+        params, lowered = request.query, headers
         with self._lock:
-            self._record(RecordedRequest(method, path, params, lowered))
+            self._record(request)
             self.remaining = max(0, self.remaining - 1)
             limits = {"x-rate-limit-limit": "450", "x-rate-limit-remaining": str(self.remaining),
                       "x-rate-limit-reset": str(self.reset_at)}

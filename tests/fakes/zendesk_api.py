@@ -43,10 +43,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from tests.fakes.base import HANG_UP, FakeHTTPServer, ScriptedResponse, parse_json
+from tests.fakes.base import HANG_UP, FakeHTTPServer, RecordedRequest, ScriptedResponse
 
-__all__ = ["HANG_UP", "PRIORITIES", "TICKETS", "Answer", "FakeZendesk", "RecordedRequest",
-           "invalid"]
+__all__ = ["HANG_UP", "PRIORITIES", "TICKETS", "Answer", "FakeZendesk", "invalid"]
 
 TICKETS = "/api/v2/tickets.json"
 PRIORITIES = ("urgent", "high", "normal", "low")
@@ -62,18 +61,6 @@ class Answer(ScriptedResponse):
 
     body: Any = None
     create: bool = False  # carry the request out (ticket, comment), then answer this
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """What the fake received. ``headers`` keys are lower-case; ``json`` is None if unparsable."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes
-    json: Any
 
 
 def invalid(field_name: str, description: str, error: str = "InvalidValue") -> Answer:
@@ -140,10 +127,10 @@ class FakeZendesk(FakeHTTPServer):
     def handle(
         self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
     ) -> Answer:
-        parsed = parse_json(body)
-        lowered = headers
+        request = RecordedRequest(method, path, query, headers, body)
+        parsed, lowered = request.json, headers
         with self._lock:
-            self._record(RecordedRequest(method, path, parse_qs(query), lowered, body, parsed))
+            self._record(request)
             scripted = next((a for m, a in self._script if m == method), None)
             if scripted is not None:
                 self._script.remove((method, scripted))

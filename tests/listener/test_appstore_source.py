@@ -15,9 +15,9 @@ from pydantic import ValidationError
 from listener.core.errors import MissingDependency, RateLimited, SourceError
 from listener.core.models import Page
 from listener.core.query import Brand, parse
-from listener.pipeline import collect
 from listener.sources.appstore import AppStoreSource, AppStoreSourceConfig
 from listener.sources.base import SourceContext
+from listener.sources.collect import collect
 from listener.sources.http import USER_AGENT
 from storage.db import load_cursor, open_db
 from tests.fakes.appstore_api import FakeAppStore, review

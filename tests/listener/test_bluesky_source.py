@@ -15,9 +15,9 @@ from listener.core.errors import ConfigError, MissingDependency, RateLimited, So
 from listener.core.log import redact
 from listener.core.models import Page
 from listener.core.query import Brand, parse
-from listener.pipeline import collect
 from listener.sources.base import SourceContext
 from listener.sources.bluesky.source import BlueskySource, BlueskySourceConfig
+from listener.sources.collect import collect
 from storage.db import load_cursor, open_db
 from tests.fakes.bluesky_api import CREATE_SESSION, SEARCH, FakeBluesky
 

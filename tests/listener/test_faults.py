@@ -26,7 +26,8 @@ from classifiers.base import Classifier
 from listener.config import load_config
 from listener.core.errors import StorageError
 from listener.core.models import Page, Post, Score, parse_iso
-from listener.pipeline import Runtime, collect
+from listener.pipeline import Runtime
+from listener.sources.collect import collect
 from storage import db as store
 from storage import outbox
 from storage.tx import connect

@@ -18,8 +18,8 @@ from pydantic import ValidationError
 from listener.core.errors import MissingDependency, RateLimited, SourceError
 from listener.core.models import Page
 from listener.core.query import Brand, parse
-from listener.pipeline import collect
 from listener.sources.base import SourceContext
+from listener.sources.collect import collect
 from listener.sources.googleplay import GooglePlaySource, GooglePlaySourceConfig
 from storage.db import load_cursor, open_db
 from tests.fakes.googleplay_api import GATEWAY_ERROR_BODY, FakeGooglePlay, play_review

@@ -105,4 +105,4 @@ def test_with_a_proxy_from_the_environment_the_guard_still_decides(
             assert client.get("http://8.8.8.8/feed.xml").status_code == 200  # via the proxy
             with pytest.raises(SourceRefused, match="169.254.169.254"):
                 client.get("http://169.254.169.254/latest/meta-data/")
-        assert [path for _, path in proxy.requests] == ["/feed.xml"]
+        assert [r.path for r in proxy.requests] == ["/feed.xml"]

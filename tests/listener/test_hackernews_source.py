@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from listener.core.errors import ConfigError, MissingDependency, RateLimited, SourceError
 from listener.core.models import Page
 from listener.core.query import Brand, parse
-from listener.pipeline import collect
 from listener.sources import hackernews
 from listener.sources.base import SourceContext
+from listener.sources.collect import collect
 from listener.sources.hackernews import HackerNewsSource, HackerNewsSourceConfig
 from storage.db import load_cursor, open_db
 from tests.fakes.hn_api import FakeHNSearch, comment, story
@@ -76,7 +76,7 @@ def test_brand_query_is_split_per_branch_and_sent(hn: FakeHNSearch) -> None:
     hn.add(story(1, T - 10, "Acme Cloud is down"), story(2, T - 5, "acmecloud status page"),
            story(3, T - 1, "acme cloud giveaway"))
     pages = list(make_source(hn, brands=(brand,)).fetch(None))
-    sent = [r.params for r in hn.requests]
+    sent = [r.query for r in hn.requests]
     assert [p["query"] for p in sent] == ['"acme cloud"', "acmecloud"]
     assert all(r.path == "/api/v1/search_by_date" for r in hn.requests)
     assert sent[0] == {"query": '"acme cloud"', "tags": "(story,comment)",
@@ -92,7 +92,7 @@ def test_brand_query_is_split_per_branch_and_sent(hn: FakeHNSearch) -> None:
 def test_tags_setting_restricts_to_comments(hn: FakeHNSearch) -> None:
     hn.add(story(1, T - 10, "acme story"), comment(2, T - 5, "acme comment"))
     pages = list(make_source(hn, tags="comments").fetch(None))
-    assert hn.requests[0].params["tags"] == "comment"
+    assert hn.requests[0].query["tags"] == "comment"
     assert ids(pages) == ["2"]
 
 
@@ -101,7 +101,7 @@ def test_pages_are_followed_and_the_cursor_moves_only_on_the_last(hn: FakeHNSear
     pages = list(make_source(hn, hits_per_page=2).fetch(None))
     assert [len(p.posts) for p in pages] == [2, 2, 1]
     assert [p.cursor is None for p in pages] == [True, True, False]
-    assert [r.params["page"] for r in hn.requests] == ["0", "1", "2"]
+    assert [r.query["page"] for r in hn.requests] == ["0", "1", "2"]
     assert ids(pages) == ["5", "4", "3", "2", "1"]
     assert pages[-1].cursor["queries"]["acme"]["since"] == T - 95
 
@@ -112,7 +112,7 @@ def test_a_new_instance_resumes_from_the_saved_cursor(hn: FakeHNSearch) -> None:
     hn.add(story(3, T - 20, "acme three"))
     pages = list(make_source(hn).fetch(cursor))  # a restart: a fresh source, the stored cursor
     assert ids(pages) == ["3"]
-    assert hn.requests[-1].params["numericFilters"] == f"created_at_i>={T - 50 - 300}"
+    assert hn.requests[-1].query["numericFilters"] == f"created_at_i>={T - 50 - 300}"
     assert pages[-1].cursor["queries"]["acme"]["since"] == T - 20
 
 
@@ -211,7 +211,7 @@ def test_a_backlog_larger_than_one_cycle_is_caught_up_without_a_gap(hn: FakeHNSe
     hn.add(story(8, T - 5, "acme 8"))
     second = list(source.fetch(first[-1].cursor))
     assert ids(second) == ["3", "2", "1"]  # older window first; the mark adopted after it
-    assert hn.requests[-1].params["numericFilters"].endswith(f",created_at_i<={T - 96}")
+    assert hn.requests[-1].query["numericFilters"].endswith(f",created_at_i<={T - 96}")
     assert second[-1].cursor["queries"]["acme"]["since"] == T - 93
     third = list(source.fetch(second[-1].cursor))
     assert ids(third) == ["8"]
@@ -239,7 +239,7 @@ def test_backfill_walks_back_to_since_without_moving_the_cursor(hn: FakeHNSearch
     pages = list(source.backfill(NOW - timedelta(days=10)))
     assert ids(pages) == ["7", "6", "5", "4", "3", "2", "1"]
     assert all(page.cursor is None for page in pages)
-    assert hn.requests[0].params["numericFilters"] == f"created_at_i>={T - 10 * 86400}"
+    assert hn.requests[0].query["numericFilters"] == f"created_at_i>={T - 10 * 86400}"
 
 
 def test_no_brand_to_search_for_is_a_config_error(hn: FakeHNSearch) -> None:
@@ -258,12 +258,12 @@ def test_a_query_no_longer_configured_is_dropped_from_the_cursor(hn: FakeHNSearc
                                      "acme": {"since": T - 60, "seen": []}}}
     [page] = list(make_source(hn).fetch(old))
     assert set(page.cursor["queries"]) == {"acme"}
-    assert hn.requests[0].params["numericFilters"] == f"created_at_i>={T - 60 - 300}"
+    assert hn.requests[0].query["numericFilters"] == f"created_at_i>={T - 60 - 300}"
 
 
 def test_an_unreadable_cursor_starts_over_from_the_lookback(hn: FakeHNSearch) -> None:
     list(make_source(hn).fetch({"queries": "nonsense"}))
-    assert hn.requests[0].params["numericFilters"] == f"created_at_i>={T - 86400 - 300}"
+    assert hn.requests[0].query["numericFilters"] == f"created_at_i>={T - 86400 - 300}"
 
 
 def test_missing_httpx_is_a_named_dependency(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,32 +10,23 @@ the fake HN Search API), ``listener.pipeline.collect`` and SQLite files.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlite_utils import Database
 
 from listener.core.query import Brand, parse
-from listener.pipeline import collect
 from listener.sources.base import SourceContext
+from listener.sources.collect import collect
 from listener.sources.file.source import FileSource, FileSourceConfig
 from listener.sources.hackernews import HackerNewsSource, HackerNewsSourceConfig
-from storage.db import load_cursor, open_db
+from storage.db import load_cursor
 from tests.fakes.hn_api import FakeHNSearch, story
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SQLITE_INT_MAX = 2**63 - 1
 LONE = "\ud800"  # a lone (high) surrogate: valid in JSON text as an escape, not in UTF-8
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    conn = open_db(tmp_path / "listener.db")
-    yield conn
-    conn.close()
 
 
 def file_source(folder: Path, name: str = "posts.jsonl") -> FileSource:

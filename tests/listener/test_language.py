@@ -16,7 +16,7 @@ from listener.core.language import (
 )
 from listener.core.models import Page, Post
 from listener.core.query import Brand, parse
-from listener.pipeline import collect, pages_within
+from listener.sources.collect import collect, pages_within
 from storage import db as store
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)

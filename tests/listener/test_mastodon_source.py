@@ -14,8 +14,8 @@ import pytest
 from listener.core.errors import ConfigError, MissingDependency, RateLimited, SourceError
 from listener.core.models import Page
 from listener.core.query import Brand, parse
-from listener.pipeline import collect
 from listener.sources.base import SourceContext
+from listener.sources.collect import collect
 from listener.sources.html_text import html_to_text
 from listener.sources.mastodon.source import MastodonSource, MastodonSourceConfig
 from storage.db import load_cursor, open_db

@@ -24,8 +24,8 @@ from listener.config import BrandSettings
 from listener.core.errors import ConfigError, MissingDependency, RateLimited, SourceError
 from listener.core.models import Page
 from listener.core.query import Brand
-from listener.pipeline import collect
 from listener.sources.base import SourceContext
+from listener.sources.collect import collect
 from listener.sources.reddit.source import RedditSource, RedditSourceConfig
 from storage.db import load_cursor, open_db, store_page
 from tests.fakes.reddit_api import (

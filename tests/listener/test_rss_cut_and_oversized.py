@@ -7,16 +7,15 @@ import gzip
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from listener.core.errors import SourceError
-from listener.pipeline import collect
 from listener.sources.base import SourceContext
+from listener.sources.collect import collect
 from listener.sources.rss import CUT_READS, RssSource, RssSourceConfig, feed_key
-from storage.db import load_cursor, open_db
+from storage.db import load_cursor
 from tests.fakes.feeds import FakeFeedServer, rss_document
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -27,11 +26,6 @@ FULL = "Acme charged me twice for the annual plan and support closed my refund t
 def server() -> Iterator[FakeFeedServer]:
     with FakeFeedServer() as fake:
         yield fake
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Any:
-    return open_db(tmp_path / "listener.db")
 
 
 def make_source(url: str, **settings: Any) -> RssSource:

@@ -20,8 +20,8 @@ from listener.config import BrandSettings
 from listener.core.errors import ConfigError, MissingDependency, RateLimited, SourceError
 from listener.core.models import Page
 from listener.core.query import Brand
-from listener.pipeline import collect
 from listener.sources.base import SourceContext
+from listener.sources.collect import collect
 from listener.sources.x.source import XSource, XSourceConfig, x_query
 from listener.sources.x.transport import usage_cap_reset
 from storage.db import load_cursor, open_db, store_page
@@ -80,7 +80,7 @@ def ids(pages: list[Page]) -> list[str]:
 
 
 def searches(fake: FakeXApi) -> list[dict[str, str]]:
-    return [r.params for r in fake.requests if r.path == SEARCH_PATH]
+    return [r.query for r in fake.requests if r.path == SEARCH_PATH]
 
 
 # -- fetching -------------------------------------------------------------------------------
@@ -298,7 +298,7 @@ def test_mentions_are_polled_with_since_id_and_tagged_by_brand(x: FakeXApi) -> N
     x.add_tweet(tid(3), "@acme_support again", mentions=("555",), queries=set())
     assert ids(pages_of(make_source(x, mentions_of=["555"]), cursor)) == [tid(3)]
     mention_requests = [r for r in x.requests if r.path == "/2/users/555/mentions"]
-    assert mention_requests[-1].params["since_id"] == tid(2)
+    assert mention_requests[-1].query["since_id"] == tid(2)
 
 
 def test_backfill_starts_inside_the_seven_day_window(x: FakeXApi) -> None:

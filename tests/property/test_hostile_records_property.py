@@ -29,8 +29,9 @@ from alerts.sinks.console import ConsoleSink
 from classifiers.base import Classifier
 from classifiers.loader import load_classifier
 from listener.config import load_config
-from listener.pipeline import Runtime, collect
+from listener.pipeline import Runtime
 from listener.sources.base import SourceContext
+from listener.sources.collect import collect
 from listener.sources.file.source import FileSource, FileSourceConfig
 from storage.db import load_cursor, open_db
 from tests.property.strategies import PROPERTY

@@ -32,13 +32,6 @@ def post(pid: str, text: str = "the app is broken and I want a refund", **kw: ob
     return Post(**fields)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    conn = store.open_db(tmp_path / "t.db")
-    yield conn
-    conn.close()
-
-
 def stored(db: Database, *posts: Post) -> list[int]:
     store.store_page(db, "x-main", Page(posts=list(posts)), NOW)
     return [r[0] for r in db.execute("SELECT id FROM posts ORDER BY id").fetchall()]

@@ -23,13 +23,6 @@ def post(pid: str, text: str = "hello") -> Post:
     return Post(platform="x", platform_id=pid, text=text, created_at=NOW, source="src")
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    conn = store.open_db(tmp_path / "t.db")
-    yield conn
-    conn.close()
-
-
 def test_schema_pragmas_and_idempotent_migrations(db: Database, tmp_path: Path) -> None:
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000

@@ -5,9 +5,7 @@ understood apart, and totals still add up; full-text search ignores diacritics."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlite_utils import Database
@@ -20,13 +18,6 @@ from storage.trends import SENTIMENTS, Counts, Period, counts_by, total
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 DAY = Period(NOW - timedelta(days=1), NOW)
 ANY_STATUS = dict(start=DAY.start, end=DAY.end, status=None)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    conn = store.open_db(tmp_path / "t.db")
-    yield conn
-    conn.close()
 
 
 def add(db: Database, pid: str, text: str, lang: str, sentiment: str, urgency: float,

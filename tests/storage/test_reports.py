@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from sqlite_utils import Database
 
 from alerts.dispatch import group_rows, message_from_rows
@@ -16,13 +14,6 @@ from storage.reports import Report, enqueue_report, last_report_at
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SCORE = Score("negative", 0.9, 0.08, 0.02, 0.7, "m", "v1")
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    conn = store.open_db(tmp_path / "t.db")
-    yield conn
-    conn.close()
 
 
 def _stored(db: Database, *posts: Post) -> list[int]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,13 +24,6 @@ LONE = "\udc80"  # what surrogateescape makes of an undecodable byte; a lone low
 BAD = f"a{LONE}b"
 FIXED = "a\ufffdb"
 INT_MAX = 2**63 - 1
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    conn = store.open_db(tmp_path / "t.db")
-    yield conn
-    conn.close()
 
 
 def make(**fields: Any) -> Post:
