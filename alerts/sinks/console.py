@@ -12,8 +12,8 @@ from typing import ClassVar, Literal, TextIO
 
 from pydantic import Field
 
-from alerts.render import plain_text
-from alerts.render_report_text import report_text
+from alerts.render.common import plain_text
+from alerts.render.text import report_text
 from alerts.sinks.base import SinkConfig
 from listener.core.models import AlertMessage, ReportMessage
 
@@ -30,8 +30,8 @@ class ConsoleSinkConfig(SinkConfig):
 class ConsoleSink:
     """Writes each alert as readable text, one blank line between alerts.
 
-    Post alerts: :func:`alerts.render.plain_text`; reports (spikes, digests, held alerts):
-    :func:`alerts.render_report_text.report_text` — title, window, facts, terms and the example
+    Post alerts: :func:`alerts.render.common.plain_text`; reports (spikes, digests, held alerts):
+    :func:`alerts.render.text.report_text` — title, window, facts, terms and the example
     posts with their sentiment. A digest's chart is not shown (a terminal cannot). An incident's
     update prints like any report (a terminal has no thread): its title says it is an update.
     """

@@ -1,5 +1,5 @@
 """E-mail destination: each alert as one multipart/alternative (text + HTML) message over SMTP.
-Reports (spikes, digests) too, their chart inline: see :mod:`alerts.render_report_email`.
+Reports (spikes, digests) too, their chart inline: see :mod:`alerts.render.email`.
 
 Transport: ``smtplib.SMTP`` + STARTTLS (default), ``smtplib.SMTP_SSL`` (implicit TLS) or plain
 SMTP to a relay on this machine only. The TLS context comes from
@@ -45,8 +45,7 @@ from typing import ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from alerts.render_email import html_body, plain_body, subject_line
-from alerts.render_report_email import write_report
+from alerts.render.email import html_body, plain_body, subject_line, write_report
 from alerts.sinks._smtp_text import recipient_replies, scrub, secret_forms
 from alerts.sinks.base import SinkConfig
 from listener.core.errors import ConfigError, DeliveryError

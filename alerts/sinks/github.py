@@ -4,11 +4,11 @@ Works with github.com (``https://api.github.com``) and GitHub Enterprise Server
 (``https://HOST/api/v3``). The token (classic with ``repo``/``public_repo``, or fine-grained with
 Issues: read and write) is sent as ``Authorization: Bearer``, with the documented
 ``Accept: application/vnd.github+json`` and ``X-GitHub-Api-Version: 2022-11-28`` headers.
-:mod:`alerts.render_github` renders the body so that post text cannot mention, link, embed or
+:mod:`alerts.render.github` renders the body so that post text cannot mention, link, embed or
 inject anything. ``send`` returns the issue *number* as a string (e.g. ``"42"``): the stable id
 inside the configured repository (owner/repo come from the config), shorter than ``html_url``.
 A report (spike, digest, alerts held over quiet hours) becomes one issue too, rendered by
-:mod:`alerts.render_report_github` and labelled ``listener`` and ``listener-<kind>``.
+:mod:`alerts.render.github` and labelled ``listener`` and ``listener-<kind>``.
 
 Exactly-once effect: GitHub has no idempotency key, so each body ends with the hidden marker
 ``<!-- listener:<alert_id> -->``. When dispatch retries (``message.attempt > 1``) after an
@@ -22,7 +22,7 @@ not indexed ours yet, or after a crash between GitHub's answer and dispatch reco
 Incident updates. A report of kind ``incident_update`` whose ``reply_to`` is the issue number this
 sink returned for the incident's first message becomes a comment on that issue (``POST
 /repos/{o}/{r}/issues/{number}/comments``, rendered by
-:func:`alerts.render_report_github.report_comment`: title, how many reports are new, the queue
+:func:`alerts.render.github.report_comment`: title, how many reports are new, the queue
 link, the posts fenced), ending with the same hidden marker ``<!-- listener:<alert_id> -->``
 (the update's own alert id). ``attempt > 1`` first reads the issue's comments (``GET
 .../comments?per_page=100``: the first page, then from the last page, named by the ``Link``
@@ -50,9 +50,16 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from pydantic import ConfigDict, Field, field_validator
 
-from alerts.render_github import body, has_marker, marker_key, title
-from alerts.render_report_github import report_body, report_comment, report_issue_title
-from alerts.render_report_text import EXAMPLE_TEXT_MAX, kind_tag
+from alerts.render.github import (
+    body,
+    has_marker,
+    marker_key,
+    report_body,
+    report_comment,
+    report_issue_title,
+    title,
+)
+from alerts.render.text import EXAMPLE_TEXT_MAX, kind_tag
 from alerts.sinks._http import (
     answer_error,
     capped_options,

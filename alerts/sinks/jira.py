@@ -1,9 +1,9 @@
 """Jira Cloud destination: one issue per alert (REST API v3, ``POST /rest/api/3/issue``).
 
-Untrusted post text stays inert: :mod:`alerts.render_jira` builds the description as Atlassian
+Untrusted post text stays inert: :mod:`alerts.render.jira` builds the description as Atlassian
 Document Format from plain text nodes only (never wiki markup) and cuts it below Jira's limits.
 A report (spike, digest, alerts held over quiet hours) becomes one issue too, rendered the same
-way by :mod:`alerts.render_report_jira` and also labelled ``listener-<kind>``.
+way by :mod:`alerts.render.jira` and also labelled ``listener-<kind>``.
 
 Exactly-once effect: Jira has no idempotency key, so every issue carries the label
 ``listener-<alert_id>``. When dispatch retries (``message.attempt > 1``) after an ambiguous
@@ -17,7 +17,7 @@ crash between Jira's answer and dispatch recording it (dispatch's own window) ca
 Incident updates. A report of kind ``incident_update`` whose ``reply_to`` is the key this sink
 returned for the incident's first message becomes a comment on that issue (``POST
 /rest/api/3/issue/{key}/comment`` with an ADF ``body`` of plain text nodes, rendered by
-:func:`alerts.render_report_jira.report_comment`: title, how many reports are new, the queue
+:func:`alerts.render.jira.report_comment`: title, how many reports are new, the queue
 link, the posts), ending with a paragraph that names the update's alert label. Comments have no
 labels and no idempotency key, so ``attempt > 1`` first reads the issue's newest comments
 (``GET .../comment?orderBy=-created&maxResults=100``: read from the database, no search lag)
@@ -42,14 +42,16 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import ConfigDict, Field, field_validator
 
-from alerts.render_jira import alert_label, description, summary
-from alerts.render_report_jira import (
+from alerts.render.jira import (
+    alert_label,
+    description,
     has_comment_marker,
     report_comment,
     report_description,
     report_summary,
+    summary,
 )
-from alerts.render_report_text import EXAMPLE_TEXT_MAX, kind_tag
+from alerts.render.text import EXAMPLE_TEXT_MAX, kind_tag
 from alerts.sinks._http import (
     answer_error,
     capped_options,

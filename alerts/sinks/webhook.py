@@ -1,6 +1,6 @@
 """Generic webhook destination: POST each alert as signed JSON, for anything else (httpx).
 
-The request. ``POST <url>`` with the JSON of :mod:`alerts.render_webhook` (a post alert, or a
+The request. ``POST <url>`` with the JSON of :mod:`alerts.render.webhook` (a post alert, or a
 report: a spike, a digest, alerts held over quiet hours) and three headers:
 ``X-Listener-Id: <alert id>`` (stable across retries: receivers dedupe on it),
 ``X-Listener-Timestamp: <unix seconds>`` and ``X-Listener-Signature: sha256=<hex>``, the
@@ -46,8 +46,8 @@ from typing import Any, ClassVar, Literal
 import httpx
 from pydantic import ConfigDict, Field, model_validator
 
-from alerts.render import strip_controls
-from alerts.render_webhook import report_payload, webhook_payload
+from alerts.render.common import strip_controls
+from alerts.render.webhook import report_payload, webhook_payload
 from alerts.sinks._http import RedactFilter, has_controls, mask_secrets, register_secrets
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
 from listener.core.errors import DeliveryError, RateLimited

@@ -43,7 +43,7 @@ Priority: low/normal/high map to Zendesk's low/normal/high; a post alert's high 
 or above ``urgent_urgency`` (default 0.9) becomes ``urgent``.
 
 Untrusted text (Zendesk renders comment bodies as Markdown and expands ``{{...}}`` placeholders)
-is made inert by :mod:`alerts.render_zendesk`.
+is made inert by :mod:`alerts.render.zendesk`.
 """
 
 from __future__ import annotations
@@ -57,9 +57,9 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from alerts.render import strip_controls
-from alerts.render_report_text import EXAMPLE_TEXT_MAX
-from alerts.render_zendesk import (
+from alerts.render.common import strip_controls
+from alerts.render.text import EXAMPLE_TEXT_MAX
+from alerts.render.zendesk import (
     has_comment_marker,
     report_body,
     report_subject,

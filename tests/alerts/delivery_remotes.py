@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from alerts.render_jira import LABEL_PREFIX
+from alerts.render.jira import LABEL_PREFIX
 from tests.fakes.github_api import FakeGitHub
 from tests.fakes.jira_api import CREATE_PATH, FakeJira
 from tests.fakes.slack import BOT_TOKEN, CHANNEL_ID, FakeSlackAPI, FakeSlackWebhook, api_path

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sqlite_utils import Database
 
 from alerts.dispatch import RetryPolicy, dispatch
-from alerts.render_github import ZWJ, marker
+from alerts.render.github import ZWJ, marker
 from alerts.sinks.base import SinkConfig
 from alerts.sinks.github import GitHubSink, GitHubSinkConfig
 from listener.core.errors import DeliveryError, RateLimited

@@ -14,20 +14,20 @@ from typing import Any
 import pytest
 from markdown_it import MarkdownIt
 
-from alerts.render import ZWSP, config_url
-from alerts.render_github import marker
-from alerts.render_jira import DESCRIPTION_MAX, adf_size
-from alerts.render_report_email import report_html
-from alerts.render_report_github import report_comment as github_comment
-from alerts.render_report_jira import comment_marker as jira_marker
-from alerts.render_report_jira import has_comment_marker as jira_has_marker
-from alerts.render_report_jira import report_comment as jira_comment
-from alerts.render_report_slack import slack_report
-from alerts.render_report_text import report_text
-from alerts.render_webhook import report_payload
-from alerts.render_zendesk import comment_marker as zendesk_marker
-from alerts.render_zendesk import has_comment_marker as zendesk_has_marker
-from alerts.render_zendesk import update_comment
+from alerts.render.common import ZWSP, config_url
+from alerts.render.email import report_html
+from alerts.render.github import marker
+from alerts.render.github import report_comment as github_comment
+from alerts.render.jira import DESCRIPTION_MAX, adf_size
+from alerts.render.jira import comment_marker as jira_marker
+from alerts.render.jira import has_comment_marker as jira_has_marker
+from alerts.render.jira import report_comment as jira_comment
+from alerts.render.slack import slack_report
+from alerts.render.text import report_text
+from alerts.render.webhook import report_payload
+from alerts.render.zendesk import comment_marker as zendesk_marker
+from alerts.render.zendesk import has_comment_marker as zendesk_has_marker
+from alerts.render.zendesk import update_comment
 from alerts.sinks.email import EmailSink, EmailSinkConfig
 from alerts.sinks.github import GitHubSink, GitHubSinkConfig
 from alerts.sinks.jira import JiraSink, JiraSinkConfig

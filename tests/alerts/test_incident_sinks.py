@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from alerts.dispatch import RetryPolicy, dispatch
-from alerts.render_github import has_marker
-from alerts.render_report_jira import has_comment_marker as jira_has_marker
-from alerts.render_zendesk import comment_marker
+from alerts.render.github import has_marker
+from alerts.render.jira import has_comment_marker as jira_has_marker
+from alerts.render.zendesk import comment_marker
 from alerts.sinks.console import ConsoleSink, ConsoleSinkConfig
 from alerts.sinks.email import EmailSink, EmailSinkConfig
 from alerts.sinks.github import GitHubSink, GitHubSinkConfig

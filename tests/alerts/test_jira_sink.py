@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from sqlite_utils import Database
 
 from alerts.dispatch import RetryPolicy, dispatch
-from alerts.render_jira import DESCRIPTION_MAX
+from alerts.render.jira import DESCRIPTION_MAX
 from alerts.sinks.base import SinkConfig
 from alerts.sinks.jira import JiraSink, JiraSinkConfig
 from listener.core.errors import DeliveryError, RateLimited

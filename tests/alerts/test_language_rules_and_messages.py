@@ -19,14 +19,14 @@ from sqlite_utils import Database
 
 from alerts.dispatch import group_rows, message_from_rows
 from alerts.incidents import IncidentConfig
-from alerts.render import LANGUAGE_WARNING, plain_text, slack_message
-from alerts.render_email import html_body, plain_body
-from alerts.render_github import body as github_body
-from alerts.render_jira import description as jira_description
-from alerts.render_report_slack import slack_payload
-from alerts.render_report_text import report_text
-from alerts.render_webhook import webhook_payload
-from alerts.render_zendesk import ticket_body
+from alerts.render.common import LANGUAGE_WARNING, plain_text, slack_message
+from alerts.render.email import html_body, plain_body
+from alerts.render.github import body as github_body
+from alerts.render.jira import description as jira_description
+from alerts.render.slack import slack_payload
+from alerts.render.text import report_text
+from alerts.render.webhook import webhook_payload
+from alerts.render.zendesk import ticket_body
 from alerts.rules import Condition, RuleConfig
 from alerts.rules_stage import RulesContext
 from classifiers.routing import LanguageRouter

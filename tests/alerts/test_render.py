@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from alerts.render import (
+from alerts.render.common import (
     ZWSP,
     escape_mrkdwn,
     excerpt,

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from markdown_it import MarkdownIt
 
-from alerts.render import ZWSP
-from alerts.render_github import BODY_MAX, marker
-from alerts.render_jira import DESCRIPTION_MAX, adf_size
-from alerts.render_report_text import EXAMPLE_TEXT_MAX, report_text
-from alerts.render_webhook import report_payload
+from alerts.render.common import ZWSP
+from alerts.render.github import BODY_MAX, marker
+from alerts.render.jira import DESCRIPTION_MAX, adf_size
+from alerts.render.text import EXAMPLE_TEXT_MAX, report_text
+from alerts.render.webhook import report_payload
 from alerts.sinks.email import EmailSink, EmailSinkConfig
 from alerts.sinks.github import GitHubSink, GitHubSinkConfig
 from alerts.sinks.jira import JiraSink, JiraSinkConfig

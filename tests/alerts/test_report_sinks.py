@@ -18,8 +18,8 @@ from markdown_it import MarkdownIt
 from sqlite_utils import Database
 
 from alerts.dispatch import RetryPolicy, dispatch
-from alerts.render_github import marker
-from alerts.render_report_email import CHART_MAX
+from alerts.render.email import CHART_MAX
+from alerts.render.github import marker
 from alerts.sinks.console import ConsoleSink, ConsoleSinkConfig
 from alerts.sinks.email import EmailSink, EmailSinkConfig
 from alerts.sinks.github import GitHubSink, GitHubSinkConfig

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from alerts.render import HEADER_MAX, SECTION_MAX, payload_size, slack_message
-from alerts.render_report_slack import (
+from alerts.render.common import HEADER_MAX, SECTION_MAX, payload_size, slack_message
+from alerts.render.slack import (
     CHART_IN_THREAD,
     CHART_NOT_ATTACHED,
     MAX_EXAMPLES,

@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from alerts.render import ZWSP, markdown_literal, mrkdwn_text, plain_text, slack_message
-from alerts.render_email import html_body, plain_body, subject_line
-from alerts.render_github import body as github_body
-from alerts.render_github import title as github_title
-from alerts.render_jira import description as jira_description
-from alerts.render_jira import summary as jira_summary
-from alerts.render_report_slack import slack_payload
-from alerts.render_webhook import webhook_payload
-from alerts.render_zendesk import ticket_body, ticket_subject
+from alerts.render.common import ZWSP, markdown_literal, mrkdwn_text, plain_text, slack_message
+from alerts.render.email import html_body, plain_body, subject_line
+from alerts.render.github import body as github_body
+from alerts.render.github import title as github_title
+from alerts.render.jira import description as jira_description
+from alerts.render.jira import summary as jira_summary
+from alerts.render.slack import slack_payload
+from alerts.render.webhook import webhook_payload
+from alerts.render.zendesk import ticket_body, ticket_subject
 from tests.alerts.factories import make_alert, make_post, make_report, make_score
 
 CONTROLS = "\x00\x07\x1b\x7f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sqlite_utils import Database
 
 from alerts.dispatch import RetryPolicy, dispatch
-from alerts.render import ZWSP
+from alerts.render.common import ZWSP
 from alerts.sinks.zendesk import ZendeskSink, ZendeskSinkConfig
 from listener.core.errors import DeliveryError, RateLimited
 from tests.alerts.factories import make_alert, make_score

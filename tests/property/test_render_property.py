@@ -18,7 +18,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from alerts import render, render_email, render_github, render_jira
+from alerts.render import common as render
+from alerts.render import email as render_email
+from alerts.render import github as render_github
+from alerts.render import jira as render_jira
 from listener.core.models import AlertMessage
 from tests.alerts.factories import make_alert
 from tests.property.strategies import PROPERTY, hostile_text

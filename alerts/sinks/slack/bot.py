@@ -48,8 +48,8 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from alerts.render import excerpt, strip_controls
-from alerts.render_report_slack import CHART_IN_THREAD, slack_payload
+from alerts.render.common import excerpt, strip_controls
+from alerts.render.slack import CHART_IN_THREAD, slack_payload
 from alerts.sinks.slack.config import SlackSinkConfig
 from alerts.sinks.slack.errors import THREAD_CODES, api_error, network_error
 from listener.core.errors import ConfigError, DeliveryError, MissingDependency, RateLimited

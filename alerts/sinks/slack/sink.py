@@ -29,7 +29,7 @@ import logging
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from alerts.render_report_slack import CHART_NOT_ATTACHED, slack_payload
+from alerts.render.slack import CHART_NOT_ATTACHED, slack_payload
 from alerts.sinks._http import (
     RedactFilter,
     register_secrets,

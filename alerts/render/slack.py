@@ -3,9 +3,9 @@
 Pure functions, no I/O, Slack only: e-mail and ticket sinks render reports in their own modules.
 Everything a report carries can be untrusted: its facts, terms and title come from posts and
 configured names, its examples *are* posts. So every string goes through
-:func:`alerts.render.fit_escaped` (``&``, ``<``, ``>`` escaped, ``@channel`` defused, cut to a size
-Slack accepts) and links through :func:`alerts.render.safe_url`; an incident's queue URL (our
-config, ``numbers["queue_url"]``) is the one other link, once :func:`alerts.render.config_url`
+:func:`alerts.render.common.fit_escaped` (``&``, ``<``, ``>`` escaped, ``@channel`` defused, cut to a size
+Slack accepts) and links through :func:`alerts.render.common.safe_url`; an incident's queue URL (our
+config, ``numbers["queue_url"]``) is the one other link, once :func:`alerts.render.common.config_url`
 accepted it.
 
 Sizes: at most 12 blocks (header, summary, facts, terms, divider, example heading, five examples,
@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
-from alerts.render import (
+from alerts.render.common import (
     FALLBACK_MAX,
     HEADER_MAX,
     LANGUAGE_MAX,
@@ -32,7 +32,7 @@ from alerts.render import (
     sentiment_label,
     urgency_label,
 )
-from alerts.render import slack_message as slack_alert
+from alerts.render.common import slack_message as slack_alert
 from listener.core.models import AlertMessage, Post, ReportMessage, Score
 
 MAX_FACTS = 10  # a section holds at most 10 fields
@@ -120,7 +120,7 @@ def _facts(report: ReportMessage) -> dict[str, Any]:
     """Up to ten ``*label*\\nvalue`` fields; a report with more says how many are left out.
 
     The fact carrying the queue URL (an incident's "Queue") is the one field that links,
-    ``<url|Open the queue>``, to a URL :func:`alerts.render.config_url` accepted; a report whose
+    ``<url|Open the queue>``, to a URL :func:`alerts.render.common.config_url` accepted; a report whose
     facts do not carry it gets the link as a field of its own, first. Every other value is
     escaped text.
     """

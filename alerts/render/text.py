@@ -5,7 +5,7 @@ about many posts. Everything in it that came from posts or config is *untrusted*
 summary, fact labels and values, terms, brand, source, and each example's author, text and URL.
 :func:`report_view` cleans all of it in one place: control and bidi characters out, whitespace
 collapsed, lone surrogates replaced, every piece cut to a fixed size, at most
-:data:`EXAMPLES_MAX` example posts, and no URL but one that :func:`alerts.render.safe_url`
+:data:`EXAMPLES_MAX` example posts, and no URL but one that :func:`alerts.render.common.safe_url`
 accepted. So every target starts from bounded, single-line text, and what a report *says*
 (which facts, in which order, with which labels) is decided here and nowhere else.
 
@@ -18,7 +18,7 @@ nodes) and the HTML e-mail turn the same blocks into nodes and tags. Pure functi
 
 Incidents (many customers reporting one problem) come as a first report (kind ``incident``) and
 updates (``incident_update``). Their ``numbers["queue_url"]``, the dashboard's queue filtered to
-the incident, is our config, not a post's: once :func:`alerts.render.config_url` accepted it,
+the incident, is our config, not a post's: once :func:`alerts.render.common.config_url` accepted it,
 it is the one link in a report besides the example posts' own. Where an update is added as a
 comment to the ticket or issue of the first message, :func:`update_blocks` is its shorter
 layout: title, how many reports are new, the queue link, the posts.
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from alerts.render import (
+from alerts.render.common import (
     ELLIPSIS,
     LANGUAGE_MAX,
     alert_facts,
@@ -144,7 +144,7 @@ class ReportView:
 
 def queue_link(msg: ReportMessage) -> str | None:
     """The link to the dashboard's queue (``numbers["queue_url"]``, an incident's), if it is a
-    clean http(s) URL (:func:`alerts.render.config_url`); else None."""
+    clean http(s) URL (:func:`alerts.render.common.config_url`); else None."""
     return config_url(msg.numbers.get("queue_url")) if isinstance(msg.numbers, dict) else None
 
 
@@ -193,7 +193,7 @@ def report_view(msg: ReportMessage, text_limit: int = EXAMPLE_TEXT_MAX) -> Repor
 
 
 def _example(msg: ReportMessage, post: Post, score: Score, text_limit: int) -> Example:
-    """Labels and formats come from :func:`alerts.render.alert_facts`, as for a post alert."""
+    """Labels and formats come from :func:`alerts.render.common.alert_facts`, as for a post alert."""
     facts = alert_facts(AlertMessage(msg.alert_id, msg.rules, msg.destination, post, score))
     url = safe_url(post.url)  # a bidi override or a lone surrogate in it: no link at all
     return Example(

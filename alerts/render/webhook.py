@@ -34,7 +34,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from alerts.render import excerpt, safe_url, strip_controls
+from alerts.render.common import excerpt, safe_url, strip_controls
 from listener.core.models import AlertMessage, Post, ReportMessage, Score, to_iso
 
 

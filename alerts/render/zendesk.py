@@ -3,16 +3,16 @@
 Zendesk renders a comment's ``body`` as Markdown and expands ``{{...}}`` placeholders (dynamic
 content) in subjects. Every untrusted string (post text, author, brand, a report's title, facts,
 terms and example posts) goes through :func:`inert`: control-stripped, whitespace-collapsed, cut
-with :func:`alerts.render.excerpt`, and defused with a zero-width space after every ``]`` (no
+with :func:`alerts.render.common.excerpt`, and defused with a zero-width space after every ``]`` (no
 ``[x](url)``, ``![](pixel)``, ``[x]: url``), after ``<`` (no raw HTML or ``<url>`` autolinks),
 between ``{{`` / ``{%``, and after a leading ``@``; in comment bodies ``*``, ``_``, ``~``,
-backticks and backslashes are backslash-escaped (:func:`alerts.render.markdown_literal`), so a
+backticks and backslashes are backslash-escaped (:func:`alerts.render.common.markdown_literal`), so a
 customer's ``*text*`` shows as written, not as emphasis. Subjects are plain text: no escapes. The only links are post URLs that
-:func:`alerts.render.safe_url` accepted, with ``[``/``]`` encoded, and an incident's queue URL
-(our config, checked by :func:`alerts.render.config_url`). An incident update added to the
+:func:`alerts.render.common.safe_url` accepted, with ``[``/``]`` encoded, and an incident's queue URL
+(our config, checked by :func:`alerts.render.common.config_url`). An incident update added to the
 first ticket is :func:`update_comment`, ending with the line :func:`comment_marker`.
 
-A report's body is the shared layout of :mod:`alerts.render_report_text` written with
+A report's body is the shared layout of :mod:`alerts.render.text` written with
 :data:`ZENDESK`; every part of it is bounded there, so the body stays under 25,000 characters
 whatever the report holds.
 """
@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from alerts.render import (
+from alerts.render.common import (
     LANGUAGE_MAX,
     ZWSP,
     brand_name,
@@ -36,7 +36,7 @@ from alerts.render import (
     strip_controls,
     urgency_label,
 )
-from alerts.render_report_text import (
+from alerts.render.text import (
     TextStyle,
     kind_label,
     kind_tag,
