@@ -12,7 +12,7 @@ from sqlite_utils import Database
 
 from listener.core.log import redact
 from listener.core.models import parse_iso
-from storage import queries
+from storage import summaries
 
 ERROR_WIDTH = 56  # the last-error column wraps at this width: the whole cause, never cut
 
@@ -105,20 +105,20 @@ def alerts_listing(
 
 def summary(db: Database) -> str:
     """Posts by source and sentiment, then alerts by rule, destination and status."""
-    posts = queries.posts_by_source_and_sentiment(db)
-    rejects = queries.rejects_by_source(db)
+    posts = summaries.posts_by_source_and_sentiment(db)
+    rejects = summaries.rejects_by_source(db)
     post_rows = [
-        [src, *(counts[s] for s in queries.SENTIMENTS), sum(counts.values()), rejects.get(src, 0)]
+        [src, *(counts[s] for s in summaries.SENTIMENTS), sum(counts.values()), rejects.get(src, 0)]
         for src, counts in sorted(posts.items())
     ]
     if post_rows:
         post_rows.append(["TOTAL", *(sum(r[i] for r in post_rows)
                                      for i in range(1, len(post_rows[0])))])
-    alerts = queries.alerts_by_rule_and_status(db)
+    alerts = summaries.alerts_by_rule_and_status(db)
     alert_rows = [[a["rule"], a["destination"], a["status"], a["n"]] for a in alerts]
     parts = [
         "Posts by source and sentiment",
-        table(["source", *queries.SENTIMENTS, "total", "rejected"], post_rows),
+        table(["source", *summaries.SENTIMENTS, "total", "rejected"], post_rows),
         "",
         "Alerts by rule and status",
         table(["rule", "destination", "status", "alerts"], alert_rows) if alert_rows

@@ -1,4 +1,6 @@
-"""Read-only aggregates for summaries (and, later, trends)."""
+"""Read-only counts for the terminal summary after a run (`listener run --once --summary`) and
+`listener summary`: posts per source and sentiment, alerts per rule and status, rejects, failures.
+"""
 
 from __future__ import annotations
 
