@@ -16,6 +16,7 @@ REGISTRY: dict[str, str] = {
     "webhook": "alerts.sinks.webhook:WebhookSink",
     "jira": "alerts.sinks.jira:JiraSink",
     "github": "alerts.sinks.github:GitHubSink",
+    "discord": "alerts.sinks.discord:DiscordSink",
 }
 
 

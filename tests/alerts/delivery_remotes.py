@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alerts.render.jira import LABEL_PREFIX
+from tests.fakes.discord import FakeDiscordWebhook
 from tests.fakes.github_api import FakeGitHub
 from tests.fakes.jira_api import CREATE_PATH, FakeJira
 from tests.fakes.slack import BOT_TOKEN, CHANNEL_ID, FakeSlackAPI, FakeSlackWebhook, api_path
@@ -38,6 +39,7 @@ DEDUPED = frozenset({"slack-bot", "zendesk", "jira", "github", "webhook"})
 the alert id. Slack webhooks and e-mail may duplicate on an answer lost after the remote acted."""
 
 _SLACK_ALERT = re.compile(r"alert `([0-9a-f]+)`")
+_DISCORD_ALERT = re.compile(r"alert ([0-9a-f]+)")
 _GITHUB_MARKER = re.compile(r"<!-- listener:([A-Za-z0-9_-]+) -->\s*$")
 
 
@@ -141,6 +143,20 @@ def _webhook() -> tuple[Any, Remote]:
                         deduped=lambda: Counter(set(fake.arrivals)))
 
 
+def _discord() -> tuple[Any, Remote]:
+    """Not in :data:`SINKS` (the matrix and crash runs): only the fault suite uses it so far."""
+    fake = FakeDiscordWebhook().start()
+
+    def objects() -> Counter[str]:
+        found = (_DISCORD_ALERT.search(e.get("footer", {}).get("text", ""))
+                 for m in fake.messages for e in m.get("embeds", []))
+        return Counter(m.group(1) for m in found if m)
+
+    return fake, Remote(fake, {"webhook_url": fake.url, "min_interval": 0}, ("webhook_url",),
+                        objects, lambda method, path: method == "POST",
+                        busy={"message": "You are being rate limited.", "retry_after": 1.0})
+
+
 def _email() -> tuple[Any, Remote]:
     fake = FakeSMTPServer(mode="plain").start()
 
@@ -155,4 +171,5 @@ def _email() -> tuple[Any, Remote]:
 _BUILDERS: dict[str, Callable[[], tuple[Any, Remote]]] = {
     "slack-webhook": _slack_webhook, "slack-bot": _slack_bot, "zendesk": _zendesk,
     "jira": _jira, "github": _github, "webhook": _webhook, "email": _email,
+    "discord": _discord,
 }

@@ -47,9 +47,10 @@ OVERSIZED = 6 * 1024 * 1024
 """Bytes of an oversized answer: past the sinks' answer cap (``SINK_MAX_BYTES``, 4 MiB)."""
 POLICY = RetryPolicy(max_attempts=3, backoff_initial=0.1, backoff_max=0.2)
 DEFAULT_WAIT = {"slack-webhook": 30.0, "slack-bot": 60.0, "zendesk": 30.0, "jira": 60.0,
-                "github": 60.0, "webhook": 30.0}
+                "github": 60.0, "webhook": 30.0, "discord": 5.0}
 """Seconds each sink holds its destination on a 429 without Retry-After (its own default:
-``retry_after_seconds``' 30 s; Slack's Web API, Jira and GitHub's secondary limit 60 s)."""
+``retry_after_seconds``' 30 s; Slack's Web API, Jira and GitHub's secondary limit 60 s; Discord,
+whose 429s always carry ``retry_after``, 5 s)."""
 
 
 class Fixed:

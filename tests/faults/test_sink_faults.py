@@ -1,7 +1,7 @@
 """Issue 14's fault suite for sinks: every destination type against every fault kind.
 
 For each HTTP sink (Slack incoming webhook, Slack bot token, Zendesk, Jira, GitHub, the signed
-webhook) and each kind of :mod:`tests.fakes.chaos`, and for the e-mail sink under SMTP's own
+webhook, Discord) and each kind of :mod:`tests.fakes.chaos`, and for the e-mail sink under SMTP's own
 kinds (421 at MAIL, 451 at DATA, the connection dropped, a server that never greets, one that
 greets a byte at a time), one test with one alert in a real SQLite outbox
 (:mod:`tests.faults._sinks`):
@@ -224,6 +224,12 @@ def test_github_sink_under_fault(kind: str, tmp_path: Path, target: Recorder,
 def test_webhook_sink_under_fault(kind: str, tmp_path: Path, target: Recorder,
                                   caplog: pytest.LogCaptureFixture) -> None:
     check("webhook", kind, tmp_path, target, caplog)
+
+
+@pytest.mark.parametrize("kind", kinds("discord"))
+def test_discord_sink_under_fault(kind: str, tmp_path: Path, target: Recorder,
+                                  caplog: pytest.LogCaptureFixture) -> None:
+    check("discord", kind, tmp_path, target, caplog)
 
 
 EMAIL_KINDS = ("smtp-421", "smtp-451", "drop", "hang", "drip")
