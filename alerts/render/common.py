@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -124,25 +125,29 @@ def _is_combining(char: str) -> bool:
     return unicodedata.combining(char) != 0
 
 
-def fit_escaped(text: str, max_len: int, limit: int = EXCERPT_CODE_POINTS) -> str:
-    """The neutralised (:func:`mrkdwn_text`) excerpt of ``text``, at most ``max_len`` long.
+def fit_escaped(text: str, max_len: int, limit: int = EXCERPT_CODE_POINTS,
+                escape: Callable[[str], str] | None = None,
+                measure: Callable[[str], int] = len) -> str:
+    """The neutralised (``escape``, by default :func:`mrkdwn_text`) excerpt of ``text``, at
+    most ``max_len`` long as ``measure`` counts (Discord counts UTF-16 units, not code points).
 
     Escaping can grow text fivefold (``&`` → ``&amp;``), so the code-point limit alone does not
     bound the size; cutting *after* escaping could split an entity. So we search for the longest
     excerpt whose escaped form fits.
     """
+    inert = mrkdwn_text if escape is None else escape
     text = strip_controls(text)  # before cutting: a control character is not worth a place
-    escaped = mrkdwn_text(excerpt(text, limit))
-    if len(escaped) <= max_len:
+    escaped = inert(excerpt(text, limit))
+    if measure(escaped) <= max_len:
         return escaped
     low, high = 0, min(limit, max_len)  # escaped length >= code points, so max_len bounds it
     while low < high:
         mid = (low + high + 1) // 2
-        if len(mrkdwn_text(excerpt(text, mid))) <= max_len:
+        if measure(inert(excerpt(text, mid))) <= max_len:
             low = mid
         else:
             high = mid - 1
-    return mrkdwn_text(excerpt(text, low))
+    return inert(excerpt(text, low))
 
 
 def safe_url(url: str | None) -> str | None:

@@ -31,7 +31,7 @@ from typing import Any
 from alerts.render.common import (
     LANGUAGE_MAX,
     alert_facts,
-    excerpt,
+    fit_escaped,
     is_alarming,
     safe_url,
     strip_controls,
@@ -92,20 +92,8 @@ def inert(text: str) -> str:
 
 def fit(text: str, max_size: int, limit: int | None = None) -> str:
     """The inert excerpt of ``text`` (whitespace collapsed, at most ``limit`` code points) whose
-    size is at most ``max_size``: escaping grows text, so the cut is searched, not computed."""
-    text = strip_controls(text)
-    limit = max_size if limit is None else limit
-    whole = inert(excerpt(text, limit))
-    if size(whole) <= max_size:
-        return whole
-    low, high = 0, min(limit, max_size)
-    while low < high:
-        mid = (low + high + 1) // 2
-        if size(inert(excerpt(text, mid))) <= max_size:
-            low = mid
-        else:
-            high = mid - 1
-    return inert(excerpt(text, low))
+    Discord size is at most ``max_size`` (:func:`alerts.render.common.fit_escaped`)."""
+    return fit_escaped(text, max_size, max_size if limit is None else limit, inert, size)
 
 
 def post_url(url: str | None) -> str | None:
