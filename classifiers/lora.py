@@ -118,6 +118,9 @@ def read_adapter(path: Path) -> tuple[dict[str, torch.Tensor], float]:
 def merge_adapter(model: nn.Module, path: Path) -> nn.Module:
     """Add ``scale · B A`` into the plain (unwrapped) encoder's weights, in place, once.
 
+    The adapter is read on the CPU and moved to each weight's device: the encoder is on the GPU
+    when there is one, and CUDA refuses to add a CPU tensor to a CUDA weight.
+
     Keys name the layers; a key that names no layer, or a shape mismatch, means the adapter was
     trained on another encoder and is a ClassifierError rather than a silently wrong model.
     """
@@ -127,8 +130,10 @@ def merge_adapter(model: nn.Module, path: Path) -> nn.Module:
         for layer in layers:
             try:
                 linear = model.get_submodule(layer)
-                delta = tensors[f"{layer}.lora_B"] @ tensors[f"{layer}.lora_A"]
-                linear.weight += (scale * delta).to(linear.weight.dtype)
+                weight = linear.weight  # on whatever device the encoder was loaded (CUDA …)
+                lora_b, lora_a = (tensors[f"{layer}.lora_{half}"].to(weight.device)
+                                  for half in ("B", "A"))
+                weight += (scale * (lora_b @ lora_a)).to(weight.dtype)
             except (AttributeError, KeyError, RuntimeError) as exc:
                 raise ClassifierError(
                     f"the adapter {path} does not fit this encoder at {layer!r}: {exc}"

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from safetensors.torch import save_file
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
 from transformers import BertConfig, BertModel
 
 from classifiers.artifacts import ADAPTER_FILE, adapter_path, artifacts_version
@@ -131,3 +134,31 @@ def test_the_json_decides_whether_an_adapter_is_used(tmp_path: Path) -> None:
         adapter_path(tmp_path, {"adapter": {"file": ADAPTER_FILE}})
     (tmp_path / ADAPTER_FILE).write_bytes(b"x")
     assert adapter_path(tmp_path, {"adapter": {"file": ADAPTER_FILE}}) == tmp_path / ADAPTER_FILE
+
+
+class OneDevicePerOp(TorchFunctionMode):
+    """CUDA's rule on a machine without a GPU: an op whose tensors sit on different devices
+    fails ("Expected all tensors to be on the same device"). The meta device alone would not
+    catch it: it accepts CPU operands."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (),
+                           kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        devices = {leaf.device for leaf in tree_flatten((args, kwargs))[0]
+                   if isinstance(leaf, torch.Tensor) and leaf.dim() > 0}
+        if len(devices) > 1:
+            raise RuntimeError(f"Expected all tensors to be on the same device: {devices}")
+        return func(*args, **kwargs)
+
+
+def test_the_adapter_is_merged_into_an_encoder_loaded_on_another_device(tmp_path: Path) -> None:
+    """Issue 17: on an NVIDIA machine the encoder sits on cuda:0 while the adapter file is read
+    on the CPU; merging added CPU tensors to CUDA weights and every GPU load crashed."""
+    wrapped = tiny_bert()
+    add_adapters(wrapped, rank=2, alpha=4, dropout=0.0)
+    path = tmp_path / ADAPTER_FILE
+    save_adapter(path, adapter_state(wrapped), rank=2, alpha=4)
+    elsewhere = tiny_bert().to("meta")  # a device other than the one the adapter is read on
+    with OneDevicePerOp():
+        merged = merge_adapter(elsewhere, path)
+    assert {p.device.type for p in merged.parameters()} == {"meta"}
