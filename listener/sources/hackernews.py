@@ -24,7 +24,7 @@ Cursor (JSON; every page that carries one carries all of it)::
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
@@ -36,6 +36,7 @@ from listener.core.httpguard import GuardSettings, guarded_client, source_policy
 from listener.core.models import Page, Post, Rejected
 from listener.core.query import to_simple_queries
 from listener.sources.base import SourceConfig, SourceContext
+from listener.sources.cursor import CursorLayout, SeenIds
 from listener.sources.html_text import html_to_text
 from listener.sources.http import USER_AGENT, raise_for_status
 
@@ -47,16 +48,19 @@ except ImportError:  # checked in the constructor, so `listener sources` can say
 log = logging.getLogger(__name__)
 
 PLATFORM = "hackernews"
-CURSOR_VERSION = 1
 SEARCH_PATH = "/api/v1/search_by_date"
 ITEM_URL = "https://news.ycombinator.com/item?id={}"
 ALGOLIA_HIT_LIMIT = 1000  # hits one query can page through (Algolia's paginationLimitedTo)
-MAX_SEEN = 1000
 MAX_BACKFILL_WINDOWS = 200  # backfill: at most this many windows of max_pages pages per query
 _TAGS = {"both": "(story,comment)", "stories": "story", "comments": "comment"}
 _RAW_KEYS = (
     "objectID", "created_at", "created_at_i", "author", "title", "url", "story_id", "parent_id",
     "story_title", "story_url", "points", "num_comments", "_tags",
+)
+_CURSOR = CursorLayout(
+    version=1, section="queries", log=log,
+    not_understood="source %s: cursor not understood; starting over",
+    bad_entry="source %s: bad cursor entry for %r; starting it over",
 )
 
 
@@ -99,12 +103,12 @@ class _State:
     """Cursor entry of one query string."""
 
     since: int
-    seen: list[str] = field(default_factory=list)
+    seen: SeenIds = field(default_factory=SeenIds)
     upto: int | None = None  # catching up: the next window ends here (inclusive)
     high: int | None = None  # catching up: the mark to adopt once the gap is closed
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"since": self.since, "seen": list(self.seen)}
+        data: dict[str, Any] = {"since": self.since, "seen": self.seen.to_json()}
         if self.upto is not None:
             data.update(upto=self.upto, high=self.high)
         return data
@@ -113,11 +117,12 @@ class _State:
     def from_json(cls, data: Any) -> _State | None:
         if not isinstance(data, dict):
             return None
-        since, seen, upto, high = (data.get(k) for k in ("since", "seen", "upto", "high"))
+        since, upto, high = (data.get(k) for k in ("since", "upto", "high"))
         ints_ok = all(type(v) is int for v in (since, *(v for v in (upto, high) if v is not None)))
-        if not ints_ok or (upto is None) != (high is None) or not isinstance(seen, list):
+        if not ints_ok or (upto is None) != (high is None):
             return None
-        return cls(since, [str(s) for s in seen][:MAX_SEEN], upto, high)
+        seen = SeenIds.from_loose_json(data.get("seen"))
+        return None if seen is None else cls(since, seen, upto, high)
 
 
 @dataclass
@@ -160,14 +165,15 @@ class HackerNewsSource:
         ``initial_lookback`` seconds."""
         queries = self._queries()
         # a query no longer configured (a brand's query was edited) is forgotten
-        states = {q: s for q, s in self._load_cursor(cursor).items() if q in queries}
+        stored = _CURSOR.load(cursor, self.name, _State.from_json)
+        states = {q: s for q, s in stored.items() if q in queries}
         start = int(self.ctx.clock().timestamp()) - self.config.initial_lookback
         yielded: set[str] = set()
         for query, brand in queries.items():
             state = states.get(query) or _State(since=max(0, start))
             lower = max(0, state.since - self.config.overlap)
             sweep = _Sweep()
-            pages = self._sweep(query, brand, lower, state.upto, set(state.seen), yielded, sweep)
+            pages = self._sweep(query, brand, lower, state.upto, state.seen, yielded, sweep)
             for posts, rejected in pages:
                 cursor_out = None
                 if sweep.final:
@@ -214,30 +220,13 @@ class HackerNewsSource:
             )
         return {q: names[0] if len(set(names)) == 1 else None for q, names in owners.items()}
 
-    def _load_cursor(self, cursor: Any) -> dict[str, _State]:
-        if cursor is None:
-            return {}
-        queries = cursor.get("queries") if isinstance(cursor, dict) else None
-        if not isinstance(queries, dict) or cursor.get("version") != CURSOR_VERSION:
-            log.warning("source %s: cursor not understood; starting over", self.name)
-            return {}
-        states = {}
-        for query, data in queries.items():
-            state = _State.from_json(data)
-            if state is None:
-                log.warning("source %s: bad cursor entry for %r; starting it over", self.name,
-                            query)
-            else:
-                states[query] = state
-        return states
-
     @staticmethod
     def _dump(states: dict[str, _State]) -> dict[str, Any]:
-        return {"version": CURSOR_VERSION, "queries": {q: s.to_json() for q, s in states.items()}}
+        return _CURSOR.dump({q: s.to_json() for q, s in states.items()})
 
     def _advance(self, query: str, state: _State, sweep: _Sweep, lower: int) -> _State:
         """The state after a cycle: a new mark if it reached the end, else a window further back."""
-        seen = list(dict.fromkeys(sweep.ids + state.seen))[:MAX_SEEN]
+        seen = state.seen.merged(sweep.ids)
         high = max(v for v in (state.since, state.high, sweep.newest) if v is not None)
         if sweep.complete or sweep.oldest is None:
             return _State(since=high, seen=seen)
@@ -260,7 +249,7 @@ class HackerNewsSource:
 
     def _sweep(
         self, query: str, brand: str | None, lower: int, upto: int | None,
-        seen: set[str], yielded: set[str], sweep: _Sweep,
+        seen: Container[str], yielded: set[str], sweep: _Sweep,
     ) -> Iterator[tuple[list[Post], list[Rejected]]]:
         """One cycle, newest first: posts and rejects per API page. ``sweep`` says, before each
         page is handed out, whether it is the cycle's last and whether the results ended."""
@@ -315,7 +304,7 @@ class HackerNewsSource:
 
     def _page_posts(
         self, hits: list[Any], query: str, number: int, brand: str | None,
-        seen: set[str], yielded: set[str], sweep: _Sweep,
+        seen: Container[str], yielded: set[str], sweep: _Sweep,
     ) -> tuple[list[Post], list[Rejected]]:
         posts: list[Post] = []
         rejected: list[Rejected] = []

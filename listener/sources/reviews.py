@@ -19,12 +19,18 @@ from datetime import datetime
 from typing import Any
 
 from listener.core.models import Page, Post, Rejected, parse_iso, to_iso
+from listener.sources.cursor import CursorLayout, SeenIds
 
 log = logging.getLogger(__name__)
 
-CURSOR_VERSION = 1
 SEEN_LIMIT = 600
 """Review ids remembered per feed: more than the ~500 the App Store feed can ever show."""
+
+_CURSOR = CursorLayout(
+    version=1, section="apps", log=log,
+    not_understood="source %s: cursor not understood; reading every feed again",
+    bad_entry="source %s: bad cursor entry for %s; reading it again",
+)
 
 
 @dataclass
@@ -38,13 +44,10 @@ class Watermark:
 
     newest_at: datetime | None = None
     newest_id: str | None = None
-    seen: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._seen = set(self.seen)
+    seen: SeenIds = field(default_factory=SeenIds)
 
     def knows(self, review_id: str) -> bool:
-        return review_id in self._seen
+        return review_id in self.seen
 
     def covers(self, review_id: str, at: datetime) -> bool:
         return self.knows(review_id) and self.newest_at is not None and at <= self.newest_at
@@ -56,14 +59,14 @@ class Watermark:
         for review_id, at in walked:
             if newest_at is None or at > newest_at:
                 newest_at, newest_id = at, review_id
-        seen = list(dict.fromkeys([rid for rid, _ in walked] + self.seen))[:limit]
+        seen = self.seen.merged([review_id for review_id, _ in walked], limit)
         return Watermark(newest_at, newest_id, seen)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "newest_at": to_iso(self.newest_at) if self.newest_at else None,
             "newest_id": self.newest_id,
-            "seen": list(self.seen),
+            "seen": self.seen.to_json(),
         }
 
     @classmethod
@@ -71,38 +74,24 @@ class Watermark:
         """The mark saved by :meth:`to_json`, or None when ``data`` is not one."""
         if not isinstance(data, dict):
             return None
-        at, newest_id, seen = data.get("newest_at"), data.get("newest_id"), data.get("seen")
-        if not isinstance(seen, list) or not all(isinstance(s, str) for s in seen):
-            return None
-        if not (newest_id is None or isinstance(newest_id, str)):
+        at, newest_id = data.get("newest_at"), data.get("newest_id")
+        seen = SeenIds.from_json(data.get("seen"))
+        if seen is None or not (newest_id is None or isinstance(newest_id, str)):
             return None
         try:
             newest_at = parse_iso(at) if at is not None else None
         except (TypeError, ValueError):
             return None
-        return cls(newest_at, newest_id, list(seen))
+        return cls(newest_at, newest_id, seen)
 
 
 def load_marks(cursor: Any, source: str) -> dict[str, Watermark]:
     """Per-feed watermarks from a saved cursor; anything unreadable starts that feed afresh."""
-    if cursor is None:
-        return {}
-    apps = cursor.get("apps") if isinstance(cursor, dict) else None
-    if not isinstance(apps, dict) or cursor.get("version") != CURSOR_VERSION:
-        log.warning("source %s: cursor not understood; reading every feed again", source)
-        return {}
-    marks = {}
-    for key, value in apps.items():
-        mark = Watermark.from_json(value)
-        if mark is None:
-            log.warning("source %s: bad cursor entry for %s; reading it again", source, key)
-        else:
-            marks[key] = mark
-    return marks
+    return _CURSOR.load(cursor, source, Watermark.from_json)
 
 
 def dump_marks(marks: dict[str, Watermark]) -> dict[str, Any]:
-    return {"version": CURSOR_VERSION, "apps": {k: m.to_json() for k, m in marks.items()}}
+    return _CURSOR.dump({k: m.to_json() for k, m in marks.items()})
 
 
 @dataclass

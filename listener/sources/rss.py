@@ -46,7 +46,7 @@ import hashlib
 import io
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -58,6 +58,7 @@ from listener.core.errors import ListenerError, MissingDependency, RateLimited, 
 from listener.core.httpguard import GuardSettings, guarded_client, source_policy
 from listener.core.models import Page, Post, Rejected
 from listener.sources.base import SourceConfig, SourceContext
+from listener.sources.cursor import CursorLayout, SeenIds
 from listener.sources.html_text import html_to_text
 from listener.sources.http import USER_AGENT, raise_for_status
 
@@ -73,14 +74,17 @@ except ImportError:
 log = logging.getLogger(__name__)
 
 PLATFORM = "rss"
-CURSOR_VERSION = 1
-MAX_SEEN = 1000
 MAX_REDIRECTS = 5
 CUT_READS = 3  # reads of a cut document ending in the same entry before it is taken as read
 ACCEPT = (
     "application/atom+xml, application/rss+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.1"
 )
 _GOOGLE_HOST = re.compile(r"^(www\.)?google\.[a-z]{2,3}(\.[a-z]{2})?$")
+_CURSOR = CursorLayout(
+    version=1, section="feeds", log=log,
+    not_understood="source %s: cursor not understood; reading every feed afresh",
+    bad_entry="source %s: bad cursor entry for feed %s; reading it afresh",
+)
 
 
 class RssSourceConfig(SourceConfig, GuardSettings):
@@ -125,25 +129,25 @@ class _Held:
 class _FeedState:
     etag: str | None = None
     modified: str | None = None
-    seen: list[str] = field(default_factory=list)
+    seen: SeenIds = field(default_factory=SeenIds)
     held: _Held | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"etag": self.etag, "modified": self.modified,
-                                "seen": list(self.seen)}
+                                "seen": self.seen.to_json()}
         if self.held is not None:
             data["held"] = {"id": self.held.id, "reads": self.held.reads}
         return data
 
     @classmethod
     def from_json(cls, data: Any) -> _FeedState | None:
-        if not isinstance(data, dict) or not isinstance(data.get("seen"), list):
+        if not isinstance(data, dict):
             return None
         etag, modified = data.get("etag"), data.get("modified")
-        if not all(v is None or isinstance(v, str) for v in (etag, modified)):
+        seen = SeenIds.from_loose_json(data.get("seen"))
+        if seen is None or not all(v is None or isinstance(v, str) for v in (etag, modified)):
             return None
-        return cls(etag, modified, [str(s) for s in data["seen"]][:MAX_SEEN],
-                   _Held.from_json(data.get("held")))
+        return cls(etag, modified, seen, _Held.from_json(data.get("held")))
 
 
 def feed_key(url: str) -> str:
@@ -214,27 +218,13 @@ class RssSource:
     # -- cursor ---------------------------------------------------------------------------------
 
     def _load_cursor(self, cursor: Any) -> dict[str, _FeedState]:
-        if cursor is None:
-            return {}
-        feeds = cursor.get("feeds") if isinstance(cursor, dict) else None
-        if not isinstance(feeds, dict) or cursor.get("version") != CURSOR_VERSION:
-            log.warning("source %s: cursor not understood; reading every feed afresh", self.name)
-            return {}
-        states = {}
-        for url in self.config.feeds:  # feeds no longer configured are forgotten
-            key = feed_key(url)
-            if key in feeds:
-                state = _FeedState.from_json(feeds[key])
-                if state is None:
-                    log.warning("source %s: bad cursor entry for feed %s; reading it afresh",
-                                self.name, display_url(url))
-                else:
-                    states[key] = state
-        return states
+        # feeds no longer configured are forgotten
+        named = {feed_key(url): display_url(url) for url in self.config.feeds}
+        return _CURSOR.load(cursor, self.name, _FeedState.from_json, named)
 
     @staticmethod
     def _dump(states: dict[str, _FeedState]) -> dict[str, Any]:
-        return {"version": CURSOR_VERSION, "feeds": {k: s.to_json() for k, s in states.items()}}
+        return _CURSOR.dump({k: s.to_json() for k, s in states.items()})
 
     def _combined(self, failures: list[tuple[str, ListenerError]]) -> ListenerError:
         what = "; ".join(f"{display_url(url)}: {exc}" for url, exc in failures)
@@ -263,12 +253,12 @@ class RssSource:
         parsed = self._parse(url, response, content)
         held = self._held(url, parsed, content, state)
         posts, rejected, taken, complete = self._entries(
-            url, parsed, set(state.seen), held.id if held else None)
+            url, parsed, state.seen, held.id if held else None)
         complete = complete and held is None  # read the document again next poll
         states[key] = _FeedState(
             etag=response.headers.get("etag") if complete else state.etag,
             modified=response.headers.get("last-modified") if complete else state.modified,
-            seen=list(dict.fromkeys(taken + state.seen))[:MAX_SEEN],
+            seen=state.seen.merged(taken),
             held=held,
         )
         return Page(posts, self._dump(states), rejected)
@@ -334,7 +324,7 @@ class RssSource:
         return parsed
 
     def _entries(
-        self, url: str, parsed: Any, seen: set[str], held: str | None = None
+        self, url: str, parsed: Any, seen: Container[str], held: str | None = None
     ) -> tuple[list[Post], list[Rejected], list[str], bool]:
         """New entries in document order, at most ``max_entries``: posts, rejects, the ids
         handled (for ``seen``), and whether every new entry was taken. ``held``: an entry id

@@ -9,11 +9,16 @@ from datetime import datetime
 from typing import Any
 
 from listener.core.models import parse_iso
+from listener.sources.cursor import CursorLayout
 
 log = logging.getLogger("listener.sources.bluesky")
 
-CURSOR_VERSION = 1
 SEEN_MAX = 500  # URIs remembered per stream to skip the overlap window
+_CURSOR = CursorLayout(
+    version=1, section="streams", log=log,
+    not_understood="source %s: cursor not understood; starting every query afresh",
+    bad_entry="source %s: bad cursor entry for %s; starting it afresh",
+)
 _REMOVED = frozenset({"!takedown", "!hide", "!suspend"})
 
 
@@ -76,21 +81,16 @@ def valid_state(value: Any) -> bool:
 
 
 def load_cursor(cursor: Any, keys: set[str], source: str) -> dict[str, dict[str, Any]]:
-    """Per-stream states for the brand queries configured now (others are dropped)."""
-    if cursor is None:
-        return {}
-    streams = cursor.get("streams") if isinstance(cursor, dict) else None
-    if not isinstance(streams, dict) or cursor.get("version") != CURSOR_VERSION:
-        log.warning("source %s: cursor not understood; starting every query afresh", source)
-        return {}
+    """Per-stream states for the brand queries configured now (others are dropped), in the
+    order they were saved."""
     states = {}
-    for key, value in streams.items():
+    for key, value in _CURSOR.entries(cursor, source).items():
         if key in keys and valid_state(value):
             states[key] = copy.deepcopy(value)
         elif key in keys:
-            log.warning("source %s: bad cursor entry for %s; starting it afresh", source, key)
+            log.warning(_CURSOR.bad_entry, source, key)
     return states
 
 
 def dump_cursor(states: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {"version": CURSOR_VERSION, "streams": copy.deepcopy(states)}
+    return _CURSOR.dump(copy.deepcopy(states))

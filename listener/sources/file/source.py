@@ -34,6 +34,7 @@ from pydantic import Field
 from listener.core.errors import ConfigError, SourceError
 from listener.core.models import Clock, Page, Post, Rejected
 from listener.sources.base import SourceConfig, SourceContext
+from listener.sources.cursor import CursorLayout
 from listener.sources.file.records import (
     BOM,
     RawRecord,
@@ -48,11 +49,15 @@ from listener.sources.file.records import (
 
 log = logging.getLogger(__name__)
 
-CURSOR_VERSION = 1
 MAX_QUOTED_LINES = 1000
 """A CSV record may span this many lines inside quotes; past that, a stray quote is assumed."""
 
 _HEAD_BYTES = 1024
+_CURSOR = CursorLayout(
+    version=1, section="files", log=log,
+    not_understood="source '%s': cursor not understood; reading every file again",
+    bad_entry="source '%s': bad cursor entry for %s; reading it again",
+)
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
 _GLOB_MAGIC = re.compile(r"[*?[]")
 
@@ -113,25 +118,11 @@ class _FileState:
 
 def _load_cursor(cursor: Any, paths: list[str], source: str) -> dict[str, _FileState]:
     """Per-file states for the files matched now; anything unreadable restarts that file."""
-    if cursor is None:
-        return {}
-    files = cursor.get("files") if isinstance(cursor, dict) else None
-    if not isinstance(files, dict) or cursor.get("version") != CURSOR_VERSION:
-        log.warning("source '%s': cursor not understood; reading every file again", source)
-        return {}
-    states = {}
-    for path in paths:
-        if path in files:
-            state = _FileState.from_json(files[path])
-            if state is None:
-                log.warning("source '%s': bad cursor entry for %s; reading it again", source, path)
-            else:
-                states[path] = state
-    return states
+    return _CURSOR.load(cursor, source, _FileState.from_json, {path: path for path in paths})
 
 
 def _dump_cursor(states: dict[str, _FileState]) -> dict[str, Any]:
-    return {"version": CURSOR_VERSION, "files": {p: s.to_json() for p, s in states.items()}}
+    return _CURSOR.dump({p: s.to_json() for p, s in states.items()})
 
 
 def _head_digest(handle: BinaryIO, length: int) -> str:

@@ -9,10 +9,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from listener.core.models import parse_iso, to_iso
+from listener.sources.cursor import CursorLayout
 from listener.sources.http import retry_after
 
 log = logging.getLogger("listener.sources.mastodon")
-CURSOR_VERSION = 1
+_CURSOR = CursorLayout(
+    version=1, section="streams", log=log,
+    not_understood="source %s: cursor not understood; starting every stream afresh",
+    bad_entry="source %s: bad cursor entries for %s; starting them afresh",  # one line, all keys
+)
 
 
 def id_order(status_id: str) -> tuple[int, str]:
@@ -82,17 +87,12 @@ def valid_state(value: Any) -> bool:
 
 def load_streams(cursor: Any, keys: set[str], source: str) -> dict[str, dict[str, Any]]:
     """Per-stream states for the streams configured now (others are dropped)."""
-    if cursor is None:
-        return {}
-    streams = cursor.get("streams") if isinstance(cursor, dict) else None
-    if not isinstance(streams, dict) or cursor.get("version") != CURSOR_VERSION:
-        log.warning("source %s: cursor not understood; starting every stream afresh", source)
-        return {}
+    streams = _CURSOR.entries(cursor, source)
     bad = sorted(k for k, v in streams.items() if k in keys and not valid_state(v))
     if bad:
-        log.warning("source %s: bad cursor entries for %s; starting them afresh", source, bad)
+        log.warning(_CURSOR.bad_entry, source, bad)
     return {k: copy.deepcopy(v) for k, v in streams.items() if k in keys and k not in bad}
 
 
 def dump_cursor(states: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {"version": CURSOR_VERSION, "streams": copy.deepcopy(states)}
+    return _CURSOR.dump(copy.deepcopy(states))

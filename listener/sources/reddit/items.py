@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from listener.core.errors import ListenerError, RateLimited, SourceError
 from listener.core.httpguard import refusal_in
 from listener.core.models import Post
+from listener.sources.cursor import CursorLayout, SeenIds
 from listener.sources.http import raise_for_status, retry_after
 
 log = logging.getLogger(__name__)
@@ -31,9 +32,14 @@ log = logging.getLogger(__name__)
 PERMALINK_ROOT = "https://www.reddit.com"
 """Public links always point at reddit.com, whatever API host (``base_url``) is configured."""
 
-CURSOR_VERSION = 1
 SEEN_LIMIT = 500
 """Most fullnames remembered per stream for the overlap; older ones fall back on the time mark."""
+
+_CURSOR = CursorLayout(
+    version=1, section="streams", log=log,
+    not_understood="source '%s': cursor not understood; every stream starts afresh",
+    bad_entry="source '%s': bad cursor entry for %s; it starts afresh",
+)
 
 OVERLAP_SECONDS = 60.0
 """How far behind the newest saved item a walk still looks for items it has not seen: search
@@ -206,21 +212,23 @@ class Mark:
 
     newest: str | None = None
     created_utc: float | None = None
-    seen: list[str] = field(default_factory=list)
+    seen: SeenIds = field(default_factory=SeenIds)
 
     def to_json(self) -> dict[str, Any]:
-        return {"newest": self.newest, "created_utc": self.created_utc, "seen": list(self.seen)}
+        return {"newest": self.newest, "created_utc": self.created_utc,
+                "seen": self.seen.to_json()}
 
     @classmethod
     def from_json(cls, data: Any) -> Mark | None:
         if not isinstance(data, dict):
             return None
-        newest, created, seen = data.get("newest"), data.get("created_utc"), data.get("seen")
+        newest, created = data.get("newest"), data.get("created_utc")
+        seen = SeenIds.from_json(data.get("seen"))
         number = isinstance(created, int | float) and not isinstance(created, bool)
         if (newest is None or isinstance(newest, str)) and (created is None or number) and (
-            isinstance(seen, list) and all(isinstance(name, str) for name in seen)
+            seen is not None
         ):
-            return cls(newest, None if created is None else float(created), list(seen))
+            return cls(newest, None if created is None else float(created), seen)
         return None
 
 
@@ -275,7 +283,7 @@ class Cycle:
         self.mark = old.created_utc
         self.boundary = None if self.mark is None else self.mark - OVERLAP_SECONDS
         self.known = set(old.seen) | set(pending.seen if pending else ())
-        self.top = Mark(pending.newest, pending.created_utc, list(pending.seen)) if pending else None
+        self.top = Mark(pending.newest, pending.created_utc, pending.seen) if pending else None
         self.observed: list[tuple[str, float]] = []
         self.reached = False
 
@@ -297,7 +305,8 @@ class Cycle:
         self.known.add(thing.fullname)
         self.observed.append((thing.fullname, thing.created_utc))
         if self.top is None or thing.created_utc > (self.top.created_utc or -math.inf):
-            self.top = Mark(thing.fullname, thing.created_utc, self.top.seen if self.top else [])
+            self.top = Mark(thing.fullname, thing.created_utc,
+                            self.top.seen if self.top else SeenIds())
         if self.boundary is not None and thing.created_utc < self.boundary:
             return "old"
         return "new"
@@ -323,14 +332,14 @@ class Cycle:
     def _mark_at(self, top: Mark, old: Mark) -> Mark:
         """``top`` with its seen list: every known fullname inside the overlap, newest first."""
         if top.created_utc is None:
-            return Mark(top.newest, None, [])
+            return Mark(top.newest, None)
         floor = top.created_utc - OVERLAP_SECONDS
         recent = [name for name, created in self.observed if created >= floor]
-        carried = list(top.seen)
+        carried = top.seen
         if old.created_utc is not None and old.created_utc >= floor:
-            carried += old.seen  # the old mark is still inside the overlap: keep what it saw
-        seen = list(dict.fromkeys(recent + carried))[:SEEN_LIMIT]
-        return Mark(top.newest, top.created_utc, seen)
+            # the old mark is still inside the overlap: keep what it saw
+            carried = SeenIds([*top.seen, *old.seen])
+        return Mark(top.newest, top.created_utc, carried.merged(recent, SEEN_LIMIT))
 
 
 class Floor:
@@ -351,26 +360,12 @@ class Floor:
 
 def load_cursor(cursor: Any, source: str) -> dict[str, StreamState]:
     """Per-stream states; anything unreadable starts that stream (or all of them) afresh."""
-    if cursor is None:
-        return {}
-    streams = cursor.get("streams") if isinstance(cursor, dict) else None
-    if not isinstance(streams, dict) or cursor.get("version") != CURSOR_VERSION:
-        log.warning("source '%s': cursor not understood; every stream starts afresh", source)
-        return {}
-    states = {}
-    for key, entry in streams.items():
-        state = StreamState.from_json(entry)
-        if state is None:
-            log.warning("source '%s': bad cursor entry for %s; it starts afresh", source, key)
-        else:
-            states[key] = state
-    return states
+    return _CURSOR.load(cursor, source, StreamState.from_json)
 
 
 def dump_cursor(states: dict[str, StreamState], keys: list[str]) -> dict[str, Any]:
     """Entries of the configured streams only: a removed brand or subreddit drops out."""
-    entries = {key: states[key].to_json() for key in keys if key in states}
-    return {"version": CURSOR_VERSION, "streams": entries}
+    return _CURSOR.dump({key: states[key].to_json() for key in keys if key in states})
 
 
 # -- errors --------------------------------------------------------------------------------
