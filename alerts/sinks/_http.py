@@ -1,17 +1,19 @@
 """HTTP plumbing that several sinks share, so each rule lives in one place.
 
-GitHub, Jira, Slack, the generic webhook and Zendesk all send a credential with every request
-(a token, Basic credentials, or a URL that *is* the secret). The pieces below are the parts
-whose logic is the same for all of them: refusing base URLs that would send the credential in
-clear, mapping httpx's network failures to retryable :class:`DeliveryError` without the cause
-(which may hold the credential), keeping secrets out of log records and exception text, reading
-a JSON object from an answer that may not be one, and capping how much of an answer is read
-(:func:`capped_options`: the network guard of :mod:`listener.core.httpguard`, which every source
-uses too). Per-service wording (advice, rate-limit rules, error bodies) stays in each sink.
+GitHub, Jira, Slack, Discord, the generic webhook and Zendesk all send a credential with every
+request (a token, Basic credentials, or a URL that *is* the secret). The pieces below are the
+parts whose logic is the same for all of them: refusing base URLs that would send the credential
+in clear, building the client (:func:`sink_client`: one timeout, no redirect followed, and no
+more of an answer read than :func:`capped_options` allows, the network guard of
+:mod:`listener.core.httpguard`, which every source uses too), mapping httpx's network failures
+to retryable :class:`DeliveryError` without the cause (which may hold the credential), keeping
+secrets out of log records and exception text, and reading a JSON object from an answer that
+may not be one. Per-service wording (advice, rate-limit rules, error bodies) stays in each sink.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -86,6 +88,23 @@ def capped_options(owner: str) -> dict[str, Any]:
     return httpx_options(sink_policy(owner))
 
 
+def sink_client(
+    owner: str,
+    *,
+    timeout: float,
+    headers: dict[str, str],
+    base_url: str = "",
+    auth: httpx.Auth | None = None,
+) -> httpx.Client:
+    """The ``httpx.Client`` of an HTTP sink: ``timeout`` seconds to connect and to answer, no
+    redirect followed (the sink maps a 3xx: following it could carry the credential to another
+    host), and answers capped by :func:`capped_options` (a refusal names ``owner``)."""
+    return httpx.Client(
+        base_url=base_url, auth=auth, headers=headers, timeout=httpx.Timeout(timeout),
+        follow_redirects=False, **capped_options(owner),
+    )
+
+
 def request(
     client: httpx.Client,
     method: str,
@@ -141,6 +160,12 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
 
 
 # -- secrets -----------------------------------------------------------------------------------
+
+
+def basic_credentials(user: str, password: str) -> str:
+    """The base64 credentials ``httpx.BasicAuth(user, password)`` sends: a secret of its own,
+    to register (:func:`register_secrets`) and mask together with the password."""
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def register_secrets(secrets: Iterable[str]) -> None:

@@ -17,7 +17,7 @@ duplicate on the retry (as with Slack's incoming webhooks).
 Secrets. The URL's last segment *is* the credential (``/api/webhooks/<id>/<token>``): the URL
 is registered with :mod:`listener.core.log`'s redaction, masked in httpx's own log records by a
 filter on its logger, and never part of an exception: errors name the destination instead.
-Every answer is read through the shared capped client (:func:`alerts.sinks._http.capped_options`,
+Every answer is read through the shared capped client (:func:`alerts.sinks._http.sink_client`,
 ``SINK_MAX_BYTES``); redirects are never followed. ``webhook_url`` must be https on
 ``discord.com`` / ``discordapp.com`` (and their ``ptb.``/``canary.`` hosts); only tests may
 point it at plain http on 127.0.0.1/localhost (a fake server).
@@ -38,12 +38,12 @@ from alerts.render.discord import discord_payload
 from alerts.sinks._http import (
     LOCAL_HOSTS,
     RedactFilter,
-    capped_options,
     has_controls,
     json_object,
     mask_secrets,
     register_secrets,
     request,
+    sink_client,
     split_url,
 )
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
@@ -153,10 +153,9 @@ class DiscordSink:
         # httpx logs each request's URL on its own logger: masked before any handler sees it.
         self._filter = RedactFilter(self._secrets, REDACTED)
         logging.getLogger("httpx").addFilter(self._filter)
-        self._client = httpx.Client(
-            timeout=config.timeout, follow_redirects=False,
+        self._client = sink_client(
+            f"Discord destination '{config.name}'", timeout=config.timeout,
             headers={"User-Agent": "social-listener (discord)"},
-            **capped_options(f"Discord destination '{config.name}'"),
         )
 
     def __repr__(self) -> str:

@@ -62,10 +62,10 @@ from alerts.render.github import (
 from alerts.render.text import EXAMPLE_TEXT_MAX, kind_tag
 from alerts.sinks._http import (
     answer_error,
-    capped_options,
     https_or_local,
     json_object,
     request,
+    sink_client,
     split_url,
 )
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
@@ -178,17 +178,15 @@ class GitHubSink:
         self._host = urlsplit(config.base_url).hostname or "?"
         self._repo_path = f"/repos/{config.owner}/{config.repo}"  # both validated: [\w.-]
         register_secret(config.token)  # the handler-level filter of listener.core.log redacts it
-        self._client = httpx.Client(
-            base_url=config.base_url,
+        self._client = sink_client(
+            f"GitHub destination '{config.name}'", base_url=config.base_url,
+            timeout=config.timeout,
             headers={
                 "Authorization": f"Bearer {config.token}",
                 "Accept": "application/vnd.github+json",
                 "X-GitHub-Api-Version": API_VERSION,
                 "User-Agent": "social-listener/0.1",
             },
-            timeout=httpx.Timeout(config.timeout),
-            follow_redirects=False,
-            **capped_options(f"GitHub destination '{config.name}'"),
         )
 
     def __repr__(self) -> str:

@@ -33,7 +33,6 @@ line or a repr; they are registered with :mod:`listener.core.log` for redaction 
 
 from __future__ import annotations
 
-import base64
 import logging
 import re
 from typing import Any, ClassVar, Literal
@@ -54,11 +53,12 @@ from alerts.render.jira import (
 from alerts.render.text import EXAMPLE_TEXT_MAX, kind_tag
 from alerts.sinks._http import (
     answer_error,
-    capped_options,
+    basic_credentials,
     https_base_url,
     json_object,
     register_secrets,
     request,
+    sink_client,
 )
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
 from listener.core.errors import DeliveryError, RateLimited
@@ -171,16 +171,12 @@ class JiraSink:
         self._config = config
         self._clock = clock
         self._host = urlsplit(config.base_url).hostname or "?"
-        basic = base64.b64encode(f"{config.email}:{config.api_token}".encode()).decode()
-        self._secrets = (config.api_token, basic)
+        self._secrets = (config.api_token, basic_credentials(config.email, config.api_token))
         register_secrets(self._secrets)
-        self._client = httpx.Client(
-            base_url=config.base_url,
-            auth=httpx.BasicAuth(config.email, config.api_token),
+        self._client = sink_client(
+            f"Jira destination '{config.name}'", base_url=config.base_url,
+            auth=httpx.BasicAuth(config.email, config.api_token), timeout=config.timeout,
             headers={"Accept": "application/json", "User-Agent": "social-listener/0.1"},
-            timeout=httpx.Timeout(config.timeout),
-            follow_redirects=False,
-            **capped_options(f"Jira destination '{config.name}'"),
         )
 
     def __repr__(self) -> str:

@@ -48,7 +48,6 @@ is made inert by :mod:`alerts.render.zendesk`.
 
 from __future__ import annotations
 
-import base64
 import logging
 import re
 from typing import Any, ClassVar, Literal
@@ -72,12 +71,13 @@ from alerts.render.zendesk import (
     zendesk_tag,
 )
 from alerts.sinks._http import (
-    LOCAL_HOSTS,
     answer_error,
-    capped_options,
+    basic_credentials,
+    https_base_url,
     json_object,
     register_secrets,
     request,
+    sink_client,
 )
 from alerts.sinks.base import SinkConfig, error_for_status, retry_after_seconds
 from listener.core.errors import DeliveryError, RateLimited
@@ -90,10 +90,10 @@ TICKET = "/api/v2/tickets/{id}.json"  # Update Ticket (PUT): how a comment is ad
 COMMENTS = "/api/v2/tickets/{id}/comments.json"  # List Comments
 COMMENTS_LOOKED_AT = 100  # newest comments a retry looks through (one page, Zendesk's maximum)
 _TICKET_ID = re.compile(r"^[1-9][0-9]{0,19}$")
-_CREATE_AGAIN = ("no answer within {timeout:g}s; the retry replays the same idempotency key, "
-                 "so Zendesk will not create a second ticket")
-_COMMENT_AGAIN = ("no answer within {timeout:g}s; Zendesk may have added the comment, so the "
-                  "retry looks among the ticket's comments first")
+_CREATE_AGAIN = ("; the retry replays the same idempotency key, so Zendesk will not create a "
+                 "second ticket")
+_COMMENT_AGAIN = ("; Zendesk may have added the comment, so the retry looks among the ticket's "
+                  "comments first")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOST = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})+$")
 _ADVICE = {
@@ -152,16 +152,14 @@ class ZendeskSinkConfig(SinkConfig):
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, value: str | None) -> str | None:
-        """The token travels with every request: https only, except 127.0.0.1 for tests."""
+        """The token travels with every request: https only, except 127.0.0.1 for tests; the
+        account's root (the API paths start at ``/api/v2``)."""
         if value is None:
             return None
-        parts = urlsplit(value.strip())
-        scheme, host = parts.scheme.lower(), parts.hostname or ""
-        if not host or parts.path.strip("/") or parts.query or parts.username:
+        parts = urlsplit(https_base_url(value, "base_url"))
+        if parts.path.strip("/"):
             raise ValueError("base_url must be scheme://host[:port] with no path or user")
-        if scheme != "https" and not (scheme == "http" and host in LOCAL_HOSTS):
-            raise ValueError("base_url must use https (http only for 127.0.0.1/localhost)")
-        return f"{scheme}://{parts.netloc}"
+        return f"{parts.scheme.lower()}://{parts.netloc}"
 
     @field_validator("tags")
     @classmethod
@@ -253,12 +251,11 @@ class ZendeskSink:
         self._config = config
         self._host = urlsplit(config.url).hostname or "?"
         user = f"{config.email}/token"
-        basic = base64.b64encode(f"{user}:{config.api_token}".encode()).decode()
-        register_secrets((config.api_token, basic, config.email))
-        self._client = httpx.Client(
-            base_url=config.url, auth=httpx.BasicAuth(user, config.api_token),
-            timeout=config.timeout, follow_redirects=False,
-            **capped_options(f"Zendesk destination '{config.name}'"),
+        register_secrets((config.api_token, basic_credentials(user, config.api_token),
+                          config.email))
+        self._client = sink_client(
+            f"Zendesk destination '{config.name}'", base_url=config.url,
+            auth=httpx.BasicAuth(user, config.api_token), timeout=config.timeout,
             headers={"Accept": "application/json", "User-Agent": "social-listener"},
         )
 
@@ -280,7 +277,7 @@ class ZendeskSink:
                          self.name, existing, message.alert_id)
                 return existing
         payload = ticket_payload(message, self._config, followup_of)
-        response = self._request(message, "POST", TICKETS, json=payload,
+        response = self._request(message, "POST", TICKETS, "create ticket", json=payload,
                                  headers={"Idempotency-Key": message.alert_id})
         if response.status_code in (200, 201):
             return self._created(response, message)
@@ -324,7 +321,7 @@ class ZendeskSink:
                 log.info("%s: ticket %s already has this update (earlier attempt); not adding "
                          "it again", where, ticket)
                 return ticket, None
-        response = self._request(message, "PUT", TICKET.format(id=ticket),
+        response = self._request(message, "PUT", TICKET.format(id=ticket), "add comment",
                                  json=comment_payload(message, self._config),
                                  maybe_done=_COMMENT_AGAIN)
         if response.status_code == 200:
@@ -342,8 +339,8 @@ class ZendeskSink:
 
     def _find_comment(self, message: ReportMessage, ticket: str) -> bool | None:
         """Whether one of the ticket's newest comments is this update; None: no such ticket."""
-        response = self._request(message, "GET", COMMENTS.format(id=ticket), params={
-            "sort_order": "desc", "page[size]": COMMENTS_LOOKED_AT})
+        response = self._request(message, "GET", COMMENTS.format(id=ticket), "list comments",
+                                 params={"sort_order": "desc", "page[size]": COMMENTS_LOOKED_AT})
         if response.status_code == 404:
             return None
         if response.status_code != 200:
@@ -369,7 +366,7 @@ class ZendeskSink:
 
     def _find(self, message: AlertMessage | ReportMessage) -> str | None:
         """The oldest ticket whose external_id is the alert id (List Tickets filter)."""
-        response = self._request(message, "GET", TICKETS,
+        response = self._request(message, "GET", TICKETS, "list tickets",
                                  params={"external_id": message.alert_id})
         if response.status_code != 200:
             raise self._answer_error(response, message)
@@ -379,20 +376,14 @@ class ZendeskSink:
         return str(min(ids)) if ids else None
 
     def _request(
-        self, message: AlertMessage | ReportMessage, method: str, path: str,
+        self, message: AlertMessage | ReportMessage, method: str, path: str, action: str,
         maybe_done: str = _CREATE_AGAIN, **kw: Any,
     ) -> httpx.Response:
-        """One HTTP request; network failures become retryable DeliveryErrors."""
-        try:
-            return self._client.request(method, path, **kw)
-        except httpx.TimeoutException:
-            what = maybe_done.format(timeout=self._config.timeout)
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL):
-            raise DeliveryError(f"{self._where(message)}: base_url is not usable",
-                                retryable=False) from None
-        except httpx.TransportError as exc:
-            what = f"could not reach Zendesk ({type(exc).__name__}); check network, DNS and TLS"
-        raise DeliveryError(f"{self._where(message)}: {what}", retryable=True) from None
+        """One request (see :func:`alerts.sinks._http.request`); ``maybe_done`` tells what a
+        retry does after a timeout."""
+        return request(self._client, method, path, where=self._where(message),
+                       service="Zendesk", action=action, timeout=self._config.timeout,
+                       maybe_done=maybe_done, **kw)
 
     def _answer_error(
         self, response: httpx.Response, message: AlertMessage | ReportMessage

@@ -292,6 +292,22 @@ def test_config_validation() -> None:
     assert all(ZendeskSinkConfig.model_fields[k].description for k in own)
 
 
+def test_base_url_is_an_account_root_under_the_shared_url_rules() -> None:
+    """alerts.sinks._http.https_base_url (as for Jira and Slack), plus Zendesk's own: no path."""
+    base = {"name": "z", "email": "a@b.example", "api_token": "secret-token-value"}
+    for given, url in [("HTTPS://acme.zendesk.com//", "https://acme.zendesk.com"),
+                       (" http://127.0.0.1:8080/ ", "http://127.0.0.1:8080")]:
+        assert ZendeskSinkConfig(**base, base_url=given).url == url
+    for bad, said in [("https://acme.zendesk.com/api/v2", "no path"),
+                      ("https://:secret-token-value@acme.zendesk.com", "no user"),
+                      ("https://acme.zendesk.com/#x", "no user, query, #"),
+                      ("https://acme .zendesk.com", "spaces or control characters"),
+                      ("http://acme.zendesk.com", "must use https")]:
+        with pytest.raises(ValidationError) as info:
+            ZendeskSinkConfig(**base, base_url=bad)
+        assert said in str(info.value) and "secret-token-value" not in str(info.value)
+
+
 def test_dispatch_records_the_ticket_id(db: Database, zendesk: FakeZendesk) -> None:
     clock = ManualClock()
     (alert_id,) = seed(db, clock, 1, destination="zd-test")
