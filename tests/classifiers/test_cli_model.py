@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from classifiers.base import SENTIMENT_LABELS
-from listener.cli_model import eval_command, parse_line, score
+from listener.commands.scoring import eval_command, parse_line, score
 from listener.core.errors import ClassifierError
 
 

@@ -22,7 +22,7 @@ from classifiers.evaluate import read_labelled_tsv, sentiment_metrics  # noqa: E
 from classifiers.loader import load_classifier  # noqa: E402
 from classifiers.onnx_backend import gelu, load_onnx_classifier, pooled_layers  # noqa: E402
 from classifiers.onnx_export import EXPORT_FORMAT  # noqa: E402
-from listener.cli_model import eval_command, score  # noqa: E402
+from listener.commands.scoring import eval_command, score  # noqa: E402
 from listener.core.errors import ClassifierError, MissingDependency  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from classifiers.calibration import fit_temperature, stratified_folds
 from classifiers.evaluate import macro_f1, macro_recall
 from classifiers.transformer import TransformerClassifier
-from listener.cli_model import train
+from listener.commands.training import train
 
 pytestmark = pytest.mark.slow  # make test-fast leaves it out
 

@@ -22,8 +22,9 @@ from sqlite_utils import Database
 
 from classifiers.base import Classifier
 from classifiers.loader import load_classifier
-from listener import cli_ops, health
+from listener import health
 from listener.cli import cli
+from listener.commands.status import status as status_command
 from listener.config import load_config
 from listener.core.log import setup_logging
 from listener.core.models import Page, Post, to_iso
@@ -189,7 +190,7 @@ def test_status_and_healthz_fail_while_a_destination_keeps_failing_then_while_al
     [bad] = body["failing_destinations"]
     assert (bad["destination"], bad["retrying"]) == ("hook", 2)
     assert "ConnectError" in bad["last_error"] and body["parked_alerts"] == 0
-    out = CliRunner().invoke(cli_ops.status, ["-c", str(path)]).output
+    out = CliRunner().invoke(status_command, ["-c", str(path)]).output
     assert "health: FAILING: destination hook keeps failing (2 alert(s) retrying" in out
     scraped = scrape_registry(config, with_process=False)
     assert scraped.get_sample_value("listener_healthy") == 0
@@ -211,7 +212,7 @@ def test_status_and_healthz_fail_while_a_destination_keeps_failing_then_while_al
     db.execute("UPDATE alerts SET status = 'failed' WHERE rowid = (SELECT min(rowid) FROM alerts)")
     code, body = health.healthz(config, datetime.now(UTC))
     assert (code, body["parked_alerts"], body["failing_destinations"]) == (503, 1, [])
-    out = CliRunner().invoke(cli_ops.status, ["-c", str(path)]).output
+    out = CliRunner().invoke(status_command, ["-c", str(path)]).output
     assert "health: FAILING: 1 alert(s) parked as failed (`listener alerts list --status failed`" \
         in out
 

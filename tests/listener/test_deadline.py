@@ -221,7 +221,7 @@ def test_a_run_without_progress_shows_as_stuck(tmp_path: Path) -> None:
     while a run that keeps making progress (its heartbeat) is not."""
     from datetime import timedelta
 
-    from listener.cli_ops import render_status
+    from listener.commands.status import render_status
     from listener.core.models import utcnow
     from listener.health import healthz, load_snapshot
     from storage import db as store

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from listener import cli_ops
+from listener.commands import checks
 from listener.config import load_config
 from listener.core.netguard import Endpoint, endpoints
 from listener.doctor import FAIL, OK, reach
@@ -38,7 +38,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def doctor(config: Path, env: dict[str, str]) -> tuple[int, list[str]]:
-    result = CliRunner().invoke(cli_ops.doctor, ["-c", str(config), "--no-model"], env=env)
+    result = CliRunner().invoke(checks.doctor, ["-c", str(config), "--no-model"], env=env)
     for secret in env.values():
         assert secret not in result.output
     print(result.output)

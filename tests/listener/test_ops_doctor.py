@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from listener import cli_ops
+from listener.commands import checks
 from listener.config import load_config
 from listener.core.language import detect
 from listener.doctor import FAIL, check_model
@@ -135,7 +135,7 @@ destinations:
 def doctor(config: Path, env: dict[str, str], *args: str) -> tuple[int, dict[str, str]]:
     """Exit code and ``subject → line`` of every check line: the credentials' line (the last
     one of its subject); the network lines before it are under ``subject network``."""
-    result = CliRunner().invoke(cli_ops.doctor, ["-c", str(config), *args], env=env)
+    result = CliRunner().invoke(checks.doctor, ["-c", str(config), *args], env=env)
     for secret in env.values():
         assert secret not in result.output
     print(result.output)  # shown when a test fails

@@ -8,7 +8,7 @@ import json
 
 from click.testing import CliRunner
 
-from listener.cli_model import read_line, score
+from listener.commands.scoring import read_line, score
 
 ENGLISH = "worst service ever, my order never arrived and nobody answers my emails"
 SPANISH = "El pedido nunca llegó y nadie contesta, estoy harto de esta empresa"

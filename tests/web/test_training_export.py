@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from classifiers.evaluate import read_labelled_tsv
 from classifiers.train import read_extra
-from listener.cli_model import train
+from listener.commands.training import train
 from listener.core.errors import ClassifierError
 from listener.core.models import Page, Post, Score
 from storage import db as store

@@ -1,8 +1,7 @@
-"""Operator commands: ``status``, ``doctor``, ``metrics`` and ``db backup``.
+"""``listener status`` (health, stages, queues and paused sources, for a person) and ``listener
+metrics`` (the same database's gauges in Prometheus text format, for cron set-ups).
 
-Plain click commands that :mod:`listener.cli` registers on its groups. Like the rest of the
-CLI they are thin: the work is in :mod:`listener.health`, :mod:`listener.doctor`,
-:mod:`listener.metrics` and :mod:`storage.backup`.
+Thin: the work is in :mod:`listener.health` and :mod:`listener.metrics`.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from listener.cli_options import config_option, load_for_command
+from listener.commands.options import config_option, load_for_command
 from listener.config import Config
 from listener.core.errors import StorageError
 from listener.core.models import parse_iso, utcnow
@@ -87,24 +86,6 @@ def _stage_row(stage: StageState, now: datetime) -> list[object]:
 
 @click.command()
 @config_option
-@click.option("--no-model", is_flag=True, help="Skip loading the model (faster).")
-def doctor(config_path: str, no_model: bool) -> None:
-    """Check config, database, every source's and destination's network (DNS, TCP, TLS) and
-    credentials (nothing sent), and the model; exit 1 if any failed."""
-    from listener.doctor import FAIL, diagnose, header
-
-    config = load_for_command(config_path)  # a bad config raises ConfigError: file, line and key
-    click.echo(header(config))
-    failed = 0
-    for check in diagnose(config, model=not no_model):
-        click.echo(check.line())
-        failed += check.outcome == FAIL
-    if failed:
-        raise click.ClickException(f"{failed} check(s) failed")
-
-
-@click.command()
-@config_option
 @click.option("--output", "-o", type=click.Path(dir_okay=False),
               help="Write to this file atomically (node_exporter's textfile collector).")
 def metrics(config_path: str, output: str | None) -> None:
@@ -121,19 +102,3 @@ def metrics(config_path: str, output: str | None) -> None:
     partial = target.with_name(f".{target.name}.{os.getpid()}")
     partial.write_bytes(text)
     os.replace(partial, target)  # the collector must never read a half-written file
-
-
-@click.command("backup")
-@config_option
-@click.argument("target", type=click.Path(dir_okay=False))
-@click.option("--force", is_flag=True, help="Replace TARGET if it exists.")
-def backup(config_path: str, target: str, force: bool) -> None:
-    """Copy the live database to TARGET (consistent, while the daemon keeps running)."""
-    from storage.backup import backup as copy
-
-    config = load_for_command(config_path)
-    path = Path(target)
-    if path.exists() and not force:
-        raise click.ClickException(f"{path} exists; pass --force to replace it")
-    size = copy(config.db_path, path)
-    click.echo(f"backed up {config.db_path} to {path} ({size / 2**20:.1f} MiB)")

@@ -1,22 +1,45 @@
-"""What every command shares: the ``--config`` option, the logging options a subcommand
-accepts too, and loading the config the way a command does.
+"""What the commands share: the ``--config`` option, the model commands' ``--model``,
+``--device`` and ``--backend``, the logging options a subcommand accepts too, and loading the
+config and taking the run lock the way a command does.
 
-Apart from :mod:`listener.cli` so that the command modules (``cli_ops``, ``cli_model``) and the
-main group import them from below instead of from each other.
+Apart from the command modules so that they, and :mod:`listener.cli`, import these from below
+instead of from each other.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import click
 
 from listener.config import Config, load_config
 from listener.core.log import setup_logging
 
+if TYPE_CHECKING:
+    from listener.lock import RunLock
+
 DEFAULT_CONFIG = "config.yaml"
 LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
 config_option = click.option(
     "--config", "-c", "config_path", envvar="LISTENER_CONFIG", default=DEFAULT_CONFIG,
     show_default=True, type=click.Path(dir_okay=False), help="YAML config file.",
+)
+
+# the model commands' (score, eval, train)
+model_option = click.option(
+    "--model", "model", default="default", show_default=True, help="Model to load."
+)
+device_option = click.option(
+    "--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda."
+)
+backend_option = click.option(
+    "--backend",
+    type=click.Choice(["auto", "torch", "onnx"]),
+    default="auto",
+    show_default=True,
+    help="onnx: the default model on ONNX Runtime, int8, CPU; the first use exports the encoder "
+    "into $LISTENER_CACHE_DIR/onnx (default ~/.cache/listener/onnx). auto: onnx for the "
+    "default model unless the machine has an NVIDIA GPU, else torch.",
 )
 
 
@@ -64,3 +87,14 @@ def load_for_command(path: str) -> Config:
     if isinstance(options, dict) and options.get("log_format") is None:
         setup_logging(options["log_level"], config.log.format)  # the config's log.format
     return config
+
+
+def take_lock(config: Config) -> RunLock:
+    """The database's run lock, or exit 75 (EX_TEMPFAIL) at once when another run holds it."""
+    from listener.lock import EXIT_LOCKED, LockHeld, acquire
+
+    try:
+        return acquire(config.db_path)
+    except LockHeld as exc:
+        click.echo(f"skipped: {exc}", err=True)
+        raise click.exceptions.Exit(EXIT_LOCKED) from None

@@ -1,0 +1,148 @@
+"""``listener run`` (the pipeline: a daemon, or every stage once for cron) and ``listener
+summary`` (the posts and alerts tables ``run --summary`` prints at the end).
+
+Thin: the work is in :mod:`listener.pipeline`, :mod:`listener.scheduler` and
+:mod:`listener.terminal_tables`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from listener.commands.options import config_option, load_for_command, take_lock
+from listener.config import Config
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from listener.pipeline import Runtime
+
+EXIT_DELIVERIES_FAILED = 4  # run --once: alerts were parked as failed during the run
+
+
+@click.command()
+@config_option
+@click.option("--once", is_flag=True, help="Run every stage once, in order, then exit (cron).")
+@click.option("--summary", is_flag=True, help="Print posts and alerts tables at the end.")
+def run(config_path: str, once: bool, summary: bool) -> None:
+    """Run the pipeline: as a daemon, or once with --once.
+
+    Either way the run takes the database's lock first; while another run holds it, this one
+    exits at once with status 75 (EX_TEMPFAIL) and does nothing. On a terminal, --once shows
+    each stage's progress on stderr (never in cron, never with JSON logs).
+
+    \b
+    Exit statuses of --once, for cron:
+      0   every stage ran and no alert was parked
+      1   a stage failed (see the log; the next run retries it); wins over 4
+      4   alerts were parked as failed in this run: a delivery failed permanently
+          (a bad token, an unknown channel) or ran out of attempts; see
+          `listener alerts list --status failed`, then `listener alerts retry`
+      75  another run holds the database's lock; nothing was done
+    """
+    from listener.pipeline import Runtime
+
+    config = load_for_command(config_path)
+    run_lock = take_lock(config)
+    try:
+        mark = _deliveries_mark(config) if once else 0
+        runtime = Runtime(config, progress=_progress(config, mark) if once else None)
+        ok = _run_locked(runtime, once)
+        parked = _parked_since(config, mark) if once else 0
+    finally:
+        run_lock.release()
+    if summary and once:
+        _print_summary(config)
+    if parked:
+        click.echo(f"{parked} alert(s) parked as failed in this run: `listener alerts list "
+                   "--status failed` shows why, `listener alerts retry` re-queues them", err=True)
+    if not ok:
+        raise click.ClickException("a stage failed; see the log above (the next run retries it)")
+    if parked:
+        raise click.exceptions.Exit(EXIT_DELIVERIES_FAILED)
+
+
+def _deliveries_mark(config: Config) -> int:
+    """The newest delivery attempt before the run: the run's own attempts come after it (ids,
+    not times: immune to a clock that jumps during the run)."""
+    import sqlite3
+
+    from storage.delivery_outcomes import deliveries_mark
+    from storage.tx import connect
+
+    if not config.db_path.exists():
+        return 0
+    try:
+        db = connect(config.db_path)
+        try:
+            return deliveries_mark(db)
+        finally:
+            db.close()
+    except sqlite3.Error:  # unreadable: the run itself reports that
+        return 0
+
+
+def _parked_since(config: Config, mark: int) -> int:
+    """Alerts whose delivery attempt after ``mark`` parked them as failed."""
+    from storage.delivery_outcomes import outcomes_since
+    from storage.tx import connect
+
+    db = connect(config.db_path)
+    try:
+        return outcomes_since(db, mark).get("failed", 0)
+    finally:
+        db.close()
+
+
+def _progress(config: Config, mark: int) -> Callable[[str, str, str, int | None], None] | None:
+    """Stage progress on stderr when a person watches it (a terminal, text logs), else None."""
+    from listener.progress import for_run, wanted
+
+    ctx = click.get_current_context(silent=True)
+    options = ctx.find_root().obj if ctx is not None else None
+    given = options.get("log_format") if isinstance(options, dict) else None
+    if not wanted(sys.stderr, given or config.log.format):
+        return None
+    return for_run(config.db_path, mark, sys.stderr)
+
+
+def _run_locked(runtime: Runtime, once: bool) -> bool:
+    for name, why in runtime.config.disabled.items():
+        click.echo(f"destination '{name}' is off: {why}", err=True)
+    if not once:
+        from listener.metrics import serve
+        from listener.scheduler import run_daemon
+
+        server = serve(runtime.config)
+        try:
+            run_daemon(runtime)
+        finally:
+            if server is not None:
+                server.shutdown()
+        return True
+    try:
+        return runtime.run_once()
+    finally:
+        runtime.close()
+
+
+@click.command()
+@config_option
+def summary(config_path: str) -> None:
+    """Print posts by source and sentiment, and alerts by rule and status."""
+    _print_summary(load_for_command(config_path))
+
+
+def _print_summary(config: Config) -> None:
+    """The posts and alerts tables, on stdout."""
+    from listener.terminal_tables import summary
+    from storage.db import open_db
+
+    db = open_db(config.db_path)
+    try:
+        click.echo(summary(db))
+    finally:
+        db.close()
