@@ -39,8 +39,8 @@ from alerts.digest_figures import (
 )
 from alerts.held import roll_up_held
 from alerts.quiet import TimeOfDay, TimeZoneName, local_time
-from listener.core.models import to_iso
-from storage.reports import Report, enqueue_report, last_report_at
+from listener.core.models import Report, to_iso
+from storage.reports import enqueue_report, last_report_at
 
 if TYPE_CHECKING:
     from alerts.rules import RuleConfig

@@ -29,8 +29,8 @@ from listener.core.errors import DeadlineExceeded, DeliveryError, RateLimited
 from listener.core.log import about_post
 from listener.core.models import AlertMessage, Clock, ReportMessage, Sleep, parse_iso
 from listener.core.netguard import Endpoint, only_to
-from storage import outbox, reports
-from storage.db import post_from_row, score_from_row
+from storage import due_alerts, outbox
+from storage.due_alerts import Delivery
 from storage.tx import immediate
 
 log = logging.getLogger(__name__)
@@ -60,43 +60,6 @@ class DispatchResult:
     @property
     def items(self) -> int:
         return self.delivered + self.retried + self.failed + self.rate_limited
-
-
-_RANK = {"low": 0, "normal": 1, "high": 2}
-
-
-def message_from_rows(
-    rows: list[dict[str, Any]], db: Database | None = None
-) -> AlertMessage | ReportMessage:
-    """One message for all rules that matched one post (or one report) for one destination.
-
-    Its id is the first alert's id, so it is stable across retries (idempotency keys). With a
-    database, a post alert learns the remote id of the first alert about its conversation.
-    """
-    first = rows[0]
-    if first.get("report_id"):
-        if db is None:
-            raise ValueError("a report alert needs the database to load its report")
-        return reports.message_for(db, first)
-    post = post_from_row(first)
-    reply_to = None
-    if db is not None and post.thread:
-        reply_to = outbox.thread_parent(db, first["destination"], post.platform, post.thread)
-    return AlertMessage(
-        alert_id=first["alert_id"], rules=tuple(r["rule"] for r in rows),
-        destination=first["destination"], post=post, score=score_from_row(first),
-        priority=max((r["priority"] or "normal" for r in rows), key=lambda p: _RANK.get(p, 1)),
-        attempt=max(int(r["attempts"] or 0) for r in rows) + 1, reply_to=reply_to,
-    )
-
-
-def group_rows(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Due alerts grouped by (post or report, destination), oldest group first."""
-    groups: dict[tuple[Any, str], list[dict[str, Any]]] = {}
-    for row in rows:
-        subject = ("report", row["report_id"]) if row.get("report_id") else ("post", row["id"])
-        groups.setdefault((subject, row["destination"]), []).append(row)
-    return list(groups.values())
 
 
 @dataclass(frozen=True)
@@ -147,21 +110,21 @@ def dispatch(
     only = next(iter(sinks)) if len(sinks) == 1 else None
     while True:
         held: set[str] = set()  # destinations that answered 429 in this pass
-        groups = group_rows(outbox.due(db, clock(), BATCH, destination=only))
+        deliveries = due_alerts.due(db, clock(), BATCH, destination=only)
         attempted = 0
-        for group in groups:
-            sink = sinks.get(group[0]["destination"])
+        for delivery in deliveries:
+            sink = sinks.get(delivery.destination)
             if sink is None or sink.name in held:
                 continue  # no sink (disabled in config) or waiting: stays pending, nothing lost
             _pace(sink, last_sent, sleep)
             if stop is not None and stop.is_set():  # checked after the pacing wait
                 return result
             attempted += 1
-            if not _attempt(db, sink, group, policy, clock, result, how):
+            if not _attempt(db, sink, delivery, policy, clock, result, how):
                 held.add(sink.name)
             if beat is not None:
                 beat()
-        if attempted and len(groups) == BATCH:
+        if attempted and len(deliveries) == BATCH:
             continue  # a full batch: more may be due now
         nxt = outbox.next_due_at(db, sinks)
         if nxt is None or wait_up_to <= 0:
@@ -197,21 +160,21 @@ def _send(sink: Sink, message: AlertMessage | ReportMessage, how: Pass) -> str |
 
 
 def _attempt(
-    db: Database, sink: Sink, group: list[dict[str, Any]], policy: RetryPolicy, clock: Clock,
+    db: Database, sink: Sink, delivery: Delivery, policy: RetryPolicy, clock: Clock,
     result: DispatchResult, how: Pass,
 ) -> bool:
     """One delivery attempt; False when the destination asked us to wait (rate limit)."""
     strict = how.strict
-    message = message_from_rows(group, db)
+    message = due_alerts.message(db, delivery)
     attempt = message.attempt
-    outbox.begin_attempt(db, [r["alert_id"] for r in group], attempt)
+    outbox.begin_attempt(db, list(delivery.alert_ids), attempt)
     started = time.monotonic()
     try:
         remote_id = _send(sink, message, how)
     except RateLimited as exc:
         wait = exc.retry_after if exc.retry_after is not None else policy.delay(1)
         until = clock() + timedelta(seconds=wait)
-        _failed(db, group, attempt - 1, clock(), exc, until, started, "rate_limited")
+        _failed(db, delivery, attempt - 1, clock(), exc, until, started, "rate_limited")
         outbox.defer_destination(db, sink.name, until)
         log.warning("%s rate-limited: holding its alerts %.0fs", sink.name, wait)
         result.rate_limited += 1
@@ -221,51 +184,48 @@ def _attempt(
             if strict:
                 raise
             log.exception("sink %s crashed on alert %s", sink.name, message.alert_id,
-                          extra=_about(group[0]))
+                          extra=_about(delivery))
         retry = getattr(exc, "retryable", True) and attempt < policy.max_attempts
         retry_at = clock() + timedelta(seconds=policy.delay(attempt)) if retry else None
-        _failed(db, group, attempt, clock(), exc, retry_at, started)
+        _failed(db, delivery, attempt, clock(), exc, retry_at, started)
         _count(result, retry, f"{message.alert_id} → {sink.name}: {exc}")
         return True
     ms = (time.monotonic() - started) * 1000
     with immediate(db):  # every alert of the group is delivered by the same message
-        for row in group:
-            outbox.record_delivered(db, row["alert_id"], attempt, remote_id, clock(), ms)
-    instruments.record_delivery(sink.name, "delivered", group[0].get("collected_at"),
-                            clock().timestamp())
+        for alert in delivery.alert_ids:
+            outbox.record_delivered(db, alert, attempt, remote_id, clock(), ms)
+    instruments.record_delivery(sink.name, "delivered", delivery.collected_at,
+                                clock().timestamp())
     result.delivered += 1
     return True
 
 
 def _failed(
-    db: Database, group: list[dict[str, Any]], attempts: int, now: datetime, exc: Exception,
+    db: Database, delivery: Delivery, attempts: int, now: datetime, exc: Exception,
     until: datetime | None, started: float, outcome: str | None = None,
 ) -> None:
-    """Record a failed attempt for every alert of the group (a 429 does not count as one)."""
+    """Record a failed attempt for every alert of the delivery (a 429 does not count as one)."""
     ms = (time.monotonic() - started) * 1000
     with immediate(db):
-        for row in group:
+        for alert in delivery.alert_ids:
             outbox.record_failure(
-                db, row["alert_id"], attempts, now, error=str(exc),
+                db, alert, attempts, now, error=str(exc),
                 status_code=getattr(exc, "status", None), retry_at=until, ms=ms, outcome=outcome,
             )
-    first = group[0]
-    instruments.record_delivery(first["destination"],
-                            outcome or ("retry" if until is not None else "failed"))
+    instruments.record_delivery(delivery.destination,
+                                outcome or ("retry" if until is not None else "failed"))
     if outcome == "rate_limited":
         return  # logged once per destination by the caller
     level = logging.WARNING if until is not None else logging.ERROR
-    about = (f"report {first['report_id']}" if first.get("report_id")
-             else f"post {first['platform']}:{first['platform_id']}")
-    log.log(level, "alert %s to %s (%s) failed: %s%s", first["alert_id"],
-            first["destination"], about, exc,
+    log.log(level, "alert %s to %s (%s) failed: %s%s", delivery.alert_ids[0],
+            delivery.destination, delivery.about, exc,
             "" if until is not None else " — parked; `listener alerts retry` re-queues it",
-            extra=_about(first))
+            extra=_about(delivery))
 
 
-def _about(row: dict[str, Any]) -> dict[str, Any]:
+def _about(delivery: Delivery) -> dict[str, Any]:
     """Log fields naming the post an alert is about (none for report alerts)."""
-    return {} if row.get("report_id") else about_post(row.get("platform"), row.get("platform_id"))
+    return about_post(*delivery.post_key) if delivery.post_key else {}
 
 
 def _count(result: DispatchResult, retry: bool, message: str) -> None:

@@ -17,9 +17,9 @@ from typing import Any
 from sqlite_utils import Database
 
 from alerts.rules import RuleConfig
-from listener.core.models import parse_iso
+from listener.core.models import Report, parse_iso
 from storage import outbox
-from storage.reports import Report, enqueue_report
+from storage.reports import enqueue_report
 from storage.tx import immediate
 
 HELD_EXAMPLES = 5  # posts shown in a roll-up, most urgent first (all ids are in its numbers)

@@ -38,12 +38,13 @@ from sqlite_utils import Database
 
 from alerts.similarity import Vectorize, masker
 from alerts.terms import top_terms
-from listener.core.models import parse_iso, to_iso
+from listener.core.models import Report, parse_iso, to_iso
 from listener.core.query import Brand, positive_terms
 from storage import incidents as store
 from storage import outbox
 from storage.incidents import IncidentRow, VectorRow
-from storage.reports import Report, enqueue_report, report_alert_id
+from storage.reports import enqueue_report, last_incident_report_at, report_alert_status
+from storage.windows import first_brand_texts
 
 KIND, UPDATE_KIND, NAME = "incident", "incident_update", "incident"
 CUSTOMERS_LISTED = 50  # handles named in the first message (all are in its numbers)
@@ -296,7 +297,6 @@ def _attach(incident: IncidentRow, rows: Sequence[VectorRow],
     joined.setdefault(incident.id, []).extend(rows)
 
 
-
 def _customer(row: VectorRow) -> str:
     """Who posted: the handle, case-insensitive; a post without one counts as its own author."""
     return row.author.lower() if row.author else f"post:{row.post_id}"
@@ -318,7 +318,7 @@ def announce(db: Database, incident_id: str, cfg: IncidentConfig, available: set
     if not dests:
         return 0
     first = first_report(db, incident, cfg, queue_url, brands or {})
-    missing = [d for d in dests if not _exists(db, report_alert_id(first, d))]
+    missing = [d for d in dests if report_alert_status(db, first, d) is None]
     queued = enqueue_report(db, first, missing, now) if missing else 0
     told = [d for d in dests if d not in missing]
     if len(missing) == len(dests):  # the first message carries every member so far
@@ -332,23 +332,14 @@ def announce(db: Database, incident_id: str, cfg: IncidentConfig, available: set
     return queued
 
 
-def _exists(db: Database, alert_id: str) -> bool:
-    return db.execute("SELECT 1 FROM alerts WHERE id = ?", [alert_id]).fetchone() is not None
-
-
 def _due_for_update(db: Database, incident: IncidentRow, first: Report, told: Sequence[str],
                     cfg: IncidentConfig, now: datetime) -> bool:
     """Every first message settled (delivered or parked), and the last update long enough ago."""
     for dest in told:
-        row = db.execute("SELECT status FROM alerts WHERE id = ?",
-                         [report_alert_id(first, dest)]).fetchone()
-        if row is None or row[0] not in (outbox.DELIVERED, outbox.FAILED):
+        if report_alert_status(db, first, dest) not in (outbox.DELIVERED, outbox.FAILED):
             return False
-    last = db.execute(
-        "SELECT max(created_at) FROM reports WHERE kind = ? AND name = ? AND brand = ?"
-        " AND json_extract(payload, '$.numbers.incident') = ?",
-        [UPDATE_KIND, NAME, incident.brand, incident.id]).fetchone()[0]
-    return last is None or now - parse_iso(last) >= timedelta(minutes=cfg.update_minutes)
+    last = last_incident_report_at(db, UPDATE_KIND, NAME, incident.brand, incident.id)
+    return last is None or now - last >= timedelta(minutes=cfg.update_minutes)
 
 
 def announce_due(db: Database, cfg: IncidentConfig, available: set[str], now: datetime,
@@ -442,14 +433,9 @@ def _terms(db: Database, members: Sequence[Mapping[str, object]], brand: str,
            brands: Mapping[str, Brand]) -> list[str]:
     """Words the incident's posts use more than the brand's other posts of the last day."""
     ids = [int(m["id"]) for m in members][:2000]  # type: ignore[call-overload]
-    marks = ",".join("?" * len(ids))
-    texts = [r[0] for r in db.execute(
-        f"SELECT text FROM posts WHERE id IN ({marks})", ids).fetchall()]  # noqa: S608
+    texts = store.member_texts(db, ids)
     first = parse_iso(str(members[0]["created_at"]))
-    background = [r[0] for r in db.execute(
-        "SELECT text FROM posts WHERE brand IS ? AND created_at >= ? AND created_at < ?"
-        " ORDER BY created_at DESC LIMIT 5000",
-        [brand or None, to_iso(first - timedelta(days=1)), to_iso(first)]).fetchall()]
+    background = first_brand_texts(db, brand or None, first - timedelta(days=1), first)
     query = brands.get(brand)
     exclude = [t.text for t in positive_terms(query.query)] if query else []
     return top_terms(texts, background, exclude=[*exclude, brand])

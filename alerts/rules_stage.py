@@ -22,7 +22,6 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlite_utils import Database
 
@@ -79,9 +78,9 @@ def evaluate_rules(
     active = [r for r in rules if r.enabled]
     ctx = context or RulesContext()
     done = outcome if outcome is not None else RulesOutcome()
-    while rows := store.scores_to_evaluate(db, batch_size):
+    while scored := store.scores_to_evaluate(db, batch_size):
         now = clock()  # decision time = created_at: a held alert lies inside its quiet period
-        decisions = _decide(rows, active, destinations, now, done)
+        decisions = _decide(scored, active, destinations, now, done)
         candidates = _candidates(decisions, active, now, ctx.incidents)
         with_vectors = (grouping.worth_vectors(db, candidates, _window(ctx.incidents))
                         if ctx.incidents.enabled else [])
@@ -92,7 +91,7 @@ def evaluate_rules(
             members = found.members
             outbox.fold_into_incident(db, members)
             alerts = _Caps(db, now).apply(_alerts(decisions, members, now))
-            added = outbox.enqueue(db, alerts, [r["score_id"] for r in rows], now)
+            added = outbox.enqueue(db, alerts, [s.score_id for s in scored], now)
             for incident_id in found.added:
                 added += grouping.announce(db, incident_id, ctx.incidents, destinations, now,
                                            ctx.queue_url, ctx.brands)
@@ -110,20 +109,20 @@ def _window(cfg: IncidentConfig) -> timedelta:
     return timedelta(minutes=cfg.window_minutes)
 
 
-def _decide(rows: Sequence[dict[str, Any]], active: Sequence[RuleConfig], destinations: set[str],
-            now: datetime, done: RulesOutcome) -> list[_Decision]:
+def _decide(scored: Sequence[store.Scored], active: Sequence[RuleConfig],
+            destinations: set[str], now: datetime, done: RulesOutcome) -> list[_Decision]:
     """Which (rule, destination) each post matches; posts too old for a rule only counted."""
     out = []
-    for row in rows:
-        if row["duplicate_of"] is not None:
+    for item in scored:
+        if item.duplicate_of is not None:
             continue  # the same author's cross-post of a post that went through the rules
-        post, score = store.post_from_row(row), store.score_from_row(row)
+        post, score = item.post, item.score
         matched = [(rule, dest) for rule in active if rule.when.matches(post, score)
                    for dest in rule.destinations if dest in destinations]
         fresh = tuple((rule, dest) for rule, dest in matched if not rule.too_old(post, now))
         if matched and not fresh:
             done.too_old += 1
-        out.append(_Decision(row["id"], row["score_id"], post, score, fresh))
+        out.append(_Decision(item.post_id, item.score_id, post, score, fresh))
     return out
 
 

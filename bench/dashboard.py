@@ -31,7 +31,7 @@ from bench.dashboard_data import build  # noqa: E402
 from listener.core.models import to_iso  # noqa: E402
 from listener.web.overview_data import overview  # noqa: E402
 from listener.web.params import PAGE_SIZE, parse_view  # noqa: E402
-from storage import dashboard, trends  # noqa: E402
+from storage import alert_log, post_record, trends, triage  # noqa: E402
 from storage.tx import connect  # noqa: E402
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -70,17 +70,17 @@ CASES: list[Case] = [  # (page, label, the page's query string)
 def run_case(db: Any, page: str, args: dict[str, str]) -> Any:
     """What the page's view does with this query string (same parsing, same storage calls)."""
     if page == "alerts":
-        return (dashboard.alerts(db, dashboard.AlertFilter(**args)), dashboard.alert_counts(db),
-                dashboard.alert_names(db))
+        return (alert_log.alerts(db, alert_log.AlertFilter(**args)), alert_log.alert_counts(db),
+                alert_log.alert_names(db))
     if page == "post":
-        return dashboard.post_detail(db, int(args["post"]))
+        return post_record.post_detail(db, int(args["post"]))
     if page == "overview":
         view = parse_view(args, NOW, default_status=None)
         return overview(db, view.period, view.bucket, view.brand, view.source, BRAND_WORDS)
     view = parse_view(args, NOW, default_range="30d")
     f = view.queue_filter()
-    return dashboard.count_queue(db, f), dashboard.queue(db, f, PAGE_SIZE,
-                                                         (view.page - 1) * PAGE_SIZE)
+    return triage.count_queue(db, f), triage.queue(db, f, PAGE_SIZE,
+                                                      (view.page - 1) * PAGE_SIZE)
 
 
 def plans(db: Any) -> list[tuple[str, list[str]]]:
@@ -96,7 +96,7 @@ def plans(db: Any) -> list[tuple[str, list[str]]]:
     for label, args in (("queue 30d new", {}), ("queue 30d new, lang pt", {"lang": "pt"}),
                         ("queue 30d new, search refund", {"q": "refund"})):
         f = parse_view(args, NOW, default_range="30d").queue_filter()
-        out.append((label, _plan(db, *dashboard.queue_sql(f, PAGE_SIZE, 0))))
+        out.append((label, _plan(db, *triage.queue_sql(f, PAGE_SIZE, 0))))
     return out
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from sqlite_utils import Database
 
-from listener.core.models import Page, Post, Score, to_iso
+from listener.core.models import Page, Post, Report, Score, to_iso
 from storage import db as store
 from storage import outbox
-from storage.reports import Report, enqueue_report
+from storage.reports import enqueue_report
 from storage.tx import immediate
 
 BRANDS = ("acme", "globex", "initech", "umbrella")

@@ -35,7 +35,7 @@ from sqlite_utils import Database
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from alerts.spikes import SERIES_QUERY, SpikeConfig, load_series, run_spikes  # noqa: E402
+from alerts.spikes import SpikeConfig, load_series, run_spikes  # noqa: E402
 from alerts.spikes.stats import (  # noqa: E402
     NEGATIVE,
     SENSITIVITY_P,
@@ -47,6 +47,7 @@ from alerts.spikes.stats import (  # noqa: E402
 )
 from listener.core.models import Page, Post, Score, to_iso  # noqa: E402
 from storage import db as store  # noqa: E402
+from storage.windows import SERIES_QUERY  # noqa: E402
 
 BIN = timedelta(minutes=10)
 PER_HOUR = 6

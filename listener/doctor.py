@@ -33,6 +33,7 @@ from listener.core.log import redact
 from listener.core.models import to_iso, utcnow
 from listener.core.netguard import Endpoint, endpoint_of, endpoints
 from storage.migrations import pending
+from storage.probe import prove_writable
 from storage.tx import connect
 
 OK, FAIL, SKIP = "OK", "FAIL", "SKIP"
@@ -192,11 +193,7 @@ def check_database(config: Config) -> Check:
         db = connect(path)
         try:
             todo = pending(db)
-            db.conn.execute("BEGIN IMMEDIATE")  # the write lock: proves we may write
-            try:
-                db.conn.execute("CREATE TABLE _doctor_probe (x)")  # proves the pages are writable
-            finally:
-                db.conn.execute("ROLLBACK")
+            prove_writable(db)
         finally:
             db.close()
         free = shutil.disk_usage(path.parent).free / 2**30

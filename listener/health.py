@@ -10,7 +10,9 @@ Unhealthy means a human should look: a stage failing for more than ``metrics.unh
 of its intervals, any alert parked as ``failed`` (no one was told about that post; ``listener
 alerts retry`` re-queues it), or a destination that keeps failing (:func:`failing_destinations`).
 
-Every query here is cheap and indexed (``tests/listener/test_metrics.py`` checks the query
+The reads are storage's (:mod:`storage.runs`, :mod:`storage.backlog`,
+:mod:`storage.source_pauses`, :mod:`storage.destination_health`); this module turns them into
+verdicts. Every one is cheap and indexed (``tests/listener/test_metrics.py`` checks the query
 plans): a scrape must not scan a table that grows with every post.
 """
 
@@ -27,57 +29,9 @@ from listener.config import Config
 from listener.core.errors import ListenerError, StorageError
 from listener.core.log import redact
 from listener.core.models import parse_iso, to_iso
-from storage import outbox
+from storage import backlog, destination_health, outbox, runs
+from storage.source_pauses import paused_sources
 from storage.tx import connect
-
-# Newest finished run of one stage target; `runs(stage, started_at)` walks back from the newest.
-LAST_RUN_SQL = (
-    "SELECT status, started_at, error FROM runs WHERE stage = ? AND target = ?"
-    " AND status != 'running' ORDER BY stage DESC, started_at DESC LIMIT 1"
-)
-LAST_OK_SQL = (
-    "SELECT started_at, finished_at FROM runs WHERE stage = ? AND target = ? AND status = 'ok'"
-    " ORDER BY stage DESC, started_at DESC LIMIT 1"
-)
-# The failure streak starts with the oldest run after the last success (or the oldest run).
-STREAK_START_SQL = (
-    "SELECT started_at FROM runs WHERE stage = ? AND target = ? AND started_at > ?"
-    " ORDER BY stage, started_at LIMIT 1"
-)
-# The classify stage scores posts in id order, so what is left is the tail after the post of
-# the newest score (an approximation only right after `classifier.model` changes).
-LAST_SCORED_SQL = "SELECT post_id FROM scores WHERE id = (SELECT max(id) FROM scores)"
-UNSCORED_SQL = "SELECT count(*) FROM posts WHERE id > ?"
-UNEVALUATED_SQL = "SELECT count(*) FROM scores WHERE rules_at IS NULL"  # partial index
-ALERTS_SQL = "SELECT count(*) FROM alerts WHERE status = ?"  # index (status, next_attempt_at)
-PAUSED_SQL = "SELECT source, paused_until FROM source_state WHERE paused_until IS NOT NULL"
-# Runs still going, with their last sign of progress: the partial index idx_runs_running.
-RUNNING_SQL = (
-    "SELECT stage, target, started_at, coalesce(heartbeat_at, started_at) FROM runs"
-    " WHERE status = 'running'"
-)
-# A destination's pending alerts that failed their last N attempts in a row (a 429 is not an
-# attempt): count, the oldest one's queue time and its error. Index (destination, status):
-# reads the destination's queue only. (Exactly one min(): the bare column is from its row.)
-RETRYING_SQL = (
-    "SELECT count(*), min(created_at), last_error FROM alerts WHERE destination = ?"
-    " AND status = 'pending' AND attempts >= ? AND last_error IS NOT NULL"
-)
-# When the destination last took an alert: one step down idx_alerts_delivered (migration 006).
-LAST_DELIVERED_SQL = (
-    "SELECT delivered_at FROM alerts WHERE destination = ? AND status = 'delivered'"
-    " ORDER BY destination DESC, status DESC, delivered_at DESC LIMIT 1"
-)
-# Deliveries recorded after a mark (``deliveries.id``, an INTEGER PRIMARY KEY: a rowid range,
-# whatever the table's size), each alert's latest attempt: what one `run --once` did.
-DELIVERIES_MARK_SQL = "SELECT coalesce(max(id), 0) FROM deliveries"
-# (A GROUP BY alert_id would walk the whole alert_id index instead of the rowid range.)
-OUTCOMES_SINCE_SQL = (
-    "SELECT d.outcome, count(*) FROM deliveries d WHERE d.id > ? AND NOT EXISTS"
-    " (SELECT 1 FROM deliveries n WHERE n.alert_id = d.alert_id AND n.id > d.id)"
-    " GROUP BY d.outcome"
-)
-
 
 
 @dataclass(frozen=True)
@@ -216,10 +170,11 @@ def load_snapshot(config: Config) -> Snapshot:
 def read_snapshot(db: Database, config: Config) -> Snapshot:
     """The whole picture; raises sqlite3.Error when the database cannot be read."""
     stages = [stage_state(db, *target) for target in stage_targets(config)]
-    paused = {row[0]: row[1] for row in db.execute(PAUSED_SQL).fetchall()}
+    paused = paused_sources(db)
     failing = failing_destinations(db, [d.name for d in config.destinations],
                                    config.metrics.unhealthy_after)
-    running = [RunningStage(*row) for row in db.execute(RUNNING_SQL).fetchall()]
+    running = [RunningStage(r.stage, r.target, r.started_at, r.progress_at)
+               for r in runs.in_progress(db)]
     return Snapshot(stages=stages, queues=read_queues(db), paused=paused,
                     failing_destinations=failing, running=running,
                     stuck_after=config.metrics.stuck_after)
@@ -239,61 +194,38 @@ def failing_destinations(
     """
     found = []
     for name in names:
-        count, since, error = db.execute(RETRYING_SQL, [name, attempts]).fetchone()
-        if not count:
+        retrying = destination_health.retrying(db, name, attempts)
+        if retrying is None:
             continue
-        last = db.execute(LAST_DELIVERED_SQL, [name]).fetchone()
-        if last is not None and last[0] is not None and last[0] >= since:
+        since = retrying.oldest_queued_at
+        last = destination_health.last_delivered(db, name)
+        if last is not None and last >= since:
             continue  # it took an alert since: that one is a bad alert, not a bad destination
-        found.append(FailingDestination(name, int(count), since, redact(" ".join(
-            (error or "").split()))))
+        found.append(FailingDestination(name, retrying.count, since, redact(" ".join(
+            (retrying.last_error or "").split()))))
     return found
 
 
-def deliveries_mark(db: Database) -> int:
-    """The newest delivery attempt's id (0 when none): attempts after it are a later run's."""
-    if "deliveries" not in db.table_names():
-        return 0
-    return int(db.execute(DELIVERIES_MARK_SQL).fetchone()[0])
-
-
-def outcomes_since(db: Database, mark: int) -> dict[str, int]:
-    """Alerts attempted after ``mark`` by their latest outcome (delivered, retry, failed,
-    rate_limited): what one run did, whatever its clock said."""
-    return {row[0]: int(row[1]) for row in db.execute(OUTCOMES_SINCE_SQL, [mark]).fetchall()}
-
-
 def stage_state(db: Database, stage: str, target: str, interval: float) -> StageState:
-    last = db.execute(LAST_RUN_SQL, [stage, target]).fetchone()
+    last = runs.last_finished(db, stage, target)
     if last is None:
         return StageState(stage, target, interval)
-    ok = db.execute(LAST_OK_SQL, [stage, target]).fetchone()
+    ok = runs.last_ok(db, stage, target)
     since = None
-    if last[0] == "error":
-        after = ok[0] if ok else ""
-        since = db.execute(STREAK_START_SQL, [stage, target, after]).fetchone()[0]
-    return StageState(stage, target, interval, status=last[0], last_run=last[1],
-                      last_ok=ok[1] if ok else None, error=redact(last[2]) if last[2] else None,
-                      failing_since=since)
+    if last.status == "error":
+        since = runs.streak_start(db, stage, target, ok.started_at if ok else "")
+    return StageState(stage, target, interval, status=last.status, last_run=last.started_at,
+                      last_ok=ok.finished_at if ok else None,
+                      error=redact(last.error) if last.error else None, failing_since=since)
 
 
 def read_queues(db: Database) -> Queues:
     return Queues(
-        unscored=unscored(db),
-        unevaluated=_count(db, UNEVALUATED_SQL, []),
-        undispatched=_count(db, ALERTS_SQL, [outbox.PENDING]),
-        failed=_count(db, ALERTS_SQL, [outbox.FAILED]),
+        unscored=backlog.unscored(db),
+        unevaluated=backlog.unevaluated(db),
+        undispatched=backlog.alerts_with_status(db, outbox.PENDING),
+        failed=backlog.alerts_with_status(db, outbox.FAILED),
     )
-
-
-def unscored(db: Database) -> int:
-    """Posts waiting for the model (approximate, see LAST_SCORED_SQL; cheap)."""
-    last = db.execute(LAST_SCORED_SQL).fetchone()
-    return _count(db, UNSCORED_SQL, [last[0] if last else 0])
-
-
-def _count(db: Database, sql: str, params: list[Any]) -> int:
-    return int(db.execute(sql, params).fetchone()[0])
 
 
 def healthz(config: Config, now: datetime) -> tuple[int, dict[str, Any]]:

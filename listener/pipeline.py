@@ -43,6 +43,7 @@ from listener.sources.collect import (
     collect,
 )
 from storage import db as store
+from storage import source_pauses
 from storage.tx import BUSY_TIMEOUT_MS, connect, immediate
 
 log = logging.getLogger(__name__)
@@ -58,14 +59,15 @@ def classify(
     line (thousands of posts take half a minute)."""
     done = 0
     while not (stop and stop.is_set()):
-        rows = store.posts_to_score(db, classifier.name, classifier.version, batch_size)
-        if not rows:
+        posts = store.posts_to_score(db, classifier.name, classifier.version, batch_size)
+        if not posts:
             break
         with instruments.CLASSIFIER_BATCH.time():
             # posts stored before languages were detected have none: the router detects them
-            predictions = classifier.predict([r["text"] for r in rows], [r["lang"] for r in rows])
+            predictions = classifier.predict([p.text for p in posts], [p.lang for p in posts])
         scores = [
-            (r["id"], _score(p, classifier), None) for r, p in zip(rows, predictions, strict=True)
+            (post.id, _score(p, classifier), None)
+            for post, p in zip(posts, predictions, strict=True)
         ]
         done += store.save_scores(db, scores, clock())
         if on_batch is not None:
@@ -221,7 +223,7 @@ class Runtime:
         brands = self.brands_for(cfg)
 
         def work(db: Database) -> int:
-            until = store.pause_end(db, source.name, self.clock())
+            until = source_pauses.pause_end(db, source.name, self.clock())
             if until is not None and until > self.clock():
                 log.info("source %s paused until %s", source.name, until.isoformat())
                 return 0
@@ -232,12 +234,12 @@ class Runtime:
             except RateLimited as exc:
                 wait = exc.retry_after if exc.retry_after is not None else 60.0
                 resume = self.clock() + timedelta(seconds=wait)
-                store.pause_source(db, source.name, resume, str(exc), self.clock())
+                source_pauses.pause_source(db, source.name, resume, str(exc), self.clock())
                 log.warning("source %s rate-limited, paused until %s: %s", source.name,
                             resume.isoformat(), exc)
                 return 0
             if until is not None:
-                store.pause_source(db, source.name, None, "", self.clock())
+                source_pauses.pause_source(db, source.name, None, "", self.clock())
             return new
 
         return self._stage("collect", source.name, work)

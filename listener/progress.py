@@ -131,7 +131,8 @@ def for_run(db_path: Path, mark: int, stream: TextIO) -> TerminalProgress:
     """The display for one ``run --once``, reading what it needs from the database: posts
     waiting when classify starts, and dispatch's outcomes after ``mark`` (its first delivery
     attempt id). It erases its running line before any log record on the root handlers."""
-    from listener.health import outcomes_since, unscored
+    from storage.backlog import unscored
+    from storage.delivery_outcomes import outcomes_since
     from storage.tx import connect
 
     def read(query: Callable[..., object]) -> object:

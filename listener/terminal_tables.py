@@ -6,13 +6,13 @@ import textwrap
 from collections.abc import Sequence
 from datetime import datetime
 from itertools import zip_longest
-from typing import Any, Literal
 
 from sqlite_utils import Database
 
 from listener.core.log import redact
 from listener.core.models import parse_iso
-from storage import summaries
+from storage import alert_log, summaries
+from storage.alert_log import AlertSort, ListedAlert
 
 ERROR_WIDTH = 56  # the last-error column wraps at this width: the whole cause, never cut
 
@@ -56,48 +56,27 @@ def wrap_error(text: str, width: int = ERROR_WIDTH) -> str:
 
 # -- listener alerts list ---------------------------------------------------------------------
 
-AlertSort = Literal["newest", "priority"]
 ALERT_HEADERS = ["last error", "age", "status", "destination", "tries", "post", "rule", "id"]
-_ALERT_SELECT = (
-    "SELECT a.id, a.rule, a.destination, a.status, a.attempts, a.last_error, a.created_at,"
-    " a.priority, p.platform, p.platform_id, r.kind AS report_kind FROM alerts a"
-    " LEFT JOIN posts p ON p.id = a.post_id LEFT JOIN reports r ON r.id = a.report_id"
-)
-_PRIORITY_ORDER = "CASE a.priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END"
 
 
-def alerts_query(db: Database, status: str | None, sort: AlertSort) -> str:
-    """The listing's SQL (status and limit bound): newest first, or by priority — high, normal,
-    low, then ``alerts.rank`` (urgency × reach) where the schema has it — then newest. Alerts
-    queued together (one batch shares a time) come newest post first, not in id (hash) order."""
-    where = " WHERE a.status = ?" if status else ""
-    newest = "a.created_at DESC, p.created_at DESC, a.id"
-    order = newest
-    if sort == "priority":
-        has_rank = any(col[1] == "rank" for col in db.execute("PRAGMA table_info(alerts)"))
-        order = f"{_PRIORITY_ORDER}, {'a.rank DESC, ' if has_rank else ''}{newest}"
-    return f"{_ALERT_SELECT}{where} ORDER BY {order} LIMIT ?"
-
-
-def alert_row(row: dict[str, Any], now: datetime) -> list[object]:
+def alert_row(alert: ListedAlert, now: datetime) -> list[object]:
     """One listing row: the cause first (the whole error, wrapped), then age, post and the rest."""
-    if row["report_kind"]:
-        post = f"report {row['report_kind']}"
-    elif row["platform"]:
-        post = f"{row['platform']}:{row['platform_id']}"
+    if alert.report_kind:
+        post = f"report {alert.report_kind}"
+    elif alert.platform:
+        post = f"{alert.platform}:{alert.platform_id}"
     else:
         post = "-"
-    seconds = (now - parse_iso(row["created_at"])).total_seconds()
-    return [wrap_error(row["last_error"] or ""), age(seconds), row["status"],
-            row["destination"], row["attempts"], post, row["rule"], row["id"][:12]]
+    seconds = (now - parse_iso(alert.created_at)).total_seconds()
+    return [wrap_error(alert.last_error or ""), age(seconds), alert.status,
+            alert.destination, alert.attempts, post, alert.rule, alert.id[:12]]
 
 
 def alerts_listing(
     db: Database, status: str | None, limit: int, sort: AlertSort, now: datetime
 ) -> str:
     """``listener alerts list``: a table of alerts, or a line saying there are none."""
-    params: list[Any] = [status] if status else []
-    rows = [alert_row(r, now) for r in db.query(alerts_query(db, status, sort), [*params, limit])]
+    rows = [alert_row(a, now) for a in alert_log.listed(db, status, limit, sort)]
     if not rows:
         return f"no {status} alerts" if status else "no alerts"
     return table(ALERT_HEADERS, rows)

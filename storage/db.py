@@ -12,6 +12,7 @@ import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -226,51 +227,22 @@ def load_cursor(db: Database, source: str) -> Any:
     return json.loads(row[0]) if row else None
 
 
-def paused_until(db: Database, source: str) -> datetime | None:
-    row = db.execute("SELECT paused_until FROM source_state WHERE source = ?", [source]).fetchone()
-    return parse_iso(row[0]) if row and row[0] else None
+@dataclass(frozen=True)
+class Unscored:
+    """A post waiting for a score from one model version: what the classify stage reads."""
+
+    id: int
+    text: str
+    lang: str | None  # None: stored before languages were detected (the router detects it)
 
 
-def pause_end(db: Database, source: str, now: datetime) -> datetime | None:
-    """When a paused source may poll again, proof against a clock that was set back.
-
-    A pause is a wait that began when it was recorded (``updated_at``). If the clock now reads
-    earlier than that, it was set back since (or ran ahead then): the wait is moved to start now
-    (and saved), so a pause never lasts longer than the wait it was given.
-    """
-    row = db.execute("SELECT paused_until, updated_at FROM source_state WHERE source = ?",
-                     [source]).fetchone()
-    if not row or not row[0]:
-        return None
-    until = parse_iso(row[0])
-    if not row[1] or now >= parse_iso(row[1]):
-        return until
-    until = now + (until - parse_iso(row[1]))
-    with immediate(db):
-        db.execute("UPDATE source_state SET paused_until = ?, updated_at = ?"
-                   " WHERE source = ? AND updated_at = ?", [to_iso(until), to_iso(now), source,
-                                                           row[1]])
-    return until
-
-
-def pause_source(db: Database, source: str, until: datetime | None, reason: str,
-                 now: datetime) -> None:
-    """Pause a source until ``until`` (None resumes it); kept across restarts and cron runs."""
-    with immediate(db):
-        db.table("source_state").upsert(
-            {"source": source, "paused_until": to_iso(until) if until else None,
-             "reason": scrubbed(reason) if until else None, "updated_at": to_iso(now)},
-            pk="source",
-        )
-
-
-def posts_to_score(db: Database, model: str, version: str, limit: int) -> list[dict[str, Any]]:
+def posts_to_score(db: Database, model: str, version: str, limit: int) -> list[Unscored]:
     """Posts without a score from this model version, oldest first."""
     sql = (
         "SELECT id, text, lang FROM posts p WHERE NOT EXISTS (SELECT 1 FROM scores s "
         "WHERE s.post_id = p.id AND s.model = ? AND s.model_version = ?) ORDER BY id LIMIT ?"
     )
-    return [dict(r) for r in db.query(sql, [model, version, limit])]
+    return [Unscored(r["id"], r["text"], r["lang"]) for r in db.query(sql, [model, version, limit])]
 
 
 def save_scores(
@@ -310,13 +282,26 @@ _JOINED = (
 )
 
 
-def scores_to_evaluate(db: Database, limit: int) -> list[dict[str, Any]]:
-    """Scores the rules stage has not looked at yet, joined with their posts."""
+@dataclass(frozen=True)
+class Scored:
+    """A post with a score the rules stage has not looked at yet."""
+
+    score_id: int
+    post_id: int
+    post: Post
+    score: Score
+    duplicate_of: int | None  # the same author's cross-post of this post id, if any
+
+
+def scores_to_evaluate(db: Database, limit: int) -> list[Scored]:
+    """Scores the rules stage has not looked at yet, with their posts, oldest first."""
     sql = f"{_JOINED} WHERE s.rules_at IS NULL ORDER BY s.id LIMIT ?"
-    return [dict(r) for r in db.query(sql, [limit])]
+    return [Scored(r["score_id"], r["id"], post_from_row(r), score_from_row(r), r["duplicate_of"])
+            for r in (dict(row) for row in db.query(sql, [limit]))]
 
 
 def post_from_row(row: dict[str, Any]) -> Post:
+    """The post of a row holding every ``posts`` column (and, optionally, ``also_brands``)."""
     return Post(
         platform=row["platform"], platform_id=row["platform_id"], text=row["text"],
         created_at=parse_iso(row["created_at"]), source=row["source"] or "", url=row["url"],
@@ -333,6 +318,7 @@ def split_brands(joined: str | None) -> tuple[str, ...]:
 
 
 def score_from_row(row: dict[str, Any]) -> Score:
+    """The score of a row selected with :data:`SCORE_COLUMNS`."""
     return Score(
         sentiment=row["sentiment"], p_negative=row["p_negative"], p_neutral=row["p_neutral"],
         p_positive=row["p_positive"], urgency=row["urgency"], model=row["model"],

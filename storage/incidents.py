@@ -187,6 +187,14 @@ def members(db: Database, incident_id: str) -> list[dict[str, object]]:
     return [dict(r) for r in db.query(sql, [incident_id])]
 
 
+def member_texts(db: Database, post_ids: Sequence[int]) -> list[str]:
+    """The texts of the members ``post_ids`` (one bound value each: the caller caps how many),
+    whose words an incident's top terms are counted on."""
+    marks = ",".join("?" * len(post_ids))
+    sql = f"SELECT text FROM posts WHERE id IN ({marks})"  # noqa: S608 (only placeholders)
+    return [r[0] for r in db.execute(sql, list(post_ids)).fetchall()]
+
+
 def member_destinations(db: Database, incident_id: str) -> list[str]:
     """Where its members' own alerts would have gone: that is where the incident goes."""
     sql = ("SELECT DISTINCT a.destination FROM incident_posts m JOIN alerts a"

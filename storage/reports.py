@@ -7,51 +7,18 @@ that runs again for the same window adds nothing; its alerts go through the ordi
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlite_utils import Database
 
-from listener.core.models import Post, ReportMessage, Score, parse_iso, to_iso
+from listener.core.models import Post, Report, ReportMessage, Score, parse_iso, to_iso
 from storage import outbox
-from storage.db import SCORE_COLUMNS, scrubbed
+from storage.db import SCORE_COLUMNS, post_from_row, score_from_row, scrubbed
 from storage.tx import immediate
-
-
-@dataclass(frozen=True)
-class Report:
-    """What a spike detector or digest decided to say, before it is routed anywhere."""
-
-    kind: str  # "spike" | "digest" | "held"
-    name: str
-    title: str
-    window_start: datetime
-    window_end: datetime
-    brand: str | None = None
-    source: str | None = None
-    summary: str = ""
-    facts: Sequence[tuple[str, str]] = ()
-    terms: Sequence[str] = ()
-    example_post_ids: Sequence[int] = ()
-    numbers: dict[str, Any] = field(default_factory=dict)  # machine-readable, for webhooks/API
-    chart_png: bytes | None = None
-    priority: str = "normal"
-    # what identifies the report when its window does not (an incident's first message stays
-    # the same report whatever reports join later); default: kind, name, brand, source, window
-    key: str | None = None
-    # the report this one updates (an incident's first message): sinks thread or comment
-    parent_id: str | None = None
-
-    @property
-    def id(self) -> str:
-        key = self.key or "\x1f".join([self.kind, self.name, self.brand or "",
-                                       self.source or "", to_iso(self.window_start),
-                                       to_iso(self.window_end)])
-        return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def report_alert_id(report: Report, destination: str) -> str:
@@ -115,6 +82,54 @@ def last_report_at(db: Database, kind: str, name: str, brand: str | None,
     return parse_iso(row[0]) if row and row[0] else None
 
 
+@dataclass(frozen=True)
+class SpikeWindow:
+    """An earlier spike report: the end of its window and the kinds of spike it reported."""
+
+    window_end: datetime
+    spikes: tuple[str, ...]  # its ``numbers.spikes``: the kinds whose cooldown it started
+
+
+def spike_windows(db: Database, name: str, brand: str | None, source: str | None,
+                  since: datetime) -> list[SpikeWindow]:
+    """Spike reports of detector ``name`` for (``brand``, ``source``) whose window ends at or
+    after ``since``: what the detector's cooldowns are measured from.
+
+    ``created_at`` ≥ ``window_end``, so the same bound on ``created_at`` keeps the range to the
+    ``reports(kind, created_at)`` index.
+    """
+    stamp = to_iso(since)
+    rows = db.execute(
+        "SELECT window_end, payload FROM reports WHERE kind = 'spike' AND created_at >= ?"
+        " AND window_end >= ? AND name = ? AND coalesce(brand, '') = ?"
+        " AND coalesce(source, '') = ?",
+        [stamp, stamp, name, brand or "", source or ""],
+    )
+    return [SpikeWindow(parse_iso(end), tuple(json.loads(payload).get("numbers", {})
+                                              .get("spikes", [])))
+            for end, payload in rows]
+
+
+def report_alert_status(db: Database, report: Report, destination: str) -> str | None:
+    """The outbox status of ``report``'s alert to ``destination``; None when it has none.
+
+    An incident sends its updates only where its first message exists and has settled."""
+    row = db.execute("SELECT status FROM alerts WHERE id = ?",
+                     [report_alert_id(report, destination)]).fetchone()
+    return str(row[0]) if row is not None else None
+
+
+def last_incident_report_at(db: Database, kind: str, name: str, brand: str,
+                            incident_id: str) -> datetime | None:
+    """When the newest ``kind`` report about incident ``incident_id`` (its ``numbers.incident``)
+    was written; None before the first: how long the incident's next update waits."""
+    last = db.execute(
+        "SELECT max(created_at) FROM reports WHERE kind = ? AND name = ? AND brand = ?"
+        " AND json_extract(payload, '$.numbers.incident') = ?",
+        [kind, name, brand, incident_id]).fetchone()[0]
+    return parse_iso(last) if last is not None else None
+
+
 _EXAMPLE = (
     f"SELECT {SCORE_COLUMNS}, p.* FROM posts p JOIN scores s ON s.id ="  # noqa: S608 (constant)
     " (SELECT max(id) FROM scores WHERE post_id = p.id) WHERE p.id = ?"
@@ -123,8 +138,6 @@ _EXAMPLE = (
 
 def message_for(db: Database, row: dict[str, Any]) -> ReportMessage:
     """The message dispatch hands to a sink for an outbox row that points at a report."""
-    from storage.db import post_from_row, score_from_row
-
     rep = next(db.query("SELECT * FROM reports WHERE id = ?", [row["report_id"]]))
     payload = json.loads(rep["payload"])
     examples: list[tuple[Post, Score]] = []
@@ -136,12 +149,13 @@ def message_for(db: Database, row: dict[str, Any]) -> ReportMessage:
     parent_alert = (outbox.alert_id(rep["name"], f"report:{parent}", row["destination"])
                     if parent else None)
     return ReportMessage(
-        alert_id=row["alert_id"], kind=rep["kind"], name=rep["name"],
+        alert_id=row["alert_id"], report_id=rep["id"], kind=rep["kind"], name=rep["name"],
         destination=row["destination"], title=rep["title"],
         window_start=parse_iso(rep["window_start"]), window_end=parse_iso(rep["window_end"]),
         brand=rep["brand"], source=rep["source"], summary=payload.get("summary", ""),
         facts=tuple((str(k), str(v)) for k, v in payload.get("facts", [])),
         terms=tuple(payload.get("terms", [])), examples=tuple(examples),
+        example_post_ids=tuple(int(i) for i in payload.get("examples", [])), parent_id=parent,
         numbers=payload.get("numbers", {}),
         chart_png=rep["chart_png"], priority=row.get("priority") or "normal",
         attempt=int(row.get("attempts") or 0) + 1,

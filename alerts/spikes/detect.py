@@ -11,7 +11,6 @@ while a spike goes on.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
@@ -21,10 +20,10 @@ from sqlite_utils import Database
 from alerts.spikes.config import SpikeConfig
 from alerts.spikes.report import build_report
 from alerts.spikes.stats import HourCounts, check, due
-from listener.core.models import parse_iso, to_iso
 from listener.core.query import Brand
 from storage import outbox
-from storage.reports import enqueue_report
+from storage.reports import enqueue_report, spike_windows
+from storage.windows import series_counts
 
 WINDOW_STEP_MINUTES = 10
 SeriesKey = tuple[str | None, str | None]  # (brand, source); source None: all sources
@@ -69,39 +68,18 @@ def run_spikes(
     return added
 
 
-# hours back from the window's end: bucket 0 is the window, bucket k ended k hours before it
-# a post about two brands counts in both brands' series (its extra brands come from
-# post_extra_brands, usually empty)
-SERIES_QUERY = (
-    "SELECT b.brand, p.source,"
-    " (?1 - 1 - CAST(strftime('%s', p.created_at) AS INTEGER)) / 3600 AS hour,"
-    " count(*) AS posts, count(s.id) AS scored,"
-    " coalesce(sum(s.sentiment = 'negative'), 0) AS negative"
-    " FROM posts p JOIN (SELECT id AS post_id, brand FROM posts WHERE created_at >= ?2"
-    " AND created_at < ?3 UNION ALL SELECT e.post_id, e.brand FROM post_extra_brands e"
-    " JOIN posts q ON q.id = e.post_id WHERE q.created_at >= ?2 AND q.created_at < ?3) b"
-    " ON b.post_id = p.id LEFT JOIN scores s ON s.id ="
-    " (SELECT max(id) FROM scores WHERE post_id = p.id)"
-    " WHERE p.duplicate_of IS NULL GROUP BY b.brand, p.source, hour"
-)
-
-
 def load_series(db: Database, end: datetime, baseline_hours: int
                 ) -> dict[SeriesKey, HourCounts]:
-    """Posts, scored and negative posts per hour back from ``end``, per (brand, source).
-
-    One indexed range over ``posts(created_at)``; a cross-post counts once (its first post);
-    negative means the post's newest score is negative.
-    """
+    """Posts, scored and negative posts per hour back from ``end``, per (brand, source): the
+    window and its ``baseline_hours`` hours (:func:`storage.windows.series_counts`)."""
     start = end - timedelta(hours=baseline_hours + 1)
     size = baseline_hours + 1
     arrays: dict[SeriesKey, np.ndarray] = {}
-    rows = db.execute(SERIES_QUERY, [int(end.timestamp()), to_iso(start), to_iso(end)])
-    for brand, source, hour, posts, scored, negative in rows:
-        key = (brand, source)
+    for cell in series_counts(db, start, end):
+        key = (cell.brand, cell.source)
         if key not in arrays:
             arrays[key] = np.zeros((3, size), dtype=np.int64)
-        arrays[key][:, hour] = (posts, scored, negative)
+        arrays[key][:, cell.hour] = (cell.posts, cell.scored, cell.negative)
     return {key: HourCounts(*a) for key, a in arrays.items()}
 
 
@@ -124,20 +102,11 @@ def last_fired(db: Database, name: str, brand: str | None, source: str | None,
                end: datetime) -> dict[str, datetime]:
     """Window end of the newest earlier spike report per kind of spike (for cooldowns).
 
-    Only the last day is looked at (cooldowns are shorter); ``created_at`` ≥ ``window_end``,
-    so the range keeps to the ``reports(kind, created_at)`` index.
+    Only the last day is looked at (cooldowns are shorter).
     """
-    since = to_iso(end - timedelta(days=1))
-    rows = db.execute(
-        "SELECT window_end, payload FROM reports WHERE kind = 'spike' AND created_at >= ?"
-        " AND window_end >= ? AND name = ? AND coalesce(brand, '') = ?"
-        " AND coalesce(source, '') = ?",
-        [since, since, name, brand or "", source or ""],
-    )
     newest: dict[str, datetime] = {}
-    for stamp, payload in rows:
-        at = parse_iso(stamp)
-        for kind in json.loads(payload).get("numbers", {}).get("spikes", []):
-            if kind not in newest or at > newest[kind]:
-                newest[kind] = at
+    for earlier in spike_windows(db, name, brand, source, end - timedelta(days=1)):
+        for kind in earlier.spikes:
+            if kind not in newest or earlier.window_end > newest[kind]:
+                newest[kind] = earlier.window_end
     return newest

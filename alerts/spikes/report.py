@@ -17,28 +17,11 @@ from alerts.spikes.stats import (
     Verdict,
 )
 from alerts.terms import top_terms
-from listener.core.models import to_iso
+from listener.core.models import Report, to_iso
 from listener.core.query import Brand, positive_terms
-from storage.reports import Report
+from storage.windows import series_examples, series_texts
 
 WINDOW_TEXTS, BACKGROUND_TEXTS, EXAMPLES = 2000, 5000, 5  # caps on what is read
-
-# posts of one series in a time range (brand may be NULL; source NULL means every source)
-_TEXTS = (
-    "SELECT p.text FROM posts p WHERE p.created_at >= ? AND p.created_at < ?"
-    " AND p.duplicate_of IS NULL AND (p.brand IS ? OR p.id IN (SELECT post_id FROM"
-    " post_extra_brands WHERE brand = ?)) AND (? IS NULL OR p.source = ?)"
-    " ORDER BY p.created_at DESC LIMIT ?"
-)
-# the same posts, most negative and urgent first; only scored ones (examples show their score)
-_EXAMPLES = (
-    "SELECT p.id FROM posts p JOIN scores s ON s.id ="
-    " (SELECT max(id) FROM scores WHERE post_id = p.id)"
-    " WHERE p.created_at >= ? AND p.created_at < ?"
-    " AND p.duplicate_of IS NULL AND (p.brand IS ? OR p.id IN (SELECT post_id FROM"
-    " post_extra_brands WHERE brand = ?)) AND (? IS NULL OR p.source = ?)"
-    " ORDER BY s.p_negative + s.urgency DESC, p.id LIMIT ?"
-)
 
 
 def build_report(
@@ -47,12 +30,10 @@ def build_report(
 ) -> Report:
     """The report for the spike kinds that are due (the other test's numbers come along)."""
     start = end - timedelta(hours=1)
-    where = [brand, brand, source, source]
-    window = [to_iso(start), to_iso(end), *where]
-    background = [to_iso(end - timedelta(hours=det.baseline_hours + 1)), to_iso(start), *where]
-    texts = [r[0] for r in db.execute(_TEXTS, [*window, WINDOW_TEXTS])]
-    others = [r[0] for r in db.execute(_TEXTS, [*background, BACKGROUND_TEXTS])]
-    examples = [r[0] for r in db.execute(_EXAMPLES, [*window, EXAMPLES])]
+    baseline_start = end - timedelta(hours=det.baseline_hours + 1)
+    texts = series_texts(db, brand, source, start, end, WINDOW_TEXTS)
+    others = series_texts(db, brand, source, baseline_start, start, BACKGROUND_TEXTS)
+    examples = series_examples(db, brand, source, start, end, EXAMPLES)
     label = (brand or "posts without a brand") + (f" on {source}" if source else "")
     parts = [_headline(kind, verdict) for kind in kinds]
     extreme = VOLUME in kinds and verdict.volume and verdict.volume.ratio >= EXTREME_RATIO

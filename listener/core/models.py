@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -290,35 +291,66 @@ class AlertMessage:
 
 
 @dataclass(frozen=True)
-class ReportMessage:
-    """An alert about many posts at once — a spike, a digest, alerts held over quiet hours.
+class Report:
+    """An alert about many posts at once — a spike, a digest, alerts held over quiet hours, an
+    incident — as the stage that decided it wrote it, before it is routed anywhere.
 
-    Built by dispatch from a ``reports`` row. ``facts`` are label/value pairs every sink shows as
-    fields; ``examples`` are the posts a human should read first; ``chart_png`` is optional.
+    ``facts`` are label/value pairs every sink shows as fields; ``example_post_ids`` the posts a
+    human should read first; ``numbers`` machine-readable figures (webhook JSON, the API);
+    ``chart_png`` is optional. Storage keeps it once with its alerts (:mod:`storage.reports`).
     """
 
-    alert_id: str
     kind: str  # "spike" | "digest" | "held" | "incident" | "incident_update"
     name: str  # the spike detector / digest / rule that made it
-    destination: str
     title: str
     window_start: datetime
     window_end: datetime
     brand: str | None = None
     source: str | None = None
     summary: str = ""
-    facts: tuple[tuple[str, str], ...] = ()
-    terms: tuple[str, ...] = ()
-    examples: tuple[tuple[Post, Score], ...] = ()
+    facts: Sequence[tuple[str, str]] = ()
+    terms: Sequence[str] = ()
+    example_post_ids: Sequence[int] = ()
+    numbers: dict[str, Any] = field(default_factory=dict)
     chart_png: bytes | None = None
-    numbers: dict[str, Any] = field(default_factory=dict)  # machine-readable (webhook JSON)
     priority: str = "normal"
+    # what identifies the report when its window does not (an incident's first message stays
+    # the same report whatever reports join later); default: kind, name, brand, source, window
+    key: str | None = None
+    # the report this one updates (an incident's first message): sinks thread or comment
+    parent_id: str | None = None
+
+    @property
+    def id(self) -> str:
+        """Deterministic, so a stage that runs again for the same window adds nothing."""
+        key = self.key or "\x1f".join([self.kind, self.name, self.brand or "",
+                                       self.source or "", to_iso(self.window_start),
+                                       to_iso(self.window_end)])
+        return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportMessage(Report):
+    """A :class:`Report` on its way to one destination: what dispatch hands a sink.
+
+    Built by storage from a ``reports`` row and its outbox alert; the report's fields are the
+    stored ones, ``examples`` the example posts loaded with their scores.
+    """
+
+    alert_id: str
+    destination: str
+    report_id: str = ""  # the stored report's id (its ``key`` is not kept): :attr:`id`
+    examples: tuple[tuple[Post, Score], ...] = ()
     attempt: int = 1
     # an update to an earlier report at the same destination (an incident's new reports): the
     # remote id of that first message (Slack ts, ticket id or key, issue number, Message-ID),
     # so sinks that can thread or comment add to it instead of starting a new conversation
     reply_to: str | None = None
     parent_alert_id: str | None = None  # the outbox id of that first message
+
+    @property
+    def id(self) -> str:
+        return self.report_id or super().id
 
     @property
     def rules(self) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ from listener.web.context import get_db, now
 from listener.web.export import EXPORT_LIMIT, csv_response, json_response
 from listener.web.params import MAX_TEXT, parse_page
 from listener.web.security import safe_next
-from storage import dashboard, outbox
+from storage import alert_log, outbox
 
 bp = Blueprint("alerts", __name__)
 PAGE_SIZE = 100
@@ -19,18 +19,18 @@ COLUMNS = ("id", "created_at", "rule", "destination", "status", "priority", "att
            "excerpt", "report_title", "lang", "language_supported", "scored_by")
 
 
-def _filter() -> tuple[dashboard.AlertFilter, int]:
+def _filter() -> tuple[alert_log.AlertFilter, int]:
     values = {k: (request.args.get(k) or "").strip()[:MAX_TEXT] or None
               for k in ("status", "destination", "rule")}
-    return dashboard.AlertFilter(**values), parse_page(request.args.get("page"))
+    return alert_log.AlertFilter(**values), parse_page(request.args.get("page"))
 
 
 @bp.get("/alerts")
 def page() -> Any:
     f, page_no = _filter()
     db = get_db()
-    rows = dashboard.alerts(db, f, PAGE_SIZE, (page_no - 1) * PAGE_SIZE)
-    counts = dashboard.alert_counts(db)
+    rows = alert_log.alerts(db, f, PAGE_SIZE, (page_no - 1) * PAGE_SIZE)
+    counts = alert_log.alert_counts(db)
     core = (outbox.PENDING, outbox.DELIVERED, outbox.FAILED)  # always shown, even at 0
     statuses = [*core, *sorted({c["status"] for c in counts} - set(core))]
     table: dict[str, dict[str, int]] = {}
@@ -38,7 +38,7 @@ def page() -> Any:
         table.setdefault(c["destination"], {})[c["status"]] = c["n"]
     args = {k: v for k, v in vars(f).items() if v}
     return render_template("alerts.html", rows=rows, f=f, table=table, statuses=statuses,
-                           names=dashboard.alert_names(db), page=page_no, page_size=PAGE_SIZE,
+                           names=alert_log.alert_names(db), page=page_no, page_size=PAGE_SIZE,
                            args=args, requeued=request.args.get("requeued"))
 
 
@@ -46,14 +46,14 @@ def page() -> Any:
 def api() -> Any:
     f, page_no = _filter()
     db = get_db()
-    return jsonify({"counts": dashboard.alert_counts(db), "page": page_no,
-                    "rows": dashboard.alerts(db, f, PAGE_SIZE, (page_no - 1) * PAGE_SIZE)})
+    return jsonify({"counts": alert_log.alert_counts(db), "page": page_no,
+                    "rows": alert_log.alerts(db, f, PAGE_SIZE, (page_no - 1) * PAGE_SIZE)})
 
 
 @bp.get("/export/alerts.<fmt>")
 def export(fmt: str) -> Any:
     f, _ = _filter()
-    rows = dashboard.alerts(get_db(), f, EXPORT_LIMIT, 0)
+    rows = alert_log.alerts(get_db(), f, EXPORT_LIMIT, 0)
     if fmt == "csv":
         return csv_response(rows, COLUMNS, "alerts.csv")
     if fmt == "json":

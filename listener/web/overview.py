@@ -11,7 +11,7 @@ from listener.web.export import csv_response, json_response
 from listener.web.overview_data import overview
 from listener.web.params import View, parse_view
 from storage import trends
-from storage.dashboard import distinct_values
+from storage.triage import distinct_values
 
 bp = Blueprint("overview", __name__)
 # "unsupported": posts whose model did not understand their language (shown as "not understood")

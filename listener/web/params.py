@@ -17,8 +17,8 @@ from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter
 
 from listener.core.models import parse_iso, to_iso
-from storage.dashboard import STATUSES, QueueFilter
 from storage.trends import BUCKETS, Period
+from storage.triage import STATUSES, QueueFilter
 
 RANGES = {"24h": 24, "7d": 7 * 24, "30d": 30 * 24, "90d": 90 * 24}
 DEFAULT_BUCKET = {"24h": "hour", "7d": "day", "30d": "day", "90d": "day"}

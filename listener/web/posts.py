@@ -9,14 +9,14 @@ from flask import Blueprint, abort, jsonify, redirect, render_template, request,
 from listener.web.context import actor, get_db, now
 from listener.web.params import http_url
 from listener.web.security import safe_next
-from storage import dashboard, feedback
+from storage import feedback, post_record, triage
 
 bp = Blueprint("posts", __name__)
 URGENCY_TEXT = {"complaint": "needs a reply", "not_complaint": "no reply needed"}
 
 
 def _post(post_id: int) -> dict[str, Any]:
-    post = dashboard.post_detail(get_db(), post_id)
+    post = post_record.post_detail(get_db(), post_id)
     if post is None:
         abort(404, f"There is no post {post_id}.")
     post["url"] = http_url(post["url"])  # only http(s) links leave the server
@@ -47,10 +47,10 @@ def api(post_id: int) -> Any:
 def status(post_id: int) -> Any:
     """new / handled / not_relevant, then back to where the button was (a local path)."""
     value = request.form.get("status", "")
-    if value not in dashboard.STATUSES:
-        abort(400, f"status must be one of: {', '.join(dashboard.STATUSES)}")
+    if value not in triage.STATUSES:
+        abort(400, f"status must be one of: {', '.join(triage.STATUSES)}")
     _post(post_id)
-    dashboard.set_status(get_db(), post_id, value, actor(), now())
+    triage.set_status(get_db(), post_id, value, actor(), now())
     return redirect(safe_next(request.form.get("next"), url_for("posts.page", post_id=post_id)),
                     code=303)
 

@@ -12,7 +12,7 @@ from listener.core.language import UNDETERMINED
 from listener.web.context import get_db, now
 from listener.web.export import EXPORT_LIMIT, csv_response, json_response
 from listener.web.params import PAGE_SIZE, SENTIMENTS, View, http_url, parse_view
-from storage import dashboard
+from storage import triage
 
 bp = Blueprint("queue", __name__)
 # language_supported 0: the model did not understand ``lang``, so sentiment and urgency are a
@@ -25,14 +25,14 @@ COLUMNS = ("post_id", "created_at", "brand", "source", "platform", "lang", "lang
 def _view() -> View:
     view = parse_view(request.args, now(), default_range="30d")
     if view.q is not None:
-        problem = dashboard.check_search(get_db(), view.q)
+        problem = triage.check_search(get_db(), view.q)
         if problem:
             raise BadRequest(problem)
     return view
 
 
 def _rows(view: View, limit: int, offset: int) -> list[dict[str, Any]]:
-    rows = dashboard.queue(get_db(), view.queue_filter(), limit, offset)
+    rows = triage.queue(get_db(), view.queue_filter(), limit, offset)
     for row in rows:
         row["url"] = http_url(row["url"])  # only http(s) links leave the server
     return rows
@@ -47,20 +47,20 @@ def page() -> Any:
         view = parse_view({k: v for k, v in request.args.items() if k != "q"}, now(),
                           default_range="30d")
         return _render(view, [], 0, exc.description), 400
-    total = dashboard.count_queue(db, view.queue_filter())
+    total = triage.count_queue(db, view.queue_filter())
     return _render(view, _rows(view, PAGE_SIZE, (view.page - 1) * PAGE_SIZE), total, None)
 
 
 def _render(view: View, rows: list[dict[str, Any]], total: int, problem: str | None) -> str:
     return render_template("queue.html", view=view, rows=rows, total=total, problem=problem,
-                           options=_options(get_db()), cap=dashboard.COUNT_CAP,
+                           options=_options(get_db()), cap=triage.COUNT_CAP,
                            page_size=PAGE_SIZE)
 
 
 def _options(db: Any) -> dict[str, list[Any]]:
-    return {"brands": dashboard.distinct_values(db, "brand"),
-            "sources": dashboard.distinct_values(db, "source"),
-            "langs": [(code, lang_label(code)) for code in dashboard.distinct_values(db, "lang")],
+    return {"brands": triage.distinct_values(db, "brand"),
+            "sources": triage.distinct_values(db, "source"),
+            "langs": [(code, lang_label(code)) for code in triage.distinct_values(db, "lang")],
             "sentiments": list(SENTIMENTS),
             "statuses": [("new", "new"), ("handled", "handled"),
                          ("not_relevant", "not relevant"), ("all", "all")]}
@@ -75,8 +75,8 @@ def lang_label(code: str) -> str:
 def api() -> Any:
     view = _view()
     offset = (view.page - 1) * PAGE_SIZE
-    return jsonify({"total": dashboard.count_queue(get_db(), view.queue_filter()),
-                    "total_capped_at": dashboard.COUNT_CAP, "page": view.page,
+    return jsonify({"total": triage.count_queue(get_db(), view.queue_filter()),
+                    "total_capped_at": triage.COUNT_CAP, "page": view.page,
                     "page_size": PAGE_SIZE, "rows": _rows(view, PAGE_SIZE, offset)})
 
 

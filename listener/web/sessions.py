@@ -4,7 +4,8 @@ The cookie carries a random session id and an HMAC of it under ``serve.token`` (
 token ends every session); the ``web_sessions`` table (migration 008) says whether that id is
 still good: created, expires, revoked. A signed cookie alone would stay valid until it
 expired, after logout too. The table stores the SHA-256 of the id, never the id itself, and a
-``user_id`` that stays NULL for the shared token (named users come later).
+``user_id`` that stays NULL for the shared token (named users come later). The rows are
+read and written by :mod:`storage.sessions`; here are the ids, the cookies and the lifetimes.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from datetime import datetime, timedelta
 
 from sqlite_utils import Database
 
-from listener.core.models import to_iso
-from storage.tx import immediate
+from storage import sessions as rows
 
 SESSION_MAX_AGE = 7 * 24 * 3600  # seconds a log-in lasts
 KEEP_ENDED = timedelta(days=30)  # ended sessions are deleted this long after they expired
@@ -49,12 +49,9 @@ def start(db: Database, now: datetime, user_id: int | None = None) -> str:
     """A new session, valid for SESSION_MAX_AGE; returns its id (for the cookie only).
     Sessions that ended long ago are deleted here, so the table stays small."""
     sid = secrets.token_urlsafe(32)
-    with immediate(db):
-        db.execute("DELETE FROM web_sessions WHERE expires_at < ?", [to_iso(now - KEEP_ENDED)])
-        db.execute("INSERT INTO web_sessions (id, user_id, created_at, expires_at)"
-                   " VALUES (?, ?, ?, ?)",
-                   [_digest(sid), user_id, to_iso(now),
-                    to_iso(now + timedelta(seconds=SESSION_MAX_AGE))])
+    rows.start(db, _digest(sid), user_id, now,
+               expires_at=now + timedelta(seconds=SESSION_MAX_AGE),
+               forget_expired_before=now - KEEP_ENDED)
     return sid
 
 
@@ -63,9 +60,7 @@ def is_valid(db: Database, token: str, value: str, now: datetime) -> bool:
     sid = session_id(token, value)
     if sid is None:
         return False
-    row = db.execute("SELECT 1 FROM web_sessions WHERE id = ? AND revoked_at IS NULL"
-                     " AND expires_at > ?", [_digest(sid), to_iso(now)]).fetchone()
-    return row is not None
+    return rows.is_live(db, _digest(sid), now)
 
 
 def revoke(db: Database, token: str, value: str, now: datetime) -> bool:
@@ -73,6 +68,4 @@ def revoke(db: Database, token: str, value: str, now: datetime) -> bool:
     sid = session_id(token, value)
     if sid is None:
         return False
-    cursor = db.execute("UPDATE web_sessions SET revoked_at = ? WHERE id = ?"
-                        " AND revoked_at IS NULL", [to_iso(now), _digest(sid)])
-    return bool(cursor.rowcount)
+    return rows.revoke(db, _digest(sid), now)

@@ -73,11 +73,11 @@ def seed_alerts(db: Database, clock: ManualClock, count: int, destination: str) 
                   author_followers=10 * i, brand="acme") for i in range(count)]
     store.store_page(db, "faults", Page(posts=posts), clock())
     scored = store.posts_to_score(db, SCORE.model, SCORE.model_version, count)
-    store.save_scores(db, [(r["id"], SCORE, "en") for r in scored], clock())
+    store.save_scores(db, [(r.id, SCORE, "en") for r in scored], clock())
     rows = store.scores_to_evaluate(db, count)
-    alerts = [outbox.NewAlert("unhappy", destination, r["id"], r["score_id"],
-                              f"x:{r['platform_id']}") for r in rows]
-    outbox.enqueue(db, alerts, [r["score_id"] for r in rows], clock())
+    alerts = [outbox.NewAlert("unhappy", destination, r.post_id, r.score_id,
+                              f"x:{r.post.platform_id}") for r in rows]
+    outbox.enqueue(db, alerts, [r.score_id for r in rows], clock())
     return [outbox.alert_id(a.rule, a.post_key, destination) for a in alerts]
 
 

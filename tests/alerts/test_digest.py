@@ -28,11 +28,11 @@ from alerts.digest import (
 from alerts.digest_figures import read_figures
 from listener.config import load_config
 from listener.core.errors import ConfigError
-from listener.core.models import Page, Post, Score
+from listener.core.models import Page, Post, Report, Score
 from listener.pipeline import Runtime
 from storage import db as store
 from storage import outbox
-from storage.reports import Report, enqueue_report
+from storage.reports import enqueue_report
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "digest"

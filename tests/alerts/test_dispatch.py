@@ -35,11 +35,11 @@ def seed(db: Database, clock: ManualClock, count: int, destination: str = "slack
     store.store_page(db, "s", Page(posts=posts), clock())
     score = Score("negative", 0.9, 0.05, 0.05, 0.8, "m", "v")
     rows = store.posts_to_score(db, "m", "v", count)
-    store.save_scores(db, [(r["id"], score, None) for r in rows], clock())
+    store.save_scores(db, [(r.id, score, None) for r in rows], clock())
     evaluated = store.scores_to_evaluate(db, count)
-    alerts = [outbox.NewAlert("r", destination, r["id"], r["score_id"], f"x:{r['platform_id']}")
+    alerts = [outbox.NewAlert("r", destination, r.post_id, r.score_id, f"x:{r.post.platform_id}")
               for r in evaluated]
-    outbox.enqueue(db, alerts, [r["score_id"] for r in evaluated], clock())
+    outbox.enqueue(db, alerts, [r.score_id for r in evaluated], clock())
     return [outbox.alert_id("r", f"x:{i}", destination) for i in range(count)]
 
 

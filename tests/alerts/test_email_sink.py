@@ -367,11 +367,11 @@ def test_dispatch_records_the_message_id(tmp_path: Path, plain: FakeSMTPServer) 
         post = Post("x", "42", "<b>the app is down</b>", now, source="s", brand="Acme")
         store.store_page(db, "s", Page(posts=[post]), now)
         (row,) = store.posts_to_score(db, "m", "v", 10)
-        store.save_scores(db, [(row["id"], Score("negative", 0.9, 0.05, 0.05, 0.8, "m", "v"),
+        store.save_scores(db, [(row.id, Score("negative", 0.9, 0.05, 0.05, 0.8, "m", "v"),
                                 None)], now)
         (scored,) = store.scores_to_evaluate(db, 10)
-        outbox.enqueue(db, [outbox.NewAlert("r", "mail", scored["id"], scored["score_id"],
-                                            "x:42")], [scored["score_id"]], now)
+        outbox.enqueue(db, [outbox.NewAlert("r", "mail", scored.post_id, scored.score_id,
+                                            "x:42")], [scored.score_id], now)
         alert_id = outbox.alert_id("r", "x:42", "mail")
         result = dispatch(db, {"mail": make_sink(plain.port, name="mail")}, RetryPolicy(),
                           clock=lambda: now, sleep=slept.append, strict=True)

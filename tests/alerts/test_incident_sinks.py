@@ -27,9 +27,9 @@ from alerts.sinks.slack.bot import EVENT_TYPE
 from alerts.sinks.webhook import WebhookSink, WebhookSinkConfig
 from alerts.sinks.zendesk import ZendeskSink, ZendeskSinkConfig
 from listener.core.errors import DeliveryError, RateLimited
-from listener.core.models import Page, Post, Score
+from listener.core.models import Page, Post, Report, Score
 from storage import db as store
-from storage.reports import Report, enqueue_report, report_alert_id
+from storage.reports import enqueue_report, report_alert_id
 from tests.alerts.test_dispatch import ManualClock
 from tests.alerts.test_incident_render import FIRST_ID, QUEUE, UPDATE_ID, incident, update
 from tests.fakes.base import HANG_UP

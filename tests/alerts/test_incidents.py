@@ -27,7 +27,7 @@ from listener.core.language import detect
 from listener.core.models import Page, Post
 from listener.pipeline import classify
 from listener.sources.collect import keep_for_brands
-from storage import dashboard
+from storage import triage
 from tests.fakes.slack import BOT_TOKEN, CHANNEL_ID, FakeSlackAPI
 
 OUTAGE = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -120,8 +120,8 @@ def test_identical_words_from_many_customers_are_all_kept_and_counted(day, model
                       " AND duplicate_of IS NULL").fetchone() == (30,)
     [incident] = db.query("SELECT * FROM incidents")
     assert (incident["customers"], incident["reports"]) == (30, 30)
-    queue = dashboard.queue(db, dashboard.QueueFilter(incident=incident["id"], status=None),
-                            limit=100)
+    queue = triage.queue(db, triage.QueueFilter(incident=incident["id"], status=None),
+                         limit=100)
     assert len(queue) == 30  # the alert's link shows every one of them
 
 

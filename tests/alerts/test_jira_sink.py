@@ -363,11 +363,11 @@ def seed(db: Database, clock: ManualClock, destination: str) -> None:
     store.store_page(db, "s", Page(posts=[post]), clock())
     rows = store.posts_to_score(db, "m", "v", 1)
     score = Score("negative", 0.9, 0.05, 0.05, 0.8, "m", "v")
-    store.save_scores(db, [(r["id"], score, None) for r in rows], clock())
+    store.save_scores(db, [(r.id, score, None) for r in rows], clock())
     evaluated = store.scores_to_evaluate(db, 1)
-    alerts = [outbox.NewAlert("r", destination, r["id"], r["score_id"], f"x:{r['platform_id']}")
+    alerts = [outbox.NewAlert("r", destination, r.post_id, r.score_id, f"x:{r.post.platform_id}")
               for r in evaluated]
-    outbox.enqueue(db, alerts, [r["score_id"] for r in evaluated], clock())
+    outbox.enqueue(db, alerts, [r.score_id for r in evaluated], clock())
 
 
 def test_dispatch_retries_an_ambiguous_timeout_into_one_issue(jira: FakeJira, db: Database) -> None:

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from sqlite_utils import Database
 
-from alerts.dispatch import group_rows, message_from_rows
 from alerts.incidents import IncidentConfig
 from alerts.render.common import LANGUAGE_WARNING, plain_text, slack_message
 from alerts.render.email import html_body, plain_body
@@ -36,7 +35,7 @@ from listener.core.language import detect, with_languages
 from listener.core.models import AlertMessage, Page, Post, Score
 from listener.pipeline import classify, evaluate_rules
 from storage import db as store
-from storage import outbox
+from storage import due_alerts
 from tests.alerts.factories import make_alert, make_post, make_report, make_score
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -178,7 +177,7 @@ def test_the_delivered_alert_carries_the_warning(db: Database, router: LanguageR
     rule = RuleConfig.model_validate({"name": "all", "destinations": ["ops"]})
     alone = RulesContext(incidents=IncidentConfig(enabled=False))
     evaluate_rules(db, [rule], {"ops"}, lambda: NOW, context=alone)
-    messages = [message_from_rows(rows, db) for rows in group_rows(outbox.due(db, NOW, 10))]
+    messages = [due_alerts.message(db, d) for d in due_alerts.due(db, NOW, 10)]
     by_id = {m.post.platform_id: m for m in messages if isinstance(m, AlertMessage)}
     assert by_id["2"].score.language_supported is False
     assert LANGUAGE_WARNING in plain_text(by_id["2"]) and "language: ru" in plain_text(by_id["2"])

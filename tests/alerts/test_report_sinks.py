@@ -27,9 +27,9 @@ from alerts.sinks.jira import JiraSink, JiraSinkConfig
 from alerts.sinks.webhook import WebhookSink, WebhookSinkConfig
 from alerts.sinks.zendesk import ZendeskSink, ZendeskSinkConfig
 from listener.core.errors import DeliveryError
-from listener.core.models import Page, Post, Score
+from listener.core.models import Page, Post, Report, Score
 from storage import db as store
-from storage.reports import Report, enqueue_report
+from storage.reports import enqueue_report
 from tests.alerts.factories import PNG, REPORT_END, make_report
 from tests.alerts.test_dispatch import ManualClock
 from tests.fakes.github_api import FakeGitHub

@@ -30,11 +30,11 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 def one_alert(db: Database) -> None:
     store.store_page(db, "s", Page([Post("x", "1", "acme ate my order", NOW, author="ann")]), NOW)
     [row] = store.posts_to_score(db, "m", "v", 5)
-    store.save_scores(db, [(row["id"], Score("negative", 0.9, 0.05, 0.05, 0.9, "m", "v"), None)],
+    store.save_scores(db, [(row.id, Score("negative", 0.9, 0.05, 0.05, 0.9, "m", "v"), None)],
                       NOW)
     [scored] = store.scores_to_evaluate(db, 5)
-    outbox.enqueue(db, [outbox.NewAlert("r", "slack", scored["id"], scored["score_id"], "x:1")],
-                   [scored["score_id"]], NOW)
+    outbox.enqueue(db, [outbox.NewAlert("r", "slack", scored.post_id, scored.score_id, "x:1")],
+                   [scored.score_id], NOW)
 
 
 @pytest.mark.parametrize("mode", ["webhook", "bot"])

@@ -17,10 +17,10 @@ from alerts.dispatch import RetryPolicy, dispatch
 from alerts.sinks.slack import SlackSink, SlackSinkConfig
 from alerts.sinks.slack.bot import EVENT_TYPE
 from listener.core.errors import DeliveryError, RateLimited
-from listener.core.models import Page, Post, Score
+from listener.core.models import Page, Post, Report, Score
 from storage import db as store
 from storage import outbox
-from storage.reports import Report, enqueue_report
+from storage.reports import enqueue_report
 from tests.alerts.factories import PNG, make_alert, make_report
 from tests.alerts.test_dispatch import ManualClock
 from tests.fakes.slack import BOT_TOKEN, CHANNEL_ID, HANG_UP, FakeSlackAPI, api_path

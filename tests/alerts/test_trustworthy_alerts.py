@@ -49,7 +49,7 @@ def add_posts(db: Database, count: int, *, at: datetime = NOW, seed: int = 1,
              for i in range(count)]
     store.store_page(db, "s", Page(posts=posts), at)
     rows = store.posts_to_score(db, "m", "v", count + 10)
-    scores = [(r["id"], Score("negative", 0.9, 0.05, 0.05, round(rng.uniform(0.5, 0.99), 3),
+    scores = [(r.id, Score("negative", 0.9, 0.05, 0.05, round(rng.uniform(0.5, 0.99), 3),
                               "m", "v"), None) for r in rows]
     store.save_scores(db, scores, at)
 
@@ -201,16 +201,16 @@ def test_a_post_about_two_brands_counts_for_each_in_trends_queue_and_rules(db: D
     store.store_page(db, "t", Page([Post("x", "1", "acme vs globex: both down", NOW,
                                          brand="globex", also_brands=("acme",))]), NOW)
     rows = store.posts_to_score(db, "m", "v", 9)
-    store.save_scores(db, [(r["id"], Score("negative", 0.9, 0.05, 0.05, 0.9, "m", "v"), None)
+    store.save_scores(db, [(r.id, Score("negative", 0.9, 0.05, 0.05, 0.9, "m", "v"), None)
                            for r in rows], NOW)
     period = Period(NOW - timedelta(hours=1), NOW + timedelta(hours=1))
     by_brand = counts_by(db, period, "hour", "brand")
     assert (by_brand["acme"].total, by_brand["globex"].total) == (2, 1)
     assert total(counts_by(db, period, "hour", "bucket")).total == 2  # once in the totals
     assert counts_by(db, period, "hour", "bucket", brand="globex")
-    from storage import dashboard
+    from storage import triage
 
-    queue = dashboard.queue(db, dashboard.QueueFilter(brand="globex", status=None))
+    queue = triage.queue(db, triage.QueueFilter(brand="globex", status=None))
     assert [r["post_id"] for r in queue] == [1]
     globex_rule = RuleConfig.model_validate({"name": "globex", "when": {"brands": ["globex"]},
                                              "destinations": ["slack"]})

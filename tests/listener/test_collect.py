@@ -86,7 +86,8 @@ def test_sources_command_shows_readiness_and_pauses(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from listener.cli import cli
-    from storage.db import open_db, pause_source
+    from storage.db import open_db
+    from storage.source_pauses import pause_source
 
     config = CONFIG + "  - type: x\n    name: x-main\n    bearer_token: ${NO_SUCH_TOKEN_SET}\n"
     (tmp_path / "config.yaml").write_text(config.replace("${NO_SUCH_TOKEN_SET}", "''"))

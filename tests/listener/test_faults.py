@@ -29,7 +29,7 @@ from listener.core.models import Page, Post, Score, parse_iso
 from listener.pipeline import Runtime
 from listener.sources.collect import collect
 from storage import db as store
-from storage import outbox
+from storage import outbox, source_pauses
 from storage.tx import connect
 from tests.alerts.test_dispatch import ManualClock
 from tests.crash.stream import NEGATIVE as NEGATIVE_ACME
@@ -185,7 +185,7 @@ def test_writes_never_change_the_schema_under_the_other_stages(tmp_path: Path) -
     for _ in range(2):  # fresh connections, as every stage run opens
         db = connect(tmp_path / "t.db")
         store.store_page(db, "hn", Page([], cursor={"since": 1}), clock())
-        store.pause_source(db, "hn", clock() + timedelta(seconds=60), "429", clock())
+        source_pauses.pause_source(db, "hn", clock() + timedelta(seconds=60), "429", clock())
         db.close()
     assert watcher.execute("PRAGMA schema_version").fetchone()[0] == before
     watcher.close()
@@ -238,7 +238,7 @@ def queue_negative_alerts(runtime: Runtime, clock: ManualClock, count: int) -> N
              for i in range(count)]
     store.store_page(db, "hn", Page(posts), clock())
     score = Score("negative", 0.9, 0.05, 0.05, 0.7, "m", "v")
-    store.save_scores(db, [(r["id"], score, None) for r in store.posts_to_score(db, "m", "v", 99)],
+    store.save_scores(db, [(r.id, score, None) for r in store.posts_to_score(db, "m", "v", 99)],
                       clock())
     db.close()
     assert runtime.run_rules() == count * 2
@@ -319,7 +319,7 @@ def test_clock_jumping_back_and_forth_neither_crashes_nor_duplicates_nor_wedges(
         hn.enqueue(429, '{"message": "slow down"}', {"Retry-After": "120"})
         assert runtime.run_once()  # the source pauses 120 s; the retries fail again
         db = Database(runtime.config.db_path)
-        assert store.paused_until(db, "hn") == clock() + timedelta(seconds=120)
+        assert source_pauses.paused_until(db, "hn") == clock() + timedelta(seconds=120)
         polls = len(hn.requests)
 
         clock.now = t0 + timedelta(minutes=2)  # ... and is set right: a day back
@@ -337,7 +337,7 @@ def test_clock_jumping_back_and_forth_neither_crashes_nor_duplicates_nor_wedges(
     assert len(alerts) == 3 and len(answered) == 3
     assert all(sum(a in body for body in answered) == 1 for a in alerts)  # no duplicate
     assert [s for s, _ in run_rows(runtime.config.db_path) if s != "ok"] == []
-    assert store.paused_until(db, "hn") is None
+    assert source_pauses.paused_until(db, "hn") is None
 
 
 # -- a config reload with an error --------------------------------------------------------------

@@ -25,6 +25,7 @@ from listener.config import load_config
 from listener.core.errors import ListenerError
 from listener.metrics import REGISTRY, scrape_registry, serve
 from listener.pipeline import Runtime
+from storage import backlog, delivery_outcomes, destination_health, runs, source_pauses
 from storage import db as store
 from tests.e2e import NEGATIVE, POSITIVE, cli_env, posts_jsonl, setup_dir
 from tests.fakes.slack import FakeSlackWebhook
@@ -170,23 +171,26 @@ def test_a_port_in_use_is_a_start_up_error_naming_the_setting(tmp_path: Path) ->
 
 def test_every_scrape_query_is_indexed(tmp_path: Path) -> None:
     db = store.open_db(tmp_path / "t.db")
-    queries = [health.LAST_RUN_SQL, health.LAST_OK_SQL, health.STREAK_START_SQL,
-               health.LAST_SCORED_SQL, health.UNSCORED_SQL, health.UNEVALUATED_SQL,
-               health.ALERTS_SQL, health.RETRYING_SQL, health.LAST_DELIVERED_SQL,
-               health.DELIVERIES_MARK_SQL, health.OUTCOMES_SINCE_SQL]
+    queries = [runs.LAST_RUN_SQL, runs.LAST_OK_SQL, runs.STREAK_START_SQL,
+               backlog.LAST_SCORED_SQL, backlog.UNSCORED_SQL, backlog.UNEVALUATED_SQL,
+               backlog.ALERTS_SQL, destination_health.RETRYING_SQL,
+               destination_health.LAST_DELIVERED_SQL, delivery_outcomes.DELIVERIES_MARK_SQL,
+               delivery_outcomes.OUTCOMES_SINCE_SQL]
     for sql in queries:
         plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", ["x"] * sql.count("?"))]
         scans = [step for step in plan if step.startswith("SCAN")]
         # the only scan allowed walks the partial index that holds just the pending scores
         assert scans in ([], ["SCAN scores USING INDEX idx_scores_rules_pending"]), (sql, plan)
     # the newest delivery to a destination is one step into the index: nothing to sort
-    plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {health.LAST_DELIVERED_SQL}", ["x"])]
+    plan = [row[3] for row in db.execute(
+        f"EXPLAIN QUERY PLAN {destination_health.LAST_DELIVERED_SQL}", ["x"])]
     assert not any("TEMP B-TREE" in step for step in plan), plan
     # one run's outcomes read the run's own deliveries: a rowid range
-    plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {health.OUTCOMES_SINCE_SQL}", [0])]
+    plan = [row[3] for row in db.execute(
+        f"EXPLAIN QUERY PLAN {delivery_outcomes.OUTCOMES_SINCE_SQL}", [0])]
     assert plan[0] == "SEARCH d USING INTEGER PRIMARY KEY (rowid>?)", plan
     # source_state has one row per configured source: a scan of it costs nothing
-    assert [r[3] for r in db.execute(f"EXPLAIN QUERY PLAN {health.PAUSED_SQL}")] == \
+    assert [r[3] for r in db.execute(f"EXPLAIN QUERY PLAN {source_pauses.PAUSED_SQL}")] == \
         ["SCAN source_state"]
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from listener import cli_ops
+from listener.commands.status import metrics, status
 from listener.core.models import Page, Post
 from storage import db as store
+from storage import source_pauses
 from tests.e2e import cli_env, run_cli
 
 CONFIG = """\
@@ -46,7 +47,7 @@ def write_config(tmp_path: Path) -> Path:
 
 def test_status_shows_stages_queues_and_paused_sources(tmp_path: Path) -> None:
     config = write_config(tmp_path)
-    missing = CliRunner().invoke(cli_ops.status, ["-c", str(config)])
+    missing = CliRunner().invoke(status, ["-c", str(config)])
     assert missing.exit_code == 1 and "nothing has run yet" in missing.output
     db = store.open_db(tmp_path / "listener.db")
     now = datetime.now(UTC)
@@ -56,8 +57,8 @@ def test_status_shows_stages_queues_and_paused_sources(tmp_path: Path) -> None:
     store.finish_run(db, run, now - timedelta(minutes=5), items=0,
                      error="SourceError: cannot read posts.jsonl\nsecond line")
     store.store_page(db, "imports", Page([Post("file", "1", "hello", now)]), now)
-    store.pause_source(db, "feed", now + timedelta(hours=1), "429", now)
-    result = CliRunner().invoke(cli_ops.status, ["-c", str(config)])
+    source_pauses.pause_source(db, "feed", now + timedelta(hours=1), "429", now)
+    result = CliRunner().invoke(status, ["-c", str(config)])
     assert result.exit_code == 0, result.output
     out = result.output
     assert "health: FAILING: collect:imports for 5m" in out  # 3 x 60 s ago and more
@@ -75,7 +76,7 @@ def test_metrics_writes_a_textfile_atomically(tmp_path: Path) -> None:
     store.open_db(tmp_path / "listener.db").close()
     target = tmp_path / "textfile" / "listener.prom"
     target.parent.mkdir()
-    result = CliRunner().invoke(cli_ops.metrics, ["-c", str(config), "-o", str(target)])
+    result = CliRunner().invoke(metrics, ["-c", str(config), "-o", str(target)])
     assert result.exit_code == 0, result.output
     text = target.read_text()
     assert "listener_database_readable 1.0" in text and 'queue="undispatched"' in text
@@ -136,6 +137,6 @@ def test_runs_a_killed_process_left_open_are_marked_interrupted_at_the_next_star
     assert rows[done]["status"] == "ok"
     assert rows[killed]["status"] == "interrupted" and rows[killed]["finished_at"]
     assert "killed or crashed" in rows[killed]["error"]
-    out = CliRunner().invoke(cli_ops.status, ["-c", str(tmp_path / "config.yaml")]).output
+    out = CliRunner().invoke(status, ["-c", str(tmp_path / "config.yaml")]).output
     row = next(line for line in out.splitlines() if line.startswith("classify"))
     assert "interrupted" in row and "running" not in row

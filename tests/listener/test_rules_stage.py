@@ -25,7 +25,7 @@ def test_a_crosspost_does_not_alert_twice_and_reruns_add_nothing(tmp_path: Path)
     store.store_page(db, "s", Page(posts=posts), NOW)
     negative = Score("negative", 0.9, 0.05, 0.05, 0.8, "m", "v")
     rows = store.posts_to_score(db, "m", "v", 10)
-    store.save_scores(db, [(r["id"], negative, None) for r in rows], NOW)
+    store.save_scores(db, [(r.id, negative, None) for r in rows], NOW)
     rule = RuleConfig.model_validate({"name": "unhappy", "when": {"sentiment": "negative"},
                                       "destinations": ["slack", "email"]})
     assert evaluate_rules(db, [rule], {"slack"}, lambda: NOW) == 2  # posts 1 and 2, slack only
@@ -41,7 +41,7 @@ def test_dry_run_and_caps_record_alerts_that_are_never_sent(tmp_path: Path) -> N
     posts = [Post("x", str(i), f"broken thing number {i}", NOW, source="s") for i in range(5)]
     store.store_page(db, "s", Page(posts=posts), NOW)
     negative = Score("negative", 0.9, 0.05, 0.05, 0.8, "m", "v")
-    store.save_scores(db, [(r["id"], negative, None) for r in store.posts_to_score(db, "m", "v", 9)],
+    store.save_scores(db, [(r.id, negative, None) for r in store.posts_to_score(db, "m", "v", 9)],
                       NOW)
     rules = [
         RuleConfig.model_validate({"name": "capped", "when": {}, "destinations": ["slack"],

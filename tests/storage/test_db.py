@@ -75,10 +75,10 @@ def test_a_failing_database_stores_neither_posts_nor_cursor(db: Database) -> Non
 def test_scores_are_per_model_version_and_never_duplicated(db: Database) -> None:
     store.store_page(db, "src", Page(posts=[post("1"), post("2")]), NOW)
     todo = store.posts_to_score(db, "m", "v1", 10)
-    assert [r["text"] for r in todo] == ["hello", "hello"]
+    assert [r.text for r in todo] == ["hello", "hello"]
     score = Score("negative", 0.8, 0.15, 0.05, 0.9, "m", "v1")
-    assert store.save_scores(db, [(todo[0]["id"], score, "en")], NOW) == 1
-    assert store.save_scores(db, [(todo[0]["id"], score, "en")], NOW) == 0
+    assert store.save_scores(db, [(todo[0].id, score, "en")], NOW) == 1
+    assert store.save_scores(db, [(todo[0].id, score, "en")], NOW) == 0
     assert len(store.posts_to_score(db, "m", "v1", 10)) == 1
     assert len(store.posts_to_score(db, "m", "v2", 10)) == 2  # a new version re-scores all
 
@@ -87,8 +87,8 @@ def test_outbox_ids_are_deterministic_and_unique(db: Database) -> None:
     store.store_page(db, "src", Page(posts=[post("1")]), NOW)
     store.save_scores(db, [(1, Score("negative", 0.8, 0.1, 0.1, 0.9, "m", "v"), None)], NOW)
     rows = store.scores_to_evaluate(db, 10)
-    alert = outbox.NewAlert("r", "slack", 1, rows[0]["score_id"], "x:1")
-    assert outbox.enqueue(db, [alert, alert], [rows[0]["score_id"]], NOW) == 1
+    alert = outbox.NewAlert("r", "slack", 1, rows[0].score_id, "x:1")
+    assert outbox.enqueue(db, [alert, alert], [rows[0].score_id], NOW) == 1
     assert outbox.enqueue(db, [alert], [], NOW) == 0
     assert store.scores_to_evaluate(db, 10) == []
     assert outbox.alert_id("r", "x:1", "slack") == outbox.alert_id("r", "x:1", "slack")
@@ -100,7 +100,7 @@ def test_outbox_ids_are_deterministic_and_unique(db: Database) -> None:
 def test_failure_then_park_then_requeue(db: Database) -> None:
     store.store_page(db, "src", Page(posts=[post("1")]), NOW)
     store.save_scores(db, [(1, Score("negative", 0.8, 0.1, 0.1, 0.9, "m", "v"), None)], NOW)
-    sid = store.scores_to_evaluate(db, 1)[0]["score_id"]
+    sid = store.scores_to_evaluate(db, 1)[0].score_id
     outbox.enqueue(db, [outbox.NewAlert("r", "d", 1, sid, "x:1")], [sid], NOW)
     aid = outbox.alert_id("r", "x:1", "d")
     outbox.record_failure(db, aid, 1, NOW, error="boom", status_code=500, retry_at=None, ms=1)

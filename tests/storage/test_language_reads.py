@@ -11,7 +11,7 @@ import pytest
 from sqlite_utils import Database
 
 from listener.core.models import Page, Post, Score
-from storage import dashboard, outbox
+from storage import alert_log, outbox, triage
 from storage import db as store
 from storage.trends import SENTIMENTS, Counts, Period, counts_by, total
 
@@ -35,15 +35,15 @@ def add(db: Database, pid: str, text: str, lang: str, sentiment: str, urgency: f
 
 
 def queue_ids(db: Database, **filters: object) -> set[int]:
-    return {r["post_id"] for r in dashboard.queue(
-        db, dashboard.QueueFilter(**{**ANY_STATUS, **filters}))}  # type: ignore[arg-type]
+    return {r["post_id"] for r in triage.queue(
+        db, triage.QueueFilter(**{**ANY_STATUS, **filters}))}  # type: ignore[arg-type]
 
 
 def test_queue_rows_carry_language_understanding_and_the_model(db: Database) -> None:
     es = add(db, "es", "quiero mi reembolso ya", "es", "negative", 0.8, by="multilingual-e5 1")
     sw = add(db, "sw", "nimelipishwa mara mbili", "sw", "positive", 0.1, understood=False,
              by="default 37ebe04e3245+onnx-int8.2")
-    rows = {r["post_id"]: r for r in dashboard.queue(db, dashboard.QueueFilter(**ANY_STATUS))}
+    rows = {r["post_id"]: r for r in triage.queue(db, triage.QueueFilter(**ANY_STATUS))}
     assert set(rows) == {es, sw}  # the positive Swahili post is queued: a person must read it
     assert (rows[es]["lang"], rows[es]["language_supported"], rows[es]["scored_by"]) == (
         "es", 1, "multilingual-e5 1")
@@ -58,9 +58,9 @@ def test_the_not_understood_filter_reads_the_partial_index(db: Database) -> None
     assert queue_ids(db, unsupported=True) == {sw, ar}
     assert queue_ids(db, unsupported=True, lang="ar") == {ar}
     assert queue_ids(db, unsupported=True, sentiment="negative") == {ar}
-    f = dashboard.QueueFilter(**ANY_STATUS, unsupported=True)  # type: ignore[arg-type]
-    assert dashboard.count_queue(db, f) == 2
-    sql, params = dashboard.queue_sql(f, 50, 0)
+    f = triage.QueueFilter(**ANY_STATUS, unsupported=True)  # type: ignore[arg-type]
+    assert triage.count_queue(db, f) == 2
+    sql, params = triage.queue_sql(f, 50, 0)
     plan = " ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + sql, params))
     assert "idx_triage_unsupported" in plan
     # a model that knows Swahili re-scores the post: understood now, and positive, so it leaves
@@ -73,7 +73,7 @@ def test_the_language_menu_lists_every_queued_language(db: Database) -> None:
     add(db, "sw", "nimelipishwa mara mbili", "sw", "positive", 0.1, understood=False)  # only
     und = add(db, "und", "ugh!!!", "und", "negative", 0.6, by="default 1")
     add(db, "en", "love it", "en", "positive", 0.1)  # not in the queue: nothing to filter
-    assert dashboard.distinct_values(db, "lang") == ["es", "sw", "und"]
+    assert triage.distinct_values(db, "lang") == ["es", "sw", "und"]
     assert queue_ids(db, lang="und") == {und}
     assert queue_ids(db, lang="und", unsupported=True) == set()
 
@@ -106,7 +106,7 @@ def test_alert_rows_carry_the_language_of_their_score(db: Database) -> None:
     score_id = db.execute("SELECT max(id) FROM scores WHERE post_id = ?", [sw]).fetchone()[0]
     outbox.enqueue(db, [outbox.NewAlert(rule="r", destination="slack", post_id=sw,
                                         score_id=score_id, post_key="x:sw")], [], NOW)
-    [row] = dashboard.alerts(db, dashboard.AlertFilter())
+    [row] = alert_log.alerts(db, alert_log.AlertFilter())
     assert (row["lang"], row["language_supported"], row["scored_by"]) == ("sw", 0, "default 2")
 
 
@@ -121,5 +121,5 @@ def test_search_ignores_diacritics_and_reads_any_script(db: Database, typed: str
                                                         ) -> None:
     found = add(db, "a", written, "und", "negative", 0.7)
     add(db, "b", "nothing to see here at all", "en", "negative", 0.7)
-    assert dashboard.check_search(db, typed) is None
+    assert triage.check_search(db, typed) is None
     assert queue_ids(db, q=typed) == {found}

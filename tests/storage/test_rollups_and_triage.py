@@ -10,8 +10,8 @@ import pytest
 from sqlite_utils import Database
 
 from listener.core.models import Page, Post, Score
-from storage import dashboard, feedback
 from storage import db as store
+from storage import feedback, triage
 from storage.migrations import MIGRATIONS, migrate
 from storage.trends import Period, counts_by, negative_texts, total
 from storage.tx import connect
@@ -76,7 +76,7 @@ def test_triage_holds_negative_or_urgent_posts_with_their_status(db: Database) -
     assert set(rows) == {ids[0], ids[1]}  # the positive post stays out; #4 is a cross-post of #1
     assert rows[ids[0]][1] == pytest.approx(0.2 * 4) and rows[ids[1]][1] == pytest.approx(0.8)
     assert rows[ids[1]][3] == "en"  # the post's language when the model gave none
-    dashboard.set_status(db, ids[0], "handled", "test", NOW)
+    triage.set_status(db, ids[0], "handled", "test", NOW)
     store.save_scores(db, [(ids[0], score("negative", 0.6, version="2"), "en")], NOW)
     assert db.execute("SELECT status, urgency FROM triage WHERE post_id = ?",
                       [ids[0]]).fetchone() == ("handled", 0.6)  # a re-score keeps the status
@@ -113,20 +113,20 @@ def test_queue_filters_search_and_counts(db: Database) -> None:
     ids = stored(db, post("1", text="refund please"), post("2", text="login broken", brand="b2"),
                  post("3", text="refund now", lang="de", created_at=NOW - timedelta(days=10)))
     store.save_scores(db, [(i, score("negative", 0.5 + i / 10), None) for i in ids], NOW)
-    week = dashboard.QueueFilter(start=NOW - timedelta(days=7), end=NOW)
-    assert [r["post_id"] for r in dashboard.queue(db, week)] == [ids[1], ids[0]]
-    assert dashboard.count_queue(db, week) == 2 and dashboard.count_queue(db, week, cap=0) == 1
-    assert [r["post_id"] for r in dashboard.queue(db, dashboard.QueueFilter(q="refund"))] == [
+    week = triage.QueueFilter(start=NOW - timedelta(days=7), end=NOW)
+    assert [r["post_id"] for r in triage.queue(db, week)] == [ids[1], ids[0]]
+    assert triage.count_queue(db, week) == 2 and triage.count_queue(db, week, cap=0) == 1
+    assert [r["post_id"] for r in triage.queue(db, triage.QueueFilter(q="refund"))] == [
         ids[2], ids[0]]
-    assert dashboard.queue(db, dashboard.QueueFilter(q="refund", lang="de", brand="acme"))[0][
+    assert triage.queue(db, triage.QueueFilter(q="refund", lang="de", brand="acme"))[0][
         "post_id"] == ids[2]
-    dashboard.set_status(db, ids[0], "handled", "test", NOW)
-    assert [r["post_id"] for r in dashboard.queue(db, week)] == [ids[1]]
-    assert [r["post_id"] for r in dashboard.queue(db, dashboard.QueueFilter(status="handled"))] \
+    triage.set_status(db, ids[0], "handled", "test", NOW)
+    assert [r["post_id"] for r in triage.queue(db, week)] == [ids[1]]
+    assert [r["post_id"] for r in triage.queue(db, triage.QueueFilter(status="handled"))] \
         == [ids[0]]
-    assert dashboard.check_search(db, '"open') is not None and dashboard.check_search(db, "a*") is None
-    assert dashboard.distinct_values(db, "brand") == ["acme", "b2"]
-    assert dashboard.distinct_values(db, "lang") == ["de", "en"]
+    assert triage.check_search(db, '"open') is not None and triage.check_search(db, "a*") is None
+    assert triage.distinct_values(db, "brand") == ["acme", "b2"]
+    assert triage.distinct_values(db, "lang") == ["de", "en"]
     texts = negative_texts(db, Period(NOW - timedelta(days=30), NOW), brand="acme")
     assert sorted(texts) == ["refund now", "refund please"]
 

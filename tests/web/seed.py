@@ -14,10 +14,10 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from listener.core.models import Page, Post, Score
+from listener.core.models import Page, Post, Report, Score
 from storage import db as store
 from storage import feedback, outbox
-from storage.reports import Report, enqueue_report
+from storage.reports import enqueue_report
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SPIKE_START = NOW - timedelta(hours=50)

@@ -1,0 +1,137 @@
+"""The triage queue: posts waiting for a person to read them, how they are filtered and ranked,
+and what the person decided (``post_status``).
+
+The queue reads ``triage`` (migration 005): one row per post whose current score is negative or
+help-seeking, or was made by a model that does not understand the post's language (migration
+009: ``supported`` = 0, a person must read it), carrying everything the queue filters and sorts
+on, so no query joins a million scores. Filters are optional; each adds a constant SQL clause
+with bound values. A status set here is copied into ``triage`` by a trigger, which is why the
+verb that writes it lives next to the queue that filters on it. (This was the first part of
+``storage/dashboard.py``, named for the screen; the module is now named for what it holds.)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from listener.core.models import to_iso
+from storage.tx import immediate
+
+STATUSES = ("new", "handled", "not_relevant")
+COUNT_CAP = 10_000  # the queue counts matches up to here, then says "10,000+"
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """What the queue shows; None means "any". ``status`` 'new' includes posts never touched."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    brand: str | None = None
+    source: str | None = None
+    sentiment: str | None = None
+    lang: str | None = None
+    status: str | None = "new"
+    q: str | None = None  # SQLite FTS5 query syntax: words, "phrases", OR, NOT, prefix*
+    incident: str | None = None  # the posts of one incident (the link in its alert)
+    unsupported: bool = False  # only posts scored by a model that does not know their language
+
+
+def _where(f: QueueFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for clause, value in (
+        ("t.created_at >= ?", to_iso(f.start) if f.start else None),
+        ("t.created_at < ?", to_iso(f.end) if f.end else None),
+        # a post about two brands is in each brand's queue
+        ("(t.brand = ? OR t.post_id IN (SELECT post_id FROM post_extra_brands WHERE brand = ?))",
+         (f.brand, f.brand) if f.brand is not None else None),
+        ("t.source = ?", f.source),
+        ("t.sentiment = ?", f.sentiment),
+        ("t.lang = ?", f.lang),
+        ("t.status = ?", f.status),  # triage keeps a copy of post_status.status
+        ("t.post_id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?)", f.q),
+        ("t.post_id IN (SELECT post_id FROM incident_posts WHERE incident_id = ?)", f.incident),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            params.extend(value if isinstance(value, tuple) else (value,))
+    if f.unsupported:
+        # a literal 0, not a bound value: only then may SQLite read idx_triage_unsupported,
+        # the partial index of exactly these rows
+        clauses.append("t.supported = 0")
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def check_search(db: Database, q: str) -> str | None:
+    """Why a text search cannot be run (FTS5 syntax), or None when it can."""
+    try:
+        db.execute("SELECT 1 FROM posts_fts WHERE posts_fts MATCH ? AND rowid = 0", [q]).fetchall()
+    except sqlite3.OperationalError as exc:
+        return (f"the search could not be read ({exc}). Use words, \"quoted phrases\", OR, NOT "
+                "and prefix*; put words with punctuation in double quotes, e.g. \"can't\"")
+    return None
+
+
+def queue_sql(f: QueueFilter, limit: int, offset: int) -> tuple[str, list[Any]]:
+    """The queue's SQL: the page's post ids come from triage's covering index alone (no table
+    row is read for posts that do not make the page), then only those rows are joined, with
+    the score that put each one there (which model scored it, and whether it knew the
+    language: ``language_supported`` 0 means the sentiment and urgency are a guess)."""
+    where, params = _where(f)
+    sql = (
+        "SELECT t.post_id, t.created_at, t.brand, t.source, t.lang, t.sentiment, t.urgency,"  # noqa: S608 (constant clauses)
+        " t.followers, t.rank, t.status, t.supported AS language_supported, s.scored_by,"
+        " s.model, s.model_version, p.platform, p.author, p.url, p.text, p.kind, p.rating"
+        f" FROM (SELECT post_id FROM triage t{where} ORDER BY rank DESC, created_at DESC"
+        " LIMIT ? OFFSET ?) page JOIN triage t ON t.post_id = page.post_id"
+        " JOIN posts p ON p.id = t.post_id LEFT JOIN scores s ON s.id = t.score_id"
+        " ORDER BY t.rank DESC, t.created_at DESC"
+    )
+    return sql, [*params, limit, offset]
+
+
+def queue(db: Database, f: QueueFilter, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+    """Queue rows, most urgent × widest reach first, with the post and its status."""
+    return [dict(r) for r in db.query(*queue_sql(f, limit, offset))]
+
+
+def count_queue(db: Database, f: QueueFilter, cap: int = COUNT_CAP) -> int:
+    """How many rows match, counted up to ``cap`` + 1 (the page shows "cap+")."""
+    where, params = _where(f)
+    sql = f"SELECT count(*) FROM (SELECT 1 FROM triage t{where} LIMIT ?)"  # noqa: S608
+    return int(db.execute(sql, [*params, cap + 1]).fetchone()[0])
+
+
+def distinct_values(db: Database, column: str) -> list[str]:
+    """Brands, sources or languages present, read by skipping through an index.
+
+    A recursive "loose index scan": one index seek per distinct value instead of reading
+    every row, so the filter menus stay instant on a million posts. Brands and sources come
+    from the posts' indexes, languages from the queue's (``idx_triage_lang``): the languages a
+    queue filter can find, posts no model understands and ``und`` (undetermined) included.
+    """
+    table, col = {"brand": ("posts", "brand"), "source": ("posts", "source"),
+                  "lang": ("triage", "lang")}[column]
+    sql = (
+        f"WITH RECURSIVE v(x) AS (SELECT min({col}) FROM {table} UNION ALL"  # noqa: S608
+        f" SELECT (SELECT min({col}) FROM {table} WHERE {col} > x) FROM v WHERE x IS NOT NULL)"
+        " SELECT x FROM v WHERE x IS NOT NULL LIMIT 200"
+    )
+    return [r[0] for r in db.execute(sql).fetchall()]
+
+
+def set_status(db: Database, post_id: int, status: str, by: str, now: datetime) -> None:
+    """Record what a human decided about a post (new / handled / not_relevant)."""
+    with immediate(db):
+        db.execute(
+            "INSERT INTO post_status (post_id, status, updated_at, by) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (post_id) DO UPDATE SET status = excluded.status,"
+            " updated_at = excluded.updated_at, by = excluded.by",
+            [post_id, status, to_iso(now), by],
+        )

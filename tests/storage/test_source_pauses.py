@@ -1,0 +1,29 @@
+"""storage.source_pauses on a real SQLite file: every paused source at once, as the pause verbs
+of storage.db leave them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlite_utils import Database
+
+from storage.source_pauses import PAUSED_SQL, pause_source, paused_sources
+
+NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+def test_no_source_was_ever_paused(db: Database) -> None:
+    assert paused_sources(db) == {}
+
+
+def test_paused_sources_with_the_time_each_resumes(db: Database) -> None:
+    pause_source(db, "x-main", NOW + timedelta(hours=1), "rate limited", NOW)
+    pause_source(db, "reddit", NOW + timedelta(days=3), "monthly cap", NOW)
+    pause_source(db, "bluesky", NOW + timedelta(hours=1), "rate limited", NOW)
+    pause_source(db, "bluesky", None, "", NOW)  # resumed: its row stays, unpaused
+    assert paused_sources(db) == {"x-main": "2026-11-20T11:00:00Z",
+                                  "reddit": "2026-11-23T10:00:00Z"}
+
+
+def test_the_read_scans_only_the_small_source_state_table(db: Database) -> None:
+    assert [r[3] for r in db.execute(f"EXPLAIN QUERY PLAN {PAUSED_SQL}")] == ["SCAN source_state"]
