@@ -213,7 +213,10 @@ def stage_state(db: Database, stage: str, target: str, interval: float) -> Stage
     ok = runs.last_ok(db, stage, target)
     since = None
     if last.status == "error":
-        since = runs.streak_start(db, stage, target, ok.started_at if ok else "")
+        # an ok run and the failing one may start in the same second (runs chained after a
+        # fast one): then nothing starts after the success and the streak is the last run
+        since = (runs.streak_start(db, stage, target, ok.started_at if ok else "")
+                 or last.started_at)
     return StageState(stage, target, interval, status=last.status, last_run=last.started_at,
                       last_ok=ok.finished_at if ok else None,
                       error=redact(last.error) if last.error else None, failing_since=since)

@@ -74,3 +74,15 @@ def test_runs_in_progress_carry_their_last_heartbeat_or_their_start(db: Database
 def test_runs_in_progress_are_found_through_the_partial_index(db: Database) -> None:
     plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {runs.RUNNING_SQL}")]
     assert plan == ["SEARCH runs USING INDEX idx_runs_running (status=?)"], plan
+
+
+def test_a_failure_in_the_same_second_as_the_last_success_is_a_streak(db: Database) -> None:
+    """The health picture once crashed here (no run starts after the success: ``None[0]``)."""
+    from listener.health import stage_state
+
+    ok = store.start_run(db, "classify", "", T0)
+    store.finish_run(db, ok, T0, items=1)
+    failed = store.start_run(db, "classify", "", T0)  # chained right after, the same second
+    store.finish_run(db, failed, T0 + timedelta(seconds=1), items=0, error="model missing")
+    state = stage_state(db, "classify", "", 60.0)
+    assert state.status == "error" and state.failing_since == state.last_run
