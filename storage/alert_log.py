@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlite_utils import Database
+from storage.engine import Db
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class AlertFilter:
     rule: str | None = None
 
 
-def alerts(db: Database, f: AlertFilter, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+def alerts(db: Db, f: AlertFilter, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
     """Outbox rows, newest first, with a post excerpt or the report's title; the page's rows
     are picked from the alerts table alone, then joined. A post's alert carries the language
     of the score it was raised on, whether the model knew it, and the model that scored it."""
@@ -42,13 +42,13 @@ def alerts(db: Database, f: AlertFilter, limit: int = 100, offset: int = 0) -> l
     return [dict(r) for r in db.query(sql, [*(v for _, v in wanted), limit, offset])]
 
 
-def alert_counts(db: Database) -> list[dict[str, Any]]:
+def alert_counts(db: Db) -> list[dict[str, Any]]:
     """Alerts per destination and status: the outbox at a glance."""
     return [dict(r) for r in db.query(
         "SELECT destination, status, count(*) AS n FROM alerts GROUP BY 1, 2 ORDER BY 1, 2")]
 
 
-def alert_names(db: Database) -> dict[str, list[str]]:
+def alert_names(db: Db) -> dict[str, list[str]]:
     """Destinations and rules that have alerts, for the filter menus."""
     return {
         column: [r[0] for r in db.execute(
@@ -85,7 +85,7 @@ class ListedAlert:
     report_kind: str | None  # the report's; None for a post's alert
 
 
-def listed(db: Database, status: str | None, limit: int, sort: AlertSort) -> list[ListedAlert]:
+def listed(db: Db, status: str | None, limit: int, sort: AlertSort) -> list[ListedAlert]:
     """Alerts newest first, or by priority — high, normal, low, then ``alerts.rank`` (urgency ×
     reach) where the schema has it — then newest. Alerts queued together (one batch shares a
     time) come newest post first, not in id (hash) order."""
@@ -100,12 +100,12 @@ def listed(db: Database, status: str | None, limit: int, sort: AlertSort) -> lis
     return [ListedAlert(**dict(r)) for r in db.query(sql, [*params, limit])]
 
 
-def failed_ids(db: Database) -> list[str]:
+def failed_ids(db: Db) -> list[str]:
     """Every parked alert: what ``listener alerts retry`` re-queues without ids."""
     return [r["id"] for r in db.query("SELECT id FROM alerts WHERE status = 'failed'")]
 
 
-def with_prefix(db: Database, prefix: str, limit: int = 6) -> list[tuple[str, str]]:
+def with_prefix(db: Db, prefix: str, limit: int = 6) -> list[tuple[str, str]]:
     """``(id, status)`` of the alerts whose id starts with the lowercase hex ``prefix``.
 
     Ids are lowercase hex, so every id with the prefix sorts in ``[prefix, prefix + 'g')``:

@@ -8,7 +8,7 @@ at every scrape, so none may walk a table that grows with every post.
 
 from __future__ import annotations
 
-from sqlite_utils import Database
+from storage.engine import Db
 
 # The classify stage scores posts in id order, so what is left is the tail after the post of
 # the newest score (an approximation only right after `classifier.model` changes).
@@ -18,22 +18,22 @@ UNEVALUATED_SQL = "SELECT count(*) FROM scores WHERE rules_at IS NULL"  # partia
 ALERTS_SQL = "SELECT count(*) FROM alerts WHERE status = ?"  # index (status, next_attempt_at)
 
 
-def unscored(db: Database) -> int:
+def unscored(db: Db) -> int:
     """Posts waiting for the model: those after the post of the newest score (approximate, see
     LAST_SCORED_SQL; cheap, where counting posts without a score would read them all)."""
     last = db.execute(LAST_SCORED_SQL).fetchone()
     return _count(db, UNSCORED_SQL, [last[0] if last else 0])
 
 
-def unevaluated(db: Database) -> int:
+def unevaluated(db: Db) -> int:
     """Scores the rules stage has not evaluated yet (the partial index holds just those)."""
     return _count(db, UNEVALUATED_SQL, [])
 
 
-def alerts_with_status(db: Database, status: str) -> int:
+def alerts_with_status(db: Db, status: str) -> int:
     """Alerts in one outbox status (:data:`storage.outbox.PENDING`, ``FAILED``…)."""
     return _count(db, ALERTS_SQL, [status])
 
 
-def _count(db: Database, sql: str, params: list[object]) -> int:
+def _count(db: Db, sql: str, params: list[object]) -> int:
     return int(db.execute(sql, params).fetchone()[0])

@@ -21,6 +21,7 @@ from sqlite_utils import Database
 
 from listener.core.log import redact
 from listener.core.models import Page, Post, Rejected, Score, clean_text, parse_iso, to_iso
+from storage.engine import Db
 from storage.migrations import migrate
 from storage.tx import connect, environmental, immediate
 
@@ -64,10 +65,15 @@ def scrubbed(text: str, limit: int | None = REASON_CHARS) -> str:
     return clean if limit is None else clean[:limit]
 
 
-def open_db(path: str | Path) -> Database:
+def open_db(path: str | Path) -> Db:
     """Connect and bring the schema up to date (migrations are idempotent and cheap)."""
     db = connect(path)
-    migrate(db)
+    if isinstance(db, Database):
+        migrate(db)
+    else:
+        from storage.migrations_pg import migrate_pg
+
+        migrate_pg(db.conn.raw)
     return db
 
 
@@ -88,7 +94,7 @@ def _post_values(post: Post, source: str, collected_at: str) -> tuple[Any, ...]:
     )
 
 
-def _link_crossposts(db: Database, after_id: int) -> None:
+def _link_crossposts(db: Db, after_id: int) -> None:
     """Point each new post at the first earlier post *by the same author* with the same text
     within the window: the same account, or the same handle on another platform.
 
@@ -107,18 +113,19 @@ def _link_crossposts(db: Database, after_id: int) -> None:
     )
 
 
-def _add_extra_brands(db: Database, posts: Sequence[Post]) -> None:
+def _add_extra_brands(db: Db, posts: Sequence[Post]) -> None:
     """Record every brand beyond a post's first, for new posts and already stored ones alike:
     the same post found again by another source's search for another brand is about both."""
     rows = [(brand, p.platform, p.platform_id, brand)  # the first too: a post stored earlier
             for p in posts if len(p.brands) > 1 for brand in p.brands]  # may have another
     if rows:
         db.conn.executemany(
-            "INSERT OR IGNORE INTO post_extra_brands (post_id, brand) SELECT id, ? FROM posts"
-            " WHERE platform = ? AND platform_id = ? AND coalesce(brand, '') != ?", rows)
+            "INSERT INTO post_extra_brands (post_id, brand) SELECT id, ? FROM posts"
+            " WHERE platform = ? AND platform_id = ? AND coalesce(brand, '') != ?"
+            " ON CONFLICT DO NOTHING", rows)
 
 
-def store_page(db: Database, source: str, page: Page, now: datetime) -> int:
+def store_page(db: Db, source: str, page: Page, now: datetime) -> int:
     """Store a page's posts, rejects and cursor in ONE transaction; returns how many were new.
 
     Posts already stored (same platform + id) are left untouched, so re-imports and overlapping
@@ -141,15 +148,16 @@ def store_page(db: Database, source: str, page: Page, now: datetime) -> int:
         _add_extra_brands(db, [post for post, _ in rows if id(post) not in bad])
         rejects = [*page.rejected, *refused, *(_refusal(post, exc) for post, exc in failed)]
         if rejects:
-            db.table("rejects").insert_all(
-                {"source": source, "location": scrubbed(r.where), "reason": scrubbed(r.reason),
-                 "at": stamp}
-                for r in rejects
+            db.conn.executemany(
+                "INSERT INTO rejects (source, location, reason, at) VALUES (?, ?, ?, ?)",
+                [(source, scrubbed(r.where), scrubbed(r.reason), stamp) for r in rejects],
             )
         if page.cursor is not None:
-            db.table("cursors").upsert(
-                {"source": source, "value": json.dumps(page.cursor), "updated_at": stamp},
-                pk="source",
+            db.execute(
+                "INSERT INTO cursors (source, value, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (source) DO UPDATE SET value = excluded.value,"
+                " updated_at = excluded.updated_at",
+                [source, json.dumps(page.cursor), stamp],
             )
     return new
 
@@ -176,13 +184,13 @@ def _storable(posts: Sequence[Post], source: str, stamp: str) -> tuple[list[Row]
 
 
 @contextmanager
-def _savepoint(db: Database) -> Iterator[None]:
+def _savepoint(db: Db) -> Iterator[None]:
     """A nested transaction: undone alone on error, leaving the page's transaction open."""
     db.conn.execute("SAVEPOINT store_row")
     try:
         yield
     except BaseException:
-        with suppress(sqlite3.Error):  # SQLite may have rolled everything back (SQLITE_FULL)
+        with suppress(Exception):  # SQLite may have rolled everything back (SQLITE_FULL)
             db.conn.execute("ROLLBACK TO store_row")
             db.conn.execute("RELEASE store_row")
         raise
@@ -197,10 +205,19 @@ def _row_error(exc: BaseException) -> bool:
         if isinstance(exc, sqlite3.OperationalError) and environmental(exc):
             return False
         return isinstance(exc, _ROW_ERRORS) or name.startswith(_ROW_ERROR_CODES)
-    return isinstance(exc, _ROW_ERRORS)
+    return isinstance(exc, _ROW_ERRORS) or _pg_row_error(exc)
 
 
-def _insert_posts(db: Database, rows: list[Row]) -> tuple[int, list[tuple[Post, BaseException]]]:
+def _pg_row_error(exc: BaseException) -> bool:
+    """PostgreSQL's refusals of a row's values (a NOT NULL or CHECK violation, a value out of
+    range), read from psycopg's error classes by name: psycopg is imported only where
+    PostgreSQL is configured."""
+    kinds = {cls.__name__ for cls in type(exc).__mro__}
+    return type(exc).__module__.startswith("psycopg") and bool(
+        kinds & {"IntegrityError", "DataError"})
+
+
+def _insert_posts(db: Db, rows: list[Row]) -> tuple[int, list[tuple[Post, BaseException]]]:
     """Insert the rows: all at once, or, when one of them fails, one by one, each row that
     fails left out. Returns how many were new and the rows refused with why."""
     try:
@@ -222,7 +239,7 @@ def _insert_posts(db: Database, rows: list[Row]) -> tuple[int, list[tuple[Post, 
     return new, failed
 
 
-def load_cursor(db: Database, source: str) -> Any:
+def load_cursor(db: Db, source: str) -> Any:
     row = db.execute("SELECT value FROM cursors WHERE source = ?", [source]).fetchone()
     return json.loads(row[0]) if row else None
 
@@ -236,7 +253,7 @@ class Unscored:
     lang: str | None  # None: stored before languages were detected (the router detects it)
 
 
-def posts_to_score(db: Database, model: str, version: str, limit: int) -> list[Unscored]:
+def posts_to_score(db: Db, model: str, version: str, limit: int) -> list[Unscored]:
     """Posts without a score from this model version, oldest first."""
     sql = (
         "SELECT id, text, lang FROM posts p WHERE NOT EXISTS (SELECT 1 FROM scores s "
@@ -246,7 +263,7 @@ def posts_to_score(db: Database, model: str, version: str, limit: int) -> list[U
 
 
 def save_scores(
-    db: Database, score_rows: Sequence[tuple[int, Score, str | None]], now: datetime
+    db: Db, score_rows: Sequence[tuple[int, Score, str | None]], now: datetime
 ) -> int:
     """Insert ``(post_id, score, lang)`` rows (``lang`` None: the score's own ``lang``); a
     re-score by the same model version is ignored."""
@@ -265,11 +282,11 @@ def save_scores(
             " ON CONFLICT(post_id, model, model_version) DO NOTHING",
             rows,
         )
-    return max(cur.rowcount, 0)
+    return max(int(cur.rowcount), 0)
 
 
 EXTRA_BRANDS_SQL = (  # a post's extra brands as one column, joined by the unit separator
-    "(SELECT group_concat(brand, char(31)) FROM post_extra_brands WHERE post_id = p.id)"
+    "(SELECT group_concat(brand, '\x1f') FROM post_extra_brands WHERE post_id = p.id)"
 )
 # every column score_from_row reads, for each query that hands rows to it (``s`` = scores)
 SCORE_COLUMNS = (
@@ -293,7 +310,7 @@ class Scored:
     duplicate_of: int | None  # the same author's cross-post of this post id, if any
 
 
-def scores_to_evaluate(db: Database, limit: int) -> list[Scored]:
+def scores_to_evaluate(db: Db, limit: int) -> list[Scored]:
     """Scores the rules stage has not looked at yet, with their posts, oldest first."""
     sql = f"{_JOINED} WHERE s.rules_at IS NULL ORDER BY s.id LIMIT ?"
     return [Scored(r["score_id"], r["id"], post_from_row(r), score_from_row(r), r["duplicate_of"])
@@ -328,23 +345,22 @@ def score_from_row(row: dict[str, Any]) -> Score:
     )
 
 
-def start_run(db: Database, stage: str, target: str, now: datetime) -> int:
+def start_run(db: Db, stage: str, target: str, now: datetime) -> int:
     with immediate(db):
-        runs = db.table("runs").insert(
-            {"stage": stage, "target": target, "started_at": to_iso(now), "status": "running"}
-        )
-        if runs.last_pk is None:  # sqlite-utils sets it on every insert: None would be its bug
-            raise RuntimeError("sqlite-utils gave no id for the new run")
-        return int(runs.last_pk)
+        row = db.execute(
+            "INSERT INTO runs (stage, target, started_at, status) VALUES (?, ?, ?, 'running')"
+            " RETURNING id", [stage, target, to_iso(now)],
+        ).fetchone()
+        return int(row[0])
 
 
-def beat_run(db: Database, run_id: int, now: datetime) -> None:
+def beat_run(db: Db, run_id: int, now: datetime) -> None:
     """The run made progress (its own transaction: progress is shown between batches)."""
     with immediate(db):
         db.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", [to_iso(now), run_id])
 
 
-def close_interrupted_runs(db: Database, now: datetime) -> int:
+def close_interrupted_runs(db: Db, now: datetime) -> int:
     """Mark runs left 'running' by a killed or crashed process as 'interrupted'. Only called
     by a process holding the run lock, so no run is really in progress; without this,
     ``listener status`` would show a stage as running forever after a SIGKILL."""
@@ -354,16 +370,16 @@ def close_interrupted_runs(db: Database, now: datetime) -> int:
             " WHERE status = 'running'",
             [to_iso(now), "the process stopped before this run finished (killed or crashed)"],
         )
-        return cursor.rowcount
+        return int(cursor.rowcount)
 
 
 def finish_run(
-    db: Database, run_id: int, now: datetime, *, items: int, error: str | None = None
+    db: Db, run_id: int, now: datetime, *, items: int, error: str | None = None
 ) -> None:
     status = "error" if error else "ok"
     with immediate(db):
-        db.table("runs").update(
-            run_id,
-            {"finished_at": to_iso(now), "status": status, "items": items,
-             "error": scrubbed(error, limit=None) if error else error},
+        db.execute(
+            "UPDATE runs SET finished_at = ?, status = ?, items = ?, error = ? WHERE id = ?",
+            [to_iso(now), status, items, scrubbed(error, limit=None) if error else error,
+             run_id],
         )

@@ -9,7 +9,7 @@ exit status (4 when it parked alerts as failed). ``deliveries.id`` is an INTEGER
 
 from __future__ import annotations
 
-from sqlite_utils import Database
+from storage.engine import Db
 
 # Deliveries recorded after a mark (``deliveries.id``, an INTEGER PRIMARY KEY: a rowid range,
 # whatever the table's size), each alert's latest attempt: what one `run --once` did.
@@ -22,7 +22,7 @@ OUTCOMES_SINCE_SQL = (
 )
 
 
-def deliveries_mark(db: Database) -> int:
+def deliveries_mark(db: Db) -> int:
     """The newest delivery attempt's id (0 when none, or before the schema has a deliveries
     table): attempts after it are a later run's."""
     if "deliveries" not in db.table_names():
@@ -30,7 +30,7 @@ def deliveries_mark(db: Database) -> int:
     return int(db.execute(DELIVERIES_MARK_SQL).fetchone()[0])
 
 
-def outcomes_since(db: Database, mark: int) -> dict[str, int]:
+def outcomes_since(db: Db, mark: int) -> dict[str, int]:
     """Alerts attempted after ``mark`` by their latest outcome (delivered, retry, failed,
     rate_limited): what one run did, whatever its clock said."""
     return {row[0]: int(row[1]) for row in db.execute(OUTCOMES_SINCE_SQL, [mark]).fetchall()}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlite_utils import Database
+from storage.engine import Db
 
 # A destination's pending alerts that failed their last N attempts in a row (a 429 is not an
 # attempt): count, the oldest one's queue time and its error. Index (destination, status):
@@ -35,7 +35,7 @@ class Retrying:
     last_error: str | None  # the oldest one's last error, as recorded (not yet redacted)
 
 
-def retrying(db: Database, destination: str, attempts: int) -> Retrying | None:
+def retrying(db: Db, destination: str, attempts: int) -> Retrying | None:
     """The pending alerts of ``destination`` whose last ``attempts`` (or more) delivery attempts
     all failed; None when it has none."""
     count, since, error = db.execute(RETRYING_SQL, [destination, attempts]).fetchone()
@@ -44,7 +44,7 @@ def retrying(db: Database, destination: str, attempts: int) -> Retrying | None:
     return Retrying(count=int(count), oldest_queued_at=since, last_error=error)
 
 
-def last_delivered(db: Database, destination: str) -> str | None:
+def last_delivered(db: Db, destination: str) -> str | None:
     """When ``destination`` last took an alert (ISO time); None when it never did."""
     row = db.execute(LAST_DELIVERED_SQL, [destination]).fetchone()
     delivered: str | None = None if row is None else row[0]

@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlite_utils import Database
-
 from listener.core.models import AlertMessage, ReportMessage
 from storage import outbox, reports
 from storage.db import post_from_row, score_from_row
+from storage.engine import Db
 
 _RANK = {"low": 0, "normal": 1, "high": 2}
 
@@ -37,7 +36,7 @@ class Delivery:
     rows: tuple[dict[str, Any], ...] = field(repr=False)
 
 
-def due(db: Database, now: datetime, limit: int, destination: str | None = None
+def due(db: Db, now: datetime, limit: int, destination: str | None = None
         ) -> list[Delivery]:
     """Up to ``limit`` due deliveries, most important first (:func:`storage.outbox.due`)."""
     return [_delivery(group) for group in _groups(outbox.due(db, now, limit, destination))]
@@ -63,7 +62,7 @@ def _delivery(rows: list[dict[str, Any]]) -> Delivery:
                     first.get("collected_at"), tuple(rows))
 
 
-def message(db: Database, delivery: Delivery) -> AlertMessage | ReportMessage:
+def message(db: Db, delivery: Delivery) -> AlertMessage | ReportMessage:
     """The one message for ``delivery``, naming every rule that matched.
 
     Its id is the first alert's id, so it is stable across retries (idempotency keys). A post

@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlite_utils import Database
-
 from listener.core.models import to_iso
+from storage.engine import Db
 from storage.tx import immediate
 
 URGENT = 0.5  # urgency at or above this is "complaint" (needs a reply), as in the triage queue
@@ -39,7 +38,7 @@ def predicted_label(field: str, score: dict[str, Any] | None) -> str | None:
 
 
 def add_feedback(
-    db: Database, post_id: int, field: str, label: str, by: str, now: datetime
+    db: Db, post_id: int, field: str, label: str, by: str, now: datetime
 ) -> dict[str, Any]:
     """Store one verdict against the post's current score; "not relevant" also sets the status."""
     if label not in LABELS.get(field, ()):
@@ -56,7 +55,11 @@ def add_feedback(
                "model": score["model"] if score else None,
                "model_version": score["model_version"] if score else None,
                "created_at": stamp, "by": by}
-        db.table("feedback").insert(row)
+        db.execute(
+            "INSERT INTO feedback (post_id, field, label, predicted, model, model_version,"
+            " created_at, by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [row[k] for k in ("post_id", "field", "label", "predicted", "model",
+                              "model_version", "created_at", "by")])
         if field == "relevance":
             db.execute(
                 "INSERT INTO post_status (post_id, status, updated_at, by) VALUES (?, ?, ?, ?)"
@@ -66,18 +69,18 @@ def add_feedback(
     return row
 
 
-def for_post(db: Database, post_id: int) -> list[dict[str, Any]]:
+def for_post(db: Db, post_id: int) -> list[dict[str, Any]]:
     return [dict(r) for r in db.query(
         "SELECT * FROM feedback WHERE post_id = ? ORDER BY id DESC", [post_id])]
 
 
-def latest_for(db: Database, post_id: int) -> dict[str, str]:
+def latest_for(db: Db, post_id: int) -> dict[str, str]:
     """Field → the newest label reviewers gave this post."""
     return {r["field"]: r["label"] for r in db.query(
         f"SELECT field, label FROM feedback f WHERE post_id = ? AND {_LATEST}", [post_id])}  # noqa: S608
 
 
-def accuracy(db: Database, bucket: str = "week") -> list[dict[str, Any]]:
+def accuracy(db: Db, bucket: str = "week") -> list[dict[str, Any]]:
     """Reviewed and correct verdicts per period of review, per field (sentiment, urgency)."""
     period = {"day": "substr(f.created_at, 1, 10)",
               "week": "date(substr(f.created_at, 1, 10), '-6 days', 'weekday 1')"}[bucket]
@@ -90,7 +93,7 @@ def accuracy(db: Database, bucket: str = "week") -> list[dict[str, Any]]:
     return [dict(r) for r in db.query(sql)]
 
 
-def accuracy_by_model(db: Database) -> list[dict[str, Any]]:
+def accuracy_by_model(db: Db) -> list[dict[str, Any]]:
     """The same, per model version: did the last retraining help?"""
     sql = (
         "SELECT f.model, f.model_version, f.field, count(*) AS reviewed,"  # noqa: S608 (constant)
@@ -102,14 +105,14 @@ def accuracy_by_model(db: Database) -> list[dict[str, Any]]:
     return [dict(r) for r in db.query(sql)]
 
 
-def recent(db: Database, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+def recent(db: Db, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
     """Newest feedback first, with the post's text."""
     return [dict(r) for r in db.query(
         "SELECT f.*, p.platform, p.brand, substr(p.text, 1, 160) AS excerpt FROM feedback f"
         " JOIN posts p ON p.id = f.post_id ORDER BY f.id DESC LIMIT ? OFFSET ?", [limit, offset])]
 
 
-def training_rows(db: Database, field: str) -> Iterator[tuple[str, ...]]:
+def training_rows(db: Db, field: str) -> Iterator[tuple[str, ...]]:
     """Rows of the shared training TSV for ``field`` (sentiment or urgency), newest verdicts only.
 
     The id is ``platform:platform_id`` (stable across databases); white space in the text is

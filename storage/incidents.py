@@ -19,9 +19,9 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlite_utils import Database
 
 from listener.core.models import parse_iso, to_iso
+from storage.engine import Db
 from storage.tx import immediate
 
 
@@ -63,7 +63,7 @@ def decode(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype=np.float16).astype(np.float32)
 
 
-def save_vectors(db: Database, rows: Iterable[VectorRow]) -> None:
+def save_vectors(db: Db, rows: Iterable[VectorRow]) -> None:
     """Keep the vectors of recent posts that need a person (re-evaluation changes nothing)."""
     with immediate(db):
         db.conn.executemany(
@@ -74,7 +74,7 @@ def save_vectors(db: Database, rows: Iterable[VectorRow]) -> None:
         )
 
 
-def loose_vectors(db: Database, brand: str, since: datetime, until: datetime) -> list[VectorRow]:
+def loose_vectors(db: Db, brand: str, since: datetime, until: datetime) -> list[VectorRow]:
     """Vectors of the brand's posts in ``[since, until]`` that are in none of its incidents."""
     sql = (
         "SELECT v.post_id, v.created_at, v.author, v.vector FROM post_vectors v"
@@ -95,13 +95,13 @@ _NEEDY = (
 )
 
 
-def needy_count(db: Database, brand: str, since: datetime, until: datetime) -> int:
+def needy_count(db: Db, brand: str, since: datetime, until: datetime) -> int:
     """How many of the brand's posts that need a person were written in ``[since, until)``."""
     sql = "SELECT count(*) " + _NEEDY.format(upper="<")
     return int(db.execute(sql, [to_iso(since), to_iso(until), brand, brand]).fetchone()[0])
 
 
-def needy_times(db: Database, brand: str, since: datetime, until: datetime) -> list[datetime]:
+def needy_times(db: Db, brand: str, since: datetime, until: datetime) -> list[datetime]:
     """When the brand's posts that need a person were written in ``[since, until]``, in order."""
     sql = "SELECT t.created_at " + _NEEDY.format(upper="<=") + " ORDER BY t.created_at"
     return [parse_iso(r[0]) for r in db.execute(sql, [to_iso(since), to_iso(until), brand,
@@ -117,18 +117,18 @@ def _incident(r: tuple[Any, ...]) -> IncidentRow:
                        np.frombuffer(r[7], dtype=np.float32).copy())
 
 
-def open_incidents(db: Database, brand: str, since: datetime) -> list[IncidentRow]:
+def open_incidents(db: Db, brand: str, since: datetime) -> list[IncidentRow]:
     """The brand's incidents with a report at or after ``since`` (still going on)."""
     sql = f"{_INCIDENT} WHERE brand = ? AND last_at >= ? ORDER BY opened_at"  # noqa: S608
     return [_incident(r) for r in db.execute(sql, [brand, to_iso(since)]).fetchall()]
 
 
-def load(db: Database, incident_id: str) -> IncidentRow | None:
+def load(db: Db, incident_id: str) -> IncidentRow | None:
     row = db.execute(f"{_INCIDENT} WHERE id = ?", [incident_id]).fetchone()  # noqa: S608
     return _incident(row) if row else None
 
 
-def save_incident(db: Database, incident: IncidentRow, members: Sequence[VectorRow],
+def save_incident(db: Db, incident: IncidentRow, members: Sequence[VectorRow],
                   now: datetime) -> None:
     """Create or update an incident and add ``members`` (posts already in it are ignored);
     its counts are recomputed from its members, so a retried batch cannot inflate them."""
@@ -156,27 +156,27 @@ def save_incident(db: Database, incident: IncidentRow, members: Sequence[VectorR
     incident.reports, incident.customers = int(row[0]), int(row[1])
 
 
-def unannounced(db: Database, incident_id: str) -> list[int]:
+def unannounced(db: Db, incident_id: str) -> list[int]:
     """Members no message has told the destinations about yet, oldest first."""
     sql = ("SELECT m.post_id FROM incident_posts m JOIN posts p ON p.id = m.post_id"
            " WHERE m.incident_id = ? AND m.announced IS NULL ORDER BY p.created_at, p.id")
     return [r[0] for r in db.execute(sql, [incident_id]).fetchall()]
 
 
-def mark_announced(db: Database, incident_id: str, post_ids: Iterable[int], now: datetime) -> None:
+def mark_announced(db: Db, incident_id: str, post_ids: Iterable[int], now: datetime) -> None:
     with immediate(db):
         db.conn.executemany(
             "UPDATE incident_posts SET announced = ? WHERE incident_id = ? AND post_id = ?",
             [(to_iso(now), incident_id, pid) for pid in post_ids])
 
 
-def with_unannounced(db: Database) -> list[str]:
+def with_unannounced(db: Db) -> list[str]:
     """Incidents that have members no message announced yet (the partial index finds them)."""
     sql = "SELECT DISTINCT incident_id FROM incident_posts WHERE announced IS NULL"
     return [r[0] for r in db.execute(sql).fetchall()]
 
 
-def members(db: Database, incident_id: str) -> list[dict[str, object]]:
+def members(db: Db, incident_id: str) -> list[dict[str, object]]:
     """Every member with what a message about the incident shows, oldest first."""
     sql = (
         "SELECT p.id, p.author, p.created_at, p.platform, s.urgency, s.p_negative,"
@@ -187,7 +187,7 @@ def members(db: Database, incident_id: str) -> list[dict[str, object]]:
     return [dict(r) for r in db.query(sql, [incident_id])]
 
 
-def member_texts(db: Database, post_ids: Sequence[int]) -> list[str]:
+def member_texts(db: Db, post_ids: Sequence[int]) -> list[str]:
     """The texts of the members ``post_ids`` (one bound value each: the caller caps how many),
     whose words an incident's top terms are counted on."""
     marks = ",".join("?" * len(post_ids))
@@ -195,7 +195,7 @@ def member_texts(db: Database, post_ids: Sequence[int]) -> list[str]:
     return [r[0] for r in db.execute(sql, list(post_ids)).fetchall()]
 
 
-def member_destinations(db: Database, incident_id: str) -> list[str]:
+def member_destinations(db: Db, incident_id: str) -> list[str]:
     """Where its members' own alerts would have gone: that is where the incident goes."""
     sql = ("SELECT DISTINCT a.destination FROM incident_posts m JOIN alerts a"
            " ON a.post_id = m.post_id WHERE m.incident_id = ? AND a.status NOT IN"

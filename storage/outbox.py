@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlite_utils import Database
-
 from listener.core.models import to_iso
 from storage.db import EXTRA_BRANDS_SQL, SCORE_COLUMNS, scrubbed
+from storage.engine import Db
 from storage.tx import immediate
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -53,7 +52,7 @@ class NewAlert:
 
 
 def enqueue(
-    db: Database, alerts: Iterable[NewAlert], evaluated_score_ids: Iterable[int], now: datetime
+    db: Db, alerts: Iterable[NewAlert], evaluated_score_ids: Iterable[int], now: datetime
 ) -> int:
     """Write alerts and mark the scores evaluated in one transaction; returns alerts added.
 
@@ -77,7 +76,7 @@ def enqueue(
             " ON CONFLICT(id) DO NOTHING",
             rows,
         )
-        added = max(cur.rowcount, 0)
+        added = max(int(cur.rowcount), 0)
         db.conn.executemany(
             "UPDATE scores SET rules_at = ? WHERE id = ?",
             [(stamp, sid) for sid in evaluated_score_ids],
@@ -86,7 +85,7 @@ def enqueue(
 
 
 def demote_lowest(
-    db: Database, rule: str, destination: str, since: datetime, above: float
+    db: Db, rule: str, destination: str, since: datetime, above: float
 ) -> str | None:
     """Suppress the lowest-ranked alert of ``rule`` to ``destination`` still waiting for its
     first attempt since ``since`` if it ranks below ``above``: a cap keeps the most important
@@ -103,20 +102,20 @@ def demote_lowest(
     return str(row[0])
 
 
-def fold_into_incident(db: Database, post_ids: Iterable[int]) -> int:
+def fold_into_incident(db: Db, post_ids: Iterable[int]) -> int:
     """Alerts of incident members that are still waiting for their first attempt travel in the
     incident's alert instead (status ``incident``); those already sent stay as they are."""
     ids = list(post_ids)
     if not ids:
         return 0
     with immediate(db):
-        return db.conn.executemany(
+        return int(db.conn.executemany(
             "UPDATE alerts SET status = ? WHERE post_id = ? AND status = ? AND attempts = 0",
             [(INCIDENT, pid, PENDING) for pid in ids],
-        ).rowcount
+        ).rowcount)
 
 
-def sent_since(db: Database, rule: str, destination: str, since: datetime) -> int:
+def sent_since(db: Db, rule: str, destination: str, since: datetime) -> int:
     """Alerts of a rule to a destination that count against its cap (not dry runs/suppressed)."""
     row = db.execute(
         "SELECT count(*) FROM alerts WHERE rule = ? AND destination = ? AND created_at >= ?"
@@ -126,7 +125,7 @@ def sent_since(db: Database, rule: str, destination: str, since: datetime) -> in
     return int(row[0])
 
 
-def held(db: Database, rule: str, before: datetime) -> list[dict[str, Any]]:
+def held(db: Db, rule: str, before: datetime) -> list[dict[str, Any]]:
     """A rule's alerts held over quiet hours and created before ``before``, with their scores."""
     sql = (
         "SELECT a.id AS alert_id, a.destination, a.priority, a.created_at, a.post_id,"
@@ -137,7 +136,7 @@ def held(db: Database, rule: str, before: datetime) -> list[dict[str, Any]]:
     return [dict(r) for r in db.query(sql, [HELD, rule, to_iso(before)])]
 
 
-def mark_digested(db: Database, alert_ids: Iterable[str]) -> None:
+def mark_digested(db: Db, alert_ids: Iterable[str]) -> None:
     """Held alerts now travel in a roll-up report; call in the transaction that queues it."""
     with immediate(db):
         db.conn.executemany(
@@ -146,7 +145,7 @@ def mark_digested(db: Database, alert_ids: Iterable[str]) -> None:
         )
 
 
-def due(db: Database, now: datetime, limit: int, destination: str | None = None
+def due(db: Db, now: datetime, limit: int, destination: str | None = None
         ) -> list[dict[str, Any]]:
     """Pending alerts of up to ``limit`` due *groups*, joined with post and score.
 
@@ -167,14 +166,16 @@ def due(db: Database, now: datetime, limit: int, destination: str | None = None
     sql = (  # constant clauses; values are bound
         "WITH g AS (SELECT destination, post_id, report_id, max(rank) AS grank,"  # noqa: S608
         " min(created_at) AS gfirst FROM alerts a WHERE status = ?1"
-        " AND (?4 IS NULL OR destination = ?4) GROUP BY destination, post_id, report_id"
+        " AND (CAST(?4 AS TEXT) IS NULL OR destination = ?4)"
+        " GROUP BY destination, post_id, report_id"
         " HAVING max(next_attempt_at) <= ?2 OR max(created_at) > ?2"
         " OR max((SELECT max(d.at) FROM deliveries d WHERE d.alert_id = a.id)) > ?2"
         " ORDER BY grank DESC, gfirst LIMIT ?3)"
         " SELECT a.id AS alert_id, a.rule, a.destination, a.attempts, a.priority, a.report_id,"
         f" a.rank, {SCORE_COLUMNS}, {EXTRA_BRANDS_SQL} AS also_brands, p.* FROM g JOIN alerts a"
-        " ON a.status = ?1 AND a.destination = g.destination AND a.post_id IS g.post_id"
-        " AND a.report_id IS g.report_id LEFT JOIN posts p ON p.id = a.post_id"
+        " ON a.status = ?1 AND a.destination = g.destination"
+        " AND a.post_id IS NOT DISTINCT FROM g.post_id"
+        " AND a.report_id IS NOT DISTINCT FROM g.report_id LEFT JOIN posts p ON p.id = a.post_id"
         " LEFT JOIN scores s ON s.id = a.score_id"
         " ORDER BY g.grank DESC, g.gfirst, g.destination, a.post_id, a.report_id, a.created_at,"
         " a.id"
@@ -182,14 +183,14 @@ def due(db: Database, now: datetime, limit: int, destination: str | None = None
     return [dict(r) for r in db.query(sql, [PENDING, to_iso(now), limit, destination])]
 
 
-def remote_id(db: Database, alert: str) -> str | None:
+def remote_id(db: Db, alert: str) -> str | None:
     """The remote id (Slack ts, ticket id …) an alert was delivered as; None until delivered."""
     row = db.execute("SELECT remote_id FROM alerts WHERE id = ? AND status = ?",
                      [alert, DELIVERED]).fetchone()
     return row[0] if row else None
 
 
-def thread_parent(db: Database, destination: str, platform: str, thread: str) -> str | None:
+def thread_parent(db: Db, destination: str, platform: str, thread: str) -> str | None:
     """Remote id of the first alert delivered to ``destination`` about this conversation."""
     row = db.execute(
         "SELECT a.remote_id FROM alerts a JOIN posts p ON p.id = a.post_id"
@@ -200,7 +201,7 @@ def thread_parent(db: Database, destination: str, platform: str, thread: str) ->
     return row[0] if row else None
 
 
-def next_due_at(db: Database, destinations: Iterable[str]) -> str | None:
+def next_due_at(db: Db, destinations: Iterable[str]) -> str | None:
     """When the next pending alert for one of ``destinations`` is due (None: nothing pending)."""
     names = list(destinations)
     if not names:
@@ -213,7 +214,7 @@ def next_due_at(db: Database, destinations: Iterable[str]) -> str | None:
     return row[0] if row else None
 
 
-def begin_attempt(db: Database, alert_ids: Iterable[str], attempt: int) -> None:
+def begin_attempt(db: Db, alert_ids: Iterable[str], attempt: int) -> None:
     """Commit that attempt ``attempt`` starts, BEFORE the request goes out.
 
     If the process dies after the remote acted but before the outcome is recorded, the next run
@@ -226,7 +227,7 @@ def begin_attempt(db: Database, alert_ids: Iterable[str], attempt: int) -> None:
 
 
 def record_delivered(
-    db: Database, alert: str, attempt: int, remote_id: str | None, now: datetime, ms: float
+    db: Db, alert: str, attempt: int, remote_id: str | None, now: datetime, ms: float
 ) -> None:
     stamp = to_iso(now)
     with immediate(db):
@@ -235,14 +236,15 @@ def record_delivered(
             " last_error = NULL WHERE id = ?",
             [DELIVERED, attempt, remote_id, stamp, alert],
         )
-        db.table("deliveries").insert(
-            {"alert_id": alert, "attempt": attempt, "at": stamp, "outcome": DELIVERED,
-             "remote_id": remote_id, "duration_ms": round(ms, 1)}
+        db.execute(
+            "INSERT INTO deliveries (alert_id, attempt, at, outcome, remote_id, duration_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?)", [alert, attempt, stamp, DELIVERED, remote_id,
+                                           round(ms, 1)],
         )
 
 
 def record_failure(
-    db: Database,
+    db: Db,
     alert: str,
     attempt: int,
     now: datetime,
@@ -268,24 +270,25 @@ def record_failure(
             " WHERE id = ?",
             [status, attempt, to_iso(retry_at) if retry_at else None, error, alert],
         )
-        db.table("deliveries").insert(
-            {"alert_id": alert, "attempt": attempt, "at": stamp, "outcome": outcome,
-             "status_code": status_code, "error": error, "duration_ms": round(ms, 1)}
+        db.execute(
+            "INSERT INTO deliveries (alert_id, attempt, at, outcome, status_code, error,"
+            " duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [alert, attempt, stamp, outcome, status_code, error, round(ms, 1)],
         )
 
 
-def defer_destination(db: Database, destination: str, until: datetime) -> int:
+def defer_destination(db: Db, destination: str, until: datetime) -> int:
     """Hold every pending alert of a rate-limited destination until ``until`` (Retry-After)."""
     stamp = to_iso(until)
     with immediate(db):
-        return db.execute(
+        return int(db.execute(
             "UPDATE alerts SET next_attempt_at = ? WHERE status = ? AND destination = ?"
             " AND next_attempt_at < ?",
             [stamp, PENDING, destination, stamp],
-        ).rowcount
+        ).rowcount)
 
 
-def requeue_failed(db: Database, now: datetime, ids: Iterable[str] = ()) -> int:
+def requeue_failed(db: Db, now: datetime, ids: Iterable[str] = ()) -> int:
     """Put parked alerts (all, or the given ids) back in the queue with a fresh attempt count.
 
     Fresh, but not zero once an attempt was made: an earlier attempt may have landed (a timeout
@@ -294,11 +297,11 @@ def requeue_failed(db: Database, now: datetime, ids: Iterable[str] = ()) -> int:
     restarts at 1, and the alert gets ``max_attempts - 1`` more attempts.
     """
     wanted = list(ids)
-    sql = ("UPDATE alerts SET status = ?, attempts = min(attempts, 1), next_attempt_at = ?"
+    sql = ("UPDATE alerts SET status = ?, attempts = CASE WHEN attempts < 1 THEN attempts ELSE 1 END, next_attempt_at = ?"
            " WHERE status = ?")
     params: list[Any] = [PENDING, to_iso(now), FAILED]
     if wanted:
         sql += f" AND id IN ({', '.join('?' * len(wanted))})"
         params += wanted
     with immediate(db):
-        return db.execute(sql, params).rowcount
+        return int(db.execute(sql, params).rowcount)

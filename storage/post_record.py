@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlite_utils import Database
+from storage.engine import Db
 
 
-def post_detail(db: Database, post_id: int) -> dict[str, Any] | None:
+def post_detail(db: Db, post_id: int) -> dict[str, Any] | None:
     """One post with its scores (newest first), status, alerts + deliveries and cross-posts."""
     rows = list(db.query(
         "SELECT p.*, coalesce(st.status, 'new') AS status, st.updated_at AS status_at,"

@@ -7,10 +7,10 @@ first write, in the middle of a run. The probe writes for real and takes it back
 
 from __future__ import annotations
 
-from sqlite_utils import Database
+from storage.engine import Db
 
 
-def prove_writable(db: Database) -> None:
+def prove_writable(db: Db) -> None:
     """Take the write lock and create a table, inside a transaction that is rolled back: nothing
     is left behind. Raises sqlite3.Error (read-only, locked past the busy timeout, disk I/O…)
     when this process could not write. ``db`` must not be inside a transaction already."""

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlite_utils import Database
-
 from listener.core.models import Post, Report, ReportMessage, Score, parse_iso, to_iso
 from storage import outbox
 from storage.db import SCORE_COLUMNS, post_from_row, score_from_row, scrubbed
+from storage.engine import Db
 from storage.tx import immediate
 
 
@@ -27,7 +26,7 @@ def report_alert_id(report: Report, destination: str) -> str:
 
 
 def enqueue_report(
-    db: Database, report: Report, destinations: Iterable[str], now: datetime,
+    db: Db, report: Report, destinations: Iterable[str], now: datetime,
     status: str = outbox.PENDING,
 ) -> int:
     """Store the report and one alert per destination; returns alerts added (0 if seen before)."""
@@ -55,7 +54,7 @@ def enqueue_report(
             " next_attempt_at, created_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
             rows,
         )
-    return max(cur.rowcount, 0)
+    return max(int(cur.rowcount), 0)
 
 
 def _scrubbed(value: Any) -> Any:
@@ -71,7 +70,7 @@ def _scrubbed(value: Any) -> Any:
     return value
 
 
-def last_report_at(db: Database, kind: str, name: str, brand: str | None,
+def last_report_at(db: Db, kind: str, name: str, brand: str | None,
                    source: str | None) -> datetime | None:
     """End of the newest window reported for this (kind, name, brand, source): cooldowns."""
     row = db.execute(
@@ -90,7 +89,7 @@ class SpikeWindow:
     spikes: tuple[str, ...]  # its ``numbers.spikes``: the kinds whose cooldown it started
 
 
-def spike_windows(db: Database, name: str, brand: str | None, source: str | None,
+def spike_windows(db: Db, name: str, brand: str | None, source: str | None,
                   since: datetime) -> list[SpikeWindow]:
     """Spike reports of detector ``name`` for (``brand``, ``source``) whose window ends at or
     after ``since``: what the detector's cooldowns are measured from.
@@ -110,7 +109,7 @@ def spike_windows(db: Database, name: str, brand: str | None, source: str | None
             for end, payload in rows]
 
 
-def report_alert_status(db: Database, report: Report, destination: str) -> str | None:
+def report_alert_status(db: Db, report: Report, destination: str) -> str | None:
     """The outbox status of ``report``'s alert to ``destination``; None when it has none.
 
     An incident sends its updates only where its first message exists and has settled."""
@@ -119,7 +118,7 @@ def report_alert_status(db: Database, report: Report, destination: str) -> str |
     return str(row[0]) if row is not None else None
 
 
-def last_incident_report_at(db: Database, kind: str, name: str, brand: str,
+def last_incident_report_at(db: Db, kind: str, name: str, brand: str,
                             incident_id: str) -> datetime | None:
     """When the newest ``kind`` report about incident ``incident_id`` (its ``numbers.incident``)
     was written; None before the first: how long the incident's next update waits."""
@@ -136,7 +135,7 @@ _EXAMPLE = (
 )
 
 
-def message_for(db: Database, row: dict[str, Any]) -> ReportMessage:
+def message_for(db: Db, row: dict[str, Any]) -> ReportMessage:
     """The message dispatch hands to a sink for an outbox row that points at a report."""
     rep = next(db.query("SELECT * FROM reports WHERE id = ?", [row["report_id"]]))
     payload = json.loads(rep["payload"])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlite_utils import Database
+from storage.engine import Db
 
 # Newest finished run of one stage target; `runs(stage, started_at)` walks back from the newest.
 LAST_RUN_SQL = (
@@ -64,7 +64,7 @@ class RunInProgress:
     progress_at: str  # ISO time of its last heartbeat, or its start when it never beat
 
 
-def last_finished(db: Database, stage: str, target: str) -> FinishedRun | None:
+def last_finished(db: Db, stage: str, target: str) -> FinishedRun | None:
     """The newest finished run of ``stage``/``target``; None when it never finished one."""
     row = db.execute(LAST_RUN_SQL, [stage, target]).fetchone()
     if row is None:
@@ -72,7 +72,7 @@ def last_finished(db: Database, stage: str, target: str) -> FinishedRun | None:
     return FinishedRun(status=row[0], started_at=row[1], error=row[2])
 
 
-def last_ok(db: Database, stage: str, target: str) -> SuccessfulRun | None:
+def last_ok(db: Db, stage: str, target: str) -> SuccessfulRun | None:
     """The newest successful run of ``stage``/``target``; None when none ever succeeded."""
     row = db.execute(LAST_OK_SQL, [stage, target]).fetchone()
     if row is None:
@@ -80,7 +80,7 @@ def last_ok(db: Database, stage: str, target: str) -> SuccessfulRun | None:
     return SuccessfulRun(started_at=row[0], finished_at=row[1])
 
 
-def streak_start(db: Database, stage: str, target: str, after: str) -> str | None:
+def streak_start(db: Db, stage: str, target: str, after: str) -> str | None:
     """When the current failure streak began: the start (ISO time) of the oldest run of
     ``stage``/``target`` that started after ``after`` (the last success's start, or ``""`` when
     it never succeeded: then the oldest run of all). None when no run started after it."""
@@ -89,7 +89,7 @@ def streak_start(db: Database, stage: str, target: str, after: str) -> str | Non
     return started
 
 
-def in_progress(db: Database) -> list[RunInProgress]:
+def in_progress(db: Db) -> list[RunInProgress]:
     """Every run still marked 'running', with its last sign of progress (few rows: the partial
     index holds only those)."""
     return [RunInProgress(stage=row[0], target=row[1], started_at=row[2], progress_at=row[3])

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlite_utils import Database
-
 from listener.core.models import to_iso
+from storage.engine import Db
 from storage.tx import immediate
 
 
-def start(db: Database, digest: str, user_id: int | None, now: datetime, expires_at: datetime,
+def start(db: Db, digest: str, user_id: int | None, now: datetime, expires_at: datetime,
           forget_expired_before: datetime) -> None:
     """Record a new session (by the digest of its id); sessions that expired before
     ``forget_expired_before`` are deleted in the same transaction, so the table stays small."""
@@ -28,14 +27,14 @@ def start(db: Database, digest: str, user_id: int | None, now: datetime, expires
                    [digest, user_id, to_iso(now), to_iso(expires_at)])
 
 
-def is_live(db: Database, digest: str, now: datetime) -> bool:
+def is_live(db: Db, digest: str, now: datetime) -> bool:
     """True when the session exists, has not expired by ``now`` and was not revoked."""
     row = db.execute("SELECT 1 FROM web_sessions WHERE id = ? AND revoked_at IS NULL"
                      " AND expires_at > ?", [digest, to_iso(now)]).fetchone()
     return row is not None
 
 
-def revoke(db: Database, digest: str, now: datetime) -> bool:
+def revoke(db: Db, digest: str, now: datetime) -> bool:
     """End a session at ``now`` (logout); False when there was none still open to end."""
     cursor = db.execute("UPDATE web_sessions SET revoked_at = ? WHERE id = ?"
                         " AND revoked_at IS NULL", [to_iso(now), digest])

@@ -12,27 +12,26 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlite_utils import Database
-
 from listener.core.models import parse_iso, to_iso
 from storage.db import scrubbed
+from storage.engine import Db
 from storage.tx import immediate
 
 PAUSED_SQL = "SELECT source, paused_until FROM source_state WHERE paused_until IS NOT NULL"
 
 
-def paused_sources(db: Database) -> dict[str, str]:
+def paused_sources(db: Db) -> dict[str, str]:
     """Source name → the ISO time it resumes, for every source with a pause recorded (one whose
     time has passed included: the source clears it at its next poll)."""
     return {row[0]: row[1] for row in db.execute(PAUSED_SQL).fetchall()}
 
 
-def paused_until(db: Database, source: str) -> datetime | None:
+def paused_until(db: Db, source: str) -> datetime | None:
     row = db.execute("SELECT paused_until FROM source_state WHERE source = ?", [source]).fetchone()
     return parse_iso(row[0]) if row and row[0] else None
 
 
-def pause_end(db: Database, source: str, now: datetime) -> datetime | None:
+def pause_end(db: Db, source: str, now: datetime) -> datetime | None:
     """When a paused source may poll again, proof against a clock that was set back.
 
     A pause is a wait that began when it was recorded (``updated_at``). If the clock now reads
@@ -54,12 +53,15 @@ def pause_end(db: Database, source: str, now: datetime) -> datetime | None:
     return until
 
 
-def pause_source(db: Database, source: str, until: datetime | None, reason: str,
+def pause_source(db: Db, source: str, until: datetime | None, reason: str,
                  now: datetime) -> None:
     """Pause a source until ``until`` (None resumes it); kept across restarts and cron runs."""
     with immediate(db):
-        db.table("source_state").upsert(
-            {"source": source, "paused_until": to_iso(until) if until else None,
-             "reason": scrubbed(reason) if until else None, "updated_at": to_iso(now)},
-            pk="source",
+        db.execute(
+            "INSERT INTO source_state (source, paused_until, reason, updated_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET"
+            " paused_until = excluded.paused_until, reason = excluded.reason,"
+            " updated_at = excluded.updated_at",
+            [source, to_iso(until) if until else None, scrubbed(reason) if until else None,
+             to_iso(now)],
         )

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from sqlite_utils import Database
+from storage.engine import Db
 
 # "unsupported": scored in a language no configured model understands (counted apart)
 SENTIMENTS = ("negative", "neutral", "positive", "unsupported", "unscored")
 
 
-def posts_by_source_and_sentiment(db: Database) -> dict[str, dict[str, int]]:
+def posts_by_source_and_sentiment(db: Db) -> dict[str, dict[str, int]]:
     """Counts per source and sentiment, using each post's newest score."""
     sql = (
         "SELECT p.source, coalesce(CASE WHEN s.language_supported = 0 THEN 'unsupported'"
@@ -27,7 +27,7 @@ def posts_by_source_and_sentiment(db: Database) -> dict[str, dict[str, int]]:
     return dict(table)
 
 
-def alerts_by_rule_and_status(db: Database) -> list[dict[str, object]]:
+def alerts_by_rule_and_status(db: Db) -> list[dict[str, object]]:
     sql = (
         "SELECT rule, destination, status, count(*) AS n FROM alerts"
         " GROUP BY rule, destination, status ORDER BY rule, destination, status"
@@ -35,12 +35,12 @@ def alerts_by_rule_and_status(db: Database) -> list[dict[str, object]]:
     return list(db.query(sql))
 
 
-def rejects_by_source(db: Database) -> dict[str, int]:
+def rejects_by_source(db: Db) -> dict[str, int]:
     return {r["source"]: r["n"] for r in db.query(
         "SELECT source, count(*) AS n FROM rejects GROUP BY source")}
 
 
-def failed_runs(db: Database, since: str) -> list[dict[str, object]]:
+def failed_runs(db: Db, since: str) -> list[dict[str, object]]:
     return list(db.query(
         "SELECT stage, target, error FROM runs WHERE status = 'error' AND started_at >= ?",
         [since]))

@@ -18,9 +18,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlite_utils import Database
-
 from listener.core.models import to_iso
+from storage.engine import Db
 
 # the rollups' cell labels: sentiments, posts no model understood, posts not scored yet
 SENTIMENTS = ("negative", "neutral", "positive", "unsupported", "unscored")
@@ -113,7 +112,7 @@ def bucket_keys(period: Period, bucket: str) -> list[str]:
 
 
 def counts_by(
-    db: Database, period: Period, bucket: str, group: str, brand: str | None = None,
+    db: Db, period: Period, bucket: str, group: str, brand: str | None = None,
     source: str | None = None,
 ) -> dict[str, Counts]:
     """Counts per time bucket ('hour', 'day', 'week'; ``group`` 'bucket'), per brand or per
@@ -155,7 +154,7 @@ def total(counts: dict[str, Counts]) -> Counts:
 
 
 def spikes(
-    db: Database, period: Period, brand: str | None = None, source: str | None = None
+    db: Db, period: Period, brand: str | None = None, source: str | None = None
 ) -> list[dict[str, Any]]:
     """Spike reports whose window overlaps the period, with what the detector said about them
     (summary, top terms); a brand-wide spike shows on every source."""
@@ -183,7 +182,7 @@ TERMS_SQL = (
 
 
 def negative_texts(
-    db: Database, period: Period, brand: str | None = None, source: str | None = None,
+    db: Db, period: Period, brand: str | None = None, source: str | None = None,
     sample: int = TERM_SAMPLE,
 ) -> list[str]:
     """The text of the newest ``sample`` negative posts of the period, for their top terms.
@@ -195,7 +194,7 @@ def negative_texts(
     return [row[0] for row in db.execute(TERMS_SQL, params).fetchall()]
 
 
-def newest_post_at(db: Database) -> str | None:
+def newest_post_at(db: Db) -> str | None:
     """When the newest post was written: the overview offers to jump there when a range is empty."""
     row = db.execute("SELECT max(created_at) FROM posts").fetchone()
     return row[0] if row else None

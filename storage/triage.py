@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlite_utils import Database
-
 from listener.core.models import to_iso
+from storage.engine import Db
 from storage.tx import immediate
 
 STATUSES = ("new", "handled", "not_relevant")
@@ -68,7 +67,7 @@ def _where(f: QueueFilter) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-def check_search(db: Database, q: str) -> str | None:
+def check_search(db: Db, q: str) -> str | None:
     """Why a text search cannot be run (FTS5 syntax), or None when it can."""
     try:
         db.execute("SELECT 1 FROM posts_fts WHERE posts_fts MATCH ? AND rowid = 0", [q]).fetchall()
@@ -96,19 +95,19 @@ def queue_sql(f: QueueFilter, limit: int, offset: int) -> tuple[str, list[Any]]:
     return sql, [*params, limit, offset]
 
 
-def queue(db: Database, f: QueueFilter, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+def queue(db: Db, f: QueueFilter, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
     """Queue rows, most urgent × widest reach first, with the post and its status."""
     return [dict(r) for r in db.query(*queue_sql(f, limit, offset))]
 
 
-def count_queue(db: Database, f: QueueFilter, cap: int = COUNT_CAP) -> int:
+def count_queue(db: Db, f: QueueFilter, cap: int = COUNT_CAP) -> int:
     """How many rows match, counted up to ``cap`` + 1 (the page shows "cap+")."""
     where, params = _where(f)
     sql = f"SELECT count(*) FROM (SELECT 1 FROM triage t{where} LIMIT ?)"  # noqa: S608
     return int(db.execute(sql, [*params, cap + 1]).fetchone()[0])
 
 
-def distinct_values(db: Database, column: str) -> list[str]:
+def distinct_values(db: Db, column: str) -> list[str]:
     """Brands, sources or languages present, read by skipping through an index.
 
     A recursive "loose index scan": one index seek per distinct value instead of reading
@@ -126,7 +125,7 @@ def distinct_values(db: Database, column: str) -> list[str]:
     return [r[0] for r in db.execute(sql).fetchall()]
 
 
-def set_status(db: Database, post_id: int, status: str, by: str, now: datetime) -> None:
+def set_status(db: Db, post_id: int, status: str, by: str, now: datetime) -> None:
     """Record what a human decided about a post (new / handled / not_relevant)."""
     with immediate(db):
         db.execute(

@@ -1,6 +1,7 @@
-"""Connections and write transactions.
+"""Connections and write transactions, for both engines.
 
-Every read-then-write starts with ``BEGIN IMMEDIATE``: with a plain ``BEGIN`` concurrent writers
+A target is an SQLite file path or a ``postgresql://`` URL (:mod:`storage.postgres`).
+On SQLite every read-then-write starts with ``BEGIN IMMEDIATE``: with a plain ``BEGIN`` concurrent writers
 get "database is locked" despite busy_timeout (see PLATFORMS.md). Connections run in autocommit
 mode (``isolation_level=None``) so the only transactions are the ones we open explicitly.
 """
@@ -15,15 +16,21 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from listener.core.errors import StorageError
+from storage.engine import Db
 
 BUSY_TIMEOUT_MS = 10_000
 
 
-def connect(path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Database:
-    """Open (creating if needed) a database with WAL, synchronous=NORMAL and a busy timeout.
+def connect(path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Db:
+    """Open (creating if needed) a database with WAL, synchronous=NORMAL and a busy timeout;
+    or, for a ``postgresql://`` URL, a connection to that server.
 
-    One connection per thread: sqlite3 connections must not be shared between threads.
+    One connection per thread: neither engine's connections may be shared between threads.
     """
+    if isinstance(path, str) and path.startswith(("postgresql://", "postgres://")):
+        from storage import postgres  # psycopg: only where PostgreSQL is configured
+
+        return postgres.connect(path, busy_timeout_ms)
     target = str(path)
     if target != ":memory:":
         Path(target).parent.mkdir(parents=True, exist_ok=True)
@@ -46,11 +53,15 @@ def connect(path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Databas
 
 
 @contextmanager
-def immediate(db: Database) -> Iterator[Database]:
+def immediate(db: Db) -> Iterator[Db]:
     """One write transaction: everything inside commits together or not at all."""
     conn = db.conn
     if conn.in_transaction:  # nested use joins the outer transaction
         yield db
+        return
+    if getattr(db, "dialect", "sqlite") == "postgresql":
+        with _pg_transaction(db):
+            yield db
         return
     try:
         conn.execute("BEGIN IMMEDIATE")
@@ -66,6 +77,36 @@ def immediate(db: Database) -> Iterator[Database]:
                 conn.execute("ROLLBACK")
         if isinstance(exc, sqlite3.OperationalError) and environmental(exc):
             raise StorageError(_explain(exc)) from exc
+        raise
+
+
+# The key of the one write lock every PostgreSQL write transaction takes ("listener" + 1).
+WRITE_LOCK_KEY = 0x6C697374656E6573
+
+
+@contextmanager
+def _pg_transaction(db: Db) -> Iterator[None]:
+    """PostgreSQL's write transaction, one at a time across every worker, as SQLite's
+    ``BEGIN IMMEDIATE`` is: the verbs read then write (caps, incident grouping, cross-post
+    links by id ranges) and the rollup triggers update shared cells, all written for one
+    writer; concurrent writers would deadlock on the cells or see each other half-done.
+    Work that runs in parallel (scoring, sending) happens outside these transactions, on
+    rows a worker has claimed; the writes that record it are short."""
+    import psycopg
+
+    conn = db.conn
+    conn.execute("BEGIN")
+    conn.execute("SELECT pg_advisory_xact_lock(?)", [WRITE_LOCK_KEY])
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:
+            with suppress(psycopg.Error):
+                conn.execute("ROLLBACK")
+        if isinstance(exc, psycopg.OperationalError):
+            raise StorageError(f"database write failed ({type(exc).__name__}: {exc}); nothing "
+                               "of it was saved and the next run retries it") from exc
         raise
 
 

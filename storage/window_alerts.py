@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlite_utils import Database
-
 from listener.core.models import to_iso
+from storage.engine import Db
 from storage.windows import brand_params, brand_scoped
 
 # alerts about the period's posts (held ones included)
@@ -43,28 +42,28 @@ class AlertCount:
     alerts: int
 
 
-def post_alert_counts(db: Database, brand: str | None, start: datetime,
+def post_alert_counts(db: Db, brand: str | None, start: datetime,
                       end: datetime) -> list[AlertCount]:
     """Alerts about the brand's posts written in ``[start, end)`` per rule and status (held,
     suppressed and dry-run ones included: a digest says what was and was not sent)."""
     return _counts(db, _POST_ALERTS, brand, "p", start, end)
 
 
-def spike_alert_counts(db: Database, brand: str | None, start: datetime,
+def spike_alert_counts(db: Db, brand: str | None, start: datetime,
                        end: datetime) -> list[AlertCount]:
     """Alerts of the brand's spike reports whose window ends in ``(start, end]``, per rule and
     status: the spikes of a period are part of its story."""
     return _counts(db, _SPIKE_ALERTS, brand, "r", start, end)
 
 
-def _counts(db: Database, sql: str, brand: str | None, alias: str, start: datetime,
+def _counts(db: Db, sql: str, brand: str | None, alias: str, start: datetime,
             end: datetime) -> list[AlertCount]:
     params = [*brand_params(brand, alias), to_iso(start), to_iso(end)]
     return [AlertCount(row["rule"], row["status"], row["n"])
             for row in db.query(brand_scoped(sql, brand, alias), params)]
 
 
-def suppressed_posts(db: Database, brand: str | None, start: datetime,
+def suppressed_posts(db: Db, brand: str | None, start: datetime,
                      end: datetime) -> list[int]:
     """Ids of the brand's posts of ``[start, end)`` whose alerts a rule's cap suppressed, most
     important first (their highest rank): people asked to be paged less, not to be told

@@ -26,9 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlite_utils import Database
-
 from listener.core.models import to_iso
+from storage.engine import Db
 
 NEWEST_SCORE = "s.id = (SELECT max(id) FROM scores WHERE post_id = p.id)"
 IN_WINDOW = "p.created_at >= ? AND p.created_at < ? AND p.duplicate_of IS NULL"
@@ -77,7 +76,7 @@ class SeriesCount:
     negative: int
 
 
-def series_counts(db: Database, start: datetime, end: datetime) -> list[SeriesCount]:
+def series_counts(db: Db, start: datetime, end: datetime) -> list[SeriesCount]:
     """Posts, scored and negative posts per hour back from ``end``, per (brand, source), for
     every post in ``[start, end)``: the series spike detection compares the last hour with.
 
@@ -88,7 +87,7 @@ def series_counts(db: Database, start: datetime, end: datetime) -> list[SeriesCo
     return [SeriesCount(*row) for row in rows]
 
 
-def series_texts(db: Database, brand: str | None, source: str | None, start: datetime,
+def series_texts(db: Db, brand: str | None, source: str | None, start: datetime,
                  end: datetime, limit: int) -> list[str]:
     """Texts of a series' posts in ``[start, end)``, newest first, at most ``limit``: what a
     spike's top terms are counted on (the window's against its baseline's).
@@ -98,7 +97,7 @@ def series_texts(db: Database, brand: str | None, source: str | None, start: dat
     return [row[0] for row in db.execute(_SERIES_TEXTS, params)]
 
 
-def series_examples(db: Database, brand: str | None, source: str | None, start: datetime,
+def series_examples(db: Db, brand: str | None, source: str | None, start: datetime,
                     end: datetime, limit: int) -> list[int]:
     """Ids of a series' scored posts in ``[start, end)``, most negative and urgent first
     (``p_negative + urgency``), at most ``limit``: the posts a spike report shows.
@@ -183,7 +182,7 @@ class HourBucket:
     help: int  # of them, posts whose urgency is at least the threshold asked for
 
 
-def brand_hours(db: Database, brand: str | None, start: datetime, end: datetime,
+def brand_hours(db: Db, brand: str | None, start: datetime, end: datetime,
                 help_min_urgency: float) -> list[HourBucket]:
     """The brand's posts in ``[start, end)`` per hour since ``start``, sentiment and source,
     and how many of them need a reply (urgency ≥ ``help_min_urgency``): a digest's volume."""
@@ -193,7 +192,7 @@ def brand_hours(db: Database, brand: str | None, start: datetime, end: datetime,
             for row in db.query(brand_scoped(_BRAND_HOURS, brand), params)]
 
 
-def brand_has_posts(db: Database, brand: str | None, start: datetime, end: datetime) -> bool:
+def brand_has_posts(db: Db, brand: str | None, start: datetime, end: datetime) -> bool:
     """Whether ``[start, end)`` holds a post :func:`brand_hours` would count (one indexed
     probe), so a digest of an empty period costs one lookup and "no posts" here means its
     volume would have said "0 posts"."""
@@ -201,7 +200,7 @@ def brand_has_posts(db: Database, brand: str | None, start: datetime, end: datet
     return db.execute(sql, [*brand_params(brand), *_range(start, end)]).fetchone() is not None
 
 
-def brand_top_negative(db: Database, brand: str | None, start: datetime, end: datetime,
+def brand_top_negative(db: Db, brand: str | None, start: datetime, end: datetime,
                        limit: int) -> list[int]:
     """Ids of the brand's negative posts in ``[start, end)``, at most ``limit``, the most
     negative first with a post's probability weighted by its author's reach (what a digest
@@ -209,14 +208,14 @@ def brand_top_negative(db: Database, brand: str | None, start: datetime, end: da
     return _ids(db, _BRAND_TOP_NEGATIVE, brand, [*_range(start, end), limit])
 
 
-def brand_top_help(db: Database, brand: str | None, start: datetime, end: datetime,
+def brand_top_help(db: Db, brand: str | None, start: datetime, end: datetime,
                    min_urgency: float, limit: int) -> list[int]:
     """Ids of the brand's posts in ``[start, end)`` with urgency ≥ ``min_urgency``, at most
     ``limit``, the most urgent first, then the widest reach (the people waiting for a reply)."""
     return _ids(db, _BRAND_TOP_HELP, brand, [*_range(start, end), min_urgency, limit])
 
 
-def _ids(db: Database, sql: str, brand: str | None, tail: Sequence[object]) -> list[int]:
+def _ids(db: Db, sql: str, brand: str | None, tail: Sequence[object]) -> list[int]:
     return [row["id"] for row in db.query(brand_scoped(sql, brand), [*brand_params(brand), *tail])]
 
 
@@ -228,7 +227,7 @@ class PostText:
     negative: bool
 
 
-def brand_texts(db: Database, brand: str | None, start: datetime, end: datetime,
+def brand_texts(db: Db, brand: str | None, start: datetime, end: datetime,
                 limit: int) -> list[PostText]:
     """The brand's newest ``limit`` posts of ``[start, end)``, each with whether it is
     negative: the terms that set a period's complaints apart from its other posts."""
@@ -246,7 +245,7 @@ _FIRST_BRAND_TEXTS = (
 )
 
 
-def first_brand_texts(db: Database, brand: str | None, start: datetime,
+def first_brand_texts(db: Db, brand: str | None, start: datetime,
                       end: datetime) -> list[str]:
     """Texts of the newest 5,000 posts in ``[start, end)`` whose FIRST brand is ``brand``
     (None: posts without a brand): what an incident's words are compared with, the brand's

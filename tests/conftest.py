@@ -5,8 +5,9 @@ through ONNX Runtime from an exported encoder cached under ``$LISTENER_CACHE_DIR
 one temporary folder for the whole session — inherited by the CLI subprocesses the tests start —
 so tests never write into the user's own ``~/.cache`` and the export happens once per session.
 
-Shared fixtures: ``_no_proxy`` (autouse: the fakes are reached directly) and ``db`` (a migrated
-database of its own for each test).
+Shared fixtures: ``_no_proxy`` (autouse: the fakes are reached directly), ``db`` (a migrated
+SQLite database of its own for each test), ``any_db`` (the same, once on SQLite and once on
+PostgreSQL) and ``pg_server`` (the session's PostgreSQL server, :mod:`tests.pg_server`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from tests.pg_server import Server
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -39,6 +42,34 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
                  "all_proxy"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Server]:
+    """The session's PostgreSQL server (:mod:`tests.pg_server`). Missing binaries skip the
+    PostgreSQL cases on a developer's machine; in CI they fail, as a missing browser does."""
+    server = Server()
+    if not server.available:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed (.ci/run installs Debian's postgresql)")
+        pytest.skip("PostgreSQL is not installed here (apt-get install postgresql)")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated database of its own for each test, once on each engine: an SQLite file and
+    a PostgreSQL database — the same verbs must behave the same on both."""
+    from storage.db import open_db
+
+    if request.param == "sqlite":
+        conn = open_db(tmp_path / "fixture.db")
+    else:
+        conn = open_db(request.getfixturevalue("pg_server").new_database())
+    yield conn
+    conn.close()
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Storage verbs on real temporary SQLite files."""
+"""Storage verbs on real temporary databases: SQLite files, and PostgreSQL for the verbs every
+engine runs (``any_db``)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from sqlite_utils import Database
 from listener.core.models import Page, Post, Rejected, Score
 from storage import db as store
 from storage import outbox
+from storage.engine import Db
 from storage.migrations import MIGRATIONS, migrate, pending
 from storage.tx import connect
+from tests.dbrows import count, get, rows
 from tests.storage.old_schema import save_scores_before_009
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -33,28 +36,29 @@ def test_schema_pragmas_and_idempotent_migrations(db: Database, tmp_path: Path) 
     assert [r["name"] for r in db["_migrations"].rows] == [name for name, _ in MIGRATIONS]
 
 
-def test_store_page_dedups_and_saves_cursor(db: Database) -> None:
+def test_store_page_dedups_and_saves_cursor(any_db: Db) -> None:
     page = Page(posts=[post("1"), post("2"), post("1")], cursor={"offset": 10},
                 rejected=[Rejected("f.jsonl:3", "missing required field 'text'")])
-    assert store.store_page(db, "src", page, NOW) == 2
-    assert store.store_page(db, "src", Page(posts=[post("2"), post("3")], cursor=None), NOW) == 1
-    assert db["posts"].count == 3
-    assert store.load_cursor(db, "src") == {"offset": 10}
-    assert [r["location"] for r in db["rejects"].rows] == ["f.jsonl:3"]
+    assert store.store_page(any_db, "src", page, NOW) == 2
+    assert store.store_page(any_db, "src", Page(posts=[post("2"), post("3")], cursor=None), NOW) == 1
+    assert count(any_db, "posts") == 3
+    assert store.load_cursor(any_db, "src") == {"offset": 10}
+    assert [r["location"] for r in rows(any_db, "rejects")] == ["f.jsonl:3"]
 
 
-def test_a_post_the_database_refuses_is_rejected_alone(db: Database) -> None:
+def test_a_post_the_database_refuses_is_rejected_alone(any_db: Db) -> None:
     # before (issue 14): one refused post failed the whole page, every run, and the cursor
     # never moved past it; now that post is rejected by platform:id and the rest is stored
-    store.store_page(db, "src", Page(posts=[post("1")], cursor={"offset": 1}), NOW)
+    store.store_page(any_db, "src", Page(posts=[post("1")], cursor={"offset": 1}), NOW)
     # NOT NULL fails inside SQL, after the page's first post was inserted
     broken = Post(platform=None, platform_id="9", text="t", created_at=NOW)  # type: ignore[arg-type]
     page = Page(posts=[post("2"), broken, post("3")], cursor={"offset": 99})
-    assert store.store_page(db, "src", page, NOW) == 2
-    assert [r["platform_id"] for r in db["posts"].rows] == ["1", "2", "3"]
-    assert store.load_cursor(db, "src") == {"offset": 99}
-    [reject] = db["rejects"].rows
-    assert reject["location"] == "None:9" and "IntegrityError" in reject["reason"]
+    assert store.store_page(any_db, "src", page, NOW) == 2
+    assert [r["platform_id"] for r in rows(any_db, "posts")] == ["1", "2", "3"]
+    assert store.load_cursor(any_db, "src") == {"offset": 99}
+    [reject] = rows(any_db, "rejects")
+    assert reject["location"] == "None:9"
+    assert "IntegrityError" in reject["reason"] or "NotNullViolation" in reject["reason"]
 
 
 def test_a_failing_database_stores_neither_posts_nor_cursor(db: Database) -> None:
@@ -72,47 +76,47 @@ def test_a_failing_database_stores_neither_posts_nor_cursor(db: Database) -> Non
     assert store.load_cursor(db, "src") == {"offset": 1}
 
 
-def test_scores_are_per_model_version_and_never_duplicated(db: Database) -> None:
-    store.store_page(db, "src", Page(posts=[post("1"), post("2")]), NOW)
-    todo = store.posts_to_score(db, "m", "v1", 10)
+def test_scores_are_per_model_version_and_never_duplicated(any_db: Db) -> None:
+    store.store_page(any_db, "src", Page(posts=[post("1"), post("2")]), NOW)
+    todo = store.posts_to_score(any_db, "m", "v1", 10)
     assert [r.text for r in todo] == ["hello", "hello"]
     score = Score("negative", 0.8, 0.15, 0.05, 0.9, "m", "v1")
-    assert store.save_scores(db, [(todo[0].id, score, "en")], NOW) == 1
-    assert store.save_scores(db, [(todo[0].id, score, "en")], NOW) == 0
-    assert len(store.posts_to_score(db, "m", "v1", 10)) == 1
-    assert len(store.posts_to_score(db, "m", "v2", 10)) == 2  # a new version re-scores all
+    assert store.save_scores(any_db, [(todo[0].id, score, "en")], NOW) == 1
+    assert store.save_scores(any_db, [(todo[0].id, score, "en")], NOW) == 0
+    assert len(store.posts_to_score(any_db, "m", "v1", 10)) == 1
+    assert len(store.posts_to_score(any_db, "m", "v2", 10)) == 2  # a new version re-scores all
 
 
-def test_outbox_ids_are_deterministic_and_unique(db: Database) -> None:
-    store.store_page(db, "src", Page(posts=[post("1")]), NOW)
-    store.save_scores(db, [(1, Score("negative", 0.8, 0.1, 0.1, 0.9, "m", "v"), None)], NOW)
-    rows = store.scores_to_evaluate(db, 10)
+def test_outbox_ids_are_deterministic_and_unique(any_db: Db) -> None:
+    store.store_page(any_db, "src", Page(posts=[post("1")]), NOW)
+    store.save_scores(any_db, [(1, Score("negative", 0.8, 0.1, 0.1, 0.9, "m", "v"), None)], NOW)
+    rows = store.scores_to_evaluate(any_db, 10)
     alert = outbox.NewAlert("r", "slack", 1, rows[0].score_id, "x:1")
-    assert outbox.enqueue(db, [alert, alert], [rows[0].score_id], NOW) == 1
-    assert outbox.enqueue(db, [alert], [], NOW) == 0
-    assert store.scores_to_evaluate(db, 10) == []
+    assert outbox.enqueue(any_db, [alert, alert], [rows[0].score_id], NOW) == 1
+    assert outbox.enqueue(any_db, [alert], [], NOW) == 0
+    assert store.scores_to_evaluate(any_db, 10) == []
     assert outbox.alert_id("r", "x:1", "slack") == outbox.alert_id("r", "x:1", "slack")
     assert outbox.alert_id("r", "x:1", "slack") != outbox.alert_id("r", "x:1", "email")
-    due = outbox.due(db, NOW, 10)
+    due = outbox.due(any_db, NOW, 10)
     assert [d["alert_id"] for d in due] == [outbox.alert_id("r", "x:1", "slack")]
 
 
-def test_failure_then_park_then_requeue(db: Database) -> None:
-    store.store_page(db, "src", Page(posts=[post("1")]), NOW)
-    store.save_scores(db, [(1, Score("negative", 0.8, 0.1, 0.1, 0.9, "m", "v"), None)], NOW)
-    sid = store.scores_to_evaluate(db, 1)[0].score_id
-    outbox.enqueue(db, [outbox.NewAlert("r", "d", 1, sid, "x:1")], [sid], NOW)
+def test_failure_then_park_then_requeue(any_db: Db) -> None:
+    store.store_page(any_db, "src", Page(posts=[post("1")]), NOW)
+    store.save_scores(any_db, [(1, Score("negative", 0.8, 0.1, 0.1, 0.9, "m", "v"), None)], NOW)
+    sid = store.scores_to_evaluate(any_db, 1)[0].score_id
+    outbox.enqueue(any_db, [outbox.NewAlert("r", "d", 1, sid, "x:1")], [sid], NOW)
     aid = outbox.alert_id("r", "x:1", "d")
-    outbox.record_failure(db, aid, 1, NOW, error="boom", status_code=500, retry_at=None, ms=1)
-    assert db["alerts"].get(aid)["status"] == outbox.FAILED
-    assert outbox.due(db, NOW, 10) == []
-    assert outbox.requeue_failed(db, NOW) == 1
-    assert db["alerts"].get(aid)["status"] == outbox.PENDING
-    assert [d["outcome"] for d in db["deliveries"].rows] == ["failed"]
+    outbox.record_failure(any_db, aid, 1, NOW, error="boom", status_code=500, retry_at=None, ms=1)
+    assert get(any_db, "alerts", aid)["status"] == outbox.FAILED
+    assert outbox.due(any_db, NOW, 10) == []
+    assert outbox.requeue_failed(any_db, NOW) == 1
+    assert get(any_db, "alerts", aid)["status"] == outbox.PENDING
+    assert [d["outcome"] for d in rows(any_db, "deliveries")] == ["failed"]
 
 
 def test_identical_text_by_one_author_within_an_hour_is_linked_as_a_crosspost(
-    db: Database,
+    any_db: Db,
 ) -> None:
     text = "Acme Cloud has been down for an hour, nobody answers support tickets"
     first = Post("x", "1", text, NOW, source="src", author="jane")
@@ -120,22 +124,22 @@ def test_identical_text_by_one_author_within_an_hour_is_linked_as_a_crosspost(
                 author="Jane")  # the same handle on another platform: one person
     later = Post("bluesky", "b", text, NOW.replace(hour=14), author="jane")
     short = [Post("x", str(i), "thanks!", NOW, author="jane") for i in (7, 8)]
-    store.store_page(db, "src", Page(posts=[first, *short]), NOW)
-    store.store_page(db, "src", Page(posts=[same, later]), NOW)
-    links = {r["platform_id"]: r["duplicate_of"] for r in db["posts"].rows}
-    first_id = db.execute("SELECT id FROM posts WHERE platform_id = '1'").fetchone()[0]
+    store.store_page(any_db, "src", Page(posts=[first, *short]), NOW)
+    store.store_page(any_db, "src", Page(posts=[same, later]), NOW)
+    links = {r["platform_id"]: r["duplicate_of"] for r in rows(any_db, "posts")}
+    first_id = any_db.execute("SELECT id FROM posts WHERE platform_id = '1'").fetchone()[0]
     assert links == {"1": None, "7": None, "8": None, "t3_a": first_id, "b": None}
 
 
-def test_the_same_words_from_different_customers_are_never_merged(db: Database) -> None:
+def test_the_same_words_from_different_customers_are_never_merged(any_db: Db) -> None:
     """Issue 13 #3: during an outage many customers write the same sentence; each is a
     customer of their own (the old code linked them all to the first and alerted once)."""
     text = "Is Acme Cloud down for anyone else? Nothing loads for me"
     posts = [Post("x", str(i), text, NOW.replace(minute=i), source="src", author=f"user{i}")
              for i in range(20)]
     posts.append(Post("x", "anon", text, NOW, source="src"))  # no author: cannot be the same
-    store.store_page(db, "src", Page(posts=posts), NOW)
-    assert db.execute("SELECT count(*) FROM posts WHERE duplicate_of IS NOT NULL").fetchone() == (0,)
+    store.store_page(any_db, "src", Page(posts=posts), NOW)
+    assert any_db.execute("SELECT count(*) FROM posts WHERE duplicate_of IS NOT NULL").fetchone() == (0,)
 
 
 def test_the_migration_unlinks_crossposts_of_different_authors(tmp_path: Path) -> None:
