@@ -37,9 +37,9 @@ def status_mb(pid: int, field: str) -> float:
     raise ValueError(f"no {field} for pid {pid}")
 
 
-def counts(db_path: Path) -> tuple[int, int]:
+def counts(database: Path) -> tuple[int, int]:
     """Posts stored and alerts delivered so far."""
-    conn = daemon.read_db(db_path)
+    conn = daemon.read_db(database)
     try:
         row = conn.execute("SELECT (SELECT count(*) FROM posts),"
                            " (SELECT count(*) FROM alerts WHERE status = 'delivered')").fetchone()

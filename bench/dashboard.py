@@ -88,15 +88,15 @@ def plans(db: Any) -> list[tuple[str, list[str]]]:
     view = parse_view({"range": "90d"}, NOW, default_status=None)
     period = view.period
     out = [("overview 90d per day: counts per day", _plan(db, *trends.counts_sql(
-                period, "day", "bucket", None, None))),
+                db, period, "day", "bucket", None, None))),
            ("overview 90d per day: counts per brand", _plan(db, *trends.counts_sql(
-                period, "day", "brand", None, None))),
+                db, period, "day", "brand", None, None))),
            ("overview: sample of negative posts for terms", _plan(db, trends.TERMS_SQL, [
                 to_iso(period.start), to_iso(period.end), None, None, trends.TERM_SAMPLE]))]
     for label, args in (("queue 30d new", {}), ("queue 30d new, lang pt", {"lang": "pt"}),
                         ("queue 30d new, search refund", {"q": "refund"})):
         f = parse_view(args, NOW, default_range="30d").queue_filter()
-        out.append((label, _plan(db, *triage.queue_sql(f, PAGE_SIZE, 0))))
+        out.append((label, _plan(db, *triage.queue_sql(db, f, PAGE_SIZE, 0))))
     return out
 
 

@@ -118,9 +118,9 @@ def _all_alerted(workdir: Path, received: int) -> bool:
     return posts > 0 and waiting == 0 and received >= alerts > 0
 
 
-def _measure(db_path: Path, served: dict[str, float],
+def _measure(database: Path, served: dict[str, float],
              arrived: list[tuple[float, str]]) -> dict[str, Any]:
-    conn = daemon.read_db(db_path)
+    conn = daemon.read_db(database)
     rows = {r["id"]: r for r in conn.execute(
         "SELECT a.id, p.platform_id, p.collected_at, s.scored_at, a.created_at AS alerted_at,"
         " a.delivered_at FROM alerts a JOIN posts p ON p.id = a.post_id"

@@ -125,11 +125,11 @@ def soak(minutes: float, seed: int, workdir: Path) -> dict[str, Any]:
         return measure(workdir, hn, slack, zendesk, hook, chaos, samples, exit_s)
 
 
-def wait_for_model(db_path: Path, proc: Any) -> None:
+def wait_for_model(database: Path, proc: Any) -> None:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
-        if db_path.exists():
-            conn = daemon.read_db(db_path)
+        if database.exists():
+            conn = daemon.read_db(database)
             try:
                 if conn.execute("SELECT count(*) FROM runs WHERE stage = 'classify'"
                                 " AND status = 'ok'").fetchone()[0]:
@@ -141,11 +141,11 @@ def wait_for_model(db_path: Path, proc: Any) -> None:
         time.sleep(0.5)
 
 
-def settle(db_path: Path, hn: PostStream, proc: Any, timeout: float) -> None:
+def settle(database: Path, hn: PostStream, proc: Any, timeout: float) -> None:
     """Until every served story is stored and no alert is pending (or ``timeout``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        conn = daemon.read_db(db_path)
+        conn = daemon.read_db(database)
         try:
             stored = conn.execute("SELECT count(*) FROM posts WHERE platform = 'hackernews'"
                                   ).fetchone()[0]

@@ -45,6 +45,17 @@ class _Strict(BaseModel):
 
 class StorageSettings(_Strict):
     path: str = Field("listener.db", description="SQLite file; relative to the config file")
+    url: str | None = Field(
+        None, description='PostgreSQL instead of the SQLite file: postgresql://user@host/db '
+        '(the password through {"$env": NAME} or a libpq password file); many workers may share '
+        "it (README: Scaling out)")
+
+    @field_validator("url")
+    @classmethod
+    def _postgresql(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL (leave it out for the SQLite file)")
+        return value
 
 
 class ClassifierSettings(_Strict):
@@ -281,8 +292,10 @@ class Config:
         return self.path.parent
 
     @property
-    def db_path(self) -> Path:
-        return self.base_dir / self.storage.path
+    def database(self) -> Path | str:
+        """Where everything is stored: the PostgreSQL URL when ``storage.url`` is set, else the
+        SQLite file (relative to the config file)."""
+        return self.storage.url or self.base_dir / self.storage.path
 
 
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:

@@ -188,7 +188,7 @@ def _tls_reason(exc: BaseException, timeout: float) -> str:
 
 def check_database(config: Config) -> Check:
     """Open it, write inside a transaction that is rolled back, and report pending migrations."""
-    path = config.db_path
+    path = config.database
     try:
         db = connect(path)
         try:

@@ -18,20 +18,23 @@ plans): a scrape must not scan a table that grows with every post.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
-
-from sqlite_utils import Database
 
 from listener.config import Config
 from listener.core.errors import ListenerError, StorageError
 from listener.core.log import redact
 from listener.core.models import parse_iso, to_iso
 from storage import backlog, destination_health, outbox, runs
+from storage.engine import Db, database_errors
+from storage.leases import Lease
+from storage.leases import listed as listed_leases
 from storage.source_pauses import paused_sources
 from storage.tx import connect
+from storage.workers import Worker
+from storage.workers import listed as listed_workers
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,8 @@ class Snapshot:
     failing_destinations: list[FailingDestination] = field(default_factory=list)
     running: list[RunningStage] = field(default_factory=list)
     stuck_after: float = 600.0  # metrics.stuck_after
+    workers: list[Worker] = field(default_factory=list)  # every run process, newest first
+    leases: list[Lease] = field(default_factory=list)  # who holds what, until when
 
     def stuck(self, now: datetime) -> list[RunningStage]:
         """Runs with no progress for ``stuck_after`` seconds: hung on something, or killed."""
@@ -158,16 +163,17 @@ def stage_targets(config: Config) -> list[tuple[str, str, float]]:
 
 def load_snapshot(config: Config) -> Snapshot:
     """The picture, read on a connection of its own; raises sqlite3.Error or StorageError."""
-    if not config.db_path.exists():  # never create an empty database just to look at it
-        raise StorageError(f"no database at {config.db_path}: nothing has run yet")
-    db = connect(config.db_path)
+    # never create an empty SQLite file just to look at it
+    if isinstance(config.database, Path) and not config.database.exists():
+        raise StorageError(f"no database at {config.database}: nothing has run yet")
+    db = connect(config.database)
     try:
         return read_snapshot(db, config)
     finally:
         db.close()
 
 
-def read_snapshot(db: Database, config: Config) -> Snapshot:
+def read_snapshot(db: Db, config: Config) -> Snapshot:
     """The whole picture; raises sqlite3.Error when the database cannot be read."""
     stages = [stage_state(db, *target) for target in stage_targets(config)]
     paused = paused_sources(db)
@@ -175,13 +181,16 @@ def read_snapshot(db: Database, config: Config) -> Snapshot:
                                    config.metrics.unhealthy_after)
     running = [RunningStage(r.stage, r.target, r.started_at, r.progress_at)
                for r in runs.in_progress(db)]
+    shared = "workers" in db.table_names()  # a database not yet migrated to 010 has none
     return Snapshot(stages=stages, queues=read_queues(db), paused=paused,
                     failing_destinations=failing, running=running,
-                    stuck_after=config.metrics.stuck_after)
+                    stuck_after=config.metrics.stuck_after,
+                    workers=listed_workers(db) if shared else [],
+                    leases=listed_leases(db) if shared else [])
 
 
 def failing_destinations(
-    db: Database, names: list[str], attempts: int
+    db: Db, names: list[str], attempts: int
 ) -> list[FailingDestination]:
     """Destinations that keep failing: one of their pending alerts has failed ``attempts``
     (``metrics.unhealthy_after``) attempts or more in a row, and nothing was delivered to them
@@ -206,7 +215,7 @@ def failing_destinations(
     return found
 
 
-def stage_state(db: Database, stage: str, target: str, interval: float) -> StageState:
+def stage_state(db: Db, stage: str, target: str, interval: float) -> StageState:
     last = runs.last_finished(db, stage, target)
     if last is None:
         return StageState(stage, target, interval)
@@ -222,7 +231,7 @@ def stage_state(db: Database, stage: str, target: str, interval: float) -> Stage
                       error=redact(last.error) if last.error else None, failing_since=since)
 
 
-def read_queues(db: Database) -> Queues:
+def read_queues(db: Db) -> Queues:
     return Queues(
         unscored=backlog.unscored(db),
         unevaluated=backlog.unevaluated(db),
@@ -236,7 +245,7 @@ def healthz(config: Config, now: datetime) -> tuple[int, dict[str, Any]]:
     unreadable."""
     try:
         snapshot = load_snapshot(config)
-    except (sqlite3.Error, ListenerError) as exc:
+    except (*database_errors(), ListenerError) as exc:
         return 503, {"status": "failing", "checked_at": to_iso(now),
                      "database": f"unreadable: {exc}"}
     body = {**snapshot.to_json(now, config.metrics.unhealthy_after), "database": "ok"}

@@ -43,17 +43,18 @@ class RunLock:
             self.fd = -1
 
 
-def lock_path(db_path: Path) -> Path:
-    return db_path.with_name(db_path.name + ".lock")
+def lock_path(database: Path) -> Path:
+    return database.with_name(database.name + ".lock")
 
 
-def acquire(db_path: Path) -> RunLock:
-    """Take the run lock of ``db_path`` without waiting; raises :class:`LockHeld` if taken.
+def acquire(database: Path) -> RunLock:
+    """Take the run lock of ``database`` without waiting; raises :class:`LockHeld` if taken.
 
     The descriptor is not inherited by child processes (``O_CLOEXEC``), so a subprocess that
-    outlives us cannot keep the lock.
+    outlives us cannot keep the lock. A PostgreSQL database has no run lock: its workers
+    claim their work (:mod:`listener.workers`).
     """
-    path = lock_path(db_path)
+    path = lock_path(database)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:

@@ -49,7 +49,7 @@ class DatabaseCollector:
         try:
             snapshot = load_snapshot(self.config)
         except (sqlite3.Error, ListenerError) as exc:
-            log.warning("metrics: cannot read the database %s: %s", self.config.db_path, exc)
+            log.warning("metrics: cannot read the database %s: %s", self.config.database, exc)
             readable.add_metric([], 0)
             yield readable
             return

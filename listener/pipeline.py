@@ -8,6 +8,8 @@ records every stage run in the ``runs`` table.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import sqlite3
 import threading
 import time
@@ -42,8 +44,10 @@ from listener.sources.base import Source, SourceConfig, SourceContext
 from listener.sources.collect import (
     collect,
 )
+from listener.workers import LEASE_SECONDS, STAGES, worker_id
+from storage import claims, leases, source_pauses, workers
 from storage import db as store
-from storage import source_pauses
+from storage.engine import database_errors
 from storage.tx import BUSY_TIMEOUT_MS, connect, immediate
 
 log = logging.getLogger(__name__)
@@ -53,13 +57,18 @@ BEAT_EVERY = 5.0  # seconds between two progress marks of one run (a write each)
 def classify(
     db: Database, classifier: LanguageRouter, clock: Clock, *, batch_size: int = 256,
     stop: threading.Event | None = None, on_batch: Callable[[int], None] | None = None,
+    owner: str | None = None,
 ) -> int:
     """Score every post this model version has not scored yet, each with the model for its
     language; ``on_batch(scored so far)`` after each saved batch feeds a terminal's progress
-    line (thousands of posts take half a minute)."""
+    line (thousands of posts take half a minute). With ``owner`` (other workers share the
+    database) each batch is claimed first (:mod:`storage.claims`) and released once saved."""
     done = 0
+    name, version = classifier.name, classifier.version
     while not (stop and stop.is_set()):
-        posts = store.posts_to_score(db, classifier.name, classifier.version, batch_size)
+        posts = (claims.posts_to_score(db, name, version, batch_size, owner, clock(),
+                                       LEASE_SECONDS)
+                 if owner is not None else store.posts_to_score(db, name, version, batch_size))
         if not posts:
             break
         with instruments.CLASSIFIER_BATCH.time():
@@ -70,6 +79,8 @@ def classify(
             for post, p in zip(posts, predictions, strict=True)
         ]
         done += store.save_scores(db, scores, clock())
+        if owner is not None:
+            claims.release_scored(db, name, version, [p.id for p in posts], owner)
         if on_batch is not None:
             on_batch(done)
     return done
@@ -102,6 +113,8 @@ class Runtime:
     # a terminal's progress display (listener.progress), called (event, stage, target, count):
     # "start" (count None), "batch" (classify's running count), "done" (items), "failed" (None)
     progress: Callable[[str, str, str, int | None], None] | None = None
+    stages: frozenset[str] = frozenset(STAGES)  # what this worker runs (--stages)
+    worker: str = field(default_factory=worker_id)  # its name as a lease owner
     _classifier: LanguageRouter | None = field(default=None, init=False, repr=False)
     _sinks: dict[str, Sink] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -122,9 +135,16 @@ class Runtime:
         self.stop.set()
         expire_all()
 
+    @property
+    def shared(self) -> bool:
+        """Whether other workers may share the database (PostgreSQL): work is then claimed
+        through leases. On SQLite the run lock makes this process the only one."""
+        return self.config.storage.url is not None
+
     def beat(self) -> None:
         """The current thread's run made progress: mark it (at most every few seconds), so a
-        run that made none for ``metrics.stuck_after`` shows as stuck."""
+        run that made none for ``metrics.stuck_after`` shows as stuck; the stage's lease, if
+        it holds one, is renewed with it."""
         current = getattr(self._current, "run", None)
         if current is None or current[1] is None:
             return
@@ -132,14 +152,17 @@ class Runtime:
         if time.monotonic() - last < BEAT_EVERY:
             return
         self._current.run = (db, run_id, time.monotonic())
+        lease = getattr(self._current, "lease", None)
         try:
+            if lease is not None:
+                leases.take(db, lease, self.worker, self.clock(), LEASE_SECONDS)
             store.beat_run(db, run_id, self.clock())
         except StorageError as exc:  # progress marks are a courtesy: never fail the stage
             log.debug("could not mark progress of run %s: %s", run_id, exc)
 
     def db(self) -> Database:
         """A new connection: one per job call, because sqlite3 connections are per thread."""
-        return connect(self.config.db_path, self.busy_timeout_ms)
+        return connect(self.config.database, self.busy_timeout_ms)
 
     def reloaded(self, config: Config) -> Runtime:
         """This runtime for a re-read config (SIGHUP): same clock, sleep and stop event; new
@@ -156,8 +179,10 @@ class Runtime:
     def migrate(self) -> None:
         """Bring the schema up to date and close the runs a killed process left open (the
         caller holds the run lock, so none of them is still going)."""
-        conn = store.open_db(self.config.db_path)
+        conn = store.open_db(self.config.database)
         try:  # a locked or full database only delays this cosmetic fix to the next start
+            if self.shared:  # other workers' runs are going on: none of them is ours to close
+                return
             closed = store.close_interrupted_runs(conn, self.clock())
             log.log(logging.WARNING if closed else logging.DEBUG, "%d unfinished run(s) of a "
                     "previous process marked interrupted", closed)
@@ -242,13 +267,13 @@ class Runtime:
                 source_pauses.pause_source(db, source.name, None, "", self.clock())
             return new
 
-        return self._stage("collect", source.name, work)
+        return self._stage("collect", source.name, work, lease=f"source:{source.name}")
 
     def run_classify(self) -> int | None:
         size = max(self.config.classifier.batch_size * 8, 64)
         return self._stage("classify", "", lambda db: classify(
             db, self.classifier, self.clock, batch_size=size, stop=self.stop,
-            on_batch=self._classified))
+            on_batch=self._classified, owner=self.worker if self.shared else None))
 
     def _classified(self, done: int) -> None:
         self.beat()
@@ -267,7 +292,7 @@ class Runtime:
         names = {d.name for d in self.config.destinations}
         return self._stage("rules", "", lambda db: evaluate_rules(
             db, self.config.rules, names, self.clock, context=self.rules_context(),
-            outcome=outcome, beat=self.beat))
+            outcome=outcome, beat=self.beat), lease="stage:rules")
 
     def run_reports(self) -> int | None:
         """Alerts about many posts at once: spikes, digests, alerts held over quiet hours."""
@@ -287,7 +312,7 @@ class Runtime:
                     + run_digests(db, self.config.digests, names, now,
                                   brands=list(self.config.brands), rules=self.config.rules))
 
-        return self._stage("reports", "", work)
+        return self._stage("reports", "", work, lease="stage:reports")
 
     def run_dispatch(self, wait_up_to: float = 0.0, destination: str | None = None
                      ) -> int | None:
@@ -300,9 +325,27 @@ class Runtime:
         return self._stage("dispatch", "", lambda db: self._dispatch_all(db, wait_up_to))
 
     def _dispatch_one(self, db: Database, name: str, wait_up_to: float) -> int:
+        """One destination's pass; with other workers on the database, only while this one
+        holds the destination's lease: one sender per destination keeps its pacing (Slack's
+        one message a second) and its rate-limit waits whichever worker sends."""
         sink = self.sinks.get(name)
         if sink is None:
             return 0  # off (optional, secret unset): its alerts wait
+        if not self.shared:
+            return self._send_due(db, name, sink, wait_up_to)
+        lease = f"dispatch:{name}"
+        if not leases.take(db, lease, self.worker, self.clock(), LEASE_SECONDS):
+            log.debug("dispatch %s: another worker holds %s", name, lease)
+            return 0
+        previous = getattr(self._current, "lease", None)
+        self._current.lease = lease  # renewed by beat() after every message
+        try:
+            return self._send_due(db, name, sink, wait_up_to)
+        finally:
+            self._current.lease = previous
+            self._release(db, lease)
+
+    def _send_due(self, db: Database, name: str, sink: Sink, wait_up_to: float) -> int:
         d = self.config.dispatch
         settings = next(c for c in self.config.destinations if c.name == name)
         result: DispatchResult = dispatch(
@@ -343,13 +386,25 @@ class Runtime:
             raise failed[0]
         return sum(done.values())
 
-    def _stage(self, stage: str, target: str, work: Callable[[Database], int]) -> int | None:
-        """Run one stage; returns items processed, or None if it failed (logged, recorded)."""
+    def _stage(self, stage: str, target: str, work: Callable[[Database], int],
+               lease: str | None = None) -> int | None:
+        """Run one stage; returns items processed, or None if it failed (logged, recorded).
+
+        With ``lease`` and other workers on the database, the stage runs only while this worker
+        holds the lease (renewed by :meth:`beat`): another worker doing it now means 0 items
+        here, and no run recorded."""
         self._report("start", stage, target, None)
         db = self.db()
         run: tuple[str, str, datetime] = (stage, target, self.clock())
         run_id: int | None = None
+        held = None
         try:
+            if lease is not None and self.shared:
+                if not leases.take(db, lease, self.worker, self.clock(), LEASE_SECONDS):
+                    log.debug("%s %s: another worker holds %s", stage, target, lease)
+                    self._report("done", stage, target, 0)
+                    return 0
+                held = self._current.lease = lease
             run_id = store.start_run(db, *run)
             self._current.run = (db, run_id, time.monotonic())
             self._record_late(db)
@@ -371,8 +426,18 @@ class Runtime:
             self._report("done", stage, target, items)
             return items
         finally:
-            self._current.run = None
+            self._current.run = self._current.lease = None
+            if held is not None:
+                self._release(db, held)
             db.close()
+
+    def _release(self, db: Database, lease: str) -> None:
+        """Give the lease back (failing that, it expires: the work is only delayed)."""
+        try:
+            leases.release(db, [lease], self.worker)
+        except database_errors() as exc:
+            log.warning("could not release %s (it expires in %.0fs): %s", lease, LEASE_SECONDS,
+                        exc)
 
     def _report(self, event: str, stage: str, target: str, count: int | None) -> None:
         """Tell the progress display, if any; outside tests a broken display never fails a stage."""
@@ -416,12 +481,57 @@ class Runtime:
                 self._unrecorded.insert(0, write)
                 return
 
+    # -- the worker: registered for `listener status`, its leases freed when it stops --
+
+    def register_worker(self) -> None:
+        """Say this worker started (host, pid, stages); a broken database only costs the entry
+        in `listener status` — the stages report it themselves."""
+        self._worker_write(lambda db: workers.register(
+            db, self.worker, socket.gethostname(), os.getpid(),
+            [s for s in STAGES if s in self.stages], self.clock()))
+
+    def worker_heartbeat(self) -> int:
+        self._worker_write(lambda db: workers.beat(db, self.worker, self.clock()))
+        return 0
+
+    def unregister_worker(self) -> None:
+        """A clean stop: what this worker held is free at once, not when its leases expire."""
+        def stop(db: Database) -> None:
+            leases.release_all(db, self.worker)
+            workers.stopped(db, self.worker, self.clock())
+            workers.forget_stopped(db, self.clock() - timedelta(days=7))
+
+        self._worker_write(stop)
+
+    def _worker_write(self, write: Callable[[Database], None]) -> None:
+        try:
+            db = self.db()
+            try:
+                write(db)
+            finally:
+                db.close()
+        except database_errors() as exc:
+            log.warning("could not record this worker in the database: %s", exc)
+
     def run_once(self) -> bool:
-        """Every stage once, in order; True when all succeeded (cron's exit status)."""
+        """This worker's stages once, in order; True when all succeeded (cron's exit status)."""
         self.migrate()
-        ok = all([self.run_collect(s) is not None for s in self.sources()])
-        ok = self.run_classify() is not None and ok
-        ok = self.run_rules() is not None and ok
-        ok = self.run_reports() is not None and ok
-        ok = self.run_dispatch(self.config.dispatch.once_max_wait) is not None and ok
+        self.register_worker()
+        try:
+            return self._stages_once()
+        finally:
+            self.unregister_worker()
+
+    def _stages_once(self) -> bool:
+        ok = True
+        if "collect" in self.stages:
+            ok = all([self.run_collect(s) is not None for s in self.sources()])
+        if "classify" in self.stages:
+            ok = self.run_classify() is not None and ok
+        if "rules" in self.stages:
+            ok = self.run_rules() is not None and ok
+        if "reports" in self.stages:
+            ok = self.run_reports() is not None and ok
+        if "dispatch" in self.stages:
+            ok = self.run_dispatch(self.config.dispatch.once_max_wait) is not None and ok
         return ok

@@ -127,7 +127,7 @@ def dispatch_detail(outcomes: dict[str, int]) -> str:
     return ", ".join(parts) or "nothing was due"
 
 
-def for_run(db_path: Path, mark: int, stream: TextIO) -> TerminalProgress:
+def for_run(database: Path, mark: int, stream: TextIO) -> TerminalProgress:
     """The display for one ``run --once``, reading what it needs from the database: posts
     waiting when classify starts, and dispatch's outcomes after ``mark`` (its first delivery
     attempt id). It erases its running line before any log record on the root handlers."""
@@ -137,7 +137,7 @@ def for_run(db_path: Path, mark: int, stream: TextIO) -> TerminalProgress:
 
     def read(query: Callable[..., object]) -> object:
         try:
-            db = connect(db_path)
+            db = connect(database)
             try:
                 return query(db)
             finally:

@@ -42,6 +42,7 @@ from listener.pipeline import Runtime
 from listener.sources.base import Source
 
 log = logging.getLogger(__name__)
+HEARTBEAT_SECONDS = 30.0  # a worker's sign of life in `workers` (listener status)
 
 
 def build_scheduler(runtime: Runtime) -> BlockingScheduler:
@@ -50,10 +51,10 @@ def build_scheduler(runtime: Runtime) -> BlockingScheduler:
     scheduler = BlockingScheduler(
         timezone=UTC,
         jobstores={"default": MemoryJobStore()},
-        # every job can run at once: sources, classify, rules, reports, one dispatch per
-        # destination (a destination that is slow must not take another job's thread)
+        # every job can run at once: sources, classify, rules, reports, the worker's
+        # heartbeat, one dispatch per destination (a slow one must not take another's thread)
         executors={"default": ThreadPoolExecutor(
-            max_workers=len(sources) + 3 + max(1, len(runtime.config.destinations)))},
+            max_workers=len(sources) + 4 + max(1, len(runtime.config.destinations)))},
         job_defaults={"coalesce": True, "max_instances": 1},
     )
     add_jobs(scheduler, runtime, sources)
@@ -136,15 +137,21 @@ def add_jobs(scheduler: BaseScheduler, runtime: Runtime, sources: list[Source]) 
             max_instances=1, coalesce=True,  # explicit: job_defaults apply only once started
         )
 
-    for source in sources:
+    stages = runtime.stages
+    for source in sources if "collect" in stages else []:
         add(f"collect:{source.name}", runtime.run_collect, _interval(runtime, source.name),
             (source,))
-    add("classify", runtime.run_classify, every.classify_interval)
-    add("rules", runtime.run_rules, every.rules_interval)
-    add("reports", runtime.run_reports, every.reports_interval)
-    for dest in runtime.config.destinations:  # each its own job: one never waits for another
+    if "classify" in stages:
+        add("classify", runtime.run_classify, every.classify_interval)
+    if "rules" in stages:
+        add("rules", runtime.run_rules, every.rules_interval)
+    if "reports" in stages:
+        add("reports", runtime.run_reports, every.reports_interval)
+    for dest in runtime.config.destinations if "dispatch" in stages else []:
+        # each its own job: one destination never waits for another
         add(f"dispatch:{dest.name}", runtime.run_dispatch, every.dispatch_interval,
             (0.0, dest.name))
+    add("worker", runtime.worker_heartbeat, HEARTBEAT_SECONDS)
 
 
 def _interval(runtime: Runtime, name: str) -> float:
@@ -195,8 +202,8 @@ class Reloader:
     @staticmethod
     def _load(old: Runtime) -> tuple[Runtime, list[Source]]:
         config = load_config(old.config.path)
-        if config.db_path != old.config.db_path:  # the run lock is held on the old database
-            raise ConfigError(f"cannot change to {config.db_path} while the daemon runs; restart "
+        if config.database != old.config.database:  # the run lock is held on the old database
+            raise ConfigError(f"cannot change to {config.database} while the daemon runs; restart "
                               "it instead", file=str(config.path), key="storage.path")
         fresh = old.reloaded(config)
         sources = fresh.sources()  # a missing library or credential raises here, not later
@@ -211,6 +218,7 @@ class Reloader:
 def run_daemon(runtime: Runtime) -> None:
     """Run until SIGTERM/SIGINT; running jobs finish their current batch, then we exit."""
     runtime.migrate()
+    runtime.register_worker()
     scheduler = build_scheduler(runtime)
     reloader = Reloader(scheduler, runtime)
 
@@ -228,4 +236,5 @@ def run_daemon(runtime: Runtime) -> None:
         scheduler.start()
     finally:
         reloader.close()
+        runtime.unregister_worker()
         log.info("daemon stopped")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from storage.engine import Db
+from storage.engine import Db, pick
 
 
 @dataclass(frozen=True)
@@ -28,14 +28,17 @@ def alerts(db: Db, f: AlertFilter, limit: int = 100, offset: int = 0) -> list[di
     wanted = [(column, value) for column, value in
               (("status", f.status), ("destination", f.destination), ("rule", f.rule)) if value]
     where = " AND ".join(f"{column} = ?" for column, _ in wanted)  # column names: constants
+    # how the page's rows are found again: SQLite's rowid (the table's own b-tree, the fastest
+    # way back); PostgreSQL has no rowid, and the primary key, id, is indexed there
+    address = pick(db, sqlite="rowid", postgresql="id")
     sql = (
         "SELECT a.id, a.created_at, a.rule, a.destination, a.status, a.priority, a.attempts,"  # noqa: S608
         " a.next_attempt_at, a.delivered_at, a.last_error, a.remote_id, a.post_id, a.report_id,"
         " substr(p.text, 1, 160) AS excerpt, r.title AS report_title,"
         " coalesce(s.lang, p.lang) AS lang, s.language_supported, s.scored_by"
-        f" FROM (SELECT rowid AS rid FROM alerts{' WHERE ' + where if where else ''}"
+        f" FROM (SELECT {address} AS rid FROM alerts{' WHERE ' + where if where else ''}"
         " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?) page"
-        " JOIN alerts a ON a.rowid = page.rid LEFT JOIN posts p ON p.id = a.post_id"
+        f" JOIN alerts a ON a.{address} = page.rid LEFT JOIN posts p ON p.id = a.post_id"
         " LEFT JOIN scores s ON s.id = a.score_id"
         " LEFT JOIN reports r ON r.id = a.report_id ORDER BY a.created_at DESC, a.id DESC"
     )
@@ -66,6 +69,10 @@ _LISTED = (
     " LEFT JOIN posts p ON p.id = a.post_id LEFT JOIN reports r ON r.id = a.report_id"
 )
 _PRIORITY_ORDER = "CASE a.priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END"
+# the alerts table's column names (a pick: SQLite's PRAGMA, PostgreSQL's catalogue)
+_COLUMNS_SQLITE = "SELECT name FROM pragma_table_info('alerts')"
+_COLUMNS_PG = ("SELECT column_name FROM information_schema.columns"
+               " WHERE table_schema = current_schema() AND table_name = 'alerts'")
 
 
 @dataclass(frozen=True)
@@ -90,10 +97,12 @@ def listed(db: Db, status: str | None, limit: int, sort: AlertSort) -> list[List
     reach) where the schema has it — then newest. Alerts queued together (one batch shares a
     time) come newest post first, not in id (hash) order."""
     where = " WHERE a.status = ?" if status else ""
-    newest = "a.created_at DESC, p.created_at DESC, a.id"
+    # a report's alert has no post: NULLS LAST is SQLite's order for DESC, not PostgreSQL's
+    newest = "a.created_at DESC, p.created_at DESC NULLS LAST, a.id"
     order = newest
     if sort == "priority":
-        has_rank = any(col[1] == "rank" for col in db.execute("PRAGMA table_info(alerts)"))
+        has_rank = any(r[0] == "rank" for r in db.execute(
+            pick(db, sqlite=_COLUMNS_SQLITE, postgresql=_COLUMNS_PG)))
         order = f"{_PRIORITY_ORDER}, {'a.rank DESC, ' if has_rank else ''}{newest}"
     sql = f"{_LISTED}{where} ORDER BY {order} LIMIT ?"  # constant clauses; values bound
     params: list[Any] = [status] if status else []

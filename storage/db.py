@@ -68,13 +68,17 @@ def scrubbed(text: str, limit: int | None = REASON_CHARS) -> str:
 def open_db(path: str | Path) -> Db:
     """Connect and bring the schema up to date (migrations are idempotent and cheap)."""
     db = connect(path)
-    if isinstance(db, Database):
-        migrate(db)
-    else:
-        from storage.migrations_pg import migrate_pg
-
-        migrate_pg(db.conn.raw)
+    migrate_database(db)
     return db
+
+
+def migrate_database(db: Db) -> list[str]:
+    """Apply the pending migrations of ``db``'s engine; the names applied (none: up to date)."""
+    if isinstance(db, Database):
+        return migrate(db)
+    from storage.migrations_pg import migrate_pg
+
+    return migrate_pg(db.conn.raw)
 
 
 def text_hash(text: str) -> str | None:

@@ -14,10 +14,14 @@ from storage.engine import Db
 
 # A destination's pending alerts that failed their last N attempts in a row (a 429 is not an
 # attempt): count, the oldest one's queue time and its error. Index (destination, status):
-# reads the destination's queue only. (Exactly one min(): the bare column is from its row.)
+# reads the destination's queue only (twice: the oldest one's error is a subquery, as
+# PostgreSQL has no bare column taken from the min() row; ties go to the lower id).
+# Parameters: destination, attempts, destination, attempts.
+_RETRYING = ("FROM alerts WHERE destination = ? AND status = 'pending' AND attempts >= ?"
+             " AND last_error IS NOT NULL")
 RETRYING_SQL = (
-    "SELECT count(*), min(created_at), last_error FROM alerts WHERE destination = ?"
-    " AND status = 'pending' AND attempts >= ? AND last_error IS NOT NULL"
+    f"SELECT count(*), min(created_at), (SELECT last_error {_RETRYING}"  # noqa: S608 (constants)
+    f" ORDER BY created_at, id LIMIT 1) {_RETRYING}"
 )
 # When the destination last took an alert: one step down idx_alerts_delivered (migration 006).
 LAST_DELIVERED_SQL = (
@@ -38,7 +42,7 @@ class Retrying:
 def retrying(db: Db, destination: str, attempts: int) -> Retrying | None:
     """The pending alerts of ``destination`` whose last ``attempts`` (or more) delivery attempts
     all failed; None when it has none."""
-    count, since, error = db.execute(RETRYING_SQL, [destination, attempts]).fetchone()
+    count, since, error = db.execute(RETRYING_SQL, [destination, attempts] * 2).fetchone()
     if not count:
         return None
     return Retrying(count=int(count), oldest_queued_at=since, last_error=error)

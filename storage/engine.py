@@ -62,3 +62,20 @@ def pick(db: object, *, sqlite: str, postgresql: str) -> str:
     """The statement for ``db``'s engine, where the two dialects cannot share one (dates,
     full-text search, row addresses). Both are constants of the calling module."""
     return postgresql if dialect(db) == POSTGRESQL else sqlite
+
+
+def database_errors() -> tuple[type[BaseException], ...]:
+    """What a failing database raises, whichever engine: for the courtesy writes (progress
+    marks, worker heartbeats, lease releases) that must never fail a stage."""
+    import sqlite3
+
+    from listener.core.errors import StorageError
+
+    found: list[type[BaseException]] = [sqlite3.Error, StorageError]
+    try:
+        import psycopg
+    except ImportError:  # PostgreSQL not installed: not configured either
+        pass
+    else:
+        found.append(psycopg.Error)
+    return tuple(found)

@@ -15,6 +15,7 @@ from typing import Any
 
 from listener.core.models import to_iso
 from storage.engine import Db
+from storage.trends import week_of
 from storage.tx import immediate
 
 URGENT = 0.5  # urgency at or above this is "complaint" (needs a reply), as in the triage queue
@@ -25,6 +26,8 @@ LABELS: dict[str, tuple[str, ...]] = {
 }
 TSV_HEADER = {"sentiment": ("id", "label", "text"), "urgency": ("id", "label", "domain", "text")}
 _LATEST = "f.id = (SELECT max(id) FROM feedback g WHERE g.post_id = f.post_id AND g.field = f.field)"
+# a CASE, not sum(label = predicted): PostgreSQL sums no booleans
+_CORRECT = "sum(CASE WHEN f.label = f.predicted THEN 1 ELSE 0 END)"
 _SPACE = re.compile(r"\s+")
 
 
@@ -82,11 +85,11 @@ def latest_for(db: Db, post_id: int) -> dict[str, str]:
 
 def accuracy(db: Db, bucket: str = "week") -> list[dict[str, Any]]:
     """Reviewed and correct verdicts per period of review, per field (sentiment, urgency)."""
-    period = {"day": "substr(f.created_at, 1, 10)",
-              "week": "date(substr(f.created_at, 1, 10), '-6 days', 'weekday 1')"}[bucket]
+    day = "substr(f.created_at, 1, 10)"
+    period = {"day": day, "week": week_of(db, day)}[bucket]  # the Monday on or before
     sql = (
         f"SELECT {period} AS period, f.field, count(*) AS reviewed,"  # noqa: S608 (constant)
-        " sum(f.label = f.predicted) AS correct FROM feedback f"
+        f" {_CORRECT} AS correct FROM feedback f"
         f" WHERE f.field IN ('sentiment', 'urgency') AND f.predicted IS NOT NULL AND {_LATEST}"
         " GROUP BY 1, 2 ORDER BY 1, 2"
     )
@@ -97,10 +100,10 @@ def accuracy_by_model(db: Db) -> list[dict[str, Any]]:
     """The same, per model version: did the last retraining help?"""
     sql = (
         "SELECT f.model, f.model_version, f.field, count(*) AS reviewed,"  # noqa: S608 (constant)
-        " sum(f.label = f.predicted) AS correct, min(f.created_at) AS first,"
+        f" {_CORRECT} AS correct, min(f.created_at) AS first,"
         " max(f.created_at) AS last FROM feedback f"
         f" WHERE f.field IN ('sentiment', 'urgency') AND f.predicted IS NOT NULL AND {_LATEST}"
-        " GROUP BY 1, 2, 3 ORDER BY first, 3"
+        " GROUP BY 1, 2, 3 ORDER BY first, 3, 1, 2"
     )
     return [dict(r) for r in db.query(sql)]
 

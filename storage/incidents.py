@@ -67,8 +67,8 @@ def save_vectors(db: Db, rows: Iterable[VectorRow]) -> None:
     """Keep the vectors of recent posts that need a person (re-evaluation changes nothing)."""
     with immediate(db):
         db.conn.executemany(
-            "INSERT OR IGNORE INTO post_vectors (post_id, brand, created_at, author, vector)"
-            " VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO post_vectors (post_id, brand, created_at, author, vector)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [(r.post_id, r.brand, to_iso(r.created_at), r.author, encode(r.vector))
              for r in rows],
         )
@@ -118,8 +118,9 @@ def _incident(r: tuple[Any, ...]) -> IncidentRow:
 
 
 def open_incidents(db: Db, brand: str, since: datetime) -> list[IncidentRow]:
-    """The brand's incidents with a report at or after ``since`` (still going on)."""
-    sql = f"{_INCIDENT} WHERE brand = ? AND last_at >= ? ORDER BY opened_at"  # noqa: S608
+    """The brand's incidents with a report at or after ``since`` (still going on), oldest
+    first (incidents opened in the same second by id, the same order on both engines)."""
+    sql = f"{_INCIDENT} WHERE brand = ? AND last_at >= ? ORDER BY opened_at, id"  # noqa: S608
     return [_incident(r) for r in db.execute(sql, [brand, to_iso(since)]).fetchall()]
 
 
@@ -131,21 +132,27 @@ def load(db: Db, incident_id: str) -> IncidentRow | None:
 def save_incident(db: Db, incident: IncidentRow, members: Sequence[VectorRow],
                   now: datetime) -> None:
     """Create or update an incident and add ``members`` (posts already in it are ignored);
-    its counts are recomputed from its members, so a retried batch cannot inflate them."""
+    its counts are recomputed from its members, so a retried batch cannot inflate them.
+
+    The earlier first and later last report are CASEs, not SQLite's scalar min/max (PostgreSQL's
+    are aggregates only), with the stored row named by its table (unqualified, it is ambiguous
+    with ``excluded`` on PostgreSQL)."""
     stamp = to_iso(now)
     with immediate(db):
         db.execute(
             "INSERT INTO incidents (id, brand, opened_at, first_at, last_at, reports, customers,"
             " centroid, updated_at) VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?) ON CONFLICT (id) DO"
-            " UPDATE SET first_at = min(first_at, excluded.first_at), last_at ="
-            " max(last_at, excluded.last_at), centroid = excluded.centroid,"
-            " updated_at = excluded.updated_at",
+            " UPDATE SET first_at = CASE WHEN excluded.first_at < incidents.first_at"
+            " THEN excluded.first_at ELSE incidents.first_at END, last_at = CASE WHEN"
+            " excluded.last_at > incidents.last_at THEN excluded.last_at ELSE incidents.last_at"
+            " END, centroid = excluded.centroid, updated_at = excluded.updated_at",
             [incident.id, incident.brand, to_iso(incident.opened_at), to_iso(incident.first_at),
              to_iso(incident.last_at), np.asarray(incident.total, np.float32).tobytes(), stamp],
         )
         db.conn.executemany(
-            "INSERT OR IGNORE INTO incident_posts (incident_id, post_id, author, added_at)"
-            " VALUES (?, ?, ?, ?)", [(incident.id, m.post_id, m.author, stamp) for m in members])
+            "INSERT INTO incident_posts (incident_id, post_id, author, added_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [(incident.id, m.post_id, m.author, stamp) for m in members])
         db.execute(
             "UPDATE incidents SET reports = (SELECT count(*) FROM incident_posts"
             " WHERE incident_id = ?1), customers = (SELECT count(DISTINCT"
@@ -171,8 +178,10 @@ def mark_announced(db: Db, incident_id: str, post_ids: Iterable[int], now: datet
 
 
 def with_unannounced(db: Db) -> list[str]:
-    """Incidents that have members no message announced yet (the partial index finds them)."""
-    sql = "SELECT DISTINCT incident_id FROM incident_posts WHERE announced IS NULL"
+    """Incidents that have members no message announced yet (the partial index finds them,
+    in id order: the order is written out so PostgreSQL keeps it too)."""
+    sql = ("SELECT DISTINCT incident_id FROM incident_posts WHERE announced IS NULL"
+           " ORDER BY incident_id")
     return [r[0] for r in db.execute(sql).fetchall()]
 
 
@@ -189,9 +198,12 @@ def members(db: Db, incident_id: str) -> list[dict[str, object]]:
 
 def member_texts(db: Db, post_ids: Sequence[int]) -> list[str]:
     """The texts of the members ``post_ids`` (one bound value each: the caller caps how many),
-    whose words an incident's top terms are counted on."""
+    whose words an incident's top terms are counted on, in id order. None asked, none read:
+    PostgreSQL refuses an empty ``IN ()``."""
+    if not post_ids:
+        return []
     marks = ",".join("?" * len(post_ids))
-    sql = f"SELECT text FROM posts WHERE id IN ({marks})"  # noqa: S608 (only placeholders)
+    sql = f"SELECT text FROM posts WHERE id IN ({marks}) ORDER BY id"  # noqa: S608 (marks only)
     return [r[0] for r in db.execute(sql, list(post_ids)).fetchall()]
 
 

@@ -414,6 +414,22 @@ def _m009_languages(db: Database) -> None:
         db.execute(statement)
 
 
+def _m010_workers(db: Database) -> None:
+    """Many workers on one database (issue 17): ``leases`` says who holds what until when — a
+    source being polled, a singleton stage (rules, reports), the posts a classify worker is
+    scoring, the alerts a dispatch worker is sending — so work is claimed, not locked globally,
+    and a worker that dies loses nothing: its leases expire and another takes the work.
+    ``workers`` is each process's heartbeat for ``listener status``. A single SQLite process
+    writes both too, so the two engines keep one schema.
+    """
+    db.execute("CREATE TABLE leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+               " until TEXT NOT NULL, taken_at TEXT NOT NULL)")
+    db.execute("CREATE INDEX idx_leases_owner ON leases (owner)")
+    db.execute("CREATE TABLE workers (id TEXT PRIMARY KEY, host TEXT NOT NULL,"
+               " pid INTEGER NOT NULL, stages TEXT NOT NULL, started_at TEXT NOT NULL,"
+               " heartbeat_at TEXT NOT NULL, stopped_at TEXT)")
+
+
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_source_state", _m002_source_state),
@@ -424,6 +440,7 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("007_run_heartbeats", _m007_run_heartbeats),
     ("008_web_sessions", _m008_web_sessions),
     ("009_languages", _m009_languages),
+    ("010_workers", _m010_workers),
 ]
 
 

@@ -398,9 +398,26 @@ def _pg002_sqlite_functions(conn: psycopg.Connection[Any]) -> None:
         conn.execute(statement.encode())
 
 
+_WORKERS = (
+    f"CREATE TABLE leases (name {TEXT} PRIMARY KEY, owner {TEXT} NOT NULL,"
+    f" until {TEXT} NOT NULL, taken_at {TEXT} NOT NULL)",
+    "CREATE INDEX idx_leases_owner ON leases (owner)",
+    f"CREATE TABLE workers (id {TEXT} PRIMARY KEY, host {TEXT} NOT NULL, pid BIGINT NOT NULL,"
+    f" stages {TEXT} NOT NULL, started_at {TEXT} NOT NULL, heartbeat_at {TEXT} NOT NULL,"
+    f" stopped_at {TEXT})",
+)
+
+
+def _pg003_workers(conn: psycopg.Connection[Any]) -> None:
+    """SQLite's 010: leases and workers (storage/migrations.py says why)."""
+    for statement in _WORKERS:
+        conn.execute(statement.encode())
+
+
 PG_MIGRATIONS: list[tuple[str, Callable[[psycopg.Connection[Any]], None]]] = [
     ("pg001_baseline", _pg001_baseline),
     ("pg002_sqlite_functions", _pg002_sqlite_functions),
+    ("pg003_workers", _pg003_workers),
 ]
 
 

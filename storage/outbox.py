@@ -89,11 +89,13 @@ def demote_lowest(
 ) -> str | None:
     """Suppress the lowest-ranked alert of ``rule`` to ``destination`` still waiting for its
     first attempt since ``since`` if it ranks below ``above``: a cap keeps the most important
-    alerts, not the first to arrive. Returns its id, or None when every one ranks higher.
+    alerts, not the first to arrive (of equals, the newest; then the lowest id, so both engines
+    pick the same). Returns its id, or None when every one ranks higher.
     Call inside the transaction that records the alert taking its place."""
     row = db.execute(
         "SELECT id FROM alerts WHERE rule = ? AND destination = ? AND created_at >= ?"
-        " AND status = ? AND attempts = 0 AND rank < ? ORDER BY rank, created_at DESC LIMIT 1",
+        " AND status = ? AND attempts = 0 AND rank < ?"
+        " ORDER BY rank, created_at DESC, id LIMIT 1",
         [rule, destination, to_iso(since), PENDING, above],
     ).fetchone()
     if row is None:
@@ -162,6 +164,10 @@ def due(db: Db, now: datetime, limit: int, destination: str | None = None
     A group created, or last attempted, *after* ``now`` is due too: its wait was measured by a
     clock that has since been set back (NTP stepping a fast clock back, a VM restored), and
     waiting for that clock to catch up again could hold it for hours or days.
+
+    Groups as important and as old go by destination, then post (a report first, then posts by
+    id), on both engines: ``NULLS FIRST`` is SQLite's default and not PostgreSQL's, and the
+    group list is ordered in full before the limit cuts it.
     """
     sql = (  # constant clauses; values are bound
         "WITH g AS (SELECT destination, post_id, report_id, max(rank) AS grank,"  # noqa: S608
@@ -170,15 +176,16 @@ def due(db: Db, now: datetime, limit: int, destination: str | None = None
         " GROUP BY destination, post_id, report_id"
         " HAVING max(next_attempt_at) <= ?2 OR max(created_at) > ?2"
         " OR max((SELECT max(d.at) FROM deliveries d WHERE d.alert_id = a.id)) > ?2"
-        " ORDER BY grank DESC, gfirst LIMIT ?3)"
+        " ORDER BY grank DESC, gfirst, destination, post_id NULLS FIRST,"
+        " report_id NULLS FIRST LIMIT ?3)"
         " SELECT a.id AS alert_id, a.rule, a.destination, a.attempts, a.priority, a.report_id,"
         f" a.rank, {SCORE_COLUMNS}, {EXTRA_BRANDS_SQL} AS also_brands, p.* FROM g JOIN alerts a"
         " ON a.status = ?1 AND a.destination = g.destination"
         " AND a.post_id IS NOT DISTINCT FROM g.post_id"
         " AND a.report_id IS NOT DISTINCT FROM g.report_id LEFT JOIN posts p ON p.id = a.post_id"
         " LEFT JOIN scores s ON s.id = a.score_id"
-        " ORDER BY g.grank DESC, g.gfirst, g.destination, a.post_id, a.report_id, a.created_at,"
-        " a.id"
+        " ORDER BY g.grank DESC, g.gfirst, g.destination, g.post_id NULLS FIRST,"
+        " g.report_id NULLS FIRST, a.created_at, a.id"
     )
     return [dict(r) for r in db.query(sql, [PENDING, to_iso(now), limit, destination])]
 
@@ -297,7 +304,8 @@ def requeue_failed(db: Db, now: datetime, ids: Iterable[str] = ()) -> int:
     restarts at 1, and the alert gets ``max_attempts - 1`` more attempts.
     """
     wanted = list(ids)
-    sql = ("UPDATE alerts SET status = ?, attempts = CASE WHEN attempts < 1 THEN attempts ELSE 1 END, next_attempt_at = ?"
+    sql = ("UPDATE alerts SET status = ?,"
+           " attempts = CASE WHEN attempts < 1 THEN attempts ELSE 1 END, next_attempt_at = ?"
            " WHERE status = ?")
     params: list[Any] = [PENDING, to_iso(now), FAILED]
     if wanted:

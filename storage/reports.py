@@ -16,7 +16,7 @@ from typing import Any
 from listener.core.models import Post, Report, ReportMessage, Score, parse_iso, to_iso
 from storage import outbox
 from storage.db import SCORE_COLUMNS, post_from_row, score_from_row, scrubbed
-from storage.engine import Db
+from storage.engine import Db, pick
 from storage.tx import immediate
 
 
@@ -118,14 +118,26 @@ def report_alert_status(db: Db, report: Report, destination: str) -> str | None:
     return str(row[0]) if row is not None else None
 
 
+# the newest report about one incident, by its payload's numbers.incident. Two statements:
+# PostgreSQL has no json_extract, and its -> / ->> need a json value, so the text payload is
+# CAST first, a cast SQLite would read as a conversion to a number. ->> gives text, as
+# json_extract does for a string (incident ids are strings).
+_LAST_INCIDENT_REPORT_SQLITE = (
+    "SELECT max(created_at) FROM reports WHERE kind = ? AND name = ? AND brand = ?"
+    " AND json_extract(payload, '$.numbers.incident') = ?"
+)
+_LAST_INCIDENT_REPORT_PG = (
+    "SELECT max(created_at) FROM reports WHERE kind = ? AND name = ? AND brand = ?"
+    " AND CAST(payload AS json) -> 'numbers' ->> 'incident' = ?"
+)
+
+
 def last_incident_report_at(db: Db, kind: str, name: str, brand: str,
                             incident_id: str) -> datetime | None:
     """When the newest ``kind`` report about incident ``incident_id`` (its ``numbers.incident``)
     was written; None before the first: how long the incident's next update waits."""
-    last = db.execute(
-        "SELECT max(created_at) FROM reports WHERE kind = ? AND name = ? AND brand = ?"
-        " AND json_extract(payload, '$.numbers.incident') = ?",
-        [kind, name, brand, incident_id]).fetchone()[0]
+    sql = pick(db, sqlite=_LAST_INCIDENT_REPORT_SQLITE, postgresql=_LAST_INCIDENT_REPORT_PG)
+    last = db.execute(sql, [kind, name, brand, incident_id]).fetchone()[0]
     return parse_iso(last) if last is not None else None
 
 

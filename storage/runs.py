@@ -17,18 +17,21 @@ from dataclasses import dataclass
 from storage.engine import Db
 
 # Newest finished run of one stage target; `runs(stage, started_at)` walks back from the newest.
+# Runs chained in one second start at the same time: the later one (higher id) is the newer.
+# SQLite's index ends with the rowid, so `id` orders it as it stands (no sort); PostgreSQL
+# would otherwise return either of the two.
 LAST_RUN_SQL = (
     "SELECT status, started_at, error FROM runs WHERE stage = ? AND target = ?"
-    " AND status != 'running' ORDER BY stage DESC, started_at DESC LIMIT 1"
+    " AND status != 'running' ORDER BY stage DESC, started_at DESC, id DESC LIMIT 1"
 )
 LAST_OK_SQL = (
     "SELECT started_at, finished_at FROM runs WHERE stage = ? AND target = ? AND status = 'ok'"
-    " ORDER BY stage DESC, started_at DESC LIMIT 1"
+    " ORDER BY stage DESC, started_at DESC, id DESC LIMIT 1"
 )
 # The failure streak starts with the oldest run after the last success (or the oldest run).
 STREAK_START_SQL = (
     "SELECT started_at FROM runs WHERE stage = ? AND target = ? AND started_at > ?"
-    " ORDER BY stage, started_at LIMIT 1"
+    " ORDER BY stage, started_at, id LIMIT 1"
 )
 # Runs still going, with their last sign of progress: the partial index idx_runs_running.
 RUNNING_SQL = (

@@ -19,7 +19,7 @@ def posts_by_source_and_sentiment(db: Db) -> dict[str, dict[str, int]]:
         " ELSE s.sentiment END, 'unscored') AS sentiment, count(*) AS n"
         " FROM posts p LEFT JOIN scores s ON s.id ="
         " (SELECT max(id) FROM scores WHERE post_id = p.id)"
-        " GROUP BY p.source, 2 ORDER BY p.source"
+        " GROUP BY p.source, 2 ORDER BY p.source NULLS FIRST"  # SQLite's order on both
     )
     table: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(SENTIMENTS, 0))
     for row in db.query(sql):
@@ -42,5 +42,6 @@ def rejects_by_source(db: Db) -> dict[str, int]:
 
 def failed_runs(db: Db, since: str) -> list[dict[str, object]]:
     return list(db.query(
-        "SELECT stage, target, error FROM runs WHERE status = 'error' AND started_at >= ?",
+        "SELECT stage, target, error FROM runs WHERE status = 'error' AND started_at >= ?"
+        " ORDER BY id",
         [since]))

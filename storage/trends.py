@@ -19,17 +19,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from listener.core.models import to_iso
-from storage.engine import Db
+from storage.engine import Db, pick
 
 # the rollups' cell labels: sentiments, posts no model understood, posts not scored yet
 SENTIMENTS = ("negative", "neutral", "positive", "unsupported", "unscored")
-# per bucket: the rollup to read, the SQL of a cell's bucket key, the width of its time key
-_BUCKET_SQL = {
-    "hour": ("post_hours", "bucket", 13),
-    "day": ("post_days", "bucket", 10),
-    "week": ("post_days", "date(bucket, '-6 days', 'weekday 1')", 10),  # the Monday on or before
-}
+# per bucket: the rollup to read, the width of its time key
+_ROLLUP = {"hour": ("post_hours", 13), "day": ("post_days", 10), "week": ("post_days", 10)}
 BUCKETS = ("hour", "day", "week")
+# a day's week: the Monday on or before it, as 'YYYY-MM-DD'. A pick: SQLite's date modifiers
+# have no PostgreSQL spelling, and PostgreSQL's date_trunc no SQLite one. date_trunc('week')
+# is ISO's week, which starts on Monday too; the cast to timestamp, not timestamptz, keeps the
+# session's time zone out of it.
+_WEEK_SQLITE = "date({day}, '-6 days', 'weekday 1')"
+_WEEK_PG = "to_char(date_trunc('week', CAST({day} AS timestamp)), 'YYYY-MM-DD')"
 TERM_SAMPLE = 1000  # newest negative posts per period whose words are counted
 
 
@@ -91,8 +93,14 @@ class Counts:
         return {**asdict(self), "total": self.total, "negative_share": self.negative_share}
 
 
+def week_of(db: Db, day: str) -> str:
+    """SQL of the Monday on or before ``day`` (SQL of a 'YYYY-MM-DD' text) on ``db``'s engine:
+    the key :func:`bucket_key` gives a moment of that day."""
+    return pick(db, sqlite=_WEEK_SQLITE, postgresql=_WEEK_PG).format(day=day)
+
+
 def bucket_key(moment: datetime, bucket: str) -> str:
-    """The label of the bucket a moment falls in; the same keys SQL produces in ``_BUCKET_SQL``."""
+    """The label of the bucket a moment falls in; the same keys :func:`counts_sql` produces."""
     day = moment.date()
     if bucket == "hour":
         return to_iso(moment)[:13]
@@ -120,7 +128,7 @@ def counts_by(
     Daily and weekly views need a period on whole days (``Period.ending(..., whole_days=True)``).
     """
     out: dict[str, Counts] = {}
-    for key, sentiment, n, urgent in db.execute(*counts_sql(period, bucket, group, brand,
+    for key, sentiment, n, urgent in db.execute(*counts_sql(db, period, bucket, group, brand,
                                                             source)).fetchall():
         counts = out.setdefault(key, Counts())
         if sentiment in SENTIMENTS:
@@ -129,17 +137,18 @@ def counts_by(
     return out
 
 
-def counts_sql(period: Period, bucket: str, group: str, brand: str | None, source: str | None
-               ) -> tuple[str, list[Any]]:
+def counts_sql(db: Db, period: Period, bucket: str, group: str, brand: str | None,
+               source: str | None) -> tuple[str, list[Any]]:
     """The SQL behind ``counts_by`` (bench/dashboard.py prints its query plan)."""
-    table, bucket_sql, width = _BUCKET_SQL[bucket]  # constants chosen by key, never user text
-    expr = {"bucket": bucket_sql, "brand": "brand", "source": "source"}[group]
+    table, width = _ROLLUP[bucket]  # constants chosen by key, never user text
+    key = week_of(db, "bucket") if bucket == "week" else "bucket"
+    expr = {"bucket": key, "brand": "brand", "source": "source"}[group]
     if brand is not None or group == "brand":  # posts about two brands count for each
-        table = f"(SELECT * FROM {table} UNION ALL SELECT * FROM {table}_extra)"  # noqa: S608
+        table = f"(SELECT * FROM {table} UNION ALL SELECT * FROM {table}_extra) cells"  # noqa: S608
     sql = (
         f"SELECT {expr} AS k, sentiment, sum(n), sum(urgent) FROM {table}"  # noqa: S608
-        " WHERE bucket >= ? AND bucket < ? AND (?3 IS NULL OR brand = ?3)"
-        " AND (?4 IS NULL OR source = ?4) GROUP BY 1, 2"
+        " WHERE bucket >= ?1 AND bucket < ?2 AND (CAST(?3 AS TEXT) IS NULL OR brand = ?3)"
+        " AND (CAST(?4 AS TEXT) IS NULL OR source = ?4) GROUP BY 1, 2"
     )
     return sql, [*period.keys(width), brand, source]
 
@@ -160,9 +169,10 @@ def spikes(
     (summary, top terms); a brand-wide spike shows on every source."""
     sql = (
         "SELECT id, name, brand, source, window_start, window_end, title, payload FROM reports"
-        " WHERE kind = 'spike' AND window_end > ? AND window_start < ?"
-        " AND (?3 IS NULL OR brand = ?3) AND (?4 IS NULL OR source IS NULL OR source = ?4)"
-        " ORDER BY window_start LIMIT 500"
+        " WHERE kind = 'spike' AND window_end > ?1 AND window_start < ?2"
+        " AND (CAST(?3 AS TEXT) IS NULL OR brand = ?3)"
+        " AND (CAST(?4 AS TEXT) IS NULL OR source IS NULL OR source = ?4)"
+        " ORDER BY window_start, id LIMIT 500"
     )
     out = []
     for row in db.query(sql, [to_iso(period.start), to_iso(period.end), brand, source]):
@@ -174,9 +184,9 @@ def spikes(
 
 TERMS_SQL = (
     "SELECT p.text FROM triage t JOIN posts p ON p.id = t.post_id"
-    " WHERE t.sentiment = 'negative' AND t.created_at >= ? AND t.created_at < ?"
-    " AND (?3 IS NULL OR t.brand = ?3 OR t.post_id IN (SELECT post_id FROM post_extra_brands"
-    " WHERE brand = ?3)) AND (?4 IS NULL OR t.source = ?4)"
+    " WHERE t.sentiment = 'negative' AND t.created_at >= ?1 AND t.created_at < ?2"
+    " AND (CAST(?3 AS TEXT) IS NULL OR t.brand = ?3 OR t.post_id IN (SELECT post_id"
+    " FROM post_extra_brands WHERE brand = ?3)) AND (CAST(?4 AS TEXT) IS NULL OR t.source = ?4)"
     " ORDER BY t.created_at DESC LIMIT ?5"
 )
 

@@ -18,7 +18,8 @@ from datetime import datetime
 from typing import Any
 
 from listener.core.models import to_iso
-from storage.engine import Db
+from storage import search
+from storage.engine import POSTGRESQL, Db, dialect, pick
 from storage.tx import immediate
 
 STATUSES = ("new", "handled", "not_relevant")
@@ -36,14 +37,28 @@ class QueueFilter:
     sentiment: str | None = None
     lang: str | None = None
     status: str | None = "new"
-    q: str | None = None  # SQLite FTS5 query syntax: words, "phrases", OR, NOT, prefix*
+    q: str | None = None  # FTS5 query syntax: words, "phrases", OR, NOT, prefix* (storage.search)
     incident: str | None = None  # the posts of one incident (the link in its alert)
     unsupported: bool = False  # only posts scored by a model that does not know their language
 
 
-def _where(f: QueueFilter) -> tuple[str, list[Any]]:
+# The text search: SQLite's FTS5 index of the queue's posts, or PostgreSQL's search document
+# on the queue row itself, queried with the FTS5 query translated (storage/search.py); the
+# two engines index text differently, so the clauses cannot be one.
+_SEARCH_SQLITE = "t.post_id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?)"
+_SEARCH_PG = "t.search_vector @@ to_tsquery('simple', search_fold(?))"
+# the queue's order; post_id breaks ties, so pages neither repeat nor skip a row on either engine
+_ORDER = "rank DESC, created_at DESC, post_id DESC"
+
+
+def _where(db: Db, f: QueueFilter) -> tuple[str, list[Any]]:
+    """The filter's clauses on ``triage t``; a search PostgreSQL cannot read raises
+    :class:`storage.search.SearchError` (SQLite's raises its OperationalError)."""
     clauses: list[str] = []
     params: list[Any] = []
+    q = f.q
+    if q is not None and dialect(db) == POSTGRESQL:
+        q = search.tsquery(q)
     for clause, value in (
         ("t.created_at >= ?", to_iso(f.start) if f.start else None),
         ("t.created_at < ?", to_iso(f.end) if f.end else None),
@@ -54,7 +69,7 @@ def _where(f: QueueFilter) -> tuple[str, list[Any]]:
         ("t.sentiment = ?", f.sentiment),
         ("t.lang = ?", f.lang),
         ("t.status = ?", f.status),  # triage keeps a copy of post_status.status
-        ("t.post_id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?)", f.q),
+        (pick(db, sqlite=_SEARCH_SQLITE, postgresql=_SEARCH_PG), q),
         ("t.post_id IN (SELECT post_id FROM incident_posts WHERE incident_id = ?)", f.incident),
     ):
         if value is not None:
@@ -70,40 +85,54 @@ def _where(f: QueueFilter) -> tuple[str, list[Any]]:
 def check_search(db: Db, q: str) -> str | None:
     """Why a text search cannot be run (FTS5 syntax), or None when it can."""
     try:
-        db.execute("SELECT 1 FROM posts_fts WHERE posts_fts MATCH ? AND rowid = 0", [q]).fetchall()
-    except sqlite3.OperationalError as exc:
+        if dialect(db) == POSTGRESQL:
+            _check_pg(db, q)
+        else:
+            db.execute("SELECT 1 FROM posts_fts WHERE posts_fts MATCH ? AND rowid = 0",
+                       [q]).fetchall()
+    except (sqlite3.OperationalError, search.SearchError) as exc:
         return (f"the search could not be read ({exc}). Use words, \"quoted phrases\", OR, NOT "
                 "and prefix*; put words with punctuation in double quotes, e.g. \"can't\"")
     return None
 
 
-def queue_sql(f: QueueFilter, limit: int, offset: int) -> tuple[str, list[Any]]:
+def _check_pg(db: Db, q: str) -> None:
+    """Translate ``q`` and let PostgreSQL parse the result, as the queue will."""
+    import psycopg  # only where PostgreSQL is configured
+
+    try:
+        db.execute("SELECT to_tsquery('simple', search_fold(?))", [search.tsquery(q)]).fetchall()
+    except psycopg.Error as exc:
+        raise search.SearchError(str(exc).strip()) from exc
+
+
+def queue_sql(db: Db, f: QueueFilter, limit: int, offset: int) -> tuple[str, list[Any]]:
     """The queue's SQL: the page's post ids come from triage's covering index alone (no table
     row is read for posts that do not make the page), then only those rows are joined, with
     the score that put each one there (which model scored it, and whether it knew the
     language: ``language_supported`` 0 means the sentiment and urgency are a guess)."""
-    where, params = _where(f)
+    where, params = _where(db, f)
     sql = (
         "SELECT t.post_id, t.created_at, t.brand, t.source, t.lang, t.sentiment, t.urgency,"  # noqa: S608 (constant clauses)
         " t.followers, t.rank, t.status, t.supported AS language_supported, s.scored_by,"
         " s.model, s.model_version, p.platform, p.author, p.url, p.text, p.kind, p.rating"
-        f" FROM (SELECT post_id FROM triage t{where} ORDER BY rank DESC, created_at DESC"
+        f" FROM (SELECT post_id FROM triage t{where} ORDER BY {_ORDER}"
         " LIMIT ? OFFSET ?) page JOIN triage t ON t.post_id = page.post_id"
         " JOIN posts p ON p.id = t.post_id LEFT JOIN scores s ON s.id = t.score_id"
-        " ORDER BY t.rank DESC, t.created_at DESC"
+        " ORDER BY t.rank DESC, t.created_at DESC, t.post_id DESC"
     )
     return sql, [*params, limit, offset]
 
 
 def queue(db: Db, f: QueueFilter, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
     """Queue rows, most urgent × widest reach first, with the post and its status."""
-    return [dict(r) for r in db.query(*queue_sql(f, limit, offset))]
+    return [dict(r) for r in db.query(*queue_sql(db, f, limit, offset))]
 
 
 def count_queue(db: Db, f: QueueFilter, cap: int = COUNT_CAP) -> int:
     """How many rows match, counted up to ``cap`` + 1 (the page shows "cap+")."""
-    where, params = _where(f)
-    sql = f"SELECT count(*) FROM (SELECT 1 FROM triage t{where} LIMIT ?)"  # noqa: S608
+    where, params = _where(db, f)
+    sql = f"SELECT count(*) FROM (SELECT 1 FROM triage t{where} LIMIT ?) matched"  # noqa: S608
     return int(db.execute(sql, [*params, cap + 1]).fetchone()[0])
 
 

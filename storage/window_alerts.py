@@ -15,15 +15,17 @@ from listener.core.models import to_iso
 from storage.engine import Db
 from storage.windows import brand_params, brand_scoped
 
-# alerts about the period's posts (held ones included)
+# alerts about the period's posts (held ones included); in (rule, status) order on both
+# engines (SQLite's grouping gives that order anyway: no second sort)
 _POST_ALERTS = (
     "SELECT a.rule, a.status, count(*) AS n FROM posts p JOIN alerts a ON a.post_id = p.id"
-    " WHERE {brand} p.created_at >= ? AND p.created_at < ? GROUP BY 1, 2"
+    " WHERE {brand} p.created_at >= ? AND p.created_at < ? GROUP BY 1, 2 ORDER BY 1, 2"
 )
 # spike alerts about the period: their report's window ends in it
 _SPIKE_ALERTS = (
     "SELECT a.rule, a.status, count(*) AS n FROM reports r JOIN alerts a ON a.report_id = r.id"
     " WHERE {brand} r.kind = 'spike' AND r.window_end > ? AND r.window_end <= ? GROUP BY 1, 2"
+    " ORDER BY 1, 2"
 )
 # posts whose alerts a rule's cap suppressed, most important first (by rank)
 _SUPPRESSED = (

@@ -14,10 +14,11 @@ They are built from three fragments, each written once:
 
 Two ways of naming "the brand's posts" remain, because each caller's figures depend on its
 own: a spike *series* (``series_*``) may have no brand, meaning the posts without one
-(``p.brand IS ?``), and may keep to one source; a digest's *brand* (``brand_*``) is None when
-no brands are configured and then means every post (:func:`brand_scoped` leaves its filter
-out). Values are always bound parameters; the only text ever put into a statement is one of
-these constant fragments.
+(``p.brand IS NOT DISTINCT FROM ?``), and may keep to one source; a digest's *brand*
+(``brand_*``) is None when no brands are configured and then means every post
+(:func:`brand_scoped` leaves its filter out). Values are always bound parameters; the only text
+ever put into a statement is one of these constant fragments. Every statement is the same on
+SQLite and PostgreSQL (:mod:`storage.migrations_pg` gives PostgreSQL SQLite's ``unixepoch``).
 """
 
 from __future__ import annotations
@@ -38,22 +39,31 @@ EXTRA_BRAND = "p.id IN (SELECT post_id FROM post_extra_brands WHERE brand = ?)"
 # hours back from the window's end: bucket 0 is the window, bucket k ended k hours before it.
 # A post about two brands counts in both brands' series (its extra brands come from
 # post_extra_brands, usually empty). ?1 is the end in integer seconds, ?2 and ?3 the range.
+# unixepoch (SQLite 3.38; storage.migrations_pg defines it on PostgreSQL) and integer division,
+# which truncates on both engines; a counted comparison is a CASE (PostgreSQL sums no booleans).
+# Cells come in (brand, source, hour) order, NULLs first as SQLite sorts them (PostgreSQL puts
+# them last unless told); SQLite's grouping already yields that order, so it sorts nothing more.
 SERIES_QUERY = (
-    "SELECT b.brand, p.source,"  # noqa: S608 (constant fragments)
-    " (?1 - 1 - CAST(strftime('%s', p.created_at) AS INTEGER)) / 3600 AS hour,"
+    "SELECT b.brand, p.source, (?1 - 1 - unixepoch(p.created_at)) / 3600 AS hour,"  # noqa: S608
     " count(*) AS posts, count(s.id) AS scored,"
-    " coalesce(sum(s.sentiment = 'negative'), 0) AS negative"
+    " sum(CASE WHEN s.sentiment = 'negative' THEN 1 ELSE 0 END) AS negative"
     " FROM posts p JOIN (SELECT id AS post_id, brand FROM posts WHERE created_at >= ?2"
     " AND created_at < ?3 UNION ALL SELECT e.post_id, e.brand FROM post_extra_brands e"
     " JOIN posts q ON q.id = e.post_id WHERE q.created_at >= ?2 AND q.created_at < ?3) b"
     f" ON b.post_id = p.id LEFT JOIN scores s ON {NEWEST_SCORE}"
     " WHERE p.duplicate_of IS NULL GROUP BY b.brand, p.source, hour"
+    " ORDER BY b.brand NULLS FIRST, p.source NULLS FIRST, hour"
 )
-# the posts of one series in the window (brand may be NULL; source NULL means every source)
-_SERIES = f"{IN_WINDOW} AND (p.brand IS ? OR {EXTRA_BRAND}) AND (? IS NULL OR p.source = ?)"
+# the posts of one series in the window (brand may be NULL; source NULL means every source).
+# IS NOT DISTINCT FROM is SQLite's IS (same plan there); PostgreSQL types a bare parameter only
+# with a CAST.
+_SERIES = (f"{IN_WINDOW} AND (p.brand IS NOT DISTINCT FROM ? OR {EXTRA_BRAND})"
+           " AND (CAST(? AS TEXT) IS NULL OR p.source = ?)")
+# newest first; posts of the same second newest-stored first, so a limit keeps the same posts
+# on both engines
 _SERIES_TEXTS = (
     f"SELECT p.text FROM posts p WHERE {_SERIES}"  # noqa: S608 (constant fragments)
-    " ORDER BY p.created_at DESC LIMIT ?"
+    " ORDER BY p.created_at DESC, p.id DESC LIMIT ?"
 )
 # the same posts, most negative and urgent first; only scored ones (examples show their score)
 _SERIES_EXAMPLES = (
@@ -109,15 +119,15 @@ def series_examples(db: Db, brand: str | None, source: str | None, start: dateti
 
 # -- a brand's posts (or every post): what a digest reports --------------------------------------
 
-# hours since the period start (exact: integer seconds), per sentiment and source
+# hours since the period start (exact: integer seconds), per sentiment and source, in that
+# order (unixepoch, the CASE sum and the order: see SERIES_QUERY)
 _BRAND_HOURS = (
-    "SELECT"  # noqa: S608 (constant fragments)
-    " (CAST(strftime('%s', p.created_at) AS INTEGER) - ?) / 3600 AS hour,"
+    "SELECT (unixepoch(p.created_at) - ?) / 3600 AS hour,"  # noqa: S608 (constant fragments)
     " coalesce(s.sentiment, 'unscored') AS sentiment, coalesce(p.source, '') AS source,"
-    " count(*) AS n, sum(coalesce(s.urgency, 0) >= ?) AS help"
+    " count(*) AS n, sum(CASE WHEN coalesce(s.urgency, 0) >= ? THEN 1 ELSE 0 END) AS help"
     f" FROM posts p LEFT JOIN scores s ON {NEWEST_SCORE}"
     f" WHERE {{brand}} {IN_WINDOW}"
-    " GROUP BY 1, 2, 3"
+    " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
 )
 # is there anything to report? The same posts the hours count, stopping at the first one
 _BRAND_ANY_POST = (
@@ -137,13 +147,14 @@ _BRAND_TOP_HELP = (
     " AND s.urgency >= ? ORDER BY s.urgency DESC, coalesce(p.author_followers, 0) DESC, p.id"
     " LIMIT ?"
 )
-# texts for the terms that set the period's negative posts apart from its other posts
+# texts for the terms that set the period's negative posts apart from its other posts (ties
+# in time broken by id, as in _SERIES_TEXTS); `negative` is 0/1 on SQLite, a bool on PostgreSQL
 _BRAND_TEXTS = (
     "SELECT p.text,"  # noqa: S608 (constant fragments)
     " coalesce(s.sentiment, '') = 'negative' AS negative"
     f" FROM posts p LEFT JOIN scores s ON {NEWEST_SCORE}"
     f" WHERE {{brand}} {IN_WINDOW}"
-    " ORDER BY p.created_at DESC LIMIT ?"
+    " ORDER BY p.created_at DESC, p.id DESC LIMIT ?"
 )
 
 
@@ -239,9 +250,10 @@ def brand_texts(db: Db, brand: str | None, start: datetime, end: datetime,
 # -- posts whose first brand is the brand: an incident's background ----------------------------
 
 # cross-posts included and extra brands not: unlike the series and brand statements above
+# (IS NOT DISTINCT FROM and the tie-breaker: see _SERIES and _SERIES_TEXTS)
 _FIRST_BRAND_TEXTS = (
-    "SELECT text FROM posts WHERE brand IS ? AND created_at >= ? AND created_at < ?"
-    " ORDER BY created_at DESC LIMIT 5000"
+    "SELECT text FROM posts WHERE brand IS NOT DISTINCT FROM ? AND created_at >= ?"
+    " AND created_at < ? ORDER BY created_at DESC, id DESC LIMIT 5000"
 )
 
 

@@ -36,10 +36,12 @@ def posts_jsonl(texts: list[str], start: int = 1, created_at: str | None = None)
     )
 
 
-def config_yaml(*, once_max_wait: float = 10, backoff: float = 1, interval: float = 300) -> str:
+def config_yaml(*, once_max_wait: float = 10, backoff: float = 1, interval: float = 300,
+                postgresql: bool = False) -> str:
+    storage = ('  url: {"$env": TEST_DATABASE_URL}' if postgresql else "  path: listener.db")
     return f"""\
 storage:
-  path: listener.db
+{storage}
 schedule:
   classify_interval: {interval}
   rules_interval: {interval}

@@ -34,7 +34,7 @@ def alerts_list(config_path: str, status: str | None, sort: str, limit: int) -> 
     from listener.terminal_tables import alerts_listing
     from storage.db import open_db
 
-    conn = open_db(load_for_command(config_path).db_path)
+    conn = open_db(load_for_command(config_path).database)
     try:
         click.echo(alerts_listing(conn, status, limit, sort, utcnow()))  # type: ignore[arg-type]
     finally:
@@ -55,7 +55,7 @@ def alerts_retry(config_path: str, ids: tuple[str, ...]) -> None:
     from storage.db import open_db
     from storage.outbox import requeue_failed
 
-    conn = open_db(load_for_command(config_path).db_path)
+    conn = open_db(load_for_command(config_path).database)
     try:
         if ids:
             wanted, problems = resolve_alert_ids(conn, ids)

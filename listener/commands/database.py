@@ -22,17 +22,18 @@ def db() -> None:
 @config_option
 def db_migrate(config_path: str) -> None:
     """Apply pending schema migrations (exits 75 while a run holds the database)."""
-    from storage.migrations import migrate
+    from storage.db import migrate_database
     from storage.tx import connect
 
     config = load_for_command(config_path)
     run_lock = take_lock(config)
-    conn = connect(config.db_path)
+    conn = connect(config.database)
     try:
-        applied = migrate(conn)
+        applied = migrate_database(conn)
     finally:
         conn.close()
-        run_lock.release()
+        if run_lock is not None:
+            run_lock.release()
     click.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 
@@ -45,8 +46,11 @@ def backup(config_path: str, target: str, force: bool) -> None:
     from storage.backup import backup as copy
 
     config = load_for_command(config_path)
+    if not isinstance(config.database, Path):
+        raise click.ClickException("db backup copies the SQLite file; back a PostgreSQL "
+                                   "database up with its own tools (pg_dump)")
     path = Path(target)
     if path.exists() and not force:
         raise click.ClickException(f"{path} exists; pass --force to replace it")
-    size = copy(config.db_path, path)
-    click.echo(f"backed up {config.db_path} to {path} ({size / 2**20:.1f} MiB)")
+    size = copy(config.database, path)
+    click.echo(f"backed up {config.database} to {path} ({size / 2**20:.1f} MiB)")

@@ -8,6 +8,7 @@ instead of from each other.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -89,12 +90,15 @@ def load_for_command(path: str) -> Config:
     return config
 
 
-def take_lock(config: Config) -> RunLock:
-    """The database's run lock, or exit 75 (EX_TEMPFAIL) at once when another run holds it."""
+def take_lock(config: Config) -> RunLock | None:
+    """The SQLite database's run lock, or exit 75 (EX_TEMPFAIL) at once when another run holds
+    it; None on PostgreSQL, where any number of workers run side by side."""
     from listener.lock import EXIT_LOCKED, LockHeld, acquire
 
+    if not isinstance(config.database, Path):
+        return None
     try:
-        return acquire(config.db_path)
+        return acquire(config.database)
     except LockHeld as exc:
         click.echo(f"skipped: {exc}", err=True)
         raise click.exceptions.Exit(EXIT_LOCKED) from None

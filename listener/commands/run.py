@@ -8,12 +8,14 @@ Thin: the work is in :mod:`listener.pipeline`, :mod:`listener.scheduler` and
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from listener.commands.options import config_option, load_for_command, take_lock
 from listener.config import Config
+from listener.workers import STAGES, parse_stages
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -23,15 +25,26 @@ if TYPE_CHECKING:
 EXIT_DELIVERIES_FAILED = 4  # run --once: alerts were parked as failed during the run
 
 
+def _stages(_ctx: click.Context, _param: click.Parameter, value: str) -> frozenset[str]:
+    try:
+        return parse_stages(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @click.command()
 @config_option
 @click.option("--once", is_flag=True, help="Run every stage once, in order, then exit (cron).")
 @click.option("--summary", is_flag=True, help="Print posts and alerts tables at the end.")
-def run(config_path: str, once: bool, summary: bool) -> None:
+@click.option("--stages", default=",".join(STAGES), show_default=True, callback=_stages,
+              help="The stages this worker runs (several workers on PostgreSQL share the "
+              "work; see README 'Scaling out').")
+def run(config_path: str, once: bool, summary: bool, stages: frozenset[str]) -> None:
     """Run the pipeline: as a daemon, or once with --once.
 
-    Either way the run takes the database's lock first; while another run holds it, this one
-    exits at once with status 75 (EX_TEMPFAIL) and does nothing. On a terminal, --once shows
+    On SQLite the run takes the database's lock first; while another run holds it, this one
+    exits at once with status 75 (EX_TEMPFAIL) and does nothing. On PostgreSQL any number of
+    runs work side by side, each claiming its work, and `listener status` lists them. On a terminal, --once shows
     each stage's progress on stderr (never in cron, never with JSON logs).
 
     \b
@@ -41,7 +54,7 @@ def run(config_path: str, once: bool, summary: bool) -> None:
       4   alerts were parked as failed in this run: a delivery failed permanently
           (a bad token, an unknown channel) or ran out of attempts; see
           `listener alerts list --status failed`, then `listener alerts retry`
-      75  another run holds the database's lock; nothing was done
+      75  another run holds the (SQLite) database's lock; nothing was done
     """
     from listener.pipeline import Runtime
 
@@ -49,11 +62,13 @@ def run(config_path: str, once: bool, summary: bool) -> None:
     run_lock = take_lock(config)
     try:
         mark = _deliveries_mark(config) if once else 0
-        runtime = Runtime(config, progress=_progress(config, mark) if once else None)
+        runtime = Runtime(config, progress=_progress(config, mark) if once else None,
+                          stages=stages)
         ok = _run_locked(runtime, once)
         parked = _parked_since(config, mark) if once else 0
     finally:
-        run_lock.release()
+        if run_lock is not None:
+            run_lock.release()
     if summary and once:
         _print_summary(config)
     if parked:
@@ -70,18 +85,19 @@ def _deliveries_mark(config: Config) -> int:
     not times: immune to a clock that jumps during the run)."""
     import sqlite3
 
+    from listener.core.errors import StorageError
     from storage.delivery_outcomes import deliveries_mark
     from storage.tx import connect
 
-    if not config.db_path.exists():
+    if isinstance(config.database, Path) and not config.database.exists():
         return 0
     try:
-        db = connect(config.db_path)
+        db = connect(config.database)
         try:
             return deliveries_mark(db)
         finally:
             db.close()
-    except sqlite3.Error:  # unreadable: the run itself reports that
+    except (sqlite3.Error, StorageError, OSError):  # unreadable: the run itself reports that
         return 0
 
 
@@ -90,7 +106,7 @@ def _parked_since(config: Config, mark: int) -> int:
     from storage.delivery_outcomes import outcomes_since
     from storage.tx import connect
 
-    db = connect(config.db_path)
+    db = connect(config.database)
     try:
         return outcomes_since(db, mark).get("failed", 0)
     finally:
@@ -106,7 +122,7 @@ def _progress(config: Config, mark: int) -> Callable[[str, str, str, int | None]
     given = options.get("log_format") if isinstance(options, dict) else None
     if not wanted(sys.stderr, given or config.log.format):
         return None
-    return for_run(config.db_path, mark, sys.stderr)
+    return for_run(config.database, mark, sys.stderr)
 
 
 def _run_locked(runtime: Runtime, once: bool) -> bool:
@@ -141,7 +157,7 @@ def _print_summary(config: Config) -> None:
     from listener.terminal_tables import summary
     from storage.db import open_db
 
-    db = open_db(config.db_path)
+    db = open_db(config.database)
     try:
         click.echo(summary(db))
     finally:

@@ -24,7 +24,7 @@ def sources(config_path: str) -> None:
     from storage.source_pauses import paused_until
 
     runtime = Runtime(load_for_command(config_path))
-    db = open_db(runtime.config.db_path)
+    db = open_db(runtime.config.database)
     rows = []
     for cfg in runtime.config.sources:
         try:
@@ -69,7 +69,7 @@ def backfill(config_path: str, source_name: str, since: object) -> None:
         raise click.ClickException(no_backfill(source_name, cfg.type))
     source = runtime.build_source(cfg)  # only this one: another's missing secret is no matter
     assert isinstance(since, datetime)
-    db = open_db(runtime.config.db_path)
+    db = open_db(runtime.config.database)
     stored = [0]
     with tqdm(unit=" posts", desc=f"backfill {source_name}") as bar:
         def progress(fetched: int, new: int) -> None:

@@ -7,7 +7,6 @@ Thin: the work is in :mod:`listener.health` and :mod:`listener.metrics`.
 from __future__ import annotations
 
 import os
-import sqlite3
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -16,10 +15,10 @@ import click
 
 from listener.commands.options import config_option, load_for_command
 from listener.config import Config
-from listener.core.errors import StorageError
 from listener.core.models import parse_iso, utcnow
 from listener.health import Snapshot, StageState, load_snapshot
 from listener.terminal_tables import age, table
+from storage.engine import database_errors
 
 
 @click.command()
@@ -31,8 +30,8 @@ def status(config_path: str) -> None:
     config = load_for_command(config_path)
     try:
         snapshot = load_snapshot(config)
-    except (sqlite3.Error, StorageError) as exc:  # missing, not migrated, not a database
-        raise click.ClickException(f"cannot read {config.db_path}: {exc}") from None
+    except database_errors() as exc:  # missing, not migrated, not a database
+        raise click.ClickException(f"cannot read {config.database}: {exc}") from None
     click.echo(render_status(snapshot, config, utcnow()))
 
 
@@ -45,7 +44,7 @@ def render_status(snapshot: Snapshot, config: Config, now: datetime) -> str:
             if s.last_run or s.stage != "dispatch" or "dispatch" not in ran]
     queues = [[name, depth] for name, depth in asdict(snapshot.queues).items()]
     lines = [
-        f"database: {config.db_path}",
+        f"database: {config.database}",
         f"health: {verdict(snapshot, now, config.metrics.unhealthy_after)}",
         *(f"  destination {d.destination}: last error: {d.last_error}"
           for d in snapshot.failing_destinations),
@@ -58,7 +57,30 @@ def render_status(snapshot: Snapshot, config: Config, now: datetime) -> str:
     for source, until in sorted(snapshot.paused.items()):
         if parse_iso(until) > now:  # an expired pause is cleared by the source's next poll
             lines.append(f"paused: {source} until {until} (rate limit)")
+    lines += _workers(snapshot, now)
     return "\n".join(lines)
+
+
+QUIET_AFTER = 120.0  # seconds without a heartbeat (every 30 s) before a worker shows as quiet
+
+
+def _workers(snapshot: Snapshot, now: datetime) -> list[str]:
+    """Every worker (host, pid, stages, last heartbeat) and every lease, stale ones marked:
+    on PostgreSQL, which machines are working and what a dead one left behind."""
+    if not snapshot.workers:
+        return []
+    rows = []
+    for w in snapshot.workers:
+        quiet = (now - parse_iso(w.heartbeat_at)).total_seconds()
+        state = ("stopped" if w.stopped_at else "QUIET" if quiet > QUIET_AFTER else "working")
+        rows.append([w.host, w.pid, w.stages, state, age(quiet), w.started_at])
+    lines = ["", table(["host", "pid", "stages", "state", "last heartbeat", "started"], rows)]
+    if snapshot.leases:
+        held = [[lease.name, lease.owner, lease.until,
+                 "STALE (free to take)" if parse_iso(lease.until) < now else "held"]
+                for lease in snapshot.leases]
+        lines += ["", table(["lease", "owner", "until", "state"], held)]
+    return lines
 
 
 def verdict(snapshot: Snapshot, now: datetime, unhealthy_after: int) -> str:

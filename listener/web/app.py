@@ -20,7 +20,7 @@ __all__ = ["WebSettings", "create_app"]
 
 def create_app(config: WebSettings) -> Flask:
     """Build the app; the database is migrated once here, not on every request."""
-    open_db(config.db_path).close()
+    open_db(config.database).close()
     app = Flask(__name__)
     app.extensions["listener"] = config
     app.url_map.converters["rowid"] = RowIdConverter

@@ -26,7 +26,7 @@ class WebSettings:
     mark cookies Secure whatever the request's scheme (TLS ends at a proxy we do not trust).
     """
 
-    db_path: Path
+    database: Path
     token: str | None = field(default=None, repr=False)
     clock: Clock = utcnow
     brand_words: frozenset[str] = frozenset()  # brand names/query words: left out of top terms
@@ -44,7 +44,7 @@ def get_db() -> Database:
     """This request's connection, opened on first use and closed when the request ends
     (sqlite3 connections must not cross threads, and waitress serves from a thread pool)."""
     if "db" not in g:
-        g.db = connect(settings().db_path)
+        g.db = connect(settings().database)
     return g.db  # type: ignore[no-any-return]
 
 

@@ -77,7 +77,7 @@ def serve(config_path: str, host: str | None, port: int | None) -> None:
     from listener.web.hosts import normalise
 
     app = create_app(WebSettings(
-        db_path=config.db_path, token=settings.token, brand_words=brand_words(config),
+        database=config.database, token=settings.token, brand_words=brand_words(config),
         allowed_hosts=normalise(host_names(settings, host)),
         trusted_proxies=trusted_networks(settings), secure_cookies=settings.secure_cookies,
     ))

@@ -81,7 +81,7 @@ class Harness:
         self.zendesk = FakeZendesk()
         self.kills: list[Kill] = []
         self.ready_s: list[float] = []  # start → first classify done (imports + model load)
-        self.db_path = workdir / "listener.db"
+        self.database = workdir / "listener.db"
         self.log_path = workdir / "daemon.log"
         self.config = workdir / "config.yaml"
         self._reader: sqlite3.Connection | None = None  # opened once the database exists
@@ -166,9 +166,9 @@ class Harness:
 
     def _query(self, sql: str, *params: Any) -> list[Any]:
         if self._reader is None:
-            if not self.db_path.exists():
+            if not self.database.exists():
                 return []
-            self._reader = daemon.read_db(self.db_path)
+            self._reader = daemon.read_db(self.database)
         try:
             return self._reader.execute(sql, params).fetchall()
         except sqlite3.OperationalError as exc:  # the schema is not there yet: nothing has run
@@ -221,7 +221,7 @@ class Harness:
                                f"{status}); see {self.log_path}")
         self.say(f"settled in {time.monotonic() - started:.1f}s")
         slack = [r.body for r in self.slack.requests if r.target == self.slack.path]
-        return count(self.db_path, created, self.stream.first_served, slack, self.zendesk.tickets)
+        return count(self.database, created, self.stream.first_served, slack, self.zendesk.tickets)
 
     def _quiet(self, created: int) -> bool:
         [row] = self._query(

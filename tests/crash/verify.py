@@ -54,9 +54,9 @@ class Totals:
                     or tickets.duplicates or self.slack.unexpected or tickets.unexpected)
 
 
-def count(db_path: Path, created: Iterable[str], served: Iterable[str],
+def count(database: Path, created: Iterable[str], served: Iterable[str],
           slack_bodies: Iterable[bytes], tickets: list[dict] | None) -> Totals:
-    conn = read_db(db_path)
+    conn = read_db(database)
     try:
         stored = Counter(r[0] for r in conn.execute(
             "SELECT platform_id FROM posts WHERE platform = 'hackernews'"))

@@ -155,7 +155,7 @@ def test_a_destination_keeps_failing_after_three_failed_attempts_with_nothing_de
     tmp_path: Path,
 ) -> None:
     config = load_config(write_setup(tmp_path, [], port=9), environ={})
-    db = store.open_db(config.db_path)
+    db = store.open_db(config.database)
     t0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
     assert health.read_snapshot(db, config).failing_destinations == []
     _alert(db, "a1", "pending", t0, attempts=1, error="could not reach (ConnectError)")
@@ -208,7 +208,7 @@ def test_status_and_healthz_fail_while_a_destination_keeps_failing_then_while_al
     code, body = health.healthz(config, datetime.now(UTC))
     assert (code, body["status"], body["failing_destinations"]) == (200, "ok", [])
 
-    db = Database(config.db_path)
+    db = Database(config.database)
     db.execute("UPDATE alerts SET status = 'failed' WHERE rowid = (SELECT min(rowid) FROM alerts)")
     code, body = health.healthz(config, datetime.now(UTC))
     assert (code, body["parked_alerts"], body["failing_destinations"]) == (503, 1, [])

@@ -62,7 +62,7 @@ def error_for(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> C
 
 def test_valid_config_loads_with_paths_relative_to_the_file(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, VALID), environ={})
-    assert config.db_path == tmp_path.resolve() / "data" / "listener.db"
+    assert config.database == tmp_path.resolve() / "data" / "listener.db"
     assert [s.name for s in config.sources] == ["exports"]
     assert config.rules[0].when.sentiment == ["negative"]
     assert config.sources[0].interval == 300
@@ -255,3 +255,16 @@ def test_classifier_models_errors_name_the_key(tmp_path: Path, models: str, mess
     err = error_for(tmp_path, VALID + f"classifier:\n  models: {models}\n")
     assert err.key == "classifier.models" and message in str(err)
     assert err.line == VALID.count("\n") + 2
+
+
+def test_storage_url_names_a_postgresql_database_through_the_environment(tmp_path: Path) -> None:
+    """Issue 17: the URL (with its password) comes from the environment, and anything but a
+    postgresql:// URL is refused with the file, line and key."""
+    with_url = VALID.replace("  path: data/listener.db", '  url: {"$env": DB_URL}')
+    good = write(tmp_path, with_url)
+    config = load_config(good, environ={"DB_URL": "postgresql://u:pw@db.internal/listener"})
+    assert config.database == "postgresql://u:pw@db.internal/listener"
+    assert load_config(write(tmp_path, VALID)).database == tmp_path / "data" / "listener.db"
+    bad = write(tmp_path, VALID.replace("  path: data/listener.db", "  url: mysql://db/x"))
+    with pytest.raises(ConfigError, match=r"line 2, key 'storage.url'.*postgresql:// URL"):
+        load_config(bad)

@@ -230,7 +230,7 @@ def test_a_run_without_progress_shows_as_stuck(tmp_path: Path) -> None:
         config = load_config(slow_slack_config(tmp_path, f"{slack.base_url}/services/x",
                                                f"{hook.base_url}/hook"),
                              environ={"HOOK_SECRET": "s" * 32})
-    db = store.open_db(config.db_path)
+    db = store.open_db(config.database)
     now = utcnow()
     busy = store.start_run(db, "classify", "", now - timedelta(hours=2))
     store.beat_run(db, busy, now - timedelta(seconds=30))  # a long re-score, still going

@@ -80,9 +80,9 @@ conn.execute("ROLLBACK")
 
 
 @contextmanager
-def locked(db_path: Path) -> Iterator[None]:
+def locked(database: Path) -> Iterator[None]:
     """Another process holds an exclusive transaction on the database until the block ends."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(db_path)], text=True,
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(database)], text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert proc.stdin is not None and proc.stdout is not None
     try:
@@ -94,8 +94,8 @@ def locked(db_path: Path) -> Iterator[None]:
         proc.stdout.close()
 
 
-def run_rows(db_path: Path) -> list[tuple[str, str | None]]:
-    return [(r["status"], r["error"]) for r in Database(db_path).query(
+def run_rows(database: Path) -> list[tuple[str, str | None]]:
+    return [(r["status"], r["error"]) for r in Database(database).query(
         "SELECT status, error FROM runs ORDER BY started_at, id")]
 
 
@@ -106,12 +106,12 @@ def test_locked_database_fails_the_stage_cleanly_and_the_next_run_succeeds(
         hn.add(*acme_stories(clock, range(1, 4)))
         runtime = runtime_for(write_config(tmp_path, hn.base_url), clock)
         [source] = runtime.sources()
-        with locked(runtime.config.db_path):
+        with locked(runtime.config.database):
             assert runtime.run_collect(source) is None  # failed, not raised: the daemon goes on
         assert hn.requests == []  # the stage could not even start: nothing fetched, nothing lost
         assert runtime.run_collect(source) == 3
     assert "cannot record the run yet" in caplog.text and "database is busy" in caplog.text
-    rows = dict(run_rows(runtime.config.db_path))  # the failed run, recorded once it could be
+    rows = dict(run_rows(runtime.config.database))  # the failed run, recorded once it could be
     assert sorted(rows) == ["error", "ok"] and "database is busy" in str(rows["error"])
 
 
@@ -140,14 +140,14 @@ def test_lock_taken_while_a_page_is_in_flight_keeps_the_cursor_and_loses_nothing
         worker = threading.Thread(target=lambda: result.append(runtime.run_collect(source)))
         worker.start()
         hn.wait_for_requests(1)
-        with locked(runtime.config.db_path):
+        with locked(runtime.config.database):
             hn.release.set()  # the page arrives; storing it needs the lock the other one holds
             worker.join(30)
         assert result == [None]
-        db = Database(runtime.config.db_path)
+        db = Database(runtime.config.database)
         assert db["posts"].count == 0 and store.load_cursor(db, "hn") is None
         assert runtime.run_collect(source) == 3  # the same page again, stored this time
-    assert [s for s, _ in run_rows(runtime.config.db_path)] == ["error", "ok"]
+    assert [s for s, _ in run_rows(runtime.config.database)] == ["error", "ok"]
 
 
 # -- disk full ----------------------------------------------------------------------------------
@@ -161,7 +161,7 @@ def test_disk_full_on_write_keeps_the_cursor_and_recovers_when_space_returns(
                  for i in range(1, 6)))  # 4.5 kB each: they need new pages
         runtime = runtime_for(write_config(tmp_path, hn.base_url), clock)
         [source] = runtime.sources()
-        db = store.open_db(runtime.config.db_path)
+        db = store.open_db(runtime.config.database)
         db.execute("VACUUM")  # no free pages left inside the file
         pages = db.execute("PRAGMA page_count").fetchone()[0]
         db.execute(f"PRAGMA max_page_count = {pages}")  # SQLITE_FULL on the next new page
@@ -209,7 +209,7 @@ def test_source_answering_garbage_for_an_hour_keeps_its_cursor_then_collects_eve
         runtime = runtime_for(write_config(tmp_path, hn.base_url), clock)
         [source] = runtime.sources()
         assert runtime.run_collect(source) == 1
-        db = Database(runtime.config.db_path)
+        db = Database(runtime.config.database)
         cursor = store.load_cursor(db, "hn")
         for minute in range(60):  # an hour of polls, one a minute, while posts keep coming
             clock.now += timedelta(minutes=1)
@@ -221,7 +221,7 @@ def test_source_answering_garbage_for_an_hour_keeps_its_cursor_then_collects_eve
         assert runtime.run_collect(source) == 60  # every post of the hour: no gap
     ids = {r["platform_id"] for r in db["posts"].rows}
     assert ids == {"1", *(str(100 + m) for m in range(60))}
-    errors = [e for s, e in run_rows(runtime.config.db_path) if s == "error"]
+    errors = [e for s, e in run_rows(runtime.config.database) if s == "error"]
     assert len(errors) == 60 and all("SourceError" in e for e in errors)
     assert "not JSON" in caplog.text and "HTTP 502" in caplog.text
 
@@ -233,7 +233,7 @@ SLACK_DOWN = Fault(503, "service_unavailable", kind="http-503")  # what Slack an
 
 def queue_negative_alerts(runtime: Runtime, clock: ManualClock, count: int) -> None:
     """Posts with a negative score through the real rules stage (the model is not the point)."""
-    db = store.open_db(runtime.config.db_path)
+    db = store.open_db(runtime.config.database)
     posts = [Post("hackernews", str(i), f"acme lost my order {i}", clock(), source="hn")
              for i in range(count)]
     store.store_page(db, "hn", Page(posts), clock())
@@ -267,7 +267,7 @@ def test_sinks_down_for_an_hour_retry_with_backoff_and_deliver_each_alert_once(
         runtime = runtime_for(path, clock, FAULT_SLACK=slack.url, FAULT_ZENDESK=gone.token)
         queue_negative_alerts(runtime, clock, 3)
         dispatch_for(runtime, clock, 3600)
-        db = Database(runtime.config.db_path)
+        db = Database(runtime.config.database)
         rows = list(db.query("SELECT id, destination, status, attempts FROM alerts"))
         # Default policy (8 attempts, 30 s doubling to 1 h, jitter): each alert is still pending
         # or, once its attempts ran out (after 32-63 minutes), parked; none is lost or sent.
@@ -318,7 +318,7 @@ def test_clock_jumping_back_and_forth_neither_crashes_nor_duplicates_nor_wedges(
         clock.now = t0 + timedelta(days=1)  # the clock runs a day ahead
         hn.enqueue(429, '{"message": "slow down"}', {"Retry-After": "120"})
         assert runtime.run_once()  # the source pauses 120 s; the retries fail again
-        db = Database(runtime.config.db_path)
+        db = Database(runtime.config.database)
         assert source_pauses.paused_until(db, "hn") == clock() + timedelta(seconds=120)
         polls = len(hn.requests)
 
@@ -336,7 +336,7 @@ def test_clock_jumping_back_and_forth_neither_crashes_nor_duplicates_nor_wedges(
     alerts = [r["id"] for r in db.query("SELECT id FROM alerts WHERE status = 'delivered'")]
     assert len(alerts) == 3 and len(answered) == 3
     assert all(sum(a in body for body in answered) == 1 for a in alerts)  # no duplicate
-    assert [s for s, _ in run_rows(runtime.config.db_path) if s != "ok"] == []
+    assert [s for s, _ in run_rows(runtime.config.database) if s != "ok"] == []
     assert source_pauses.paused_until(db, "hn") is None
 
 

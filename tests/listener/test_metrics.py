@@ -107,7 +107,7 @@ def endpoint(tmp_path: Path) -> Iterator[tuple[Any, list[datetime], Any]]:
     now = [T0]
     server = serve(config, clock=lambda: now[0])
     assert server is not None
-    db = store.open_db(config.db_path)
+    db = store.open_db(config.database)
     with httpx.Client(base_url=f"http://127.0.0.1:{server.server_port}", trust_env=False) as c:
         yield db, now, c
     server.shutdown()
@@ -147,7 +147,7 @@ def test_healthz_fails_after_unhealthy_after_intervals_of_errors_and_recovers(
 
 def test_an_unreadable_database_is_a_503_and_a_zero_gauge(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path, []), environ={})
-    config.db_path.write_bytes(b"this is not a SQLite database, whatever its name says" * 40)
+    config.database.write_bytes(b"this is not a SQLite database, whatever its name says" * 40)
     status, body = health.healthz(config, T0)
     assert status == 503 and body["database"].startswith("unreadable: ")
     scraped = scrape_registry(config, with_process=False)

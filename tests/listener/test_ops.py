@@ -140,3 +140,24 @@ def test_runs_a_killed_process_left_open_are_marked_interrupted_at_the_next_star
     out = CliRunner().invoke(status, ["-c", str(tmp_path / "config.yaml")]).output
     row = next(line for line in out.splitlines() if line.startswith("classify"))
     assert "interrupted" in row and "running" not in row
+
+
+def test_status_lists_every_worker_and_the_leases_a_dead_one_left(tmp_path: Path) -> None:
+    """Issue 17: which machines work on the database, which went quiet, what they hold."""
+    from storage import leases, workers
+
+    config = write_config(tmp_path)
+    db = store.open_db(tmp_path / "listener.db")
+    now = datetime.now(UTC)
+    workers.register(db, "a:1:0", "host-a", 101, ["collect", "rules"], now)
+    workers.register(db, "b:2:0", "host-b", 202, ["classify"], now - timedelta(minutes=10))
+    leases.take(db, "source:imports", "a:1:0", now, 300)
+    leases.take(db, "classify:m:v:7", "b:2:0", now - timedelta(minutes=10), 300)
+    db.close()
+    out = CliRunner().invoke(status, ["-c", str(config)]).output
+    rows = {line.split()[0]: line.split() for line in out.splitlines()
+            if line.startswith(("host-", "source:", "classify:"))}
+    assert rows["host-a"][1:4] == ["101", "collect,rules", "working"]
+    assert rows["host-b"][1:4] == ["202", "classify", "QUIET"]  # no heartbeat for 10 minutes
+    assert rows["source:imports"][-1] == "held"
+    assert " ".join(rows["classify:m:v:7"][-4:]) == "STALE (free to take)"

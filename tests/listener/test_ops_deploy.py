@@ -55,3 +55,21 @@ def test_the_cron_wrapper_reports_a_failed_run(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "listener run --once failed (exit 1)" in result.stderr
     assert "min_probability" in (tmp_path / "cron.log").read_text()
+
+
+@pytest.mark.parametrize(("instance", "stages"), [
+    ("all", "collect,classify,rules,dispatch,reports"), ("classify", "classify"),
+    ("collect,rules,reports,dispatch", "collect,rules,reports,dispatch")])
+def test_the_worker_template_turns_its_instance_into_stages(instance: str, stages: str) -> None:
+    """deploy/listener@.service: the command systemd runs for ``listener@<instance>``."""
+    line = next(row for row in (DEPLOY / "listener@.service").read_text().splitlines()
+                if row.startswith("ExecStart="))
+    # what systemd hands the shell: $$ is a literal $, %i the instance name
+    command = line.removeprefix("ExecStart=").replace("$$", "$").replace("%i", instance)
+    command = command.replace("exec /opt/listener/venv/bin/listener", "echo")
+    result = subprocess.run(command, shell=True, capture_output=True, text=True,  # noqa: S602
+                            check=True, timeout=10)
+    assert result.stdout.split() == ["--log-format", "json", "run", "--stages", stages]
+    from listener.workers import parse_stages
+
+    assert parse_stages(stages)

@@ -26,13 +26,23 @@ def test_one_job_per_source_plus_stages_with_safe_defaults(tmp_path: Path) -> No
     )
     scheduler = build_scheduler(Runtime(config))
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"collect:imports", "classify", "rules", "reports", "dispatch:slack"}
-    for job in jobs.values():
+    assert set(jobs) == {"collect:imports", "classify", "rules", "reports", "dispatch:slack",
+                         "worker"}
+    for name, job in jobs.items():
         assert job.max_instances == 1 and job.coalesce is True
-        assert job.trigger.interval.total_seconds() == 45
-        assert job.misfire_grace_time == 45  # not APScheduler's silent 1-second default
+        seconds = 30 if name == "worker" else 45  # the worker's heartbeat in `workers`
+        assert job.trigger.interval.total_seconds() == seconds
+        assert job.misfire_grace_time == seconds  # not APScheduler's silent 1-second default
     assert str(scheduler.timezone) == "UTC"
     assert jobs["collect:imports"].args[0].name == "imports"
+
+
+def test_a_worker_schedules_only_its_stages(tmp_path: Path) -> None:
+    config = load_config(setup_dir(tmp_path, NEGATIVE, interval=45),
+                         environ={"TEST_SLACK_WEBHOOK": "http://127.0.0.1:9/hook"})
+    runtime = Runtime(config, stages=frozenset({"classify", "dispatch"}))
+    assert {job.id for job in build_scheduler(runtime).get_jobs()} == {
+        "classify", "dispatch:slack", "worker"}
 
 
 def test_stages_are_chained_so_alerts_do_not_wait_for_the_stage_intervals(tmp_path: Path) -> None:

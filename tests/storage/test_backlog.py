@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlite_utils import Database
-
 from listener.core.models import Page, Post, Score
 from storage import backlog, outbox
 from storage import db as store
+from storage.engine import Db
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -19,44 +18,44 @@ def post(pid: str) -> Post:
                 created_at=NOW - timedelta(hours=1), source="x-main", brand="acme", lang="en")
 
 
-def stored(db: Database, *pids: str) -> list[int]:
+def stored(db: Db, *pids: str) -> list[int]:
     store.store_page(db, "x-main", Page(posts=[post(p) for p in pids]), NOW)
     return [r[0] for r in db.execute("SELECT id FROM posts ORDER BY id").fetchall()]
 
 
-def scored(db: Database, *post_ids: int) -> list[int]:
+def scored(db: Db, *post_ids: int) -> list[int]:
     store.save_scores(db, [(p, Score("negative", 0.8, 0.1, 0.1, 0.9, "m", "1"), "en")
                            for p in post_ids], NOW)
     return [r[0] for r in db.execute("SELECT id FROM scores ORDER BY id").fetchall()]
 
 
-def test_an_empty_database_has_no_backlog(db: Database) -> None:
-    assert backlog.unscored(db) == 0
-    assert backlog.unevaluated(db) == 0
-    assert backlog.alerts_with_status(db, outbox.PENDING) == 0
+def test_an_empty_database_has_no_backlog(any_db: Db) -> None:
+    assert backlog.unscored(any_db) == 0
+    assert backlog.unevaluated(any_db) == 0
+    assert backlog.alerts_with_status(any_db, outbox.PENDING) == 0
 
 
-def test_unscored_posts_are_those_after_the_post_of_the_newest_score(db: Database) -> None:
-    ids = stored(db, "1", "2", "3", "4")
-    assert backlog.unscored(db) == 4
-    scored(db, ids[0], ids[1])
-    assert backlog.unscored(db) == 2
-    scored(db, ids[3])  # classify goes in id order: the approximation counts after the newest
-    assert backlog.unscored(db) == 0
+def test_unscored_posts_are_those_after_the_post_of_the_newest_score(any_db: Db) -> None:
+    ids = stored(any_db, "1", "2", "3", "4")
+    assert backlog.unscored(any_db) == 4
+    scored(any_db, ids[0], ids[1])
+    assert backlog.unscored(any_db) == 2
+    scored(any_db, ids[3])  # classify goes in id order: the approximation counts after the newest
+    assert backlog.unscored(any_db) == 0
 
 
-def test_unevaluated_scores_and_alerts_per_status(db: Database) -> None:
-    ids = stored(db, "1", "2", "3")
-    score_ids = scored(db, *ids)
-    assert backlog.unevaluated(db) == 3
+def test_unevaluated_scores_and_alerts_per_status(any_db: Db) -> None:
+    ids = stored(any_db, "1", "2", "3")
+    score_ids = scored(any_db, *ids)
+    assert backlog.unevaluated(any_db) == 3
     alerts = [outbox.NewAlert("unhappy", "hook", ids[0], score_ids[0], "x:1"),
               outbox.NewAlert("unhappy", "hook", ids[1], score_ids[1], "x:2"),
               outbox.NewAlert("unhappy", "mail", ids[1], score_ids[1], "x:2")]
-    assert outbox.enqueue(db, alerts, score_ids[:2], NOW) == 3
-    assert backlog.unevaluated(db) == 1
-    assert backlog.alerts_with_status(db, outbox.PENDING) == 3
-    outbox.record_failure(db, alerts[0].id, 1, NOW, error="410 Gone", status_code=410,
+    assert outbox.enqueue(any_db, alerts, score_ids[:2], NOW) == 3
+    assert backlog.unevaluated(any_db) == 1
+    assert backlog.alerts_with_status(any_db, outbox.PENDING) == 3
+    outbox.record_failure(any_db, alerts[0].id, 1, NOW, error="410 Gone", status_code=410,
                           retry_at=None, ms=5.0)
-    assert backlog.alerts_with_status(db, outbox.PENDING) == 2
-    assert backlog.alerts_with_status(db, outbox.FAILED) == 1
-    assert backlog.alerts_with_status(db, outbox.DELIVERED) == 0
+    assert backlog.alerts_with_status(any_db, outbox.PENDING) == 2
+    assert backlog.alerts_with_status(any_db, outbox.FAILED) == 1
+    assert backlog.alerts_with_status(any_db, outbox.DELIVERED) == 0

@@ -11,11 +11,14 @@ from listener.core.models import Page, Post, Score
 from storage import db as store
 from storage import outbox
 from storage.delivery_outcomes import deliveries_mark, outcomes_since
+from storage.engine import Db
+from storage.tx import connect
+from tests.pg_server import Server
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
-def queued(db: Database, *keys: str) -> list[str]:
+def queued(db: Db, *keys: str) -> list[str]:
     posts = [Post(platform="x", platform_id=k, text=f"broken {k}", created_at=T0,
                   source="x-main", lang="en") for k in keys]
     store.store_page(db, "x-main", Page(posts=posts), T0)
@@ -29,14 +32,14 @@ def queued(db: Database, *keys: str) -> list[str]:
     return [a.id for a in alerts]
 
 
-def retry(db: Database, alert: str, attempt: int) -> None:
+def retry(db: Db, alert: str, attempt: int) -> None:
     outbox.record_failure(db, alert, attempt, T0, error="503", status_code=503,
                           retry_at=T0 + timedelta(minutes=1), ms=1.0)
 
 
-def test_no_deliveries_yet(db: Database) -> None:
-    assert deliveries_mark(db) == 0
-    assert outcomes_since(db, 0) == {}
+def test_no_deliveries_yet(any_db: Db) -> None:
+    assert deliveries_mark(any_db) == 0
+    assert outcomes_since(any_db, 0) == {}
 
 
 def test_a_database_without_the_deliveries_table_has_mark_zero() -> None:
@@ -47,16 +50,26 @@ def test_a_database_without_the_deliveries_table_has_mark_zero() -> None:
         bare.close()
 
 
-def test_outcomes_after_a_mark_count_each_alerts_latest_attempt(db: Database) -> None:
-    early, a, b, c = queued(db, "0", "1", "2", "3")
-    retry(db, early, 1)  # before the run
-    mark = deliveries_mark(db)
+def test_a_postgresql_schema_without_the_deliveries_table_has_mark_zero(pg_server: Server) -> None:
+    bare = connect(pg_server.new_database())
+    try:
+        bare.execute("CREATE SCHEMA bare")  # an empty schema first on the search path
+        bare.execute("SET search_path = bare")
+        assert deliveries_mark(bare) == 0
+    finally:
+        bare.close()
+
+
+def test_outcomes_after_a_mark_count_each_alerts_latest_attempt(any_db: Db) -> None:
+    early, a, b, c = queued(any_db, "0", "1", "2", "3")
+    retry(any_db, early, 1)  # before the run
+    mark = deliveries_mark(any_db)
     assert mark == 1
-    retry(db, a, 1)
-    outbox.record_delivered(db, a, 2, "r1", T0, 1.0)  # retried, then delivered: delivered
-    retry(db, b, 1)
-    outbox.record_failure(db, c, 1, T0, error="410", status_code=410, retry_at=None, ms=1.0)
-    retry(db, early, 2)  # an older alert's attempt in this run counts too
-    assert outcomes_since(db, mark) == {"delivered": 1, "retry": 2, "failed": 1}
-    assert deliveries_mark(db) == 6
-    assert outcomes_since(db, deliveries_mark(db)) == {}
+    retry(any_db, a, 1)
+    outbox.record_delivered(any_db, a, 2, "r1", T0, 1.0)  # retried, then delivered: delivered
+    retry(any_db, b, 1)
+    outbox.record_failure(any_db, c, 1, T0, error="410", status_code=410, retry_at=None, ms=1.0)
+    retry(any_db, early, 2)  # an older alert's attempt in this run counts too
+    assert outcomes_since(any_db, mark) == {"delivered": 1, "retry": 2, "failed": 1}
+    assert deliveries_mark(any_db) == 6
+    assert outcomes_since(any_db, deliveries_mark(any_db)) == {}

@@ -1,19 +1,31 @@
-"""The dashboard's schema (migration 005) on real SQLite files: triggers keep the rollups and the
-triage queue in step with posts, scores and statuses; the backfill agrees with the triggers."""
+"""The dashboard's schema (migration 005) on real databases: triggers keep the rollups and the
+triage queue in step with posts, scores and statuses (on both engines: ``any_db``); SQLite's
+backfill agrees with its triggers; trends and feedback count by hour, day and week alike."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlite_utils import Database
 
 from listener.core.models import Page, Post, Score
 from storage import db as store
 from storage import feedback, triage
+from storage.engine import SQLITE, Db, dialect
 from storage.migrations import MIGRATIONS, migrate
-from storage.trends import Period, counts_by, negative_texts, total
+from storage.search import SearchError
+from storage.trends import (
+    Counts,
+    Period,
+    bucket_key,
+    bucket_keys,
+    counts_by,
+    negative_texts,
+    newest_post_at,
+    total,
+)
 from storage.tx import connect
 from tests.storage.old_schema import save_scores_before_009
 
@@ -32,16 +44,17 @@ def post(pid: str, text: str = "the app is broken and I want a refund", **kw: ob
     return Post(**fields)  # type: ignore[arg-type]
 
 
-def stored(db: Database, *posts: Post) -> list[int]:
+def stored(db: Db, *posts: Post) -> list[int]:
     store.store_page(db, "x-main", Page(posts=list(posts)), NOW)
     return [r[0] for r in db.execute("SELECT id FROM posts ORDER BY id").fetchall()]
 
 
-def rollup(db: Database, table: str) -> set[tuple[object, ...]]:
-    return set(db.execute(f"SELECT * FROM {table}").fetchall())  # noqa: S608 (test constant)
+def rollup(db: Db, table: str) -> set[tuple[object, ...]]:
+    return {tuple(r) for r in db.execute(f"SELECT * FROM {table}").fetchall()}  # noqa: S608
 
 
-def test_rollups_follow_each_posts_newest_score(db: Database) -> None:
+def test_rollups_follow_each_posts_newest_score(any_db: Db) -> None:
+    db = any_db
     first, second = stored(db, post("1"), post("2", created_at=NOW - timedelta(days=2)))
     hour, day = (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H"), "2026-11-20"
     assert ("2026-11-20", "acme", "x-main", "unscored", 1, 0) in rollup(db, "post_days")
@@ -62,7 +75,8 @@ def test_rollups_follow_each_posts_newest_score(db: Database) -> None:
     assert by_day["acme"].total == 2 and counts_by(db, Period(NOW, NOW), "week", "source") == {}
 
 
-def test_triage_holds_negative_or_urgent_posts_with_their_status(db: Database) -> None:
+def test_triage_holds_negative_or_urgent_posts_with_their_status(any_db: Db) -> None:
+    db = any_db
     ids = stored(db, post("1", author="jane"),
                  post("2", text="how do I reset it", author_followers=0),
                  post("3", text="happy customer"),  # #4: jane cross-posting #1 on reddit
@@ -109,7 +123,8 @@ def test_migration_backfills_what_the_triggers_would_have_built(tmp_path: Path) 
     fresh.close()
 
 
-def test_queue_filters_search_and_counts(db: Database) -> None:
+def test_queue_filters_search_and_counts(any_db: Db) -> None:
+    db = any_db
     ids = stored(db, post("1", text="refund please"), post("2", text="login broken", brand="b2"),
                  post("3", text="refund now", lang="de", created_at=NOW - timedelta(days=10)))
     store.save_scores(db, [(i, score("negative", 0.5 + i / 10), None) for i in ids], NOW)
@@ -131,7 +146,8 @@ def test_queue_filters_search_and_counts(db: Database) -> None:
     assert sorted(texts) == ["refund now", "refund please"]
 
 
-def test_feedback_accuracy_counts_each_posts_newest_verdict(db: Database) -> None:
+def test_feedback_accuracy_counts_each_posts_newest_verdict(any_db: Db) -> None:
+    db = any_db
     ids = stored(db, post("1"), post("2", text="what time do you open"))
     store.save_scores(db, [(ids[0], score("negative", 0.9), "en"),
                            (ids[1], score("neutral", 0.2), "en")], NOW)
@@ -148,3 +164,126 @@ def test_feedback_accuracy_counts_each_posts_newest_verdict(db: Database) -> Non
     assert [r[1] for r in feedback.training_rows(db, "sentiment")] == ["negative", "neutral"]
     with pytest.raises(ValueError, match="unknown sentiment label"):
         feedback.add_feedback(db, ids[0], "sentiment", "angry", "ann", NOW)
+
+
+def test_trends_count_by_hour_day_and_week_on_both_engines(any_db: Db) -> None:
+    """Weeks start on Monday, whichever engine keys them, and agree with ``bucket_key``."""
+    db = any_db
+    sunday, monday = datetime(2026, 11, 15, 23, 30, tzinfo=UTC), datetime(2026, 11, 16, 0, 10,
+                                                                          tzinfo=UTC)
+    next_sunday, new_year = datetime(2026, 11, 22, 12, tzinfo=UTC), datetime(2027, 1, 1, 9,
+                                                                          tzinfo=UTC)
+    ids = stored(db, post("1", created_at=sunday), post("2", created_at=monday,
+                                                        also_brands=("globex",)),
+                 post("3", created_at=next_sunday, source="reddit"),
+                 post("4", created_at=new_year, brand="globex"))
+    store.save_scores(db, [(ids[0], score("negative", 0.9), "en"),
+                           (ids[1], score("negative", 0.2), "en"),
+                           (ids[2], score("positive", 0.1), "en")], NOW)
+    days = Period(datetime(2026, 11, 9, tzinfo=UTC), datetime(2027, 1, 4, tzinfo=UTC))
+
+    def totals(counts: dict[str, Counts]) -> dict[str, tuple[int, int, int, int]]:
+        return {k: (c.total, c.negative, c.unscored, c.urgent) for k, c in counts.items()}
+
+    weekly = counts_by(db, days, "week", "bucket")
+    assert totals(weekly) == {"2026-11-09": (1, 1, 0, 1), "2026-11-16": (2, 1, 0, 0),
+                              "2026-12-28": (1, 0, 1, 0)}  # 2027-01-01 is a Friday
+    assert set(weekly) <= set(bucket_keys(days, "week"))
+    assert [bucket_key(m, "week") for m in (sunday, monday, next_sunday, new_year)] == [
+        "2026-11-09", "2026-11-16", "2026-11-16", "2026-12-28"]
+    assert totals(counts_by(db, days, "day", "bucket")) == {
+        "2026-11-15": (1, 1, 0, 1), "2026-11-16": (1, 1, 0, 0), "2026-11-22": (1, 0, 0, 0),
+        "2027-01-01": (1, 0, 1, 0)}
+    hours = Period(datetime(2026, 11, 15, 22, tzinfo=UTC), datetime(2026, 11, 16, 2, tzinfo=UTC))
+    assert totals(counts_by(db, hours, "hour", "bucket")) == {
+        "2026-11-15T23": (1, 1, 0, 1), "2026-11-16T00": (1, 1, 0, 0)}
+    # a post about two brands counts for each; filters by brand (extra ones too) and source
+    assert totals(counts_by(db, days, "week", "brand")) == {
+        "acme": (3, 2, 0, 1), "globex": (2, 1, 1, 0)}
+    assert totals(counts_by(db, days, "week", "bucket", brand="globex")) == {
+        "2026-11-16": (1, 1, 0, 0), "2026-12-28": (1, 0, 1, 0)}
+    assert totals(counts_by(db, days, "day", "source", source="reddit")) == {
+        "reddit": (1, 0, 0, 0)}
+    assert counts_by(db, days, "week", "bucket", brand="initech") == {}
+    assert sorted(negative_texts(db, days, brand="globex")) == [
+        "the app is broken and I want a refund"]
+    assert negative_texts(db, days, source="reddit") == []
+    assert newest_post_at(db) == "2027-01-01T09:00:00Z"
+
+
+def test_feedback_accuracy_by_day_week_and_model(any_db: Db) -> None:
+    db = any_db
+    ids = stored(db, post("1"), post("2", text="what time do you open"), post("3"))
+    store.save_scores(db, [(ids[0], score("negative", 0.9), "en"),
+                           (ids[1], score("neutral", 0.2), "en")], NOW)
+    sunday = datetime(2026, 11, 15, 18, tzinfo=UTC)
+    feedback.add_feedback(db, ids[0], "sentiment", "negative", "ann", sunday)
+    feedback.add_feedback(db, ids[1], "urgency", "not_complaint", "ann", sunday)
+    store.save_scores(db, [(ids[1], score("negative", 0.8, version="2"), "en")], NOW)
+    feedback.add_feedback(db, ids[1], "sentiment", "neutral", "bob", NOW)  # the model said negative
+    feedback.add_feedback(db, ids[2], "sentiment", "neutral", "bob", NOW)  # nothing scored it
+    feedback.add_feedback(db, ids[2], "relevance", "not_relevant", "bob", NOW)
+    assert feedback.accuracy(db, "day") == [
+        {"period": "2026-11-15", "field": "sentiment", "reviewed": 1, "correct": 1},
+        {"period": "2026-11-15", "field": "urgency", "reviewed": 1, "correct": 1},
+        {"period": "2026-11-20", "field": "sentiment", "reviewed": 1, "correct": 0},
+    ]
+    assert feedback.accuracy(db, "week") == [
+        {"period": "2026-11-09", "field": "sentiment", "reviewed": 1, "correct": 1},
+        {"period": "2026-11-09", "field": "urgency", "reviewed": 1, "correct": 1},
+        {"period": "2026-11-16", "field": "sentiment", "reviewed": 1, "correct": 0},
+    ]
+    assert [(r["model_version"], r["field"], r["reviewed"], r["correct"], r["first"])
+            for r in feedback.accuracy_by_model(db)] == [
+        ("1", "sentiment", 1, 1, "2026-11-15T18:00:00Z"),
+        ("1", "urgency", 1, 1, "2026-11-15T18:00:00Z"),
+        ("2", "sentiment", 1, 0, "2026-11-20T12:00:00Z")]
+    assert feedback.latest_for(db, ids[2]) == {"sentiment": "neutral",
+                                               "relevance": "not_relevant"}
+    assert [r["label"] for r in feedback.for_post(db, ids[2])] == ["not_relevant", "neutral"]
+    assert [(r["post_id"], r["excerpt"]) for r in feedback.recent(db, limit=2)] == [
+        (ids[2], "the app is broken and I want a refund")] * 2
+    assert db.execute("SELECT status FROM post_status WHERE post_id = ?",
+                      [ids[2]]).fetchone()[0] == "not_relevant"
+
+
+SEARCHED = {"1": "refund please, the app crashed", "2": "app crashed again",
+            "3": "Crème brûlée was cold", "4": "where is my refund", "5": "can't log in to the app"}
+
+
+@pytest.mark.parametrize(("q", "found"), [
+    ("refund", "14"), ("app crashed", "12"), ('"crashed again"', "2"), ('"again crashed"', ""),
+    ("refund OR crème", "134"), ("app NOT refund", "25"), ("ref*", "14"), ("lo*", "5"),
+    ("CREME brulee", "3"), ("(refund OR cold) NOT where", "13"), ("refund OR app NOT crashed",
+                                                                    "145"),
+    ("app NOT crashed again", "15"), ('"can\'t" log', "5"), ("text:refund", "14"),
+    ("refund 😀", "14"), ("refund AND 😀", ""), ('"app" + crash*', "12"), ("-text:refund", ""),
+])
+def test_the_queue_search_finds_the_same_posts_on_both_engines(any_db: Db, q: str,
+                                                                found: str) -> None:
+    """FTS5 query syntax on SQLite; translated to a tsquery on PostgreSQL (storage/search.py)."""
+    ids = dict(zip(SEARCHED, stored(any_db, *(post(k, t) for k, t in SEARCHED.items())),
+                   strict=True))
+    store.save_scores(any_db, [(i, score("negative", 0.9), "en") for i in ids.values()], NOW)
+    assert triage.check_search(any_db, q) is None
+    f = triage.QueueFilter(status=None, q=q)
+    assert {r["post_id"] for r in triage.queue(any_db, f)} == {ids[k] for k in found}
+    assert triage.count_queue(any_db, f) == len(found)
+
+
+@pytest.mark.parametrize("q", ['"open', "a.b", "NOT refund", "refund OR", "(refund", "x:refund",
+                               "(refund) app", "refund**"])
+def test_a_search_neither_engine_can_read_is_explained(any_db: Db, q: str) -> None:
+    problem = triage.check_search(any_db, q)
+    assert problem is not None and problem.startswith("the search could not be read (")
+    with pytest.raises((sqlite3.OperationalError, SearchError)):
+        triage.queue(any_db, triage.QueueFilter(q=q))
+
+
+@pytest.mark.parametrize("q", ["NEAR(app crashed)", "^app", "*reads"])
+def test_what_only_fts5_can_search_is_explained_on_postgresql(any_db: Db, q: str) -> None:
+    problem = triage.check_search(any_db, q)
+    if dialect(any_db) == SQLITE:
+        assert problem is None
+    else:
+        assert problem is not None and ("PostgreSQL" in problem or "special query" in problem)

@@ -2,8 +2,9 @@
 
 ``Post`` repairs at construction what storage could not take as given (lone surrogates in any
 text field or in raw's strings and keys, counts beyond SQLite's INTEGER, ratings outside 0-5,
-dates at the calendar's edges), and ``store_page`` writes them to a real SQLite file and reads
-them back. Before the fix each of these raised inside ``store_page`` and failed the whole page.
+dates at the calendar's edges), and ``store_page`` writes them to a real database and reads
+them back — on both engines (``any_db``). Before the fix each of these raised inside
+``store_page`` and failed the whole page.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlite_utils import Database
 
 from listener.core.models import Page, Post, Rejected, to_iso
 from storage import db as store
+from storage.engine import Db
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 LONE = "\udc80"  # what surrogateescape makes of an undecodable byte; a lone low surrogate
@@ -32,14 +33,15 @@ def make(**fields: Any) -> Post:
     return Post(**{**values, **fields})
 
 
-def round_trip(db: Database, post: Post) -> tuple[dict[str, Any], Post]:
+def round_trip(db: Db, post: Post) -> tuple[dict[str, Any], Post]:
     """Store the post, then read its row and the Post the later stages rebuild from it."""
     assert store.store_page(db, "src", Page(posts=[post], cursor={"at": 1}), NOW) == 1
     row = dict(next(db.query("SELECT * FROM posts")))
     return row, store.post_from_row(row)
 
 
-def test_lone_surrogates_in_every_text_field_become_replacement_characters(db: Database) -> None:
+def test_lone_surrogates_in_every_text_field_become_replacement_characters(any_db: Db) -> None:
+    db = any_db
     post = make(platform=BAD, platform_id=BAD, text=f"{BAD} a text long enough to be hashed",
                 source=BAD, url=f"https://e.example/{BAD}", author=BAD, lang=BAD, kind=BAD,
                 brand=BAD, thread=BAD, also_brands=(BAD, "other"),
@@ -64,7 +66,8 @@ def test_a_surrogate_pair_is_joined_into_its_character() -> None:
     (12.0, 12), (-5, None), (math.nan, None), (math.inf, None), (True, None), ("77", 77),
     ("9" * 5000, INT_MAX), ("many", None),
 ])
-def test_follower_counts_fit_sqlite_integer(db: Database, given: Any, kept: int | None) -> None:
+def test_follower_counts_fit_sqlite_integer(any_db: Db, given: Any, kept: int | None) -> None:
+    db = any_db
     row, back = round_trip(db, make(author_followers=given))
     assert row["author_followers"] == kept and back.author_followers == kept
 
@@ -73,8 +76,9 @@ def test_follower_counts_fit_sqlite_integer(db: Database, given: Any, kept: int 
     (4, 4.0), (0, 0.0), (5.0, 5.0), (5.5, None), (-1, None), (math.nan, None),
     (math.inf, None), (10**400, None), (False, None),
 ])
-def test_a_rating_outside_zero_to_five_is_no_rating(db: Database, given: Any,
+def test_a_rating_outside_zero_to_five_is_no_rating(any_db: Db, given: Any,
                                                    kept: float | None) -> None:
+    db = any_db
     row, back = round_trip(db, make(rating=given, kind="review"))
     assert row["rating"] == kept and back.rating == kept
 
@@ -85,14 +89,16 @@ def test_a_rating_outside_zero_to_five_is_no_rating(db: Database, given: Any,
     (datetime(999, 5, 6, 7, 8, 9), "0999-05-06T07:08:09Z"),  # naive: taken as UTC
     (datetime.max.replace(tzinfo=timezone(timedelta(hours=-3))), "9999-12-31T23:59:59Z"),
 ])
-def test_dates_at_the_calendar_edges_stay_valid_iso(db: Database, given: datetime,
+def test_dates_at_the_calendar_edges_stay_valid_iso(any_db: Db, given: datetime,
                                                    iso: str) -> None:
+    db = any_db
     # before: strftime wrote year 1 as "1-01-01T…", which sorts wrong and never parses back
     row, back = round_trip(db, make(created_at=given))
     assert row["created_at"] == iso and to_iso(back.created_at) == iso
 
 
-def test_rejects_with_surrogates_in_location_and_reason_are_stored(db: Database) -> None:
+def test_rejects_with_surrogates_in_location_and_reason_are_stored(any_db: Db) -> None:
+    db = any_db
     # a file name with an undecodable byte (surrogateescape) and a reason quoting the record
     page = Page(posts=[make()], cursor={"at": 2},
                 rejected=[Rejected(f"caf{LONE}.jsonl:3", f"bad 'kind': {BAD}")])
@@ -101,7 +107,8 @@ def test_rejects_with_surrogates_in_location_and_reason_are_stored(db: Database)
     assert reject == {"location": "caf\ufffd.jsonl:3", "reason": f"bad 'kind': {FIXED}"}
 
 
-def test_a_post_whose_values_cannot_be_computed_is_rejected_alone(db: Database) -> None:
+def test_a_post_whose_values_cannot_be_computed_is_rejected_alone(any_db: Db) -> None:
+    db = any_db
     broken = make(platform_id="2", created_at="yesterday")  # not a datetime: to_iso fails
     page = Page(posts=[make(), broken, make(platform_id="3")], cursor={"at": 3})
     assert store.store_page(db, "src", page, NOW) == 2

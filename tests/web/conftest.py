@@ -35,7 +35,7 @@ def seeded(tmp_path: Path) -> tuple[Path, Seeded]:
 
 
 def make_app(path: Path, token: str | None = None) -> Flask:
-    return create_app(WebSettings(db_path=path, token=token, clock=lambda: NOW,
+    return create_app(WebSettings(database=path, token=token, clock=lambda: NOW,
                                   brand_words=frozenset({"acme", "globex"})))
 
 

@@ -27,7 +27,7 @@ FOREIGN = ("attacker.example", "attacker.example:8765", "localhost.attacker.exam
 
 
 def _app(path: Path, token: str | None = None, hosts: tuple[str, ...] = ()) -> FlaskClient:
-    settings = WebSettings(db_path=path, token=token, clock=lambda: NOW,
+    settings = WebSettings(database=path, token=token, clock=lambda: NOW,
                            allowed_hosts=normalise(hosts))
     return create_app(settings).test_client()
 

@@ -42,7 +42,7 @@ def trusted_networks_for(addresses: list[str]) -> tuple[Any, ...]:
 
 
 def _client(path: Path, clock: Any = lambda: NOW, **settings: Any) -> FlaskClient:
-    return create_app(WebSettings(db_path=path, token=TOKEN, clock=clock, **settings)
+    return create_app(WebSettings(database=path, token=TOKEN, clock=clock, **settings)
                       ).test_client()
 
 

@@ -1,0 +1,98 @@
+"""Leases: who holds a piece of work, until when — how many workers share one database.
+
+A lease is a row naming the work (``source:x-main``, ``stage:rules``, ``classify:<version>:42``,
+``alert:<id>``), its owner (a worker id) and an expiry. Taking one is a single upsert that wins
+only when nobody holds it or the holder's lease has expired, so two workers never hold the same
+name; a worker that dies simply stops renewing, and the work is free again once the lease runs
+out — nothing is lost and nothing needs cleaning up by hand. A worker releases what it finished.
+
+Why rows and not PostgreSQL's advisory or row locks: a lease must outlive one transaction
+(sending an alert takes seconds, and holding a transaction across it would hold the write lock
+every worker shares), must be visible to ``listener status`` (who holds what, which are stale),
+and must mean the same on SQLite, where one process holds them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from listener.core.models import to_iso
+from storage.engine import Db
+from storage.tx import immediate
+
+_TAKE = (
+    "INSERT INTO leases (name, owner, until, taken_at) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until,"
+    " taken_at = excluded.taken_at"
+    " WHERE leases.until < excluded.taken_at OR leases.owner = excluded.owner"
+)
+
+
+@dataclass(frozen=True)
+class Lease:
+    name: str
+    owner: str
+    until: str
+    taken_at: str
+
+
+def take(db: Db, name: str, owner: str, now: datetime, seconds: float) -> bool:
+    """Hold ``name`` for ``seconds`` (renewing it when ``owner`` holds it already); False when
+    another worker holds it and its lease has not expired."""
+    return bool(take_many(db, [name], owner, now, seconds))
+
+
+def take_many(db: Db, names: Sequence[str], owner: str, now: datetime,
+              seconds: float) -> list[str]:
+    """The names of ``names`` that ``owner`` now holds, in the order given (one transaction:
+    a batch of posts or alerts is claimed at once)."""
+    if not names:
+        return []
+    stamp, until = to_iso(now), to_iso(now + timedelta(seconds=seconds))
+    with immediate(db):
+        db.conn.executemany(_TAKE, [(name, owner, until, stamp) for name in names])
+        held = {r["name"] for r in db.query(
+            "SELECT name FROM leases WHERE owner = ? AND until = ? AND taken_at = ?",
+            [owner, until, stamp])}
+    return [name for name in names if name in held]
+
+
+def release(db: Db, names: Sequence[str], owner: str) -> int:
+    """Give back what ``owner`` holds of ``names`` (its work is done, or it stops)."""
+    if not names:
+        return 0
+    with immediate(db):
+        cur = db.conn.executemany("DELETE FROM leases WHERE name = ? AND owner = ?",
+                                  [(name, owner) for name in names])
+    return max(int(cur.rowcount), 0)
+
+
+def release_all(db: Db, owner: str) -> int:
+    """Everything ``owner`` holds: a worker stopping cleanly frees its work at once."""
+    with immediate(db):
+        return int(db.execute("DELETE FROM leases WHERE owner = ?", [owner]).rowcount)
+
+
+def held_elsewhere(db: Db, names: Sequence[str], owner: str, now: datetime) -> set[str]:
+    """Which of ``names`` another worker holds right now (unexpired)."""
+    if not names:
+        return set()
+    marks = ", ".join("?" * len(names))
+    sql = (f"SELECT name FROM leases WHERE name IN ({marks})"  # noqa: S608 (placeholders)
+           " AND owner != ? AND until >= ?")
+    return {r["name"] for r in db.query(sql, [*names, owner, to_iso(now)])}
+
+
+def listed(db: Db) -> list[Lease]:
+    """Every lease, soonest to expire first: ``listener status`` shows them."""
+    return [Lease(**r) for r in db.query(
+        "SELECT name, owner, until, taken_at FROM leases ORDER BY until, name")]
+
+
+def expired(db: Db, now: datetime) -> list[Lease]:
+    """Leases past their expiry: work a dead (or stuck) worker left, free to be taken."""
+    return [Lease(**r) for r in db.query(
+        "SELECT name, owner, until, taken_at FROM leases WHERE until < ? ORDER BY until, name",
+        [to_iso(now)])]
