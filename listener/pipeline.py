@@ -27,6 +27,7 @@ from alerts.sinks import sink_class
 from alerts.sinks.base import Sink
 from classifiers.base import Classifier
 from classifiers.routing import LanguageRouter
+from listener.classify_stage import classify
 from listener.config import Config
 from listener.core import instruments
 from listener.core.deadline import expire_all, install
@@ -36,7 +37,7 @@ from listener.core.errors import (
     StorageError,
 )
 from listener.core.language import detect
-from listener.core.models import Clock, Score, Sleep, utcnow
+from listener.core.models import Clock, Sleep, utcnow
 from listener.core.netguard import endpoints, private_allowed
 from listener.core.query import Brand
 from listener.sources import source_class
@@ -45,55 +46,13 @@ from listener.sources.collect import (
     collect,
 )
 from listener.workers import LEASE_SECONDS, STAGES, worker_id
-from storage import claims, leases, source_pauses, workers
 from storage import db as store
+from storage import leases, source_pauses, workers
 from storage.engine import database_errors
 from storage.tx import BUSY_TIMEOUT_MS, connect, immediate
 
 log = logging.getLogger(__name__)
 BEAT_EVERY = 5.0  # seconds between two progress marks of one run (a write each)
-
-
-def classify(
-    db: Database, classifier: LanguageRouter, clock: Clock, *, batch_size: int = 256,
-    stop: threading.Event | None = None, on_batch: Callable[[int], None] | None = None,
-    owner: str | None = None,
-) -> int:
-    """Score every post this model version has not scored yet, each with the model for its
-    language; ``on_batch(scored so far)`` after each saved batch feeds a terminal's progress
-    line (thousands of posts take half a minute). With ``owner`` (other workers share the
-    database) each batch is claimed first (:mod:`storage.claims`) and released once saved."""
-    done = 0
-    name, version = classifier.name, classifier.version
-    while not (stop and stop.is_set()):
-        posts = (claims.posts_to_score(db, name, version, batch_size, owner, clock(),
-                                       LEASE_SECONDS)
-                 if owner is not None else store.posts_to_score(db, name, version, batch_size))
-        if not posts:
-            break
-        with instruments.CLASSIFIER_BATCH.time():
-            # posts stored before languages were detected have none: the router detects them
-            predictions = classifier.predict([p.text for p in posts], [p.lang for p in posts])
-        scores = [
-            (post.id, _score(p, classifier), None)
-            for post, p in zip(posts, predictions, strict=True)
-        ]
-        done += store.save_scores(db, scores, clock())
-        if owner is not None:
-            claims.release_scored(db, name, version, [p.id for p in posts], owner)
-        if on_batch is not None:
-            on_batch(done)
-    return done
-
-
-def _score(p: Any, classifier: Classifier) -> Score:
-    probs = p.probabilities
-    return Score(
-        sentiment=p.sentiment, p_negative=probs["negative"], p_neutral=probs["neutral"],
-        p_positive=probs["positive"], urgency=p.urgency, model=classifier.name,
-        model_version=classifier.version, lang=p.language,
-        language_supported=p.language_supported, scored_by=p.scored_by,
-    )
 
 
 @dataclass

@@ -22,10 +22,10 @@ from alerts.rules_stage import RulesContext, evaluate_rules
 from alerts.sinks.slack import SlackSink, SlackSinkConfig
 from bench import mixed_day_data as data
 from classifiers.routing import LanguageRouter
+from listener.classify_stage import classify
 from listener.config import BrandSettings
 from listener.core.language import detect
 from listener.core.models import Page, Post
-from listener.pipeline import classify
 from listener.sources.collect import keep_for_brands
 from storage import triage
 from tests.fakes.slack import BOT_TOKEN, CHANNEL_ID, FakeSlackAPI

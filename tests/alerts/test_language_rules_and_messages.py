@@ -29,11 +29,12 @@ from alerts.render.zendesk import ticket_body
 from alerts.rules import Condition, RuleConfig
 from alerts.rules_stage import RulesContext
 from classifiers.routing import LanguageRouter
+from listener.classify_stage import classify
 from listener.config import load_config
 from listener.core.errors import ConfigError
 from listener.core.language import detect, with_languages
 from listener.core.models import AlertMessage, Page, Post, Score
-from listener.pipeline import classify, evaluate_rules
+from listener.pipeline import evaluate_rules
 from storage import db as store
 from storage import due_alerts
 from tests.alerts.factories import make_alert, make_post, make_report, make_score
