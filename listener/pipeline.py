@@ -445,6 +445,8 @@ class Runtime:
     def register_worker(self) -> None:
         """Say this worker started (host, pid, stages); a broken database only costs the entry
         in `listener status` — the stages report it themselves."""
+        instruments.WORKER.info({"worker": self.worker, "stages": ",".join(
+            s for s in STAGES if s in self.stages)})
         self._worker_write(lambda db: workers.register(
             db, self.worker, socket.gethostname(), os.getpid(),
             [s for s in STAGES if s in self.stages], self.clock()))

@@ -31,7 +31,8 @@ table), so the searchable document lives on the triage row itself: ``triage.sear
 post's text changes (``posts_fts_updated``), gone with the row (what ``triage_fts_delete`` and
 ``posts_fts_update`` do on SQLite needs nothing here), and GIN-indexed (``idx_triage_search``).
 The queue then filters ``t.search_vector @@ <query>`` on the table it already reads. The
-document is ``to_tsvector('simple', search_fold(text))``: the ``simple`` configuration, any
+document is ``search_document(text)`` = ``to_tsvector('simple', search_fold(text))`` with ASCII
+punctuation turned into spaces first (as unicode61 splits words there): the ``simple`` configuration, any
 language, no stemming and no stop words, which lower-cases like ``unicode61``; ``search_fold``
 removes the diacritics of Latin letters, as ``remove_diacritics 2`` does (é, ệ, ñ → e, e, n;
 ø, ł, ß, Greek and Cyrillic letters are kept, as SQLite keeps them) by decomposing (NFD),
@@ -60,6 +61,7 @@ each other there and may deadlock (PostgreSQL aborts one; the next run retries i
 
 from __future__ import annotations
 
+import string
 from collections.abc import Callable
 from typing import Any
 
@@ -92,6 +94,17 @@ _SEARCH_FOLD = (
     "CREATE FUNCTION search_fold(value text) RETURNS text LANGUAGE sql IMMUTABLE STRICT"
     " PARALLEL SAFE AS $$ SELECT normalize(regexp_replace(normalize(value, NFD),"
     " '([A-Za-z])[\\u0300-\\u036f]+', '\\1', 'g'), NFC) $$"
+)
+
+# SQLite's unicode61 splits words at every character that is not a letter or digit;
+# PostgreSQL's parser keeps e-mails, URLs, hosts, dotted numbers and hyphenated words whole
+# ("foo@bar.com" would not be found by "bar"). Every ASCII punctuation character becomes a space
+# first, so both engines index the same words (storage/search.py splits queries alike).
+_PUNCTUATION = "'" + string.punctuation.replace("'", "''") + "'"
+_SEARCH_DOCUMENT_FN = (
+    "CREATE FUNCTION search_document(value text) RETURNS tsvector LANGUAGE sql IMMUTABLE STRICT"
+    f" PARALLEL SAFE AS $$ SELECT to_tsvector('simple', translate(search_fold(value),"
+    f" {_PUNCTUATION}, '{' ' * len(string.punctuation)}')) $$"
 )
 
 _TABLES = (
@@ -317,7 +330,7 @@ _TRIAGE_ROW = (
     " AND (s.sentiment = 'negative' OR s.urgency >= 0.5 OR s.language_supported = 0)"
 )
 # the search document of a post's text (module docstring); {} is the text column
-_SEARCH_DOCUMENT = "to_tsvector('simple', search_fold({}))"
+_SEARCH_DOCUMENT = "search_document({})"
 
 _TRIGGERS = (
     *_rollup("post_hours", 13),
@@ -357,7 +370,8 @@ _TRIGGERS = (
     ),
 )
 
-_BASELINE: tuple[str, ...] = (_UTF8_ONLY, _SEARCH_FOLD, *_TABLES, *_INDEXES, *_TRIGGERS)
+_BASELINE: tuple[str, ...] = (_UTF8_ONLY, _SEARCH_FOLD, _SEARCH_DOCUMENT_FN, *_TABLES,
+                               *_INDEXES, *_TRIGGERS)
 
 
 def _pg001_baseline(conn: psycopg.Connection[Any]) -> None:

@@ -24,10 +24,11 @@ would: operators are upper case (``or`` is a word), ``NOT`` is binary (``a NOT b
 ``NOT`` is an error), precedence is NOT over AND over OR, and words side by side bind tighter
 than any operator (``a NOT b c`` is ``a NOT (b AND c)``; ``(a) b`` is an error). A word (FTS5's
 "bareword") is made of ASCII letters, digits, ``_`` and any non-ASCII character; anything else
-must be quoted, with ``""`` for a quote. Each word or quoted string is split on white space and
-every piece goes to PostgreSQL quoted (``'can''t'``), so PostgreSQL's parser, which built the
-document, splits it further the same way (``'can''t'`` is ``'can' <-> 't'``); a ``*`` makes the
-last piece a prefix. FTS5's treatment of a string with no letters or digits (``"!!"``, an
+must be quoted, with ``""`` for a quote. Each word or quoted string is split at white space and
+ASCII punctuation — where unicode61 splits words, and where the PostgreSQL document was split
+(``search_document`` in :mod:`storage.migrations_pg`) — so ``"foo@bar.com"`` is the phrase
+``'foo' <-> 'bar' <-> 'com'`` and ``bar`` alone finds it; every piece goes to PostgreSQL quoted;
+a ``*`` makes the last piece a prefix. FTS5's treatment of a string with no letters or digits (``"!!"``, an
 emoji) is kept: it matches nothing, yet is left out of a row of words (``refund 😀`` finds
 ``refund``).
 
@@ -38,6 +39,8 @@ nor a position anchor. FTS5's special queries (a query starting with ``*``) are 
 
 from __future__ import annotations
 
+import re
+import string
 import unicodedata
 from dataclasses import dataclass
 from typing import Literal
@@ -134,6 +137,9 @@ _Nothing = Literal["empty", "never"]
 _EMPTY: _Nothing = "empty"
 _NEVER: _Nothing = "never"
 _Result = _Node | _Nothing
+
+
+_WORD_BREAKS = re.compile(r"[\s" + re.escape(string.punctuation) + "]+")
 
 
 def _has_token(piece: str) -> bool:
@@ -288,7 +294,9 @@ class _Parser:
             prefix = self.peek().kind == "STAR"
             if prefix:
                 self.at += 1
-            words = [w for w in value.split() if _has_token(w)]
+            # words as the document's: split at white space and ASCII punctuation
+            # (storage/migrations_pg.py search_document)
+            words = [w for w in _WORD_BREAKS.split(value) if w and _has_token(w)]
             pieces.extend((w, prefix and i == len(words) - 1) for i, w in enumerate(words))
             if self.peek().kind != "PLUS":
                 break

@@ -39,7 +39,11 @@ def _stages(_ctx: click.Context, _param: click.Parameter, value: str) -> frozens
 @click.option("--stages", default=",".join(STAGES), show_default=True, callback=_stages,
               help="The stages this worker runs (several workers on PostgreSQL share the "
               "work; see README 'Scaling out').")
-def run(config_path: str, once: bool, summary: bool, stages: frozenset[str]) -> None:
+@click.option("--metrics-port", type=click.IntRange(0, 65535), envvar="LISTENER_METRICS_PORT",
+              help="Serve /metrics and /healthz on this port instead of metrics.port: one per "
+              "worker on a machine running several (env LISTENER_METRICS_PORT).")
+def run(config_path: str, once: bool, summary: bool, stages: frozenset[str],
+        metrics_port: int | None) -> None:
     """Run the pipeline: as a daemon, or once with --once.
 
     On SQLite the run takes the database's lock first; while another run holds it, this one
@@ -59,6 +63,8 @@ def run(config_path: str, once: bool, summary: bool, stages: frozenset[str]) -> 
     from listener.pipeline import Runtime
 
     config = load_for_command(config_path)
+    if metrics_port is not None:
+        config.metrics = config.metrics.model_copy(update={"port": metrics_port})
     run_lock = take_lock(config)
     try:
         mark = _deliveries_mark(config) if once else 0

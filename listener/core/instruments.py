@@ -7,11 +7,16 @@ counters and nothing of the configuration, the health checks or the HTTP server.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 
 from listener.core.models import parse_iso
 
 REGISTRY = CollectorRegistry()
+WORKER = Info(
+    "listener_worker", "This process among the workers sharing the database: its worker id "
+    "(host:pid:start, as `listener status` and the leases name it) and its stages.",
+    registry=REGISTRY,
+)
 POSTS_COLLECTED = Counter(
     "listener_posts_collected", "New posts stored, per source (re-collected posts not counted).",
     ["source"], registry=REGISTRY,

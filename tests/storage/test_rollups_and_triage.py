@@ -248,7 +248,8 @@ def test_feedback_accuracy_by_day_week_and_model(any_db: Db) -> None:
 
 
 SEARCHED = {"1": "refund please, the app crashed", "2": "app crashed again",
-            "3": "Crème brûlée was cold", "4": "where is my refund", "5": "can't log in to the app"}
+            "3": "Crème brûlée was cold", "4": "where is my refund", "5": "can't log in to the app",
+            "6": "mail foo@bar.com or see https://example.com/help-desk v3.5"}
 
 
 @pytest.mark.parametrize(("q", "found"), [
@@ -258,6 +259,9 @@ SEARCHED = {"1": "refund please, the app crashed", "2": "app crashed again",
                                                                     "145"),
     ("app NOT crashed again", "15"), ('"can\'t" log', "5"), ("text:refund", "14"),
     ("refund 😀", "14"), ("refund AND 😀", ""), ('"app" + crash*', "12"), ("-text:refund", ""),
+    # words inside e-mails, URLs, hyphenated and dotted words: unicode61 splits them apart
+    ("bar", "6"), ("example", "6"), ("desk", "6"), ("5", "6"), ('"foo@bar.com"', "6"),
+    ('"bar.com"', "6"), ('"example.com/help"', "6"), ('"com help"', "6"), ("help*", "6"),
 ])
 def test_the_queue_search_finds_the_same_posts_on_both_engines(any_db: Db, q: str,
                                                                 found: str) -> None:
