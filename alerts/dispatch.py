@@ -6,6 +6,11 @@
 - permanent failure or ``max_attempts`` reached: parked as ``failed`` for ``listener alerts retry``.
 The window in which a crash can duplicate is between ``sink.send`` returning and the commit of
 ``record_delivered``: sinks whose remote supports idempotency close it with the alert id.
+
+Many workers (PostgreSQL): a destination without pacing is sent to by all of them at once, each
+pass with a :class:`Claim` claiming the groups it sends (:mod:`storage.claims`), a few at a
+time, and checking each again just before sending it; a paced destination keeps one sender at a
+time (the runtime's ``dispatch:<name>`` lease), so its pacing holds across workers.
 """
 
 from __future__ import annotations
@@ -20,8 +25,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlite_utils import Database
-
 from alerts.sinks.base import Sink
 from listener.core import instruments
 from listener.core.deadline import deadline
@@ -29,12 +32,15 @@ from listener.core.errors import DeadlineExceeded, DeliveryError, RateLimited
 from listener.core.log import about_post
 from listener.core.models import AlertMessage, Clock, ReportMessage, Sleep, parse_iso
 from listener.core.netguard import Endpoint, only_to
-from storage import due_alerts, outbox
+from storage import claims, due_alerts, outbox
 from storage.due_alerts import Delivery
+from storage.engine import Db, database_errors
 from storage.tx import immediate
 
 log = logging.getLogger(__name__)
 BATCH = 100  # groups (a post or report and one destination) read at a time
+CLAIM = 2  # groups one of many workers claims at a time: a few, so that the workers share
+# the queue evenly and the most important groups go first whoever sends them
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,24 @@ class DispatchResult:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """Send as one of many workers: claim each group before sending it (:mod:`storage.claims`).
+
+    ``seconds`` is how long a claim lasts: longer than one attempt may take (its
+    ``send_deadline``), so that no other worker takes a group over while it is being sent."""
+
+    owner: str  # the worker id the leases are taken in
+    seconds: float
+    size: int = CLAIM
+
+
+def paced(sink: Sink) -> bool:
+    """Whether the destination wants a gap between two messages (``min_interval``: Slack's one
+    message a second per channel): then one worker at a time sends to it."""
+    return float(getattr(sink, "min_interval", 0.0) or 0.0) > 0
+
+
+@dataclass(frozen=True)
 class Pass:
     """How one dispatch pass behaves beyond the retry policy."""
 
@@ -73,10 +97,11 @@ class Pass:
     beat: Callable[[], None] | None = None  # called after every message: the run is alive
     endpoints: Sequence[Endpoint] | None = None  # what the destination's settings name
     allow_private: bool = False  # its settings open private networks to it
+    claim: Claim | None = None  # one of many workers: claim each group before sending it
 
 
 def dispatch(
-    db: Database,
+    db: Db,
     sinks: Mapping[str, Sink],
     policy: RetryPolicy,
     *,
@@ -89,6 +114,7 @@ def dispatch(
     beat: Callable[[], None] | None = None,
     endpoints: Sequence[Endpoint] | None = None,
     allow_private: bool = False,
+    claim: Claim | None = None,
 ) -> DispatchResult:
     """Deliver every due alert of ``sinks``' destinations; with ``wait_up_to`` > 0, also wait
     for retries due that soon.
@@ -102,38 +128,79 @@ def dispatch(
     the client library).
     ``stop`` (the daemon's shutdown event) ends the pass between two messages: a batch paced at
     Slack's 1 message a second can take 100 s, longer than a service manager waits on SIGTERM.
-    What is left stays pending for the next start; nothing is lost."""
-    how = Pass(wait_up_to, send_deadline, strict, stop, beat, endpoints, allow_private)
+    What is left stays pending for the next start; nothing is lost.
+
+    With ``claim`` (one of many workers), each group is claimed before it is sent and given
+    back once its outcome is recorded. Groups other workers hold are theirs, retries included:
+    the pass ends as soon as all that is due is held by others (each waits for its own)."""
+    how = Pass(wait_up_to, send_deadline, strict, stop, beat, endpoints, allow_private, claim)
     result = DispatchResult()
     until = clock() + timedelta(seconds=wait_up_to)
     last_sent: dict[str, float] = {}
     only = next(iter(sinks)) if len(sinks) == 1 else None
     while True:
-        held: set[str] = set()  # destinations that answered 429 in this pass
-        deliveries = due_alerts.due(db, clock(), BATCH, destination=only)
-        attempted = 0
-        for delivery in deliveries:
-            sink = sinks.get(delivery.destination)
-            if sink is None or sink.name in held:
-                continue  # no sink (disabled in config) or waiting: stays pending, nothing lost
-            _pace(sink, last_sent, sleep)
-            if stop is not None and stop.is_set():  # checked after the pacing wait
+        if claim is None:
+            deliveries = due_alerts.due(db, clock(), BATCH, destination=only)
+            attempted = _send_all(db, sinks, deliveries, policy, clock, sleep, result, how,
+                                  last_sent)
+            if attempted is None:
                 return result
-            attempted += 1
-            if not _attempt(db, sink, delivery, policy, clock, result, how):
-                held.add(sink.name)
-            if beat is not None:
-                beat()
-        if attempted and len(deliveries) == BATCH:
-            continue  # a full batch: more may be due now
+            if attempted and len(deliveries) == BATCH:
+                continue  # a full batch: more may be due now
+        else:
+            deliveries = claims.deliveries_to_send(db, clock(), claim.size, only, claim.owner,
+                                                   claim.seconds)
+            try:
+                attempted = _send_all(db, sinks, deliveries, policy, clock, sleep, result, how,
+                                      last_sent)
+            finally:  # sent and recorded, or not sent after all (stopping, a failure)
+                _give_back(db, deliveries, claim)
+            if attempted is None:
+                return result
+            if attempted:
+                continue  # more may be due now
         nxt = outbox.next_due_at(db, sinks)
         if nxt is None or wait_up_to <= 0:
             return result
         due_at = parse_iso(nxt)
-        if due_at > until:
-            return result
+        if due_at > until or (claim is not None and due_at <= clock()):
+            return result  # (due now, yet none free: other workers are sending it)
         if due_at > clock():
             sleep((due_at - clock()).total_seconds())
+
+
+def _give_back(db: Db, deliveries: Sequence[Delivery], claim: Claim) -> None:
+    """Release claimed groups; failing that, they are only delayed until the claims expire."""
+    try:
+        claims.release(db, deliveries, claim.owner)
+    except database_errors() as exc:
+        log.warning("could not give back %d claimed alert group(s) (they expire in %.0fs): %s",
+                    len(deliveries), claim.seconds, exc)
+
+
+def _send_all(
+    db: Db, sinks: Mapping[str, Sink], deliveries: Sequence[Delivery], policy: RetryPolicy,
+    clock: Clock, sleep: Sleep, result: DispatchResult, how: Pass, last_sent: dict[str, float],
+) -> int | None:
+    """Send ``deliveries`` in order; how many were attempted (None: the daemon is stopping)."""
+    held: set[str] = set()  # destinations that answered 429 in this pass
+    attempted = 0
+    for delivery in deliveries:
+        sink = sinks.get(delivery.destination)
+        if sink is None or sink.name in held:
+            continue  # no sink (disabled in config) or waiting: stays pending, nothing lost
+        _pace(sink, last_sent, sleep)
+        if how.stop is not None and how.stop.is_set():  # checked after the pacing wait
+            return None
+        outcome = _attempt(db, sink, delivery, policy, clock, result, how)
+        if outcome is None:
+            continue  # claimed, but not to be sent now (see storage.claims.begin)
+        attempted += 1
+        if not outcome:
+            held.add(sink.name)
+        if how.beat is not None:
+            how.beat()
+    return attempted
 
 
 def _pace(sink: Sink, last_sent: dict[str, float], sleep: Sleep) -> None:
@@ -160,14 +227,21 @@ def _send(sink: Sink, message: AlertMessage | ReportMessage, how: Pass) -> str |
 
 
 def _attempt(
-    db: Database, sink: Sink, delivery: Delivery, policy: RetryPolicy, clock: Clock,
+    db: Db, sink: Sink, delivery: Delivery, policy: RetryPolicy, clock: Clock,
     result: DispatchResult, how: Pass,
-) -> bool:
-    """One delivery attempt; False when the destination asked us to wait (rate limit)."""
+) -> bool | None:
+    """One delivery attempt; False when the destination asked us to wait (rate limit), None
+    when a claimed delivery is not to be sent now after all (:func:`storage.claims.begin`)."""
     strict = how.strict
     message = due_alerts.message(db, delivery)
     attempt = message.attempt
-    outbox.begin_attempt(db, list(delivery.alert_ids), attempt)
+    if how.claim is None:
+        outbox.begin_attempt(db, list(delivery.alert_ids), attempt)
+    else:
+        parent = message.parent_alert_id if isinstance(message, ReportMessage) else None
+        if not claims.begin(db, delivery, attempt, how.claim.owner, clock(),
+                            how.claim.seconds, after=parent):
+            return None
     started = time.monotonic()
     try:
         remote_id = _send(sink, message, how)
@@ -201,7 +275,7 @@ def _attempt(
 
 
 def _failed(
-    db: Database, delivery: Delivery, attempts: int, now: datetime, exc: Exception,
+    db: Db, delivery: Delivery, attempts: int, now: datetime, exc: Exception,
     until: datetime | None, started: float, outcome: str | None = None,
 ) -> None:
     """Record a failed attempt for every alert of the delivery (a 429 does not count as one)."""

@@ -84,6 +84,20 @@ class ClassifierSettings(_Strict):
     cache_dir: str | None = Field(
         None, description="onnx backend: folder of the exported encoder; relative to the config"
     )
+    pipelined: bool | None = Field(
+        None, description="classify stage: a backlog is read, scored and saved at once by "
+        "threads (true) or by turns (false); default: pipelined when the model runs on a GPU "
+        "(device cuda, or auto on a machine with an NVIDIA driver)")
+    stage_batch: int | None = Field(
+        None, ge=1, le=1_000_000, description="classify stage: posts read and handed to the "
+        "model at once (default batch_size x 8); a GPU wants thousands")
+    write_batch: int | None = Field(
+        None, ge=1, le=1_000_000, description="classify stage: most posts whose scores are "
+        "saved in one transaction (default stage_batch: one per batch; a transaction is also "
+        "written once its oldest scores waited 2 s)")
+    scorers: int = Field(
+        1, ge=1, le=16, description="classify stage: threads calling the model at once; 2 on a "
+        "GPU tokenises one batch while the device scores the other")
 
     @field_validator("models")
     @classmethod

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from alerts.dispatch import DispatchResult, RetryPolicy, dispatch
+from alerts.dispatch import Claim, DispatchResult, RetryPolicy, dispatch, paced
 from alerts.rules_stage import RulesContext, RulesOutcome, evaluate_rules
 from alerts.similarity import vectorizer
 from alerts.sinks import sink_class
@@ -45,7 +45,7 @@ from listener.sources.base import Source, SourceConfig, SourceContext
 from listener.sources.collect import (
     collect,
 )
-from listener.workers import LEASE_SECONDS, STAGES, worker_id
+from listener.workers import LEASE_SECONDS, QUIET_AFTER, STAGES, worker_id
 from storage import db as store
 from storage import leases, source_pauses, workers
 from storage.engine import database_errors
@@ -229,10 +229,22 @@ class Runtime:
         return self._stage("collect", source.name, work, lease=f"source:{source.name}")
 
     def run_classify(self) -> int | None:
-        size = max(self.config.classifier.batch_size * 8, 64)
+        """A backlog is pipelined on a GPU (``classifier.pipelined``, listener.classify_stage):
+        its reader thread opens a connection of its own here, the scores are saved on the
+        stage's."""
+        settings = self.config.classifier
+        size = settings.stage_batch or max(settings.batch_size * 8, 64)
+        pipelined = settings.pipelined
+        if pipelined is None:  # where the model runs: resolve_device's answer, without torch
+            from classifiers.loader import NVIDIA_DRIVER
+
+            pipelined = settings.device.startswith("cuda") or (
+                settings.device == "auto" and NVIDIA_DRIVER.exists())
         return self._stage("classify", "", lambda db: classify(
             db, self.classifier, self.clock, batch_size=size, stop=self.stop,
-            on_batch=self._classified, owner=self.worker if self.shared else None))
+            on_batch=self._classified, owner=self.worker if self.shared else None,
+            connect=self.db if pipelined else None, write_size=settings.write_batch,
+            scorers=settings.scorers))
 
     def _classified(self, done: int) -> None:
         self.beat()
@@ -284,34 +296,47 @@ class Runtime:
         return self._stage("dispatch", "", lambda db: self._dispatch_all(db, wait_up_to))
 
     def _dispatch_one(self, db: Database, name: str, wait_up_to: float) -> int:
-        """One destination's pass; with other workers on the database, only while this one
-        holds the destination's lease: one sender per destination keeps its pacing (Slack's
-        one message a second) and its rate-limit waits whichever worker sends."""
+        """One destination's pass. With other workers on the database, a destination that
+        needs pacing (``min_interval``: Slack's one message a second) is sent to only while
+        this worker holds its lease: one sender at a time keeps the pacing. Any other is sent
+        to by every worker at once, each claiming the groups it sends (:mod:`storage.claims`);
+        a Retry-After holds every worker either way (the destination's alerts wait in the
+        outbox, and a claimed group is checked again just before it is sent)."""
         sink = self.sinks.get(name)
         if sink is None:
             return 0  # off (optional, secret unset): its alerts wait
         if not self.shared:
             return self._send_due(db, name, sink, wait_up_to)
+        if not paced(sink):
+            # a claim outlives one attempt, which may take up to send_deadline
+            seconds = max(LEASE_SECONDS, 2 * self.config.dispatch.send_deadline)
+            return self._send_due(db, name, sink, wait_up_to, Claim(self.worker, seconds))
         lease = f"dispatch:{name}"
         if not leases.take(db, lease, self.worker, self.clock(), LEASE_SECONDS):
             log.debug("dispatch %s: another worker holds %s", name, lease)
             return 0
         previous = getattr(self._current, "lease", None)
         self._current.lease = lease  # renewed by beat() after every message
+        sent = 0
         try:
-            return self._send_due(db, name, sink, wait_up_to)
+            sent = self._send_due(db, name, sink, wait_up_to)
+            return sent
         finally:
             self._current.lease = previous
+            if sent and not self.stop.is_set():  # the next sender, maybe another worker,
+                self.sleep(float(getattr(sink, "min_interval", 0.0)))  # keeps the gap too
             self._release(db, lease)
 
-    def _send_due(self, db: Database, name: str, sink: Sink, wait_up_to: float) -> int:
+    def _send_due(self, db: Database, name: str, sink: Sink, wait_up_to: float,
+                  claim: Claim | None = None) -> int:
         d = self.config.dispatch
         settings = next(c for c in self.config.destinations if c.name == name)
         result: DispatchResult = dispatch(
             db, {name: sink}, RetryPolicy(d.max_attempts, d.backoff_initial, d.backoff_max),
             clock=self.clock, sleep=self.sleep, wait_up_to=wait_up_to, strict=self.strict,
             stop=self.stop, send_deadline=d.send_deadline, beat=self.beat,
-            endpoints=endpoints(settings), allow_private=private_allowed(settings))
+            endpoints=endpoints(settings), allow_private=private_allowed(settings),
+            claim=claim)
         return result.items
 
     def _dispatch_all(self, db: Database, wait_up_to: float) -> int:
@@ -353,7 +378,15 @@ class Runtime:
         holds the lease (renewed by :meth:`beat`): another worker doing it now means 0 items
         here, and no run recorded."""
         self._report("start", stage, target, None)
-        db = self.db()
+        try:
+            db = self.db()
+        except database_errors() as exc:  # the database is down: this run fails, said once
+            self._report("failed", stage, target, None)
+            instruments.record_stage(stage, target, None)
+            log.error("stage %s %s failed: cannot reach the database: %s", stage, target, exc)
+            if self.strict:
+                raise
+            return None
         run: tuple[str, str, datetime] = (stage, target, self.clock())
         run_id: int | None = None
         held = None
@@ -365,6 +398,8 @@ class Runtime:
                     return 0
                 held = self._current.lease = lease
             run_id = store.start_run(db, *run)
+            if self.shared:  # whose run it is: a live worker closes it if this one dies
+                workers.mark_run(db, run_id, self.worker)
             self._current.run = (db, run_id, time.monotonic())
             self._record_late(db)
             items = work(db)
@@ -452,7 +487,18 @@ class Runtime:
             [s for s in STAGES if s in self.stages], self.clock()))
 
     def worker_heartbeat(self) -> int:
-        self._worker_write(lambda db: workers.beat(db, self.worker, self.clock()))
+        """This worker's sign of life; on a shared database also the housekeeping of the dead:
+        runs of workers gone quiet closed as interrupted (else they would look stuck for ever),
+        leases expired a while ago deleted, workers unheard of for a week forgotten."""
+        def beat(db: Database) -> None:
+            now = self.clock()
+            workers.beat(db, self.worker, now)
+            if self.shared:
+                workers.close_runs_of_gone(db, now, now - timedelta(seconds=QUIET_AFTER))
+                leases.purge_expired(db, now - timedelta(seconds=LEASE_SECONDS))
+                workers.forget_stopped(db, now - timedelta(days=7))
+
+        self._worker_write(beat)
         return 0
 
     def unregister_worker(self) -> None:

@@ -24,6 +24,11 @@ working stage (a page, a batch, a message), short enough that a dead worker's wo
 over within minutes."""
 
 
+QUIET_AFTER = 120.0
+"""Seconds without a heartbeat (every 30 s) after which a worker counts as gone: shown QUIET by
+`listener status`, and the runs it left open are closed by the workers still alive."""
+
+
 def parse_stages(text: str) -> frozenset[str]:
     """``collect,classify`` → the stages; unknown names are a clear error, not ignored."""
     given = [s.strip() for s in text.split(",") if s.strip()]

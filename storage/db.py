@@ -21,7 +21,7 @@ from sqlite_utils import Database
 
 from listener.core.log import redact
 from listener.core.models import Page, Post, Rejected, Score, clean_text, parse_iso, to_iso
-from storage.engine import Db
+from storage.engine import POSTGRESQL, Db, dialect
 from storage.migrations import migrate
 from storage.tx import connect, environmental, immediate
 
@@ -98,6 +98,17 @@ def _post_values(post: Post, source: str, collected_at: str) -> tuple[Any, ...]:
     )
 
 
+# the earlier posts a new post (``posts``) is a cross-post of; ? is the window in seconds.
+# ``+o.id``: not through an index (the same idiom in both engines): a planner without
+# statistics yet (a new table) would otherwise AND the text hash's index with a range of the
+# primary key, reading every earlier post's id for each new post.
+_EARLIER = (
+    "FROM posts o WHERE o.text_hash = posts.text_hash AND +o.id < posts.id"
+    " AND o.author IS NOT NULL AND lower(o.author) = lower(posts.author)"
+    " AND abs(julianday(o.created_at) - julianday(posts.created_at)) * 86400 <= ?"
+)
+
+
 def _link_crossposts(db: Db, after_id: int) -> None:
     """Point each new post at the first earlier post *by the same author* with the same text
     within the window: the same account, or the same handle on another platform.
@@ -105,15 +116,17 @@ def _link_crossposts(db: Db, after_id: int) -> None:
     Different authors saying the same thing are different customers (during an outage most of
     them write "X is down"): each stays in the queue and is counted; the incident grouping of
     the rules stage, not this link, keeps them from paging a person a hundred times.
+
+    Only posts that have such an earlier post are written: rewriting every new post's NULL
+    would, on PostgreSQL, write each one a second time, with all its index entries. The test is
+    a scalar subquery, not EXISTS, which PostgreSQL may turn into a hash join reading every
+    post at each page; a scalar one is an index lookup per new post on both engines.
     """
     db.execute(
-        "UPDATE posts SET duplicate_of = (SELECT min(o.id) FROM posts o"
-        " WHERE o.text_hash = posts.text_hash AND o.id < posts.id"
-        " AND o.author IS NOT NULL AND lower(o.author) = lower(posts.author)"
-        " AND abs(julianday(o.created_at) - julianday(posts.created_at)) * 86400 <= ?)"
-        " WHERE id > ? AND text_hash IS NOT NULL AND author IS NOT NULL"
-        " AND duplicate_of IS NULL",
-        [CROSSPOST_WINDOW_S, after_id],
+        f"UPDATE posts SET duplicate_of = (SELECT min(o.id) {_EARLIER})"  # noqa: S608
+        f" WHERE id > ? AND text_hash IS NOT NULL AND author IS NOT NULL"
+        f" AND duplicate_of IS NULL AND (SELECT min(o.id) {_EARLIER}) IS NOT NULL",
+        [CROSSPOST_WINDOW_S, after_id, CROSSPOST_WINDOW_S],
     )
 
 
@@ -127,6 +140,9 @@ def _add_extra_brands(db: Db, posts: Sequence[Post]) -> None:
             "INSERT INTO post_extra_brands (post_id, brand) SELECT id, ? FROM posts"
             " WHERE platform = ? AND platform_id = ? AND coalesce(brand, '') != ?"
             " ON CONFLICT DO NOTHING", rows)
+
+
+_LAST_ID = "SELECT coalesce(max(id), 0) FROM posts"
 
 
 def store_page(db: Db, source: str, page: Page, now: datetime) -> int:
@@ -143,9 +159,12 @@ def store_page(db: Db, source: str, page: Page, now: datetime) -> int:
     """
     stamp = to_iso(now)
     rows, refused = _storable(page.posts, source, stamp)
+    # COPY on PostgreSQL, in a transaction of the page's own (inside a caller's transaction
+    # the temporary table may still hold an earlier page's rows: then executemany)
+    bulk = dialect(db) == POSTGRESQL and not db.conn.in_transaction
     with immediate(db):
-        last_id = db.execute("SELECT coalesce(max(id), 0) FROM posts").fetchone()[0]
-        new, failed = _insert_posts(db, rows)
+        last_id = db.execute(_LAST_ID).fetchone()[0]
+        new, failed = _insert_posts(db, rows, bulk=bulk)
         if new:
             _link_crossposts(db, last_id)
         bad = {id(post) for post, _ in failed}
@@ -221,11 +240,17 @@ def _pg_row_error(exc: BaseException) -> bool:
         kinds & {"IntegrityError", "DataError"})
 
 
-def _insert_posts(db: Db, rows: list[Row]) -> tuple[int, list[tuple[Post, BaseException]]]:
+def _insert_posts(db: Db, rows: list[Row], *, bulk: bool = False
+                  ) -> tuple[int, list[tuple[Post, BaseException]]]:
     """Insert the rows: all at once, or, when one of them fails, one by one, each row that
-    fails left out. Returns how many were new and the rows refused with why."""
+    fails left out. Returns how many were new and the rows refused with why.
+
+    All at once is one pipelined ``executemany``, or with ``bulk`` on PostgreSQL (a page of
+    :data:`COPY_MIN_ROWS` or more, :func:`_copy_posts`) a COPY and one ``INSERT … SELECT``."""
     try:
         with _savepoint(db):
+            if bulk and len(rows) >= COPY_MIN_ROWS:
+                return _copy_posts(db, rows), []
             return max(db.conn.executemany(_INSERT_POST, [v for _, v in rows]).rowcount, 0), []
     except Exception as exc:
         if not _row_error(exc):
@@ -243,6 +268,49 @@ def _insert_posts(db: Db, rows: list[Row]) -> tuple[int, list[tuple[Post, BaseEx
     return new, failed
 
 
+# PostgreSQL's fast path for a page (COPY is a protocol, not a statement: engine.pick cannot
+# hold it). The page's rows are COPYed into a temporary table of the session, then moved into
+# posts by one INSERT … SELECT in page order (ids are handed out as executemany would: the
+# first of two repeats within the page wins, as row by row), with the same ON CONFLICT. The
+# temporary table has posts' types and no constraints (a NOT NULL refuses at the INSERT);
+# ON COMMIT DELETE ROWS empties it in place at each commit, and IF NOT EXISTS creates it in the
+# page's own transaction, so a connection pooler handing the transaction another server
+# session still finds it. Binary COPY: a value of another type than its column's (which Post
+# construction rules out) fails in Python with a TypeError or OverflowError, a row error, as
+# a value the server refuses does (DataError): the page then goes row by row. Pages below
+# COPY_MIN_ROWS go through executemany: the COPY's extra round trips cost more than they save
+# there (bench/ingest.py --postgresql).
+COPY_MIN_ROWS = 64
+# each column's type in SQL and in psycopg's COPY (posts' own types; the others are text)
+_PAGE_TYPES = {"n": ("INTEGER", "int4"), "author_followers": ("BIGINT", "int8"),
+               "rating": ("DOUBLE PRECISION", "float8")}
+_PAGE_COLUMNS = [(c, *_PAGE_TYPES.get(c, ("TEXT", "text"))) for c in ("n", *POST_COLUMNS)]
+_COPY_TYPES = [copy_type for _, _, copy_type in _PAGE_COLUMNS]
+_PAGE_TABLE = (
+    "CREATE TEMP TABLE IF NOT EXISTS store_page_rows ("
+    + ", ".join(f"{name} {sql_type}" for name, sql_type, _ in _PAGE_COLUMNS)
+    + ") ON COMMIT DELETE ROWS"
+)
+_COPY_PAGE = f"COPY store_page_rows (n, {_COLS}) FROM STDIN (FORMAT BINARY)"
+_INSERT_PAGE = (
+    f"INSERT INTO posts ({_COLS}) SELECT {_COLS} FROM store_page_rows ORDER BY n"  # noqa: S608
+    " ON CONFLICT (platform, platform_id) DO NOTHING"
+)
+
+
+def _copy_posts(db: Db, rows: list[Row]) -> int:
+    """The rows into posts through COPY (PostgreSQL); how many were new."""
+    raw = db.conn.raw
+    raw.execute(_PAGE_TABLE)
+    with raw.cursor() as cur:
+        with cur.copy(_COPY_PAGE) as copy:
+            copy.set_types(_COPY_TYPES)
+            for n, (_, values) in enumerate(rows):
+                copy.write_row((n, *values))
+        cur.execute(_INSERT_PAGE)
+        return max(int(cur.rowcount), 0)
+
+
 def load_cursor(db: Db, source: str) -> Any:
     row = db.execute("SELECT value FROM cursors WHERE source = ?", [source]).fetchone()
     return json.loads(row[0]) if row else None
@@ -257,13 +325,16 @@ class Unscored:
     lang: str | None  # None: stored before languages were detected (the router detects it)
 
 
-def posts_to_score(db: Db, model: str, version: str, limit: int) -> list[Unscored]:
-    """Posts without a score from this model version, oldest first."""
+def posts_to_score(db: Db, model: str, version: str, limit: int, *, after: int = 0
+                   ) -> list[Unscored]:
+    """Posts without a score from this model version, oldest first; with ``after``, only
+    posts with a greater id (a reader running ahead of the writer skips what it already read)."""
     sql = (
-        "SELECT id, text, lang FROM posts p WHERE NOT EXISTS (SELECT 1 FROM scores s "
-        "WHERE s.post_id = p.id AND s.model = ? AND s.model_version = ?) ORDER BY id LIMIT ?"
+        "SELECT id, text, lang FROM posts p WHERE p.id > ? AND NOT EXISTS (SELECT 1 FROM scores"
+        " s WHERE s.post_id = p.id AND s.model = ? AND s.model_version = ?) ORDER BY id LIMIT ?"
     )
-    return [Unscored(r["id"], r["text"], r["lang"]) for r in db.query(sql, [model, version, limit])]
+    return [Unscored(r["id"], r["text"], r["lang"])
+            for r in db.query(sql, [after, model, version, limit])]
 
 
 def save_scores(
@@ -279,14 +350,30 @@ def save_scores(
         for pid, s, lang in score_rows
     ]
     with immediate(db):
-        cur = db.conn.executemany(
-            "INSERT INTO scores (post_id, model, model_version, sentiment, p_negative, p_neutral,"
-            " p_positive, urgency, lang, language_supported, scored_by, scored_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-            " ON CONFLICT(post_id, model, model_version) DO NOTHING",
-            rows,
-        )
-    return max(int(cur.rowcount), 0)
+        if dialect(db) == POSTGRESQL:  # one pipelined round of statements
+            return max(int(db.conn.executemany(_insert_scores(1), rows).rowcount), 0)
+        # SQLite: statements of SCORES_PER_STATEMENT rows, each one step with the GIL released
+        # (executemany steps and re-takes the GIL per row): twice the rows per second, and the
+        # classify stage's other threads run meanwhile (bench/classify_stage.py)
+        saved = 0
+        for start in range(0, len(rows), SCORES_PER_STATEMENT):
+            part = rows[start:start + SCORES_PER_STATEMENT]
+            cur = db.conn.execute(_insert_scores(len(part)), [v for row in part for v in row])
+            saved += max(int(cur.rowcount), 0)
+        return saved
+
+
+SCORES_PER_STATEMENT = 2000  # x 12 values: within SQLite's 32,766 bound parameters
+
+
+def _insert_scores(count: int) -> str:
+    """The INSERT of ``count`` score rows (one text per count: sqlite3 caches it prepared)."""
+    return (
+        "INSERT INTO scores (post_id, model, model_version, sentiment, p_negative, p_neutral,"  # noqa: S608 (placeholders)
+        " p_positive, urgency, lang, language_supported, scored_by, scored_at) VALUES "
+        + ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?)"] * count)
+        + " ON CONFLICT(post_id, model, model_version) DO NOTHING"
+    )
 
 
 EXTRA_BRANDS_SQL = (  # a post's extra brands as one column, joined by the unit separator

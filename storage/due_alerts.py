@@ -36,10 +36,12 @@ class Delivery:
     rows: tuple[dict[str, Any], ...] = field(repr=False)
 
 
-def due(db: Db, now: datetime, limit: int, destination: str | None = None
-        ) -> list[Delivery]:
-    """Up to ``limit`` due deliveries, most important first (:func:`storage.outbox.due`)."""
-    return [_delivery(group) for group in _groups(outbox.due(db, now, limit, destination))]
+def due(db: Db, now: datetime, limit: int, destination: str | None = None,
+        free_for: str | None = None) -> list[Delivery]:
+    """Up to ``limit`` due deliveries, most important first (:func:`storage.outbox.due`; with
+    ``free_for``, only those no other worker holds)."""
+    rows = outbox.due(db, now, limit, destination, free_for)
+    return [_delivery(group) for group in _groups(rows)]
 
 
 def _groups(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

@@ -91,6 +91,15 @@ def listed(db: Db) -> list[Lease]:
         "SELECT name, owner, until, taken_at FROM leases ORDER BY until, name")]
 
 
+def purge_expired(db: Db, before: datetime) -> int:
+    """Delete leases that expired before ``before``: a free lease and no lease mean the same
+    to :func:`take`, and a worker killed between recording its work and releasing the claim
+    would otherwise leave the row (shown as stale) for ever."""
+    with immediate(db):
+        return int(db.execute("DELETE FROM leases WHERE until < ?",
+                              [to_iso(before)]).rowcount)
+
+
 def expired(db: Db, now: datetime) -> list[Lease]:
     """Leases past their expiry: work a dead (or stuck) worker left, free to be taken."""
     return [Lease(**r) for r in db.query(

@@ -430,6 +430,13 @@ def _m010_workers(db: Database) -> None:
                " heartbeat_at TEXT NOT NULL, stopped_at TEXT)")
 
 
+def _m011_run_workers(db: Database) -> None:
+    """Which worker a run belongs to: on a shared database a killed worker's runs stay
+    ``running``; the workers still alive close them as interrupted (and ``/healthz`` stops
+    counting them as stuck) once that worker has gone quiet."""
+    db.execute("ALTER TABLE runs ADD COLUMN worker TEXT")
+
+
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_source_state", _m002_source_state),
@@ -441,6 +448,7 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("008_web_sessions", _m008_web_sessions),
     ("009_languages", _m009_languages),
     ("010_workers", _m010_workers),
+    ("011_run_workers", _m011_run_workers),
 ]
 
 

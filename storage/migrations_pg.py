@@ -428,10 +428,16 @@ def _pg003_workers(conn: psycopg.Connection[Any]) -> None:
         conn.execute(statement.encode())
 
 
+def _pg004_run_workers(conn: psycopg.Connection[Any]) -> None:
+    """SQLite's 011: the worker each run belongs to."""
+    conn.execute(f"ALTER TABLE runs ADD COLUMN worker {TEXT}".encode())
+
+
 PG_MIGRATIONS: list[tuple[str, Callable[[psycopg.Connection[Any]], None]]] = [
     ("pg001_baseline", _pg001_baseline),
     ("pg002_sqlite_functions", _pg002_sqlite_functions),
     ("pg003_workers", _pg003_workers),
+    ("pg004_run_workers", _pg004_run_workers),
 ]
 
 

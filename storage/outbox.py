@@ -27,6 +27,19 @@ STATUSES = (PENDING, DELIVERED, FAILED, DRY_RUN, SUPPRESSED, HELD, DIGESTED, INC
 # the rank of a report's alerts (post alerts rank urgency × reach, 0 to about 10): an incident
 # or a spike goes before single posts, a digest after the urgent ones
 REPORT_RANK = {"high": 100.0, "normal": 1.0, "low": 0.0}
+# the lease a worker holds on each alert of a group it sends (storage.claims): ``alert:<id>``
+ALERT_LEASE = "alert:"
+# when a group (one post or report, one destination) is due: every alert's wait is over, or
+# it was measured by a clock since set back (see ``due``); ?2 is now
+_GROUP_DUE = (
+    "max(next_attempt_at) <= ?2 OR max(created_at) > ?2"
+    " OR max((SELECT max(d.at) FROM deliveries d WHERE d.alert_id = a.id)) > ?2"
+)
+# a group none of whose alerts another worker (?5) holds: an unexpired ``alert:`` lease (?6)
+_FREE = (
+    " AND max(CASE WHEN EXISTS (SELECT 1 FROM leases l WHERE l.name = CAST(?6 AS TEXT) || a.id"
+    " AND l.owner <> ?5 AND l.until >= ?2) THEN 1 ELSE 0 END) = 0"
+)
 
 
 def alert_id(rule: str, post_key: str, destination: str) -> str:
@@ -147,8 +160,8 @@ def mark_digested(db: Db, alert_ids: Iterable[str]) -> None:
         )
 
 
-def due(db: Db, now: datetime, limit: int, destination: str | None = None
-        ) -> list[dict[str, Any]]:
+def due(db: Db, now: datetime, limit: int, destination: str | None = None,
+        free_for: str | None = None) -> list[dict[str, Any]]:
     """Pending alerts of up to ``limit`` due *groups*, joined with post and score.
 
     A group is one post (or report) and one destination: every pending alert of it comes back
@@ -168,14 +181,17 @@ def due(db: Db, now: datetime, limit: int, destination: str | None = None
     Groups as important and as old go by destination, then post (a report first, then posts by
     id), on both engines: ``NULLS FIRST`` is SQLite's default and not PostgreSQL's, and the
     group list is ordered in full before the limit cuts it.
+
+    With ``free_for`` (a worker id; many workers share the database), only groups none of whose
+    alerts another worker holds (:mod:`storage.claims`): the limit counts the groups it may
+    claim, not those others are sending.
     """
     sql = (  # constant clauses; values are bound
         "WITH g AS (SELECT destination, post_id, report_id, max(rank) AS grank,"  # noqa: S608
         " min(created_at) AS gfirst FROM alerts a WHERE status = ?1"
         " AND (CAST(?4 AS TEXT) IS NULL OR destination = ?4)"
-        " GROUP BY destination, post_id, report_id"
-        " HAVING max(next_attempt_at) <= ?2 OR max(created_at) > ?2"
-        " OR max((SELECT max(d.at) FROM deliveries d WHERE d.alert_id = a.id)) > ?2"
+        f" GROUP BY destination, post_id, report_id HAVING ({_GROUP_DUE})"
+        f"{_FREE if free_for is not None else ''}"
         " ORDER BY grank DESC, gfirst, destination, post_id NULLS FIRST,"
         " report_id NULLS FIRST LIMIT ?3)"
         " SELECT a.id AS alert_id, a.rule, a.destination, a.attempts, a.priority, a.report_id,"
@@ -187,7 +203,28 @@ def due(db: Db, now: datetime, limit: int, destination: str | None = None
         " ORDER BY g.grank DESC, g.gfirst, g.destination, g.post_id NULLS FIRST,"
         " g.report_id NULLS FIRST, a.created_at, a.id"
     )
-    return [dict(r) for r in db.query(sql, [PENDING, to_iso(now), limit, destination])]
+    params: list[Any] = [PENDING, to_iso(now), limit, destination]
+    if free_for is not None:
+        params += [free_for, ALERT_LEASE]
+    return [dict(r) for r in db.query(sql, params)]
+
+
+def group_due(db: Db, alert_ids: Iterable[str], now: datetime, attempts: int) -> bool:
+    """Whether every one of ``alert_ids`` (one group) is still pending, the group due by
+    :func:`due`'s rule and its attempts still ``attempts`` (as when it was read). A worker
+    checks a group when it claims it and again just before sending it: meanwhile the
+    destination may have asked every worker to wait (Retry-After), or another worker sent it."""
+    ids = list(alert_ids)
+    if not ids:
+        return False
+    marks = ", ".join(f"?{i}" for i in range(3, 3 + len(ids)))  # placeholders only
+    row = db.execute(
+        f"SELECT count(*), CASE WHEN {_GROUP_DUE} THEN 1 ELSE 0 END,"  # noqa: S608
+        f" max(attempts) FROM alerts a WHERE a.status = ?1 AND a.id IN ({marks})",
+        [PENDING, to_iso(now), *ids],
+    ).fetchone()
+    return (row is not None and int(row[0]) == len(ids) and int(row[1] or 0) == 1
+            and int(row[2] or 0) == attempts)
 
 
 def remote_id(db: Db, alert: str) -> str | None:

@@ -130,13 +130,16 @@ class PgDatabase:
 
 def connect(url: str, busy_timeout_ms: int) -> PgDatabase:
     """Connect to ``url``; a lock waited on longer than the busy timeout fails the statement
-    (as SQLite's busy timeout does) instead of hanging a stage."""
+    (as SQLite's busy timeout does) instead of hanging a stage. JIT compilation is off: every
+    statement here is short, and a planner without statistics yet (a new or freshly copied
+    table) prices a page's cross-post lookup past ``jit_above_cost`` and compiles it — half a
+    second per page for a statement that runs in milliseconds (bench/ingest.py)."""
     password = psycopg.conninfo.conninfo_to_dict(url).get("password")
     if password:
         register_secret(str(password))
     try:
         raw = psycopg.connect(url, autocommit=True,
-                              options=f"-c lock_timeout={int(busy_timeout_ms)}")
+                              options=f"-c lock_timeout={int(busy_timeout_ms)} -c jit=off")
     except psycopg.Error as exc:
         raise StorageError(f"cannot open database {redact(url)}: {redact(str(exc))}") from None
     # numeric (avg, sums of integers) as float, as SQLite hands them: no Decimal leaks out

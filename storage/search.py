@@ -35,6 +35,10 @@ emoji) is kept: it matches nothing, yet is left out of a row of words (``refund 
 Not translated, refused with a :class:`SearchError` (the queue shows its message): ``NEAR(…)``
 and ``^`` (the first word of the text): a ``tsquery`` has neither "within N words" in any order
 nor a position anchor. FTS5's special queries (a query starting with ``*``) are refused too.
+
+Written here rather than taken from a library: none parses FTS5's grammar, and PostgreSQL's own
+``websearch_to_tsquery`` reads ``NOT`` as a word, drops ``*`` and ignores parentheses — the same
+saved search would find other posts on the two engines.
 """
 
 from __future__ import annotations

@@ -63,7 +63,27 @@ def listed(db: Db) -> list[Worker]:
 
 
 def forget_stopped(db: Db, before: datetime) -> int:
-    """Drop workers that stopped before ``before`` (a week of restarts is not worth a list)."""
+    """Drop workers last heard of before ``before``, stopped or killed (a week of restarts is
+    not worth a list; a killed worker never says it stopped)."""
     with immediate(db):
-        return int(db.execute("DELETE FROM workers WHERE stopped_at IS NOT NULL"
-                              " AND stopped_at < ?", [to_iso(before)]).rowcount)
+        return int(db.execute("DELETE FROM workers WHERE heartbeat_at < ?",
+                              [to_iso(before)]).rowcount)
+
+
+def mark_run(db: Db, run_id: int, worker_id: str) -> None:
+    """Say whose run ``run_id`` is, so that its worker's death can close it."""
+    with immediate(db):
+        db.execute("UPDATE runs SET worker = ? WHERE id = ?", [worker_id, run_id])
+
+
+def close_runs_of_gone(db: Db, now: datetime, quiet_since: datetime) -> int:
+    """Runs left ``running`` by workers that stopped or went quiet before ``quiet_since``
+    (killed: SIGKILL, OOM, a lost host), marked interrupted — what a single SQLite process
+    does for its own runs when it starts again."""
+    with immediate(db):
+        return int(db.execute(
+            "UPDATE runs SET status = 'interrupted', finished_at = ?, error = ?"
+            " WHERE status = 'running' AND worker IN (SELECT id FROM workers"
+            " WHERE stopped_at IS NOT NULL OR heartbeat_at < ?)",
+            [to_iso(now), "its worker stopped or went quiet before this run finished",
+             to_iso(quiet_since)]).rowcount)

@@ -18,6 +18,7 @@ from listener.config import Config
 from listener.core.models import parse_iso, utcnow
 from listener.health import Snapshot, StageState, load_snapshot
 from listener.terminal_tables import age, table
+from listener.workers import QUIET_AFTER
 from storage.engine import database_errors
 
 
@@ -59,9 +60,6 @@ def render_status(snapshot: Snapshot, config: Config, now: datetime) -> str:
             lines.append(f"paused: {source} until {until} (rate limit)")
     lines += _workers(snapshot, now)
     return "\n".join(lines)
-
-
-QUIET_AFTER = 120.0  # seconds without a heartbeat (every 30 s) before a worker shows as quiet
 
 
 def _workers(snapshot: Snapshot, now: datetime) -> list[str]:

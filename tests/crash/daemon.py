@@ -32,8 +32,12 @@ class Intervals:
 
 
 def config_yaml(hn_url: str, zendesk_url: str | None, *, intervals: Intervals,
-                slack_min_interval: float = 0.1, backend: str | None = None) -> str:
-    """Negative stories alert Slack (and Zendesk when given); secrets come from the env."""
+                slack_min_interval: float = 0.1, backend: str | None = None,
+                database_url_env: str | None = None, send_deadline: float | None = None
+                ) -> str:
+    """Negative stories alert Slack (and Zendesk when given); secrets come from the env, and
+    so does the PostgreSQL URL with ``database_url_env`` (default: SQLite's listener.db).
+    ``send_deadline``: ``dispatch.send_deadline`` (default: the config's default)."""
     destinations = ["slack"] + (["tickets"] if zendesk_url else [])
     poll = f"\n    interval: {intervals.collect:g}" if intervals.collect is not None else ""
     zendesk = f"""\
@@ -46,9 +50,12 @@ def config_yaml(hn_url: str, zendesk_url: str | None, *, intervals: Intervals,
     min_interval: 0
 """ if zendesk_url else ""
     classifier = f"  backend: {backend}\n" if backend else ""
+    storage = (f'  url: {{"$env": {database_url_env}}}' if database_url_env
+               else "  path: listener.db")
+    deadline = f"  send_deadline: {send_deadline:g}\n" if send_deadline else ""
     return f"""\
 storage:
-  path: listener.db
+{storage}
 classifier:
   device: cpu
 {classifier}metrics:
@@ -83,7 +90,7 @@ dispatch:
   backoff_max: 5
   max_attempts: 50
   once_max_wait: 5
-"""
+{deadline}"""
 
 
 def daemon_env(slack_url: str, zendesk_email: str = "", zendesk_token: str = "") -> dict[str, str]:

@@ -1,6 +1,10 @@
 """Crash safety, proved: SIGKILL the real daemon at seeded moments, restart it, count.
 
     python -m tests.crash.harness --kills 120 --seed 7 [--period 1.0] [--workdir DIR]
+    python -m tests.crash.harness --postgresql --workers 4 --kills 100 --seed 7 [--url URL]
+
+(The second: several workers sharing a PostgreSQL database, one SIGKILLed at a time while the
+others work; see :mod:`tests.crash.pg_harness`. What follows is the default SQLite mode.)
 
 The harness process runs the fakes on 127.0.0.1: a Hacker News Search API whose stories keep
 arriving (:class:`~tests.crash.stream.PostStream`), a Slack webhook that answers after 50 ms (so
@@ -264,9 +268,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--period", type=float, default=1.0, help="seconds between new posts")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep config, database and daemon log here (default: a temp dir)")
+    pg = parser.add_argument_group("PostgreSQL: several workers share the database")
+    pg.add_argument("--postgresql", action="store_true",
+                    help="run --workers workers on PostgreSQL (a throwaway cluster, or --url)")
+    pg.add_argument("--url", default=None,
+                    help="postgresql:// URL of an empty database to use instead")
+    pg.add_argument("--workers", type=int, default=4)
+    pg.add_argument("--stages", action="append", default=None, metavar="STAGES",
+                    help="one worker's --stages ('all' or e.g. classify), repeated, cycled over "
+                    "the workers (default: all, all, classify, collect,dispatch)")
+    pg.add_argument("--lease-seconds", type=float, default=15,
+                    help="lease length in the workers (production: 300)")
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="listener-crash-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    if args.postgresql or args.url:
+        from tests.crash import pg_harness
+
+        args.workdir = workdir
+        return pg_harness.main(args)
     started = time.monotonic()
     with Harness(workdir, args.seed, args.period) as harness:
         totals = harness.run(args.kills)

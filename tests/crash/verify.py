@@ -4,6 +4,11 @@ The platform fake knows every story it created and served, the Slack fake every 
 received, the Zendesk fake every ticket it holds. Which alerts *should* exist is derived from the
 database's scores with the rule (negative → Slack and Zendesk) and the deterministic alert id, not
 from the ``alerts`` table, so an alert the rules stage lost would be counted as lost too.
+
+The database is the SQLite file of the single-daemon mode or, in the PostgreSQL mode, a
+``postgresql://`` URL shared by every worker; there the count adds what the workers left behind
+once all were stopped: leases still held by a cleanly stopped worker (must be 0: a stop frees
+everything), leases left by killed workers, and runs a killed worker left ``running``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from storage.outbox import alert_id
 from tests.crash.daemon import RULE, read_db
@@ -44,20 +50,56 @@ class Totals:
     unevaluated: int
     slack: Delivery
     tickets: Delivery | None
+    workers: Workers | None = None  # PostgreSQL: what the workers left behind
 
     @property
     def ok(self) -> bool:
-        """0 posts lost, 0 alerts lost, 0 duplicate tickets (Slack duplicates are reported)."""
+        """0 posts lost, 0 alerts lost, 0 duplicate tickets (Slack duplicates are reported);
+        with workers, 0 leases held by a worker that stopped cleanly."""
         tickets = self.tickets or Delivery()
         return not (self.posts_lost or self.posts_duplicated or self.unscored
                     or self.unevaluated or self.slack.lost or tickets.lost
-                    or tickets.duplicates or self.slack.unexpected or tickets.unexpected)
+                    or tickets.duplicates or self.slack.unexpected or tickets.unexpected
+                    or (self.workers is not None and self.workers.leases_of_stopped))
 
 
-def count(database: Path, created: Iterable[str], served: Iterable[str],
+@dataclass
+class Workers:
+    """PostgreSQL, after every worker stopped: leases and runs left behind."""
+
+    stopped: int  # workers registered with a clean stop
+    killed: int  # workers registered that never said they stopped (SIGKILLed)
+    leases_of_stopped: int  # must be 0: a clean stop releases everything
+    leases_of_killed: Counter[str]  # by kind (source, stage, dispatch, classify claims)
+    claims_done: int  # of those, claims on work done since (alert recorded, post scored)
+    runs_interrupted: Counter[str]  # runs left 'running', by stage: only killed workers' remain
+
+
+def _connect(database: Path | str) -> Any:
+    if isinstance(database, str):
+        import psycopg
+
+        return psycopg.connect(database, autocommit=True)
+    return read_db(database)
+
+
+def lease_kind(name: str) -> str:
+    """``source:hn`` → ``source:hn``; a claim on one post or alert (``classify:<model>:
+    <version>:42``, ``alert:<id>``) → ``classify claim``, ``alert claim``."""
+    for prefix in ("classify", "alert"):
+        if name.startswith(f"{prefix}:"):
+            return f"{prefix} claim"
+    return name
+
+
+def count(database: Path | str, created: Iterable[str], served: Iterable[str],
           slack_bodies: Iterable[bytes], tickets: list[dict] | None) -> Totals:
-    conn = read_db(database)
+    """``database``: the SQLite file, or a ``postgresql://`` URL (then workers are counted)."""
+    conn = _connect(database)
+    workers = None
     try:
+        if isinstance(database, str):
+            workers = _workers(conn)
         stored = Counter(r[0] for r in conn.execute(
             "SELECT platform_id FROM posts WHERE platform = 'hackernews'"))
         unscored = conn.execute("SELECT count(*) FROM posts p WHERE NOT EXISTS"
@@ -81,6 +123,27 @@ def count(database: Path, created: Iterable[str], served: Iterable[str],
         slack=_delivery(negative, "slack", status, slack_got),
         tickets=None if tickets is None else _delivery(
             negative, "tickets", status, Counter(t["external_id"] for t in tickets)),
+        workers=workers,
+    )
+
+
+def _workers(conn: Any) -> Workers:
+    stopped = {r[0]: r[1] is not None for r in conn.execute("SELECT id, stopped_at FROM workers")}
+    held = [(r[0], r[1]) for r in conn.execute("SELECT name, owner FROM leases")]
+    return Workers(
+        stopped=sum(stopped.values()), killed=sum(not s for s in stopped.values()),
+        leases_of_stopped=sum(1 for _, owner in held if stopped.get(owner, False)),
+        leases_of_killed=Counter(lease_kind(name) for name, owner in held
+                                 if not stopped.get(owner, False)),
+        claims_done=conn.execute(  # a claim a worker died holding after its work was saved
+            "SELECT count(*) FROM leases l LEFT JOIN workers w ON w.id = l.owner"
+            " WHERE w.stopped_at IS NULL AND (EXISTS (SELECT 1 FROM alerts a"
+            " WHERE 'alert:' || a.id = l.name AND a.status <> 'pending')"
+            " OR EXISTS (SELECT 1 FROM scores s WHERE l.name LIKE 'classify:%'"
+            " AND l.name = 'classify:' || s.model || ':' || s.model_version || ':'"
+            " || CAST(s.post_id AS TEXT)))").fetchone()[0],
+        runs_interrupted=Counter(r[0] for r in conn.execute(
+            "SELECT stage FROM runs WHERE status = 'running'")),
     )
 
 
@@ -119,7 +182,23 @@ def table(totals: Totals, kills: Counter[str], hits: Counter[str]) -> str:
             (f"{name}: duplicate {'messages' if name == 'Slack' else 'tickets'}", d.duplicates),
             (f"{name}: unexpected / parked as failed", f"{d.unexpected} / {d.parked}"),
         ]
+    w = totals.workers
+    if w is not None:
+        rows += [
+            ("workers stopped cleanly / killed", f"{w.stopped} / {w.killed}"),
+            ("leases held by a cleanly stopped worker", w.leases_of_stopped),
+            ("leases left by killed workers", _listed(w.leases_of_killed)),
+            ("  of which claims on work since done (never taken again)", w.claims_done),
+            ("runs left 'running' by killed workers (interrupted)",
+             _listed(w.runs_interrupted)),
+        ]
     rows += [(f"kills aimed at {k}", n) for k, n in sorted(kills.items())]
     rows += [(f"kills that hit {k}", n) for k, n in sorted(hits.items())]
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
+
+def _listed(counts: Counter[str]) -> str:
+    total = sum(counts.values())
+    return f"{total} ({', '.join(f'{k} {n}' for k, n in sorted(counts.items()))})" if total \
+        else "0"

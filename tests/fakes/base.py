@@ -23,6 +23,8 @@ It answers with anything that has ``status``, ``body``, ``headers`` and ``delay`
 as when a server or proxy drops it mid-request: the client cannot know what happened. A ``delay``
 holds the answer back to make clients time out; :meth:`FakeHTTPServer.stop` interrupts it.
 ``status`` :data:`RESET` resets the connection (TCP RST) without answering.
+:attr:`FakeHTTPServer.latency` (seconds, 0 unless set) holds back every answer, as a remote that
+takes its time does (each request in a thread of its own, so slow answers overlap).
 
 Fault injection (off unless set): :attr:`FakeHTTPServer.faults`, a callable given each request's
 method and path, may return a :class:`Fault`. One that has not ``acted`` is answered at once and the
@@ -178,7 +180,8 @@ class _Handler(BaseHTTPRequestHandler):
         answer: Answer = fault if fault is not None and not fault.acted else \
             fake.handle(self.command, parts.path, parts.query, headers, body)
         answer = fault or answer  # an acted fault: the fake did the work, the answer is lost
-        if answer.delay and fake._stopping.wait(answer.delay):
+        delay = answer.delay + fake.latency
+        if delay and fake._stopping.wait(delay):
             return  # the fake is shutting down: drop the answer
         if answer.status in (HANG_UP, RESET):
             if answer.status == RESET:  # linger 0: close() sends RST instead of FIN
@@ -237,6 +240,8 @@ class FakeHTTPServer:
     json_strings = False
     faults: Callable[[str, str], Fault | None] | None = None
     """Set on an instance to inject failures: called with (method, path) for every request."""
+    latency = 0.0
+    """Set on an instance: seconds every answer waits (after the request was handled)."""
 
     def __init__(self) -> None:
         # Re-entrant, so that a subclass may call _record() while it holds the lock.

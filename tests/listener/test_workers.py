@@ -49,3 +49,18 @@ def test_a_worker_says_who_it_is_in_the_database_and_in_its_metrics(tmp_path: Pa
     [me] = workers.listed(db)
     db.close()
     assert (me.id, me.stages) == (runtime.worker, "classify,dispatch") and me.stopped_at
+
+
+def test_a_database_that_cannot_be_reached_fails_the_run_in_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by the crash harness: with PostgreSQL gone, every job raised into the scheduler
+    (a traceback each interval) instead of failing its run."""
+    config = load_config(setup_dir(tmp_path, NEGATIVE[:1]),
+                         environ={"TEST_SLACK_WEBHOOK": "http://127.0.0.1:9/hook"})
+    config.storage = config.storage.model_copy(
+        update={"url": "postgresql://listener@127.0.0.1:9/listener?connect_timeout=2"})
+    with caplog.at_level("ERROR"):
+        assert Runtime(config).run_rules() is None
+    assert "stage rules  failed: cannot reach the database" in caplog.text
+    assert "Traceback" not in caplog.text

@@ -44,7 +44,7 @@ def test_workers_register_beat_stop_and_are_listed(any_db: Db) -> None:
         ("b:2", "classify", None), ("a:1", "collect,rules", "2026-12-06T12:00:05Z")]
     workers.register(any_db, "a:1", "host-a", 1, ["collect"], T0 + timedelta(seconds=20))
     assert workers.listed(any_db)[0].stopped_at is None  # restarted
-    assert workers.forget_stopped(any_db, T0 + timedelta(days=1)) == 0
+    assert workers.forget_stopped(any_db, T0 + timedelta(seconds=20)) == 1  # b:2, unheard of
 
 
 def test_two_classify_workers_claim_different_posts_and_a_dead_ones_come_back(
@@ -68,3 +68,28 @@ def test_two_classify_workers_claim_different_posts_and_a_dead_ones_come_back(
     assert [p.id for p in later] == [1, 2, 3]
     # another model version is other work: not held by anyone
     assert len(claims.posts_to_score(any_db, "m", "v2", 9, "w1", T0, 300)) == 5
+
+
+def test_the_runs_of_a_killed_worker_are_closed_once_it_went_quiet(any_db: Db) -> None:
+    """Found by the crash harness on PostgreSQL: a SIGKILLed worker's runs stayed 'running'
+    for ever and every worker's /healthz said STUCK ten minutes later."""
+    from storage import db as store
+    from storage import runs
+
+    workers.register(any_db, "dead", "h", 1, ["rules"], T0)
+    workers.register(any_db, "alive", "h", 2, ["rules"], T0)
+    dead_run = store.start_run(any_db, "rules", "", T0)
+    workers.mark_run(any_db, dead_run, "dead")
+    live_run = store.start_run(any_db, "rules", "", T0)
+    workers.mark_run(any_db, live_run, "alive")
+    later = T0 + timedelta(minutes=5)
+    workers.beat(any_db, "alive", later)
+    assert workers.close_runs_of_gone(any_db, later, later - timedelta(seconds=120)) == 1
+    assert len(runs.in_progress(any_db)) == 1
+    assert any_db.execute("SELECT status FROM runs WHERE id = ?", [dead_run]).fetchone()[0] \
+        == "interrupted"
+    # leases expired long ago go; a worker unheard of for a week is forgotten
+    leases.take(any_db, "alert:x", "dead", T0, 60)
+    assert leases.purge_expired(any_db, later - timedelta(seconds=300)) == 0  # not long enough
+    assert leases.purge_expired(any_db, later) == 1
+    assert workers.forget_stopped(any_db, T0 + timedelta(days=8)) == 2
