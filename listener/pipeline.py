@@ -397,9 +397,8 @@ class Runtime:
                     self._report("done", stage, target, 0)
                     return 0
                 held = self._current.lease = lease
-            run_id = store.start_run(db, *run)
-            if self.shared:  # whose run it is: a live worker closes it if this one dies
-                workers.mark_run(db, run_id, self.worker)
+            # whose run it is, on a shared database: a live worker closes it if this one dies
+            run_id = store.start_run(db, *run, worker=self.worker if self.shared else None)
             self._current.run = (db, run_id, time.monotonic())
             self._record_late(db)
             items = work(db)

@@ -436,11 +436,13 @@ def score_from_row(row: dict[str, Any]) -> Score:
     )
 
 
-def start_run(db: Db, stage: str, target: str, now: datetime) -> int:
+def start_run(db: Db, stage: str, target: str, now: datetime, worker: str | None = None) -> int:
+    """A run of ``stage`` begins; ``worker`` (on a shared database) is whose it is, so the
+    workers still alive can close it if this one dies (:mod:`storage.workers`)."""
     with immediate(db):
         row = db.execute(
-            "INSERT INTO runs (stage, target, started_at, status) VALUES (?, ?, ?, 'running')"
-            " RETURNING id", [stage, target, to_iso(now)],
+            "INSERT INTO runs (stage, target, started_at, status, worker)"
+            " VALUES (?, ?, ?, 'running', ?) RETURNING id", [stage, target, to_iso(now), worker],
         ).fetchone()
         return int(row[0])
 

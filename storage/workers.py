@@ -70,12 +70,6 @@ def forget_stopped(db: Db, before: datetime) -> int:
                               [to_iso(before)]).rowcount)
 
 
-def mark_run(db: Db, run_id: int, worker_id: str) -> None:
-    """Say whose run ``run_id`` is, so that its worker's death can close it."""
-    with immediate(db):
-        db.execute("UPDATE runs SET worker = ? WHERE id = ?", [worker_id, run_id])
-
-
 def close_runs_of_gone(db: Db, now: datetime, quiet_since: datetime) -> int:
     """Runs left ``running`` by workers that stopped or went quiet before ``quiet_since``
     (killed: SIGKILL, OOM, a lost host), marked interrupted — what a single SQLite process

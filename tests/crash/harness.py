@@ -69,6 +69,22 @@ class Kill:
     alive_s: float
 
 
+# Settled: every post created is stored, scored, through the rules, and no alert is pending.
+QUIET_SQL = (
+    "SELECT (SELECT count(*) FROM posts),"
+    " (SELECT count(*) FROM posts p WHERE NOT EXISTS"
+    "   (SELECT 1 FROM scores s WHERE s.post_id = p.id)),"
+    " (SELECT count(*) FROM scores WHERE rules_at IS NULL),"
+    " (SELECT count(*) FROM alerts WHERE status = 'pending')"
+)
+
+
+def quiet(rows: list[Any], created: int) -> bool:
+    """Whether :data:`QUIET_SQL`'s answer says the pipeline has settled (no answer: not yet)."""
+    [row] = rows or [(0, 1, 1, 1)]
+    return bool(row[0] >= created and row[1] == row[2] == row[3] == 0)
+
+
 class HarnessError(Exception):
     """The daemon did something no kill explains (exited by itself, never settled)."""
 
@@ -228,13 +244,7 @@ class Harness:
         return count(self.database, created, self.stream.first_served, slack, self.zendesk.tickets)
 
     def _quiet(self, created: int) -> bool:
-        [row] = self._query(
-            "SELECT (SELECT count(*) FROM posts),"
-            " (SELECT count(*) FROM posts p WHERE NOT EXISTS"
-            "   (SELECT 1 FROM scores s WHERE s.post_id = p.id)),"
-            " (SELECT count(*) FROM scores WHERE rules_at IS NULL),"
-            " (SELECT count(*) FROM alerts WHERE status = 'pending')") or [(0, 1, 1, 1)]
-        return row[0] >= created and row[1] == row[2] == row[3] == 0
+        return quiet(self._query(QUIET_SQL), created)
 
     def report(self, totals: Totals) -> str:
         aims = Counter(k.aim for k in self.kills)

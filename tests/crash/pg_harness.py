@@ -61,7 +61,16 @@ from subprocess import Popen
 from typing import Any, TypeVar
 
 from tests.crash import daemon
-from tests.crash.harness import AIM_TIMEOUT, AIMS, WEIGHTS, WORK_FOR, HarnessError, _alive_for
+from tests.crash.harness import (
+    AIM_TIMEOUT,
+    AIMS,
+    QUIET_SQL,
+    WEIGHTS,
+    WORK_FOR,
+    HarnessError,
+    _alive_for,
+    quiet,
+)
 from tests.crash.stream import PostStream
 from tests.crash.verify import Totals, count, lease_kind, table
 from tests.fakes.slack import FakeSlackWebhook
@@ -379,13 +388,7 @@ class PgHarness:
         return count(self.url, created, self.stream.first_served, slack, self.zendesk.tickets)
 
     def _quiet(self, created: int) -> bool:
-        [row] = self._query(
-            "SELECT (SELECT count(*) FROM posts),"
-            " (SELECT count(*) FROM posts p WHERE NOT EXISTS"
-            "   (SELECT 1 FROM scores s WHERE s.post_id = p.id)),"
-            " (SELECT count(*) FROM scores WHERE rules_at IS NULL),"
-            " (SELECT count(*) FROM alerts WHERE status = 'pending')") or [(0, 1, 1, 1)]
-        return bool(row[0] >= created and row[1] == row[2] == row[3] == 0)
+        return quiet(self._query(QUIET_SQL), created)
 
     def report(self, totals: Totals) -> str:
         aims = Counter(k.aim for k in self.kills)

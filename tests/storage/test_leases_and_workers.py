@@ -78,10 +78,8 @@ def test_the_runs_of_a_killed_worker_are_closed_once_it_went_quiet(any_db: Db) -
 
     workers.register(any_db, "dead", "h", 1, ["rules"], T0)
     workers.register(any_db, "alive", "h", 2, ["rules"], T0)
-    dead_run = store.start_run(any_db, "rules", "", T0)
-    workers.mark_run(any_db, dead_run, "dead")
-    live_run = store.start_run(any_db, "rules", "", T0)
-    workers.mark_run(any_db, live_run, "alive")
+    dead_run = store.start_run(any_db, "rules", "", T0, worker="dead")
+    store.start_run(any_db, "rules", "", T0, worker="alive")
     later = T0 + timedelta(minutes=5)
     workers.beat(any_db, "alive", later)
     assert workers.close_runs_of_gone(any_db, later, later - timedelta(seconds=120)) == 1
