@@ -46,8 +46,9 @@ def _patch() -> None:
     start_run, finish_run = store.start_run, store.finish_run
     stages: dict[int, tuple[str, str]] = {}
 
-    def started(db: Any, stage: str, target: str, now: datetime) -> int:
-        run_id = start_run(db, stage, target, now)
+    def started(db: Any, stage: str, target: str, now: datetime,
+                worker: str | None = None) -> int:
+        run_id = start_run(db, stage, target, now, worker=worker)
         stages[run_id] = (stage, target)
         _mark(fd, run_id, "start", stage, target, False)
         return run_id
