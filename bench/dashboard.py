@@ -10,6 +10,13 @@ triage queue do their production work; it is cached under /tmp and rebuilt when 
 a query string (same parsing, same storage calls) once to warm up, then --repeat times; the
 table shows p50 and p95 in milliseconds, then EXPLAIN QUERY PLAN of the SQL behind the pages.
 Target (issue #6): overview and queue queries each ≤ 200 ms. Figures: bench/README.md.
+
+    python bench/dashboard.py --postgresql --posts 10000000   # issue #17: 10 M posts
+
+``--postgresql`` builds the same data, through the same verbs, into a PostgreSQL database
+``dashboard_<posts>_<schema>`` kept for the next run (ANALYZEd once built): on a cluster of its
+own under ``--dir``/postgresql, started and stopped by the bench with the settings printed, or on
+the server ``--url`` names (where it may create databases). The plans are then EXPLAIN's.
 """
 
 from __future__ import annotations
@@ -27,12 +34,18 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.dashboard_data import build  # noqa: E402
+from bench.dashboard_data import build, fill  # noqa: E402
 from listener.core.models import to_iso  # noqa: E402
 from listener.web.overview_data import overview  # noqa: E402
 from listener.web.params import PAGE_SIZE, parse_view  # noqa: E402
 from storage import alert_log, post_record, trends, triage  # noqa: E402
+from storage.db import open_db  # noqa: E402
+from storage.engine import POSTGRESQL, dialect  # noqa: E402
 from storage.tx import connect  # noqa: E402
+
+# the bench's own cluster: memory for a 10 M-post database on a machine with a few GiB to spare
+PG_SETTINGS = ("shared_buffers=2GB", "effective_cache_size=8GB", "work_mem=64MB",
+               "maintenance_work_mem=1GB", "max_wal_size=8GB")
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 BRAND_WORDS = ("acme", "globex", "initech", "umbrella")
@@ -101,14 +114,57 @@ def plans(db: Any) -> list[tuple[str, list[str]]]:
 
 
 def _plan(db: Any, sql: str, params: list[Any]) -> list[str]:
+    if dialect(db) == POSTGRESQL:
+        return [row[0] for row in db.execute(f"EXPLAIN {sql}", params).fetchall()]
     return [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()]
 
 
 def _schema_key() -> str:
     """Changes when the schema or the generator does: the cached database is then rebuilt."""
     here = Path(__file__).resolve()
-    sources = [here.parents[1] / "storage" / "migrations.py", here.with_name("dashboard_data.py")]
+    storage = here.parents[1] / "storage"
+    sources = [storage / "migrations.py", storage / "migrations_pg.py",
+               storage / "migrations_pg_bulk.py", here.with_name("dashboard_data.py")]
     return hashlib.sha1(b"".join(p.read_bytes() for p in sources)).hexdigest()[:10]
+
+
+def _sqlite(args: argparse.Namespace) -> tuple[Any, str, Callable[[], None]]:
+    path = args.dir / f"dashboard-{args.posts}-{_schema_key()}.db"
+    if not path.exists():
+        build(path, args.posts, NOW, log=print)
+    return connect(path), f"{path} ({path.stat().st_size / 2**20:.0f} MiB)", lambda: None
+
+
+def _postgresql(args: argparse.Namespace) -> tuple[Any, str, Callable[[], None]]:
+    """The cached PostgreSQL database, built first when missing (module docstring)."""
+    import psycopg
+
+    from tests.pg_server import Server
+
+    server = Server(folder=None if args.url else args.dir / "postgresql", settings=PG_SETTINGS)
+    if args.url:
+        server.url = args.url
+    server.start()
+    name = f"dashboard_{args.posts}_{_schema_key()}"
+    with psycopg.connect(server.url, autocommit=True) as admin:
+        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
+            started = time.perf_counter()
+            admin.execute(f"DROP DATABASE IF EXISTS {name}_building".encode())
+            admin.execute(f"CREATE DATABASE {name}_building".encode())
+            db = open_db(server.database_url(f"{name}_building"))
+            fill(db, args.posts, NOW, log=print)
+            db.close()
+            with psycopg.connect(server.database_url(f"{name}_building"), autocommit=True) as c:
+                c.execute("VACUUM ANALYZE")
+            admin.execute(f"ALTER DATABASE {name}_building RENAME TO {name}".encode())
+            print(f"built {name} in {time.perf_counter() - started:.0f} s")
+        size = admin.execute("SELECT pg_database_size(%s)", [name]).fetchone()[0]
+        version = admin.execute("SHOW server_version").fetchone()[0]
+        settings = ", ".join(admin.execute(f"SHOW {s.split('=')[0]}").fetchone()[0]
+                             for s in PG_SETTINGS)
+    label = (f"PostgreSQL {version} {name} ({size / 2**20:,.0f} MiB; "
+             f"{', '.join(s.split('=')[0] for s in PG_SETTINGS)}: {settings})")
+    return connect(server.database_url(name)), label, server.stop
 
 
 def measure(db: Any, call: Callable[[Any], Any], repeat: int) -> tuple[float, float]:
@@ -127,20 +183,29 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/listener-bench"))
+    parser.add_argument("--postgresql", action="store_true",
+                        help="PostgreSQL instead of SQLite (module docstring)")
+    parser.add_argument("--url", help="with --postgresql: a server where databases may be "
+                        "created (default: the bench's own cluster under --dir)")
     args = parser.parse_args()
-    path = args.dir / f"dashboard-{args.posts}-{_schema_key()}.db"
-    if not path.exists():
-        build(path, args.posts, NOW, log=print)
-    db = connect(path)
+    db, label, stop = (_postgresql if args.postgresql else _sqlite)(args)
+    try:
+        report(db, label, args.repeat)
+    finally:
+        db.close()
+        stop()
+
+
+def report(db: Any, label: str, repeat: int) -> None:
+    """The table of p50/p95 per case, the worst p95 per page, then the plans."""
     counts = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: S608
               for t in ("posts", "scores", "triage", "post_hours", "post_days", "alerts",
                         "post_status")}
-    print(f"database {path} ({path.stat().st_size / 2**20:.0f} MiB): "
-          + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
+    print(f"database {label}: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
     print(f"\n{'page':<9} {'filters':<36} {'p50 ms':>8} {'p95 ms':>8}  query string")
     worst = {"overview": 0.0, "queue": 0.0, "alerts": 0.0, "post": 0.0}
     for page, label, query in CASES:
-        p50, p95 = measure(db, lambda conn: run_case(conn, page, query), args.repeat)  # noqa: B023
+        p50, p95 = measure(db, lambda conn: run_case(conn, page, query), repeat)  # noqa: B023
         worst[page] = max(worst[page], p95)
         print(f"{page:<9} {label:<36} {p50:>8.1f} {p95:>8.1f}  {urlencode(query)}")
     print(f"\nworst p95: overview {worst['overview']:.0f} ms, queue {worst['queue']:.0f} ms "
@@ -149,7 +214,6 @@ def main() -> None:
         print(f"\nEXPLAIN QUERY PLAN — {label}")
         for step in steps:
             print(f"  {step}")
-    db.close()
 
 
 if __name__ == "__main__":

@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from sqlite_utils import Database
 
 from listener.core.models import Page, Post, Report, Score, to_iso
 from storage import db as store
 from storage import outbox
+from storage.engine import Db
 from storage.reports import enqueue_report
 from storage.tx import immediate
 
@@ -69,6 +69,17 @@ def build(path: Path, total: int, now: datetime, log: Callable[[str], None] = pr
     tmp.unlink(missing_ok=True)
     db = store.open_db(tmp)
     db.execute("PRAGMA synchronous = OFF")  # a throw-away file: durability does not matter
+    fill(db, total, now, log)
+    db.close()
+    tmp.rename(path)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+    log(f"built {path} in {time.perf_counter() - started:.0f} s")
+
+
+def fill(db: Db, total: int, now: datetime, log: Callable[[str], None] = print) -> None:
+    """Write the posts, scores, alerts, statuses and reports into ``db`` (either engine)."""
+    started = time.perf_counter()
     rng = np.random.default_rng(6)
     vocab = _vocabulary(rng)
     labels = ("negative", "neutral", "positive")
@@ -100,23 +111,20 @@ def build(path: Path, total: int, now: datetime, log: Callable[[str], None] = pr
         if (first // PAGE) % 10 == 9:
             log(f"  {first + n:,} posts ({time.perf_counter() - started:.0f} s)")
     _alerts_and_statuses(db, rng, now)
-    db.close()
-    tmp.rename(path)
-    for suffix in ("-wal", "-shm"):
-        Path(f"{tmp}{suffix}").unlink(missing_ok=True)
-    log(f"built {path} in {time.perf_counter() - started:.0f} s")
 
 
-def _alerts_and_statuses(db: Database, rng: np.random.Generator, now: datetime) -> None:
+def _alerts_and_statuses(db: Db, rng: np.random.Generator, now: datetime) -> None:
     """Alerts for 1 in 10 triage posts (a few parked as failed), 5 % handled, spike reports."""
     rows = db.execute("SELECT post_id, score_id FROM triage WHERE post_id % 10 = 0").fetchall()
     new = [outbox.NewAlert("unhappy", dest, pid, sid, f"bench:{pid}") for pid, sid in rows
            for dest in ("slack", "zendesk")]
     outbox.enqueue(db, new, [], now)
     with immediate(db):
-        db.execute("UPDATE alerts SET status = 'delivered' WHERE rowid % 3 <> 0")
+        # (post, destination) instead of SQLite's rowid: the same spread on both engines
+        db.execute("UPDATE alerts SET status = 'delivered'"
+                   " WHERE (post_id + length(destination)) % 3 <> 0")
         db.execute("UPDATE alerts SET status = 'failed', last_error = '503 service unavailable'"
-                   " WHERE rowid % 97 = 0")
+                   " WHERE (post_id + length(destination)) % 97 = 0")
         db.execute("INSERT INTO post_status (post_id, status, updated_at, by) SELECT post_id,"
                    " CASE WHEN post_id % 3 = 0 THEN 'not_relevant' ELSE 'handled' END, ?, 'bench'"
                    " FROM triage WHERE post_id % 20 = 1", [to_iso(now)])

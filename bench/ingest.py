@@ -16,7 +16,7 @@ process's CPU time (the figure to compare on a shared machine: storing is CPU-bo
 with synchronous=NORMAL does not fsync on commit), and the pragmas in force.
 
 ``--postgresql`` runs the same pages into PostgreSQL, each batch size twice on a fresh database
-of its own: ``batched`` (one pipelined ``executemany`` of the row INSERT per page) and
+of its own: ``batched`` (one INSERT per page, its rows bound as one array per column: ``unnest``) and
 ``copy`` (COPY into a temporary table, then one ``INSERT … SELECT … ON CONFLICT DO NOTHING``),
 each forced whatever the page's size; ``store_page`` itself COPYs pages of
 ``storage.db.COPY_MIN_ROWS`` posts or more. Without ``--url`` it starts

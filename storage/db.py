@@ -40,6 +40,35 @@ _INSERT_POST = (
     f"INSERT INTO posts ({_COLS}) VALUES ({_MARKS}) "  # noqa: S608
     "ON CONFLICT(platform, platform_id) DO NOTHING"
 )
+# PostgreSQL's triggers on posts and scores run once per statement (storage/migrations_pg_bulk):
+# rows go in one statement there, each column as one array (``unnest``: one statement text
+# whatever the count, so psycopg and the server parse it once; a VALUES list of thousands of
+# placeholders costs more to convert than to run), in order (WITH ORDINALITY: ids handed out
+# as row by row).
+_POST_ARRAY_TYPES = {"author_followers": "bigint[]", "rating": "float8[]"}
+
+
+def unnest_insert(table: str, columns: Sequence[str], types: dict[str, str],
+                  conflict: str) -> str:
+    """PostgreSQL's INSERT of rows given as one array per column (``types``: those not text).
+
+    psycopg's own placeholders (``%b``: binary arrays, which skip the text format's escaping
+    of every element), so it runs on the raw connection (:func:`insert_columns`)."""
+    arrays = ", ".join(f"CAST(%b AS {types.get(c, 'text[]')})" for c in columns)
+    names = ", ".join(columns)
+    return (f"INSERT INTO {table} ({names}) SELECT {names} FROM unnest({arrays})"  # noqa: S608
+            f" WITH ORDINALITY AS r ({names}, n) ORDER BY n {conflict}")
+
+
+_INSERT_POSTS_PG = unnest_insert("posts", POST_COLUMNS, _POST_ARRAY_TYPES,
+                                 "ON CONFLICT (platform, platform_id) DO NOTHING")
+
+
+def insert_columns(db: Db, sql: str, rows: Sequence[Sequence[Any]], width: int) -> int:
+    """Run an :func:`unnest_insert` statement with ``rows`` (each ``width`` values) given as
+    one list per column; how many rows were inserted."""
+    columns = [[row[i] for row in rows] for i in range(width)]
+    return max(int(db.conn.raw.execute(sql.encode(), columns).rowcount), 0)
 
 
 REASON_CHARS = 500  # reject and pause reasons, delivery errors: enough to say why
@@ -245,12 +274,15 @@ def _insert_posts(db: Db, rows: list[Row], *, bulk: bool = False
     """Insert the rows: all at once, or, when one of them fails, one by one, each row that
     fails left out. Returns how many were new and the rows refused with why.
 
-    All at once is one pipelined ``executemany``, or with ``bulk`` on PostgreSQL (a page of
+    All at once is one pipelined ``executemany`` (on PostgreSQL one ``unnest`` statement), or with ``bulk`` on PostgreSQL (a page of
     :data:`COPY_MIN_ROWS` or more, :func:`_copy_posts`) a COPY and one ``INSERT … SELECT``."""
     try:
         with _savepoint(db):
             if bulk and len(rows) >= COPY_MIN_ROWS:
                 return _copy_posts(db, rows), []
+            if dialect(db) == POSTGRESQL:
+                return insert_columns(db, _INSERT_POSTS_PG, [v for _, v in rows],
+                                      len(POST_COLUMNS)), []
             return max(db.conn.executemany(_INSERT_POST, [v for _, v in rows]).rowcount, 0), []
     except Exception as exc:
         if not _row_error(exc):
@@ -350,8 +382,8 @@ def save_scores(
         for pid, s, lang in score_rows
     ]
     with immediate(db):
-        if dialect(db) == POSTGRESQL:  # one pipelined round of statements
-            return max(int(db.conn.executemany(_insert_scores(1), rows).rowcount), 0)
+        if dialect(db) == POSTGRESQL:  # one statement: its triggers run once per statement
+            return insert_columns(db, _INSERT_SCORES_PG, rows, len(_SCORE_COLUMNS))
         # SQLite: statements of SCORES_PER_STATEMENT rows, each one step with the GIL released
         # (executemany steps and re-takes the GIL per row): twice the rows per second, and the
         # classify stage's other threads run meanwhile (bench/classify_stage.py)
@@ -364,6 +396,14 @@ def save_scores(
 
 
 SCORES_PER_STATEMENT = 2000  # x 12 values: within SQLite's 32,766 bound parameters
+_SCORE_COLUMNS = ("post_id", "model", "model_version", "sentiment", "p_negative", "p_neutral",
+                  "p_positive", "urgency", "lang", "language_supported", "scored_by",
+                  "scored_at")
+_INSERT_SCORES_PG = unnest_insert(
+    "scores", _SCORE_COLUMNS,
+    {"post_id": "bigint[]", "language_supported": "integer[]",
+     **{c: "float8[]" for c in ("p_negative", "p_neutral", "p_positive", "urgency")}},
+    "ON CONFLICT (post_id, model, model_version) DO NOTHING")
 
 
 def _insert_scores(count: int) -> str:

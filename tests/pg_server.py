@@ -37,9 +37,13 @@ def _bin_dir() -> Path | None:
 class Server:
     """One PostgreSQL server for the session, started here or given by the environment."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path | None = None, settings: tuple[str, ...] = ()) -> None:
+        """``folder``: keep the cluster there across runs (a benchmark's cached database),
+        created when missing, not removed at stop; ``settings``: more ``name=value`` options."""
         self.url = os.environ.get("LISTENER_TEST_POSTGRES_URL", "")
         self._folder: Path | None = None
+        self._keep = folder
+        self._settings = settings
         self._bin: Path | None = None
         self._template_ready = False
 
@@ -53,14 +57,18 @@ class Server:
         self._bin = _bin_dir()
         if self._bin is None:
             raise RuntimeError("no PostgreSQL binaries (apt-get install postgresql)")
-        self._folder = Path(tempfile.mkdtemp(prefix="listener-pg-"))
+        if self._keep is not None:
+            self._keep.mkdir(parents=True, exist_ok=True)
+        self._folder = self._keep or Path(tempfile.mkdtemp(prefix="listener-pg-"))
         if os.geteuid() == 0:
             shutil.chown(self._folder, "postgres")
         data, port = self._folder / "data", _free_port()
-        self._run("initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
-                  "--locale=C.UTF-8", "--no-sync")
+        if not (data / "PG_VERSION").exists():
+            self._run("initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
+                      "--locale=C.UTF-8", "--no-sync")
         options = (f"-p {port} -k {self._folder} -c listen_addresses='' -c fsync=off"
-                   " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
+                   " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+                   + "".join(f" -c {setting}" for setting in self._settings))
         self._run("pg_ctl", "-D", str(data), "-o", options, "-l", str(self._folder / "log"),
                   "-w", "start")
         self.url = f"postgresql://postgres@/postgres?host={self._folder}&port={port}"
@@ -68,8 +76,11 @@ class Server:
     def stop(self) -> None:
         if self._folder is None:
             return
-        self._run("pg_ctl", "-D", str(self._folder / "data"), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(self._folder, ignore_errors=True)
+        if self._keep is not None:  # a clean shutdown: the kept cluster starts without recovery
+            self._run("pg_ctl", "-D", str(self._folder / "data"), "-m", "fast", "-w", "stop")
+        else:
+            self._run("pg_ctl", "-D", str(self._folder / "data"), "-m", "immediate", "-w", "stop")
+            shutil.rmtree(self._folder, ignore_errors=True)
         self._folder = None
 
     def new_database(self) -> str:

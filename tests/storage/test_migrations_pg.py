@@ -328,6 +328,31 @@ SCENARIOS: dict[str, list[Step]] = {
     ],
 }
 _CELLS = "bucket, brand, source, sentiment, n, urgent"
+
+
+def _many(*steps: Step) -> Step:
+    """Several single-row INSERTs of one table as one multi-row statement: SQLite's row
+    triggers fire once per row, PostgreSQL's (pg005) once for the statement."""
+    sql, _ = steps[0]
+    head, values = sql.split(" VALUES ", 1)
+    return (f"{head} VALUES {', '.join([values] * len(steps))}",
+            [param for _, params in steps for param in params])
+
+
+# pg005: one statement of many posts and scores moves the same cells as row after row
+SCENARIOS["statement triggers: many rows in one statement"] = [
+    _many(_post("1"), _post("2"), _post("3", "2026-11-21T01:00:00+00:00"),
+          _post("4", brand=None, source=None), _post("5", text="what now?")),
+    _brand(1, "globex"), _brand(3, "globex"), _brand(3, "initech"),
+    _many(_score(1, "negative", 0.9), _score(2, "neutral", 0.2), _score(3, "positive", 0.1),
+          _score(4, "neutral", 0.7, supported=0)),
+    # two scores of one post in one statement: it moves once, to the last one's cell
+    _many(_score(1, "positive", 0.1, "2"), _score(2, "negative", 0.8, "2"),
+          _score(1, "neutral", 0.6, "3"), _score(5, "negative", 0.3),
+          _score(3, "positive", 0.2, "2")),
+    # a post's cell emptied and refilled by one statement
+    _many(_score(2, "neutral", 0.2, "3"), _score(4, "negative", 0.9, "2")),
+]
 _STATE = {
     "post_hours": f"SELECT {_CELLS} FROM post_hours",
     "post_days": f"SELECT {_CELLS} FROM post_days",
