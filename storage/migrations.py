@@ -437,6 +437,32 @@ def _m011_run_workers(db: Database) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN worker TEXT")
 
 
+# issue 18: named people with roles, and what each of them (or a script, or the CLI) changed
+_PEOPLE = (
+    "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL"
+    " CHECK (role IN ('admin', 'agent', 'viewer')), password_hash TEXT,"
+    " created_at TEXT NOT NULL, disabled_at TEXT, last_login_at TEXT)",
+    "CREATE UNIQUE INDEX idx_users_name ON users (name)",
+    "CREATE TABLE audit_log (id INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL,"
+    " action TEXT NOT NULL, target TEXT, detail TEXT, address TEXT)",
+    "CREATE INDEX idx_audit_log_at ON audit_log (at)",
+    "CREATE INDEX idx_audit_log_actor ON audit_log (actor, at)",
+    "CREATE INDEX idx_audit_log_target ON audit_log (target, at)",
+)
+
+
+def _m012_people(db: Database) -> None:
+    """People and the audit log (issue 18). ``users.name`` is the login name, stored lower-case
+    (a single-sign-on header and a typed name must meet); ``password_hash`` is an argon2 hash,
+    NULL for people who only come through the single-sign-on proxy; a disabled person keeps
+    their row, so the audit log's names stay meaningful. ``audit_log`` says who (a user's name,
+    ``token`` for the shared token, ``cli:<os user>``), what (``action``: ``post.status``,
+    ``user.add``, ``login.failed`` …), on what (``target``: ``post:123``, ``user:jane``), the
+    details as JSON, and from which address. Rows are only ever added."""
+    for statement in _PEOPLE:
+        db.execute(statement)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_source_state", _m002_source_state),
@@ -449,6 +475,7 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("009_languages", _m009_languages),
     ("010_workers", _m010_workers),
     ("011_run_workers", _m011_run_workers),
+    ("012_people", _m012_people),
 ]
 
 

@@ -437,12 +437,32 @@ def _pg004_run_workers(conn: psycopg.Connection[Any]) -> None:
     conn.execute(f"ALTER TABLE runs ADD COLUMN worker {TEXT}".encode())
 
 
+_PEOPLE = (
+    f"CREATE TABLE users (id {ID}, name {TEXT} NOT NULL, role {TEXT} NOT NULL"
+    f" CHECK (role IN ('admin', 'agent', 'viewer')), password_hash {TEXT},"
+    f" created_at {TEXT} NOT NULL, disabled_at {TEXT}, last_login_at {TEXT})",
+    "CREATE UNIQUE INDEX idx_users_name ON users (name)",
+    f"CREATE TABLE audit_log (id {ID}, at {TEXT} NOT NULL, actor {TEXT} NOT NULL,"
+    f" action {TEXT} NOT NULL, target {TEXT}, detail {TEXT}, address {TEXT})",
+    "CREATE INDEX idx_audit_log_at ON audit_log (at)",
+    "CREATE INDEX idx_audit_log_actor ON audit_log (actor, at)",
+    "CREATE INDEX idx_audit_log_target ON audit_log (target, at)",
+)
+
+
+def _pg006_people(conn: psycopg.Connection[Any]) -> None:
+    """SQLite's 012: people and the audit log."""
+    for statement in _PEOPLE:
+        conn.execute(statement.encode())
+
+
 PG_MIGRATIONS: list[tuple[str, Callable[[psycopg.Connection[Any]], None]]] = [
     ("pg001_baseline", _pg001_baseline),
     ("pg002_sqlite_functions", _pg002_sqlite_functions),
     ("pg003_workers", _pg003_workers),
     ("pg004_run_workers", _pg004_run_workers),
     ("pg005_statement_triggers", pg005_statement_triggers),
+    ("pg006_people", _pg006_people),
 ]
 
 
