@@ -463,6 +463,50 @@ def _m012_people(db: Database) -> None:
         db.execute(statement)
 
 
+# issue 18: the statuses a team works a post through (``new`` = nobody has it yet)
+_INBOX_STATUSES = "('new', 'assigned', 'replied', 'handled', 'not_relevant')"
+_POST_STATUS_013 = (
+    "CREATE TABLE post_status (post_id INTEGER PRIMARY KEY REFERENCES posts(id),"
+    f" status TEXT NOT NULL CHECK (status IN {_INBOX_STATUSES}), updated_at TEXT NOT NULL,"
+    " by TEXT, assignee TEXT, first_response_at TEXT, resolved_at TEXT)"
+)
+_NOTES = (
+    "CREATE TABLE post_notes (id INTEGER PRIMARY KEY, post_id INTEGER NOT NULL"
+    " REFERENCES posts(id), author TEXT NOT NULL, text TEXT NOT NULL, created_at TEXT NOT NULL)",
+    "CREATE INDEX idx_post_notes_post ON post_notes (post_id, id)",
+    "CREATE INDEX idx_post_status_assignee ON post_status (assignee, status)",
+    "CREATE INDEX idx_post_status_responded ON post_status (first_response_at)"
+    " WHERE first_response_at IS NOT NULL",
+)
+
+
+def _m013_inbox(db: Database) -> None:
+    """A queue a team works (issue 18): two more statuses (``assigned``, ``replied``), who has
+    the post (``assignee``, a user's name), when it was first answered (``first_response_at``:
+    the first move to replied, handled or not relevant) and last resolved (``resolved_at``),
+    and internal notes. SQLite cannot change a CHECK in place: the table is rebuilt, its
+    triggers (and those of other tables that read it) saved and recreated around the rebuild,
+    since renaming a table re-reads every trigger that names it. Posts already handled count
+    as answered and resolved when they were handled."""
+    saved = db.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger'"
+                       " AND sql LIKE '%post_status%'").fetchall()
+    names = db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"
+                       " AND sql LIKE '%post_status%'").fetchall()
+    for (name,) in names:
+        db.execute(f"DROP TRIGGER {name}")
+    db.execute("ALTER TABLE post_status RENAME TO post_status_012")
+    db.execute(_POST_STATUS_013)
+    db.execute("INSERT INTO post_status (post_id, status, updated_at, by, first_response_at,"
+               " resolved_at) SELECT post_id, status, updated_at, by, CASE WHEN status <> 'new'"
+               " THEN updated_at END, CASE WHEN status IN ('handled', 'not_relevant')"
+               " THEN updated_at END FROM post_status_012")
+    db.execute("DROP TABLE post_status_012")
+    for (sql,) in saved:
+        db.execute(sql)
+    for statement in _NOTES:
+        db.execute(statement)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_source_state", _m002_source_state),
@@ -476,6 +520,7 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("010_workers", _m010_workers),
     ("011_run_workers", _m011_run_workers),
     ("012_people", _m012_people),
+    ("013_inbox", _m013_inbox),
 ]
 
 

@@ -456,6 +456,31 @@ def _pg006_people(conn: psycopg.Connection[Any]) -> None:
         conn.execute(statement.encode())
 
 
+_INBOX = (
+    "ALTER TABLE post_status DROP CONSTRAINT post_status_status_check",
+    "ALTER TABLE post_status ADD CONSTRAINT post_status_status_check CHECK (status IN"
+    " ('new', 'assigned', 'replied', 'handled', 'not_relevant'))",
+    f"ALTER TABLE post_status ADD COLUMN assignee {TEXT}",
+    f"ALTER TABLE post_status ADD COLUMN first_response_at {TEXT}",
+    f"ALTER TABLE post_status ADD COLUMN resolved_at {TEXT}",
+    "UPDATE post_status SET first_response_at = CASE WHEN status <> 'new' THEN updated_at END,"
+    " resolved_at = CASE WHEN status IN ('handled', 'not_relevant') THEN updated_at END",
+    f"CREATE TABLE post_notes (id {ID}, post_id BIGINT NOT NULL REFERENCES posts (id),"
+    f" author {TEXT} NOT NULL, text {TEXT} NOT NULL, created_at {TEXT} NOT NULL)",
+    "CREATE INDEX idx_post_notes_post ON post_notes (post_id, id)",
+    "CREATE INDEX idx_post_status_assignee ON post_status (assignee, status)",
+    "CREATE INDEX idx_post_status_responded ON post_status (first_response_at)"
+    " WHERE first_response_at IS NOT NULL",
+)
+
+
+def _pg007_inbox(conn: psycopg.Connection[Any]) -> None:
+    """SQLite's 013: the inbox's statuses, assignee, response times and notes (PostgreSQL
+    changes a CHECK in place)."""
+    for statement in _INBOX:
+        conn.execute(statement.encode())
+
+
 PG_MIGRATIONS: list[tuple[str, Callable[[psycopg.Connection[Any]], None]]] = [
     ("pg001_baseline", _pg001_baseline),
     ("pg002_sqlite_functions", _pg002_sqlite_functions),
@@ -463,6 +488,7 @@ PG_MIGRATIONS: list[tuple[str, Callable[[psycopg.Connection[Any]], None]]] = [
     ("pg004_run_workers", _pg004_run_workers),
     ("pg005_statement_triggers", pg005_statement_triggers),
     ("pg006_people", _pg006_people),
+    ("pg007_inbox", _pg007_inbox),
 ]
 
 

@@ -22,7 +22,11 @@ from storage import search
 from storage.engine import POSTGRESQL, Db, dialect, pick
 from storage.tx import immediate
 
-STATUSES = ("new", "handled", "not_relevant")
+# a team's path for a post: nobody has it yet, someone has it, answered, done or not for us
+STATUSES = ("new", "assigned", "replied", "handled", "not_relevant")
+ANSWERED = ("replied", "handled", "not_relevant")  # the customer got a response (or needs none)
+RESOLVED = ("handled", "not_relevant")
+OPEN = ("new", "assigned", "replied")  # the queue's "open" view: still someone's work
 COUNT_CAP = 10_000  # the queue counts matches up to here, then says "10,000+"
 
 
@@ -36,7 +40,8 @@ class QueueFilter:
     source: str | None = None
     sentiment: str | None = None
     lang: str | None = None
-    status: str | None = "new"
+    status: str | None = "new"  # one of STATUSES, or 'open' (any of OPEN)
+    assignee: str | None = None  # the posts one person has (a user's name): "mine"
     q: str | None = None  # FTS5 query syntax: words, "phrases", OR, NOT, prefix* (storage.search)
     incident: str | None = None  # the posts of one incident (the link in its alert)
     unsupported: bool = False  # only posts scored by a model that does not know their language
@@ -68,13 +73,16 @@ def _where(db: Db, f: QueueFilter) -> tuple[str, list[Any]]:
         ("t.source = ?", f.source),
         ("t.sentiment = ?", f.sentiment),
         ("t.lang = ?", f.lang),
-        ("t.status = ?", f.status),  # triage keeps a copy of post_status.status
+        ("t.status = ?", None if f.status == "open" else f.status),  # a copy of post_status's
+        ("t.post_id IN (SELECT post_id FROM post_status WHERE assignee = ?)", f.assignee),
         (pick(db, sqlite=_SEARCH_SQLITE, postgresql=_SEARCH_PG), q),
         ("t.post_id IN (SELECT post_id FROM incident_posts WHERE incident_id = ?)", f.incident),
     ):
         if value is not None:
             clauses.append(clause)
             params.extend(value if isinstance(value, tuple) else (value,))
+    if f.status == "open":
+        clauses.append(f"t.status IN {OPEN!r}")  # constants: ('new', 'assigned', 'replied')
     if f.unsupported:
         # a literal 0, not a bound value: only then may SQLite read idx_triage_unsupported,
         # the partial index of exactly these rows
@@ -154,12 +162,25 @@ def distinct_values(db: Db, column: str) -> list[str]:
     return [r[0] for r in db.execute(sql).fetchall()]
 
 
-def set_status(db: Db, post_id: int, status: str, by: str, now: datetime) -> None:
-    """Record what a human decided about a post (new / handled / not_relevant)."""
+def set_status(db: Db, post_id: int, status: str, by: str, now: datetime) -> str:
+    """Record what a person decided about a post; returns the status it had (for the audit log
+    and undo). The first move to an answered status stamps ``first_response_at`` (kept when the
+    post is reopened: the customer was answered then); a resolved status stamps ``resolved_at``
+    (cleared when reopened); back to ``new`` means nobody has it, so the assignee goes."""
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of: {', '.join(STATUSES)}")
+    stamp = to_iso(now)
     with immediate(db):
+        row = db.execute("SELECT status FROM post_status WHERE post_id = ?", [post_id]).fetchone()
         db.execute(
-            "INSERT INTO post_status (post_id, status, updated_at, by) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (post_id) DO UPDATE SET status = excluded.status,"
-            " updated_at = excluded.updated_at, by = excluded.by",
-            [post_id, status, to_iso(now), by],
+            "INSERT INTO post_status (post_id, status, updated_at, by, first_response_at,"
+            " resolved_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (post_id) DO UPDATE SET"
+            " status = excluded.status, updated_at = excluded.updated_at, by = excluded.by,"
+            " first_response_at = coalesce(post_status.first_response_at,"
+            " excluded.first_response_at), resolved_at = excluded.resolved_at,"
+            " assignee = CASE WHEN excluded.status = 'new' THEN NULL"
+            " ELSE post_status.assignee END",
+            [post_id, status, stamp, by, stamp if status in ANSWERED else None,
+             stamp if status in RESOLVED else None],
         )
+    return str(row[0]) if row else "new"
