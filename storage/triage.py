@@ -13,8 +13,9 @@ verb that writes it lives next to the queue that filters on it. (This was the fi
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from listener.core.models import to_iso
@@ -28,6 +29,63 @@ ANSWERED = ("replied", "handled", "not_relevant")  # the customer got a response
 RESOLVED = ("handled", "not_relevant")
 OPEN = ("new", "assigned", "replied")  # the queue's "open" view: still someone's work
 COUNT_CAP = 10_000  # the queue counts matches up to here, then says "10,000+"
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """How long customers have waited counts in the queue's order (issue 18).
+
+    A post nobody has answered yet (``new`` or ``assigned``) climbs as it waits: its rank
+    (urgency x reach) is multiplied by 1 + (time waited / its brand's first-response target),
+    in steps of a quarter target, up to 3x at twice the target — an urgent post from a big
+    account still leads, but a small one that has waited past the target overtakes a fresh
+    one. Past ``stale_after`` (a week by default) a post sinks (x 0.25): an answer that late
+    rarely helps, and it should not sit at #2 for days. Answered and resolved posts keep their
+    rank. Steps instead of a smooth curve: the order compares the post's timestamp text with
+    precomputed thresholds (cheap per row on both engines) instead of parsing dates per row.
+    """
+
+    now: datetime
+    target: timedelta = timedelta(hours=4)
+    brand_targets: Mapping[str, timedelta] = field(default_factory=dict)
+    stale_after: timedelta = timedelta(days=7)
+
+    def target_for(self, brand: str | None) -> timedelta:
+        return self.brand_targets.get(brand or "", self.target)
+
+    def overdue(self, brand: str | None, created_at: datetime, status: str) -> bool:
+        """Unanswered for longer than the brand's target (the queue highlights it)."""
+        return status in ("new", "assigned") and self.now - created_at > self.target_for(brand)
+
+
+STEPS = 8  # quarter-target steps up to twice the target: factors 1.25 … 3.0
+
+
+def _steps(w: Waiting, target: timedelta) -> tuple[str, list[Any]]:
+    """CASE arms of one target's factor: waited at least k quarters → 1 + k/4."""
+    arms, params = [], []
+    for k in range(STEPS, 0, -1):
+        arms.append(f"WHEN t.created_at <= ? THEN {1 + k / 4}")
+        params.append(to_iso(w.now - target * k / 4))
+    return " ".join(arms), params
+
+
+def _priority(w: Waiting | None) -> tuple[str, list[Any]]:
+    """The queue's sort key (see :class:`Waiting`) and its bound values."""
+    if w is None:
+        return "t.rank", []
+    params: list[Any] = [to_iso(w.now - w.stale_after)]
+    brands = []
+    for brand, target in sorted(w.brand_targets.items()):
+        arms, values = _steps(w, target)
+        brands.append(f"WHEN t.brand = ? THEN CASE {arms} ELSE 1.0 END")
+        params += [brand, *values]
+    arms, values = _steps(w, w.target)
+    params += values
+    factor = (f"CASE WHEN t.status NOT IN ('new', 'assigned') THEN 1.0"
+              f" WHEN t.created_at < ? THEN 0.25 {' '.join(brands)}"
+              f" ELSE CASE {arms} ELSE 1.0 END END")
+    return f"t.rank * ({factor})", params
 
 
 @dataclass(frozen=True)
@@ -45,6 +103,7 @@ class QueueFilter:
     q: str | None = None  # FTS5 query syntax: words, "phrases", OR, NOT, prefix* (storage.search)
     incident: str | None = None  # the posts of one incident (the link in its alert)
     unsupported: bool = False  # only posts scored by a model that does not know their language
+    waiting: Waiting | None = None  # order by rank and time waited (None: rank alone)
 
 
 # The text search: SQLite's FTS5 index of the queue's posts, or PostgreSQL's search document
@@ -52,8 +111,9 @@ class QueueFilter:
 # two engines index text differently, so the clauses cannot be one.
 _SEARCH_SQLITE = "t.post_id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?)"
 _SEARCH_PG = "t.search_vector @@ to_tsquery('simple', search_fold(?))"
-# the queue's order; post_id breaks ties, so pages neither repeat nor skip a row on either engine
-_ORDER = "rank DESC, created_at DESC, post_id DESC"
+# the queue's order after its priority; post_id breaks ties, so pages neither repeat nor skip
+# a row on either engine
+_TIES = "t.created_at DESC, t.post_id DESC"
 
 
 def _where(db: Db, f: QueueFilter) -> tuple[str, list[Any]]:
@@ -118,18 +178,23 @@ def queue_sql(db: Db, f: QueueFilter, limit: int, offset: int) -> tuple[str, lis
     """The queue's SQL: the page's post ids come from triage's covering index alone (no table
     row is read for posts that do not make the page), then only those rows are joined, with
     the score that put each one there (which model scored it, and whether it knew the
-    language: ``language_supported`` 0 means the sentiment and urgency are a guess)."""
+    language: ``language_supported`` 0 means the sentiment and urgency are a guess), and who
+    has the post. ``priority`` is the sort key (rank, times the waiting factor)."""
     where, params = _where(db, f)
+    priority, order_params = _priority(f.waiting)
     sql = (
         "SELECT t.post_id, t.created_at, t.brand, t.source, t.lang, t.sentiment, t.urgency,"  # noqa: S608 (constant clauses)
-        " t.followers, t.rank, t.status, t.supported AS language_supported, s.scored_by,"
-        " s.model, s.model_version, p.platform, p.author, p.url, p.text, p.kind, p.rating"
-        f" FROM (SELECT post_id FROM triage t{where} ORDER BY {_ORDER}"
-        " LIMIT ? OFFSET ?) page JOIN triage t ON t.post_id = page.post_id"
-        " JOIN posts p ON p.id = t.post_id LEFT JOIN scores s ON s.id = t.score_id"
-        " ORDER BY t.rank DESC, t.created_at DESC, t.post_id DESC"
+        " t.followers, t.rank, page.priority, t.status, t.supported AS language_supported,"
+        " s.scored_by, s.model, s.model_version, p.platform, p.author, p.url, p.text, p.kind,"
+        " p.rating, st.assignee"
+        f" FROM (SELECT t.post_id, {priority} AS priority FROM triage t{where}"
+        f" ORDER BY priority DESC, {_TIES} LIMIT ? OFFSET ?) page"
+        " JOIN triage t ON t.post_id = page.post_id JOIN posts p ON p.id = t.post_id"
+        " LEFT JOIN scores s ON s.id = t.score_id"
+        " LEFT JOIN post_status st ON st.post_id = t.post_id"
+        f" ORDER BY page.priority DESC, {_TIES}"
     )
-    return sql, [*params, limit, offset]
+    return sql, [*order_params, *params, limit, offset]
 
 
 def queue(db: Db, f: QueueFilter, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:

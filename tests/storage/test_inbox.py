@@ -157,3 +157,39 @@ def test_migration_013_keeps_statuses_and_the_queue_in_step(tmp_path: Path) -> N
         ids[0]: "handled", ids[1]: "not_relevant", ids[2]: "assigned"}
     assert old.execute("PRAGMA foreign_key_check").fetchall() == []
     old.close()
+
+
+def test_waiting_customers_climb_the_queue_and_stale_posts_sink(any_db: Db) -> None:
+    """Same urgency and reach: the post waiting past its brand's target leads, a fresh one
+    follows, a week-old one sinks; an answered post keeps its plain rank; a brand with a
+    shorter target climbs sooner. Without ``waiting`` the order is rank alone, as before."""
+    db = any_db
+    ages = {"fresh": timedelta(minutes=5), "late": timedelta(hours=6),
+            "stale": timedelta(days=11), "answered": timedelta(hours=9)}
+    posts = [Post(platform="x", platform_id=name, text=f"{name}: my order never arrived",
+                  created_at=NOW - age, source="x-main", brand="acme", lang="en",
+                  author_followers=100) for name, age in ages.items()]
+    posts.append(Post(platform="x", platform_id="vip", text="vip: down again", lang="en",
+                      created_at=NOW - timedelta(hours=1), source="x-main", brand="globex",
+                      author_followers=100))
+    store.store_page(db, "x-main", Page(posts=posts), NOW)
+    ids = dict(db.execute("SELECT platform_id, id FROM posts").fetchall())
+    store.save_scores(db, [(i, Score("negative", 0.8, 0.1, 0.1, 0.9, "m", "1"), "en")
+                           for i in ids.values()], NOW)
+    triage.set_status(db, ids["answered"], "replied", "ann", NOW)
+    waiting = triage.Waiting(now=NOW, target=timedelta(hours=4),
+                             brand_targets={"globex": timedelta(minutes=30)})
+
+    def order(w: triage.Waiting | None) -> list[str]:
+        rows = triage.queue(db, triage.QueueFilter(status="open", waiting=w))
+        names = {v: k for k, v in ids.items()}
+        return [names[r["post_id"]] for r in rows]
+
+    # vip: twice its 30-minute target (x3); late: 1.5 targets (x2.5); fresh: x1, newest first
+    assert order(waiting) == ["vip", "late", "fresh", "answered", "stale"]
+    # rank alone: all equal, newest first
+    assert order(None) == ["fresh", "vip", "late", "answered", "stale"]
+    assert waiting.overdue("acme", NOW - ages["late"], "new")
+    assert not waiting.overdue("acme", NOW - ages["late"], "replied")
+    assert waiting.overdue("globex", NOW - timedelta(hours=1), "assigned")
+    assert not waiting.overdue("acme", NOW - timedelta(hours=1), "new")
