@@ -15,7 +15,17 @@ import sys
 
 import click
 
-from listener.commands import alerts, checks, database, run, scoring, sources, status, training
+from listener.commands import (
+    alerts,
+    checks,
+    database,
+    run,
+    scoring,
+    sources,
+    status,
+    training,
+    users,
+)
 from listener.commands.options import add_log_options
 from listener.core.errors import ListenerError
 from listener.core.log import setup_logging
@@ -45,6 +55,7 @@ for _command in (
     alerts.alerts,
     scoring.score, scoring.eval_command,
     training.train,
+    users.users,
     serve,
 ):
     cli.add_command(_command)

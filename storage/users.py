@@ -138,19 +138,30 @@ def _keep_an_admin(db: Db, name: str) -> None:
 
 def set_disabled(db: Db, name: str, disabled: bool, now: datetime) -> User:
     """Disable (no more log-ins; their open sessions end) or enable a person again."""
+    if not disabled:
+        return _change(db, name, "UPDATE users SET disabled_at = NULL WHERE id = ?", [])
     with immediate(db):
-        if disabled:
-            _keep_an_admin(db, name)
-        user = _change(db, name, "UPDATE users SET disabled_at = ? WHERE id = ?",
-                       [to_iso(now) if disabled else None])
-        if disabled:
-            db.execute("UPDATE web_sessions SET revoked_at = ? WHERE user_id = ?"
-                       " AND revoked_at IS NULL", [to_iso(now), user.id])
+        _keep_an_admin(db, name)
+        # disabling again keeps the first time: when they lost access
+        user = _change(db, name, "UPDATE users SET disabled_at = coalesce(disabled_at, ?)"
+                       " WHERE id = ?", [to_iso(now)])
+        db.execute("UPDATE web_sessions SET revoked_at = ? WHERE user_id = ?"
+                   " AND revoked_at IS NULL", [to_iso(now), user.id])
     return user
 
 
-def set_password(db: Db, name: str, password_hash: str | None) -> User:
-    return _change(db, name, "UPDATE users SET password_hash = ? WHERE id = ?", [password_hash])
+def set_password(db: Db, name: str, password_hash: str | None, now: datetime, *,
+                 end_sessions: bool = True) -> User:
+    """A new password (None: none, single sign-on only). The person's open sessions end: a
+    password is reset because it may be known to someone else, who may be logged in
+    (``end_sessions=False``: the same password re-hashed with stronger parameters at log-in)."""
+    with immediate(db):
+        user = _change(db, name, "UPDATE users SET password_hash = ? WHERE id = ?",
+                       [password_hash])
+        if end_sessions:
+            db.execute("UPDATE web_sessions SET revoked_at = ? WHERE user_id = ?"
+                       " AND revoked_at IS NULL", [to_iso(now), user.id])
+    return user
 
 
 def set_role(db: Db, name: str, role: str) -> User:

@@ -9,12 +9,13 @@ the main group, registers them on it and turns errors into exit statuses.
     alerts      alerts list, alerts retry (the outbox)
     scoring     score (posts from stdin), eval (a labelled data set)
     training    train (the default model)
+    users       users add, list, disable, enable, set-role, set-password (dashboard people)
     options     what they share: --config, the model options, the logging options after a
                 command, loading the config and taking the run lock as a command does
 
 ``listener serve`` lives with the dashboard (:mod:`listener.web.serve`).
 
-Each module holds plain click commands (and the ``db`` and ``alerts`` groups) and never imports
-:mod:`listener.cli`: the group imports them. Like the rest of the command line they are thin:
-parse options, call library functions, raise ListenerError subclasses.
+Each module holds plain click commands (and the ``db``, ``alerts`` and ``users`` groups) and
+never imports :mod:`listener.cli`: the group imports them. Like the rest of the command line
+they are thin: parse options, call library functions, raise ListenerError subclasses.
 """

@@ -35,9 +35,11 @@ def hash_password(password: str) -> str:
 
 def verify_password(stored: str | None, password: str) -> bool:
     """Whether ``password`` matches the stored hash; False for no hash or a damaged one. With
-    no hash (an unknown name) the same work is done, so timing does not tell names apart."""
+    no hash (an unknown name) the same work is done, so timing does not tell names apart. An
+    empty stored value counts as none: checked against the dummy, it must not let the dummy's
+    own password in."""
     try:
-        return _HASHER.verify(stored or _DUMMY, password) and stored is not None
+        return _HASHER.verify(stored or _DUMMY, password) and bool(stored)
     except (VerificationError, InvalidHashError):
         return False
 
