@@ -507,6 +507,32 @@ def _m013_inbox(db: Database) -> None:
         db.execute(statement)
 
 
+# issue 18: replies written on the post page and sent through the platform, like alerts
+_REPLIES = (
+    "CREATE TABLE replies (id TEXT PRIMARY KEY, post_id INTEGER NOT NULL REFERENCES posts(id),"
+    " account TEXT NOT NULL, platform TEXT NOT NULL, author TEXT NOT NULL, text TEXT NOT NULL,"
+    " status TEXT NOT NULL CHECK (status IN ('awaiting_approval', 'pending', 'sending', 'sent',"
+    " 'failed', 'rejected', 'cancelled')), created_at TEXT NOT NULL, approved_by TEXT,"
+    " approved_at TEXT, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at TEXT NOT NULL,"
+    " last_error TEXT, remote_id TEXT, remote_url TEXT, sent_at TEXT)",
+    "CREATE INDEX idx_replies_post ON replies (post_id, created_at)",
+    "CREATE INDEX idx_replies_due ON replies (status, next_attempt_at)",
+    "CREATE INDEX idx_replies_approval ON replies (created_at) WHERE status = 'awaiting_approval'",
+)
+
+
+def _m014_replies(db: Database) -> None:
+    """Replies to customers, sent through the platform's own API (issue 18). A reply is an
+    outbound delivery as an alert is — written first, sent by the dispatch stage, retried,
+    never sent twice — but one post may get several (a conversation), so it has a row of its
+    own instead of an alert's (rule, post, destination) key. ``account`` names the configured
+    write credentials (per platform and brand); ``sending`` with ``attempts`` > 0 after a crash
+    means "look on the platform before sending again"; ``remote_id``/``remote_url`` are what the
+    platform created."""
+    for statement in _REPLIES:
+        db.execute(statement)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_source_state", _m002_source_state),
@@ -521,6 +547,7 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("011_run_workers", _m011_run_workers),
     ("012_people", _m012_people),
     ("013_inbox", _m013_inbox),
+    ("014_replies", _m014_replies),
 ]
 
 

@@ -481,6 +481,26 @@ def _pg007_inbox(conn: psycopg.Connection[Any]) -> None:
         conn.execute(statement.encode())
 
 
+_REPLIES = (
+    f"CREATE TABLE replies (id {TEXT} PRIMARY KEY, post_id BIGINT NOT NULL REFERENCES posts (id),"
+    f" account {TEXT} NOT NULL, platform {TEXT} NOT NULL, author {TEXT} NOT NULL,"
+    f" text {TEXT} NOT NULL, status {TEXT} NOT NULL CHECK (status IN ('awaiting_approval',"
+    " 'pending', 'sending', 'sent', 'failed', 'rejected', 'cancelled')),"
+    f" created_at {TEXT} NOT NULL, approved_by {TEXT}, approved_at {TEXT},"
+    f" attempts BIGINT NOT NULL DEFAULT 0, next_attempt_at {TEXT} NOT NULL, last_error {TEXT},"
+    f" remote_id {TEXT}, remote_url {TEXT}, sent_at {TEXT})",
+    "CREATE INDEX idx_replies_post ON replies (post_id, created_at)",
+    "CREATE INDEX idx_replies_due ON replies (status, next_attempt_at)",
+    "CREATE INDEX idx_replies_approval ON replies (created_at) WHERE status = 'awaiting_approval'",
+)
+
+
+def _pg008_replies(conn: psycopg.Connection[Any]) -> None:
+    """SQLite's 014: replies sent through the platforms."""
+    for statement in _REPLIES:
+        conn.execute(statement.encode())
+
+
 PG_MIGRATIONS: list[tuple[str, Callable[[psycopg.Connection[Any]], None]]] = [
     ("pg001_baseline", _pg001_baseline),
     ("pg002_sqlite_functions", _pg002_sqlite_functions),
@@ -489,6 +509,7 @@ PG_MIGRATIONS: list[tuple[str, Callable[[psycopg.Connection[Any]], None]]] = [
     ("pg005_statement_triggers", pg005_statement_triggers),
     ("pg006_people", _pg006_people),
     ("pg007_inbox", _pg007_inbox),
+    ("pg008_replies", _pg008_replies),
 ]
 
 

@@ -20,6 +20,13 @@ methods/instance, entities/Status, entities/Account):
   authenticated user, every word (or "quoted phrase") of ``q`` required, newest first;
   ``min_id`` / ``max_id`` become ``after:`` / ``before:`` bounds on ``created_at`` at one-second
   precision, as Mastodon's StatusesSearchService does; ``offset`` and ``limit`` (max 40).
+- replies (issue 18; methods/statuses, methods/accounts): ``POST /api/v1/statuses`` (form or
+  JSON ``status``, ``in_reply_to_id``, ``visibility``) as the token's account, honouring
+  ``Idempotency-Key`` (a repeat returns the status the key made), ``422`` past
+  :attr:`FakeMastodon.max_chars`, ``404`` for an unknown ``in_reply_to_id``, ``403`` when
+  :attr:`FakeMastodon.scopes` lacks ``write:statuses``; ``GET /api/v1/accounts/verify_credentials``
+  and ``GET /api/v1/accounts/:id/statuses`` (newest first, ``limit`` up to 40); a search with
+  ``resolve=true`` whose ``q`` is a status URI finds that status;
 Every answer carries ``X-RateLimit-Limit/-Remaining/-Reset`` (reset is an ISO 8601 time).
 Scripted answers (:meth:`FakeMastodon.enqueue`) take precedence, once each, for matching paths;
 status ``0`` (:data:`HANG_UP`) closes the connection without answering. Every request is recorded.
@@ -31,6 +38,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from html import escape as html_escape
 from typing import Any
 from urllib.parse import quote
 
@@ -40,6 +48,7 @@ __all__ = ["HANG_UP", "HOST", "FakeMastodon", "Scripted", "snowflake"]
 
 HOST = "mastodon.example"  # the instance name inside status URIs (not the fake's address)
 _TAG_PATH = re.compile(r"^/api/v1/timelines/tag/(?P<tag>[^/?]+)$")
+_ACCOUNT_STATUSES = re.compile(r"^/api/v1/accounts/(?P<id>\d+)/statuses$")
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,7 @@ class FakeMastodon(FakeHTTPServer):
     """A scriptable fake Mastodon instance; a context manager, or call start()/stop()."""
 
     name = "fake Mastodon"
-    methods = ("GET",)
+    methods = ("GET", "POST")
     json_strings = True  # a str body is a JSON string, as Mastodon never answers plain text
 
     def __init__(self, *, access_token: str | None = None, version: str = "4.3.0") -> None:
@@ -79,6 +88,11 @@ class FakeMastodon(FakeHTTPServer):
         self.statuses: list[dict[str, Any]] = []
         self.known_tags: set[str] = set()
         self._sequence = 0
+        # the token's account and what it may do (replies); statuses it posted are in statuses
+        self.scopes = {"read", "write:statuses"}
+        self.max_chars = 500
+        self.me = {"id": "9000", "username": "acmesupport", "acct": "acmesupport"}
+        self.idempotency: dict[str, dict[str, Any]] = {}
 
     # -- data and scripting ------------------------------------------------------------------
 
@@ -157,8 +171,56 @@ class FakeMastodon(FakeHTTPServer):
         token = lowered.get("authorization", "").removeprefix("Bearer ") or None
         if token is not None and token != self.access_token:
             return 401, {"error": "The access token is invalid"}, limits, 0.0
-        status, body, extra = self._route(path, query, authed=token is not None)
+        if method == "POST":
+            status, body, extra = self._post(path, request, authed=token is not None)
+        else:
+            status, body, extra = self._route(path, query, authed=token is not None)
         return status, body, {**limits, **extra}, 0.0
+
+    # -- replies ---------------------------------------------------------------------------
+
+    def posted(self) -> list[dict[str, Any]]:
+        """The statuses the token's account created (each reply once, however often asked)."""
+        with self._lock:
+            return [s for s in self.statuses if s["account"]["id"] == self.me["id"]]
+
+    def _post(self, path: str, request: RecordedRequest, *, authed: bool
+              ) -> tuple[int, Any, dict]:
+        if path != "/api/v1/statuses":
+            return 404, {"error": "Record not found"}, {}
+        if not authed:
+            return 401, {"error": "The access token is invalid"}, {}
+        if "write:statuses" not in self.scopes and "write" not in self.scopes:
+            return 403, {"error": "This action is outside the authorized scopes"}, {}
+        fields = request.json if isinstance(request.json, dict) else request.form
+        key = request.headers.get("idempotency-key")
+        with self._lock:
+            if key and key in self.idempotency:
+                return 200, self.idempotency[key], {}
+        text, parent = str(fields.get("status") or ""), fields.get("in_reply_to_id")
+        if not text.strip():
+            return 422, {"error": "Validation failed: Text can't be blank"}, {}
+        if len(text) > self.max_chars:
+            return 422, {"error": f"Validation failed: Text character limit of "
+                                  f"{self.max_chars} exceeded"}, {}
+        with self._lock:
+            known = {s["id"] for s in self.statuses}
+        if parent is not None and str(parent) not in known:
+            return 404, {"error": "Record not found"}, {}
+        status = self.add_status(html_escape(text), acct=self.me["acct"], followers=5)
+        with self._lock:
+            status["account"]["id"] = self.me["id"]
+            status["in_reply_to_id"] = str(parent) if parent is not None else None
+            status["visibility"] = str(fields.get("visibility") or "public")
+            if key:
+                self.idempotency[key] = status
+        return 200, status, {}
+
+    def _account_statuses(self, account_id: str, query: dict[str, str]) -> tuple[int, Any, dict]:
+        with self._lock:
+            mine = [s for s in self.statuses if s["account"]["id"] == account_id]
+        mine.sort(key=lambda s: int(s["id"]), reverse=True)
+        return 200, mine[:min(int(query.get("limit", 20)), 40)], {}
 
     def _rate_headers(self) -> dict[str, str]:
         reset = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)
@@ -172,6 +234,11 @@ class FakeMastodon(FakeHTTPServer):
             return 200, self._instance_v2(), {}
         if path == "/api/v2/search":
             return self._search(query, authed=authed)
+        if path == "/api/v1/accounts/verify_credentials":
+            return (200, self.me, {}) if authed else (401, {"error": "invalid token"}, {})
+        match = _ACCOUNT_STATUSES.match(path)
+        if match:
+            return self._account_statuses(match["id"], query)
         match = _TAG_PATH.match(path)
         if match:
             return self._tag(match["tag"].lower(), query, authed=authed)
@@ -211,6 +278,10 @@ class FakeMastodon(FakeHTTPServer):
         empty: dict[str, Any] = {"accounts": [], "statuses": [], "hashtags": []}
         if not authed or query.get("type", "statuses") != "statuses":
             return 200, empty, {}
+        if query.get("resolve") in ("1", "true") and query.get("q", "").startswith("https://"):
+            with self._lock:  # a status URI: the instance resolves it (methods/search)
+                hit = [s for s in self.statuses if s["uri"] == query["q"]]
+            return 200, {**empty, "statuses": hit}, {}
         needles = [p or w for p, w in re.findall(r'"([^"]+)"|(\S+)', query.get("q", "").lower())]
         with self._lock:
             found = [s for s in self.statuses if all(n in _plain(s["content"]) for n in needles)]
