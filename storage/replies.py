@@ -178,10 +178,13 @@ def record_failure(db: Db, reply: Reply, now: datetime, error: str,
                    retry_at: datetime | None) -> None:
     """An attempt failed: ``pending`` again at ``retry_at``, or parked as ``failed``."""
     with immediate(db):
-        db.execute("UPDATE replies SET status = ?, last_error = ?, next_attempt_at = ?"
-                   " WHERE id = ?", [PENDING if retry_at else FAILED, error[:2000],
-                                     to_iso(retry_at or now), reply.id])
-        if retry_at is None:
+        # only a reply still being sent: one withdrawn meanwhile (a person forgotten, see
+        # storage.privacy) stays withdrawn
+        changed = db.execute(
+            "UPDATE replies SET status = ?, last_error = ?, next_attempt_at = ?"
+            " WHERE id = ? AND status = ?", [PENDING if retry_at else FAILED, error[:2000],
+                                             to_iso(retry_at or now), reply.id, SENDING])
+        if retry_at is None and changed.rowcount:
             audit.record(db, reply.author, "reply.failed", now, target=f"post:{reply.post_id}",
                          detail={"reply": reply.id, "error": error[:300]})
 

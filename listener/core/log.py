@@ -16,11 +16,16 @@ import json
 import logging
 import re
 import threading
+from collections import deque
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
 _SECRETS: set[str] = set()
+# tokens a client mints for itself and replaces within the hour (OAuth access tokens, signed
+# JWTs): only the newest are kept, so a daemon running for months does not scan thousands of
+# expired ones on every log line
+_SHORT_LIVED: deque[str] = deque(maxlen=64)
 _LOCK = threading.Lock()
 MIN_SECRET_LENGTH = 6  # shorter values would redact ordinary words
 MIN_SECRET_PATH_LENGTH = 16  # a secret URL's path is a secret of its own from this length
@@ -58,6 +63,15 @@ def register_secret(value: str | None) -> None:
             _SECRETS.update(forms)
 
 
+def register_short_lived_secret(value: str | None) -> None:
+    """Redact a token that is replaced soon (a minted access token, a signed JWT): kept among
+    the newest 64 such tokens; an older one is expired, and useless to whoever reads it."""
+    if value and len(value) >= MIN_SECRET_LENGTH:
+        with _LOCK:
+            if value not in _SHORT_LIVED:
+                _SHORT_LIVED.append(value)
+
+
 def secret_forms(value: str) -> set[str]:
     """``value``, and when it is a URL the parts that messages show without the rest.
 
@@ -85,7 +99,7 @@ def redact(text: str) -> str:
     """``text`` with every registered secret, credential URL parameter (``?key=***``) and URL
     password (``user:***@``) masked: for logs and for everything written to the database."""
     with _LOCK:
-        secrets = sorted(_SECRETS, key=len, reverse=True)
+        secrets = sorted({*_SECRETS, *_SHORT_LIVED}, key=len, reverse=True)
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, "***")

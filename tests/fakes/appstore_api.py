@@ -15,20 +15,59 @@ the page holds one review, and absent when there are none; ``link`` holds ``self
 ``app_entry=True`` puts the old feeds' app-metadata entry (``im:name``, no rating) first on page 1.
 Any other path answers 404. Scripted answers (:meth:`enqueue`: status, raw body, headers, delay)
 replace the next feed answers in order. Every request is recorded.
+
+Replies (issue 18): the same fake also serves the App Store Connect API's customer review
+responses, in Apple's documented JSON:API shapes, over the reviews added above (a feed entry's
+``id`` is the review's id in the API too)::
+
+    issuer, key_id, pem = apple.api_key()     # a team API key this fake accepts
+    ...
+    assert len(apple.responses_posted()) == 1
+
+- every ``/v1/`` request needs ``Authorization: Bearer <JWT>``: ES256 (raw r‖s signature) by a
+  key from :meth:`FakeAppStore.api_key`, header ``kid``, claims ``iss`` (the issuer id), ``aud``
+  ``appstoreconnect-v1`` and ``exp`` in the future and at most 20 minutes away; else 401
+  ``NOT_AUTHORIZED``;
+- ``POST /v1/customerReviewResponses`` (``data.type`` ``customerReviewResponses``,
+  ``attributes.responseBody``, ``relationships.review.data {type: customerReviews, id}``): 201
+  with the response (``id``, ``attributes {responseBody, lastModifiedDate, state:
+  PENDING_PUBLISH}``); a review that has a response gets it replaced (Apple's reference: "If a
+  response already exists, this endpoint updates the response by overwriting it"), or, with
+  :attr:`conflict_on_existing`, 409 (older answers); 409 ``ENTITY_ERROR.ATTRIBUTE.INVALID`` past
+  5,970 characters; 403 ``FORBIDDEN_ERROR`` when :attr:`roles` has none of Admin, App Manager,
+  Customer Support; 404 for a review deleted with :meth:`FakeAppStore.delete_review`;
+- ``GET /v1/customerReviews/{id}/response``: ``{"data": <the response>}``, ``{"data": null}``
+  when there is none, 404 for an unknown review.
+Errors are Apple's ``{"errors": [{"id", "status", "code", "title", "detail"}]}``. Every API
+answer carries ``X-Rate-Limit: user-hour-lim:<hourly_limit>;user-hour-rem:<left>;``; past
+:attr:`hourly_limit` requests (:attr:`hour_used` counts them) the answer is 429
+``RATE_LIMIT_EXCEEDED`` (no ``Retry-After`` unless :attr:`retry_after` is set).
 """
 
 from __future__ import annotations
 
+import base64
 import json
-from datetime import datetime
+import re
+import secrets
+import time
+import uuid
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
+from urllib.parse import unquote
 
-from tests.fakes.base import FakeHTTPServer, RecordedRequest
+from tests.fakes.base import FakeHTTPServer, RecordedRequest, parse_json
 from tests.fakes.base import ScriptedResponse as Scripted
 
 PAGE_SIZE = 50
 MAX_PAGES = 10
 REAL_HOST = "https://itunes.apple.com"
+API_HOST = "https://api.appstoreconnect.apple.com"
+RESPONSES = "/v1/customerReviewResponses"
+RESPONSE_MAX = 5970
+WRITE_ROLES = frozenset({"ADMIN", "APP_MANAGER", "CUSTOMER_SUPPORT"})
+_RESPONSE_OF = re.compile(r"^/v1/customerReviews/(?P<id>[^/]+)/response$")
 
 
 def review(
@@ -71,12 +110,25 @@ class FakeAppStore(FakeHTTPServer):
     """Scriptable fake feed; a context manager, or start()/stop()."""
 
     name = "fake App Store"
-    methods = ("GET",)
+    methods = ("GET", "POST")
+
+    roles: frozenset[str] = frozenset({"CUSTOMER_SUPPORT"})
+    """The API key's roles; responding needs one of :data:`WRITE_ROLES`."""
+    conflict_on_existing = False
+    """Answer 409 to a response for a review that has one (instead of replacing it)."""
+    hourly_limit = 3600
+    """Requests an API key may make in the rolling hour (``user-hour-lim``)."""
+    retry_after: str | None = None
+    """``Retry-After`` on a 429 (Apple documents none)."""
 
     def __init__(self, *, app_entry: bool = False) -> None:
         self.app_entry = app_entry
         super().__init__()
         self._reviews: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._api_reviews: dict[str, dict[str, Any]] = {}  # review id → the feed entry
+        self._responses: dict[str, dict[str, Any]] = {}  # review id → its response
+        self._keys: dict[str, tuple[str, Any]] = {}  # key id → (issuer id, public key)
+        self.hour_used = 0
 
     # -- scripting and inspection ----------------------------------------------------------
 
@@ -85,6 +137,41 @@ class FakeAppStore(FakeHTTPServer):
         with self._lock:
             key = (country, app_id)
             self._reviews[key] = list(entries) + self._reviews.get(key, [])
+            for entry in entries:
+                review_id = entry.get("id", {}).get("label")
+                if "im:rating" in entry and isinstance(review_id, str):
+                    self._api_reviews[review_id] = entry
+
+    def delete_review(self, review_id: str) -> None:
+        """The author deleted the review: gone from the feed and the API (with its response)."""
+        with self._lock:
+            for key, entries in self._reviews.items():
+                self._reviews[key] = [e for e in entries
+                                      if e.get("id", {}).get("label") != review_id]
+            self._api_reviews.pop(review_id, None)
+            self._responses.pop(review_id, None)
+
+    def response_of(self, review_id: str) -> dict[str, Any] | None:
+        """The review's customerReviewResponses resource (a copy), or None."""
+        with self._lock:
+            found = self._responses.get(review_id)
+            return json.loads(json.dumps(found)) if found is not None else None
+
+    def responses_posted(self) -> list[RecordedRequest]:
+        """Every ``POST /v1/customerReviewResponses`` received, oldest first."""
+        return [r for r in self.requests if r.method == "POST" and r.path == RESPONSES]
+
+    def api_key(self) -> tuple[str, str, str]:
+        """A team API key this fake accepts: (issuer id, key id, the .p8 PEM)."""
+        from cryptography.hazmat.primitives import serialization
+
+        key = _ec_key()
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+        issuer, key_id = str(uuid.uuid4()), secrets.token_hex(5).upper()
+        with self._lock:
+            self._keys[key_id] = (issuer, key.public_key())
+        return issuer, key_id, pem
 
     def enqueue(
         self, status: int = 200, body: str = "", headers: dict[str, str] | None = None,
@@ -99,6 +186,8 @@ class FakeAppStore(FakeHTTPServer):
     def handle(
         self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
     ) -> Scripted:
+        if path.startswith("/v1/"):
+            return self._connect_api(method, path, query, headers, body)
         with self._lock:
             self._record(RecordedRequest(method, path, query, headers, body))
             parts = path.strip("/").split("/")
@@ -153,3 +242,138 @@ class FakeAppStore(FakeHTTPServer):
         elif entries:
             feed["entry"] = entries
         return {"feed": feed}
+
+    # -- the App Store Connect API (replies) -----------------------------------------------
+
+    def _connect_api(
+        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
+    ) -> Scripted:
+        with self._lock:
+            self._record(RecordedRequest(method, path, query, headers, body))
+            answer = self._route(method, path, headers, body)
+            left = max(0, self.hourly_limit - self.hour_used)
+            limit = {"X-Rate-Limit": f"user-hour-lim:{self.hourly_limit};user-hour-rem:{left};"}
+            return Scripted(answer.status, answer.body, {**answer.headers, **limit})
+
+    def _route(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Scripted:
+        auth = headers.get("authorization", "")
+        if not auth.startswith("Bearer ") or not self._authentic(auth[7:]):
+            return _apple_error(401, "NOT_AUTHORIZED", "Authentication credentials are missing "
+                                "or invalid.", "Provide a properly configured and signed bearer "
+                                "token, and make sure that it has not expired.")
+        self.hour_used += 1
+        if self.hour_used > self.hourly_limit:
+            extra = {"Retry-After": self.retry_after} if self.retry_after is not None else {}
+            return _apple_error(429, "RATE_LIMIT_EXCEEDED", "The request rate limit has been "
+                                "reached.", "We've received too many requests for this API. "
+                                "Please wait and try again or slow down your request rate.",
+                                extra)
+        match = _RESPONSE_OF.match(path)
+        if method == "POST" and path == RESPONSES:
+            return self._respond(body)
+        if method == "GET" and match is not None:
+            review_id = unquote(match["id"])
+            if review_id not in self._api_reviews:
+                return _not_found("customerReviews", review_id)
+            return Scripted(200, {"data": self._responses.get(review_id),
+                                  "links": {"self": f"{API_HOST}{path}"}})
+        return _apple_error(404, "NOT_FOUND", "The specified resource does not exist",
+                            "The path provided does not match a defined resource type.")
+
+    def _respond(self, body: bytes) -> Scripted:
+        if not self.roles & WRITE_ROLES:
+            return _apple_error(403, "FORBIDDEN_ERROR", "This request is forbidden for security "
+                                "reasons", "The API key in use does not allow this request")
+        data = parse_json(body)
+        data = data.get("data") if isinstance(data, dict) else None
+        try:
+            text = data["attributes"]["responseBody"] if isinstance(data, dict) else None
+            review = data["relationships"]["review"]["data"] if isinstance(data, dict) else {}
+            shaped = isinstance(data, dict) and data.get("type") == "customerReviewResponses" \
+                and isinstance(text, str) and review.get("type") == "customerReviews" \
+                and isinstance(review.get("id"), str)
+        except (KeyError, TypeError, AttributeError):
+            shaped = False
+        if not shaped:
+            return _apple_error(400, "PARAMETER_ERROR.INVALID", "A parameter has an invalid "
+                                "value", "The request entity is not a valid "
+                                "CustomerReviewResponseV1CreateRequest")
+        review_id = str(review["id"])
+        if review_id not in self._api_reviews:
+            return _not_found("customerReviews", review_id)
+        if len(text) > RESPONSE_MAX:
+            return _apple_error(409, "ENTITY_ERROR.ATTRIBUTE.INVALID", "An attribute value is "
+                                "invalid.", f"responseBody may hold at most {RESPONSE_MAX} "
+                                "characters")
+        existing = self._responses.get(review_id)
+        if existing is not None and self.conflict_on_existing:
+            return _apple_error(409, "ENTITY_ERROR", "The request entity is not valid.",
+                                "A response already exists for this customer review.")
+        response_id = existing["id"] if existing is not None else str(uuid.uuid4())
+        resource = {
+            "type": "customerReviewResponses", "id": response_id,
+            "attributes": {"responseBody": text, "state": "PENDING_PUBLISH",
+                           "lastModifiedDate": datetime.now(UTC).isoformat(timespec="seconds")},
+            "relationships": {"review": {"data": {"type": "customerReviews", "id": review_id}}},
+            "links": {"self": f"{API_HOST}{RESPONSES}/{response_id}"},
+        }
+        self._responses[review_id] = resource
+        return Scripted(201, {"data": resource,
+                              "links": {"self": f"{API_HOST}{RESPONSES}/{response_id}"}})
+
+    def _authentic(self, token: str) -> bool:
+        """An ES256 JWT signed by a known key, for App Store Connect, not expired."""
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+        try:
+            head, payload, signature = token.split(".")
+            header, claims = json.loads(_unb64(head)), json.loads(_unb64(payload))
+            raw = _unb64(signature)
+        except ValueError:
+            return False
+        known = self._keys.get(str(header.get("kid")))
+        if known is None or header.get("alg") != "ES256" or len(raw) != 64:
+            return False
+        issuer, public_key = known
+        now, exp = time.time(), claims.get("exp")
+        if claims.get("iss") != issuer or claims.get("aud") != "appstoreconnect-v1" or \
+                not isinstance(exp, int) or not now < exp <= now + 1200:
+            return False
+        der = encode_dss_signature(int.from_bytes(raw[:32], "big"),
+                                   int.from_bytes(raw[32:], "big"))
+        try:
+            public_key.verify(der, f"{head}.{payload}".encode(), ec.ECDSA(hashes.SHA256()))
+        except InvalidSignature:
+            return False
+        return True
+
+
+def _apple_error(status: int, code: str, title: str, detail: str,
+                 headers: dict[str, str] | None = None) -> Scripted:
+    """Apple's JSON:API error document."""
+    error = {"id": uuid.uuid4().hex.upper(), "status": str(status), "code": code,
+             "title": title, "detail": detail}
+    return Scripted(status, {"errors": [error]}, dict(headers or {}))
+
+
+def _not_found(kind: str, resource_id: str) -> Scripted:
+    return _apple_error(404, "NOT_FOUND", "The specified resource does not exist",
+                        f"There is no resource of type '{kind}' with id '{resource_id}'")
+
+
+def _unb64(value: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (ValueError, TypeError) as exc:
+        raise ValueError("not base64url") from exc
+
+
+@lru_cache(maxsize=1)
+def _ec_key() -> Any:
+    """One P-256 key for every API key of a test run."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1())

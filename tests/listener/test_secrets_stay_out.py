@@ -189,3 +189,17 @@ def test_scrubbed_masks_registered_secrets_and_credential_parameters() -> None:
         "sorted(r, key=lambda r: 1)")
     assert scrubbed("x" * 600 + "\ud800") == "x" * 500  # cut, and storable UTF-8
     assert scrubbed("abc\ud800") == "abc\ufffd"
+
+
+def test_short_lived_tokens_are_masked_while_they_are_among_the_newest() -> None:
+    """Minted access tokens are masked like any secret, but only the newest 64 are kept: a
+    daemon minting one an hour for months must not scan thousands on every log line."""
+    from listener.core import log
+
+    tokens = [f"minted-access-token-{i:04d}-xyz" for i in range(70)]
+    for token in tokens:
+        log.register_short_lived_secret(token)
+    assert log.redact(f"Bearer {tokens[-1]}") == "Bearer ***"
+    assert log.redact(f"Bearer {tokens[6]}") == "Bearer ***"
+    assert log.redact(f"Bearer {tokens[5]}") == f"Bearer {tokens[5]}"  # expired long ago
+    assert len(log._SHORT_LIVED) == 64

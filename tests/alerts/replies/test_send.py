@@ -215,3 +215,17 @@ def test_a_worker_killed_mid_send_leaves_one_status(tmp_path: Path, fake: FakeMa
     assert len(fake.posted()) == 1 and len(fake.requests_to("/api/v1/statuses")) == 1
     assert db.execute("SELECT status FROM post_status").fetchone()[0] == "replied"
     db.close()
+
+
+def test_a_reply_withdrawn_while_being_sent_stays_withdrawn(any_db: Db,
+                                                            fake: FakeMastodon) -> None:
+    """Forgetting a person cancels their post's unsent replies, even one being sent; if that
+    send then fails, the failure must not make the reply pending again."""
+    reply_id = write(any_db, stored_post(any_db, fake))
+    before = replies.begin(any_db, reply_id, NOW)
+    assert before is not None
+    any_db.execute("UPDATE replies SET status = 'cancelled' WHERE id = ?", [reply_id])
+    replies.record_failure(any_db, before, NOW, "timed out", NOW + timedelta(minutes=1))
+    after = replies.get(any_db, reply_id)
+    assert after is not None and after.status == "cancelled"
+    assert run(any_db, fake, NOW + timedelta(hours=1)).sent == 0 and fake.posted() == []
