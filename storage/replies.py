@@ -95,6 +95,7 @@ def create(db: Db, post_id: int, account: str, platform: str, author: str, text:
     status = AWAITING if needs_approval else PENDING
     stamp = to_iso(now)
     with immediate(db):
+        _refuse_a_repeat(db, post_id, text)
         db.execute("INSERT INTO replies (id, post_id, account, platform, author, text, status,"
                    " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    [reply_id, post_id, account, platform, author, text, status, stamp, stamp])
@@ -103,6 +104,18 @@ def create(db: Db, post_id: int, account: str, platform: str, author: str, text:
     found = get(db, reply_id)
     assert found is not None
     return found
+
+
+def _refuse_a_repeat(db: Db, post_id: int, text: str) -> None:
+    """The same text to the same post twice is a double click, not a conversation — and on
+    platforms without idempotency keys (Reddit, X) two identical replies could not be told
+    apart when looking whether an attempt got there."""
+    row = db.execute("SELECT status FROM replies WHERE post_id = ? AND text = ?"
+                     " AND status NOT IN (?, ?) LIMIT 1",
+                     [post_id, text, REJECTED, CANCELLED]).fetchone()
+    if row is not None:
+        hint = " — send it again from the post page" if row[0] == FAILED else ""
+        raise ReplyError(f"this reply was already written for this post ({row[0]}){hint}")
 
 
 def _decide(db: Db, reply_id: str, to: str, by: str, now: datetime, action: str,

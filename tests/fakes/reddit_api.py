@@ -28,21 +28,46 @@ What it serves (shapes from Reddit's API reference, www.reddit.com/dev/api, "lis
   quotes and parentheses ignored). Over-matching is fine: the source's caller filters locally;
 - every API answer carries ``x-ratelimit-used/-remaining/-reset`` (reset in seconds);
 - :meth:`enqueue` scripts the next API answers (any status, JSON or raw body, headers, delay).
+
+Writing as a user (the reply writer), reference: www.reddit.com/dev/api#POST_api_comment:
+
+- the token endpoint also grants user tokens: ``grant_type=password`` (a "script" app: the
+  account's ``username`` and ``password``) and ``grant_type=refresh_token``; the token carries
+  :attr:`FakeReddit.scopes` (``{"*"}``: every scope, as a script app gets);
+- ``POST /api/comment`` (form ``thing_id``, ``text``, ``api_type=json``) needs the ``submit``
+  scope (else 403 with ``www-authenticate: Bearer realm="reddit", error="insufficient_scope"``)
+  and answers ``{"json": {"errors": [], "data": {"things": [{"kind": "t1", "data": {...}}]}}}``.
+  Refusals come as Reddit sends them, HTTP 200 with ``json.errors`` ``[[code, message, field]]``:
+  ``NO_THING_ID`` (no such thing), ``DELETED_COMMENT`` / ``DELETED_LINK`` (:meth:`delete`),
+  ``THREAD_LOCKED`` (``locked``), ``TOO_OLD`` (``archived``), ``NO_TEXT``, ``TOO_LONG`` (over
+  10,000 characters); the spam limit is ``RATELIMIT`` (:func:`ratelimit_error`, to enqueue).
+  Reddit has no duplicate check for comments: the same text twice makes two comments;
+- ``GET /user/{name}/comments`` (``sort=new``, ``limit``, ``after``) needs ``history``: the
+  account's comments, newest first, ``raw_json=1`` bodies;
+- :attr:`FakeReddit.comments` holds the comments created, oldest first.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from tests.fakes.base import FakeHTTPServer, RecordedRequest
 
+USERNAME = "acme_support"
+PASSWORD = "reddit-account-pa55word"
+REFRESH_TOKEN = "fake-refresh-token-7777777777"
+USER_TOKEN = "fake-user-access-token-4242424242"
 CLIENT_ID = "fake-client-id-123"
 CLIENT_SECRET = "fAkE-cLiEnT-sEcReT-9f8e7d6c"
 ACCESS_TOKEN = "fake-access-token-0123456789"
 TOKEN_PATH = "/api/v1/access_token"
+_USER_COMMENTS = re.compile(r"^/user/(?P<name>[A-Za-z0-9_-]+)/comments/?$")
+_COMMENT_PATHS = ("/api/comment", "/api/comment/")
+MAX_COMMENT = 10_000
 _PATH = re.compile(r"^/(?:r/(?P<subs>[A-Za-z0-9_+]+)/)?(?P<what>search|new|comments)/?$")
 _OPERATORS = {"AND", "OR", "NOT"}
 
@@ -90,6 +115,17 @@ def listing(children: list[dict[str, Any]], after: str | None = None) -> dict[st
                                         "children": children}}
 
 
+def ratelimit_error(minutes: int = 9) -> dict[str, Any]:
+    """The answer Reddit gives an account that comments too often (HTTP 200)."""
+    message = (f"Looks like you've been doing that a lot. Take a break for {minutes} minutes "
+               "before trying again.")
+    return {"json": {"errors": [["RATELIMIT", message, "ratelimit"]]}}
+
+
+def _api_errors(*errors: tuple[str, str, str]) -> dict[str, Any]:
+    return {"json": {"errors": [list(e) for e in errors]}}
+
+
 def _slug(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")[:50] or "post"
 
@@ -110,9 +146,13 @@ class FakeReddit(FakeHTTPServer):
 
     def __init__(
         self, *, client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET,
-        page_size: int = 100, listing_cap: int = 1000,
+        page_size: int = 100, listing_cap: int = 1000, username: str = USERNAME,
+        password: str = PASSWORD, refresh_token: str = REFRESH_TOKEN,
     ) -> None:
         self.client_id, self.client_secret = client_id, client_secret
+        self.username, self.password, self.refresh_token = username, password, refresh_token
+        self.scopes: set[str] = {"*"}  # what a user token may do
+        self.comments: list[dict[str, Any]] = []  # created through /api/comment, oldest first
         self.page_size, self.listing_cap = page_size, listing_cap
         self.ratelimit = {"x-ratelimit-used": "1", "x-ratelimit-remaining": "599.0",
                           "x-ratelimit-reset": "300"}
@@ -136,6 +176,17 @@ class FakeReddit(FakeHTTPServer):
             for _ in range(times):
                 self._script.append(Scripted(status, body, dict(headers or {}), delay))
 
+    def delete(self, fullname: str) -> None:
+        """The thing is deleted by its author: replies are refused, listings show [deleted]."""
+        with self._lock:
+            data = self._things[fullname]["data"]
+            data["author"] = "[deleted]"
+            data["selftext" if fullname.startswith("t3_") else "body"] = "[deleted]"
+            data["_deleted"] = True
+
+    def requests_to(self, path: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.rstrip("/") == path.rstrip("/")]
+
     @property
     def api_requests(self) -> list[RecordedRequest]:
         """Requests other than token requests."""
@@ -153,6 +204,12 @@ class FakeReddit(FakeHTTPServer):
             self._record(request)
             if path == TOKEN_PATH:
                 return self._token(method, lowered, form)
+            if lowered.get("authorization") == f"bearer {USER_TOKEN}":
+                if self._script:
+                    scripted = self._script.popleft()
+                    return Scripted(scripted.status, scripted.body,
+                                    {**self.ratelimit, **scripted.headers}, scripted.delay)
+                return self._as_user(method, path, query, form)
             if lowered.get("authorization") != f"bearer {ACCESS_TOKEN}":
                 return Scripted(401, {"message": "Unauthorized", "error": 401}, {
                     "www-authenticate": 'Bearer realm="reddit", error="invalid_token"'})
@@ -166,10 +223,81 @@ class FakeReddit(FakeHTTPServer):
         expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
         if method != "POST" or headers.get("authorization") != f"Basic {expected}":
             return Scripted(401, {"message": "Unauthorized", "error": 401})
-        if form.get("grant_type") != "client_credentials":
+        grant = form.get("grant_type")
+        if grant in ("password", "refresh_token"):
+            if grant == "password" and (form.get("username"), form.get("password")) != (
+                    self.username, self.password) or grant == "refresh_token" and form.get(
+                    "refresh_token") != self.refresh_token:
+                return Scripted(200, {"error": "invalid_grant"})
+            return Scripted(200, {"access_token": USER_TOKEN, "token_type": "bearer",
+                                  "expires_in": 86400, "scope": " ".join(sorted(self.scopes))})
+        if grant != "client_credentials":
             return Scripted(200, {"error": "unsupported_grant_type"})
         return Scripted(200, {"access_token": ACCESS_TOKEN, "token_type": "bearer",
                               "expires_in": 86400, "scope": "*"})
+
+    # -- as the logged-in account (the reply writer) ---------------------------------------
+
+    def _as_user(self, method: str, path: str, query: dict[str, str],
+                 form: dict[str, str]) -> Scripted:
+        if method == "POST" and path in _COMMENT_PATHS:
+            return self._scoped("submit") or self._comment(form)
+        match = _USER_COMMENTS.match(path)
+        if method == "GET" and match is not None:
+            return self._scoped("history") or self._user_comments(match["name"], query)
+        return Scripted(404, {"message": "Not Found", "error": 404}, dict(self.ratelimit))
+
+    def _scoped(self, scope: str) -> Scripted | None:
+        """403 insufficient_scope when the token lacks ``scope``; None when it has it."""
+        if "*" in self.scopes or scope in self.scopes:
+            return None
+        return Scripted(403, {"message": "Forbidden", "error": 403}, {
+            **self.ratelimit,
+            "www-authenticate": 'Bearer realm="reddit", error="insufficient_scope"'})
+
+    def _comment(self, form: dict[str, str]) -> Scripted:
+        ok = dict(self.ratelimit)
+        parent = self._things.get(form.get("thing_id", ""))
+        text = form.get("text", "")
+        if parent is None:
+            return Scripted(200, _api_errors(("NO_THING_ID", "id not specified", "parent")), ok)
+        data = parent["data"]
+        if data.get("_deleted"):
+            code, what = ("DELETED_LINK", "the link you are commenting on has been deleted") \
+                if parent["kind"] == "t3" else ("DELETED_COMMENT", "that comment has been deleted")
+            return Scripted(200, _api_errors((code, what, "parent")), ok)
+        if data.get("locked"):
+            return Scripted(200, _api_errors(("THREAD_LOCKED", "Comments are locked.",
+                                              "parent")), ok)
+        if data.get("archived"):
+            return Scripted(200, _api_errors(("TOO_OLD", "that's a piece of history now; it's "
+                                              "too late to reply to it", "parent")), ok)
+        if not text.strip():
+            return Scripted(200, _api_errors(("NO_TEXT", "we need something here", "text")), ok)
+        if len(text) > MAX_COMMENT:
+            return Scripted(200, _api_errors(("TOO_LONG", f"this is too long (max: "
+                                              f"{MAX_COMMENT})", "text")), ok)
+        link = parent["data"]["name"] if parent["kind"] == "t3" else data["link_id"]
+        thing = comment(f"r{len(self.comments) + 1:05d}", data["subreddit"], text,
+                        created_utc=time.time(), link_id=link, author=self.username,
+                        parent_id=data["name"], body_html=f"<div class=\"md\"><p>{text}</p></div>",
+                        link_title=data.get("title") or data.get("link_title", "a thread"))
+        self._things[thing["data"]["name"]] = thing
+        self.comments.append(thing)
+        return Scripted(200, {"json": {"errors": [], "data": {"things": [thing]}}}, ok)
+
+    def _user_comments(self, name: str, query: dict[str, str]) -> Scripted:
+        mine = [t for t in self._things.values()
+                if t["kind"] == "t1" and t["data"].get("author") == name]
+        mine.sort(key=lambda t: (t["data"]["created_utc"], t["data"]["name"]), reverse=True)
+        start = 0
+        if query.get("after"):
+            names = [t["data"]["name"] for t in mine]
+            start = names.index(query["after"]) + 1 if query["after"] in names else len(mine)
+        limit = min(int(query.get("limit") or 25), 100, self.page_size)
+        page = mine[start:start + limit]
+        after = page[-1]["data"]["name"] if page and start + limit < len(mine) else None
+        return Scripted(200, listing(page, after), dict(self.ratelimit))
 
     def _listing(self, method: str, path: str, query: dict[str, str]) -> Scripted:
         match = _PATH.match(path)

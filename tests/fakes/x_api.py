@@ -31,11 +31,36 @@ What it serves (shapes from the X API v2 reference, "GET /2/tweets/search/recent
 - a wrong bearer token gets 401, other paths 404, a missing query 400; every answer carries
   ``x-rate-limit-limit/-remaining/-reset`` (epoch seconds: :attr:`FakeXApi.reset_at`);
 - :meth:`enqueue` scripts the next answers (any status, raw or JSON body, headers, a delay).
+
+Writing as the brand's account (the reply writer; OAuth 1.0a user context: an ``OAuth``
+Authorization header naming :attr:`FakeXApi.consumer_key` and :attr:`FakeXApi.access_token`,
+whose signature is not checked), shapes from "POST /2/tweets" and "GET /2/users/:id/tweets":
+
+- ``POST /2/tweets`` ``{"text", "reply": {"in_reply_to_tweet_id"}}`` → 201 ``{"data": {"id",
+  "text", "edit_history_tweet_ids"}}``. Refusals as X words them, each a problem object
+  ``{"title", "detail", "type", "status"}``: 403 ``oauth1-permissions`` when the app may not
+  write (``write_access = False``: a read-only app, or tokens made before it got "Read and
+  write"); 403 "You attempted to reply to a Tweet that is deleted or not visible to you." for a
+  post that is gone (X answers 403, not 404); 403 "Reply to this conversation is not allowed…"
+  when the post's ``reply_settings`` shut us out; 403 "You are not allowed to create a Tweet
+  with duplicate content." when the account already posted this very text; 400 for a text over
+  280 characters. Every answer carries ``x-rate-limit-*`` and, on creates, the per-user
+  ``x-user-limit-24hour-limit/-remaining/-reset``.
+- what X stores of a reply is what lookups show: the text with the replied-to author's
+  ``@username`` in front, ``& < >`` escaped and links as ``https://t.co/…``; ``author_id`` is
+  the account, ``referenced_tweets`` ``[{"type": "replied_to", "id"}]``, ``in_reply_to_user_id``
+  and the parent's ``conversation_id``;
+- ``GET /2/users/:id/tweets`` (``since_id``, ``max_results``, ``pagination_token``,
+  ``tweet.fields``, ``exclude``): the user's posts newest first; ``GET /2/users/me``;
+- :attr:`FakeXApi.created` holds the posts created, oldest first.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import re
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +69,20 @@ from tests.fakes.base import FakeHTTPServer, RecordedRequest, ScriptedResponse
 
 TOKEN = "AAAAAAAAAAAAAAAAAAAAAFakeBearer%2FToken0123456789abcdefXYZ"
 SEARCH_PATH = "/2/tweets/search/recent"
+TWEETS_PATH = "/2/tweets"
+ME_PATH = "/2/users/me"
+USER_ID = "1512345678901234567"
+USERNAME = "acme_support"
+CONSUMER_KEY = "fakeConsumerKey0123456789"
+CONSUMER_SECRET = "fakeConsumerSecret0123456789abcdefghijklmnopq"
+ACCESS_TOKEN = f"{USER_ID}-fakeAccessToken0123456789abcdef"
+ACCESS_TOKEN_SECRET = "fakeAccessTokenSecret0123456789abcdefghijk"
+DUPLICATE = "You are not allowed to create a Tweet with duplicate content."
+NOT_VISIBLE = "You attempted to reply to a Tweet that is deleted or not visible to you."
+REPLY_LIMITED = ("Reply to this conversation is not allowed because you have not been mentioned "
+                 "or otherwise engaged by the author of the post you are replying to.")
+_TIMELINE = re.compile(r"^/2/users/(?P<id>[0-9]{1,20})/tweets$")
+_LINK = re.compile(r"https?://\S+")
 
 
 @dataclass
@@ -60,6 +99,7 @@ class FakeTweet:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self, fields: set[str]) -> dict[str, Any]:
+        shown = {k: v for k, v in self.extra.items() if not k.startswith("_")}
         item: dict[str, Any] = {"id": self.id, "text": self.text,
                                 "edit_history_tweet_ids": [self.id]}
         optional = {
@@ -67,7 +107,7 @@ class FakeTweet:
             "conversation_id": self.id, "referenced_tweets": self.referenced_tweets,
             "public_metrics": {"retweet_count": 0, "reply_count": 0, "like_count": 3,
                                "quote_count": 0, "bookmark_count": 0, "impression_count": 40},
-            **self.extra,
+            **shown,
         }
         item.update({k: v for k, v in optional.items() if k in fields and v is not None})
         return item
@@ -86,6 +126,10 @@ class FakeXApi(FakeHTTPServer):
         super().__init__()
         self._tweets: dict[str, FakeTweet] = {}
         self._users: dict[str, dict[str, Any]] = {}
+        self.consumer_key, self.access_token = CONSUMER_KEY, ACCESS_TOKEN
+        self.user_id, self.username = USER_ID, USERNAME
+        self.write_access = True  # False: the app's tokens are read-only
+        self.created: list[FakeTweet] = []  # posts created through POST /2/tweets
         self._tokens: dict[str, int] = {}  # next_token -> exclusive upper bound on ids
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -142,8 +186,85 @@ class FakeXApi(FakeHTTPServer):
                 scripted = self._script.popleft()
                 return ScriptedResponse(scripted.status, scripted.body,
                                         {**limits, **scripted.headers}, scripted.delay)
-            status, body = self._route(method, path, params, lowered)
+            if lowered.get("authorization", "").startswith("OAuth "):
+                status, body = self._as_user(method, path, params, lowered, request.json)
+                if method == "POST" and path == TWEETS_PATH:
+                    limits.update({"x-user-limit-24hour-limit": "17",
+                                   "x-user-limit-24hour-remaining": "16",
+                                   "x-user-limit-24hour-reset": str(self.reset_at + 86400)})
+            else:
+                status, body = self._route(method, path, params, lowered)
         return ScriptedResponse(status, json.dumps(body), limits)
+
+    # -- as the brand's account (the reply writer) ------------------------------------------
+
+    def _as_user(
+        self, method: str, path: str, params: dict[str, str], headers: dict[str, str],
+        data: Any,
+    ) -> tuple[int, dict[str, Any]]:
+        auth = headers["authorization"]
+        if f'oauth_consumer_key="{self.consumer_key}"' not in auth or \
+                f'oauth_token="{self.access_token}"' not in auth or "oauth_signature=" not in auth:
+            return 401, {"title": "Unauthorized", "type": "about:blank", "status": 401,
+                         "detail": "Unauthorized"}
+        if method == "POST" and path == TWEETS_PATH:
+            return self._create(data if isinstance(data, dict) else {})
+        if method == "GET" and path == ME_PATH:
+            return 200, {"data": {"id": self.user_id, "name": "Acme Support",
+                                  "username": self.username}}
+        timeline = _TIMELINE.match(path)
+        if method == "GET" and timeline is not None:
+            user = timeline["id"]
+            return self._page(params, lambda t: t.author_id == user and not (
+                "retweets" in params.get("exclude", "") and t.referenced_tweets and any(
+                    r.get("type") == "retweeted" for r in t.referenced_tweets)),
+                params.get("pagination_token"))
+        return 404, {"title": "Not Found Error", "type": "about:blank", "status": 404,
+                     "detail": "Sorry, that page does not exist"}
+
+    def _create(self, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if not self.write_access:
+            return 403, _forbidden("Your client app is not configured with the appropriate "
+                                   "oauth1 app permissions for this endpoint.",
+                                   "https://api.twitter.com/2/problems/oauth1-permissions")
+        text = data.get("text")
+        if not isinstance(text, str) or not text.strip():
+            return 400, _invalid("text", "text must not be empty")
+        if len(text) > 280:
+            return 400, _invalid("text", "Your Tweet text is too long.")
+        reply = data.get("reply") or {}
+        parent = self._tweets.get(str(reply.get("in_reply_to_tweet_id")))
+        if reply and (parent is None or parent.deleted):
+            return 403, _forbidden(NOT_VISIBLE)
+        if parent is not None and parent.extra.get("reply_settings", "everyone") != "everyone" \
+                and self.user_id not in parent.mentions:
+            return 403, _forbidden(REPLY_LIMITED)
+        stored = _as_stored(text)
+        if any(t.author_id == self.user_id and _as_stored(t.extra["_sent"]) == stored
+               for t in self.created):
+            return 403, _forbidden(DUPLICATE)
+        tweet_id = self._snowflake()
+        extra: dict[str, Any] = {"_sent": text}
+        shown = stored
+        if parent is not None:
+            author = self._users.get(str(parent.author_id), {}).get("username")
+            shown = f"@{author} {stored}" if author else stored
+            extra.update(conversation_id=parent.extra.get("conversation_id", parent.id),
+                         in_reply_to_user_id=parent.author_id)
+        tweet = FakeTweet(
+            tweet_id, shown, self.user_id, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            referenced_tweets=[{"type": "replied_to", "id": parent.id}] if parent else None,
+            extra=extra,
+        )
+        self._tweets[tweet_id] = tweet
+        self.created.append(tweet)
+        return 201, {"data": {"id": tweet_id, "text": text, "edit_history_tweet_ids": [tweet_id]}}
+
+    def _snowflake(self) -> str:
+        """A new id, later than any post so far (X's ids grow with time)."""
+        now = (int(time.time() * 1000) - 1288834974657) << 22
+        newest = max((int(t) for t in self._tweets), default=0)
+        return str(max(now, newest + 1))
 
     def _route(
         self, method: str, path: str, params: dict[str, str], headers: dict[str, str]
@@ -234,3 +355,12 @@ def _not_found(tweet_id: str) -> dict[str, Any]:
             "title": "Not Found Error", "resource_type": "tweet", "parameter": "id",
             "resource_id": tweet_id,
             "type": "https://api.twitter.com/2/problems/resource-not-found"}
+
+
+def _forbidden(detail: str, kind: str = "about:blank") -> dict[str, Any]:
+    return {"title": "Forbidden", "type": kind, "status": 403, "detail": detail}
+
+
+def _as_stored(text: str) -> str:
+    """A post's text as X keeps and shows it: ``& < >`` escaped, links shortened to t.co."""
+    return _LINK.sub("https://t.co/AbCdEfGhIj", html.escape(text, quote=False))

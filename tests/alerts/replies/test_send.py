@@ -101,7 +101,8 @@ def test_a_reply_waits_for_approval_and_a_rejected_one_is_never_sent(
     any_db: Db, fake: FakeMastodon
 ) -> None:
     post_id = stored_post(any_db, fake)
-    held, refused = write(any_db, post_id, approval=True), write(any_db, post_id, approval=True)
+    held = write(any_db, post_id, approval=True)
+    refused = write(any_db, post_id, approval=True, text="Sorry!!! 😡 it's your fault")
     assert run(any_db, fake, NOW).sent == 0 and fake.posted() == []
     assert {r.id for r in replies.awaiting_approval(any_db)} == {held, refused}
     replies.approve(any_db, held, "boss", NOW)
@@ -229,3 +230,12 @@ def test_a_reply_withdrawn_while_being_sent_stays_withdrawn(any_db: Db,
     after = replies.get(any_db, reply_id)
     assert after is not None and after.status == "cancelled"
     assert run(any_db, fake, NOW + timedelta(hours=1)).sent == 0 and fake.posted() == []
+
+
+def test_the_same_reply_to_the_same_post_twice_is_refused(any_db: Db, fake: FakeMastodon) -> None:
+    post_id = stored_post(any_db, fake)
+    first = write(any_db, post_id, text="We're on it!")
+    with pytest.raises(replies.ReplyError, match="already written"):
+        write(any_db, post_id, text="  We're on it!  ")
+    replies.cancel(any_db, first, "ann.agent", NOW)
+    write(any_db, post_id, text="We're on it!")  # the first was withdrawn: fine again
