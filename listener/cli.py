@@ -19,6 +19,7 @@ from listener.commands import (
     alerts,
     checks,
     database,
+    privacy,
     run,
     scoring,
     sources,
@@ -56,6 +57,7 @@ for _command in (
     scoring.score, scoring.eval_command,
     training.train,
     users.users,
+    privacy.forget,
     serve,
 ):
     cli.add_command(_command)

@@ -49,6 +49,10 @@ class StorageSettings(_Strict):
         None, description='PostgreSQL instead of the SQLite file: postgresql://user@host/db '
         '(the password through {"$env": NAME} or a libpq password file); many workers may share '
         "it (README: Scaling out)")
+    retention_days: int | None = Field(
+        None, ge=1, description="erase the text, author and links of posts older than this "
+        "many days, once a day, keeping their counts (README: Personal data); leave it out to "
+        "keep posts for ever")
 
     @field_validator("url")
     @classmethod
@@ -183,6 +187,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# headers that mean something else: a proxy never names the person in these
+_NOT_SSO_HEADERS = frozenset({"authorization", "cookie", "host", "x-forwarded-for",
+                              "x-forwarded-proto", "x-forwarded-host", "content-type",
+                              "content-length", "forwarded"})
+
+
 class ServeSettings(_Strict):
     host: str = Field("127.0.0.1", description="address `listener serve` binds; anything but "
                       "loopback needs a token")
@@ -206,6 +216,16 @@ class ServeSettings(_Strict):
         "Secure cookies over https)")
     secure_cookies: bool = Field(False, description="always mark the dashboard's cookies "
                                  "Secure (TLS ends in front of it)")
+    sso_header: str | None = Field(
+        None, description="single sign-on: the header a trusted reverse proxy names the person "
+        "in (X-Forwarded-User, X-Auth-Request-Email); believed only from sso_proxies")
+    sso_proxies: list[str] = Field(
+        default_factory=list, validate_default=True, description="addresses or networks of "
+        "the proxies allowed to send sso_header (the direct peer, not X-Forwarded-For); "
+        "required with sso_header")
+    sso_default_role: Literal["viewer", "agent"] | None = Field(
+        None, validate_default=True, description="role of a person the proxy names who is not "
+        "a user yet (they become one); default: such a person is refused")
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -226,6 +246,41 @@ class ServeSettings(_Strict):
                 raise ValueError(f"{value!r} is not an IP address or network (127.0.0.1, "
                                  "10.0.0.0/8)") from None
         return values
+
+    @field_validator("sso_header")
+    @classmethod
+    def _sso_header_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", value):
+            raise ValueError(f"{value!r} is not a header name (X-Forwarded-User)")
+        if value.lower() in _NOT_SSO_HEADERS:
+            raise ValueError(f"{value} cannot name the person: use the header your proxy sets "
+                             "for that (X-Forwarded-User, X-Auth-Request-Email)")
+        return value
+
+    @field_validator("sso_proxies")
+    @classmethod
+    def _sso_proxy_networks(cls, values: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("sso_header") and not values:
+            raise ValueError("sso_header is set: list the proxies allowed to send it (addresses "
+                             "or networks, e.g. [127.0.0.1]); from anyone else it is ignored")
+        for value in values:
+            try:
+                network = ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an IP address or network (127.0.0.1, "
+                                 "10.0.0.0/8)") from None
+            if network.prefixlen == 0:
+                raise ValueError(f"{value} is every address: anyone could name themselves")
+        return values
+
+    @field_validator("sso_default_role")
+    @classmethod
+    def _sso_role_needs_sso(cls, role: str | None, info: ValidationInfo) -> str | None:
+        if role is not None and not info.data.get("sso_header"):
+            raise ValueError("sso_default_role needs sso_header (single sign-on)")
+        return role
 
     @property
     def dashboard_url(self) -> str:

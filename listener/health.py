@@ -156,9 +156,11 @@ def stage_targets(config: Config) -> list[tuple[str, str, float]]:
     collect = [("collect", s.name, s.interval) for s in config.sources if s.enabled]
     # the daemon dispatches per destination; run --once records one dispatch run for all
     dispatch = [("dispatch", d.name, every.dispatch_interval) for d in config.destinations]
+    # retention runs once a day where it is configured (storage.retention_days)
+    retention = [("retention", "", 86400.0)] if config.storage.retention_days else []
     return [*collect, ("classify", "", every.classify_interval), ("rules", "", every.rules_interval),
             ("reports", "", every.reports_interval), ("dispatch", "", every.dispatch_interval),
-            *dispatch]
+            *dispatch, *retention]
 
 
 def load_snapshot(config: Config) -> Snapshot:

@@ -47,12 +47,15 @@ from listener.sources.collect import (
 )
 from listener.workers import LEASE_SECONDS, QUIET_AFTER, STAGES, worker_id
 from storage import db as store
-from storage import leases, source_pauses, workers
+from storage import leases, privacy, source_pauses, workers
 from storage.engine import database_errors
 from storage.tx import BUSY_TIMEOUT_MS, connect, immediate
 
 log = logging.getLogger(__name__)
 BEAT_EVERY = 5.0  # seconds between two progress marks of one run (a write each)
+RETENTION_LEASE = "job:retention"  # one worker at a time erases old posts
+RETENTION_CHECK_SECONDS = 3600.0  # how often the daemon asks whether retention is due
+SYSTEM_ACTOR = "system"  # the audit log's name for what the daemon does on its own
 
 
 @dataclass
@@ -284,6 +287,36 @@ class Runtime:
                                   brands=list(self.config.brands), rules=self.config.rules))
 
         return self._stage("reports", "", work, lease="stage:reports")
+
+    def run_retention(self) -> int | None:
+        """Erase the text of posts older than ``storage.retention_days`` (storage.privacy),
+        once a day: the daemon's job checks every hour whether the last complete run (its
+        audit entry) is a day old; on a shared database the ``job:retention`` lease makes one
+        worker do it and the audit entry tells the others it is done. Returns posts erased."""
+        days = self.config.storage.retention_days
+        if days is None:
+            return 0
+        try:  # not due (the usual answer): no run recorded, no lease taken
+            db = self.db()
+            try:
+                if not privacy.retention_due(db, self.clock()):
+                    return 0
+            finally:
+                db.close()
+        except database_errors() as exc:
+            log.debug("retention: cannot read when it last ran (%s); trying the run", exc)
+
+        def work(db: Database) -> int:
+            now = self.clock()
+            if not privacy.retention_due(db, now):  # another worker did it meanwhile
+                return 0
+            erased = privacy.erase_older_than(db, now - timedelta(days=days), now,
+                                              actor=SYSTEM_ACTOR, beat=self.beat,
+                                              stop=self.stop)
+            log.info("retention: erased %d post(s) older than %d days", erased.posts, days)
+            return erased.posts
+
+        return self._stage("retention", "", work, lease=RETENTION_LEASE)
 
     def run_dispatch(self, wait_up_to: float = 0.0, destination: str | None = None
                      ) -> int | None:
@@ -540,4 +573,6 @@ class Runtime:
             ok = self.run_reports() is not None and ok
         if "dispatch" in self.stages:
             ok = self.run_dispatch(self.config.dispatch.once_max_wait) is not None and ok
+        if self.config.storage.retention_days is not None:
+            ok = self.run_retention() is not None and ok
         return ok

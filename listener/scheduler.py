@@ -38,7 +38,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from listener.config import load_config
 from listener.core.errors import ConfigError, ListenerError
-from listener.pipeline import Runtime
+from listener.pipeline import RETENTION_CHECK_SECONDS, Runtime
 from listener.sources.base import Source
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,10 @@ def build_scheduler(runtime: Runtime) -> BlockingScheduler:
         timezone=UTC,
         jobstores={"default": MemoryJobStore()},
         # every job can run at once: sources, classify, rules, reports, the worker's
-        # heartbeat, one dispatch per destination (a slow one must not take another's thread)
+        # heartbeat, retention, one dispatch per destination (a slow one must not take
+        # another's thread)
         executors={"default": ThreadPoolExecutor(
-            max_workers=len(sources) + 4 + max(1, len(runtime.config.destinations)))},
+            max_workers=len(sources) + 5 + max(1, len(runtime.config.destinations)))},
         job_defaults={"coalesce": True, "max_instances": 1},
     )
     add_jobs(scheduler, runtime, sources)
@@ -152,6 +153,8 @@ def add_jobs(scheduler: BaseScheduler, runtime: Runtime, sources: list[Source]) 
         add(f"dispatch:{dest.name}", runtime.run_dispatch, every.dispatch_interval,
             (0.0, dest.name))
     add("worker", runtime.worker_heartbeat, HEARTBEAT_SECONDS)
+    if runtime.config.storage.retention_days is not None:  # runs once a day; asks hourly
+        add("retention", runtime.run_retention, RETENTION_CHECK_SECONDS)
 
 
 def _interval(runtime: Runtime, name: str) -> float:

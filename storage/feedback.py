@@ -15,6 +15,7 @@ from typing import Any
 
 from listener.core.models import to_iso
 from storage.engine import Db
+from storage.privacy import ERASED
 from storage.trends import week_of
 from storage.tx import immediate
 
@@ -119,13 +120,15 @@ def training_rows(db: Db, field: str) -> Iterator[tuple[str, ...]]:
     """Rows of the shared training TSV for ``field`` (sentiment or urgency), newest verdicts only.
 
     The id is ``platform:platform_id`` (stable across databases); white space in the text is
-    folded to one space, as in the shared files, so every line splits on tabs.
+    folded to one space, as in the shared files, so every line splits on tabs. Posts whose
+    text was erased (:mod:`storage.privacy`) are left out: their label has no text to teach.
     """
     sql = (
         "SELECT p.platform, p.platform_id, p.brand, p.text, f.label FROM feedback f"  # noqa: S608
-        f" JOIN posts p ON p.id = f.post_id WHERE f.field = ? AND {_LATEST} ORDER BY f.id"
+        f" JOIN posts p ON p.id = f.post_id WHERE f.field = ? AND {_LATEST} AND p.text <> ?"
+        " ORDER BY f.id"
     )
-    for r in db.query(sql, [field]):
+    for r in db.query(sql, [field, ERASED]):
         text = _SPACE.sub(" ", r["text"]).strip()
         key = _SPACE.sub("_", f"{r['platform']}:{r['platform_id']}")
         if field == "urgency":

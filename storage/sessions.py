@@ -8,6 +8,7 @@ session is good while it exists, has not expired and was not revoked.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from listener.core.models import to_iso
@@ -32,6 +33,20 @@ def is_live(db: Db, digest: str, now: datetime) -> bool:
     row = db.execute("SELECT 1 FROM web_sessions WHERE id = ? AND revoked_at IS NULL"
                      " AND expires_at > ?", [digest, to_iso(now)]).fetchone()
     return row is not None
+
+
+@dataclass(frozen=True)
+class LiveSession:
+    """A session that is still good; ``user_id`` is None for one the shared token started."""
+
+    user_id: int | None
+
+
+def live(db: Db, digest: str, now: datetime) -> LiveSession | None:
+    """The session, when it exists, has not expired by ``now`` and was not revoked."""
+    row = db.execute("SELECT user_id FROM web_sessions WHERE id = ? AND revoked_at IS NULL"
+                     " AND expires_at > ?", [digest, to_iso(now)]).fetchone()
+    return LiveSession(None if row[0] is None else int(row[0])) if row else None
 
 
 def revoke(db: Db, digest: str, now: datetime) -> bool:

@@ -10,8 +10,10 @@ the main group, registers them on it and turns errors into exit statuses.
     scoring     score (posts from stdin), eval (a labelled data set)
     training    train (the default model)
     users       users add, list, disable, enable, set-role, set-password (dashboard people)
+    privacy     forget (erase one person's posts, or posts older than N days now)
     options     what they share: --config, the model options, the logging options after a
-                command, loading the config and taking the run lock as a command does
+                command, loading the config and taking the run lock as a command does, the
+                configured database, and the audit log's name for the command's user
 
 ``listener serve`` lives with the dashboard (:mod:`listener.web.serve`).
 

@@ -8,6 +8,8 @@ instead of from each other.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +20,7 @@ from listener.core.log import setup_logging
 
 if TYPE_CHECKING:
     from listener.lock import RunLock
+    from storage.engine import Db
 
 DEFAULT_CONFIG = "config.yaml"
 LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -102,3 +105,28 @@ def take_lock(config: Config) -> RunLock | None:
     except LockHeld as exc:
         click.echo(f"skipped: {exc}", err=True)
         raise click.exceptions.Exit(EXIT_LOCKED) from None
+
+
+def cli_actor() -> str:
+    """``cli:<os user>``: the audit log's name for whoever ran the command."""
+    import getpass
+    import os
+
+    try:
+        who = getpass.getuser()
+    except (OSError, KeyError):  # no login name in the environment nor in the password file
+        who = f"uid-{os.getuid()}"
+    return f"cli:{who}"
+
+
+@contextmanager
+def configured_database(config_path: str) -> Iterator[Db]:
+    """The configured database, migrated (a command may be the first to need a new table),
+    closed afterwards."""
+    from storage.db import open_db
+
+    conn = open_db(load_for_command(config_path).database)
+    try:
+        yield conn
+    finally:
+        conn.close()

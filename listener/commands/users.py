@@ -14,19 +14,17 @@ Thin: the work is in :mod:`storage.users`, :mod:`storage.audit` and
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 import click
 
-from listener.commands.options import config_option, load_for_command
+from listener.commands.options import cli_actor, config_option, configured_database
 from listener.core.errors import ConfigError
 from listener.core.models import utcnow
 from listener.core.passwords import check_strength, hash_password
@@ -50,27 +48,6 @@ no_password_option = click.option(
 @click.group()
 def users() -> None:
     """Dashboard users and their roles: admin, agent, viewer."""
-
-
-def cli_actor() -> str:
-    """``cli:<os user>``: the audit log's name for whoever ran the command."""
-    try:
-        who = getpass.getuser()
-    except (OSError, KeyError):  # no login name in the environment nor in the password file
-        who = f"uid-{os.getuid()}"
-    return f"cli:{who}"
-
-
-@contextmanager
-def _database(config_path: str) -> Iterator[Db]:
-    """The configured database, migrated (the users table may be new), closed afterwards."""
-    from storage.db import open_db
-
-    conn = open_db(load_for_command(config_path).database)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def _existing(db: Db, name: str) -> User:
@@ -139,7 +116,7 @@ def add(config_path: str, name: str, role: str, password_env: str | None,
         no_password: bool) -> None:
     """Add a user. NAME is the login name (any case; stored lower-case)."""
     name = people.normalize_name(name)
-    with _database(config_path) as db:
+    with configured_database(config_path) as db:
         if people.get(db, name) is not None:  # say so before asking for a password
             raise UserError(f"a user named {name!r} exists already")
         digest = _new_hash(name, password_env, no_password)
@@ -157,7 +134,7 @@ def add(config_path: str, name: str, role: str, password_env: str | None,
 def list_users(config_path: str, as_json: bool) -> None:
     """List everyone. Enabled first: role, whether they have a password, when they were
     added, last logged in and were disabled."""
-    with _database(config_path) as db:
+    with configured_database(config_path) as db:
         everyone = people.everyone(db)
     if as_json:
         click.echo(json.dumps([asdict(u) | {"active": u.active} for u in everyone], indent=2))
@@ -176,7 +153,7 @@ def list_users(config_path: str, as_json: bool) -> None:
 def disable(config_path: str, name: str) -> None:
     """Stop NAME logging in. Their open dashboard sessions end; their row and history stay
     (`enable` lets them in again). The last enabled admin cannot be disabled."""
-    with _database(config_path) as db:
+    with configured_database(config_path) as db:
         now = utcnow()
         with immediate(db):
             if not (found := _existing(db, name)).active:
@@ -192,7 +169,7 @@ def disable(config_path: str, name: str) -> None:
 @click.argument("name")
 def enable(config_path: str, name: str) -> None:
     """Let NAME log in again, with the role and password they had before."""
-    with _database(config_path) as db:
+    with configured_database(config_path) as db:
         now = utcnow()
         with immediate(db):
             if (found := _existing(db, name)).active:
@@ -211,7 +188,7 @@ def set_role(config_path: str, name: str, role: str) -> None:
     """Give NAME another ROLE: admin, agent or viewer.
 
     The last enabled admin stays one: make someone else admin first."""
-    with _database(config_path) as db:
+    with configured_database(config_path) as db:
         now = utcnow()
         with immediate(db):
             before = _existing(db, name)
@@ -231,7 +208,7 @@ def set_role(config_path: str, name: str, role: str) -> None:
 def set_password(config_path: str, name: str, password_env: str | None,
                  no_password: bool) -> None:
     """Set NAME's password. --no-password removes it (single sign-on only)."""
-    with _database(config_path) as db:
+    with configured_database(config_path) as db:
         user = _existing(db, name)  # before asking for a password
         digest = _new_hash(user.name, password_env, no_password)
         now = utcnow()

@@ -6,11 +6,13 @@ from typing import Any
 
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
 
+from listener.web import auditing
 from listener.web.context import get_db, now
 from listener.web.export import EXPORT_LIMIT, csv_response, json_response
 from listener.web.params import MAX_TEXT, parse_page
 from listener.web.security import safe_next
 from storage import alert_log, outbox
+from storage.tx import immediate
 
 bp = Blueprint("alerts", __name__)
 PAGE_SIZE = 100
@@ -64,8 +66,10 @@ def export(fmt: str) -> Any:
 @bp.post("/alerts/<alert_id>/retry")
 def retry(alert_id: str) -> Any:
     """Put one parked (failed) alert back in the queue; dispatch sends it on its next run."""
-    count = outbox.requeue_failed(get_db(), now(), [alert_id])
-    if not count:
-        abort(409, "That alert is not parked as failed (it may have been retried already).")
+    db = get_db()
+    with immediate(db):
+        if not outbox.requeue_failed(db, now(), [alert_id]):
+            abort(409, "That alert is not parked as failed (it may have been retried already).")
+        auditing.record("alert.retry", target=f"alert:{alert_id}")
     target = url_for("alerts.page", requeued=alert_id[:12])
     return redirect(safe_next(request.form.get("next"), target), code=303)

@@ -1,6 +1,9 @@
 """The dashboard's Flask application: one factory, one blueprint per page group.
 
-Templates autoescape everything; nothing untrusted is ever marked safe.
+Every request passes the same guards, in this order: the Host check, who is there
+(``listener.web.identity``), what their role allows (``listener.web.roles``), the CSRF token
+(``listener.web.security``). Templates autoescape everything; nothing untrusted is ever
+marked safe.
 """
 
 from __future__ import annotations
@@ -10,9 +13,12 @@ from typing import Any
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from listener.web import security
-from listener.web.context import WebSettings, close_db
+from listener.web import identity, roles, security
+from listener.web.context import WebSettings, close_db, who
+from listener.web.hosts import check_host
 from listener.web.params import RowIdConverter, http_url, short_time
+from listener.web.proxy import TrustedProxies
+from listener.web.throttle import Cooldown, Throttle
 from storage.db import open_db
 
 __all__ = ["WebSettings", "create_app"]
@@ -30,14 +36,25 @@ def create_app(config: WebSettings) -> Flask:
         http_url=http_url, change=_change, points=_points,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    security.install(app)
-    from listener.web import alerts, feedback, overview, posts, queue
+    _guard(app, config)
+    from listener.web import admin, alerts, feedback, login, overview, posts, queue
 
-    for module in (overview, queue, posts, alerts, feedback):
+    for module in (login, overview, queue, posts, alerts, feedback, admin):
         app.register_blueprint(module.bp)
     app.teardown_appcontext(close_db)
     app.register_error_handler(HTTPException, _http_error)
     return app
+
+
+def _guard(app: Flask, config: WebSettings) -> None:
+    """The checks every request passes, in order, and what templates need of them."""
+    app.wsgi_app = TrustedProxies(app.wsgi_app, config.trusted_proxies)  # type: ignore[method-assign]
+    app.extensions["listener_throttle"] = Throttle()
+    app.extensions["listener_cooldown"] = Cooldown()
+    for check in (check_host, identity.authenticate, roles.check, security.check_csrf):
+        app.before_request(check)
+    app.after_request(security.headers)
+    app.jinja_env.globals.update(csrf_token=security.csrf_token, who=who, can=roles.can)
 
 
 def _pct(value: float | None, digits: int = 1) -> str:

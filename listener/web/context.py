@@ -1,4 +1,5 @@
-"""What every request handler needs: the settings, this request's database, the clock."""
+"""What every request handler needs: the settings, this request's database, the clock, and who
+is there (:class:`Who`, set by :mod:`listener.web.identity` before any view runs)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ class WebSettings:
     ``allowed_hosts``: Host names served besides loopback ones (lower case, no port);
     ``trusted_proxies``: peers whose X-Forwarded-For/-Proto are believed; ``secure_cookies``:
     mark cookies Secure whatever the request's scheme (TLS ends at a proxy we do not trust).
+    ``sso_header``: the header a single-sign-on proxy names the person in, believed only from
+    a direct peer in ``sso_proxies``; ``sso_default_role``: the role of a person it names who
+    is not a user yet (None: such a person is refused).
     """
 
     database: Path
@@ -34,6 +38,31 @@ class WebSettings:
     allowed_hosts: frozenset[str] = frozenset()
     trusted_proxies: tuple[Network, ...] = ()
     secure_cookies: bool = False
+    sso_header: str | None = None
+    sso_proxies: tuple[Network, ...] = ()
+    sso_default_role: str | None = None
+
+
+ROLE_RANK = {"viewer": 0, "agent": 1, "admin": 2}  # storage.users.ROLES, least to most
+
+
+@dataclass(frozen=True)
+class Who:
+    """Who makes this request: ``actor`` is what the audit log and ``post_status.by`` say (a
+    user's name, ``token`` for the shared token, ``local`` with no log-in at all); ``via`` is
+    how they proved it (local, api, session, sso); ``user_id`` is None but for named users."""
+
+    actor: str
+    role: str
+    via: str
+    user_id: int | None = None
+
+    def can(self, role: str) -> bool:
+        """Whether this person's role is ``role`` or above."""
+        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+
+LOCAL = Who("local", "admin", "local")  # no token and no users: as before people existed
 
 
 def settings() -> WebSettings:
@@ -58,6 +87,13 @@ def now() -> datetime:
     return settings().clock()
 
 
+def who() -> Who | None:
+    """Who this request is from; None before authentication decided (the login page)."""
+    found: Who | None = g.get("who")
+    return found
+
+
 def actor() -> str:
-    """Who made a change, as far as we can tell: the API (bearer token) or the dashboard."""
-    return "api" if g.get("via") == "api" else "dashboard"
+    """The name a change is recorded under: the user's, ``token`` or ``local``."""
+    found = who()
+    return found.actor if found is not None else "anonymous"

@@ -6,10 +6,12 @@ from typing import Any
 
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
 
+from listener.web import auditing
 from listener.web.context import actor, get_db, now
 from listener.web.params import http_url
 from listener.web.security import safe_next
 from storage import feedback, post_record, triage
+from storage.tx import immediate
 
 bp = Blueprint("posts", __name__)
 URGENCY_TEXT = {"complaint": "needs a reply", "not_complaint": "no reply needed"}
@@ -49,8 +51,12 @@ def status(post_id: int) -> Any:
     value = request.form.get("status", "")
     if value not in triage.STATUSES:
         abort(400, f"status must be one of: {', '.join(triage.STATUSES)}")
-    _post(post_id)
-    triage.set_status(get_db(), post_id, value, actor(), now())
+    db = get_db()
+    with immediate(db):  # the change and its audit entry together
+        _post(post_id)
+        before = triage.set_status(db, post_id, value, actor(), now())
+        auditing.record("post.status", target=f"post:{post_id}",
+                        detail={"from": before, "to": value})
     return redirect(safe_next(request.form.get("next"), url_for("posts.page", post_id=post_id)),
                     code=303)
 
@@ -62,7 +68,11 @@ def add_feedback(post_id: int) -> Any:
     if label not in feedback.LABELS.get(field, ()):
         abort(400, "field must be sentiment, urgency or relevance, with one of its labels: "
                    + "; ".join(f"{f}: {', '.join(v)}" for f, v in feedback.LABELS.items()))
-    _post(post_id)
-    feedback.add_feedback(get_db(), post_id, field, label, actor(), now())
+    db = get_db()
+    with immediate(db):
+        _post(post_id)
+        feedback.add_feedback(db, post_id, field, label, actor(), now())
+        auditing.record("post.feedback", target=f"post:{post_id}",
+                        detail={"field": field, "label": label})
     target = url_for("posts.page", post_id=post_id, saved=field)
     return redirect(safe_next(request.form.get("next"), target), code=303)

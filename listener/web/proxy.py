@@ -5,6 +5,10 @@ browser came over https. Behind nginx or Caddy every request comes from the prox
 over plain http; the proxy says who the client was (``X-Forwarded-For``) and how it came
 (``X-Forwarded-Proto``). Anyone can send those headers, so they are believed only from the
 addresses in ``serve.trusted_proxies``; from anyone else they are ignored.
+
+The address the connection really came from is kept in the environ as ``PEER``: single sign-on
+(``listener.web.sso``) believes its header only from that direct peer, never from an address a
+forwarded header named.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 from listener.web.context import Network
 
+PEER = "listener.peer"  # environ key: the direct peer's address, before any rewriting
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -64,9 +69,20 @@ class TrustedProxies:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
+        environ[PEER] = environ.get("REMOTE_ADDR", "")
         if self.proxies and _trusted(environ.get("REMOTE_ADDR", ""), self.proxies):
             https = forwarded_https(environ, self.proxies)
             environ["REMOTE_ADDR"] = client_address(environ, self.proxies)
             if https:
                 environ["wsgi.url_scheme"] = "https"
         return self.app(environ, start_response)
+
+
+def peer_address(environ: dict[str, Any]) -> str:
+    """The address of the connection's other end (a proxy, or the client itself)."""
+    return str(environ.get(PEER, environ.get("REMOTE_ADDR", "")))
+
+
+def in_networks(address: str, networks: tuple[Network, ...]) -> bool:
+    """Whether an address lies in one of the networks (False for anything not an address)."""
+    return _trusted(address, networks)

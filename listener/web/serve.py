@@ -45,6 +45,10 @@ def trusted_networks(settings: ServeSettings) -> tuple[Any, ...]:
     return tuple(ipaddress.ip_network(v, strict=False) for v in settings.trusted_proxies)
 
 
+def sso_networks(settings: ServeSettings) -> tuple[Any, ...]:
+    return tuple(ipaddress.ip_network(v, strict=False) for v in settings.sso_proxies)
+
+
 def make_server(app: Any, host: str, port: int) -> Any:
     """A waitress server bound now (port 0: any free port; see ``.effective_port``)."""
     from waitress.server import create_server
@@ -80,6 +84,8 @@ def serve(config_path: str, host: str | None, port: int | None) -> None:
         database=config.database, token=settings.token, brand_words=brand_words(config),
         allowed_hosts=normalise(host_names(settings, host)),
         trusted_proxies=trusted_networks(settings), secure_cookies=settings.secure_cookies,
+        sso_header=settings.sso_header, sso_proxies=sso_networks(settings),
+        sso_default_role=settings.sso_default_role,
     ))
     server = make_server(app, host, settings.port if port is None else port)
     shown = f"[{host}]" if ":" in host else host

@@ -3,9 +3,12 @@
 The cookie carries a random session id and an HMAC of it under ``serve.token`` (changing the
 token ends every session); the ``web_sessions`` table (migration 008) says whether that id is
 still good: created, expires, revoked. A signed cookie alone would stay valid until it
-expired, after logout too. The table stores the SHA-256 of the id, never the id itself, and a
-``user_id`` that stays NULL for the shared token (named users come later). The rows are
-read and written by :mod:`storage.sessions`; here are the ids, the cookies and the lifetimes.
+expired, after logout too. The table stores the SHA-256 of the id, never the id itself, and
+the ``user_id`` of the person who logged in (NULL for the shared token). The rows are read and
+written by :mod:`storage.sessions`; here are the ids, the cookies and the lifetimes.
+
+With no token configured (people log in by name), :data:`NO_TOKEN_KEY` signs: the signature
+then only turns away malformed cookies early, the id's 256 random bits are what protect it.
 """
 
 from __future__ import annotations
@@ -18,9 +21,16 @@ from datetime import datetime, timedelta
 from sqlite_utils import Database
 
 from storage import sessions as rows
+from storage.sessions import LiveSession
 
 SESSION_MAX_AGE = 7 * 24 * 3600  # seconds a log-in lasts
 KEEP_ENDED = timedelta(days=30)  # ended sessions are deleted this long after they expired
+NO_TOKEN_KEY = "listener-session"  # the signing key when serve.token is not set
+
+
+def signing_key(token: str | None) -> str:
+    """What session cookies are signed with: the token, when there is one."""
+    return token if token is not None else NO_TOKEN_KEY
 
 
 def _digest(session_id: str) -> str:
@@ -55,12 +65,12 @@ def start(db: Database, now: datetime, user_id: int | None = None) -> str:
     return sid
 
 
-def is_valid(db: Database, token: str, value: str, now: datetime) -> bool:
-    """True for a signed cookie whose session exists, has not expired and was not revoked."""
+def live(db: Database, token: str, value: str, now: datetime) -> LiveSession | None:
+    """The session of a signed cookie that is still good (with whose it is); None otherwise."""
     sid = session_id(token, value)
     if sid is None:
-        return False
-    return rows.is_live(db, _digest(sid), now)
+        return None
+    return rows.live(db, _digest(sid), now)
 
 
 def revoke(db: Database, token: str, value: str, now: datetime) -> bool:

@@ -83,3 +83,28 @@ class Throttle:
         """Whether the client has no try left (for a log line when throttling starts)."""
         with self._lock:
             return self._bucket(key, now).tries < 1
+
+
+class Cooldown:
+    """Says yes to a key at most once per ``seconds``: for audit entries and log lines about
+    refused requests, which an attacker could otherwise repeat into a flood. Thread-safe and
+    bounded like :class:`Throttle`."""
+
+    def __init__(self, seconds: float = 60.0, max_keys: int = MAX_CLIENTS) -> None:
+        self.seconds = seconds
+        self.max_keys = max_keys
+        self._last: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def due(self, key: str, now: float) -> bool:
+        """True (and the key's clock restarts) when the key was not let through in the last
+        ``seconds``; False otherwise."""
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and 0 <= now - last < self.seconds:
+                return False
+            self._last.pop(key, None)
+            self._last[key] = now
+            while len(self._last) > self.max_keys:
+                self._last.popitem(last=False)
+            return True

@@ -86,7 +86,7 @@ def test_a_feedback_click_persists_after_reload(page: Any, base_url: str,
     page.goto(f"{base_url}/feedback")
     page.wait_for_selector("#accuracy-chart[data-ready='1']", timeout=CHART_TIMEOUT_MS)
     assert page.inner_text("[data-kpi=sentiment] + .delta") == "26 right of 41 reviewed"
-    assert "sentiment\tneutral\tnegative\tdashboard" in page.inner_text("#recent-feedback")
+    assert "sentiment\tneutral\tnegative\tlocal" in page.inner_text("#recent-feedback")
     screenshot(page, "feedback")
 
 

@@ -59,7 +59,7 @@ class _RecordingRequest(Request):
 def _plain_path_values(ids: Seeded) -> dict[str, str]:
     """A working value for each path variable, to request every route once."""
     return {"post_id": str(ids.top_post), "alert_id": ids.failed_alert, "fmt": "csv",
-            "field": "sentiment", "filename": "app.css"}
+            "field": "sentiment", "filename": "app.css", "name": "nobody"}
 
 
 def _fill(rule: Rule, values: dict[str, str]) -> str:
