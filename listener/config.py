@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from alerts.digest import DigestConfig
 from alerts.incidents import IncidentConfig
+from alerts.replies.base import AccountConfig
+from alerts.replies.registry import writer_class
 from alerts.rules import RuleConfig
 from alerts.sinks import sink_class
 from alerts.sinks.base import SinkConfig
@@ -318,6 +320,29 @@ class BrandSettings(_Strict):
         )
 
 
+class InboxSettings(_Strict):
+    """How the team's queue is worked (issue 18)."""
+
+    first_response_minutes: float = Field(
+        240, gt=0, description="first-response target: a post unanswered for longer is overdue "
+        "(highlighted) and climbs the queue")
+    brand_first_response_minutes: dict[str, float] = Field(
+        default_factory=dict, description="a brand's own target, e.g. {acme: 60}")
+    stale_after_days: float = Field(
+        7, gt=0, description="unanswered posts older than this sink to the bottom of the queue")
+    reply_approval: list[Literal["agent", "admin"]] = Field(
+        default_factory=list, description="roles whose replies wait for an admin's approval "
+        "before they are sent, e.g. [agent]")
+
+    @field_validator("brand_first_response_minutes")
+    @classmethod
+    def _positive(cls, values: dict[str, float]) -> dict[str, float]:
+        for brand, minutes in values.items():
+            if minutes <= 0:
+                raise ValueError(f"{brand}: a target is a number of minutes above 0")
+        return values
+
+
 class _Root(_Strict):
     storage: StorageSettings = StorageSettings()
     classifier: ClassifierSettings = ClassifierSettings()
@@ -333,6 +358,9 @@ class _Root(_Strict):
     digests: list[DigestConfig] = Field(default_factory=list, description="digests")
     incidents: IncidentConfig = IncidentConfig()
     destinations: list[dict[str, Any]] = Field(default_factory=list, description="sinks")
+    inbox: InboxSettings = InboxSettings()
+    replies: list[dict[str, Any]] = Field(
+        default_factory=list, description="accounts replies are sent with (README: Replies)")
 
 
 @dataclass
@@ -355,6 +383,8 @@ class Config:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
     incidents: IncidentConfig = field(default_factory=IncidentConfig)
+    inbox: InboxSettings = field(default_factory=InboxSettings)
+    reply_accounts: list[AccountConfig] = field(default_factory=list)
 
     @property
     def base_dir(self) -> Path:
@@ -382,15 +412,39 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
         _plugin(sink_class, d, ("destinations", i), where)
         for i, d in enumerate(root.destinations) if str(d.get("name")) not in disabled
     ]
+    accounts = [
+        _plugin(writer_class, a, ("replies", i), where)
+        for i, a in enumerate(root.replies) if str(a.get("name")) not in disabled
+    ]
     _cross_check(root, sources, dests, disabled, where)
     brands = _compile_brands(root, sources, where)
+    _check_inbox(root, accounts, brands, where)
     return Config(
         path=file.resolve(), storage=root.storage, classifier=root.classifier,
         schedule=root.schedule, dispatch=root.dispatch, sources=sources, rules=root.rules,
         destinations=dests, spikes=root.spikes, digests=root.digests, disabled=disabled,
         brands=brands, log=root.log, metrics=root.metrics, serve=root.serve,
-        incidents=root.incidents,
+        incidents=root.incidents, inbox=root.inbox, reply_accounts=accounts,
     )
+
+
+def _check_inbox(root: _Root, accounts: list[AccountConfig], brands: dict[str, Brand],
+                 where: _Locator) -> None:
+    """Reply accounts have unique names and answer configured brands; targets name brands."""
+    known = ", ".join(sorted(brands)) or "none"
+    seen: set[str] = set()
+    for i, account in enumerate(accounts):
+        if account.name in seen:
+            raise where.error(("replies", i, "name"), f"duplicate name '{account.name}'")
+        seen.add(account.name)
+        for j, brand in enumerate(account.brands or []):
+            if brand not in brands:
+                raise where.error(("replies", i, "brands", j),
+                                  f"unknown brand '{brand}' (configured: {known})")
+    for brand in root.inbox.brand_first_response_minutes:
+        if brand not in brands:
+            raise where.error(("inbox", "brand_first_response_minutes", brand),
+                              f"unknown brand '{brand}' (configured: {known})")
 
 
 def _read_text(file: Path) -> str:
@@ -587,11 +641,12 @@ def _resolve(value: Any, loc: Loc, env: Any, missing: dict[Loc, str]) -> Any:
 
 
 def _disable_optional(data: dict[str, Any], missing: dict[Loc, str], where: _Locator) -> dict:
-    """Optional destinations with unset secrets are left out; any other unset secret is an error."""
+    """Optional destinations and reply accounts with unset secrets are left out; any other
+    unset secret is an error."""
     disabled: dict[str, str] = {}
     for loc, name in missing.items():
-        if len(loc) > 1 and loc[0] == "destinations" and isinstance(loc[1], int):
-            dest = data["destinations"][loc[1]]
+        if len(loc) > 1 and loc[0] in ("destinations", "replies") and isinstance(loc[1], int):
+            dest = data[loc[0]][loc[1]]
             if isinstance(dest, dict) and dest.get("optional") is True:
                 disabled[str(dest.get("name"))] = f"environment variable {name} is not set"
                 continue

@@ -156,6 +156,9 @@ def stage_targets(config: Config) -> list[tuple[str, str, float]]:
     collect = [("collect", s.name, s.interval) for s in config.sources if s.enabled]
     # the daemon dispatches per destination; run --once records one dispatch run for all
     dispatch = [("dispatch", d.name, every.dispatch_interval) for d in config.destinations]
+    # replies: one dispatch job of their own where reply accounts are configured
+    if config.reply_accounts:
+        dispatch.append(("dispatch", "replies", every.dispatch_interval))
     # retention runs once a day where it is configured (storage.retention_days)
     retention = [("retention", "", 86400.0)] if config.storage.retention_days else []
     return [*collect, ("classify", "", every.classify_interval), ("rules", "", every.rules_interval),

@@ -21,6 +21,9 @@ from typing import Any
 from sqlite_utils import Database
 
 from alerts.dispatch import Claim, DispatchResult, RetryPolicy, dispatch, paced
+from alerts.replies.base import ReplyWriter
+from alerts.replies.registry import build_writers
+from alerts.replies.send import Sending, send_replies
 from alerts.rules_stage import RulesContext, RulesOutcome, evaluate_rules
 from alerts.similarity import vectorizer
 from alerts.sinks import sink_class
@@ -79,6 +82,7 @@ class Runtime:
     worker: str = field(default_factory=worker_id)  # its name as a lease owner
     _classifier: LanguageRouter | None = field(default=None, init=False, repr=False)
     _sinks: dict[str, Sink] | None = field(default=None, init=False, repr=False)
+    _writers: dict[str, ReplyWriter] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     # its own lock: dispatch must not wait seconds for the model to load in another thread
     _sinks_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -198,9 +202,20 @@ class Runtime:
                 self._sinks = {d.name: build(d) for d in self.config.destinations}
             return self._sinks
 
+    @property
+    def writers(self) -> dict[str, ReplyWriter]:
+        """The reply accounts' writers, by account name (issue 18)."""
+        with self._sinks_lock:
+            if self._writers is None:
+                timeout = min(30.0, self.config.dispatch.send_deadline)
+                self._writers = build_writers(self.config.reply_accounts, timeout)
+            return self._writers
+
     def close(self) -> None:
         for sink in (self._sinks or {}).values():
             sink.close()
+        for writer in (self._writers or {}).values():
+            writer.close()
 
     # -- stage runners: one connection, one `runs` row, errors contained unless strict --
 
@@ -327,6 +342,24 @@ class Runtime:
             return self._stage("dispatch", destination,
                                lambda db: self._dispatch_one(db, destination, wait_up_to))
         return self._stage("dispatch", "", lambda db: self._dispatch_all(db, wait_up_to))
+
+    def run_replies(self) -> int | None:
+        """Send the replies people wrote (issue 18): part of dispatch, its own job, so a slow
+        platform delays only its replies; every worker sends, each reply under its lease."""
+        if not self.config.reply_accounts:
+            return 0
+        return self._stage("dispatch", "replies", self._send_replies)
+
+    def _send_replies(self, db: Database) -> int:
+        d = self.config.dispatch
+        accounts = self.config.reply_accounts
+        how = Sending(self.worker, max(LEASE_SECONDS, 2 * d.send_deadline), d.send_deadline,
+                      endpoints={a.name: endpoints(a) for a in accounts},
+                      allow_private=any(private_allowed(a) for a in accounts), stop=self.stop)
+        result = send_replies(db, self.writers,
+                              RetryPolicy(d.max_attempts, d.backoff_initial, d.backoff_max),
+                              how, clock=self.clock)
+        return result.sent + result.found
 
     def _dispatch_one(self, db: Database, name: str, wait_up_to: float) -> int:
         """One destination's pass. With other workers on the database, a destination that
@@ -573,6 +606,7 @@ class Runtime:
             ok = self.run_reports() is not None and ok
         if "dispatch" in self.stages:
             ok = self.run_dispatch(self.config.dispatch.once_max_wait) is not None and ok
+            ok = self.run_replies() is not None and ok
         if self.config.storage.retention_days is not None:
             ok = self.run_retention() is not None and ok
         return ok

@@ -52,10 +52,10 @@ def build_scheduler(runtime: Runtime) -> BlockingScheduler:
         timezone=UTC,
         jobstores={"default": MemoryJobStore()},
         # every job can run at once: sources, classify, rules, reports, the worker's
-        # heartbeat, retention, one dispatch per destination (a slow one must not take
-        # another's thread)
+        # heartbeat, retention, replies, one dispatch per destination (a slow one must not
+        # take another's thread)
         executors={"default": ThreadPoolExecutor(
-            max_workers=len(sources) + 5 + max(1, len(runtime.config.destinations)))},
+            max_workers=len(sources) + 6 + max(1, len(runtime.config.destinations)))},
         job_defaults={"coalesce": True, "max_instances": 1},
     )
     add_jobs(scheduler, runtime, sources)
@@ -152,6 +152,8 @@ def add_jobs(scheduler: BaseScheduler, runtime: Runtime, sources: list[Source]) 
         # each its own job: one destination never waits for another
         add(f"dispatch:{dest.name}", runtime.run_dispatch, every.dispatch_interval,
             (0.0, dest.name))
+    if "dispatch" in stages and runtime.config.reply_accounts:
+        add("replies", runtime.run_replies, every.dispatch_interval)
     add("worker", runtime.worker_heartbeat, HEARTBEAT_SECONDS)
     if runtime.config.storage.retention_days is not None:  # runs once a day; asks hourly
         add("retention", runtime.run_retention, RETENTION_CHECK_SECONDS)

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from alerts.digest import DigestConfig
 from alerts.quiet import QuietHours
+from alerts.replies.registry import WRITERS, writer_class
 from alerts.rules import AlertCap, Condition, RuleConfig
 from alerts.sinks import REGISTRY as SINKS
 from alerts.sinks import sink_class
@@ -184,6 +185,8 @@ def test_every_setting_is_documented_in_the_example() -> None:
         QuietHours,
         *(source_class(name).Config for name in SOURCES),
         *(sink_class(name).Config for name in SINKS),
+        config_module.InboxSettings,
+        *(writer_class(name).Config for name in WRITERS),
     ]
     missing = {f"{m.__name__}.{k}" for m in models for k in _field_names(m) - documented}
     assert not missing, f"document these keys in config.example.yaml: {sorted(missing)}"

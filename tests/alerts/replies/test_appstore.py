@@ -6,7 +6,6 @@ reply is never taken for this one, and each refusal retries or parks."""
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +19,7 @@ from alerts.replies.base import Outgoing
 from listener.core.errors import DeliveryError, RateLimited
 from listener.sources.appstore import AppStoreSource, AppStoreSourceConfig
 from listener.sources.base import SourceContext
+from tests.alerts.replies.logs import debug_everything
 from tests.fakes.appstore_api import RESPONSES, FakeAppStore, review
 from tests.fakes.base import HANG_UP, Fault
 
@@ -220,7 +220,7 @@ def test_server_errors_are_retried(apple: FakeAppStore, key: tuple[str, str, str
 
 def test_secrets_never_reach_the_logs(apple: FakeAppStore, key: tuple[str, str, str],
                                       caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
+    debug_everything(caplog)
     out = collected(apple)
     w = writer(apple, key)
     w.send(out)

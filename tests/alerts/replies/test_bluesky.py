@@ -5,7 +5,6 @@ same post, and each refusal mapped to retry or park."""
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ from alerts.replies.bluesky import (
     tid_micros,
 )
 from listener.core.errors import DeliveryError, RateLimited
+from tests.alerts.replies.logs import debug_everything
 from tests.fakes.base import HANG_UP, Fault
 from tests.fakes.bluesky_api import (
     CREATE_RECORD,
@@ -281,7 +281,7 @@ def test_an_expired_session_logs_in_again(fake: FakeBluesky) -> None:
 
 def test_secrets_never_reach_the_logs(fake: FakeBluesky,
                                       caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
+    debug_everything(caplog)
     sky = writer(fake)
     out = outgoing(customer_post(fake))
     errors: list[Exception] = []

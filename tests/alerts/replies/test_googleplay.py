@@ -6,7 +6,6 @@ often asked), another reply is never taken for this one, and each refusal retrie
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +19,7 @@ from alerts.replies.googleplay import SCOPE, GooglePlayAccountConfig, GooglePlay
 from listener.core.errors import DeliveryError, RateLimited
 from listener.sources.base import SourceContext
 from listener.sources.googleplay import GooglePlaySource, GooglePlaySourceConfig
+from tests.alerts.replies.logs import debug_everything
 from tests.fakes.base import HANG_UP, Fault
 from tests.fakes.googleplay_api import FakeGooglePlay, play_review
 
@@ -231,7 +231,7 @@ def test_server_errors_are_retried(play: FakeGooglePlay, key: dict[str, str],
 
 def test_secrets_never_reach_the_logs(play: FakeGooglePlay, key: dict[str, str],
                                       caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
+    debug_everything(caplog)
     out = collected(play)
     w = writer(play, key)
     w.send(out)

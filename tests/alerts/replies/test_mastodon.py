@@ -4,7 +4,6 @@ asked), never confused with another reply, and each refusal mapped to retry or p
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from alerts.replies.base import Outgoing
 from alerts.replies.mastodon import MastodonAccountConfig, MastodonWriter
 from listener.core.errors import DeliveryError, RateLimited
+from tests.alerts.replies.logs import debug_everything
 from tests.fakes.base import HANG_UP, Fault
 from tests.fakes.mastodon_api import HOST, FakeMastodon
 
@@ -130,7 +130,7 @@ def test_server_errors_are_retried(fake: FakeMastodon) -> None:
 
 def test_the_token_never_reaches_the_logs(fake: FakeMastodon,
                                           caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
+    debug_everything(caplog)
     out = outgoing(fake)
     writer(fake).send(out)
     writer(fake).find(out)

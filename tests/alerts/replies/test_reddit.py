@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from alerts.replies.base import Outgoing
 from alerts.replies.reddit import RedditAccountConfig, RedditWriter
 from listener.core.errors import DeliveryError, RateLimited
+from tests.alerts.replies.logs import debug_everything
 from tests.fakes.base import HANG_UP, Fault
 from tests.fakes.reddit_api import (
     CLIENT_ID,
@@ -277,7 +278,7 @@ def test_an_expired_access_token_is_renewed_at_once(reddit: FakeReddit) -> None:
 
 def test_secrets_never_reach_the_logs(reddit: FakeReddit,
                                       caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
+    debug_everything(caplog)
     for name in ("praw", "prawcore", "urllib3"):
         caplog.set_level(logging.DEBUG, logger=name)
     account = writer(reddit)

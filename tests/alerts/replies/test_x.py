@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from alerts.replies.base import Outgoing
 from alerts.replies.x import XAccountConfig, XWriter, same_text, weighted_length
 from listener.core.errors import DeliveryError, RateLimited
+from tests.alerts.replies.logs import debug_everything
 from tests.fakes.base import HANG_UP, Fault
 from tests.fakes.x_api import (
     ACCESS_TOKEN,
@@ -232,7 +233,7 @@ def test_bad_keys_are_parked_and_server_errors_retried(x: FakeXApi) -> None:
 
 
 def test_secrets_never_reach_the_logs(x: FakeXApi, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
+    debug_everything(caplog)
     for name in ("tweepy", "oauthlib", "requests_oauthlib", "urllib3"):
         caplog.set_level(logging.DEBUG, logger=name)  # the CLI tests hold some at WARNING
     account = writer(x)
