@@ -1,9 +1,27 @@
-"""The triage queue's text search on PostgreSQL: SQLite FTS5 query syntax as a ``tsquery``.
+"""The triage queue's text search: the brand query language, compiled for each engine.
 
-People type FTS5 queries (the queue's search box, saved links): words, ``"quoted phrases"``,
-``prefix*``, ``AND``, ``OR``, ``NOT`` and parentheses. SQLite reads them itself (``posts_fts
-MATCH ?``); PostgreSQL searches ``triage.search_vector`` (:mod:`storage.migrations_pg`) with
-``to_tsquery('simple', search_fold(?))``, and :func:`tsquery` writes that query's text:
+People type the language brand queries are written in (README "Brands and the query language",
+:mod:`listener.core.query`): words, ``"quoted phrases"``, ``prefix*``, ``AND`` (or a space),
+``OR``, ``NOT x`` / ``-x`` and parentheses. One search box, one language: a query pasted from a
+brand's configuration finds the same posts in the queue. :func:`compile_search` parses it with
+the brand parser (its :class:`~listener.core.query.QueryError` becomes a :class:`SearchError`
+with the parser's message) and writes the tree as an FTS5 expression in which **every word is
+a quoted string**: FTS5's own syntax (``NEAR(``, ``^``, ``:``, ``+``, ``*`` inside a word,
+column filters) can never come from user input, only the ``AND``/``OR``/``NOT`` and parentheses
+the compiler writes itself. SQLite runs that expression (``posts_fts MATCH ?``); PostgreSQL runs
+its translation by :func:`tsquery` below, the FTS5-to-tsquery translator this module always had,
+so both engines read one expression and find the same posts.
+
+FTS5's ``NOT`` is binary (``a NOT b``): a negation narrows the words beside it. A search that is
+only negative (``-twice``) is refused by the parser ("no positive term"), and so is a negation
+with nothing beside it inside an ``OR`` (``refund OR -twice``), with a message naming it: the
+queue lists posts that contain something, and the other filters (brand, time, sentiment) are
+what narrows a whole queue. A term with no letter or digit (``-``, an emoji) cannot be in the
+word index; it is left out, as FTS5 leaves such strings out of a row of words.
+
+The FTS5-to-tsquery translator, in detail: PostgreSQL searches ``triage.search_vector``
+(:mod:`storage.migrations_pg`) with ``to_tsquery('simple', search_fold(?))``, and
+:func:`tsquery` writes that query's text from an FTS5 expression:
 
 =====================  ==============================
 FTS5                   tsquery
@@ -48,6 +66,8 @@ import string
 import unicodedata
 from dataclasses import dataclass
 from typing import Literal
+
+from listener.core.query import And, Node, Not, Or, QueryError, Term, parse, render_boolean
 
 COLUMN = "text"  # posts_fts's one column, which a column filter (``text:refund``) may name
 _SPACE = " \t\n\r"  # FTS5's white space; \f and \v are errors there, so here too
@@ -344,3 +364,80 @@ def tsquery(q: str) -> str:
         raise SearchError(f"unknown special query: {q[1:].split(chr(0), 1)[0]}")
     node = _Parser(_tokens(q)).query()
     return "" if isinstance(node, str) else _text(node)[0]
+
+
+# -- the brand query language, compiled ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Search:
+    """A queue search, compiled: ``fts5`` for ``posts_fts MATCH ?`` (SQLite), ``tsquery`` for
+    ``to_tsquery('simple', search_fold(?))`` (PostgreSQL); both say the same thing."""
+
+    text: str
+    fts5: str
+    tsquery: str
+
+
+def compile_search(q: str) -> Search:
+    """``q`` (brand query language) for both engines; raises :class:`SearchError` with the
+    parser's message, naming a negation that has nothing to narrow, or naming a term without a
+    letter or digit (the word index cannot hold it)."""
+    try:
+        node = parse(q)
+    except QueryError as exc:
+        raise SearchError(str(exc)) from None
+    fts5 = _fts5(_without_double_negation(node))
+    return Search(q, fts5, tsquery(fts5))
+
+
+def _without_double_negation(node: Node) -> Node:
+    """``NOT -x`` is ``x``: the compiler then only meets negations of something positive."""
+    if isinstance(node, Not):
+        inner = node.part
+        if isinstance(inner, Not):
+            return _without_double_negation(inner.part)
+        return Not(_without_double_negation(inner))
+    if isinstance(node, Term):
+        return node
+    parts = tuple(_without_double_negation(p) for p in node.parts)
+    return And(parts) if isinstance(node, And) else Or(parts)
+
+
+def _fts5(node: Node) -> str:
+    """``node`` as FTS5 with every word quoted.
+
+    An AND group becomes ``(positives NOT n1 NOT n2)``: FTS5's binary NOT narrows the group's
+    positive part. A negation anywhere else has nothing to narrow and is refused."""
+    if isinstance(node, Term):
+        return _fts5_string(node)
+    if isinstance(node, Not):
+        raise SearchError(_lonely(node))
+    if isinstance(node, Or):
+        return f"({' OR '.join(_fts5(p) for p in node.parts)})"
+    kept = [_fts5(p) for p in node.parts if not isinstance(p, Not)]
+    negated = [p for p in node.parts if isinstance(p, Not)]
+    if not kept:
+        raise SearchError(_lonely(negated[0]))
+    text = kept[0] if len(kept) == 1 else f"({' AND '.join(kept)})"
+    if not negated:
+        return text
+    return f"({text}{''.join(f' NOT {_fts5(p.part)}' for p in negated)})"
+
+
+def _fts5_string(term: Term) -> str:
+    """A term as one FTS5 string (unicode61 splits it into words, as it split the post), with
+    ``*`` after it for a prefix. A term without a letter or digit is refused rather than left
+    out: ``-(a OR b)`` parses as the term ``-`` beside a group, and dropping it would search
+    for the very words the person meant to exclude."""
+    prefix = term.text.endswith("*") and not term.phrase
+    text = (term.text.rstrip("*") if prefix else term.text).replace("\0", " ")
+    if not _has_token(text):
+        hint = " (to exclude a group, write NOT (a OR b))" if term.text == "-" else ""
+        raise SearchError(f"{term.text!r} has no letter or digit to search for{hint}")
+    return '"' + text.replace('"', '""') + '"' + ("*" if prefix else "")
+
+
+def _lonely(node: Not) -> str:
+    shown = render_boolean(node)
+    return (f"{shown!r} excludes, but nothing beside it says what to look for: write it next"
+            " to a word it narrows, as in: charged -twice")

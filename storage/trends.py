@@ -110,12 +110,17 @@ def bucket_key(moment: datetime, bucket: str) -> str:
 
 
 def bucket_keys(period: Period, bucket: str) -> list[str]:
-    """Every bucket the period touches, in order, so empty buckets show as zeros."""
+    """Every bucket the period touches, in order, so empty buckets show as zeros. A period
+    from midnight is walked a day at a time for days and weeks (a 90-day view and its
+    spikes' baseline are a few hundred steps, not four thousand)."""
     keys: dict[str, None] = {}
     moment = period.start
+    daily = bucket != "hour" and moment == moment.replace(hour=0, minute=0, second=0,
+                                                          microsecond=0)
+    step = timedelta(days=1) if daily else timedelta(hours=1)
     while moment < period.end:
         keys[bucket_key(moment, bucket)] = None
-        moment += timedelta(hours=1)
+        moment += step
     return list(keys)
 
 
@@ -127,6 +132,14 @@ def counts_by(
     source within a period, summed by SQLite: Python only sees a few hundred rows.
     Daily and weekly views need a period on whole days (``Period.ending(..., whole_days=True)``).
     """
+    if group != "bucket" and bucket == "hour":
+        return _by_days_and_hours(db, period, group, brand, source)
+    return _read(db, period, bucket, group, brand, source)
+
+
+def _read(db: Db, period: Period, bucket: str, group: str, brand: str | None,
+          source: str | None) -> dict[str, Counts]:
+    """``counts_by`` from the bucket's own rollup (:func:`counts_sql`)."""
     out: dict[str, Counts] = {}
     for key, sentiment, n, urgent in db.execute(*counts_sql(db, period, bucket, group, brand,
                                                             source)).fetchall():
@@ -134,6 +147,27 @@ def counts_by(
         if sentiment in SENTIMENTS:
             setattr(counts, sentiment, getattr(counts, sentiment) + n)
         counts.urgent += urgent
+    return out
+
+
+def _by_days_and_hours(db: Db, period: Period, group: str, brand: str | None,
+                       source: str | None) -> dict[str, Counts]:
+    """Per brand or source over an hourly period: its whole days from ``post_days`` and only
+    the hours at either end from ``post_hours`` (the same cells, kept by the same triggers),
+    so a 30-day view per hour sums 30 day rows per brand, not 720 hour rows."""
+    first = period.start.replace(hour=0) + (timedelta(days=1) if period.start.hour else
+                                            timedelta(0))
+    last = period.end.replace(hour=0)
+    if last <= first:
+        parts = [(period, "hour")]
+    else:
+        parts = [(Period(period.start, first), "hour"), (Period(first, last), "day"),
+                 (Period(last, period.end), "hour")]
+    out: dict[str, Counts] = {}
+    for part, width in parts:
+        if part.start < part.end:
+            for key, counts in _read(db, part, width, group, brand, source).items():
+                out[key] = total({"a": out[key], "b": counts}) if key in out else counts
     return out
 
 
@@ -202,6 +236,34 @@ def negative_texts(
     """
     params = [to_iso(period.start), to_iso(period.end), brand, source, sample]
     return [row[0] for row in db.execute(TERMS_SQL, params).fetchall()]
+
+
+# posts of the period, newest first (ties by id, as storage/windows.py's texts), cross-posts
+# once. Built from constant fragments, one per filter set, so that SQLite walks the posts index
+# of the filter (brand or source, then created_at) instead of the whole period.
+_POST_TEXTS = (
+    "SELECT p.text FROM posts p LEFT JOIN scores s ON s.id ="
+    " (SELECT max(id) FROM scores WHERE post_id = p.id)"
+    " WHERE p.created_at >= ? AND p.created_at < ? AND p.duplicate_of IS NULL{filters}"
+    " ORDER BY p.created_at DESC, p.id DESC LIMIT ?"
+)
+_NOT_NEGATIVE = " AND coalesce(s.sentiment, '') <> 'negative'"
+
+
+def post_texts(
+    db: Db, period: Period, brand: str | None = None, source: str | None = None,
+    sample: int = TERM_SAMPLE, *, negative: bool = True,
+) -> list[str]:
+    """The text of the newest ``sample`` posts of the period whose first brand is ``brand``
+    (a sample: a post's extra brands are left out, which keeps to one index); ``negative=False``
+    leaves the negative ones out. What top terms are compared with: the overview ranks the
+    phrases of negative posts against the period's other posts, and a spike found in the
+    history against the posts before it."""
+    filters = ("" if brand is None else " AND p.brand = ?") + (
+        "" if source is None else " AND p.source = ?") + ("" if negative else _NOT_NEGATIVE)
+    params = [to_iso(period.start), to_iso(period.end),
+              *(value for value in (brand, source) if value is not None), sample]
+    return [row[0] for row in db.execute(_POST_TEXTS.format(filters=filters), params)]
 
 
 def newest_post_at(db: Db) -> str | None:

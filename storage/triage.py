@@ -12,7 +12,6 @@ verb that writes it lives next to the queue that filters on it. (This was the fi
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -100,15 +99,16 @@ class QueueFilter:
     lang: str | None = None
     status: str | None = "new"  # one of STATUSES, or 'open' (any of OPEN)
     assignee: str | None = None  # the posts one person has (a user's name): "mine"
-    q: str | None = None  # FTS5 query syntax: words, "phrases", OR, NOT, prefix* (storage.search)
+    q: str | None = None  # the brand query language: words, "phrases", OR, -x, prefix* (storage.search)
     incident: str | None = None  # the posts of one incident (the link in its alert)
     unsupported: bool = False  # only posts scored by a model that does not know their language
     waiting: Waiting | None = None  # order by rank and time waited (None: rank alone)
 
 
 # The text search: SQLite's FTS5 index of the queue's posts, or PostgreSQL's search document
-# on the queue row itself, queried with the FTS5 query translated (storage/search.py); the
-# two engines index text differently, so the clauses cannot be one.
+# on the queue row itself, queried with the search compiled for each (storage/search.py: the
+# brand query language as a quoted FTS5 expression and its tsquery); the two engines index
+# text differently, so the clauses cannot be one.
 _SEARCH_SQLITE = "t.post_id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?)"
 _SEARCH_PG = "t.search_vector @@ to_tsquery('simple', search_fold(?))"
 # the queue's order after its priority; post_id breaks ties, so pages neither repeat nor skip
@@ -117,13 +117,14 @@ _TIES = "t.created_at DESC, t.post_id DESC"
 
 
 def _where(db: Db, f: QueueFilter) -> tuple[str, list[Any]]:
-    """The filter's clauses on ``triage t``; a search PostgreSQL cannot read raises
-    :class:`storage.search.SearchError` (SQLite's raises its OperationalError)."""
+    """The filter's clauses on ``triage t``; a search that cannot be read raises
+    :class:`storage.search.SearchError` (:func:`check_search` says why first)."""
     clauses: list[str] = []
     params: list[Any] = []
-    q = f.q
-    if q is not None and dialect(db) == POSTGRESQL:
-        q = search.tsquery(q)
+    q = None
+    if f.q is not None:
+        compiled = search.compile_search(f.q)
+        q = compiled.tsquery if dialect(db) == POSTGRESQL else compiled.fts5
     for clause, value in (
         ("t.created_at >= ?", to_iso(f.start) if f.start else None),
         ("t.created_at < ?", to_iso(f.end) if f.end else None),
@@ -150,26 +151,28 @@ def _where(db: Db, f: QueueFilter) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
+SEARCH_HELP = ('Use words, "quoted phrases", OR, AND, NOT word or -word, parentheses and'
+               " prefix*, as in brand queries: refund OR \"charged twice\" -test")
+
+
 def check_search(db: Db, q: str) -> str | None:
-    """Why a text search cannot be run (FTS5 syntax), or None when it can."""
+    """Why a text search cannot be run (the query parser's message, with how to write one), or
+    None when it can. Never a database's message: the compiled search only quotes words."""
     try:
+        compiled = search.compile_search(q)
         if dialect(db) == POSTGRESQL:
-            _check_pg(db, q)
-        else:
-            db.execute("SELECT 1 FROM posts_fts WHERE posts_fts MATCH ? AND rowid = 0",
-                       [q]).fetchall()
-    except (sqlite3.OperationalError, search.SearchError) as exc:
-        return (f"the search could not be read ({exc}). Use words, \"quoted phrases\", OR, NOT "
-                "and prefix*; put words with punctuation in double quotes, e.g. \"can't\"")
+            _check_pg(db, compiled.tsquery)
+    except search.SearchError as exc:
+        return f"The search could not be read: {exc}. {SEARCH_HELP}"
     return None
 
 
-def _check_pg(db: Db, q: str) -> None:
-    """Translate ``q`` and let PostgreSQL parse the result, as the queue will."""
+def _check_pg(db: Db, tsquery: str) -> None:
+    """Let PostgreSQL parse the compiled query, as the queue will."""
     import psycopg  # only where PostgreSQL is configured
 
     try:
-        db.execute("SELECT to_tsquery('simple', search_fold(?))", [search.tsquery(q)]).fetchall()
+        db.execute("SELECT to_tsquery('simple', search_fold(?))", [tsquery]).fetchall()
     except psycopg.Error as exc:
         raise search.SearchError(str(exc).strip()) from exc
 

@@ -105,11 +105,13 @@ class Verdict:
         return [kind for kind, test in tests if test is not None and test.fired]
 
 
-def check(counts: HourCounts, settings: Settings) -> Verdict | None:
-    """Both tests on one series; None while it has less than a day of history."""
+def check(counts: HourCounts, settings: Settings, min_history: int = MIN_HISTORY_HOURS
+          ) -> Verdict | None:
+    """Both tests on one series; None while it has less than ``min_history`` windows of
+    history (a day of hours; the overview's daily and weekly series pass their own)."""
     seen = np.flatnonzero(counts.posts[1:]) + 1
     history = int(seen[-1]) if seen.size else 0  # oldest hour with a post: collection began
-    if history < MIN_HISTORY_HOURS:
+    if history < min_history:
         return None
     volume = negative = None
     if settings.metric in ("volume", "both"):

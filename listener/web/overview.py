@@ -9,7 +9,7 @@ from flask import Blueprint, jsonify, render_template, request, url_for
 from listener.web.context import get_db, now, settings
 from listener.web.export import csv_response, json_response
 from listener.web.overview_data import overview
-from listener.web.params import View, parse_view
+from listener.web.params import BUCKETS_FOR, DEFAULT_BUCKET, BucketRefused, View, parse_view
 from storage import trends
 from storage.triage import distinct_values
 
@@ -33,14 +33,26 @@ def _data(view: View) -> dict[str, Any]:
 
 @bp.get("/")
 def page() -> Any:
-    view = _view()
+    try:
+        view = _view()
+    except BucketRefused as refused:  # the page (as the queue's bad search: 200), saying why
+        args = {k: v for k, v in request.args.items() if k != "bucket"}  # and what it can do
+        view = parse_view(args, now(), default_status=None)
+        return _render(view, None, refused)
     data = _data(view)
+    return _render(view, data, None)
+
+
+def _render(view: View, data: dict[str, Any] | None, refused: BucketRefused | None) -> str:
+    """The page; without ``data`` (a refused bucket) only the form and the message."""
     db = get_db()
-    newest = trends.newest_post_at(db) if data["totals"]["current"]["total"] == 0 else None
+    empty = data is not None and data["totals"]["current"]["total"] == 0
     return render_template(
-        "overview.html", view=view, data=data, newest=newest,
+        "overview.html", view=view, data=data, refused=refused,
+        newest=trends.newest_post_at(db) if empty else None,
         api_url=url_for("overview.api", **view.args()),
         brands=distinct_values(db, "brand"), sources=distinct_values(db, "source"),
+        buckets_for=BUCKETS_FOR, default_bucket=DEFAULT_BUCKET,
     )
 
 

@@ -22,9 +22,20 @@ from storage.triage import STATUSES, QueueFilter
 
 RANGES = {"24h": 24, "7d": 7 * 24, "30d": 30 * 24, "90d": 90 * 24}
 DEFAULT_BUCKET = {"24h": "hour", "7d": "day", "30d": "day", "90d": "day"}
+# Every range per every bucket is either shown as asked or refused with a message naming what
+# the range can be shown per; nothing is quietly changed. Refused: a chart of one or two bars
+# (24 hours per day or week is one partial bar; 7 days per week two partial weeks), and 90 days
+# per hour (2,160 bars: thinner than a pixel, and the hourly rollup read grows with them).
+# Per hour goes up to 30 days: 720 bars from post_hours, within the dashboard's time budget.
+BUCKETS_FOR = {"24h": ("hour",), "7d": ("hour", "day"), "30d": ("hour", "day", "week"),
+               "90d": ("day", "week")}
+REFUSED_BECAUSE = {
+    ("24h", "day"): "24 hours per day is one bar", ("24h", "week"): "24 hours per week is one bar",
+    ("7d", "week"): "7 days per week is two partial weeks",
+    ("90d", "hour"): "90 days per hour would be 2,160 bars (per hour goes up to 30 days)",
+}
 SENTIMENTS = ("negative", "neutral", "positive")
 PAGE_SIZE = 50
-MAX_HOURLY = 7 * 24  # hours a view per hour may cover (168 bars; more is unreadable, and slow)
 MAX_TEXT = 200  # longest accepted filter value (brand, source, search …)
 MAX_PAGE = 10_000
 # views end within these bounds: a period, the one before it and every bucket key stay far
@@ -149,8 +160,8 @@ def parse_view(args: Mapping[str, str], now: datetime, *, default_range: str = "
     page = parse_page(_text(args, "page"))
     end_arg = _text(args, "end")
     bucket = _choice(args, "bucket", BUCKETS, DEFAULT_BUCKET[range_]) or "hour"
-    if bucket == "hour" and RANGES[range_] > MAX_HOURLY:
-        bucket = "day"  # the form kept "per hour" while the range grew: the JSON says "day"
+    if bucket not in BUCKETS_FOR[range_]:
+        raise BucketRefused(range_, bucket)
     return View(
         range=range_, bucket=bucket,
         end=_end(end_arg, now), end_arg=end_arg,
@@ -160,6 +171,17 @@ def parse_view(args: Mapping[str, str], now: datetime, *, default_range: str = "
         status_default=default_status, incident=_incident(args),
         unsupported=_flag(args, "unsupported"),
     )
+
+
+class BucketRefused(BadRequest):
+    """A range and bucket the overview does not show (:data:`BUCKETS_FOR`): a 400 whose
+    message says why and what the range can be shown per."""
+
+    def __init__(self, range_: str, bucket: str) -> None:
+        self.range, self.bucket, self.allowed = range_, bucket, BUCKETS_FOR[range_]
+        choices = " or ".join(f"per {b}" for b in self.allowed)
+        super().__init__(f"'bucket' {bucket} is not offered for 'range' {range_}:"
+                         f" {REFUSED_BECAUSE[(range_, bucket)]}. {range_} can be shown {choices}")
 
 
 def _flag(args: Mapping[str, str], name: str) -> bool:

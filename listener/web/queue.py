@@ -23,12 +23,18 @@ COLUMNS = ("post_id", "created_at", "brand", "source", "platform", "lang", "lang
 
 
 def _view() -> View:
+    """The queue's filters; a search that cannot be read is a 400 naming the parser's message
+    (the page catches it and shows the message above an empty queue)."""
     view = parse_view(request.args, now(), default_range="30d")
     if view.q is not None:
         problem = triage.check_search(get_db(), view.q)
         if problem:
-            raise BadRequest(problem)
+            raise SearchRefused(problem)
     return view
+
+
+class SearchRefused(BadRequest):
+    """The search box holds a query the brand query language cannot read."""
 
 
 def _rows(view: View, limit: int, offset: int) -> list[dict[str, Any]]:
@@ -43,10 +49,9 @@ def page() -> Any:
     db = get_db()
     try:
         view = _view()
-    except BadRequest as exc:  # a bad search: show the page with the message, not an error page
-        view = parse_view({k: v for k, v in request.args.items() if k != "q"}, now(),
-                          default_range="30d")
-        return _render(view, [], 0, exc.description), 400
+    except SearchRefused as exc:  # the page, with the message and the search left to correct
+        view = parse_view(request.args, now(), default_range="30d")
+        return _render(view, [], 0, exc.description)
     total = triage.count_queue(db, view.queue_filter())
     return _render(view, _rows(view, PAGE_SIZE, (view.page - 1) * PAGE_SIZE), total, None)
 

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -175,6 +176,13 @@ def test_a_paced_destination_has_one_sender_at_a_time_and_keeps_its_gap_across_w
     fall together would. A pass ends whenever nothing is due, and the next one — of either
     worker — still keeps the gap after the last message."""
     db = connect(url)
+    try:
+        _paced_across_workers(db, tmp_path, url)
+    finally:
+        db.close()
+
+
+def _paced_across_workers(db: Any, tmp_path: Path, url: str) -> None:
     with FakeSlackWebhook() as slack:
         arrived = times_of(slack)
         settings = config(tmp_path, url, slack_url=slack.url, slack_gap=0.3)
@@ -202,7 +210,6 @@ def test_a_paced_destination_has_one_sender_at_a_time_and_keeps_its_gap_across_w
     gaps = [b - a for a, b in zip(arrived, arrived[1:], strict=False)]
     assert min(gaps) >= 0.3 - 0.02, gaps
     assert sum(sent) == 8 and outcomes(db) == {("delivered", 1): 8}
-    db.close()
 
 
 def test_a_worker_that_dies_mid_send_leaves_its_alerts_to_another_once_expired(

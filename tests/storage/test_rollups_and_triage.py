@@ -4,7 +4,6 @@ backfill agrees with its triggers; trends and feedback count by hour, day and we
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from listener.core.models import Page, Post, Score
 from storage import db as store
 from storage import feedback, triage
-from storage.engine import SQLITE, Db, dialect
+from storage.engine import Db
 from storage.migrations import MIGRATIONS, migrate
 from storage.search import SearchError
 from storage.trends import (
@@ -257,15 +256,20 @@ SEARCHED = {"1": "refund please, the app crashed", "2": "app crashed again",
     ("refund OR crème", "134"), ("app NOT refund", "25"), ("ref*", "14"), ("lo*", "5"),
     ("CREME brulee", "3"), ("(refund OR cold) NOT where", "13"), ("refund OR app NOT crashed",
                                                                     "145"),
-    ("app NOT crashed again", "15"), ('"can\'t" log', "5"), ("text:refund", "14"),
-    ("refund 😀", "14"), ("refund AND 😀", ""), ('"app" + crash*', "12"), ("-text:refund", ""),
+    # the brand query language: NOT and - narrow one term or group, AND binds tighter than OR
+    ("app NOT (crashed again)", "15"), ("app -crashed", "5"), ("app NOT crashed again", ""),
+    ('"can\'t" log', "5"), ("can't log", "5"), ('"app" crash*', "12"),
+    # FTS5's syntax is text: a colon, a caret or NEAR are parts of words
+    ("text:refund", ""), ("^refund", "14"), ("NEAR(refund)", ""),
     # words inside e-mails, URLs, hyphenated and dotted words: unicode61 splits them apart
     ("bar", "6"), ("example", "6"), ("desk", "6"), ("5", "6"), ('"foo@bar.com"', "6"),
-    ('"bar.com"', "6"), ('"example.com/help"', "6"), ('"com help"', "6"), ("help*", "6"),
+    ("foo@bar.com", "6"), ('"bar.com"', "6"), ('"example.com/help"', "6"), ('"com help"', "6"),
+    ("help*", "6"),
 ])
 def test_the_queue_search_finds_the_same_posts_on_both_engines(any_db: Db, q: str,
                                                                 found: str) -> None:
-    """FTS5 query syntax on SQLite; translated to a tsquery on PostgreSQL (storage/search.py)."""
+    """The brand query language, compiled to FTS5 on SQLite and to a tsquery on PostgreSQL
+    (storage/search.py)."""
     ids = dict(zip(SEARCHED, stored(any_db, *(post(k, t) for k, t in SEARCHED.items())),
                    strict=True))
     store.save_scores(any_db, [(i, score("negative", 0.9), "en") for i in ids.values()], NOW)
@@ -275,19 +279,10 @@ def test_the_queue_search_finds_the_same_posts_on_both_engines(any_db: Db, q: st
     assert triage.count_queue(any_db, f) == len(found)
 
 
-@pytest.mark.parametrize("q", ['"open', "a.b", "NOT refund", "refund OR", "(refund", "x:refund",
-                               "(refund) app", "refund**"])
+@pytest.mark.parametrize("q", ['"open', "NOT refund", "-refund", "refund OR", "(refund",
+                               "refund)", "refund OR -app", "refund 😀", "refund -(app)"])
 def test_a_search_neither_engine_can_read_is_explained(any_db: Db, q: str) -> None:
     problem = triage.check_search(any_db, q)
-    assert problem is not None and problem.startswith("the search could not be read (")
-    with pytest.raises((sqlite3.OperationalError, SearchError)):
+    assert problem is not None and problem.startswith("The search could not be read: ")
+    with pytest.raises(SearchError):
         triage.queue(any_db, triage.QueueFilter(q=q))
-
-
-@pytest.mark.parametrize("q", ["NEAR(app crashed)", "^app", "*reads"])
-def test_what_only_fts5_can_search_is_explained_on_postgresql(any_db: Db, q: str) -> None:
-    problem = triage.check_search(any_db, q)
-    if dialect(any_db) == SQLITE:
-        assert problem is None
-    else:
-        assert problem is not None and ("PostgreSQL" in problem or "special query" in problem)

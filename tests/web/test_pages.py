@@ -62,19 +62,31 @@ def test_bad_filters_answer_400_with_a_sentence(client: FlaskClient) -> None:
                          ("end=yesterday", "'end' must be a date"), ("page=0", "'page'")):
         response = client.get(f"/api/overview?{query}")
         assert response.status_code == 400 and words in response.get_json()["error"], query
-    coarser = client.get("/api/overview?range=90d&bucket=hour").get_json()  # hours up to 7 days
-    assert coarser["period"]["bucket"] == "day" and len(coarser["buckets"]) == 90
+    refused = client.get("/api/overview?range=90d&bucket=hour")  # refused, never made daily
+    assert refused.status_code == 400 and "per day or per week" in refused.get_json()["error"]
 
 
-def test_fts_syntax_errors_are_explained_not_500(client: FlaskClient) -> None:
-    for q in ('"unbalanced', "can't", "refund AND", "text:"):
+def test_search_errors_are_the_parsers_message_not_500(client: FlaskClient) -> None:
+    """The search box reads the brand query language (issue 18): what it cannot read is shown
+    with the parser's message — the page keeps the search to correct (200), the API is a 400."""
+    for q, words in (('"unbalanced', "unbalanced quote"), ("refund AND", "ends where a term"),
+                     ("-refund", "no positive term"), ("refund OR -twice", "nothing beside it")):
         api = client.get("/api/queue", query_string={"q": q})
-        assert api.status_code == 400 and "search could not be read" in api.get_json()["error"]
+        assert api.status_code == 400 and words in api.get_json()["error"], q
         page = client.get("/queue", query_string={"q": q})
-        assert page.status_code == 400
-        assert "put words with punctuation in double quotes" in page.get_data(as_text=True)
+        html = page.get_data(as_text=True)
+        assert page.status_code == 200 and "The search could not be read" in html, q
+        assert 'role="alert"' in html and "no such column" not in html
+    for q in ("can't", "text:", "charged -twice", "NEAR(refund)"):  # FTS5 syntax is text now
+        assert client.get("/api/queue", query_string={"q": q}).status_code == 200, q
     found = client.get("/api/queue", query_string={"q": "\"can't\" OR refund*", "status": "all"})
     assert found.status_code == 200 and found.get_json()["rows"]
+    twice = client.get("/api/queue", query_string={"q": '"charged twice" -month',
+                                                   "status": "all"}).get_json()
+    assert twice["total"] == 0
+    charged = client.get("/api/queue", query_string={"q": '"charged twice"', "status": "all",
+                                                     "range": "90d"}).get_json()
+    assert charged["rows"] and all("charged twice" in r["text"] for r in charged["rows"])
 
 
 def test_queue_api_filters_and_orders(client: FlaskClient) -> None:

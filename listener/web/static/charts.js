@@ -130,7 +130,26 @@
       });
   }
 
+  // The overview's "Per" menu offers only what the chosen range can be shown per (the server
+  // refuses the rest with a message): other buckets are disabled, and a bucket the new range
+  // cannot do becomes that range's default, in plain sight before the form is sent.
+  function syncBuckets(form) {
+    const allowed = JSON.parse(form.dataset.buckets);
+    const defaults = JSON.parse(form.dataset.defaultBuckets);
+    const range = form.elements.namedItem("range");
+    const bucket = form.elements.namedItem("bucket");
+    if (!range || !bucket) return;
+    const sync = () => {
+      const ok = allowed[range.value] || [];
+      for (const option of bucket.options) option.disabled = !ok.includes(option.value);
+      if (!ok.includes(bucket.value)) bucket.value = defaults[range.value];
+    };
+    range.addEventListener("change", sync);
+    sync();
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     document.querySelectorAll("canvas[data-chart]").forEach(draw);
+    document.querySelectorAll("form[data-buckets]").forEach(syncBuckets);
   });
 })();
