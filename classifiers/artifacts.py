@@ -59,7 +59,15 @@ def verify_encoder(encoder_dir: Path, expected_sha256: str = ENCODER_SHA256) -> 
 
 def artifacts_version(heads_dir: Path) -> str:
     """Short content hash of the trained artifacts (heads, JSON, adapter when there is one):
-    retraining changes it, so trends never mix two models."""
+    retraining changes it, so trends never mix two models. A model promoted from reviewers'
+    corrections (``classifiers.corrections``) carries its version in its JSON instead
+    (``"version"``: date and content hash, also its folder's name), which this returns."""
+    try:
+        named = json.loads((heads_dir / META_FILE).read_text(encoding="utf-8")).get("version")
+    except (OSError, ValueError, AttributeError):
+        named = None
+    if isinstance(named, str) and named:
+        return named
     digest = hashlib.sha256()
     for name in (HEADS_FILE, META_FILE):
         digest.update((heads_dir / name).read_bytes())

@@ -38,11 +38,15 @@ def load_classifier(
     urgency: str = "default",
     backend: str = "auto",
     cache_dir: Path | None = None,
+    heads_dir: Path | None = None,
 ) -> Classifier:
     """Load the model named by ``spec`` once; reuse the returned object for every batch.
 
     ``cache_dir`` is where the onnx backend keeps its exported encoder (default:
     ``classifiers.onnx_export.default_cache_dir()``); the torch backend ignores it.
+    ``heads_dir``: the default model's folder (default: the committed one); a model promoted
+    from reviewers' corrections is ``classifiers.model_store.active_heads_dir(models_dir)``.
+    Other models ignore it.
     """
     if batch_size < 1:
         raise ClassifierError(f"batch size must be at least 1, got {batch_size}")
@@ -52,16 +56,19 @@ def load_classifier(
         raise ClassifierError("classifier.labels applies to Hugging Face models only")
     if backend == "auto" and auto_backend(spec, device) == "onnx":
         try:
-            return _load_onnx(spec, batch_size=batch_size, device=device, cache_dir=cache_dir)
+            return _load_onnx(spec, batch_size=batch_size, device=device, cache_dir=cache_dir,
+                              heads_dir=heads_dir)
         except (ClassifierError, MissingDependency) as exc:  # scoring goes on, slower
             log.warning("backend auto: ONNX Runtime is unavailable (%s); serving with torch", exc)
     if backend == "onnx":
-        return _load_onnx(spec, batch_size=batch_size, device=device, cache_dir=cache_dir)
+        return _load_onnx(spec, batch_size=batch_size, device=device, cache_dir=cache_dir,
+                          heads_dir=heads_dir)
     if spec == DEFAULT:
         from classifiers.artifacts import DEFAULT_HEADS_DIR
         from classifiers.transformer import TransformerClassifier
 
-        return TransformerClassifier(DEFAULT_HEADS_DIR, batch_size=batch_size, device=device)
+        return TransformerClassifier(heads_dir or DEFAULT_HEADS_DIR, batch_size=batch_size,
+                                     device=device)
     from classifiers.hf import load_hf_classifier
 
     return load_hf_classifier(
@@ -133,7 +140,8 @@ def auto_backend(spec: str, device: str) -> str:
     return "onnx" if spec == DEFAULT and on_cpu else "torch"
 
 
-def _load_onnx(spec: str, *, batch_size: int, device: str, cache_dir: Path | None) -> Classifier:
+def _load_onnx(spec: str, *, batch_size: int, device: str, cache_dir: Path | None,
+               heads_dir: Path | None = None) -> Classifier:
     """The default model on ONNX Runtime, int8 (the config checks the same, naming the keys)."""
     if spec != DEFAULT:
         raise ClassifierError(
@@ -143,6 +151,8 @@ def _load_onnx(spec: str, *, batch_size: int, device: str, cache_dir: Path | Non
         raise ClassifierError(
             f"the onnx backend runs on the CPU: use device auto or cpu, not {device!r}"
         )
+    from classifiers.artifacts import DEFAULT_HEADS_DIR
     from classifiers.onnx_backend import load_onnx_classifier
 
-    return load_onnx_classifier(batch_size=batch_size, cache_dir=cache_dir)
+    return load_onnx_classifier(batch_size=batch_size, cache_dir=cache_dir,
+                                heads_dir=heads_dir or DEFAULT_HEADS_DIR)

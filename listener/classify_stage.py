@@ -61,7 +61,7 @@ def classify(
     db: Db, classifier: LanguageRouter, clock: Clock, *, batch_size: int = 256,
     stop: threading.Event | None = None, on_batch: Callable[[int], None] | None = None,
     owner: str | None = None, connect: Callable[[], Db] | None = None,
-    write_size: int | None = None, scorers: int = 1,
+    write_size: int | None = None, scorers: int = 1, after: int = 0,
 ) -> int:
     """Score every post this model version has not scored yet, each with the model for its
     language; ``on_batch(scored so far)`` after each saved transaction feeds a terminal's
@@ -71,13 +71,19 @@ def classify(
     ``connect`` (a new connection to the same database) allows the pipelined way (module
     docstring) once a read fills ``batch_size``; ``write_size`` (default ``batch_size``) is the
     most posts saved in one transaction there, and ``scorers`` the threads calling the model at
-    once (the model must then be thread-safe, as the bundled ones are)."""
+    once (the model must then be thread-safe, as the bundled ones are).
+
+    ``after``: posts with this id or a lower one are never read, whatever they lack. A model
+    promoted from reviewers' corrections records such a floor
+    (``classifiers.model_store.rescore_floor``): its new version re-scores the recent posts and
+    the unscored ones, not the whole history (which, read oldest first, would hold every new
+    post back until millions of old ones were done)."""
     if batch_size < 1 or scorers < 1:
         raise ValueError(f"batch_size and scorers must be at least 1: {batch_size}, {scorers}")
-    stage = _Stage(db, classifier, clock, batch_size, owner)
+    stage = _Stage(db, classifier, clock, batch_size, owner, after)
     if stop is not None and stop.is_set():
         return 0
-    first = stage.read(db, 0)
+    first = stage.read(db, after)
     if connect is not None and len(first) >= batch_size:
         return _Pipeline(stage, first, connect, stop, on_batch,
                          max(write_size or batch_size, 1), scorers).run()
@@ -88,18 +94,21 @@ class _Stage:
     """What both ways share: one model version, how a batch is read, scored and saved."""
 
     def __init__(self, db: Db, classifier: LanguageRouter, clock: Clock,
-                 batch_size: int, owner: str | None) -> None:
+                 batch_size: int, owner: str | None, floor: int = 0) -> None:
         self.db, self.classifier, self.clock = db, classifier, clock
-        self.batch_size, self.owner = batch_size, owner
+        self.batch_size, self.owner, self.floor = batch_size, owner, floor
         self.name, self.version = classifier.name, classifier.version
 
     def read(self, conn: Db, after: int) -> list[Unscored]:
         """The next batch: claimed with an owner (posts this worker holds are not offered
-        again), else the unscored posts after id ``after`` (what was read is not read again)."""
+        again), else the unscored posts after id ``after`` (what was read is not read again);
+        never a post at or below the stage's floor."""
         if self.owner is not None:
             return claims.posts_to_score(conn, self.name, self.version, self.batch_size,
-                                         self.owner, self.clock(), LEASE_SECONDS)
-        return store.posts_to_score(conn, self.name, self.version, self.batch_size, after=after)
+                                         self.owner, self.clock(), LEASE_SECONDS,
+                                         after=self.floor)
+        return store.posts_to_score(conn, self.name, self.version, self.batch_size,
+                                    after=max(after, self.floor))
 
     def score(self, posts: list[Unscored]) -> list[ScoreRow]:
         with instruments.CLASSIFIER_BATCH.time():

@@ -56,6 +56,7 @@ for _command in (
     alerts.alerts,
     scoring.score, scoring.eval_command,
     training.train,
+    training.retrain,
     users.users,
     privacy.forget,
     serve,

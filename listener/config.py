@@ -64,6 +64,28 @@ class StorageSettings(_Strict):
         return value
 
 
+class RetrainConfig(_Strict):
+    """Retraining the heads from reviewers' corrections (issue 18; README: Corrections teach
+    the model). A candidate is promoted only when it beats the served model on held-out
+    reviewed posts and costs at most ``max_english_drop`` points on the English val set."""
+
+    every_hours: float = Field(gt=0, description="hours between retrainings, e.g. 168")
+    data_dir: str | None = Field(None, description="the committed training data (sentiment/, "
+                                 "complaints/; default ../shared/data)")
+    min_reviewed: int = Field(50, ge=1, description="reviewed posts of a field before its head "
+                              "is retrained")
+    held_out_percent: int = Field(30, ge=5, le=80, description="share of reviewed posts kept "
+                                  "to judge each candidate (never trained on)")
+    max_english_drop: float = Field(0.5, ge=0, description="points of English val "
+                                    "macro-recall a promotion may cost")
+    min_gain: float = Field(0, ge=0, description="points a candidate must gain on the "
+                            "held-out reviewed posts")
+    rescore_hours: float = Field(48, ge=0, description="a promoted model re-scores posts "
+                                 "collected this many hours back (and unscored ones), no older")
+    replay_rows: int = Field(4000, ge=100, description="committed training rows replayed "
+                             "beside the corrections")
+
+
 class ClassifierSettings(_Strict):
     model: str = Field("default", description="'default' (English + seven other languages), "
                        "'default-english', or a Hugging Face model id / directory")
@@ -130,6 +152,12 @@ class ClassifierSettings(_Strict):
         if backend == "onnx" and device not in ("auto", "cpu"):
             raise ValueError(f"backend onnx is CPU-only: use device auto or cpu, not {device!r}")
         return backend
+
+    models_dir: str | None = Field(
+        None, description="where models promoted from corrections are kept (default: models/ "
+        "beside the SQLite file; on PostgreSQL beside the config: shared storage for many hosts)")
+    retrain: RetrainConfig | None = Field(
+        None, description="retrain the heads from reviewers' corrections on a schedule")
 
     def cache_path(self, base_dir: Path) -> Path | None:
         """``cache_dir`` resolved against the config file's folder; None means the default."""

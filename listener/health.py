@@ -161,6 +161,9 @@ def stage_targets(config: Config) -> list[tuple[str, str, float]]:
         dispatch.append(("dispatch", "replies", every.dispatch_interval))
     # retention runs once a day where it is configured (storage.retention_days)
     retention = [("retention", "", 86400.0)] if config.storage.retention_days else []
+    retrain = config.classifier.retrain  # retraining from corrections, where configured
+    if retrain is not None:
+        retention.append(("retrain", "", retrain.every_hours * 3600.0))
     return [*collect, ("classify", "", every.classify_interval), ("rules", "", every.rules_interval),
             ("reports", "", every.reports_interval), ("dispatch", "", every.dispatch_interval),
             *dispatch, *retention]

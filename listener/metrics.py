@@ -8,6 +8,10 @@
   same cheap indexed queries as ``/healthz`` and ``listener status`` (:mod:`listener.health`).
   So they are right after a restart, and for cron set-ups ``listener metrics`` prints them for
   node_exporter's textfile collector.
+- Also at scrape time, how fast the team answers (issue 18, :func:`inbox_metrics`): first-response
+  and resolution times of the last 7 days' posts per brand (median and 90th percentile), first
+  responses per agent, and open posts past their brand's first-response target. Labels are
+  bounded: configured brands and active users only, whatever the posts hold.
 
 The metric objects live on a dedicated registry (not prometheus_client's global one), so
 importing a library that registers its own metrics changes nothing here.
@@ -21,7 +25,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -34,6 +38,10 @@ from listener.core.errors import ListenerError
 from listener.core.instruments import REGISTRY
 from listener.core.models import Clock, parse_iso, utcnow
 from listener.health import Snapshot, healthz, load_snapshot
+from storage import teamwork, users
+from storage.engine import Db
+from storage.inbox import ResponseTimes
+from storage.tx import connect
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +64,7 @@ class DatabaseCollector:
         readable.add_metric([], 1)
         yield readable
         yield from _snapshot_metrics(snapshot, self.clock(), self.config.metrics.unhealthy_after)
+        yield from inbox_metrics(self.config, self.clock())
 
 
 def _snapshot_metrics(snapshot: Snapshot, now: datetime, unhealthy_after: int) -> Iterator[Metric]:
@@ -103,6 +112,69 @@ def _snapshot_metrics(snapshot: Snapshot, now: datetime, unhealthy_after: int) -
     for run in snapshot.running:
         idle.add_metric([run.stage, run.target], run.idle_for(now))
     yield from (healthy, queue, last_ok, last_poll, failing, paused, destinations, idle)
+
+
+RESPONSE_WINDOW = timedelta(days=7)  # the posts whose response times the gauges summarise
+QUANTILES = (("0.5", "median"), ("0.9", "p90"))  # label value, ResponseTimes field suffix
+
+
+def inbox_metrics(config: Config, now: datetime) -> Iterator[Metric]:
+    """The team's response gauges, read on a connection of their own; nothing (and a warning)
+    when the database cannot answer, so the other gauges are still scraped."""
+    try:
+        db = connect(config.database)
+        try:
+            found = _read_inbox(db, config, now)
+        finally:
+            db.close()
+    except (sqlite3.Error, ListenerError) as exc:
+        log.warning("metrics: cannot read response times from %s: %s", config.database, exc)
+        return
+    yield from found
+
+
+def _read_inbox(db: Db, config: Config, now: datetime) -> list[Metric]:
+    brands = sorted(config.brands)
+    agents = {u.name for u in users.everyone(db) if u.active and u.role != "viewer"}
+    start = now - RESPONSE_WINDOW
+    by_brand = [r for r in teamwork.response_times(db, start, now, "brand") if r.key in brands]
+    by_agent = [r for r in teamwork.response_times(db, start, now, "agent") if r.key in agents]
+    inbox = config.inbox
+    overdue = teamwork.overdue_posts(
+        db, now, brands, timedelta(minutes=inbox.first_response_minutes),
+        {b: timedelta(minutes=m) for b, m in inbox.brand_first_response_minutes.items()},
+        timedelta(days=inbox.stale_after_days))
+    late = GaugeMetricFamily(
+        "listener_overdue_posts", "Queue posts nobody has answered for longer than their "
+        "brand's first-response target (inbox.first_response_minutes), not yet stale.",
+        labels=["brand"])
+    for brand, count in overdue.items():
+        late.add_metric([brand], count)
+    return [
+        _quantiles("listener_first_response_seconds", "Seconds from a post to its first "
+                   "response, of the last 7 days' answered posts, per brand.", "brand",
+                   by_brand, "first_response"),
+        _quantiles("listener_resolution_seconds", "Seconds from a post to its resolution "
+                   "(handled or not relevant), of the last 7 days' posts, per brand.", "brand",
+                   by_brand, "resolution"),
+        _quantiles("listener_first_response_seconds_by_agent", "Seconds from a post to its "
+                   "first response, of the last 7 days' posts an agent had (or answered).",
+                   "agent", by_agent, "first_response"),
+        late,
+    ]
+
+
+def _quantiles(name: str, documentation: str, label: str, rows: list[ResponseTimes],
+               times: str) -> GaugeMetricFamily:
+    """One sample per row and quantile (0.5, 0.9) of ``times`` (first_response, resolution);
+    a row without such times (nothing resolved yet) has none."""
+    gauge = GaugeMetricFamily(name, documentation, labels=[label, "quantile"])
+    for row in rows:
+        for quantile, suffix in QUANTILES:
+            value = getattr(row, f"{times}_{suffix}")
+            if value is not None:
+                gauge.add_metric([row.key, quantile], value)
+    return gauge
 
 
 class _Forward:

@@ -30,6 +30,7 @@ from alerts.sinks import sink_class
 from alerts.sinks.base import Sink
 from classifiers.base import Classifier
 from classifiers.routing import LanguageRouter
+from listener import retraining
 from listener.classify_stage import classify
 from listener.config import Config
 from listener.core import instruments
@@ -43,6 +44,7 @@ from listener.core.language import detect
 from listener.core.models import Clock, Sleep, utcnow
 from listener.core.netguard import endpoints, private_allowed
 from listener.core.query import Brand
+from listener.retraining import models_dir_for
 from listener.sources import source_class
 from listener.sources.base import Source, SourceConfig, SourceContext
 from listener.sources.collect import (
@@ -59,6 +61,7 @@ BEAT_EVERY = 5.0  # seconds between two progress marks of one run (a write each)
 RETENTION_LEASE = "job:retention"  # one worker at a time erases old posts
 RETENTION_CHECK_SECONDS = 3600.0  # how often the daemon asks whether retention is due
 SYSTEM_ACTOR = "system"  # the audit log's name for what the daemon does on its own
+RETRAIN_LEASE = "job:retrain"  # one worker at a time retrains from corrections
 
 
 @dataclass
@@ -167,6 +170,7 @@ class Runtime:
                                     else LanguageRouter({"*": loaded}, detect=detect))
             if self._classifier is None:
                 from classifiers.loader import load_routed
+                from classifiers.model_store import active_heads_dir
 
                 settings = self.config.classifier
                 self._classifier = load_routed(
@@ -174,6 +178,7 @@ class Runtime:
                     batch_size=settings.batch_size, device=settings.device,
                     labels=settings.labels, urgency=settings.urgency, backend=settings.backend,
                     cache_dir=settings.cache_path(self.config.base_dir),
+                    heads_dir=active_heads_dir(models_dir_for(self.config)),
                 )
             return self._classifier
 
@@ -258,11 +263,15 @@ class Runtime:
 
             pipelined = settings.device.startswith("cuda") or (
                 settings.device == "auto" and NVIDIA_DRIVER.exists())
+        from classifiers.model_store import rescore_floor
+
+        # a model promoted from corrections re-scores recent posts only (listener.retraining)
+        floor = rescore_floor(models_dir_for(self.config))
         return self._stage("classify", "", lambda db: classify(
             db, self.classifier, self.clock, batch_size=size, stop=self.stop,
             on_batch=self._classified, owner=self.worker if self.shared else None,
             connect=self.db if pipelined else None, write_size=settings.write_batch,
-            scorers=settings.scorers))
+            scorers=settings.scorers, after=floor))
 
     def _classified(self, done: int) -> None:
         self.beat()
@@ -332,6 +341,30 @@ class Runtime:
             return erased.posts
 
         return self._stage("retention", "", work, lease=RETENTION_LEASE)
+
+    def run_retrain(self) -> int | None:
+        """Retrain the heads from reviewers' corrections every ``classifier.retrain.every_hours``
+        (listener.retraining): the job asks hourly whether it is due (the last ``model.retrain``
+        audit entry); one worker at a time (``job:retrain``). A promoted model is served from
+        the next classify run on. Returns 1 when a model was promoted."""
+        section = self.config.classifier.retrain
+        if section is None:
+            return 0
+
+        def work(db: Database) -> int:
+            now = self.clock()
+            if not retraining.retrain_due(db, now, timedelta(hours=section.every_hours)):
+                return 0
+            outcome = retraining.retrain_from_feedback(
+                db, models_dir_for(self.config), retraining.data_dir_for(self.config), now,
+                actor=SYSTEM_ACTOR, settings=retraining.settings_for(self.config),
+                held_out_percent=section.held_out_percent, rescore_hours=section.rescore_hours)
+            if outcome.promoted:
+                with self._lock:  # the next classify run loads the promoted model
+                    self._classifier = None if self.preloaded is None else self._classifier
+            return int(outcome.promoted)
+
+        return self._stage("retrain", "", work, lease=RETRAIN_LEASE)
 
     def run_dispatch(self, wait_up_to: float = 0.0, destination: str | None = None
                      ) -> int | None:

@@ -55,7 +55,7 @@ def build_scheduler(runtime: Runtime) -> BlockingScheduler:
         # heartbeat, retention, replies, one dispatch per destination (a slow one must not
         # take another's thread)
         executors={"default": ThreadPoolExecutor(
-            max_workers=len(sources) + 6 + max(1, len(runtime.config.destinations)))},
+            max_workers=len(sources) + 7 + max(1, len(runtime.config.destinations)))},
         job_defaults={"coalesce": True, "max_instances": 1},
     )
     add_jobs(scheduler, runtime, sources)
@@ -157,6 +157,8 @@ def add_jobs(scheduler: BaseScheduler, runtime: Runtime, sources: list[Source]) 
     add("worker", runtime.worker_heartbeat, HEARTBEAT_SECONDS)
     if runtime.config.storage.retention_days is not None:  # runs once a day; asks hourly
         add("retention", runtime.run_retention, RETENTION_CHECK_SECONDS)
+    if "classify" in stages and runtime.config.classifier.retrain is not None:  # asks hourly
+        add("retrain", runtime.run_retrain, RETENTION_CHECK_SECONDS)
 
 
 def _interval(runtime: Runtime, name: str) -> float:

@@ -35,7 +35,7 @@ from storage.tx import immediate
 _RACES = 5  # reads in a row that other workers claimed entirely before giving up for this run
 _LOOK_AHEAD = 4  # due groups read per group to claim: workers claiming at once each find some
 _UNCLAIMED = (
-    "SELECT id, text, lang FROM posts p WHERE NOT EXISTS (SELECT 1 FROM scores s"
+    "SELECT id, text, lang FROM posts p WHERE p.id > ? AND NOT EXISTS (SELECT 1 FROM scores s"
     " WHERE s.post_id = p.id AND s.model = ? AND s.model_version = ?)"
     " AND NOT EXISTS (SELECT 1 FROM leases l"
     " WHERE l.name = CAST(? AS TEXT) || CAST(p.id AS TEXT) AND l.until >= ?)"
@@ -53,13 +53,14 @@ def _prefix(model: str, version: str) -> str:
 
 
 def posts_to_score(db: Db, model: str, version: str, limit: int, owner: str, now: datetime,
-                   seconds: float) -> list[Unscored]:
+                   seconds: float, *, after: int = 0) -> list[Unscored]:
     """Up to ``limit`` unscored posts, oldest first, now leased to ``owner``. Another worker
     claiming the same rows at the same moment wins some of them; when it won them all, the
-    next unclaimed ones are read (an empty list means there is nothing left to claim)."""
+    next unclaimed ones are read (an empty list means there is nothing left to claim).
+    Posts with ids up to ``after`` are never offered (a promoted model's re-scoring floor)."""
     for _ in range(_RACES):
         rows = [Unscored(r["id"], r["text"], r["lang"]) for r in db.query(
-            _UNCLAIMED, [model, version, _prefix(model, version), to_iso(now), limit])]
+            _UNCLAIMED, [after, model, version, _prefix(model, version), to_iso(now), limit])]
         if not rows:
             return []
         names = [score_lease(model, version, r.id) for r in rows]

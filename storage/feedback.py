@@ -4,12 +4,23 @@ A feedback row stores the label a human chose and the model's own label at that 
 (``predicted``, with the model name and version), so accuracy is "chosen == predicted" over
 reviewed posts. Only a post's newest feedback per field counts: people correct themselves.
 Labels are those of the shared training TSVs, so exports feed ``listener train --extra``.
+
+Retraining from corrections (issue 18, ``classifiers.corrections``) reads
+:func:`reviewed_posts`: each reviewed post's newest sentiment and urgency label with its text,
+split for good into a training part and a held-out part by a hash of the post's
+``platform:platform_id`` (:func:`is_held_out`), so the held-out posts never teach a model and
+judge every retrained one. "Not relevant" verdicts are left out: they say nothing about
+sentiment or urgency. :func:`accuracy_by_version` scores each model version on the reviewed
+posts it scored (its own score of the post, not the one shown when the review was made), and
+:func:`rescore_floor` bounds what a newly promoted model scores again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -135,3 +146,133 @@ def training_rows(db: Db, field: str) -> Iterator[tuple[str, ...]]:
             yield key, r["label"], _SPACE.sub("_", r["brand"] or "unknown"), text
         else:
             yield key, r["label"], text
+
+
+HELD_OUT_PERCENT = 30  # of reviewed posts: never trained on, they judge each retrained model
+RETRAIN_FIELDS = ("sentiment", "urgency")  # the fields a head learns; relevance teaches none
+
+
+def post_key(platform: str, platform_id: str) -> str:
+    """``platform:platform_id``, white space folded to ``_``: a post's name in every database
+    (the training TSVs' id), which the held-out split hashes."""
+    return _SPACE.sub("_", f"{platform}:{platform_id}")
+
+
+def is_held_out(key: str, percent: int = HELD_OUT_PERCENT) -> bool:
+    """Whether the post named ``key`` is held out: the same answer on every run, machine and
+    engine (SHA-256 of the key, not Python's salted ``hash``); both fields of a post alike."""
+    if not 0 <= percent <= 100:
+        raise ValueError(f"held-out percent must be 0..100, got {percent}")
+    bucket = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") % 100
+    return bucket < percent
+
+
+@dataclass(frozen=True)
+class ReviewedPost:
+    """One reviewed post's newest label for one field, with what a model needs to learn it."""
+
+    post_id: int
+    key: str  # platform:platform_id (post_key)
+    field: str  # sentiment or urgency
+    label: str  # the reviewer's label, in the shared TSVs' label set
+    text: str
+    lang: str | None
+    held_out: bool
+
+
+def reviewed_posts(db: Db, *, held_out_percent: int = HELD_OUT_PERCENT,
+                   fields: tuple[str, ...] = RETRAIN_FIELDS) -> list[ReviewedPost]:
+    """Every reviewed post usable for training, newest verdict per post and field, in the
+    order of those verdicts; posts whose text was erased are left out (:func:`training_rows`
+    says why), and so is ``relevance`` unless asked for (it has no head to train)."""
+    unknown = sorted(set(fields) - set(LABELS))
+    if unknown or not fields:
+        raise ValueError(f"unknown feedback field(s) {unknown or fields}")
+    marks = ", ".join("?" for _ in fields)
+    sql = (
+        "SELECT p.id, p.platform, p.platform_id, p.text, p.lang, f.field, f.label"  # noqa: S608
+        f" FROM feedback f JOIN posts p ON p.id = f.post_id WHERE f.field IN ({marks})"
+        f" AND {_LATEST} AND p.text <> ? ORDER BY f.id"
+    )
+    out: list[ReviewedPost] = []
+    for r in db.query(sql, [*fields, ERASED]):
+        key = post_key(r["platform"], r["platform_id"])
+        out.append(ReviewedPost(int(r["id"]), key, str(r["field"]), str(r["label"]),
+                                _SPACE.sub(" ", r["text"]).strip(), r["lang"],
+                                is_held_out(key, held_out_percent)))
+    return out
+
+
+@dataclass(frozen=True)
+class VersionAccuracy:
+    """How one model version did on the reviewed posts it scored, for one field.
+
+    ``held_out_*`` count only the held-out posts (:func:`is_held_out`): a model retrained from
+    corrections learnt the others, so its accuracy on them flatters it."""
+
+    model: str
+    model_version: str
+    field: str
+    reviewed: int
+    correct: int
+    held_out_reviewed: int
+    held_out_correct: int
+    first_scored: str  # when this version scored its first reviewed post (the table's order)
+
+    @property
+    def share(self) -> float | None:
+        return self.correct / self.reviewed if self.reviewed else None
+
+    @property
+    def held_out_share(self) -> float | None:
+        return self.held_out_correct / self.held_out_reviewed if self.held_out_reviewed else None
+
+
+def accuracy_by_version(db: Db, since: datetime | None = None, *,
+                        held_out_percent: int = HELD_OUT_PERCENT) -> list[VersionAccuracy]:
+    """Per model version and field: the reviewed posts that version scored (newest verdict per
+    post and field, given at or after ``since``) and how many of its labels equal the
+    reviewer's. Every score of a reviewed post counts for its own version, so a post scored by
+    the old model and again by a promoted one counts for both. Oldest version first."""
+    clause, params = ("", []) if since is None else (" AND f.created_at >= ?", [to_iso(since)])
+    sql = (
+        "SELECT s.model, s.model_version, f.field, f.label, s.sentiment, s.urgency,"  # noqa: S608
+        " s.scored_at, p.platform, p.platform_id FROM feedback f"
+        " JOIN scores s ON s.post_id = f.post_id JOIN posts p ON p.id = f.post_id"
+        f" WHERE f.field IN ('sentiment', 'urgency') AND {_LATEST}{clause}"
+    )
+    tally: dict[tuple[str, str, str], list[Any]] = {}
+    held: dict[str, bool] = {}
+    for r in db.query(sql, params):
+        key = post_key(r["platform"], r["platform_id"])
+        if key not in held:
+            held[key] = is_held_out(key, held_out_percent)
+        said = predicted_label(r["field"], {"sentiment": r["sentiment"], "urgency": r["urgency"]})
+        right = int(said == r["label"])
+        group = tally.setdefault((r["model"], r["model_version"], r["field"]),
+                                 [0, 0, 0, 0, r["scored_at"] or ""])
+        group[0] += 1
+        group[1] += right
+        if held[key]:
+            group[2] += 1
+            group[3] += right
+        group[4] = min(group[4], r["scored_at"] or "")
+    rows = [VersionAccuracy(model, version, field, *counts)
+            for (model, version, field), counts in tally.items()]
+    return sorted(rows, key=lambda a: (a.first_scored, a.model, a.model_version, a.field))
+
+
+def rescore_floor(db: Db, since: datetime) -> int:
+    """The highest post id a newly promoted model need not score: posts collected at or after
+    ``since`` have greater ids, and so has every post no model has scored yet (a backlog);
+    the older posts keep the scores they have. The classify stage reads posts oldest first,
+    so without this floor a promotion would re-score the whole history before any new post.
+    Scans the posts once (collected_at has no index): it runs once per promotion."""
+    recent = db.execute("SELECT min(id) FROM posts WHERE collected_at >= ?",
+                        [to_iso(since)]).fetchone()[0]
+    unscored = db.execute("SELECT min(id) FROM posts p WHERE NOT EXISTS"
+                          " (SELECT 1 FROM scores s WHERE s.post_id = p.id)").fetchone()[0]
+    firsts = [int(i) for i in (recent, unscored) if i is not None]
+    if firsts:
+        return min(firsts) - 1
+    return int(db.execute("SELECT coalesce(max(id), 0) FROM posts").fetchone()[0])

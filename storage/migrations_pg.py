@@ -437,6 +437,11 @@ def _pg004_run_workers(conn: psycopg.Connection[Any]) -> None:
     conn.execute(f"ALTER TABLE runs ADD COLUMN worker {TEXT}".encode())
 
 
+_QUEUE_ORDER = (  # SQLite's 015
+    "CREATE INDEX idx_triage_status_rank ON triage"
+    " (status, rank DESC, created_at DESC, post_id DESC)",
+    "CREATE INDEX idx_triage_rank ON triage (rank DESC, created_at DESC, post_id DESC)",
+)
 _PEOPLE = (
     f"CREATE TABLE users (id {ID}, name {TEXT} NOT NULL, role {TEXT} NOT NULL"
     f" CHECK (role IN ('admin', 'agent', 'viewer')), password_hash {TEXT},"
@@ -501,6 +506,12 @@ def _pg008_replies(conn: psycopg.Connection[Any]) -> None:
         conn.execute(statement.encode())
 
 
+def _pg009_queue_order(conn: psycopg.Connection[Any]) -> None:
+    """SQLite's 015: indexes in the queue's order."""
+    for statement in _QUEUE_ORDER:
+        conn.execute(statement.encode())
+
+
 PG_MIGRATIONS: list[tuple[str, Callable[[psycopg.Connection[Any]], None]]] = [
     ("pg001_baseline", _pg001_baseline),
     ("pg002_sqlite_functions", _pg002_sqlite_functions),
@@ -510,6 +521,7 @@ PG_MIGRATIONS: list[tuple[str, Callable[[psycopg.Connection[Any]], None]]] = [
     ("pg006_people", _pg006_people),
     ("pg007_inbox", _pg007_inbox),
     ("pg008_replies", _pg008_replies),
+    ("pg009_queue_order", _pg009_queue_order),
 ]
 
 

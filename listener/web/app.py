@@ -37,9 +37,9 @@ def create_app(config: WebSettings) -> Flask:
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     _guard(app, config)
-    from listener.web import admin, alerts, feedback, login, overview, posts, queue
+    from listener.web import admin, alerts, feedback, login, overview, posts, queue, replies
 
-    for module in (login, overview, queue, posts, alerts, feedback, admin):
+    for module in (login, overview, queue, posts, alerts, feedback, admin, replies):
         app.register_blueprint(module.bp)
     app.teardown_appcontext(close_db)
     app.register_error_handler(HTTPException, _http_error)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from flask import current_app, g
@@ -16,6 +17,34 @@ from listener.core.models import Clock, utcnow
 from storage.tx import connect
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class ReplyAccount:
+    """A configured reply account as the pages need it: which posts it can answer."""
+
+    name: str
+    platform: str
+    brands: frozenset[str] | None  # None: every brand's posts
+
+    def answers(self, platform: str | None, brand: str | None) -> bool:
+        return platform == self.platform and (self.brands is None or brand in self.brands)
+
+
+@dataclass(frozen=True)
+class InboxRules:
+    """The team's targets (config ``inbox``): first response per brand, when a post is stale,
+    whose replies need an admin's approval, and the accounts replies go out with."""
+
+    first_response: timedelta = timedelta(hours=4)
+    brand_first_response: Mapping[str, timedelta] = field(default_factory=dict)
+    stale_after: timedelta = timedelta(days=7)
+    reply_approval: frozenset[str] = frozenset()
+    reply_accounts: tuple[ReplyAccount, ...] = ()
+
+    def account_for(self, platform: str | None, brand: str | None) -> ReplyAccount | None:
+        """The account that answers this post, or None ("copy the reply and open the post")."""
+        return next((a for a in self.reply_accounts if a.answers(platform, brand)), None)
 
 
 @dataclass(frozen=True)
@@ -41,6 +70,7 @@ class WebSettings:
     sso_header: str | None = None
     sso_proxies: tuple[Network, ...] = ()
     sso_default_role: str | None = None
+    inbox: InboxRules = field(default_factory=InboxRules)
 
 
 ROLE_RANK = {"viewer": 0, "agent": 1, "admin": 2}  # storage.users.ROLES, least to most

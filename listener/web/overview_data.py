@@ -25,6 +25,8 @@ from alerts.spikes.history import BASELINES, FoundSpike, find_spikes
 from alerts.spikes.stats import NEGATIVE, VOLUME
 from alerts.terms import document_frequencies, posts_using, ranked_terms, top_terms
 from listener.core.models import parse_iso, to_iso
+from storage import teamwork
+from storage.inbox import ResponseTimes
 from storage.trends import (
     SENTIMENTS,
     Counts,
@@ -247,3 +249,14 @@ def _place(spike: dict[str, Any], keys: list[str], bucket: str) -> dict[str, Any
     return {**spike, "found_in_history": False, "first_bucket": index.get(first, 0),
             "last_bucket": index.get(last, len(keys) - 1),
             "when": _when(start, end, "hour"), **_queue_link(start, end)}
+
+
+# -- response times (issue 18) -------------------------------------------------------------------
+
+
+def response_times(db: Database, period: Period, brand: str | None = None
+                   ) -> dict[str, list[ResponseTimes]]:
+    """First-response and resolution times of the period's answered posts, per brand and per
+    agent (seconds; :func:`storage.teamwork.response_times`): the overview's card and its CSV."""
+    return {by: teamwork.response_times(db, period.start, period.end, by, brand)
+            for by in teamwork.GROUPS}

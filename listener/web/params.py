@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,7 +18,7 @@ from werkzeug.routing import IntegerConverter
 
 from listener.core.models import parse_iso, to_iso
 from storage.trends import BUCKETS, Period
-from storage.triage import STATUSES, QueueFilter
+from storage.triage import STATUSES, QueueFilter, Waiting
 
 RANGES = {"24h": 24, "7d": 7 * 24, "30d": 30 * 24, "90d": 90 * 24}
 DEFAULT_BUCKET = {"24h": "hour", "7d": "day", "30d": "day", "90d": "day"}
@@ -35,6 +35,13 @@ REFUSED_BECAUSE = {
     ("90d", "hour"): "90 days per hour would be 2,160 bars (per hour goes up to 30 days)",
 }
 SENTIMENTS = ("negative", "neutral", "positive")
+# the queue's views (issue 18), as its tabs name them: "new" is nobody's yet (Unassigned),
+# "mine" the open posts assigned to whoever looks, "open" everything still someone's work
+QUEUE_VIEWS = {"new": "Unassigned", "mine": "Mine", "open": "Open", "assigned": "Assigned",
+               "replied": "Replied", "handled": "Handled", "not_relevant": "Not relevant",
+               "all": "All"}
+# the queue's order: rank x time waited (storage.triage.Waiting), or rank alone
+QUEUE_ORDERS = {"waiting": "waiting time counts", "rank": "rank only"}
 PAGE_SIZE = 50
 MAX_TEXT = 200  # longest accepted filter value (brand, source, search …)
 MAX_PAGE = 10_000
@@ -72,19 +79,33 @@ class View:
     status_default: str | None = "new"
     incident: str | None = None  # one incident's posts, whenever they were written
     unsupported: bool = False  # only posts whose language the model did not understand
+    mine: bool = False  # the queue's "Mine": open posts assigned to whoever looks
+    order: str = "waiting"  # the queue's order (QUEUE_ORDERS)
 
     @property
     def period(self) -> Period:
         """Views per day or week cover whole days (they read the daily rollup)."""
         return Period.ending(self.end, RANGES[self.range], whole_days=self.bucket != "hour")
 
-    def queue_filter(self) -> QueueFilter:
+    def queue_filter(self, *, me: str | None = None, waiting: Waiting | None = None
+                     ) -> QueueFilter:
+        """The storage filter of this view; ``me`` is who "Mine" means (nobody's posts when
+        None), ``waiting`` the clock and targets the order counts time waited with."""
         period = self.period
         start, end = (None, None) if self.incident else (period.start, period.end)
         return QueueFilter(start=start, end=end, brand=self.brand,
                            source=self.source, sentiment=self.sentiment, lang=self.lang,
                            status=self.status, q=self.q, incident=self.incident,
-                           unsupported=self.unsupported)
+                           unsupported=self.unsupported,
+                           assignee=(me or "") if self.mine else None,
+                           waiting=waiting if self.order == "waiting" else None)
+
+    @property
+    def queue_view(self) -> str:
+        """Which of the queue's views (QUEUE_VIEWS) this is."""
+        if self.mine:
+            return "mine"
+        return self.status or "all"
 
     def args(self, **changes: Any) -> dict[str, Any]:
         """Non-default query arguments of this view, with ``changes`` applied."""
@@ -93,8 +114,11 @@ class View:
             "source": self.source, "sentiment": self.sentiment, "lang": self.lang,
             "status": self.status or "all", "q": self.q, "page": self.page,
             "incident": self.incident, "unsupported": "1" if self.unsupported else None,
+            "order": None if self.order == "waiting" else self.order,
         }
-        if self.status == self.status_default:
+        if self.mine:
+            values["status"] = "mine"
+        elif self.status == self.status_default:
             values["status"] = None
         if self.bucket == DEFAULT_BUCKET[self.range]:
             values["bucket"] = None
@@ -171,6 +195,29 @@ def parse_view(args: Mapping[str, str], now: datetime, *, default_range: str = "
         status_default=default_status, incident=_incident(args),
         unsupported=_flag(args, "unsupported"),
     )
+
+
+def parse_queue_view(args: Mapping[str, str], now: datetime) -> View:
+    """The queue's filters: the common ones, its views (``status``: one of QUEUE_VIEWS, 'new'
+    by default) and its order (``order``: QUEUE_ORDERS, 'waiting' by default)."""
+    status = _choice(args, "status", tuple(QUEUE_VIEWS), "new") or "new"
+    order = _choice(args, "order", tuple(QUEUE_ORDERS), "waiting") or "waiting"
+    common = {k: v for k, v in args.items() if k != "status"}
+    view = parse_view(common, now, default_range="30d", default_status=None)
+    return replace(view, status=_queue_status(status), status_default="new",
+                   mine=status == "mine", order=order)
+
+
+def queue_views(view: View) -> list[tuple[str, View]]:
+    """Each of the queue's views with this view's other filters (the tabs), first page."""
+    return [(key, replace(view, status=_queue_status(key), mine=key == "mine", page=1))
+            for key in QUEUE_VIEWS]
+
+
+def _queue_status(key: str) -> str | None:
+    """The storage status filter of a queue view: "mine" is the open ones (of one person),
+    "all" no filter."""
+    return None if key == "all" else "open" if key == "mine" else key
 
 
 class BucketRefused(BadRequest):

@@ -7,7 +7,8 @@ posts and the buttons that change things are never open to the network by accide
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import click
@@ -16,7 +17,26 @@ from listener.config import Config, ServeSettings, is_loopback, load_config
 from listener.core.errors import ConfigError, MissingDependency
 from listener.core.query import positive_terms
 
+if TYPE_CHECKING:
+    from listener.web.context import InboxRules
+
 THREADS = 4  # requests served at once; each opens its own SQLite connection
+
+
+def inbox_rules(config: Config) -> InboxRules:
+    """The config's ``inbox`` and ``replies`` as the pages use them."""
+    from listener.web.context import InboxRules, ReplyAccount  # Flask: only for the dashboard
+
+    inbox = config.inbox
+    return InboxRules(
+        first_response=timedelta(minutes=inbox.first_response_minutes),
+        brand_first_response={b: timedelta(minutes=m)
+                              for b, m in inbox.brand_first_response_minutes.items()},
+        stale_after=timedelta(days=inbox.stale_after_days),
+        reply_approval=frozenset(inbox.reply_approval),
+        reply_accounts=tuple(ReplyAccount(a.name, a.type, frozenset(a.brands)
+                                          if a.brands is not None else None)
+                             for a in config.reply_accounts))
 
 
 def brand_words(config: Config) -> frozenset[str]:
@@ -85,7 +105,7 @@ def serve(config_path: str, host: str | None, port: int | None) -> None:
         allowed_hosts=normalise(host_names(settings, host)),
         trusted_proxies=trusted_networks(settings), secure_cookies=settings.secure_cookies,
         sso_header=settings.sso_header, sso_proxies=sso_networks(settings),
-        sso_default_role=settings.sso_default_role,
+        sso_default_role=settings.sso_default_role, inbox=inbox_rules(config),
     ))
     server = make_server(app, host, settings.port if port is None else port)
     shown = f"[{host}]" if ":" in host else host

@@ -186,6 +186,7 @@ def test_every_setting_is_documented_in_the_example() -> None:
         *(source_class(name).Config for name in SOURCES),
         *(sink_class(name).Config for name in SINKS),
         config_module.InboxSettings,
+        config_module.RetrainConfig,
         *(writer_class(name).Config for name in WRITERS),
     ]
     missing = {f"{m.__name__}.{k}" for m in models for k in _field_names(m) - documented}

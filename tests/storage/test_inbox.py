@@ -193,3 +193,4 @@ def test_waiting_customers_climb_the_queue_and_stale_posts_sink(any_db: Db) -> N
     assert not waiting.overdue("acme", NOW - ages["late"], "replied")
     assert waiting.overdue("globex", NOW - timedelta(hours=1), "assigned")
     assert not waiting.overdue("acme", NOW - timedelta(hours=1), "new")
+

@@ -90,10 +90,13 @@ def test_search_errors_are_the_parsers_message_not_500(client: FlaskClient) -> N
 
 
 def test_queue_api_filters_and_orders(client: FlaskClient) -> None:
-    rows = client.get("/api/queue?range=90d&status=all&source=reddit").get_json()["rows"]
+    rows = client.get("/api/queue?range=90d&status=all&source=reddit&order=rank").get_json()["rows"]
     assert rows and {r["source"] for r in rows} == {"reddit"}
     ranks = [r["rank"] for r in rows]
     assert ranks == sorted(ranks, reverse=True)
+    waiting = client.get("/api/queue?range=90d&status=all&source=reddit").get_json()["rows"]
+    priorities = [r["priority"] for r in waiting]  # by default the time waited counts (issue 18)
+    assert priorities == sorted(priorities, reverse=True)
     negative = client.get("/api/queue?sentiment=negative&lang=fr").get_json()
     assert 0 < len(negative["rows"]) <= negative["total"]
     assert {(r["sentiment"], r["lang"]) for r in negative["rows"]} == {("negative", "fr")}
@@ -110,11 +113,11 @@ def test_csv_export_neutralises_formulas_and_json_export_round_trips(
     post_id = db.execute("SELECT id FROM posts WHERE platform_id = 'evil'").fetchone()[0]
     store.save_scores(db, [(post_id, Score("negative", .9, .05, .05, .99, "m", "1"), "en")], NOW)
     db.close()
-    text = client.get("/export/queue.csv?range=24h").get_data(as_text=True)
+    text = client.get("/export/queue.csv?range=24h&order=rank").get_data(as_text=True)
     first = next(csv.DictReader(io.StringIO(text)))
     assert first["text"] == "'" + evil.text and first["author"] == "'@admin"
     assert csv_cell("-2+3") == "'-2+3" and csv_cell(-2) == -2 and csv_cell("fine") == "fine"
-    response = client.get("/export/queue.json?range=24h")
+    response = client.get("/export/queue.json?range=24h&order=rank")
     assert response.headers["Content-Disposition"] == 'attachment; filename="queue.json"'
     assert json.loads(response.get_data(as_text=True))[0]["text"] == evil.text
 

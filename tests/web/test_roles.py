@@ -24,7 +24,12 @@ FORM = {"status": "handled", "field": "sentiment", "label": "neutral", "role": "
         "next": "/queue"}
 ADMIN_PAGES = ("/admin/users", "/admin/audit", "/export/audit.csv")
 KNOWN_POSTS = {"posts.status", "posts.add_feedback", "alerts.retry", "admin.add_user",
-               "admin.set_role", "admin.set_disabled", "admin.reset_password"}
+               "admin.set_role", "admin.set_disabled", "admin.reset_password", "posts.assign",
+               "posts.undo", "posts.add_note", "replies.write", "replies.withdraw",
+               "replies.send_again", "admin.approve_reply", "admin.reject_reply"}
+# endpoints the shared FORM fills in full: an agent's POST there changes state (303); the
+# others need fields of their own, so an agent is only seen not to be refused (no 403, no 5xx)
+FORM_COMPLETE = {"posts.status", "posts.add_feedback", "alerts.retry"}
 
 
 @pytest.fixture
@@ -112,8 +117,11 @@ def test_an_agent_works_the_queue_but_cannot_reach_the_admin_pages(
         if rule.endpoint.startswith("admin."):
             assert response.status_code == 403, rule.endpoint
             assert "Only admins can manage people" in response.get_data(as_text=True)
-        else:
+        elif rule.endpoint in FORM_COMPLETE:
             assert response.status_code == 303, (rule.endpoint, response.status_code)
+        else:
+            assert response.status_code != 403 and response.status_code < 500, (
+                rule.endpoint, response.status_code)
     assert post_status(path, ids.top_post) == ("handled", "alice")
     for page in ADMIN_PAGES:
         response = alice.get(page)
