@@ -12,7 +12,7 @@ from listener.web.context import get_db, now, settings
 from listener.web.export import csv_response, json_response
 from listener.web.overview_data import overview, response_times
 from listener.web.params import BUCKETS_FOR, DEFAULT_BUCKET, BucketRefused, View, parse_view
-from storage import trends
+from storage import feedback, trends
 from storage.triage import distinct_values
 
 bp = Blueprint("overview", __name__)
@@ -60,6 +60,7 @@ def _render(view: View, data: dict[str, Any] | None, refused: BucketRefused | No
         brands=distinct_values(db, "brand"), sources=distinct_values(db, "source"),
         buckets_for=BUCKETS_FOR, default_bucket=DEFAULT_BUCKET,
         responses=response_times(db, view.period, view.brand) if data is not None else None,
+        accuracy=feedback.accuracy_by_version(db) if data is not None else None,
     )
 
 

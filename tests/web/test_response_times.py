@@ -135,3 +135,29 @@ def test_an_empty_period_says_so(seeded: tuple[Path, Seeded]) -> None:
     html = app_for(seeded[0]).test_client().get("/?range=24h").get_data(as_text=True)
     card = html.split('<section id="response-times">')[1].split("</section>")[0]
     assert card.count("no answered posts in this period") == 2
+
+
+def test_the_overview_shows_accuracy_on_reviewed_posts_per_model_version(
+    seeded: tuple[Path, Seeded]
+) -> None:
+    """Issue 18: each model version is judged by its own scores of the reviewed posts — a post
+    re-scored by a new version counts for both, each with its own label."""
+    from listener.core.models import Score
+    from storage import feedback
+
+    path = seeded[0]
+    db = connect(path)
+    ids = [r[0] for r in db.execute("SELECT post_id FROM triage ORDER BY post_id LIMIT 4")]
+    for pid in ids:  # the reviewers say: all negative
+        feedback.add_feedback(db, pid, "sentiment", "negative", "ann", NOW)
+    store.save_scores(db, [(pid, Score("negative" if i < 3 else "neutral", 0.8, 0.1, 0.1, 0.9,
+                                       "default", "v-next"), "en")
+                           for i, pid in enumerate(ids)], NOW)
+    by_version = {(a.model_version, a.field): a for a in feedback.accuracy_by_version(db)}
+    db.close()
+    html = app_for(path).test_client().get("/?range=7d").get_data(as_text=True)
+    card = html.split('<section id="model-accuracy">')[1].split("</section>")[0]
+    row = card.split('data-version="v-next" data-field="sentiment"')[1].split("</tr>")[0]
+    assert by_version[("v-next", "sentiment")].reviewed == 4
+    assert ">4<" in row and "75.0 %" in row
+    assert len(by_version) >= 2  # the version the seed scored with is listed too
