@@ -43,8 +43,6 @@ Connect is expected to know reviews by the same id; one it does not know answers
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import re
 import threading
@@ -58,6 +56,7 @@ import httpx
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from alerts.replies.base import AccountConfig, Outgoing, Sent
+from alerts.replies.jws import compact
 from alerts.sinks._http import https_base_url, json_object, request, sink_client
 from alerts.sinks.base import error_for_status, retry_after_seconds
 from listener.core.errors import DeliveryError, MissingDependency, RateLimited
@@ -237,7 +236,7 @@ class AppStoreWriter:
             header = {"alg": "ES256", "kid": self._config.key_id, "typ": "JWT"}
             claims = {"iss": self._config.issuer_id, "iat": now, "exp": now + TOKEN_SECONDS,
                       "aud": AUDIENCE}
-            token = _jwt(header, claims, self._sign)
+            token = compact(header, claims, self._sign)
             register_short_lived_secret(token)
             self._token, self._token_until = token, started + TOKEN_SECONDS - RENEW_BEFORE
             return token, True
@@ -324,19 +323,6 @@ def _wait(response: httpx.Response) -> float:
         return retry_after_seconds(header, DEFAULT_WAIT)
     match = _REMAINING.search(response.headers.get("X-Rate-Limit", ""))
     return SPENT_WAIT if match and int(match.group(1)) == 0 else DEFAULT_WAIT
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _jwt(header: dict[str, Any], claims: dict[str, Any], sign: Callable[[bytes], bytes]) -> str:
-    """A compact JWS (RFC 7515): base64url header and claims, signed."""
-    def part(value: dict[str, Any]) -> str:
-        return _b64(json.dumps(value, separators=(",", ":")).encode())
-
-    signing_input = f"{part(header)}.{part(claims)}"
-    return f"{signing_input}.{_b64(sign(signing_input.encode('ascii')))}"
 
 
 def _es256(pem: str, account: str) -> Callable[[bytes], bytes]:

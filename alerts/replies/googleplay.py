@@ -42,7 +42,6 @@ a review the author deleted answers 404 (parked, not retried).
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import logging
@@ -58,6 +57,7 @@ import httpx
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from alerts.replies.base import AccountConfig, Outgoing, Sent
+from alerts.replies.jws import compact
 from alerts.sinks._http import (
     has_controls,
     https_base_url,
@@ -256,7 +256,7 @@ class GooglePlayWriter:
             header = {"alg": "RS256", "typ": "JWT"}
             if self._key_id:
                 header["kid"] = self._key_id
-            assertion = _jwt(header, claims, self._sign)
+            assertion = compact(header, claims, self._sign)
             register_short_lived_secret(assertion)
             started = time.monotonic()
             response = request(
@@ -407,19 +407,6 @@ def _wait(response: httpx.Response, error: dict[str, Any]) -> float:
         if match:
             return max(1.0, float(match.group(1)))
     return DEFAULT_WAIT
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _jwt(header: dict[str, Any], claims: dict[str, Any], sign: Callable[[bytes], bytes]) -> str:
-    """A compact JWS (RFC 7515): base64url header and claims, signed."""
-    def part(value: dict[str, Any]) -> str:
-        return _b64(json.dumps(value, separators=(",", ":")).encode())
-
-    signing_input = f"{part(header)}.{part(claims)}"
-    return f"{signing_input}.{_b64(sign(signing_input.encode('ascii')))}"
 
 
 def _rs256(pem: str, account: str) -> Callable[[bytes], bytes]:
