@@ -113,33 +113,44 @@ class ResponseTimes:
     resolution_p90: float | None
 
 
-def _p90(values: list[float]) -> float | None:
+def p90(values: list[float]) -> float | None:
+    """The value at 90 % of the sorted times: one of the observed times, never interpolated."""
     if not values:
         return None
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
 
 
-def response_times(db: Db, start: datetime, end: datetime, by: str) -> list[ResponseTimes]:
+GROUPS = ("brand", "agent")
+# who a post's response counts for: its brand, or the agent who has it (else who answered it)
+_KEYS = {"brand": "coalesce(p.brand, '')", "agent": "coalesce(st.assignee, st.by, '')"}
+
+
+def response_times(db: Db, start: datetime, end: datetime, by: str,
+                   brand: str | None = None) -> list[ResponseTimes]:
     """Per brand (``by='brand'``) or per agent (``'agent'``: the post's assignee, else whoever
-    answered it) for posts created in [start, end). Times are from the post's creation —
-    what the customer waited — read as rows and summarised here: medians are not SQL on
-    SQLite, and a period's answered posts are thousands, not millions."""
-    key = "coalesce(p.brand, '')" if by == "brand" else "coalesce(st.assignee, st.by, '')"
-    rows = db.execute(
-        f"SELECT {key}, p.created_at, st.first_response_at, st.resolved_at"  # noqa: S608 (one of two constants)
-        " FROM post_status st JOIN posts p ON p.id = st.post_id"
-        " WHERE st.first_response_at IS NOT NULL AND p.created_at >= ? AND p.created_at < ?",
-        [to_iso(start), to_iso(end)]).fetchall()
+    answered it) for posts created in [start, end), optionally of one brand's posts. Times are
+    from the post's creation — what the customer waited — read as rows and summarised here:
+    medians are not SQL on SQLite, and a period's answered posts are thousands, not millions.
+    The overview's card, its CSV and the metrics all read this."""
+    if by not in _KEYS:
+        raise ValueError(f"by must be one of: {', '.join(GROUPS)}")
+    sql = (f"SELECT {_KEYS[by]}, p.created_at, st.first_response_at, st.resolved_at"  # noqa: S608 (one of two constants)
+           " FROM post_status st JOIN posts p ON p.id = st.post_id"
+           " WHERE st.first_response_at IS NOT NULL AND p.created_at >= ? AND p.created_at < ?")
+    params: list[object] = [to_iso(start), to_iso(end)]
+    if brand is not None:
+        sql += " AND p.brand = ?"
+        params.append(brand)
     first: dict[str, list[float]] = defaultdict(list)
     done: dict[str, list[float]] = defaultdict(list)
-    for name, created, responded, resolved in rows:
+    for name, created, responded, resolved in db.execute(sql, params).fetchall():
         at = parse_iso(created)
         first[name].append(max((parse_iso(responded) - at).total_seconds(), 0.0))
         if resolved:
             done[name].append(max((parse_iso(resolved) - at).total_seconds(), 0.0))
     return [ResponseTimes(name, len(first[name]), statistics.median(first[name]),
-                          _p90(first[name]), len(done[name]),
+                          p90(first[name]), len(done[name]),
                           statistics.median(done[name]) if done[name] else None,
-                          _p90(done[name]))
+                          p90(done[name]))
             for name in sorted(first)]

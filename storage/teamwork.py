@@ -3,28 +3,25 @@ endpoint need of a team's work (issue 18), beyond the verbs of :mod:`storage.inb
 :mod:`storage.replies`.
 
 Reads, and one write: :func:`forget_first_response`, which "undo" needs so that a status clicked
-by mistake does not count as the customer's first response. :func:`response_times` is :func:`storage.inbox.response_times` with the overview's
-brand filter (the same rows, summarised the same way, so the card, its CSV and the metrics agree);
+by mistake does not count as the customer's first response. :func:`response_times` is :func:`storage.inbox.response_times` (one summary for the card, its
+CSV and the metrics);
 :func:`overdue_posts` counts what the queue highlights as overdue, per brand, for alerting.
 """
 
 from __future__ import annotations
 
-import statistics
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from listener.core.models import parse_iso, to_iso
+from listener.core.models import to_iso
 from storage.engine import Db
-from storage.inbox import ResponseTimes
+from storage.inbox import GROUPS, ResponseTimes, p90, response_times
 from storage.replies import AWAITING
+
+__all__ = ["GROUPS", "ResponseTimes", "p90", "response_times"]  # the inbox's, for the pages
 from storage.tx import immediate
 
-GROUPS = ("brand", "agent")
-# who a post's response counts for: its brand, or the agent who has it (else who answered it)
-_KEYS = {"brand": "coalesce(p.brand, '')", "agent": "coalesce(st.assignee, st.by, '')"}
 UNANSWERED = ("new", "assigned")  # what "overdue" is about: nobody has answered yet
 
 
@@ -59,47 +56,6 @@ def forget_first_response(db: Db, post_id: int, since: datetime, until: datetime
             " AND first_response_at >= ? AND first_response_at <= ? AND status IN (?, ?)",
             [post_id, to_iso(since), to_iso(until), *UNANSWERED])
     return bool(done.rowcount)
-
-
-def p90(values: Sequence[float]) -> float | None:
-    """The 90th percentile as :mod:`storage.inbox` takes it (the value at 90 % of the sorted
-    list): one of the observed times, never an interpolation."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
-
-
-def response_times(db: Db, start: datetime, end: datetime, by: str,
-                   brand: str | None = None) -> list[ResponseTimes]:
-    """First-response and resolution times (seconds, from the post's creation: what the
-    customer waited) of answered posts created in [start, end), per brand or per agent,
-    optionally of one brand's posts (``posts.brand``, as the overview's brand table counts)."""
-    if by not in _KEYS:
-        raise ValueError(f"by must be one of: {', '.join(GROUPS)}")
-    sql = (f"SELECT {_KEYS[by]}, p.created_at, st.first_response_at, st.resolved_at"  # noqa: S608 (one of two constants)
-           " FROM post_status st JOIN posts p ON p.id = st.post_id"
-           " WHERE st.first_response_at IS NOT NULL AND p.created_at >= ? AND p.created_at < ?")
-    params: list[object] = [to_iso(start), to_iso(end)]
-    if brand is not None:
-        sql += " AND p.brand = ?"
-        params.append(brand)
-    return summarise(db.execute(sql, params).fetchall())
-
-
-def summarise(rows: Iterable[Sequence[str | None]]) -> list[ResponseTimes]:
-    """(key, created_at, first_response_at, resolved_at) rows → one summary per key, by key."""
-    first: dict[str, list[float]] = defaultdict(list)
-    done: dict[str, list[float]] = defaultdict(list)
-    for name, created, responded, resolved in rows:
-        at = parse_iso(str(created))
-        first[str(name)].append(max((parse_iso(str(responded)) - at).total_seconds(), 0.0))
-        if resolved:
-            done[str(name)].append(max((parse_iso(resolved) - at).total_seconds(), 0.0))
-    return [ResponseTimes(name, len(first[name]), statistics.median(first[name]),
-                          p90(first[name]), len(done[name]),
-                          statistics.median(done[name]) if done[name] else None, p90(done[name]))
-            for name in sorted(first)]
 
 
 def overdue_posts(db: Db, now: datetime, brands: Iterable[str], target: timedelta,
