@@ -18,9 +18,9 @@ from listener.core.models import to_iso
 from storage.engine import Db
 from storage.inbox import GROUPS, ResponseTimes, p90, response_times
 from storage.replies import AWAITING
+from storage.tx import immediate
 
 __all__ = ["GROUPS", "ResponseTimes", "p90", "response_times"]  # the inbox's, for the pages
-from storage.tx import immediate
 
 UNANSWERED = ("new", "assigned")  # what "overdue" is about: nobody has answered yet
 
