@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from listener.core.models import to_iso
+from listener.core.models import parse_iso, to_iso
 from storage import audit
 from storage.engine import Db
 from storage.triage import set_status
@@ -244,15 +244,21 @@ class Target:
     author: str | None
     thread: str | None
     raw: dict[str, Any]
+    # what the customer wrote, the stars and when: a store whose write API knows reviews by
+    # another id than the collector's finds the review by them (alerts/replies/appstore.py)
+    text: str = ""
+    rating: float | None = None
+    created_at: datetime | None = None
 
 
 def target(db: Db, post_id: int) -> Target | None:
-    row = db.execute("SELECT platform_id, url, author, thread, raw FROM posts WHERE id = ?",
-                     [post_id]).fetchone()
+    row = db.execute("SELECT platform_id, url, author, thread, raw, text, rating, created_at"
+                     " FROM posts WHERE id = ?", [post_id]).fetchone()
     if row is None:
         return None
     try:
         raw = json.loads(row[4]) if row[4] else {}
     except ValueError:
         raw = {}
-    return Target(str(row[0]), row[1], row[2], row[3], raw if isinstance(raw, dict) else {})
+    return Target(str(row[0]), row[1], row[2], row[3], raw if isinstance(raw, dict) else {},
+                  row[5] or "", row[6], parse_iso(row[7]) if row[7] else None)

@@ -1,8 +1,9 @@
 """Replies on the App Store: the developer response to a customer review (App Store Connect API).
 
-What it answers. The appstore source stores a review by the id Apple's customer-reviews feed
-gives it (``platform_id``). The collector needs no credentials; answering needs the App Store
-Connect API, over httpx as the collectors and sinks speak HTTP::
+What it answers. The appstore source stores a review by the id Apple's public customer-reviews
+feed gives it (``platform_id``, a number such as ``11053452211``). The collector needs no
+credentials; answering needs the App Store Connect API, over httpx as the collectors and sinks
+speak HTTP::
 
     POST {base_url}/v1/customerReviewResponses
          {"data": {"type": "customerReviewResponses", "attributes": {"responseBody": "…"},
@@ -12,6 +13,31 @@ Connect API, over httpx as the collectors and sinks speak HTTP::
                           "attributes": {"responseBody", "lastModifiedDate", "state"}}, …}
     GET  {base_url}/v1/customerReviews/{id}/response
          →  200 {"data": {…the response…}} or {"data": null} (none yet); 404: no such review
+    GET  {base_url}/v1/apps/{appId}/customerReviews?sort=-createdDate&limit=200
+                                                   &filter[territory]=USA
+         →  200 {"data": [{"type": "customerReviews", "id": "00000028-b08c-0014-…",
+                           "attributes": {"rating", "title", "body", "reviewerNickname",
+                                          "createdDate", "territory"}}, …],
+                 "links": {"self", "next"}}
+
+Which review. App Store Connect knows a review by an id of its own (Apple's reference, "List
+all customer reviews for an app": ``00000028-b08c-0014-729e-fbd500000000``), not by the feed's
+number, and no documented call maps one to the other. So a ``platform_id`` that is not in App
+Store Connect's form is looked up (:meth:`AppStoreWriter._connect_id`): the app's reviews
+(``raw["app_id"]``, the numeric Apple ID, which is also the ``apps`` resource id) newest first,
+200 a page, in the post's storefront (``raw["country"]`` as Apple's three-letter territory),
+following ``links.next`` (its path and query, against ``base_url``: the token never goes to a
+host a response names) for at most :data:`LIST_PAGES` pages, and stopping after a page that
+reaches reviews older than the post when its date is known. A review is this post's when its
+reviewer nickname is the post's author and its title is the post's (white space collapsed), and
+— where the collector kept them in ``raw`` — its body (``content``), ``rating`` and date
+(``updated``; App Store Connect's ``createdDate`` no earlier than a day before it). Exactly one
+such review: its id is used; none, or several (a guess could answer a stranger): the reply is
+parked, not retried ("the review could not be found in App Store Connect: …"). Nothing new is
+stored: every writer finds the review again the same way (the id is kept in memory for the
+process's life), so the :meth:`AppStoreWriter.find` of a retry — in this process or after a
+crash, in another — reads the same review's response. An id already in App Store Connect's form
+is used as it is.
 
 Credentials. A team API key: ``issuer_id``, ``key_id`` and the key's ``.p8`` private key
 (``private_key`` through ``{"$env": NAME}``, or ``private_key_file``). Each request carries a JWT
@@ -37,8 +63,11 @@ Limits. 5,970 characters (Apple's limit for a response; refused here, never cut)
 a rolling hour per API key, told in every answer's ``X-Rate-Limit: user-hour-lim:3600;
 user-hour-rem:N;``; a 429 (``RATE_LIMIT_EXCEEDED``) waits for ``Retry-After`` when sent, else
 300 s when the hour's budget is spent (``user-hour-rem:0``: a rolling hour frees requests as they
-age, at an unknown moment), else 60 s. The review id is the one the public feed gives: App Store
-Connect is expected to know reviews by the same id; one it does not know answers 404 (parked).
+age, at an unknown moment), else 60 s. Finding a feed review costs up to :data:`LIST_PAGES`
+requests of that budget (once per process and review). Only the newest ``LIST_PAGES × 200``
+reviews of the storefront are searched, and a review its author edited since it was collected
+(another title or body) is not recognised: both park the reply with that said. A review App
+Store Connect does not know (deleted by its author) answers 404 (parked).
 """
 
 from __future__ import annotations
@@ -48,9 +77,11 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 from pydantic import ConfigDict, Field, field_validator, model_validator
@@ -66,6 +97,14 @@ log = logging.getLogger(__name__)
 
 RESPONSES = "/v1/customerReviewResponses"
 RESPONSE_OF = "/v1/customerReviews/{review}/response"
+REVIEWS_OF_APP = "/v1/apps/{app}/customerReviews"
+LIST_LIMIT = 200  # Apple's largest page
+LIST_PAGES = 5  # pages read to find a feed review: its storefront's 1,000 newest reviews
+OLDER_SLACK = timedelta(days=1)
+KEPT_IDS = 1024  # feed id → App Store Connect id, remembered per writer
+NOT_FOUND = "the review could not be found in App Store Connect"
+_CONNECT_ID = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-"
+                         r"[0-9A-Fa-f]{12}$")
 AUDIENCE = "appstoreconnect-v1"
 TOKEN_SECONDS = 900  # Apple refuses tokens that live longer than 20 minutes
 RENEW_BEFORE = 60.0
@@ -149,6 +188,7 @@ class AppStoreWriter:
         self._lock = threading.Lock()
         self._token: str | None = None
         self._token_until = 0.0  # time.monotonic() at which the token is renewed
+        self._found: dict[tuple[str, str], str] = {}  # (app, feed id) → App Store Connect id
 
     def __repr__(self) -> str:
         return f"AppStoreWriter(name={self.name!r}, key_id={self._config.key_id!r})"
@@ -157,7 +197,7 @@ class AppStoreWriter:
 
     def send(self, reply: Outgoing) -> Sent:
         text = self._text(reply)
-        review = _review(reply)
+        review = self._connect_id(reply)
         body = {"data": {
             "type": "customerReviewResponses",
             "attributes": {"responseBody": text},
@@ -184,10 +224,87 @@ class AppStoreWriter:
         raise self._error(reply, response, "post the response", review)
 
     def find(self, reply: Outgoing) -> Sent | None:
-        return self._matching(reply, _review(reply), _plain(self._text(reply)))
+        wanted = _plain(self._text(reply))
+        return self._matching(reply, self._connect_id(reply), wanted)
 
     def close(self) -> None:
         self._client.close()
+
+    # -- which review ---------------------------------------------------------------------
+
+    def _connect_id(self, reply: Outgoing) -> str:
+        """The review's App Store Connect id: the post's id when it has that form, else the one
+        review of the app that matches the post (see the module's docstring)."""
+        given = _review(reply)
+        if _CONNECT_ID.match(given):
+            return given
+        key = (str(reply.raw.get("app_id") or ""), given)
+        with self._lock:
+            known = self._found.get(key)
+        if known is not None:
+            return known
+        found = self._look_up(reply, given)
+        with self._lock:
+            if len(self._found) >= KEPT_IDS:
+                del self._found[next(iter(self._found))]
+            self._found[key] = found
+        return found
+
+    def _look_up(self, reply: Outgoing, given: str) -> str:
+        where = f"{self._where(reply)}: {NOT_FOUND}"
+        app = reply.raw.get("app_id")
+        if not isinstance(app, str | int) or not str(app).isdigit():
+            raise DeliveryError(f"{where}: review {given} is the feed's id and the post has no "
+                                "numeric app id (raw.app_id) to look it up by; was it collected "
+                                "by an appstore source?", retryable=False)
+        post = _PostedReview.of(reply)
+        if post.nickname is None and post.title is None:
+            raise DeliveryError(f"{where}: review {given} is the feed's id and the post has "
+                                "neither author nor title to recognise it by", retryable=False)
+        query = {"sort": "-createdDate", "limit": str(LIST_LIMIT)}
+        if post.territory is not None:
+            query["filter[territory]"] = post.territory
+        path: str | None = f"{REVIEWS_OF_APP.format(app=app)}?{urlencode(query)}"
+        matches: list[str] = []
+        read = pages = 0
+        while path is not None and pages < LIST_PAGES:
+            response = self._api(reply, "GET", path, "list the app's customer reviews")
+            if response.status_code == 404:
+                raise DeliveryError(f"{where}: App Store Connect knows no app {app} (HTTP 404); "
+                                    "is the API key's team the app's?", status=404,
+                                    retryable=False)
+            if response.status_code != 200:
+                raise self._error(reply, response, "list the app's customer reviews", given)
+            document = json_object(response)
+            data = document.get("data")
+            if not isinstance(data, list):
+                raise DeliveryError(f"{self._where(reply)}: HTTP 200 without a list of reviews; "
+                                    "is base_url App Store Connect?", status=200,
+                                    body_snippet=response.text[:300], retryable=True)
+            pages += 1
+            older = False
+            for item in data:
+                attributes = item.get("attributes") if isinstance(item, dict) else None
+                if not isinstance(attributes, dict):
+                    continue
+                read += 1
+                if post.matches(attributes) and isinstance(item.get("id"), str):
+                    matches.append(item["id"])
+                older = older or post.is_newer_than(attributes)
+            path = None if older else _next(document)
+        if len(matches) == 1:
+            log.info("%s: the feed's review %s is %s in App Store Connect", self._where(reply),
+                     given, matches[0])
+            return matches[0]
+        storefront = f" in {post.territory}" if post.territory else ""
+        if matches:
+            raise DeliveryError(f"{where}: {len(matches)} reviews of app {app}{storefront} match "
+                                f"the post ({post.describe()}); answering one could answer a "
+                                "stranger: reply from App Store Connect", retryable=False)
+        reach = (f"the {read} newest reviews" if path is not None else f"all {read} reviews")
+        raise DeliveryError(f"{where}: none of {reach} of app {app}{storefront} is the post's "
+                            f"({post.describe()}); it may have been edited or deleted since it "
+                            "was collected", retryable=False)
 
     # -- requests -------------------------------------------------------------------------
 
@@ -304,6 +421,123 @@ def _review(reply: Outgoing) -> str:
 def _plain(text: str) -> str:
     """Text compared as Apple may keep it: line endings and runs of spaces collapsed."""
     return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class _PostedReview:
+    """What the writer knows of the collected review, to recognise it in App Store Connect."""
+
+    nickname: str | None
+    title: str | None
+    body: str | None
+    rating: int | None
+    created: datetime | None
+    territory: str | None
+
+    @classmethod
+    def of(cls, reply: Outgoing) -> _PostedReview:
+        raw = reply.raw
+        title, country = raw.get("title"), raw.get("country")
+        body = _body(reply.post_text, title if isinstance(title, str) else "")
+        return cls(
+            nickname=_plain(reply.author) if reply.author and reply.author.strip() else None,
+            title=_plain(title) if isinstance(title, str) else None,
+            body=_plain(body) if body else None,
+            rating=_stars(reply.post_rating),
+            created=reply.post_created_at,
+            territory=TERRITORIES.get(country.lower()) if isinstance(country, str) else None)
+
+    def matches(self, attributes: dict[str, Any]) -> bool:
+        """Whether a customerReviews resource's attributes are this review's."""
+        def text(name: str) -> str:
+            value = attributes.get(name)
+            return _plain(value) if isinstance(value, str) else ""
+
+        return ((self.nickname is None or text("reviewerNickname") == self.nickname)
+                and (self.title is None or text("title") == self.title)
+                and (self.body is None or text("body") == self.body)
+                and (self.rating is None or attributes.get("rating") == self.rating)
+                and (self.territory is None or attributes.get("territory") in
+                     (None, self.territory))
+                and not self.is_newer_than(attributes))
+
+    def is_newer_than(self, attributes: dict[str, Any]) -> bool:
+        """Whether the resource was written before this review can have been (a day's
+        slack): newest first, nothing after it can be this review."""
+        created = _when(attributes.get("createdDate"))
+        return self.created is not None and created is not None and \
+            created < self.created - OLDER_SLACK
+
+    def describe(self) -> str:
+        said = [f"{name} {value!r}" for name, value in (
+            ("nickname", self.nickname), ("title", self.title), ("rating", self.rating))
+            if value is not None]
+        return ", ".join(said)
+
+
+def _stars(value: Any) -> int | None:
+    """A rating of 1 to 5 as kept in raw (4, 4.0, "4"); None for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        stars = float(value)
+    except ValueError:
+        return None
+    return int(stars) if stars.is_integer() and 1 <= stars <= 5 else None
+
+
+def _when(value: Any) -> datetime | None:
+    """An ISO 8601 time with its offset; None for anything else."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _body(text: str, title: str) -> str:
+    """The review's body: the appstore source stores ``title`` and body as one text, the title
+    on the first line (``listener/sources/appstore.py``)."""
+    text = text.strip()
+    if title and text.startswith(title):
+        return text[len(title):].strip()
+    return text
+
+
+def _next(document: dict[str, Any]) -> str | None:
+    """``links.next`` as a path and query against ``base_url`` (never another host)."""
+    links = document.get("links")
+    following = links.get("next") if isinstance(links, dict) else None
+    if not isinstance(following, str) or not following:
+        return None
+    parts = urlsplit(following)
+    start = parts.path.find("/v1/")
+    if start < 0:
+        return None
+    return parts.path[start:] + (f"?{parts.query}" if parts.query else "")
+
+
+# The feed's two-letter storefronts (ISO 3166-1 alpha-2) as App Store Connect's territories
+# (alpha-3; Kosovo, which ISO leaves out, is Apple's XKS). A country missing here is searched in
+# every territory.
+TERRITORIES = dict(pair.split(":") for pair in """
+ae:ARE af:AFG ag:ATG ai:AIA al:ALB am:ARM ao:AGO ar:ARG at:AUT au:AUS az:AZE ba:BIH bb:BRB
+bd:BGD be:BEL bf:BFA bg:BGR bh:BHR bj:BEN bm:BMU bn:BRN bo:BOL br:BRA bs:BHS bt:BTN bw:BWA
+by:BLR bz:BLZ ca:CAN cd:COD cg:COG ch:CHE ci:CIV cl:CHL cm:CMR cn:CHN co:COL cr:CRI cv:CPV
+cy:CYP cz:CZE de:DEU dk:DNK dm:DMA do:DOM dz:DZA ec:ECU ee:EST eg:EGY es:ESP fi:FIN fj:FJI
+fm:FSM fr:FRA ga:GAB gb:GBR gd:GRD ge:GEO gh:GHA gm:GMB gr:GRC gt:GTM gw:GNB gy:GUY hk:HKG
+hn:HND hr:HRV hu:HUN id:IDN ie:IRL il:ISR in:IND iq:IRQ is:ISL it:ITA jm:JAM jo:JOR jp:JPN
+ke:KEN kg:KGZ kh:KHM kn:KNA kr:KOR kw:KWT ky:CYM kz:KAZ la:LAO lb:LBN lc:LCA li:LIE lk:LKA
+lr:LBR lt:LTU lu:LUX lv:LVA ly:LBY ma:MAR mc:MCO md:MDA me:MNE mg:MDG mk:MKD ml:MLI mm:MMR
+mn:MNG mo:MAC mr:MRT ms:MSR mt:MLT mu:MUS mv:MDV mw:MWI mx:MEX my:MYS mz:MOZ na:NAM ne:NER
+ng:NGA ni:NIC nl:NLD no:NOR np:NPL nr:NRU nz:NZL om:OMN pa:PAN pe:PER pg:PNG ph:PHL pk:PAK
+pl:POL pt:PRT pw:PLW py:PRY qa:QAT ro:ROU rs:SRB ru:RUS rw:RWA sa:SAU sb:SLB sc:SYC se:SWE
+sg:SGP si:SVN sk:SVK sl:SLE sn:SEN sr:SUR st:STP sv:SLV sz:SWZ tc:TCA td:TCD th:THA tj:TJK
+tm:TKM tn:TUN to:TON tr:TUR tt:TTO tw:TWN tz:TZA ua:UKR ug:UGA us:USA uy:URY uz:UZB vc:VCT
+ve:VEN vg:VGB vn:VNM vu:VUT xk:XKS ye:YEM za:ZAF zm:ZMB zw:ZWE
+""".split())
 
 
 def _apple_error(response: httpx.Response) -> tuple[str, str]:

@@ -16,6 +16,7 @@ the write scope, a post that was deleted), anything else retried with backoff.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,6 +48,11 @@ class Outgoing:
     author: str | None  # the customer's handle (Mastodon: mentioned so they are notified)
     thread: str | None
     raw: dict[str, Any] = field(default_factory=dict)  # what the collector kept of the post
+    # the post itself: what the customer wrote, its stars and time (a store finds its review
+    # by them where its write API does not know the collector's id)
+    post_text: str = ""
+    post_rating: float | None = None
+    post_created_at: datetime | None = None
 
 
 @dataclass(frozen=True)

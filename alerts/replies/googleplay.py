@@ -30,6 +30,21 @@ and sending ours again replaces it in turn — Play's one-reply rule, not a dupl
 id recorded is the review id (the reply is "the developer reply of that review"), the link the
 review's own page.
 
+Which review. Google documents the API's ``reviewId`` only as "Unique identifier for this review"
+(reference, ``reviews`` resource); nothing says it is the id the store page — and so
+google-play-scraper — gives a review (the scraper's are UUIDs or ``gp:AOqpTO…`` strings, as the
+store page served them). So an id the API answers 404 to is looked up before anything is
+parked: ``reviews.list`` (newest first, 100 a page, at most :data:`LIST_PAGES` pages) for the
+one review whose ``authorName`` is the post's author, whose ``userComment.text`` (or
+``originalText``) is the post's text (``raw["content"]``; HTML removed, white space collapsed)
+and, where ``raw["at"]`` keeps the review's time, whose ``lastModified`` is within a day of it.
+The text is required: Play's author names are not unique ("A Google user"). Exactly one match:
+its id is used (and kept in memory for the process's life; nothing new is stored: a retry in
+another process looks it up again). None, several, or no text to go by: the reply is parked,
+not retried ("the review could not be found in the Play Developer API: …"). Google documents
+that ``reviews.list`` returns only reviews with text written or edited in the last week, so
+only a reply sent within about a week of the review can be resolved this way.
+
 Notification. Play tells the reviewer about a developer reply itself (and shows it under the
 review); there is no handle to mention.
 
@@ -49,9 +64,10 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 from pydantic import ConfigDict, Field, field_validator, model_validator
@@ -76,6 +92,12 @@ log = logging.getLogger(__name__)
 SCOPE = "https://www.googleapis.com/auth/androidpublisher"
 PERMISSION = "Reply to reviews"
 REVIEW = "/androidpublisher/v3/applications/{package}/reviews/{review}"
+REVIEWS = "/androidpublisher/v3/applications/{package}/reviews"
+LIST_SIZE = 100
+LIST_PAGES = 10  # reviews.list holds one week of reviews: 1,000 is a busy app's week
+SAME_TIME = 86400.0  # seconds between the collected time and lastModified still "the same"
+KEPT_IDS = 1024
+NOT_FOUND = "the review could not be found in the Play Developer API"
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TOKEN_SECONDS = 3600  # Google's longest assertion and token lifetime
 RENEW_BEFORE = 60.0  # seconds before its end a token is replaced
@@ -185,6 +207,7 @@ class GooglePlayWriter:
         self._lock = threading.Lock()
         self._token: str | None = None
         self._token_until = 0.0  # time.monotonic() at which the token is renewed
+        self._found: dict[tuple[str, str], str] = {}  # (package, post's id) → the API's id
 
     def __repr__(self) -> str:
         return f"GooglePlayWriter(name={self.name!r}, account={self._email!r})"
@@ -193,9 +216,18 @@ class GooglePlayWriter:
 
     def send(self, reply: Outgoing) -> Sent:
         text = self._text(reply)
-        package, review = _target(reply)
+        package, given = _target(reply)
+        review = self._known(package, given)
         response = self._api(reply, "POST", _path(package, review) + ":reply", "post the reply",
                              json={"replyText": text})
+        if response.status_code == 404 and review == given:
+            found, why = self._look_up(reply, package, given)
+            if found is None:
+                raise DeliveryError(f"{self._where(reply)}: cannot post the reply: {NOT_FOUND}: "
+                                    f"{why}", status=404, retryable=False)
+            review = found
+            response = self._api(reply, "POST", _path(package, review) + ":reply",
+                                 "post the reply", json={"replyText": text})
         if response.status_code != 200:
             raise self._error(reply, response, "post the reply", package, review)
         result = json_object(response).get("result")
@@ -208,8 +240,15 @@ class GooglePlayWriter:
 
     def find(self, reply: Outgoing) -> Sent | None:
         wanted = _plain(self._text(reply))
-        package, review = _target(reply)
+        package, given = _target(reply)
+        review = self._known(package, given)
         response = self._api(reply, "GET", _path(package, review), "read the review")
+        if response.status_code == 404 and review == given:
+            found, _ = self._look_up(reply, package, given)
+            if found is None:
+                return None  # gone or not to be told: sending says so (and parks the reply)
+            review = found
+            response = self._api(reply, "GET", _path(package, review), "read the review")
         if response.status_code == 404:
             return None  # gone: sending again says so (and parks the reply)
         if response.status_code != 200:
@@ -225,6 +264,59 @@ class GooglePlayWriter:
 
     def close(self) -> None:
         self._client.close()
+
+    # -- which review ---------------------------------------------------------------------
+
+    def _known(self, package: str, given: str) -> str:
+        """The API's id of the post's review when an earlier look-up found it, else the post's."""
+        with self._lock:
+            return self._found.get((package, given), given)
+
+    def _look_up(self, reply: Outgoing, package: str, given: str) -> tuple[str | None, str]:
+        """The API's id of the review the post is (see the module's docstring), or None and
+        why not. Kept for the writer's life when found."""
+        text, at = reply.post_text, reply.post_created_at
+        if not _plain(text):
+            return None, (f"the API does not know review {given} (deleted by its author, or "
+                          "not the API's id for it) and the post keeps no text to find it by "
+                          "(erased by `listener forget`?)")
+        author, wanted = _plain(reply.author or ""), _plain(text)
+        matches: list[str] = []
+        read = pages = 0
+        token: str | None = None
+        while pages < LIST_PAGES:
+            query = {"maxResults": str(LIST_SIZE), **({"token": token} if token else {})}
+            path = f"{REVIEWS.format(package=package)}?{urlencode(query)}"
+            response = self._api(reply, "GET", path, "list the app's reviews")
+            if response.status_code != 200:
+                raise self._error(reply, response, "list the app's reviews", package, given)
+            document = json_object(response)
+            reviews = document.get("reviews", [])
+            pages += 1
+            for review in reviews if isinstance(reviews, list) else []:
+                read += 1
+                found = _review_id_if(review, author, wanted, at)
+                if found is not None:
+                    matches.append(found)
+            paging = document.get("tokenPagination")
+            token = paging.get("nextPageToken") if isinstance(paging, dict) else None
+            if not isinstance(token, str) or not token:
+                break
+        if len(matches) == 1:
+            log.info("%s: review %s of %s is %s in the Play Developer API", self._where(reply),
+                     given, package, matches[0])
+            with self._lock:
+                if len(self._found) >= KEPT_IDS:
+                    del self._found[next(iter(self._found))]
+                self._found[(package, given)] = matches[0]
+            return matches[0], ""
+        by = f"by {reply.author!r} " if author else ""
+        if matches:
+            return None, (f"{len(matches)} reviews {by}with the post's text; answering one "
+                          "could answer a stranger: reply from Play Console")
+        return None, (f"the API does not know review {given}, and none of the {read} reviews "
+                      f"it lists (those with text of the last week only) is the post's {by}"
+                      "— older, edited or deleted")
 
     # -- requests -------------------------------------------------------------------------
 
@@ -376,6 +468,29 @@ def _path(package: str, review: str) -> str:
 def _plain(text: str) -> str:
     """Text compared as Play keeps it: HTML tags removed, entities decoded, spaces collapsed."""
     return " ".join(html.unescape(_TAGS.sub("", text)).split())
+
+
+def _review_id_if(review: Any, author: str, text: str, at: datetime | None) -> str | None:
+    """The Review resource's id when it is the post's review (author, text, time), else None."""
+    if not isinstance(review, dict) or not isinstance(review.get("reviewId"), str):
+        return None
+    if author and _plain(str(review.get("authorName") or "")) != author:
+        return None
+    comments = review.get("comments")
+    for comment in comments if isinstance(comments, list) else []:
+        user = comment.get("userComment") if isinstance(comment, dict) else None
+        if not isinstance(user, dict):
+            continue
+        said = {_plain(str(user.get(k) or "")) for k in ("text", "originalText")}
+        if text not in said:
+            continue
+        modified = user.get("lastModified")
+        seconds = modified.get("seconds") if isinstance(modified, dict) else None
+        if at is not None and (not isinstance(seconds, str | int) or not str(seconds).isdigit()
+                               or abs(int(seconds) - at.timestamp()) > SAME_TIME):
+            continue
+        return str(review["reviewId"])
+    return None
 
 
 def _reason(error: dict[str, Any]) -> str:

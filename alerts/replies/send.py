@@ -92,7 +92,7 @@ def _one(db: Db, writer: ReplyWriter, reply_id: str, policy: RetryPolicy, how: S
         result.failed += 1
         return True
     out = Outgoing(before.id, before.text, post.platform_id, post.url, post.author,
-                   post.thread, post.raw)
+                   post.thread, post.raw, post.text, post.rating, post.created_at)
     attempt = before.attempts + 1
     try:
         sent, found = _call(writer, out, before.attempts > 0, how)

@@ -40,6 +40,11 @@ review added for the RPC is the same review for the API, and a reply shows in bo
 - ``GET /androidpublisher/v3/applications/{package}/reviews/{reviewId}``: the Review resource
   (``reviewId``, ``authorName``, ``comments`` with a ``userComment`` and, once replied, a
   ``developerComment {text, lastModified}``);
+- ``GET /androidpublisher/v3/applications/{package}/reviews`` (``reviews.list``):
+  ``{"reviews": [...], "tokenPagination": {"nextPageToken"}, "pageInfo": {"totalResults",
+  "resultPerPage", "startIndex"}}``, the most recently written or edited first, ``maxResults``
+  (default 10, at most 100) and ``token``; as Google documents, only reviews with text, written
+  or edited in the last week (before :attr:`now`, or the real time when None);
 - ``POST …/reviews/{reviewId}:reply`` with ``{"replyText"}``: creates or *replaces* the one
   developer reply (HTML tags stripped), answers ``{"result": {"replyText", "lastEdited"}}``;
   400 ``INVALID_ARGUMENT`` past 350 characters.
@@ -51,6 +56,11 @@ token lacks the androidpublisher scope, 403 ``permissionDenied`` when :attr:`can
 :attr:`quota_exhausted` API requests, with a ``google.rpc.RetryInfo`` of :attr:`retry_delay`
 (and ``Retry-After`` when :attr:`retry_after` is set). The ``reviewId`` in the path may be
 percent-encoded (``gp%3A…``); the verb is the last ``:reply``.
+
+Which id. Google documents the API's ``reviewId`` only as "Unique identifier for this review",
+never as the id the store page (and google-play-scraper) shows. By default this fake uses one id
+for both; ``FakeGooglePlay(api_ids="distinct")`` gives each review another id in the API
+(``gp:AOqpTO…``, :meth:`FakeGooglePlay.api_id`), so the RPC's id answers 404 there.
 """
 
 from __future__ import annotations
@@ -61,9 +71,10 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property, lru_cache
-from typing import Any
+from hashlib import sha256
+from typing import Any, Literal
 from urllib.parse import parse_qs, unquote
 
 from tests.fakes.base import FakeHTTPServer, RecordedRequest, ScriptedResponse, parse_json
@@ -78,6 +89,8 @@ _REVIEW_PATH = re.compile(
     r"^/androidpublisher/v3/applications/(?P<package>[^/]+)/reviews/(?P<review>[^/]+?)"
     r"(?P<verb>:reply)?$")
 _TAGS = re.compile(r"<[^>]*>")
+_LIST_PATH = re.compile(r"^/androidpublisher/v3/applications/(?P<package>[^/]+)/reviews$")
+LIST_MAX = 100
 XSSI = ")]}'\n\n"
 GATEWAY_ERROR_BODY = XSSI + json.dumps([
     ["wrb.fr", "oCPfdb", None, None, None,
@@ -156,12 +169,16 @@ class FakeGooglePlay(FakeHTTPServer):
     """The 429's ``google.rpc.RetryInfo`` ``retryDelay`` (None: no RetryInfo)."""
     retry_after: str | None = None
     """The 429's ``Retry-After`` header (None: not sent, as Google usually does)."""
+    now: datetime | None = None
+    """The moment ``reviews.list``'s last week ends (None: the real time)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, api_ids: Literal["same", "distinct"] = "same") -> None:
         super().__init__()
+        self.distinct_ids = api_ids == "distinct"
         self._reviews: dict[str, list[list[Any]]] = {}
         self._tokens: dict[str, tuple[str, int]] = {}
-        self._api_reviews: dict[tuple[str, str], dict[str, Any]] = {}
+        self._api_reviews: dict[tuple[str, str], dict[str, Any]] = {}  # (app, API id) → Review
+        self._api_ids: dict[tuple[str, str], str] = {}  # (app, RPC id) → API id
         self._accounts: dict[str, tuple[Any, str]] = {}  # client_email → (public key, key id)
         self._access: dict[str, set[str]] = {}  # access token → granted scopes
         self.issued_tokens: list[str] = []
@@ -174,19 +191,32 @@ class FakeGooglePlay(FakeHTTPServer):
             self._reviews[app_id] = list(reviews) + self._reviews.get(app_id, [])
             for review in reviews:
                 try:
-                    self._api_reviews[(app_id, review[0])] = _api_review(review)
+                    resource = _api_review(review)
                 except (IndexError, KeyError, TypeError, ValueError):
-                    pass  # a malformed review (a collector test's): the API never has those
+                    continue  # a malformed review (a collector test's): the API never has those
+                api_id = str(review[0])
+                if self.distinct_ids:
+                    digest = sha256(f"{app_id}:{api_id}".encode()).hexdigest()
+                    api_id = f"gp:AOqpTO{digest[:40]}"
+                resource["reviewId"] = api_id
+                self._api_ids[(app_id, str(review[0]))] = api_id
+                self._api_reviews[(app_id, api_id)] = resource
+
+    def api_id(self, app_id: str, review_id: str) -> str:
+        """The Developer API's id of the review the RPC calls ``review_id`` (KeyError: none)."""
+        with self._lock:
+            return self._api_ids[(app_id, review_id)]
 
     def delete_review(self, app_id: str, review_id: str) -> None:
-        """The author deleted the review: gone from the RPC and the API."""
+        """The author deleted the review (its RPC id): gone from the RPC and the API."""
         with self._lock:
             self._reviews[app_id] = [r for r in self._reviews.get(app_id, [])
                                      if r[0] != review_id]
-            self._api_reviews.pop((app_id, review_id), None)
+            api_id = self._api_ids.pop((app_id, review_id), review_id)
+            self._api_reviews.pop((app_id, api_id), None)
 
     def api_review(self, app_id: str, review_id: str) -> dict[str, Any] | None:
-        """The Developer API's Review resource (a copy), or None."""
+        """The Developer API's Review resource (a copy) of its API id, or None."""
         with self._lock:
             review = self._api_reviews.get((app_id, review_id))
             return json.loads(json.dumps(review)) if review is not None else None
@@ -194,6 +224,11 @@ class FakeGooglePlay(FakeHTTPServer):
     def replies_posted(self) -> list[PlayRequest]:
         """Every ``…:reply`` request received, oldest first."""
         return [r for r in self.requests if r.path.endswith(":reply")]
+
+    def reviews_listed(self) -> list[PlayRequest]:
+        """Every ``reviews.list`` request received, oldest first."""
+        return [r for r in self.requests
+                if r.method == "GET" and _LIST_PATH.match(r.path) is not None]
 
     def service_account(self, email: str = "replies@acme-play.iam.gserviceaccount.com"
                         ) -> dict[str, str]:
@@ -291,6 +326,9 @@ class FakeGooglePlay(FakeHTTPServer):
                     "Request had insufficient authentication scopes.",
                     {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/", '
                                          f'error="insufficient_scope", scope="{PLAY_SCOPE}"'})
+            listed = _LIST_PATH.match(path)
+            if listed is not None and method == "GET":
+                return self._list(unquote(listed["package"]), raw_query)
             match = _REVIEW_PATH.match(path)
             if match is None:
                 return _google_error(404, "NOT_FOUND", "notFound",
@@ -334,9 +372,45 @@ class FakeGooglePlay(FakeHTTPServer):
         review["comments"] = [*comments, {"developerComment": {"text": text,
                                                                "lastModified": edited}}]
         for item in self._reviews.get(package, []):  # the store page shows it too
-            if item[0] == review_id:
+            if self._api_ids.get((package, str(item[0]))) == review_id:
                 item[7] = [None, text, [int(edited["seconds"]), 0]]
         return ScriptedResponse(200, {"result": {"replyText": text, "lastEdited": edited}})
+
+    def _list(self, package: str, raw_query: str) -> ScriptedResponse:
+        """``reviews.list``: the last week's reviews with text, newest first, a page of them."""
+        params = {k: v[-1] for k, v in parse_qs(raw_query).items()}
+        if package not in self._reviews:
+            return _google_error(404, "NOT_FOUND", "applicationNotFound",
+                                 "No application was found for the given package name.")
+        size = params.get("maxResults", "10")
+        if not size.isdigit() or not 1 <= int(size) <= LIST_MAX:
+            return _google_error(400, "INVALID_ARGUMENT", "badRequest",
+                                 f"Invalid value for maxResults: {size}")
+        since = (self.now or datetime.now(UTC)) - timedelta(days=7)
+
+        def modified(review: dict[str, Any]) -> int:
+            return int(review["comments"][0]["userComment"]["lastModified"]["seconds"])
+
+        reviews = sorted((r for (app, _), r in self._api_reviews.items() if app == package
+                          and r["comments"][0]["userComment"]["text"]
+                          and modified(r) >= since.timestamp()), key=modified, reverse=True)
+        start = 0
+        if "token" in params:
+            known = self._tokens.get(params["token"])
+            if known is None or known[0] != package:
+                return _google_error(400, "INVALID_ARGUMENT", "badRequest",
+                                     "Invalid pagination token.")
+            start = known[1]
+        page = reviews[start : start + int(size)]
+        body: dict[str, Any] = {
+            "reviews": [json.loads(json.dumps(r)) for r in page],
+            "pageInfo": {"totalResults": len(reviews), "resultPerPage": int(size),
+                         "startIndex": start}}
+        if start + int(size) < len(reviews):
+            token = f"api-{len(self._tokens):06d}"
+            self._tokens[token] = (package, start + int(size))
+            body["tokenPagination"] = {"nextPageToken": token}
+        return ScriptedResponse(200, body)
 
     def _quota_answer(self) -> ScriptedResponse:
         details: list[dict[str, Any]] = [{

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from pydantic import ValidationError
 
 from alerts.replies.base import Outgoing
-from alerts.replies.googleplay import SCOPE, GooglePlayAccountConfig, GooglePlayWriter
+from alerts.replies.googleplay import NOT_FOUND, SCOPE, GooglePlayAccountConfig, GooglePlayWriter
 from listener.core.errors import DeliveryError, RateLimited
 from listener.sources.base import SourceContext
 from listener.sources.googleplay import GooglePlaySource, GooglePlaySourceConfig
@@ -56,17 +57,34 @@ def collected(play: FakeGooglePlay, review: str = REVIEW) -> Outgoing:
         SourceContext(clock=lambda: NOW, http_timeout=5.0))
     post = next(p for page in source.fetch(None) for p in page.posts if p.platform_id == review)
     raw = json.loads(json.dumps(post.raw))  # as posts.raw keeps it
-    return Outgoing("r1", TEXT, post.platform_id, post.url, post.author, post.thread, raw)
+    return Outgoing("r1", TEXT, post.platform_id, post.url, post.author, post.thread, raw,
+                    post.text, post.rating, post.created_at)
 
 
 def reply_of(out: Outgoing, reply_id: str, text: str) -> Outgoing:
-    return Outgoing(reply_id, text, out.platform_id, out.url, out.author, out.thread, out.raw)
+    return replace(out, reply_id=reply_id, text=text)
 
 
 def developer_text(play: FakeGooglePlay) -> str | None:
     review = play.api_review(APP, REVIEW) or {}
     return next((c["developerComment"]["text"] for c in review.get("comments", [])
                  if "developerComment" in c), None)
+
+
+def with_text(out: Outgoing, text: str = "Crashes at start", at: datetime = NOW) -> Outgoing:
+    """The post with another text or time: what a look-up by text goes by."""
+    return replace(out, post_text=text, post_created_at=at)
+
+
+@pytest.fixture
+def distinct() -> Iterator[FakeGooglePlay]:
+    """Play where the API knows each review by another id than the store page (and so the
+    scraper): nothing Google documents rules it out."""
+    with FakeGooglePlay(api_ids="distinct") as fake:
+        fake.now = NOW + timedelta(hours=1)
+        fake.add_reviews(APP, [play_review(REVIEW, NOW, score=1, text="Crashes at start",
+                                           user="Ann")])
+        yield fake
 
 
 def test_the_reply_is_posted_where_the_reference_says(play: FakeGooglePlay,
@@ -195,9 +213,13 @@ def test_a_deleted_review_is_not_retried(play: FakeGooglePlay, key: dict[str, st
     play.delete_review(APP, REVIEW)
     w = writer(play, key)
     assert w.find(out) is None
-    with pytest.raises(DeliveryError, match="is gone") as gone:
+    with pytest.raises(DeliveryError, match=NOT_FOUND) as gone:
         w.send(out)
     assert not gone.value.retryable and gone.value.status == 404
+    assert "deleted" in str(gone.value)
+    with pytest.raises(DeliveryError, match="none of the 0 reviews") as gone:
+        w.send(with_text(out))  # looked for, and not there
+    assert not gone.value.retryable
 
 
 def test_too_long_is_refused_before_any_request(play: FakeGooglePlay,
@@ -267,3 +289,76 @@ def test_config_takes_one_key_and_checks_it(play: FakeGooglePlay, key: dict[str,
     with pytest.raises(ValidationError, match="https"):
         GooglePlayAccountConfig(type="googleplay", name="p", service_account_json=json.dumps(key),
                                 base_url="http://play.example.com")
+
+
+# -- which review: when the API's id is not the store page's ---------------------------------
+
+
+def test_a_review_the_api_knows_by_another_id_is_found_by_its_text(distinct: FakeGooglePlay
+                                                                    ) -> None:
+    """The API answers 404 to the scraper's id: the writer lists the last week's reviews, finds
+    the one by the post's author with its text and time, and replies there. A lost answer is
+    found again by a new writer, which looks the review up anew: one reply written."""
+    key = distinct.service_account()
+    out = with_text(collected(distinct))
+    api_id = distinct.api_id(APP, REVIEW)
+    assert api_id != REVIEW
+    write = f"/androidpublisher/v3/applications/{APP}/reviews/{quote_id(api_id)}:reply"
+    distinct.faults = lambda method, path: (Fault(HANG_UP, acted=True)
+                                            if path == write else None)
+    with pytest.raises(DeliveryError) as lost:
+        writer(distinct, key).send(out)
+    assert lost.value.retryable
+    distinct.faults = None
+    found = writer(distinct, key).find(out)
+    assert found is not None and found.remote_id == api_id  # the review as the API knows it
+    comments = (distinct.api_review(APP, api_id) or {})["comments"]
+    assert [c["developerComment"]["text"] for c in comments if "developerComment" in c] == [TEXT]
+    assert [r.path for r in distinct.replies_posted()].count(write) == 1
+    listed = distinct.reviews_listed()
+    assert len(listed) == 2 and listed[0].query == {"maxResults": "100"}
+
+
+def test_a_post_whose_text_was_erased_parks_where_the_ids_differ(distinct: FakeGooglePlay
+                                                                  ) -> None:
+    """Without the post's text (erased by `listener forget`) the review cannot be told among
+    the week's reviews: parked with the reason, never guessed by name alone."""
+    key = distinct.service_account()
+    with pytest.raises(DeliveryError, match=NOT_FOUND) as parked:
+        writer(distinct, key).send(replace(collected(distinct), post_text=""))
+    assert not parked.value.retryable and "keeps no text" in str(parked.value)
+    assert not distinct.reviews_listed()
+
+
+def test_two_reviews_with_the_posts_author_and_text_park_the_reply(distinct: FakeGooglePlay
+                                                                   ) -> None:
+    distinct.add_reviews(APP, [play_review("gp:other", NOW + timedelta(minutes=5), score=1,
+                                           text="Crashes  at start", user="Ann")])
+    key = distinct.service_account()
+    with pytest.raises(DeliveryError, match=NOT_FOUND) as twice:
+        writer(distinct, key).send(with_text(collected(distinct), at=NOW))
+    assert not twice.value.retryable and "2 reviews by 'Ann'" in str(twice.value)
+    assert all(r.path.endswith(f"{quote_id(REVIEW)}:reply") for r in distinct.replies_posted())
+
+
+def test_a_review_older_than_the_lists_week_cannot_be_found(distinct: FakeGooglePlay) -> None:
+    distinct.now = NOW + timedelta(days=8)
+    key = distinct.service_account()
+    with pytest.raises(DeliveryError, match="last week only") as old:
+        writer(distinct, key).send(with_text(collected(distinct)))
+    assert not old.value.retryable
+
+
+def test_another_text_or_time_is_not_the_posts_review(distinct: FakeGooglePlay) -> None:
+    key = distinct.service_account()
+    out = collected(distinct)
+    for other in (with_text(out, "Crashes at the end"),
+                  with_text(out, at=NOW - timedelta(days=3))):
+        with pytest.raises(DeliveryError, match=NOT_FOUND):
+            writer(distinct, key).send(other)
+
+
+def quote_id(review: str) -> str:
+    from urllib.parse import quote
+
+    return quote(review, safe="")

@@ -59,12 +59,14 @@ send_replies(connect(sys.argv[1]), {writer.name: writer}, RetryPolicy(),
 def stored_reply(path: Path, out: Outgoing, platform: str, account: str, text: str,
                  post_text: str = "acme cloud ate my files") -> replies.Reply:
     """A new database at ``path`` holding the customer's post (as its source stored it: ``out``'s
-    ids, author, thread, link and raw) and a reply to it through ``account``, approved."""
+    ids, author, thread, link, raw, text, stars and time; ``post_text`` where ``out`` has no
+    text) and a reply to it through ``account``, approved."""
     db = store.open_db(path)
     store.store_page(db, platform, Page(posts=[Post(
-        platform=platform, platform_id=out.platform_id, text=post_text,
-        created_at=datetime.now(UTC), source=platform, brand="acme", url=out.url,
-        author=out.author, thread=out.thread, raw=out.raw)]), datetime.now(UTC))
+        platform=platform, platform_id=out.platform_id, text=out.post_text or post_text,
+        created_at=out.post_created_at or datetime.now(UTC), source=platform, brand="acme",
+        url=out.url, author=out.author, thread=out.thread, raw=out.raw,
+        rating=out.post_rating)]), datetime.now(UTC))
     post_id = db.execute("SELECT id FROM posts WHERE platform = ? AND platform_id = ?",
                          [platform, out.platform_id]).fetchone()[0]
     written = replies.create(db, post_id, account, platform, "jane", text, datetime.now(UTC),
@@ -212,7 +214,8 @@ def test_a_google_play_reply_survives_a_sigkill_mid_send_as_one_reply(tmp_path: 
 
 def test_an_app_store_reply_survives_a_sigkill_mid_send_as_one_response(tmp_path: Path) -> None:
     """Apple keeps one response per review, and gives its id only in the answer that was lost:
-    the next worker reads the review's response, sees this reply's text, records that id."""
+    the next worker finds the review in App Store Connect again (the feed's id is not Apple's),
+    reads its response, sees this reply's text, records that id."""
     path = tmp_path / "db.sqlite"
     app, review = test_appstore.APP, test_appstore.REVIEW
     with FakeAppStore() as fake:
@@ -220,8 +223,7 @@ def test_an_app_store_reply_survives_a_sigkill_mid_send_as_one_response(tmp_path
                                                  title="Crashes", content="Crashes at start",
                                                  author="ann")])
         out = test_appstore.collected(fake)
-        reply = stored_reply(path, out, "appstore", "acme-ios", test_appstore.TEXT,
-                             "Crashes at start")
+        reply = stored_reply(path, out, "appstore", "acme-ios", test_appstore.TEXT)
         issuer, key_id, pem = fake.api_key()
         config = AppStoreAccountConfig(type="appstore", name="acme-ios", issuer_id=issuer,
                                        key_id=key_id, private_key=pem, base_url=fake.base_url)
@@ -229,7 +231,7 @@ def test_an_app_store_reply_survives_a_sigkill_mid_send_as_one_response(tmp_path
         result, sent = survivor(path, config, reply.id)
         assert (result.found, result.sent) == (1, 0)
         assert len(writes(fake, RESPONSES)) == 1 == len(fake.responses_posted())
-        made = fake.response_of(review)
+        made = fake.response_of(fake.asc_id(review))  # the feed's id is not Apple's
         assert made is not None and made["attributes"]["responseBody"] == test_appstore.TEXT
         assert sent.status == "sent"
         assert (sent.remote_id, sent.remote_url) == (made["id"], out.url)
