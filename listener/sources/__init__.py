@@ -18,6 +18,13 @@ REGISTRY: dict[str, str] = {
     "reddit": "listener.sources.reddit:RedditSource",
     "mastodon": "listener.sources.mastodon:MastodonSource",
     "bluesky": "listener.sources.bluesky:BlueskySource",
+    "youtube": "listener.sources.youtube:YouTubeSource",
+    "trustpilot": "listener.sources.trustpilot:TrustpilotSource",
+    "facebook": "listener.sources.meta:FacebookSource",
+    "instagram": "listener.sources.meta:InstagramSource",
+    "discourse": "listener.sources.discourse:DiscourseSource",
+    "stackexchange": "listener.sources.stackexchange:StackExchangeSource",
+    "github": "listener.sources.github:GitHubSource",
 }
 
 

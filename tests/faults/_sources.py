@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +36,15 @@ from tests.fakes import (
 )
 from tests.fakes.base import Fault
 from tests.fakes.chaos import Chaos
+from tests.faults import (
+    platform_discourse,
+    platform_github,
+    platform_meta,
+    platform_stackexchange,
+    platform_trustpilot,
+    platform_youtube,
+)
+from tests.faults.platform import Platform
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 DEADLINE = 2.0
@@ -66,18 +74,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@dataclass(frozen=True)
-class Platform:
-    """How to run one source against its fake: start the fake, the source's entry under
-    ``sources:`` (a YAML flow mapping, deadline and cap added by :class:`SourceRun`), and
-    ``publish(fake, number, at)``: one new post mentioning acme, newer for a larger number."""
-
-    name: str  # the source's name in the config (runs.target, source_state.source)
-    start: Callable[[], Any]
-    entry: Callable[[Any], str]
-    publish: Callable[[Any, int, datetime], None]
 
 
 def _tweet(fake: x_api.FakeXApi, number: int, at: datetime) -> None:
@@ -161,6 +157,11 @@ PLATFORMS: dict[str, Platform] = {
         _play_review),
 }
 
+# issue 19's sources, each beside its fake's helpers (one module a platform)
+for _more in (platform_youtube, platform_trustpilot, platform_meta, platform_discourse,
+              platform_stackexchange, platform_github):
+    PLATFORMS.update(_more.PLATFORMS)
+
 
 class Served:
     """A ``fake.faults`` callable around :class:`Chaos` that keeps every fault it answered (the
@@ -207,7 +208,7 @@ class SourceRun:
             "storage: {path: t.db}\nbrands: [{name: acme, query: acme}]\nsources:\n"
             f"  - {{{platform.entry(fake)}, page_deadline: {DEADLINE:g}{extra}}}\n",
             encoding="utf-8")
-        self.runtime = Runtime(load_config(path, environ=ENV), clock=self.clock,
+        self.runtime = Runtime(load_config(path, environ={**ENV, **platform.env}), clock=self.clock,
                                sleep=lambda _seconds: None)
         self.runtime.migrate()
         [self.source] = self.runtime.sources()

@@ -1,6 +1,7 @@
 """Issue 14's fault suite for sources: every network source against every fault kind.
 
-For each source (x, reddit, hackernews, mastodon, bluesky, rss, appstore, googleplay) and each
+For each source (x, reddit, hackernews, mastodon, bluesky, rss, appstore, googleplay and issue
+19's youtube, trustpilot, facebook, instagram, discourse, stackexchange, github) and each
 kind of :mod:`tests.fakes.chaos` (drip, hang, reset, 5xx, 429 with and without Retry-After,
 malformed, oversized, redirects to the metadata address and to another port on 127.0.0.1), one
 test, all of it real but the far end (:mod:`tests.faults._sources`):
@@ -163,49 +164,12 @@ def expect_error(kind: str, error: str, target: Recorder) -> None:
     assert "/admin/secrets" not in error and "/latest/meta-data" not in error, error
 
 
-@pytest.mark.parametrize("kind", kinds("x"))
-def test_x_source_under_fault(kind: str, tmp_path: Path, target: Recorder,
-                              caplog: pytest.LogCaptureFixture) -> None:
-    check("x", kind, tmp_path, target, caplog)
+CASES = [pytest.param(source, *case.values, id=f"{source}-{case.id}", marks=case.marks)
+         for source in PLATFORMS for case in kinds(source)]
+"""Every network source (:data:`PLATFORMS`, issue 19's included) under every kind."""
 
 
-@pytest.mark.parametrize("kind", kinds("reddit"))
-def test_reddit_source_under_fault(kind: str, tmp_path: Path, target: Recorder,
-                                   caplog: pytest.LogCaptureFixture) -> None:
-    check("reddit", kind, tmp_path, target, caplog)
-
-
-@pytest.mark.parametrize("kind", kinds("hackernews"))
-def test_hackernews_source_under_fault(kind: str, tmp_path: Path, target: Recorder,
-                                       caplog: pytest.LogCaptureFixture) -> None:
-    check("hackernews", kind, tmp_path, target, caplog)
-
-
-@pytest.mark.parametrize("kind", kinds("mastodon"))
-def test_mastodon_source_under_fault(kind: str, tmp_path: Path, target: Recorder,
-                                     caplog: pytest.LogCaptureFixture) -> None:
-    check("mastodon", kind, tmp_path, target, caplog)
-
-
-@pytest.mark.parametrize("kind", kinds("bluesky"))
-def test_bluesky_source_under_fault(kind: str, tmp_path: Path, target: Recorder,
-                                    caplog: pytest.LogCaptureFixture) -> None:
-    check("bluesky", kind, tmp_path, target, caplog)
-
-
-@pytest.mark.parametrize("kind", kinds("rss"))
-def test_rss_source_under_fault(kind: str, tmp_path: Path, target: Recorder,
-                                caplog: pytest.LogCaptureFixture) -> None:
-    check("rss", kind, tmp_path, target, caplog)
-
-
-@pytest.mark.parametrize("kind", kinds("appstore"))
-def test_appstore_source_under_fault(kind: str, tmp_path: Path, target: Recorder,
-                                     caplog: pytest.LogCaptureFixture) -> None:
-    check("appstore", kind, tmp_path, target, caplog)
-
-
-@pytest.mark.parametrize("kind", kinds("googleplay"))
-def test_googleplay_source_under_fault(kind: str, tmp_path: Path, target: Recorder,
-                                       caplog: pytest.LogCaptureFixture) -> None:
-    check("googleplay", kind, tmp_path, target, caplog)
+@pytest.mark.parametrize(("source", "kind"), CASES)
+def test_source_under_fault(source: str, kind: str, tmp_path: Path, target: Recorder,
+                            caplog: pytest.LogCaptureFixture) -> None:
+    check(source, kind, tmp_path, target, caplog)

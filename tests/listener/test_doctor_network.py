@@ -105,6 +105,13 @@ sources:
   - {type: rss, name: rss, feeds: ["https://a.example/feed?token=s3cret", "http://b.example/x"]}
   - {type: appstore, name: ios, apps: [{app_id: "123"}]}
   - {type: googleplay, name: play, apps: [{app_id: com.acme.app}]}
+  - {type: youtube, name: yt, api_key: "yt-key-0123456789", channels: [UCabcdefghijklmnopqrstuv]}
+  - {type: trustpilot, name: tp, api_key: "tp-key-0123456789", business_units: ["507f191e810c"]}
+  - {type: facebook, name: fb, page_id: "1", access_token: "EAA-0123456789"}
+  - {type: instagram, name: ig, account_id: "1", access_token: "EAA-0123456789"}
+  - {type: discourse, name: forum, base_url: "https://community.acme.example"}
+  - {type: stackexchange, name: so, site: stackoverflow, tags: [acme]}
+  - {type: github, name: ghsrc, token: "ghp-0123456789", repos: [acme/app]}
 destinations:
   - {type: console, name: console}
   - {type: slack, name: hook, webhook_url: "https://hooks.slack.com/services/T0/B0/secret"}
@@ -132,6 +139,13 @@ destinations:
         "rss": ["https://a.example:443", "http://b.example:80"],  # never the query's token
         "ios": ["https://itunes.apple.com:443"],
         "play": ["https://play.google.com:443"],
+        "yt": ["https://www.googleapis.com:443"],
+        "tp": ["https://api.trustpilot.com:443"],
+        "fb": ["https://graph.facebook.com:443"],
+        "ig": ["https://graph.facebook.com:443"],
+        "forum": ["https://community.acme.example:443"],
+        "so": ["https://api.stackexchange.com:443"],
+        "ghsrc": ["https://api.github.com:443"],
         "hook": ["https://hooks.slack.com:443"],  # webhook mode: never the Web API
         "bot": ["https://slack.com:443"],
         "zd": ["https://acme.zendesk.com:443"],
