@@ -37,7 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.dashboard_data import build, fill  # noqa: E402
 from listener.core.models import to_iso  # noqa: E402
 from listener.web.overview_data import overview  # noqa: E402
-from listener.web.params import PAGE_SIZE, parse_view  # noqa: E402
+from listener.web.params import (  # noqa: E402
+    PAGE_SIZE,
+    counted_views,
+    parse_queue_view,
+    parse_view,
+)
 from storage import alert_log, post_record, trends, triage  # noqa: E402
 from storage.db import open_db  # noqa: E402
 from storage.engine import POSTGRESQL, dialect  # noqa: E402
@@ -48,6 +53,7 @@ PG_SETTINGS = ("shared_buffers=2GB", "effective_cache_size=8GB", "work_mem=64MB"
                "maintenance_work_mem=1GB", "max_wal_size=8GB")
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+BENCH_USER = "jane"  # whose posts "Mine" counts
 BRAND_WORDS = ("acme", "globex", "initech", "umbrella")
 Case = tuple[str, str, dict[str, str]]
 CASES: list[Case] = [  # (page, label, the page's query string)
@@ -90,10 +96,15 @@ def run_case(db: Any, page: str, args: dict[str, str]) -> Any:
     if page == "overview":
         view = parse_view(args, NOW, default_status=None)
         return overview(db, view.period, view.bucket, view.brand, view.source, BRAND_WORDS)
-    view = parse_view(args, NOW, default_range="30d")
-    f = view.queue_filter()
-    return triage.count_queue(db, f), triage.queue(db, f, PAGE_SIZE,
-                                                      (view.page - 1) * PAGE_SIZE)
+    # the queue page: the tabs' counts (listener.web.params.counted_views) and its rows in its
+    # default order (rank x time waited, storage.triage.Waiting's default targets)
+    view = parse_queue_view(args, NOW)
+    waiting = triage.Waiting(NOW)
+    counts = {key: triage.count_queue(db, tab.queue_filter(me=BENCH_USER, waiting=waiting))
+              for key, tab in counted_views(view)}
+    rows = triage.queue(db, view.queue_filter(me=BENCH_USER, waiting=waiting), PAGE_SIZE,
+                        (view.page - 1) * PAGE_SIZE)
+    return counts, rows
 
 
 def plans(db: Any) -> list[tuple[str, list[str]]]:
@@ -187,16 +198,18 @@ def main() -> None:
                         help="PostgreSQL instead of SQLite (module docstring)")
     parser.add_argument("--url", help="with --postgresql: a server where databases may be "
                         "created (default: the bench's own cluster under --dir)")
+    parser.add_argument("--page", action="append", choices=["overview", "queue", "alerts", "post"],
+                        help="measure only this page's cases (repeatable; default: all)")
     args = parser.parse_args()
     db, label, stop = (_postgresql if args.postgresql else _sqlite)(args)
     try:
-        report(db, label, args.repeat)
+        report(db, label, args.repeat, set(args.page or ()))
     finally:
         db.close()
         stop()
 
 
-def report(db: Any, label: str, repeat: int) -> None:
+def report(db: Any, label: str, repeat: int, pages: set[str] | None = None) -> None:
     """The table of p50/p95 per case, the worst p95 per page, then the plans."""
     counts = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: S608
               for t in ("posts", "scores", "triage", "post_hours", "post_days", "alerts",
@@ -205,6 +218,8 @@ def report(db: Any, label: str, repeat: int) -> None:
     print(f"\n{'page':<9} {'filters':<36} {'p50 ms':>8} {'p95 ms':>8}  query string")
     worst = {"overview": 0.0, "queue": 0.0, "alerts": 0.0, "post": 0.0}
     for page, label, query in CASES:
+        if pages and page not in pages:
+            continue
         p50, p95 = measure(db, lambda conn: run_case(conn, page, query), repeat)  # noqa: B023
         worst[page] = max(worst[page], p95)
         print(f"{page:<9} {label:<36} {p50:>8.1f} {p95:>8.1f}  {urlencode(query)}")

@@ -24,6 +24,7 @@ from listener.web.params import (
     QUEUE_VIEWS,
     SENTIMENTS,
     View,
+    counted_views,
     http_url,
     parse_queue_view,
     queue_views,
@@ -97,10 +98,11 @@ def page() -> Any:
 
 
 def _counts(view: View) -> dict[str, int]:
-    """How many posts each view holds with the other filters as they are (the tabs)."""
+    """How many posts each view holds with the other filters as they are (the tabs that
+    :func:`counted_views` counts)."""
     db, me = get_db(), actor()
     return {key: triage.count_queue(db, tab.queue_filter(me=me))
-            for key, tab in queue_views(view)}
+            for key, tab in counted_views(view)}
 
 
 def _render(view: View, rows: list[dict[str, Any]], counts: dict[str, int], since: int,

@@ -4,13 +4,14 @@ first-response and resolution stamps, assignees, undo, bulk changes, notes, the 
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from listener.core.models import Page, Post, Score
+from listener.core.models import Page, Post, Score, parse_iso
 from storage import db as store
 from storage import inbox, triage
 from storage.engine import Db
@@ -194,3 +195,53 @@ def test_waiting_customers_climb_the_queue_and_stale_posts_sink(any_db: Db) -> N
     assert waiting.overdue("globex", NOW - timedelta(hours=1), "assigned")
     assert not waiting.overdue("acme", NOW - timedelta(hours=1), "new")
 
+
+
+def _factor(w: triage.Waiting, status: str, created: datetime, brand: str | None) -> float:
+    """Waiting's factor as its docstring defines it, computed here row by row."""
+    if status not in ("new", "assigned"):
+        return 1.0
+    if created < w.now - w.stale_after:
+        return 0.25
+    target = w.target_for(brand)
+    quarters = [k for k in range(1, triage.STEPS + 1) if created <= w.now - target * k / 4]
+    return 1 + max(quarters) / 4 if quarters else 1.0
+
+
+def test_the_waiting_order_pages_through_every_band_as_the_factor_defines(any_db: Db) -> None:
+    """The page is merged from the bands where the factor is constant (each read in rank
+    order): every page of it, of every view, is the order of rank x factor computed row by
+    row — brands with their own target and without a brand, every quarter step, stale,
+    answered, equal ranks broken by time then id."""
+    db = any_db
+    rng = random.Random(17)
+    brands = ["acme", "globex", None]
+    posts = [Post(platform="x", platform_id=f"p{i}", text=f"order {i} never arrived",
+                  created_at=NOW - timedelta(seconds=rng.choice([
+                      rng.randrange(0, 12 * 86400), rng.randrange(0, 9 * 3600)])),
+                  source="x-main", brand=rng.choice(brands), lang="en",
+                  author_followers=rng.choice([10, 100, 1000])) for i in range(160)]
+    store.store_page(db, "x-main", Page(posts=posts), NOW)
+    ids = [r[0] for r in db.execute("SELECT id FROM posts ORDER BY id").fetchall()]
+    store.save_scores(db, [(i, Score("negative", 0.8, 0.1, 0.1, rng.choice([0.5, 0.9]), "m", "1"),
+                            "en") for i in ids], NOW)
+    for post_id in ids:
+        status = rng.choice(["new", "new", "assigned", "replied", "handled", "not_relevant"])
+        if status != "new":
+            triage.set_status(db, post_id, status, "ann", NOW)
+    waiting = triage.Waiting(now=NOW, target=timedelta(hours=4), stale_after=timedelta(days=7),
+                             brand_targets={"globex": timedelta(minutes=30)})
+    rows = {r[0]: r for r in db.execute(
+        "SELECT post_id, rank, status, created_at, brand FROM triage").fetchall()}
+
+    def expected(statuses: tuple[str, ...]) -> list[int]:
+        chosen = [r for r in rows.values() if r[2] in statuses]
+        return [r[0] for r in sorted(chosen, key=lambda r: (
+            -r[1] * _factor(waiting, r[2], parse_iso(r[3]), r[4]), -parse_iso(r[3]).timestamp(),
+            -r[0]))]
+
+    for status, statuses in (("open", triage.OPEN), (None, triage.STATUSES), ("new", ("new",))):
+        f = triage.QueueFilter(status=status, waiting=waiting)
+        paged = [r["post_id"] for offset in range(0, len(rows), 7)
+                 for r in triage.queue(db, f, 7, offset)]
+        assert paged == expected(statuses), status

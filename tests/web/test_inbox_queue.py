@@ -94,6 +94,21 @@ def counts(html: str) -> dict[str, int]:
             re.findall(r'data-count="(\w+)">([0-9,]+)<', html)}
 
 
+def test_with_a_text_search_only_the_current_view_is_counted(team: Team) -> None:
+    """Each tab's count repeats the search: with one, the current view alone is counted (its
+    total above the list too); without one, every tab is."""
+    alice, _ = team.client("alice")
+    plain = counts(alice.get("/queue?status=all").get_data(as_text=True))
+    assert set(plain) == {"new", "mine", "open", "assigned", "replied", "handled",
+                          "not_relevant", "all"}
+    text = alice.get("/api/queue?status=all").get_json()["rows"][0]["text"]
+    word = max(re.findall(r"[A-Za-z]{4,}", text), key=len)
+    html = alice.get(f"/queue?status=all&q={word}").get_data(as_text=True)
+    searched = counts(html)
+    assert list(searched) == ["all"] and 0 < searched["all"] <= plain["all"]
+    assert 'data-view="handled"' in html  # every tab is still there to click
+
+
 def undo_of(location: str) -> str:
     """The entry ids a change's redirect carries for its Undo."""
     return parse_qs(urlsplit(location).query)["undo"][0]
