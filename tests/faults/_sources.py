@@ -8,7 +8,9 @@ the daemon and ``run --once`` run. It reads back what the database shows: the po
 cursor, the pause in ``source_state`` and the last run's error.
 
 Every source's real client library does the talking (tweepy, praw, httpx, Mastodon.py, atproto,
-feedparser over httpx, urllib under google-play-scraper); only the far end is fake.
+feedparser over httpx, urllib under google-play-scraper, google-api-python-client over httpx);
+only the far end is fake. Issue 19's sources add their entries from their own modules
+(``tests/faults/platform_*.py``), next to their fakes' helpers.
 """
 
 from __future__ import annotations
