@@ -36,6 +36,24 @@ def posts_jsonl(texts: list[str], start: int = 1, created_at: str | None = None)
     )
 
 
+UNHAPPY_TO_SLACK = """\
+rules:
+  - name: unhappy
+    when:
+      sentiment: [negative]
+      min_probability: 0.6
+    destinations: [slack]
+destinations:
+  - type: slack
+    name: slack
+    webhook_url: {"$env": TEST_SLACK_WEBHOOK}
+    timeout: 2
+    min_interval: 0
+"""
+"""The end-to-end tests' rule: every negative post to a Slack webhook (its URL in
+``TEST_SLACK_WEBHOOK``, see :func:`cli_env`)."""
+
+
 def config_yaml(*, once_max_wait: float = 10, backoff: float = 1, interval: float = 300,
                 postgresql: bool = False) -> str:
     storage = ('  url: {"$env": TEST_DATABASE_URL}' if postgresql else "  path: listener.db")
@@ -53,19 +71,7 @@ sources:
     brand: acme
     interval: {interval}
     path: posts.jsonl
-rules:
-  - name: unhappy
-    when:
-      sentiment: [negative]
-      min_probability: 0.6
-    destinations: [slack]
-destinations:
-  - type: slack
-    name: slack
-    webhook_url: {{"$env": TEST_SLACK_WEBHOOK}}
-    timeout: 2
-    min_interval: 0
-dispatch:
+{UNHAPPY_TO_SLACK}dispatch:
   once_max_wait: {once_max_wait}
   backoff_initial: {backoff}
   max_attempts: 5

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from tests.e2e import cli_env, run_cli, slack_texts
+from tests.e2e import UNHAPPY_TO_SLACK, cli_env, run_cli, slack_texts
 from tests.fakes.slack import FakeSlackWebhook
 
 CONFIG = """\
@@ -26,18 +26,8 @@ brands:
     query: {query}
 sources:
 {entry}
-rules:
-  - name: unhappy
-    when:
-      sentiment: [negative]
-      min_probability: 0.6
-    destinations: [slack]
-destinations:
-  - type: slack
-    name: slack
-    webhook_url: {{"$env": TEST_SLACK_WEBHOOK}}
-    timeout: 2
-    min_interval: 0
+"""
+DISPATCH = """\
 dispatch:
   once_max_wait: 10
   backoff_initial: 1
@@ -62,7 +52,8 @@ def run_once_into_alert(tmp_path: Path, entry: str, env: dict[str, str] | None =
     ``env`` holds the secrets the entry names with ``{"$env": …}``. Every run must exit 0.
     """
     config = tmp_path / "config.yaml"
-    config.write_text(CONFIG.format(entry=entry, query=query), encoding="utf-8")
+    config.write_text(CONFIG.format(entry=entry, query=query) + UNHAPPY_TO_SLACK + DISPATCH,
+                      encoding="utf-8")
     with FakeSlackWebhook() as slack:
         variables = {**cli_env(slack.url), **(env or {})}
         out: list[str] = []
