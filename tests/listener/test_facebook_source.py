@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from listener.core.errors import RateLimited, SourceError
-from listener.core.models import Page, utcnow
+from listener.core.models import utcnow
 from listener.core.netguard import endpoints
 from listener.core.query import Brand, parse
 from listener.sources import source_class
@@ -25,9 +25,9 @@ from listener.sources.meta.graph import BLOCK_WAIT, USAGE_WAIT
 from storage.db import load_cursor, open_db
 from tests.e2e import NEGATIVE
 from tests.fakes.meta_graph_api import TOKEN, FakeGraph, graph_error, graph_time
+from tests.listener.graph_pages import NOW, ago, ids, posts_of, saved, threads
 from tests.sources.e2e import run_once_into_alert
 
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 PAGE = "104000000000001"
 ACME = Brand("acme", "acme", parse("acme"))
 
@@ -46,26 +46,6 @@ def make_source(fake: FakeGraph, timeout: float = 5.0, clock: Any = lambda: NOW,
     ctx = SourceContext(clock=clock, http_timeout=timeout)
     return FacebookSource(FacebookSourceConfig(**values), ctx)
 
-
-def ago(minutes: float) -> datetime:
-    return NOW - timedelta(minutes=minutes)
-
-
-def posts_of(pages: list[Page]) -> list[Any]:
-    return [post for page in pages for post in page.posts]
-
-
-def ids(pages: list[Page]) -> list[str]:
-    return [post.platform_id for post in posts_of(pages)]
-
-
-def saved(pages: list[Page]) -> Any:
-    """The cursor the poll leaves stored: that of its last page that carries one."""
-    return [p.cursor for p in pages if p.cursor is not None][-1]
-
-
-def threads(pages: list[Page]) -> dict[str, Any]:
-    return saved(pages)["threads"]
 
 
 def test_first_fetch_normalises_comments(graph: FakeGraph) -> None:
