@@ -32,7 +32,7 @@ from listener.core.errors import MissingDependency, SourceError
 from listener.core.httpguard import GuardSettings, guarded_client, source_policy
 from listener.core.models import Page, Post, Rejected, parse_iso
 from listener.sources.base import SourceConfig, SourceContext
-from listener.sources.http import USER_AGENT, raise_for_status
+from listener.sources.http import USER_AGENT, raise_for_status, unanswered
 from listener.sources.reviews import ReviewWalk, Watermark, backfill_page, dump_marks, load_marks
 
 if TYPE_CHECKING:
@@ -205,14 +205,9 @@ class AppStoreSource:
         where = f"source {self.name}: App Store app {app.app_id} ({app.country}) page {number}"
         try:
             response = client.get(path)
-        except httpx.TimeoutException as exc:
-            raise SourceError(
-                f"{where}: no answer within {self.ctx.http_timeout:g}s; the next poll retries"
-            ) from exc
         except httpx.HTTPError as exc:
-            raise SourceError(
-                f"{where}: {type(exc).__name__}: {exc}; check base_url and the network"
-            ) from exc
+            raise unanswered(where, "Apple's feed", self.config.base_url, exc,
+                             self.ctx.http_timeout) from None
         raise_for_status(self.name, response.status_code, response.headers, response.text,
                          self.ctx.clock())
         try:

@@ -38,7 +38,7 @@ from listener.core.query import to_simple_queries
 from listener.sources.base import SourceConfig, SourceContext
 from listener.sources.cursor import CursorLayout, SeenIds
 from listener.sources.html_text import html_to_text
-from listener.sources.http import USER_AGENT, raise_for_status
+from listener.sources.http import USER_AGENT, raise_for_status, unanswered
 
 try:
     import httpx
@@ -273,16 +273,9 @@ class HackerNewsSource:
         """One search request; any failure raises, so the cursor stays where it was."""
         try:
             response = self._client.get(SEARCH_PATH, params=params)
-        except httpx.TimeoutException as exc:
-            raise SourceError(
-                f"source {self.name}: the HN Search API did not answer within "
-                f"{self.ctx.http_timeout:g}s ({type(exc).__name__}); the next poll retries"
-            ) from exc
         except httpx.HTTPError as exc:
-            raise SourceError(
-                f"source {self.name}: cannot reach {self.config.base_url}: {exc}; check the "
-                "network or base_url"
-            ) from exc
+            raise unanswered(f"source {self.name}", "the HN Search API", self.config.base_url,
+                             exc, self.ctx.http_timeout) from None
         raise_for_status(self.name, response.status_code, response.headers, response.text,
                          self.ctx.clock())
         try:

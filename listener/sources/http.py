@@ -8,7 +8,7 @@ cursor where it was.
 from __future__ import annotations
 
 import email.utils
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from listener.core.errors import RateLimited, SourceError
@@ -71,3 +71,25 @@ def raise_for_status(
         raise RateLimited(f"source {source}: unavailable (HTTP 503)", retry_after(headers, now))
     advice = _ADVICE.get(status, "the platform failed; the next poll retries")
     raise SourceError(f"source {source}: HTTP {status}: {advice}: {snippet}")
+
+
+def unanswered(owner: str, service: str, target: str, exc: Exception, timeout: float,
+               scrub: Callable[[str], str] = str) -> SourceError:
+    """The error of a request that got no answer (httpx's transport errors), the same for
+    every HTTP collector: a timeout says how long was waited, anything else what could not be
+    reached and why. ``owner`` starts the message ("source hn"), ``service`` names what was
+    asked ("the HN Search API"), ``target`` where it lives (base_url); ``scrub`` takes out
+    what the library's text may echo (a URL carrying a key). Raise it ``from None``: the
+    library's exception, chained, would print that text again in a traceback."""
+    name = type(exc).__name__
+    if _is_timeout(exc):
+        return SourceError(f"{owner}: {service} did not answer within {timeout:g}s ({name}); "
+                           "the next poll retries")
+    return SourceError(f"{owner}: cannot reach {target} ({name}: {scrub(str(exc))}); check "
+                       "the network or base_url")
+
+
+def _is_timeout(exc: Exception) -> bool:
+    import httpx  # a core dependency; imported here so this module stays import-light
+
+    return isinstance(exc, httpx.TimeoutException)

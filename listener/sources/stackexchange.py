@@ -94,7 +94,7 @@ from listener.core.query import to_simple_queries
 from listener.sources.base import SourceConfig, SourceContext
 from listener.sources.cursor import CursorLayout, SeenIds
 from listener.sources.html_text import html_to_text
-from listener.sources.http import DEFAULT_WAIT, USER_AGENT, raise_for_status
+from listener.sources.http import DEFAULT_WAIT, USER_AGENT, raise_for_status, unanswered
 
 log = logging.getLogger(__name__)
 
@@ -429,17 +429,10 @@ class StackExchangeSource:
             sent["access_token"] = self.config.access_token
         try:
             response = self._client.get(path, params=sent)
-        except httpx.TimeoutException as exc:
-            raise SourceError(
-                f"source {self.name}: the Stack Exchange API did not answer within "
-                f"{self.ctx.http_timeout:g}s ({type(exc).__name__}); the next poll retries"
-            ) from None
         except httpx.HTTPError as exc:
-            raise SourceError(
-                f"source {self.name}: cannot reach {self.config.base_url} "
-                f"({type(exc).__name__}: {self._scrub(str(exc))}); check the network or "
-                "base_url"
-            ) from None
+            raise unanswered(f"source {self.name}", "the Stack Exchange API",
+                             self.config.base_url, exc, self.ctx.http_timeout,
+                             self._scrub) from None
         try:
             data = response.json()
         except ValueError:

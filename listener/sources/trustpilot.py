@@ -66,7 +66,7 @@ from listener.core.log import register_secret
 from listener.core.models import Page, Post, Rejected, parse_iso, to_iso
 from listener.sources.base import SourceConfig, SourceContext
 from listener.sources.cursor import CursorLayout, SeenIds
-from listener.sources.http import USER_AGENT, raise_for_status
+from listener.sources.http import USER_AGENT, raise_for_status, unanswered
 from listener.sources.reviews import backfill_page
 
 log = logging.getLogger(__name__)
@@ -478,12 +478,9 @@ class TrustpilotSource:
         where = f"source {self.name}: Trustpilot {what}"
         try:
             response = client.get(path, params=params)
-        except httpx.TimeoutException as exc:
-            raise SourceError(f"{where}: no answer within {self.ctx.http_timeout:g}s; the next "
-                              "poll retries") from exc
         except httpx.HTTPError as exc:
-            raise SourceError(f"{where}: {type(exc).__name__}: {exc}; check base_url and the "
-                              "network") from exc
+            raise unanswered(where, "Trustpilot", self.config.base_url, exc,
+                             self.ctx.http_timeout) from None
         if response.status_code == 404:
             raise SourceError(f"{where}: HTTP 404: {missing}")
         if response.status_code in _ADVICE:

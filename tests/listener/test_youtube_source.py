@@ -456,7 +456,7 @@ def test_an_invalid_key_is_a_source_error(yt: FakeYouTube) -> None:
 
 def test_timeout_is_a_source_error(yt: FakeYouTube) -> None:
     yt.enqueue(200, {"items": []}, delay=2.0)
-    with pytest.raises(SourceError, match="did not answer within 0.2 s"):
+    with pytest.raises(SourceError, match="did not answer within 0.2s"):
         list(make_source(yt, timeout=0.2).fetch(None))
 
 

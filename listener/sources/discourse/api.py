@@ -16,7 +16,13 @@ import httpx
 from listener.core.errors import RateLimited, SourceError
 from listener.core.httpguard import GuardSettings, guarded_client, source_policy
 from listener.sources.base import SourceContext
-from listener.sources.http import DEFAULT_WAIT, USER_AGENT, raise_for_status, retry_after
+from listener.sources.http import (
+    DEFAULT_WAIT,
+    USER_AGENT,
+    raise_for_status,
+    retry_after,
+    unanswered,
+)
 
 SEARCH_PAGE_LIMIT = 10  # Discourse refuses search pages past 10 (SearchController::PAGE_LIMIT)
 TOPIC_CHUNK = 20  # posts per /t/{id}/posts.json request (Discourse's topic chunk size)
@@ -47,16 +53,9 @@ class DiscourseApi:
         """One GET; any failure raises so the cursor stays. A status in ``gone`` is None."""
         try:
             response = self._client.get(path, params=params)
-        except httpx.TimeoutException as exc:
-            raise SourceError(
-                f"source {self.name}: {self.base_url} did not answer within "
-                f"{self.ctx.http_timeout:g}s ({type(exc).__name__}); the next poll retries"
-            ) from exc
         except httpx.HTTPError as exc:
-            raise SourceError(
-                f"source {self.name}: cannot reach {self.base_url}: "
-                f"{type(exc).__name__}: {exc}; check the network or base_url"
-            ) from exc
+            raise unanswered(f"source {self.name}", self.base_url, self.base_url, exc,
+                             self.ctx.http_timeout) from None
         status = response.status_code
         if status in gone:
             return None

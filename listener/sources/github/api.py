@@ -33,7 +33,13 @@ import httpx
 from listener.core.errors import RateLimited, SourceError
 from listener.core.httpguard import Policy, guarded_client
 from listener.core.models import Clock
-from listener.sources.http import DEFAULT_WAIT, USER_AGENT, raise_for_status, retry_after
+from listener.sources.http import (
+    DEFAULT_WAIT,
+    USER_AGENT,
+    raise_for_status,
+    retry_after,
+    unanswered,
+)
 
 log = logging.getLogger(__name__)
 
@@ -136,17 +142,12 @@ class GitHubApi:
     def _send(self, method: str, url: str, what: str, **options: Any) -> httpx.Response:
         try:
             return self._client.request(method, url, **options)
-        except httpx.TimeoutException as exc:
-            raise SourceError(
-                f"source {self.source}: GitHub ({what}) did not answer within "
-                f"{self.timeout:g}s ({type(exc).__name__}); the next poll retries") from exc
         except httpx.TooManyRedirects as exc:
             raise SourceError(f"source {self.source}: GitHub ({what}): too many redirects; "
                               "check base_url") from exc
         except httpx.HTTPError as exc:
-            raise SourceError(
-                f"source {self.source}: cannot reach {self.base_url} ({what}): "
-                f"{type(exc).__name__}: {exc}; check the network or base_url") from exc
+            raise unanswered(f"source {self.source}", f"GitHub ({what})", self.base_url, exc,
+                             self.timeout) from None
 
     def _json(self, response: httpx.Response, what: str) -> Any:
         try:

@@ -52,7 +52,7 @@ from listener.core.httpguard import GuardSettings, guarded_client, source_policy
 from listener.core.log import register_secret
 from listener.core.models import parse_iso
 from listener.sources.base import SourceConfig, SourceContext
-from listener.sources.http import USER_AGENT, raise_for_status, retry_after
+from listener.sources.http import USER_AGENT, raise_for_status, retry_after, unanswered
 
 log = logging.getLogger("listener.sources.meta")
 
@@ -243,12 +243,9 @@ class GraphClient:
         try:
             response = self._client.get(f"/{self.settings.graph_version}/{path}",
                                         params=dict(params))
-        except httpx.TimeoutException as exc:
-            raise SourceError(f"{where}: no answer within {self.ctx.http_timeout:g} s "
-                              f"({type(exc).__name__}); the next poll retries") from exc
         except httpx.HTTPError as exc:
-            raise SourceError(f"{where}: cannot reach {self.settings.base_url} "
-                              f"({type(exc).__name__}); check the network or base_url") from exc
+            raise unanswered(where, "the Graph API", self.settings.base_url, exc,
+                             self.ctx.http_timeout) from None
         try:
             body = response.json()
         except ValueError:

@@ -25,7 +25,7 @@ from typing import Any
 from listener.core.errors import SourceError
 from listener.core.httpguard import Origin
 from listener.core.log import RedactingFilter
-from listener.sources.http import USER_AGENT
+from listener.sources.http import USER_AGENT, unanswered
 
 _DROPPED = frozenset({"content-length", "accept-encoding", "host", "connection"})
 _LOGGERS = ("googleapiclient.discovery", "googleapiclient.http", "googleapiclient.model", "httpx",
@@ -78,14 +78,9 @@ class GuardedHttp:
             response = self._client.request(method, uri, content=content or None, headers=sent)
         except SourceError:
             raise  # the guard refused an address or an answer over max_bytes: its own message
-        except httpx.TimeoutException as exc:
-            raise SourceError(
-                f"{self._owner}: {origin} did not answer within {self._timeout:g} s "
-                f"({type(exc).__name__}); the next poll retries") from None
         except httpx.HTTPError as exc:
-            raise SourceError(
-                f"{self._owner}: cannot reach {origin} ({type(exc).__name__}: "
-                f"{self._scrub(str(exc))[:200]}); check the network or base_url") from None
+            raise unanswered(self._owner, str(origin), str(origin), exc, self._timeout,
+                             lambda text: self._scrub(text)[:200]) from None
         answer = Answer(response.status_code,
                         {k.lower(): v for k, v in response.headers.items()}, response.content)
         self.last = answer
