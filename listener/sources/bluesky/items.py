@@ -8,7 +8,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from listener.core.models import parse_iso
+from listener.core.models import parse_iso_or_none
 from listener.sources.cursor import CursorLayout
 
 log = logging.getLogger("listener.sources.bluesky")
@@ -22,16 +22,6 @@ _CURSOR = CursorLayout(
 _REMOVED = frozenset({"!takedown", "!hide", "!suspend"})
 
 
-def time_or_none(text: Any) -> datetime | None:
-    """An ISO 8601 time from Bluesky or the cursor; None when absent or malformed."""
-    if not isinstance(text, str):
-        return None
-    try:
-        return parse_iso(text)
-    except (ValueError, OverflowError):
-        return None
-
-
 def ms_iso(dt: datetime) -> str:
     """``2026-11-20T12:00:01.250Z``: the millisecond form Bluesky uses for ``sortAt``."""
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
@@ -40,7 +30,7 @@ def ms_iso(dt: datetime) -> str:
 def bounded(seen: dict[str, str], since: datetime | None) -> dict[str, str]:
     """The newest SEEN_MAX entries, none older than ``since``."""
     dated = [(when, uri, text) for uri, text in seen.items()
-             if (when := time_or_none(text)) is not None]
+             if (when := parse_iso_or_none(text)) is not None]
     kept = [entry for entry in dated if since is None or entry[0] >= since]
     return {uri: text for _, uri, text in sorted(kept, reverse=True)[:SEEN_MAX]}
 
@@ -73,11 +63,11 @@ def thread_of(record: Any, uri: str) -> str:
 def valid_state(value: Any) -> bool:
     if not isinstance(value, dict) or not isinstance(value.get("seen", {}), dict):
         return False
-    if value.get("since") is not None and time_or_none(value.get("since")) is None:
+    if value.get("since") is not None and parse_iso_or_none(value.get("since")) is None:
         return False
     pending = value.get("pending")
-    return pending is None or (isinstance(pending, dict) and time_or_none(pending.get("until"))
-                               is not None and time_or_none(pending.get("newest")) is not None)
+    return pending is None or (isinstance(pending, dict) and parse_iso_or_none(pending.get("until"))
+                               is not None and parse_iso_or_none(pending.get("newest")) is not None)
 
 
 def load_cursor(cursor: Any, keys: set[str], source: str) -> dict[str, dict[str, Any]]:

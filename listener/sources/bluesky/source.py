@@ -56,7 +56,7 @@ from listener.core.errors import (
 )
 from listener.core.httpguard import GuardSettings, httpx_options, source_policy
 from listener.core.log import register_secret
-from listener.core.models import Page, Post, Rejected, to_iso
+from listener.core.models import Page, Post, Rejected, parse_iso_or_none, to_iso
 from listener.core.query import to_simple_queries
 from listener.sources.base import SourceConfig, SourceContext
 from listener.sources.bluesky.items import (
@@ -67,7 +67,6 @@ from listener.sources.bluesky.items import (
     raw_post,
     removed,
     thread_of,
-    time_or_none,
 )
 from listener.sources.http import USER_AGENT, raise_for_status
 
@@ -168,9 +167,9 @@ class BlueskySource:
 
     def _poll(self, stream: _Stream, states: dict[str, dict[str, Any]]) -> Iterator[Page]:
         before = states.get(stream.key, {"since": None, "seen": {}})
-        since, seen = time_or_none(before.get("since")), dict(before.get("seen") or {})
+        since, seen = parse_iso_or_none(before.get("since")), dict(before.get("seen") or {})
         pending = before.get("pending") or {}
-        newest, fresh = time_or_none(pending.get("newest")), dict(pending.get("seen") or {})
+        newest, fresh = parse_iso_or_none(pending.get("newest")), dict(pending.get("seen") or {})
         params: dict[str, Any] = {"q": stream.query, "sort": "latest",
                                   "limit": self.config.page_size, "until": pending.get("until")}
         if since is not None:
@@ -180,7 +179,7 @@ class BlueskySource:
             content = self._search(stream, {**params, "cursor": api_cursor})
             posts, rejected, times = self._convert(content["posts"], stream, {**seen, **fresh})
             fresh.update(times)
-            read = [t for t in map(time_or_none, times.values()) if t]
+            read = [t for t in map(parse_iso_or_none, times.values()) if t]
             newest = max([t for t in (newest, *read) if t], default=None)
             api_cursor = content.get("cursor")
             done = not content["posts"] or not api_cursor
@@ -200,7 +199,7 @@ class BlueskySource:
             window = high - overlap if high else None
             return {"since": ms_iso(high) if high else None,
                     "seen": bounded({**seen, **fresh}, window)}
-        oldest = min(t for t in map(time_or_none, fresh.values()) if t)
+        oldest = min(t for t in map(parse_iso_or_none, fresh.values()) if t)
         until = to_iso(oldest + timedelta(seconds=1))  # until is exclusive; to_iso truncates
         log.warning("source %s: Bluesky search %r has more than %d pages of new posts; the next "
                     "poll reads on below %s (raise max_pages or poll more often)",
@@ -341,7 +340,7 @@ class BlueskySource:
         did, collection, rkey = [*uri.removeprefix("at://").split("/"), "", ""][:3]
         if not uri.startswith("at://") or collection != _POST or not rkey:
             return Rejected(f"bluesky {uri}", "uri is not at://<did>/app.bsky.feed.post/<rkey>")
-        created, indexed = time_or_none(record.created_at), time_or_none(view.indexed_at)
+        created, indexed = parse_iso_or_none(record.created_at), parse_iso_or_none(view.indexed_at)
         if created is None or indexed is None:
             return Rejected(f"bluesky {uri}", f"bad createdAt/indexedAt: {record.created_at!r}")
         handle = view.author.handle

@@ -62,7 +62,7 @@ from pydantic import Field, StringConstraints, field_validator
 from listener.core.errors import ConfigError, SourceError
 from listener.core.httpguard import GuardSettings, source_policy
 from listener.core.log import register_secret
-from listener.core.models import Page, Post, Rejected, as_utc, parse_iso, to_iso
+from listener.core.models import Page, Post, Rejected, as_utc, parse_iso_or_none, to_iso
 from listener.core.query import to_simple_queries
 from listener.sources.base import SourceConfig, SourceContext
 from listener.sources.cursor import MAX_SEEN, CursorLayout, SeenIds
@@ -194,7 +194,7 @@ class _Pending:
         if not (token is None or isinstance(token, str) or type(token) is int) \
                 or type(read) is not int:
             return None
-        upto, high = _time_or_none(data.get("upto")), _time_or_none(data.get("high"))
+        upto, high = parse_iso_or_none(data.get("upto")), parse_iso_or_none(data.get("high"))
         seen = SeenIds.from_json(data.get("seen", []))
         if seen is None or (data.get("upto") is not None and upto is None) or (
                 data.get("high") is not None and high is None):
@@ -220,7 +220,7 @@ class _State:
     def from_json(cls, data: Any) -> _State | None:
         if not isinstance(data, dict):
             return None
-        since = _time_or_none(data.get("since"))
+        since = parse_iso_or_none(data.get("since"))
         seen = SeenIds.from_json(data.get("seen", []))
         pending = _Pending.from_json(data["pending"]) if "pending" in data else None
         if since is None or seen is None or ("pending" in data and pending is None):
@@ -564,11 +564,3 @@ def _next_page(page: Any, count: int, size: int, link: str | None) -> int | None
         return int(page) + 1 if 'rel="next"' in link else None
     return int(page) + 1 if count >= size else None
 
-
-def _time_or_none(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_iso(value)
-    except ValueError:
-        return None

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from listener.core.language import platform_language
-from listener.core.models import Post, Rejected, parse_iso, to_iso
+from listener.core.models import Post, Rejected, parse_iso_or_none, to_iso
 from listener.core.query import (
     And,
     Node,
@@ -72,15 +72,6 @@ def _global_negations(node: Node) -> list[Not]:
 # -- cursor entries ------------------------------------------------------------------------
 
 
-def time_or_none(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_iso(value)
-    except ValueError:
-        return None
-
-
 @dataclass
 class Watched:
     """A recent thread whose replies are re-counted each poll."""
@@ -118,18 +109,18 @@ class CommentState:
         mark, pending = data.get("mark"), data.get("pending")
         seen = SeenIds.from_json(data.get("seen", []))
         threads = data.get("threads", [])
-        if (mark is not None and time_or_none(mark) is None) or seen is None \
+        if (mark is not None and parse_iso_or_none(mark) is None) or seen is None \
                 or not isinstance(threads, list):
             return None
         watched = []
         for item in threads:
             if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)
-                    and type(item[1]) is int and time_or_none(item[2]) is not None):
+                    and type(item[1]) is int and parse_iso_or_none(item[2]) is not None):
                 return None
             watched.append(Watched(item[0], item[1], item[2]))
         if pending is not None and not (
                 isinstance(pending, dict) and isinstance(pending.get("page_token"), str)
-                and time_or_none(pending.get("newest")) is not None):
+                and parse_iso_or_none(pending.get("newest")) is not None):
             return None
         return cls(mark, seen, watched, pending)
 
@@ -154,15 +145,15 @@ class SearchState:
 
     @classmethod
     def from_json(cls, data: Any) -> SearchState | None:
-        if not isinstance(data, dict) or time_or_none(data.get("mark")) is None:
+        if not isinstance(data, dict) or parse_iso_or_none(data.get("mark")) is None:
             return None
         seen, last, pending = SeenIds.from_json(data.get("seen", [])), data.get("last"), \
             data.get("pending")
-        if seen is None or (last is not None and time_or_none(last) is None):
+        if seen is None or (last is not None and parse_iso_or_none(last) is None):
             return None
         if pending is not None and not (
-                isinstance(pending, dict) and time_or_none(pending.get("before")) is not None
-                and time_or_none(pending.get("newest")) is not None):
+                isinstance(pending, dict) and parse_iso_or_none(pending.get("before")) is not None
+                and parse_iso_or_none(pending.get("newest")) is not None):
             return None
         return cls(data["mark"], seen, last, pending)
 
@@ -187,7 +178,7 @@ def read_comment(item: Any, where: str) -> Comment | Rejected:
     snippet = item.get("snippet")
     if not isinstance(snippet, dict):
         return Rejected(f"{where} ({item['id']})", "comment without a snippet")
-    published = time_or_none(snippet.get("publishedAt"))
+    published = parse_iso_or_none(snippet.get("publishedAt"))
     if published is None:
         return Rejected(f"{where} ({item['id']})",
                         f"missing or bad publishedAt: {str(snippet.get('publishedAt'))[:40]!r}")
@@ -233,7 +224,7 @@ def video_post(video: Any, followers: int | None, *, source: str, brand: str | N
     where = f"youtube video {video_id}"
     if not isinstance(video_id, str) or not isinstance(snippet, dict):
         return Rejected(where, "not a video resource with an id and a snippet")
-    published = time_or_none(snippet.get("publishedAt"))
+    published = parse_iso_or_none(snippet.get("publishedAt"))
     title, description = snippet.get("title"), snippet.get("description") or ""
     if published is None:
         return Rejected(where, f"missing or bad publishedAt: "

@@ -77,7 +77,7 @@ from pydantic import Field, field_validator
 from listener.core.errors import ConfigError, MissingDependency, SourceError
 from listener.core.httpguard import GuardSettings, guarded_client, source_policy
 from listener.core.log import register_secret
-from listener.core.models import Page, Post, Rejected
+from listener.core.models import Page, Post, Rejected, parse_iso_or_none
 from listener.sources.base import SourceConfig, SourceContext
 from listener.sources.cursor import SeenIds
 from listener.sources.youtube.api import (
@@ -97,7 +97,6 @@ from listener.sources.youtube.items import (
     iso,
     read_comment,
     subscribers,
-    time_or_none,
     video_post,
     youtube_query,
 )
@@ -313,10 +312,10 @@ class YouTubeSource:
         gets the threads read (their reply counts are current)."""
         state: CommentState = states.get(stream.key) or CommentState()
         now = self.ctx.clock()
-        floor = time_or_none(state.mark) or now - timedelta(seconds=self.config.initial_lookback)
+        floor = parse_iso_or_none(state.mark) or now - timedelta(seconds=self.config.initial_lookback)
         pending = state.pending
         token = pending["page_token"] if pending else None
-        newest = time_or_none(pending["newest"]) if pending else None
+        newest = parse_iso_or_none(pending["newest"]) if pending else None
         skip = _Skip(state.seen, yielded)
         ids: list[str] = []
         fresh: list[Watched] = []
@@ -478,7 +477,7 @@ class YouTubeSource:
                     continue
                 total = snippet.get("totalReplyCount")
                 total = total if type(total) is int and total >= 0 else watched.replies
-                newest = time_or_none(watched.newest) or datetime.min.replace(tzinfo=UTC)
+                newest = parse_iso_or_none(watched.newest) or datetime.min.replace(tzinfo=UTC)
                 if total > watched.replies:
                     video = snippet.get("videoId")
                     items = self._all_replies(stream, watched.thread)
@@ -517,15 +516,15 @@ class YouTubeSource:
                      yielded: set[str]) -> Iterator[Page]:
         old: SearchState | None = states.get(stream.key)
         now = self.ctx.clock()
-        last = time_or_none(old.last) if old else None
+        last = parse_iso_or_none(old.last) if old else None
         if last is not None and now < last + timedelta(seconds=self.config.search_interval):
             return  # searched a moment ago: each search costs 100 units
-        mark = (time_or_none(old.mark) if old else None) or \
+        mark = (parse_iso_or_none(old.mark) if old else None) or \
             now - timedelta(seconds=self.config.initial_lookback)
         after = mark - timedelta(seconds=self.config.search_overlap) if old else mark
         pending = old.pending if old else None
-        before = time_or_none(pending["before"]) if pending else None
-        newest = time_or_none(pending["newest"]) if pending else None
+        before = parse_iso_or_none(pending["before"]) if pending else None
+        newest = parse_iso_or_none(pending["newest"]) if pending else None
         seen = old.seen if old else SeenIds()
         skip = _Skip(seen, yielded)
         ids: list[str] = []
@@ -577,7 +576,7 @@ class YouTubeSource:
             ident = item.get("id") if isinstance(item, dict) else None
             snippet = item.get("snippet") if isinstance(item, dict) else None
             video = ident.get("videoId") if isinstance(ident, dict) else None
-            published = time_or_none(snippet.get("publishedAt")) \
+            published = parse_iso_or_none(snippet.get("publishedAt")) \
                 if isinstance(snippet, dict) else None
             if not isinstance(video, str) or not video or published is None:
                 rejected.append(Rejected(f"youtube {stream.label} page {number} item {index}",
