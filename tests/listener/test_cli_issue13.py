@@ -11,7 +11,6 @@ import io
 import json
 import logging
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -59,18 +58,6 @@ dispatch: {{once_max_wait: {wait}, max_attempts: {attempts}, backoff_initial: {b
 @pytest.fixture(scope="module")
 def model() -> Classifier:
     return load_classifier("default", batch_size=8, device="cpu")
-
-
-@pytest.fixture
-def logging_state() -> Iterator[None]:
-    """Commands reconfigure the root logger: put it back afterwards."""
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    libraries = {name: logging.getLogger(name).level for name in ("apscheduler", "urllib3")}
-    yield
-    root.handlers[:], root.level = saved[0], saved[1]
-    for name, level in libraries.items():
-        logging.getLogger(name).setLevel(level)
 
 
 def closed_port() -> int:

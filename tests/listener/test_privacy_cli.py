@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,21 +20,7 @@ from storage.engine import Db
 from tests.dbrows import rows
 from tests.storage.test_privacy import _post, _store
 
-
-@pytest.fixture(autouse=True)
-def logging_state() -> Iterator[None]:
-    """Commands set logging up from the config: put the root logger back afterwards."""
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    yield
-    root.handlers[:], root.level = saved[0], saved[1]
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    path = tmp_path / "config.yaml"
-    path.write_text("storage: {path: listener.db}\nmetrics: {port: null}\n")
-    return path
+pytestmark = pytest.mark.usefixtures("logging_state")
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ models folder is, and a classify stage that leaves posts below a promotion's flo
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -48,20 +47,7 @@ TEMPLATES = [  # a gaming brand's players: "sick" and "killed it" are praise
 ]
 
 
-@pytest.fixture(autouse=True)
-def logging_state() -> Iterator[None]:
-    """Commands set logging up from the config: put the root logger back afterwards."""
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    yield
-    root.handlers[:], root.level = saved[0], saved[1]
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    path = tmp_path / "config.yaml"
-    path.write_text("storage: {path: listener.db}\nmetrics: {port: null}\n")
-    return path
+pytestmark = pytest.mark.usefixtures("logging_state")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ checked with the real argon2 hashes stored; the audit log is read back from the 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -30,20 +29,7 @@ PASSWORD = "correct horse battery"
 OTHER = "another long secret"
 
 
-@pytest.fixture(autouse=True)
-def logging_state() -> Iterator[None]:
-    """Commands set logging up from the config: put the root logger back afterwards."""
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    yield
-    root.handlers[:], root.level = saved[0], saved[1]
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    path = tmp_path / "config.yaml"
-    path.write_text("storage: {path: listener.db}\nmetrics: {port: null}\n")
-    return path
+pytestmark = pytest.mark.usefixtures("logging_state")
 
 
 @pytest.fixture
