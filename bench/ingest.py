@@ -4,6 +4,7 @@
     python bench/ingest.py --posts 20000 --batch 500
     python bench/ingest.py --postgresql          # a throwaway local cluster (tests.pg_server)
     python bench/ingest.py --postgresql --url postgresql://me@host/postgres
+    python bench/ingest.py --postgresql --writers 1 2 4   # collect workers storing at once
 
 Each batch size gets a fresh database with the full schema (every migration, triggers
 included) in a temporary folder on the same disk as the system's temp dir. Pages are built
@@ -25,11 +26,19 @@ Unix socket, ``fsync=off`` and ``synchronous_commit=off`` as in the tests); ``--
 server where it may create databases (the cluster's settings are then the server's). There the
 work is shared with the server's backend process, so ``cpu/s`` counts both: this process's CPU
 time and the backend's (read from ``/proc``, when the server runs on this machine).
+
+``--writers N …`` (PostgreSQL): instead, the COPY path with N processes storing at once into
+one database, as N collect workers do: the same pages dealt out in turn (a repeat or a
+cross-post then often meets its original from another writer), each process its own
+connection, timed from a common start to the last writer's end. ``cpu/s`` counts every writer
+and every backend. The posts stored (``new``) must be the single writer's figure: dedup holds
+across writers.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
 import sqlite3
@@ -38,6 +47,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -119,6 +129,40 @@ def _server_cpu(db: Db) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
+def _writer(url: str, pages: list[Page], start: Any, done: Any) -> None:
+    """One collect worker's share: wait for the common start, store, report (new, cpu s)."""
+    db = open_db(url)
+    now = datetime.now(UTC)
+    start.wait()
+    cpu, server = time.process_time(), _server_cpu(db)
+    new = sum(store_page(db, "bench", page, now) for page in pages)
+    done.put((new, time.process_time() - cpu + _server_cpu(db) - server))
+    db.close()
+
+
+def writers(url: str, n: int, batch: int, args: argparse.Namespace) -> None:
+    """``n`` processes storing the pages at once into the database at ``url``."""
+    pages = make_pages(args.posts, batch, args.dup, args.cross)
+    context = multiprocessing.get_context("spawn")
+    start, done = context.Barrier(n + 1), context.Queue()
+    procs = [context.Process(target=_writer, args=(url, pages[w::n], start, done))
+             for w in range(n)]
+    for proc in procs:
+        proc.start()
+    start.wait()
+    began = time.perf_counter()
+    results = [done.get() for _ in procs]
+    elapsed = time.perf_counter() - began
+    for proc in procs:
+        proc.join()
+    new, cpu = sum(r[0] for r in results), sum(r[1] for r in results)
+    db = open_db(url)
+    linked = db.execute("SELECT count(*) FROM posts WHERE duplicate_of IS NOT NULL").fetchone()[0]
+    db.close()
+    print(f"{n:>7} {batch:>6} {args.posts:>9,} {new:>9,} {linked:>7,} {elapsed:>7.2f} "
+          f"{args.posts / elapsed:>11,.0f} {new / elapsed:>9,.0f} {args.posts / cpu:>9,.0f}")
+
+
 def postgresql(args: argparse.Namespace) -> None:
     """Each batch size twice, batched and COPY, each on a fresh database."""
     from tests.pg_server import Server
@@ -137,6 +181,13 @@ def postgresql(args: argparse.Namespace) -> None:
         print("settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
         print(f"{args.dup:.0%} repeats (dedup hits), {args.cross:.0%} cross-posts per page; "
               "cpu/s: this process + the server backend\n")
+        if args.writers:
+            print(f"{'writers':>7} {'batch':>6} {'offered':>9} {'new':>9} {'linked':>7} "
+                  f"{'seconds':>7} {'offered/s':>11} {'new/s':>9} {'cpu/s':>9}")
+            for batch in args.batch:
+                for n in args.writers:
+                    writers(server.new_database(), n, batch, args)
+            return
         print(f"{'path':>8} {'batch':>6} {'offered':>9} {'new':>9} {'linked':>7} {'seconds':>7} "
               f"{'offered/s':>11} {'new/s':>9} {'cpu/s':>9}")
         floor = store.COPY_MIN_ROWS
@@ -161,7 +212,11 @@ def main() -> None:
                         help="PostgreSQL instead of SQLite: batched and COPY per batch size")
     parser.add_argument("--url", help="with --postgresql: a server where databases may be "
                         "created (default: a throwaway local cluster)")
+    parser.add_argument("--writers", type=int, nargs="+", default=[],
+                        help="with --postgresql: N processes storing at once (COPY path)")
     args = parser.parse_args()
+    if args.writers and not args.postgresql:
+        parser.error("--writers needs --postgresql (SQLite takes one writer at a time)")
     if args.postgresql:
         postgresql(args)
         return

@@ -213,3 +213,24 @@ def test_small_pages_use_executemany(any_db: Db, copies: list[int]) -> None:
     big = [_post(rng, i) for i in range(100, 100 + store.COPY_MIN_ROWS)]
     assert store.store_page(any_db, "bulk", Page(posts=big), NOW) == len(big)
     assert copies == ([store.COPY_MIN_ROWS] if dialect(any_db) == POSTGRESQL else [])
+
+
+def test_ingest_bench_with_several_writers_stores_what_one_writer_stores(
+        pg_server: Server) -> None:
+    """bench/ingest.py --writers: collect workers storing the same pages at once, through
+    separate connections, keep dedup and cross-post links exact (and the bench cannot rot)."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(repo / "bench" / "ingest.py"), "--postgresql", "--url",
+         pg_server.url, "--posts", "3000", "--batch", "250", "--writers", "1", "3"],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = [line.split() for line in done.stdout.splitlines()
+             if line.split()[:1] in (["1"], ["3"])]
+    assert [row[0] for row in table] == ["1", "3"]
+    one, three = table
+    assert one[3] == three[3] and int(one[3].replace(",", "")) > 2000  # new posts
+    assert one[4] == three[4] and int(one[4].replace(",", "")) > 0  # cross-posts linked
