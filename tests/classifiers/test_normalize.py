@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from classifiers.normalize import NormalizeSettings, normalize_text, normalize_texts
 
@@ -55,3 +57,46 @@ def test_settings_round_trip_and_reject_unknown_keys() -> None:
 
 def test_batch_helper_keeps_order() -> None:
     assert normalize_texts(["@a hi", "b"]) == ["@user hi", "b"]
+
+
+def _by_the_patterns(text: str, settings: NormalizeSettings) -> str:
+    """The normalisation as the patterns alone define it: every regex on every text. The
+    served one skips a pattern where a text cannot hold a match; it must never differ."""
+    import html
+
+    from classifiers.normalize import _HASHTAG, _MENTION, _SPACE, _URL
+
+    if settings.unescape_html:
+        text = html.unescape(text)
+    if settings.links:
+        text = _URL.sub("http", text)
+    if settings.users:
+        text = _MENTION.sub("@user", text)
+    if settings.strip_hash:
+        text = _HASHTAG.sub(r"\1", text)
+    return _SPACE.sub(" ", text).strip()
+
+
+_PIECES = ["http", "HTTPS://", "hTTp://x.y", "www.", "WWW.Ex", "wWw.a", "://", "@", "@a_1",
+           "me@x.com", "#", "#tag", "&#35;x", "&amp;", "&", " ", "\t", "\n", "\u00a0", "\u2028",
+           "\u3000", "\x1c", "\x1f", "\x85", "\u200b", "ſ", "K", "İ", "ı", "é", "😡", "a", "Z",
+           ".", "/", ":", "1", "_"]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(pieces=st.lists(st.sampled_from(_PIECES) | st.text(max_size=3), max_size=12),
+       flags=st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans()))
+def test_the_shortcuts_change_nothing(pieces: list[str], flags: tuple[bool, ...]) -> None:
+    chosen = NormalizeSettings(*flags)
+    text = "".join(pieces)
+    assert normalize_text(text, chosen) == _by_the_patterns(text, chosen)
+
+
+def test_every_white_space_character_is_one_space_as_before() -> None:
+    import sys
+
+    spaces = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+    assert len(spaces) > 20
+    for space in spaces:
+        text = f"{space}a{space}{space}b{space}"
+        assert normalize_text(text) == _by_the_patterns(text, NormalizeSettings()) == "a b"
