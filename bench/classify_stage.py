@@ -23,7 +23,10 @@ warm-up call of the model, are not timed. Each row gets a fresh copy of the load
 * ``--model default``: the configured model as the runtime loads it (``load_routed``, on
   ``--device``: float16 on CUDA, ONNX int8 on a CPU); ``--model stub``: a model that costs
   nothing (or ``--stub-us`` microseconds a post, slept with the GIL released, as a device
-  would), to see what the stage itself sustains around a model.
+  would), to see what the stage itself sustains around a model;
+* ``--switch-interval S …``: the pipelined rows again with the interpreter's switch interval at
+  S seconds (5 ms by default): the threads take turns at one lock, and a thread that gave it up
+  for a CUDA call may wait the whole interval to get it back.
 
 Prints the device (``torch.cuda.get_device_name``, or "cpu"), the sizes, the machine's cores and
 load average, then one line per row: posts, seconds, posts/s.
@@ -252,18 +255,40 @@ def bench(args: argparse.Namespace) -> list[str]:
                     else PostgresCopies(server, texts, count))
                 print(f"  ({engine}: {count} posts loaded in {time.perf_counter() - started:.1f}"
                       " s, not timed)", file=sys.stderr, flush=True)
-                for way in args.ways if pipelining() else ["in-turn"]:
-                    for scorers in (args.scorers if way == "pipelined" else [1]):
+                for way, scorers, interval in row_plan(args):
+                    with switch_interval(interval):
                         done, seconds = run_row(copies.new(), args, model, folder, way, scorers)
-                        if done != count:
-                            raise SystemExit(f"{engine} {way}: scored {done} of {count} posts")
-                        line = (f"{engine:<11} {way:<10} {scorers:>7} {done:>8} {seconds:>8.2f}"
-                                f" {done / seconds:>9,.0f}")
-                        print(line, flush=True)
-                        out.append(line)
+                    if done != count:
+                        raise SystemExit(f"{engine} {way}: scored {done} of {count} posts")
+                    label = way if interval is None else f"{way} switch {interval * 1000:g} ms"
+                    line = (f"{engine:<11} {label:<10} {scorers:>7} {done:>8} {seconds:>8.2f}"
+                            f" {done / seconds:>9,.0f}")
+                    print(line, flush=True)
+                    out.append(line)
     out.append(f"load average at the end {os.getloadavg()[0]:.2f}")
     print(out[-1])
     return out
+
+
+def row_plan(args: argparse.Namespace) -> list[tuple[str, int, float | None]]:
+    """(way, scorers, switch interval or None for the default) of each row, in order: every
+    way, then the pipelined ones again at each ``--switch-interval``."""
+    ways = args.ways if pipelining() else ["in-turn"]
+    plain = [(way, n, None) for way in ways for n in (args.scorers if way == "pipelined" else [1])]
+    return plain + [(way, n, s) for s in args.switch_interval for way, n, _ in plain
+                    if way == "pipelined"]
+
+
+@contextmanager
+def switch_interval(seconds: float | None) -> Iterator[None]:
+    """``sys.setswitchinterval(seconds)`` for the block (None: as it is)."""
+    before = sys.getswitchinterval()
+    if seconds is not None:
+        sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 @contextmanager
@@ -291,6 +316,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="classifier.stage_batch (default batch size x 8)")
     parser.add_argument("--write-batch", type=int, default=8192, help="classifier.write_batch")
     parser.add_argument("--url", default=None, help="a PostgreSQL server to create databases in")
+    parser.add_argument(
+        "--switch-interval", type=float, nargs="*", default=[],
+        help="the pipelined rows again with sys.setswitchinterval(S) for each S: does the "
+        "interpreter lock's hand-over between the stage's threads hold the device up?")
     return parser.parse_args(argv)
 
 

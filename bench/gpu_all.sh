@@ -8,8 +8,9 @@
 #
 # Through the device tool (/work/.library/device/README.md), after `prepare`:
 #   run(command="bash bench/gpu_all.sh run", carry=[".gpu"], timeout_s=420)
-# estimated 3 minutes on an H100 machine (16 cores) plus its start, so a rerun still fits the
-# 15 minutes; the last lines of its output are the summary.
+# 3.5-4.5 minutes on an H100 machine (16 cores; 200-245 s measured on 2026-12-06 before the
+# switch-interval rows) plus its start (~1 min), so a rerun still fits the 15 minutes; the last
+# lines of its output are the summary.
 #
 # What `run` measures, in this order, each step on its own (one failing stops no other):
 #   1. the machine: nvidia-smi, CPU cores, torch and transformers;
@@ -19,11 +20,12 @@
 #      scores, in turn and pipelined (1 and 2 scorer threads), classifier.batch_size 1024
 #      (stage batch 8192, 8192 per transaction), on SQLite (196,544 posts) and PostgreSQL
 #      (50,000 posts) when the machine has PostgreSQL's server binaries (pg_ctl), else that row
-#      says it is skipped;
+#      says it is skipped; the pipelined rows again with a 0.5 ms interpreter switch interval;
 #   4. tokenising alone: normalise (Python), the Rust tokenizer's encode_batch on one thread
 #      and on 2, 4, 8 and all cores (RAYON_NUM_THREADS), the ids into Python lists;
-#   5. bench/gpu_speed.py: the model alone, end to end, device only per token budget,
-#      tokenising only, float16 vs float32 quality (TweetEval test x 8, 98,272 posts);
+#   5. bench/gpu_speed.py: the model alone, end to end (also at 1 and 0.2 ms switch
+#      intervals), device only per token budget, tokenising only, float16 vs float32 quality
+#      (TweetEval test x 8, 98,272 posts);
 #   6. `listener score --device cuda --batch-size 1024` on 196,544 JSON lines.
 #
 # `GPU_ALL_SMOKE=1 PYTHON3=.venv/bin/python bash bench/gpu_all.sh run` runs the same steps on
@@ -303,7 +305,7 @@ pipeline_rows() {
   fi
   "$PY3" "$SITE/gpu_shim.py" bench/classify_stage.py --data /tmp/test.tsv --device "$DEVICE" \
     --batch-size "$BATCH" --write-batch 8192 --posts "$POSTS" --pg-posts "$PG_POSTS" \
-    --scorers 1 2 --engines "${engines[@]}"
+    --scorers 1 2 --switch-interval 0.0005 --engines "${engines[@]}"
 }
 
 score_file() {

@@ -15,6 +15,11 @@ part lasts seconds, not a fraction of one. Rows:
   word pieces: what the GPU alone sustains, per batch budget (how ``GPU_MAX_TOKENS`` was chosen).
 * ``tokenise only``: normalising and tokenising on the CPU, nothing else: if it is slower than
   the device, the CPU is the bottleneck, however fast the GPU.
+* ``end-to-end, switch S ms`` (``--switch-interval``): end to end again with the interpreter's
+  switch interval at S. On an H100 end-to-end (22–24k posts/s) was slower than tokenising
+  alone (48–53k) with the device at 122–138k: the thread launching kernels gives the lock up
+  at each CUDA call and may wait the whole interval (5 ms) for the tokenising thread to hand
+  it back. If a shorter interval closes the gap, that is the cause.
 
 Quality is checked once on the un-repeated posts: macro-recall at ``--precision`` and at
 float32 on the same device, and the share of posts whose label both agree on. Load time and a
@@ -77,6 +82,15 @@ def speed_rows(model, many: list[str], args: argparse.Namespace) -> list[str]:  
 
     seconds, rate = timed(end_to_end, len(many))
     out.append(f"{'end-to-end':<24} {len(many):>8} {seconds:>8.2f} {rate:>10,.0f}")
+    default_interval = sys.getswitchinterval()
+    for interval in args.switch_interval:  # does the lock's hand-over hold the device up?
+        sys.setswitchinterval(interval)
+        try:
+            seconds, rate = timed(end_to_end, len(many))
+        finally:
+            sys.setswitchinterval(default_interval)
+        row = f"end-to-end, switch {interval * 1000:g} ms"
+        out.append(f"{row:<24} {len(many):>8} {seconds:>8.2f} {rate:>10,.0f}")
     prepared = [model.prepare(part) for part in chunks(many, args.chunk)]
     default_budget = model.max_tokens
     for budget in args.max_tokens:
@@ -134,6 +148,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-tokens", type=int, nargs="*", default=list(BUDGETS))
     parser.add_argument("--precision", default="float16", help="float16, bfloat16 or float32")
     parser.add_argument("--device", default="cuda", help="cuda (cpu: a smoke run, not a figure)")
+    parser.add_argument(
+        "--switch-interval", type=float, nargs="*", default=[0.001, 0.0002],
+        help="end-to-end again with sys.setswitchinterval(S): the thread feeding the device "
+        "waits up to S for the interpreter lock each time it gets it back from the tokenising "
+        "thread (5 ms by default)")
     return parser.parse_args(argv)
 
 

@@ -8,6 +8,7 @@ for nothing, nothing scored before an error lost.
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -421,9 +422,13 @@ def test_the_bench_times_both_ways_on_a_small_backlog(tmp_path: Path,
     data.write_text("id\tlabel\ttext\n" + "".join(f"{i}\tneutral\t{TEXTS[i % len(TEXTS)]}\n"
                                                   for i in range(20)))
     assert bench.main(["--data", str(data), "--model", "stub", "--posts", "300", "--engines",
-                       "sqlite", "--batch-size", "8", "--write-batch", "100"]) == 0
+                       "sqlite", "--batch-size", "8", "--write-batch", "100",
+                       "--switch-interval", "0.0005"]) == 0
     out = capsys.readouterr().out
     assert "device cpu (stub model)" in out and "stage_batch 64, write_batch 100" in out
     rows = [line.split() for line in out.splitlines() if line.startswith("sqlite ")]
-    assert [(r[1], r[2], r[3]) for r in rows] == [
+    assert [(r[1], r[2], r[3]) for r in rows[:3]] == [
         ("in-turn", "1", "300"), ("pipelined", "1", "300"), ("pipelined", "2", "300")]
+    assert [" ".join(r[1:7]) for r in rows[3:]] == [
+        "pipelined switch 0.5 ms 1 300", "pipelined switch 0.5 ms 2 300"]
+    assert sys.getswitchinterval() == pytest.approx(0.005)  # given back

@@ -91,3 +91,11 @@ def test_the_runs_of_a_killed_worker_are_closed_once_it_went_quiet(any_db: Db) -
     assert leases.purge_expired(any_db, later - timedelta(seconds=300)) == 0  # not long enough
     assert leases.purge_expired(any_db, later) == 1
     assert workers.forget_stopped(any_db, T0 + timedelta(days=8)) == 2
+
+
+def test_a_name_twice_in_one_batch_is_taken_once_and_answered_twice(any_db: Db) -> None:
+    """PostgreSQL takes a batch in one statement, which may not update one row twice."""
+    assert leases.take_many(any_db, ["a", "b", "a"], "w1", T0, 60) == ["a", "b", "a"]
+    assert leases.take_many(any_db, ["a", "c", "a"], "w2", T0, 60) == ["c"]
+    assert leases.release(any_db, ["a", "a", "b"], "w1") == 2
+    assert [lease.name for lease in leases.listed(any_db)] == ["c"]

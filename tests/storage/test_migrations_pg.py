@@ -527,3 +527,33 @@ def test_a_score_older_than_the_newest_moves_nothing(pg: Any) -> None:
         ("2026-11-20T10", "acme", "x-main", "positive", 1, 0)]
     assert pg.execute("SELECT count(*) FROM triage").fetchone()[0] == 0
     _exact(pg)
+
+
+def test_pg010s_faster_search_document_is_pg001s_exactly(pg: Any) -> None:
+    """pg010 redefines search_fold and search_document for speed (ASCII skips the fold, one
+    regular expression instead of translate): every document and every folded query must be
+    what pg001's definitions made, or stored search vectors would no longer match queries."""
+    import random
+    import string
+
+    from storage.migrations_pg import _PUNCTUATION
+
+    spaces = "'" + " " * len(string.punctuation) + "'"
+    old_fold = ("normalize(regexp_replace(normalize(x, NFD), '([A-Za-z])[\\u0300-\\u036f]+',"
+                " '\\1', 'g'), NFC)")
+    punctuation = _PUNCTUATION.replace("%", "%%")  # a literal %, not a placeholder
+    old_document = f"to_tsvector('simple', translate({old_fold}, {punctuation}, {spaces}))"
+    pool = (string.printable + "éÉèñÑüßøłŁçÇåÅæ" + "\u0301\u0308\u0327\u0300\u036f\u0370"
+            + "ΑλφαΣσςКириллица" + "中文日本語한국어" + "😡🔥👍🏽" + "\u00a0\u2028\u200b\ufeff"
+            + "ſKİıﬀ" + "“”‘’–—…«»¿¡")
+    rng = random.Random(10)
+    texts = ["", "café", "CAFE\u0301 déjà-vu", "foo@bar.com", "a.b_c-d", "naïve 1.5e3 x/y",
+             "e\u0301\u0301", "\u0301a", "Ωm\u0301", "http://x.y/z?q=1&r=2#frag", "@user #tag",
+             string.punctuation, "ǅ ǈ Ǆ"]
+    texts += ["".join(rng.choice(pool) for _ in range(rng.randint(1, 40))) for _ in range(3000)]
+    differ = pg.execute(
+        f"SELECT x FROM unnest(%s::text[]) AS x WHERE search_fold(x) IS DISTINCT FROM {old_fold}"
+        f" OR search_document(x) IS DISTINCT FROM {old_document}", [texts]).fetchall()
+    assert differ == []
+    assert pg.execute("SELECT search_document('Déjà-vu, café!')::text").fetchone()[0] == (
+        "'cafe':3 'deja':1 'vu':2")
