@@ -112,7 +112,9 @@ def migrate_database(db: Db) -> list[str]:
 
 def text_hash(text: str) -> str | None:
     """Hash of the text with links and case and spacing removed; None for short texts."""
-    core = " ".join(_URL.sub(" ", text).lower().split())
+    if "://" in text or "www." in text:  # the links' pattern cannot match without either
+        text = _URL.sub(" ", text)
+    core = " ".join(text.lower().split())
     if len(core) < CROSSPOST_MIN_CHARS:
         return None
     return hashlib.sha1(core.encode()).hexdigest()[:20]

@@ -115,3 +115,19 @@ def test_a_post_whose_values_cannot_be_computed_is_rejected_alone(any_db: Db) ->
     [reject] = db.query("SELECT location, reason FROM rejects")
     assert reject["location"] == "x:2" and "cannot be stored" in reject["reason"]
     assert store.load_cursor(db, "src") == {"at": 3}
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    ("Our app is down again since this morning https://t.co/abc", "our APP is down again"
+     "   since this morning https://t.co/xyz", True),  # links, case and spacing aside
+    ("Our app is down again since this morning www.acme.com/s", "Our app is down again since"
+     " this morning", True),
+    ("Our app is down again since this morning ftp://x", "Our app is down again since this"
+     " morning", False),  # not a link the pattern knows: part of the text
+    ("Our app is down again since this morning HTTP://X.Y", "Our app is down again since"
+     " this morning", False),  # the pattern is lower-case: kept as the old hash kept it
+])
+def test_the_cross_post_hash_ignores_links_case_and_spacing(a: str, b: str, same: bool) -> None:
+    """storage.db.text_hash skips the links' pattern where no link can be: the same hashes."""
+    assert (store.text_hash(a) == store.text_hash(b)) is same
+    assert store.text_hash("short text https://x.y") is None
