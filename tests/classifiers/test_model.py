@@ -128,6 +128,32 @@ def test_chunks_are_scored_as_one_call_would_score_them(model: Classifier) -> No
     assert list(model.predict_chunks([])) == []
 
 
+def test_overlapped_parts_score_as_one_call_and_keep_order(
+        model: Classifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GPU's way (one thread: part k on the device while part k + 1 is tokenised), run on a
+    CPU: the same predictions as one call, in order, empty parts included, errors as
+    ClassifierError. On CUDA it is the default (``overlap``); a CPU has no queue to overlap."""
+    from classifiers import transformer
+
+    assert isinstance(model, TransformerClassifier) and model.overlap is False
+    whole = model.predict(TEXTS)
+    monkeypatch.setattr(model, "overlap", True)
+    monkeypatch.setattr(transformer, "OVERLAP_PART", 3)  # TEXTS: parts of 3, 3 and the rest
+    for got in (model.predict(TEXTS),
+                [p for part in model.predict_chunks([TEXTS[:4], [], TEXTS[4:]]) for p in part]):
+        assert [p.sentiment for p in got] == [p.sentiment for p in whole]
+        assert [p.urgency for p in got] == pytest.approx([p.urgency for p in whole], abs=1e-4)
+    sizes = [len(part) for part in model.overlapped([[], TEXTS[:2], [], TEXTS[2:3]])]
+    assert sizes == [0, 2, 0, 1] and list(model.overlapped([])) == []
+
+    def broken(ids: object) -> object:
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(model, "launch", broken)
+    with pytest.raises(ClassifierError, match="illegal memory access"):
+        model.predict(TEXTS)
+
+
 def test_token_budget_batches_score_as_count_batches_do() -> None:
     counted = TransformerClassifier(batch_size=2, device="cpu")
     budgeted = TransformerClassifier(batch_size=2, device="cpu", max_tokens=64)
