@@ -60,8 +60,8 @@ from listener.core.errors import ClassifierError
 MAX_LENGTH = 128
 # mean over tokens of each of the last four layers, concatenated (1536 numbers per text)
 DEFAULT_POOLING: tuple[str, ...] = ("mean:-4", "mean:-3", "mean:-2", "mean:-1")
-# a GPU batch: at most this many padded word pieces (~1,000 tweets); see bench/gpu_speed.py
 T = TypeVar("T")
+# a GPU batch: at most this many padded word pieces (~1,000 tweets); see bench/gpu_speed.py
 GPU_MAX_TOKENS = 32768
 # texts per part when tokenising overlaps the device's work (module docstring): ~16 ms of an
 # H100's time, ~40 ms of tokenising; a call of 8,192 texts is four parts

@@ -529,6 +529,17 @@ def test_a_score_older_than_the_newest_moves_nothing(pg: Any) -> None:
     _exact(pg)
 
 
+def test_pg010_has_the_score_statement_write_the_search_documents(pg: Any) -> None:
+    """The queue rows a score statement adds carry their document from the statement itself
+    (set-based), not from the per-row trigger, which now only fills a row inserted without."""
+    from storage.migrations_pg_bulk import triage_with_documents
+
+    score_fn, _ = triage_with_documents()
+    assert "supported, search_vector)" in score_fn and "search_document(p.text)" in score_fn
+    source = pg.execute("SELECT prosrc FROM pg_proc WHERE proname = 'triage_score'").fetchone()[0]
+    assert "search_document(p.text)" in source
+
+
 def test_pg010s_faster_search_document_is_pg001s_exactly(pg: Any) -> None:
     """pg010 redefines search_fold and search_document for speed (ASCII skips the fold, one
     regular expression instead of translate): every document and every folded query must be
