@@ -60,7 +60,6 @@ def parse_iso(text: str) -> datetime:
     return dt.astimezone(UTC)
 
 
-
 def parse_iso_or_none(value: Any) -> datetime | None:
     """:func:`parse_iso` of a value read from a platform or a stored cursor, where anything
     may be: None when it is absent, not text, or not a time."""
@@ -70,6 +69,7 @@ def parse_iso_or_none(value: Any) -> datetime | None:
         return parse_iso(value)
     except (ValueError, OverflowError):
         return None
+
 
 def clean_text(value: str) -> str:
     """``value`` as text UTF-8 can hold: surrogate pairs joined into their character, each lone

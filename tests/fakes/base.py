@@ -346,6 +346,30 @@ class FakeHTTPServer:
             self._script.clear()
 
 
+class ChangingFake(FakeHTTPServer):
+    """A fake whose data changes while a client reads it: :meth:`after` schedules a change (a
+    deletion, a new item) to happen once that many requests were answered, and a subclass's
+    :meth:`handle` calls :meth:`_arrive` first, so the request that follows sees it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._later: list[tuple[int, Callable[[], None]]] = []
+
+    def after(self, requests: int, change: Callable[[], None]) -> None:
+        """Run ``change`` once ``requests`` requests have been answered."""
+        with self._lock:
+            self._later.append((requests, change))
+
+    def _arrive(self, request: RecordedRequest) -> None:
+        """Record ``request``, then run the changes due before it is answered."""
+        with self._lock:
+            number = len(self._requests)
+            self._record(request)
+            for entry in [e for e in self._later if e[0] <= number]:
+                self._later.remove(entry)
+                entry[1]()
+
+
 @dataclass(frozen=True)
 class PathScripted(ScriptedResponse):
     """A scripted answer for the next request to ``path`` (None: to any path).

@@ -40,12 +40,11 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from tests.fakes.base import FakeHTTPServer, RecordedRequest, ScriptedResponse
+from tests.fakes.base import ChangingFake, RecordedRequest, ScriptedResponse
 
 TOKEN = "ghp_FakeSourceToken0123456789abcdefABCDEF"
 RESET = 1_900_000_000  # x-ratelimit-reset of every answer (epoch seconds, far in the future)
@@ -70,7 +69,7 @@ def user(login: str, user_id: int = 1) -> dict[str, Any]:
             "html_url": f"https://github.com/{login}", "site_admin": False}
 
 
-class FakeGitHubSearch(FakeHTTPServer):
+class FakeGitHubSearch(ChangingFake):
     """The fake API; use as a context manager, add items, point ``base_url`` at it."""
 
     name = "fake GitHub API (source)"
@@ -83,7 +82,6 @@ class FakeGitHubSearch(FakeHTTPServer):
         self.issues: list[dict[str, Any]] = []
         self.comments: list[dict[str, Any]] = []
         self.discussions: list[dict[str, Any]] = []
-        self._later: list[tuple[int, Callable[[], None]]] = []
         self._ids = 1000
         self.used = 0
 
@@ -181,11 +179,6 @@ class FakeGitHubSearch(FakeHTTPServer):
                 if item in group:
                     group.remove(item)
 
-    def after(self, requests: int, change: Callable[[], None]) -> None:
-        """Run ``change`` once ``requests`` requests have been answered."""
-        with self._lock:
-            self._later.append((requests, change))
-
     def enqueue(self, status: int = 200, body: Any = "", headers: dict[str, str] | None = None,
                 delay: float = 0.0) -> None:
         """Answer the next request with exactly this (FIFO), instead of routing it."""
@@ -210,11 +203,7 @@ class FakeGitHubSearch(FakeHTTPServer):
                ) -> ScriptedResponse:
         request = RecordedRequest(method, path, query, headers, body)
         with self._lock:
-            number = len(self._requests)
-            self._record(request)
-            for entry in [e for e in self._later if e[0] <= number]:
-                self._later.remove(entry)
-                entry[1]()
+            self._arrive(request)
             if self._script:
                 return self._script.popleft()
             auth = headers.get("authorization", "")

@@ -39,12 +39,11 @@ import copy
 import json
 import re
 import zlib
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from tests.fakes.base import FakeHTTPServer, RecordedRequest, ScriptedResponse
+from tests.fakes.base import ChangingFake, RecordedRequest, ScriptedResponse
 
 API_KEY = "tp-apikey-4f1c0a9e7d3b2a4158c6"
 UNIT_ID = "507f191e810c19729de860ea"
@@ -86,7 +85,7 @@ def review(
     }
 
 
-class FakeTrustpilot(FakeHTTPServer):
+class FakeTrustpilot(ChangingFake):
     """The fake API; use as a context manager, add units and reviews, point base_url at it."""
 
     name = "fake Trustpilot API"
@@ -99,7 +98,6 @@ class FakeTrustpilot(FakeHTTPServer):
         self.quota_retry_after: str | None = None
         self._units: dict[str, dict[str, Any]] = {}
         self._reviews: dict[str, list[dict[str, Any]]] = {}
-        self._later: list[tuple[int, Callable[[], None]]] = []
 
     # -- scripting ----------------------------------------------------------------------------
 
@@ -129,11 +127,6 @@ class FakeTrustpilot(FakeHTTPServer):
             for reviews in self._reviews.values():
                 reviews[:] = [r for r in reviews if r["id"] != review_id]
 
-    def after(self, requests: int, action: Callable[[], None]) -> None:
-        """Run ``action`` (e.g. a deletion) once ``requests`` requests were answered."""
-        with self._lock:
-            self._later.append((requests, action))
-
     def enqueue(self, status: int = 200, body: Any = "", headers: dict[str, str] | None = None,
                 delay: float = 0.0) -> None:
         """Answer the next request (any path) with exactly this (FIFO)."""
@@ -147,11 +140,7 @@ class FakeTrustpilot(FakeHTTPServer):
     ) -> ScriptedResponse:
         request = RecordedRequest(method, path, query, headers, body)
         with self._lock:
-            number = len(self._requests)
-            self._record(request)
-            for entry in [e for e in self._later if e[0] <= number]:
-                self._later.remove(entry)
-                entry[1]()
+            self._arrive(request)
             if self._script:
                 scripted: ScriptedResponse = self._script.popleft()
                 return scripted

@@ -47,12 +47,11 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.fakes.base import FakeHTTPServer, RecordedRequest, ScriptedResponse
+from tests.fakes.base import ChangingFake, RecordedRequest, ScriptedResponse
 
 KEY = "AIzaSyFakeYouTubeKey-0123456789abcdefgh"
 ROOT = "/youtube/v3/"
@@ -134,7 +133,7 @@ class FakeChannel:
     subscribers: int | None  # None: hidden
 
 
-class FakeYouTube(FakeHTTPServer):
+class FakeYouTube(ChangingFake):
     """The fake API; use as a context manager, add channels, videos and threads."""
 
     name = "fake YouTube Data API"
@@ -148,7 +147,6 @@ class FakeYouTube(FakeHTTPServer):
         self.channels: dict[str, FakeChannel] = {}
         self.videos: dict[str, FakeVideo] = {}
         self.threads: dict[str, FakeThread] = {}
-        self._later: list[tuple[int, Callable[[], None]]] = []
         self._generation = 0
 
     # -- data ----------------------------------------------------------------------------------
@@ -201,10 +199,7 @@ class FakeYouTube(FakeHTTPServer):
         with self._lock:
             self._generation += 1
 
-    def add_after(self, requests: int, change: Callable[[], None]) -> None:
-        """Run ``change`` (adds or deletes data) once ``requests`` requests were answered."""
-        with self._lock:
-            self._later.append((requests, change))
+    add_after = ChangingFake.after  # the name the Hacker News and Stack Exchange fakes use
 
     def enqueue(self, status: int = 200, body: Any = None, headers: dict[str, str] | None = None,
                 *, resource: str | None = None, delay: float = 0.0) -> None:
@@ -225,11 +220,7 @@ class FakeYouTube(FakeHTTPServer):
         request = RecordedRequest(method, path, query, headers, body)
         resource = path.removeprefix(ROOT)
         with self._lock:
-            number = len(self._requests)
-            self._record(request)
-            for entry in [e for e in self._later if e[0] <= number]:
-                self._later.remove(entry)
-                entry[1]()
+            self._arrive(request)
             scripted = next((s for s in self._script if s[0] in (None, resource)), None)
             if scripted is not None:
                 self._script.remove(scripted)

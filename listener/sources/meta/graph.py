@@ -50,7 +50,7 @@ from pydantic import Field, field_validator
 from listener.core.errors import RateLimited, SourceError
 from listener.core.httpguard import GuardSettings, guarded_client, source_policy
 from listener.core.log import register_secret
-from listener.core.models import parse_iso
+from listener.core.models import parse_iso_or_none
 from listener.sources.base import SourceConfig, SourceContext
 from listener.sources.http import USER_AGENT, raise_for_status, retry_after, unanswered
 
@@ -137,15 +137,9 @@ class Listing:
     after: str | None
 
 
-def graph_time(value: Any) -> datetime | None:
-    """Graph's ``2026-11-20T11:50:00+0000`` (``created_time`` / ``timestamp``) as UTC; None when
-    absent or not a time."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_iso(value)
-    except (ValueError, OverflowError):
-        return None
+# Graph's ``2026-11-20T11:50:00+0000`` (``created_time`` / ``timestamp``) as UTC; None when
+# absent or not a time
+graph_time = parse_iso_or_none
 
 
 def usage_pause(headers: Mapping[str, str], threshold: float) -> tuple[float, str] | None:
