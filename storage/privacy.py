@@ -165,8 +165,10 @@ def forget_author(db: Db, platform: str, author: str, now: datetime, *, actor: s
     does), scrub the handle from reports, and audit it as ``actor``; returns the counts.
 
     The author's posts are listed first, outside any transaction (one read of ``posts``), then
-    erased ``batch`` at a time; the last transaction also erases posts stored meanwhile (ids
-    above the listing's), scrubs the reports and records the audit entry."""
+    erased ``batch`` at a time; the last transaction also erases the author's posts the listing
+    did not see (stored meanwhile, or, on PostgreSQL, in a page still in flight then, whose
+    ids may be below the listing's: storage.pg_pages), scrubs the reports and records the audit
+    entry. It runs under the write lock, with no page in flight."""
     handle = author.strip()
     if not handle:
         raise ValueError("name the author (their handle on the platform)")
@@ -184,9 +186,10 @@ def forget_author(db: Db, platform: str, author: str, now: datetime, *, actor: s
             with run.batch():
                 run.add(_erase(db, ids[start:start + batch], now, run.aliases, run.replies))
         with run.batch():
+            # every post erased so far has lost its author: what still matches is late
             late = [int(r[0]) for r in db.execute(
-                f"SELECT id {_AUTHOR_POSTS} AND id > ? ORDER BY id",  # noqa: S608 (constant)
-                [platform, key, top]).fetchall()]
+                f"SELECT id {_AUTHOR_POSTS} ORDER BY id",  # noqa: S608 (constant)
+                [platform, key]).fetchall()]
             for start in range(0, len(late), batch):
                 run.add(_erase(db, late[start:start + batch], now, run.aliases, run.replies))
             run.add(Erased(reports=_scrub_handle(db, handle)))

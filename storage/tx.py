@@ -53,14 +53,19 @@ def connect(path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Db:
 
 
 @contextmanager
-def immediate(db: Db) -> Iterator[Db]:
-    """One write transaction: everything inside commits together or not at all."""
+def immediate(db: Db, *, ingest: bool = False) -> Iterator[Db]:
+    """One write transaction: everything inside commits together or not at all.
+
+    ``ingest``: a page of posts being stored (:func:`storage.db.store_page`). On PostgreSQL it
+    takes the write lock shared, so collect workers store pages side by side; every other write
+    transaction still runs alone, with no page in flight (:mod:`storage.pg_pages` says what the
+    pages then share, and how). On SQLite it changes nothing: one writer at a time."""
     conn = db.conn
     if conn.in_transaction:  # nested use joins the outer transaction
         yield db
         return
     if getattr(db, "dialect", "sqlite") == "postgresql":
-        with _pg_transaction(db):
+        with _pg_transaction(db, shared=ingest):
             yield db
         return
     try:
@@ -82,21 +87,25 @@ def immediate(db: Db) -> Iterator[Db]:
 
 # The key of the one write lock every PostgreSQL write transaction takes ("listener" + 1).
 WRITE_LOCK_KEY = 0x6C697374656E6573
+# The key of the ingest turn: the part of storing a page that pages take one at a time
+INGEST_LOCK_KEY = WRITE_LOCK_KEY + 1
 
 
 @contextmanager
-def _pg_transaction(db: Db) -> Iterator[None]:
+def _pg_transaction(db: Db, *, shared: bool = False) -> Iterator[None]:
     """PostgreSQL's write transaction, one at a time across every worker, as SQLite's
-    ``BEGIN IMMEDIATE`` is: the verbs read then write (caps, incident grouping, cross-post
-    links by id ranges) and the rollup triggers update shared cells, all written for one
-    writer; concurrent writers would deadlock on the cells or see each other half-done.
+    ``BEGIN IMMEDIATE`` is: the verbs read then write (caps, incident grouping, retention's
+    "every post up to this id") and the rollup triggers update shared cells, all written for
+    one writer; concurrent writers would deadlock on the cells or see each other half-done.
     Work that runs in parallel (scoring, sending) happens outside these transactions, on
-    rows a worker has claimed; the writes that record it are short."""
+    rows a worker has claimed; the writes that record it are short. ``shared``: pages of posts,
+    which run side by side among themselves (:mod:`storage.pg_pages`)."""
     import psycopg
 
     conn = db.conn
     conn.execute("BEGIN")
-    conn.execute("SELECT pg_advisory_xact_lock(?)", [WRITE_LOCK_KEY])
+    lock = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    conn.execute(f"SELECT {lock}(?)", [WRITE_LOCK_KEY])
     try:
         yield
         conn.execute("COMMIT")
@@ -108,6 +117,14 @@ def _pg_transaction(db: Db) -> Iterator[None]:
             raise StorageError(f"database write failed ({type(exc).__name__}: {exc}); nothing "
                                "of it was saved and the next run retries it") from exc
         raise
+
+
+def ingest_turn(db: Db) -> None:
+    """In a page's transaction on PostgreSQL: wait until no other page is at the steps that
+    read what pages write (cross-post links, extra brands, rejects, the cursor); held to the
+    commit. Nothing on SQLite, whose pages run one at a time anyway."""
+    if getattr(db, "dialect", "sqlite") == "postgresql":
+        db.conn.execute("SELECT pg_advisory_xact_lock(?)", [INGEST_LOCK_KEY])
 
 
 # Failures of the machine, not of our SQL: a full disk, an I/O error, a lock held too long.

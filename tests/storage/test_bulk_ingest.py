@@ -77,7 +77,7 @@ def copies(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     seen: list[int] = []
     real = store._copy_posts
 
-    def spy(db: Db, page: list[Any]) -> int:
+    def spy(db: Db, page: list[Any]) -> list[int]:
         seen.append(len(page))
         return real(db, page)
 

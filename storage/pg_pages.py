@@ -1,0 +1,125 @@
+"""PostgreSQL's way of storing a page of posts, written for many collect workers at once.
+
+On SQLite one writer stores a page at a time (``BEGIN IMMEDIATE``), and so it did on PostgreSQL
+behind the one write lock (:mod:`storage.tx`): ingest then stopped at about 45,000 posts/s
+on any machine, because the server's part of a post (the row and its eight index entries, about
+15 µs) ran one transaction at a time. Here a page's transaction takes that lock *shared*
+(:func:`storage.tx.immediate` with ``ingest``): pages of several workers insert side by side,
+while every other writer (scores, rules, retention, erasure) still runs alone and so still sees
+every post id handed out so far committed. What pages share is kept safe as follows:
+
+- **Dedup.** The unique index on ``(platform, platform_id)`` decides, as before; ``ON CONFLICT DO
+  NOTHING`` waits for a page in flight holding the same key. Every page inserts its rows in key
+  order, so two pages holding keys the other wants cannot wait for each other (no deadlock).
+  Ids are still handed out in page order (``nextval`` after the sort by ``n``).
+- **Rollup cells.** The statement triggers upsert their cells in key order (pg005): a page
+  waits there for an earlier page's commit, after its own rows are in.
+- **Cross-post links, extra brands, rejects, cursor.** They read what other pages write, so they
+  run one page at a time: :func:`storage.tx.ingest_turn`, a second lock, taken after the insert.
+  A page cannot see the posts of a page still in flight, and ids are handed out before commit,
+  so a post may commit *after* a post with a higher id: :func:`link_crossposts` links this
+  page's posts to the earlier twins it can see (as SQLite does) and also the twins it can see
+  with higher ids to this page's posts, whoever stored them. Every pair of twins is met by the
+  later of the two pages to take its turn, so each post ends pointing at its first twin, as one
+  writer would leave it (``tests/storage/test_pg_concurrent_ingest.py``).
+
+Locks are always taken in the same order, shared write lock, keys (ascending), rollup cells
+(ascending), ingest turn, so pages never deadlock among themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from storage.engine import Db
+
+# posts' id column's sequence (an identity column's, named by PostgreSQL for its table)
+_SEQUENCE = "posts_id_seq"
+# each column's type in SQL and in psycopg's binary COPY (posts' own types; the others text)
+_TYPES = {"n": ("INTEGER", "int4"), "author_followers": ("BIGINT", "int8"),
+          "rating": ("DOUBLE PRECISION", "float8")}
+_ARRAY_TYPES = {"author_followers": "bigint[]", "rating": "float8[]"}
+# a conflict, or a row a NOT NULL refuses, consumes an id: ids have gaps (as with the default)
+_CONFLICT = "ON CONFLICT (platform, platform_id) DO NOTHING"
+
+
+def _insert(columns: Sequence[str], rows_from: str) -> str:
+    """The INSERT of the rows ``rows_from`` yields (with their page order as ``n``): ids in
+    page order, rows in key order (see the module docstring), the new rows' ids returned."""
+    cols = ", ".join(columns)
+    return (
+        f"WITH new AS (INSERT INTO posts (id, {cols}) SELECT id, {cols} FROM"  # noqa: S608
+        f" (SELECT nextval('{_SEQUENCE}') AS id, {cols} FROM {rows_from} ORDER BY n OFFSET 0) r"
+        f" ORDER BY platform, platform_id, id {_CONFLICT} RETURNING id)"
+        " SELECT coalesce(array_agg(id), '{}') FROM new"  # one value: a row each cost 1 µs
+    )
+
+
+def copy_statements(columns: Sequence[str]) -> tuple[str, str, str, list[str]]:
+    """The temporary table a page is COPYed into, the COPY, the INSERT from it, and the COPY's
+    column types (binary). The table has posts' types and no constraints (a NOT NULL refuses at
+    the INSERT); ON COMMIT DELETE ROWS empties it at each commit, and IF NOT EXISTS creates it in
+    the page's own transaction, so a pooler handing that transaction another server session
+    still finds it."""
+    typed = [(c, *_TYPES.get(c, ("TEXT", "text"))) for c in ("n", *columns)]
+    table = ("CREATE TEMP TABLE IF NOT EXISTS store_page_rows ("
+             + ", ".join(f"{name} {sql_type}" for name, sql_type, _ in typed)
+             + ") ON COMMIT DELETE ROWS")
+    copy = f"COPY store_page_rows (n, {', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
+    return table, copy, _insert(columns, "store_page_rows"), [t for _, _, t in typed]
+
+
+def copy_rows(db: Db, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[int]:
+    """The rows into posts through COPY and one INSERT; the ids of the new ones."""
+    table, copy_sql, insert, types = copy_statements(columns)
+    raw = db.conn.raw
+    raw.execute(table)
+    with raw.cursor() as cur:
+        with cur.copy(copy_sql) as copy:
+            copy.set_types(types)
+            for n, values in enumerate(rows):
+                copy.write_row((n, *values))
+        return list(cur.execute(insert).fetchone()[0])
+
+
+def unnest_rows(db: Db, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[int]:
+    """The rows into posts as one array per column (one statement; psycopg's binary ``%b``
+    arrays, on the raw connection); the ids of the new ones. For small pages, where COPY's
+    round trips cost more than they save, and for one row at a time."""
+    arrays = ", ".join(f"CAST(%b AS {_ARRAY_TYPES.get(c, 'text[]')})" for c in columns)
+    source = f"unnest({arrays}) WITH ORDINALITY AS r ({', '.join(columns)}, n)"
+    values = [[row[i] for row in rows] for i in range(len(columns))]
+    return list(db.conn.raw.execute(_insert(columns, source).encode(), values).fetchone()[0])
+
+
+# Every pair of twins with at least one post of this page: the same text hash, the same
+# author (case aside), within the window (%s seconds). Each of the page's posts is looked up by
+# its text hash once (LATERAL ... OFFSET 0: not flattened into a join, which PostgreSQL plans
+# as a sort of every post; ``+``: the ids not through their index), most finding none; the
+# later of each pair then points at the first of its earlier twins, unless it points at an
+# earlier one already. Only posts that get a link are written: rewriting a NULL would write
+# the row a second time, with all its index entries.
+_IDS = "CAST(%b AS bigint[])"
+_LINK = (
+    "WITH mine AS MATERIALIZED (SELECT id, text_hash, lower(author) AS author, created_at"  # noqa: S608
+    f" FROM posts WHERE id = ANY({_IDS}) AND text_hash IS NOT NULL AND author IS NOT NULL),"
+    " twin AS (SELECT id, text_hash, lower(author) AS author, created_at FROM posts"
+    " WHERE text_hash = ANY(ARRAY(SELECT text_hash FROM mine)) AND author IS NOT NULL),"
+    " pair AS (SELECT greatest(mine.id, twin.id) AS id, min(least(mine.id, twin.id)) AS first"
+    " FROM mine JOIN twin ON twin.text_hash = mine.text_hash AND twin.author = mine.author"
+    " AND twin.id <> mine.id"
+    " AND abs(julianday(twin.created_at) - julianday(mine.created_at)) * 86400 <= %s"
+    " GROUP BY 1)"
+    " UPDATE posts p SET duplicate_of = pair.first FROM pair"
+    " WHERE p.id = pair.id AND (p.duplicate_of IS NULL OR p.duplicate_of > pair.first)"
+)
+
+
+def link_crossposts(db: Db, new_ids: list[int], window_s: int) -> None:
+    """Link this page's new posts (``new_ids``) to their first earlier twins, and twins that
+    committed before them with higher ids to them (the module docstring says why both); in
+    the ingest turn, so no other page links meanwhile."""
+    if not new_ids:
+        return
+    db.conn.raw.execute(_LINK.encode(), [new_ids, window_s])

@@ -1,0 +1,276 @@
+"""Pages of posts stored side by side on PostgreSQL (storage.pg_pages), on a real server.
+
+A page is held in flight (ids handed out, its first post inserted, not committed) by a test
+connection inserting, uncommitted, a post the page also holds, which sorts after the page's
+other posts: the page waits there for that transaction. Meanwhile another page commits, and what must hold with pages in flight is checked: the other
+page is not held up; cross-post links end as one writer would leave them; erasure and a
+promoted model's floor, which read "every post up to this id", miss no post of the page.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from listener.core.models import Page, Post, Score
+from storage import db as store
+from storage import feedback, privacy
+from storage.engine import Db
+from tests.pg_server import Server
+
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+TEXT = "the app crashed again after the update and support never answered"
+
+
+def _post(n: int, *, brand: str, author: str = "dana", text: str | None = None,
+          platform: str = "x", at: datetime = NOW) -> Post:
+    return Post(platform=platform, platform_id=str(n), text=text or f"{TEXT} (#{n})",
+                created_at=at, author=author, brand=brand, lang="en")
+
+
+@dataclass
+class Held:
+    """Work running in a thread of its own, on a connection of its own."""
+
+    thread: threading.Thread
+    pid: int
+    errors: list[BaseException] = field(default_factory=list)
+    result: list[Any] = field(default_factory=list)
+
+
+@pytest.fixture
+def url(pg_server: Server) -> str:
+    return pg_server.new_database()
+
+
+@pytest.fixture
+def conns(url: str) -> Iterator[Callable[[], Db]]:
+    """Connections to the test's database, each closed at the end."""
+    opened: list[Db] = []
+
+    def open_one() -> Db:
+        opened.append(store.open_db(url))
+        return opened[-1]
+
+    yield open_one
+    for db in opened:
+        db.close()
+
+
+def _pid(db: Db) -> int:
+    return int(db.execute("SELECT pg_backend_pid()").fetchone()[0])
+
+
+def _in_thread(db: Db, work: Callable[[Db], Any]) -> Held:
+    held = Held(threading.Thread(target=lambda: None), _pid(db))
+
+    def run() -> None:
+        try:
+            held.result.append(work(db))
+        except BaseException as exc:  # the test reads it
+            held.errors.append(exc)
+
+    held.thread = threading.Thread(target=run, daemon=True)
+    held.thread.start()
+    return held
+
+
+def _wait_for_lock(watch: Db, pid: int, what: str) -> None:
+    """Until backend ``pid`` waits for a lock (``what``: for the failure message)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        row = watch.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = ?",
+                            [pid]).fetchone()
+        if row is not None and row[0] == "Lock":
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{what} never waited for a lock")
+
+
+def _page_in_flight(conns: Callable[[], Db], post: Post, source: str) -> tuple[Db, Held]:
+    """Start storing a page of ``post`` and a post that an open transaction of another
+    connection holds: returns that connection (roll it back to let the page go on) and the
+    page, waiting in flight."""
+    key = f"zz-{post.platform_id}"  # after the page's own post in key order (letters > digits)
+    lock = conns()
+    lock.conn.execute("BEGIN")
+    lock.execute("INSERT INTO posts (platform, platform_id, text, created_at, collected_at)"
+                 " VALUES ('x', ?, 'held', ?, ?)", [key, NOW.isoformat(), NOW.isoformat()])
+    blocker = Post(platform="x", platform_id=key, text="the post held elsewhere",
+                   created_at=NOW, author="someone", brand=post.brand)
+    page = _in_thread(conns(), lambda db: store.store_page(
+        db, source, Page(posts=[post, blocker]), NOW))
+    _wait_for_lock(lock, page.pid, "the page in flight")
+    return lock, page
+
+
+def _finish(lock: Db, page: Held) -> None:
+    lock.conn.execute("ROLLBACK")
+    page.thread.join(20)
+    assert not page.thread.is_alive() and not page.errors, page.errors
+
+
+def _store_now(db: Db, source: str, post: Post) -> int:
+    """Store a page from a thread with a time limit: a page that waits for the one in flight
+    (as every page did behind the one write lock) fails here instead of hanging."""
+    other = _in_thread(db, lambda conn: store.store_page(conn, source, Page(posts=[post]), NOW))
+    other.thread.join(20)
+    assert not other.thread.is_alive(), "the second page waited for the page in flight"
+    assert not other.errors, other.errors
+    return int(other.result[0])
+
+
+def _row(db: Db, post: Post) -> dict[str, Any]:
+    [row] = db.query("SELECT id, author, duplicate_of FROM posts WHERE platform = ?"
+                     " AND platform_id = ?", [post.platform, post.platform_id])
+    return row
+
+
+def test_a_page_in_flight_holds_up_no_other_page_and_links_end_as_one_writer_leaves_them(
+        conns: Callable[[], Db]) -> None:
+    """The twin with the lower id commits last: its page links the earlier-committed twin,
+    which could not see it, to itself."""
+    watch = conns()
+    first = _post(1, brand="alpha")
+    lock, page = _page_in_flight(conns, first, "src-a")
+    twin = _post(2, brand="beta", platform="reddit", text=first.text,
+                 at=NOW + timedelta(minutes=20))
+    assert _store_now(conns(), "src-b", twin) == 1
+    assert _row(watch, twin)["duplicate_of"] is None  # the first is not visible yet
+    _finish(lock, page)
+    a, b = _row(watch, first), _row(watch, twin)
+    assert a["id"] < b["id"]  # the case: the lower id committed last
+    assert b["duplicate_of"] == a["id"] and a["duplicate_of"] is None
+    # ... and where the later twin already points at an even earlier post, it stays there
+    oldest = _post(3, brand="alpha", text="the third time: " + TEXT, at=NOW)
+    assert store.store_page(watch, "src-c", Page(posts=[oldest]), NOW) == 1
+    lock, page = _page_in_flight(conns, _post(4, brand="gamma", text=oldest.text), "src-d")
+    late = _post(5, brand="beta", platform="reddit", text=oldest.text,
+                 at=NOW + timedelta(minutes=5))
+    assert _store_now(conns(), "src-b", late) == 1
+    _finish(lock, page)
+    assert _row(watch, late)["duplicate_of"] == _row(watch, oldest)["id"]
+    assert _row(watch, _post(4, brand="gamma"))["duplicate_of"] == _row(watch, oldest)["id"]
+
+
+def test_erasure_misses_no_post_of_a_page_in_flight(conns: Callable[[], Db]) -> None:
+    """forget lists the author's posts outside any transaction: a page in flight then holds
+    a lower id than a post listed, and is erased by the last transaction all the same."""
+    watch = conns()
+    held_post = _post(1, brand="alpha")
+    lock, page = _page_in_flight(conns, held_post, "src-a")
+    listed = _post(2, brand="beta")
+    _store_now(conns(), "src-b", listed)
+    forget = _in_thread(conns(), lambda db: privacy.forget_author(db, "x", "dana", NOW,
+                                                                  actor="cli:test"))
+    _wait_for_lock(watch, forget.pid, "forget")  # listed; now waiting for the write lock
+    _finish(lock, page)
+    forget.thread.join(20)
+    assert not forget.errors, forget.errors
+    assert _row(watch, held_post)["id"] < _row(watch, listed)["id"]
+    assert _row(watch, held_post)["author"] is None and _row(watch, listed)["author"] is None
+    assert privacy.count_author_posts(watch, "x", "dana") == 0
+
+
+def test_a_promoted_models_floor_leaves_a_page_in_flight_above_it(
+        conns: Callable[[], Db]) -> None:
+    """The floor is the first unscored or recent post's id, less one: read while a page is
+    in flight, it would pass over that page's posts, which no model would then score."""
+    watch = conns()
+    old = _post(1, brand="alpha", text="an old post, scored long ago, about the app")
+    store.store_page(watch, "src-a", Page(posts=[old]), NOW - timedelta(days=2))
+    score = Score(sentiment="negative", p_negative=0.8, p_neutral=0.1, p_positive=0.1,
+                  urgency=0.2, model="m", model_version="v1")
+    store.save_scores(watch, [(_row(watch, old)["id"], score, None)], NOW)
+    held_post = _post(2, brand="alpha")
+    lock, page = _page_in_flight(conns, held_post, "src-a")
+    _store_now(conns(), "src-b", _post(3, brand="beta"))
+    floor = _in_thread(conns(), lambda db: feedback.rescore_floor(db, NOW - timedelta(hours=1)))
+    _wait_for_lock(watch, floor.pid, "the floor's read")
+    _finish(lock, page)
+    floor.thread.join(20)
+    assert not floor.errors, floor.errors
+    assert floor.result == [_row(watch, held_post)["id"] - 1]
+
+
+def test_pages_holding_each_others_keys_in_any_order_never_deadlock(
+        url: str, conns: Callable[[], Db]) -> None:
+    """Four workers store pages that overlap, each in its own order: every page inserts in key
+    order, so none waits for a page that waits for it (PostgreSQL would abort one)."""
+    keys = list(range(300))
+    errors: list[BaseException] = []
+    stored: list[int] = []
+    offered: set[int] = set()
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        db = store.open_db(url)
+        try:
+            for _ in range(12):
+                chosen = rng.sample(keys, 120)
+                offered.update(chosen)
+                posts = [_post(k, brand="acme", author=f"a{k}") for k in chosen]
+                stored.append(store.store_page(db, f"w{seed}", Page(posts=posts), NOW))
+        except BaseException as exc:  # the test reads it
+            errors.append(exc)
+        finally:
+            db.close()
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors, errors
+    watch = conns()
+    # each post stored once, and counted as new by the one page that stored it
+    assert watch.execute("SELECT count(*) FROM posts").fetchone()[0] == len(offered)
+    assert sum(stored) == len(offered)
+
+
+def test_links_of_pages_stored_at_once_are_each_posts_first_earlier_twin(
+        url: str, conns: Callable[[], Db]) -> None:
+    """Four workers store pages full of twins (few texts, few authors, three hours: pairs in
+    and out of the window) at once: every post ends pointing at its first earlier twin by id,
+    what one writer storing the posts in id order would have left."""
+    errors: list[BaseException] = []
+    texts = [f"{TEXT}, said for the {n}th time" for n in range(6)]
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        db = store.open_db(url)
+        try:
+            for page in range(10):
+                posts = [Post(platform=rng.choice(("x", "reddit")),
+                              platform_id=f"{seed}-{page}-{i}", text=rng.choice(texts),
+                              created_at=NOW + timedelta(minutes=rng.randint(0, 180)),
+                              author=rng.choice(("Dana", "dana", "lee", "kim")), brand="acme")
+                         for i in range(60)]
+                store.store_page(db, f"w{seed}", Page(posts=posts), NOW)
+        except BaseException as exc:  # the test reads it
+            errors.append(exc)
+        finally:
+            db.close()
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors, errors
+    watch = conns()
+    rows = watch.execute(
+        "SELECT p.id, p.duplicate_of, (SELECT min(o.id) FROM posts o"
+        " WHERE o.text_hash = p.text_hash AND o.id < p.id AND lower(o.author) = lower(p.author)"
+        " AND abs(julianday(o.created_at) - julianday(p.created_at)) * 86400 <= ?) FROM posts p",
+        [store.CROSSPOST_WINDOW_S]).fetchall()
+    assert len(rows) == 4 * 10 * 60
+    assert sum(1 for _, linked, _ in rows if linked is not None) > 1000
+    assert [(i, linked) for i, linked, _ in rows] == [(i, first) for i, _, first in rows]
