@@ -29,8 +29,10 @@ time and the backend's (read from ``/proc``, when the server runs on this machin
 
 ``--writers N …`` (PostgreSQL): instead, the COPY path with N processes storing at once into
 one database, as N collect workers do: the same pages dealt out in turn (a repeat or a
-cross-post then often meets its original from another writer), each process its own
-connection, timed from a common start to the last writer's end. ``cpu/s`` counts every writer
+cross-post then often meets its original from another writer, maybe still in flight, which it
+waits for), or with ``--deal blocks`` a stretch of the stream to each writer (as workers polling
+sources of their own), each process its own connection, timed from a common start to the last
+writer's end. ``cpu/s`` counts every writer
 and every backend. The posts stored (``new``) must be the single writer's figure: dedup holds
 across writers.
 """
@@ -140,13 +142,24 @@ def _writer(url: str, pages: list[Page], start: Any, done: Any) -> None:
     db.close()
 
 
+def deal(pages: list[Page], n: int, how: str) -> list[list[Page]]:
+    """The pages of ``n`` writers: ``turn``, one by one in turn (a repeat then often meets its
+    original in another writer's page still in flight, which it must wait for: the worst case);
+    ``blocks``, a stretch of the stream each, as collect workers each polling sources of their
+    own (a repeat mostly meets its original in the writer's own earlier page)."""
+    if how == "turn":
+        return [pages[w::n] for w in range(n)]
+    size = -(-len(pages) // n)
+    return [pages[w * size:(w + 1) * size] for w in range(n)]
+
+
 def writers(url: str, n: int, batch: int, args: argparse.Namespace) -> None:
     """``n`` processes storing the pages at once into the database at ``url``."""
     pages = make_pages(args.posts, batch, args.dup, args.cross)
     context = multiprocessing.get_context("spawn")
     start, done = context.Barrier(n + 1), context.Queue()
-    procs = [context.Process(target=_writer, args=(url, pages[w::n], start, done))
-             for w in range(n)]
+    procs = [context.Process(target=_writer, args=(url, share, start, done))
+             for share in deal(pages, n, args.deal)]
     for proc in procs:
         proc.start()
     start.wait()
@@ -159,7 +172,7 @@ def writers(url: str, n: int, batch: int, args: argparse.Namespace) -> None:
     db = open_db(url)
     linked = db.execute("SELECT count(*) FROM posts WHERE duplicate_of IS NOT NULL").fetchone()[0]
     db.close()
-    print(f"{n:>7} {batch:>6} {args.posts:>9,} {new:>9,} {linked:>7,} {elapsed:>7.2f} "
+    print(f"{args.deal:>6} {n:>7} {batch:>6} {args.posts:>9,} {new:>9,} {linked:>7,} {elapsed:>7.2f} "
           f"{args.posts / elapsed:>11,.0f} {new / elapsed:>9,.0f} {args.posts / cpu:>9,.0f}")
 
 
@@ -182,7 +195,7 @@ def postgresql(args: argparse.Namespace) -> None:
         print(f"{args.dup:.0%} repeats (dedup hits), {args.cross:.0%} cross-posts per page; "
               "cpu/s: this process + the server backend\n")
         if args.writers:
-            print(f"{'writers':>7} {'batch':>6} {'offered':>9} {'new':>9} {'linked':>7} "
+            print(f"{'deal':>6} {'writers':>7} {'batch':>6} {'offered':>9} {'new':>9} {'linked':>7} "
                   f"{'seconds':>7} {'offered/s':>11} {'new/s':>9} {'cpu/s':>9}")
             for batch in args.batch:
                 for n in args.writers:
@@ -214,6 +227,9 @@ def main() -> None:
                         "created (default: a throwaway local cluster)")
     parser.add_argument("--writers", type=int, nargs="+", default=[],
                         help="with --postgresql: N processes storing at once (COPY path)")
+    parser.add_argument("--deal", choices=("turn", "blocks"), default="turn",
+                        help="with --writers: pages dealt one by one in turn (default), or a "
+                        "stretch of the stream to each writer")
     args = parser.parse_args()
     if args.writers and not args.postgresql:
         parser.error("--writers needs --postgresql (SQLite takes one writer at a time)")

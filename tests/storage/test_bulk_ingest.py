@@ -225,12 +225,13 @@ def test_ingest_bench_with_several_writers_stores_what_one_writer_stores(
     repo = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, str(repo / "bench" / "ingest.py"), "--postgresql", "--url",
-         pg_server.url, "--posts", "3000", "--batch", "250", "--writers", "1", "3"],
+         pg_server.url, "--posts", "3000", "--batch", "250", "--writers", "1", "3",
+         "--deal", "blocks"],
         capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     table = [line.split() for line in done.stdout.splitlines()
-             if line.split()[:1] in (["1"], ["3"])]
-    assert [row[0] for row in table] == ["1", "3"]
+             if line.split()[:2] in (["blocks", "1"], ["blocks", "3"])]
+    assert [row[1] for row in table] == ["1", "3"]
     one, three = table
-    assert one[3] == three[3] and int(one[3].replace(",", "")) > 2000  # new posts
-    assert one[4] == three[4] and int(one[4].replace(",", "")) > 0  # cross-posts linked
+    assert one[4] == three[4] and int(one[4].replace(",", "")) > 2000  # new posts
+    assert one[5] == three[5] and int(one[5].replace(",", "")) > 0  # cross-posts linked
