@@ -94,12 +94,12 @@ def unnest_rows(db: Db, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -
 
 
 # Every pair of twins with at least one post of this page: the same text hash, the same
-# author (case aside), within the window (%s seconds). Each of the page's posts is looked up by
-# its text hash once (LATERAL ... OFFSET 0: not flattened into a join, which PostgreSQL plans
-# as a sort of every post; ``+``: the ids not through their index), most finding none; the
-# later of each pair then points at the first of its earlier twins, unless it points at an
-# earlier one already. Only posts that get a link are written: rewriting a NULL would write
-# the row a second time, with all its index entries.
+# author (case aside), within the window (%s seconds). The page's posts are read by id, then
+# every post holding one of their text hashes in one index scan (``= ANY``: as a join
+# PostgreSQL planned a sort of every post, 86 ms a page of 1,000; one lookup per post cost a
+# third more, bench/README.md); the later of each pair then points at the first of its
+# earlier twins, unless it points at an earlier one already. Only posts that get a link are
+# written: rewriting a NULL would write the row a second time, with all its index entries.
 _IDS = "CAST(%b AS bigint[])"
 _LINK = (
     "WITH mine AS MATERIALIZED (SELECT id, text_hash, lower(author) AS author, created_at"  # noqa: S608

@@ -200,35 +200,45 @@ def test_a_promoted_models_floor_leaves_a_page_in_flight_above_it(
     assert floor.result == [_row(watch, held_post)["id"] - 1]
 
 
-def test_pages_holding_each_others_keys_in_any_order_never_deadlock(
-        url: str, conns: Callable[[], Db]) -> None:
-    """Four workers store pages that overlap, each in its own order: every page inserts in key
-    order, so none waits for a page that waits for it (PostgreSQL would abort one)."""
-    keys = list(range(300))
+def _at_once(url: str, pages: Callable[[random.Random], list[Page]], workers: int = 4
+             ) -> list[int]:
+    """Each of ``workers`` threads stores the pages ``pages`` makes from its own seeded random
+    generator, on a connection of its own, all at once; the new-post counts of every page."""
     errors: list[BaseException] = []
     stored: list[int] = []
-    offered: set[int] = set()
 
     def worker(seed: int) -> None:
-        rng = random.Random(seed)
         db = store.open_db(url)
         try:
-            for _ in range(12):
-                chosen = rng.sample(keys, 120)
-                offered.update(chosen)
-                posts = [_post(k, brand="acme", author=f"a{k}") for k in chosen]
-                stored.append(store.store_page(db, f"w{seed}", Page(posts=posts), NOW))
+            for page in pages(random.Random(seed)):
+                stored.append(store.store_page(db, f"w{seed}", page, NOW))
         except BaseException as exc:  # the test reads it
             errors.append(exc)
         finally:
             db.close()
 
-    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(4)]
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(workers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(120)
     assert not errors, errors
+    return stored
+
+
+def test_pages_holding_each_others_keys_in_any_order_never_deadlock(
+        url: str, conns: Callable[[], Db]) -> None:
+    """Four workers store pages that overlap, each in its own order: every page inserts in key
+    order, so none waits for a page that waits for it (PostgreSQL would abort one)."""
+    offered: set[int] = set()
+
+    def pages(rng: random.Random) -> list[Page]:
+        chosen = [rng.sample(range(300), 120) for _ in range(12)]
+        offered.update(k for keys in chosen for k in keys)
+        return [Page(posts=[_post(k, brand="acme", author=f"a{k}") for k in keys])
+                for keys in chosen]
+
+    stored = _at_once(url, pages)
     watch = conns()
     # each post stored once, and counted as new by the one page that stored it
     assert watch.execute("SELECT count(*) FROM posts").fetchone()[0] == len(offered)
@@ -240,31 +250,19 @@ def test_links_of_pages_stored_at_once_are_each_posts_first_earlier_twin(
     """Four workers store pages full of twins (few texts, few authors, three hours: pairs in
     and out of the window) at once: every post ends pointing at its first earlier twin by id,
     what one writer storing the posts in id order would have left."""
-    errors: list[BaseException] = []
     texts = [f"{TEXT}, said for the {n}th time" for n in range(6)]
 
-    def worker(seed: int) -> None:
-        rng = random.Random(seed)
-        db = store.open_db(url)
-        try:
-            for page in range(10):
-                posts = [Post(platform=rng.choice(("x", "reddit")),
-                              platform_id=f"{seed}-{page}-{i}", text=rng.choice(texts),
-                              created_at=NOW + timedelta(minutes=rng.randint(0, 180)),
-                              author=rng.choice(("Dana", "dana", "lee", "kim")), brand="acme")
-                         for i in range(60)]
-                store.store_page(db, f"w{seed}", Page(posts=posts), NOW)
-        except BaseException as exc:  # the test reads it
-            errors.append(exc)
-        finally:
-            db.close()
+    def pages(rng: random.Random) -> list[Page]:
+        seed = rng.random()
+        return [Page(posts=[Post(platform=rng.choice(("x", "reddit")),
+                                 platform_id=f"{seed}-{page}-{i}", text=rng.choice(texts),
+                                 created_at=NOW + timedelta(minutes=rng.randint(0, 180)),
+                                 author=rng.choice(("Dana", "dana", "lee", "kim")),
+                                 brand="acme")
+                            for i in range(60)])
+                for page in range(10)]
 
-    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert not errors, errors
+    _at_once(url, pages)
     watch = conns()
     rows = watch.execute(
         "SELECT p.id, p.duplicate_of, (SELECT min(o.id) FROM posts o"
