@@ -5,6 +5,7 @@
     python bench/ingest.py --postgresql          # a throwaway local cluster (tests.pg_server)
     python bench/ingest.py --postgresql --url postgresql://me@host/postgres
     python bench/ingest.py --postgresql --writers 1 2 4   # collect workers storing at once
+    python bench/ingest.py --postgresql --batch 1000 2000 --writers 1 2 --deal blocks
 
 Each batch size gets a fresh database with the full schema (every migration, triggers
 included) in a temporary folder on the same disk as the system's temp dir. Pages are built
