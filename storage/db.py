@@ -10,12 +10,12 @@ import hashlib
 import json
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlite_utils import Database
@@ -224,7 +224,7 @@ def store_page(db: Db, source: str, page: Page, now: datetime) -> int:
 
 
 def _page_rest(db: Db, source: str, page: Page, stamp: str, rows: list[Row],
-               refused: list[Rejected], failed: list[tuple[Post, BaseException]]) -> None:
+               refused: list[Rejected], failed: Refused) -> None:
     """After the posts: their extra brands, the page's rejects (the source's own, the posts
     whose values could not be computed, the rows the database refused), and its cursor."""
     bad = {id(post) for post, _ in failed}
@@ -245,6 +245,7 @@ def _page_rest(db: Db, source: str, page: Page, stamp: str, rows: list[Row],
 
 
 Row = tuple[Post, tuple[Any, ...]]
+Refused = list[tuple[Post, BaseException]]  # rows the database would not take, with why
 
 
 def _refusal(post: Post, exc: BaseException) -> Rejected:
@@ -299,27 +300,41 @@ def _pg_row_error(exc: BaseException) -> bool:
         kinds & {"IntegrityError", "DataError"})
 
 
-def _insert_posts(db: Db, rows: list[Row]) -> tuple[int, list[tuple[Post, BaseException]]]:
-    """Insert the rows (SQLite): all at once (one pipelined ``executemany``), or, when one of
-    them fails, one by one, each row that fails left out. Returns how many were new and the
-    rows refused with why."""
+T = TypeVar("T")
+
+
+def _insert_rows(db: Db, rows: list[Row], all_at_once: Callable[[list[Row]], T],
+                 one: Callable[[Row], T], *, order: Callable[[Row], Any] | None = None
+                 ) -> tuple[list[T], Refused]:
+    """Insert the rows: all at once, or, when one of them fails, one by one (in ``order``, if
+    given), each row that fails left out; each step in a savepoint, so a refused row undoes
+    only itself. Returns what each insert returned, and the rows refused with why."""
     try:
         with _savepoint(db):
-            return max(db.conn.executemany(_INSERT_POST, [v for _, v in rows]).rowcount, 0), []
+            return [all_at_once(rows)], []
     except Exception as exc:
         if not _row_error(exc):
             raise
-    new = 0
-    failed: list[tuple[Post, BaseException]] = []
-    for post, values in rows:
+    done: list[T] = []
+    failed: Refused = []
+    for row in rows if order is None else sorted(rows, key=order):
         try:
             with _savepoint(db):
-                new += max(db.conn.execute(_INSERT_POST, values).rowcount, 0)
+                done.append(one(row))
         except Exception as exc:
             if not _row_error(exc):
                 raise
-            failed.append((post, exc))
-    return new, failed
+            failed.append((row[0], exc))
+    return done, failed
+
+
+def _insert_posts(db: Db, rows: list[Row]) -> tuple[int, Refused]:
+    """Insert the rows (SQLite): one pipelined ``executemany``, or row by row
+    (:func:`_insert_rows`); how many were new, and the rows refused with why."""
+    counts, failed = _insert_rows(
+        db, rows, lambda page: db.conn.executemany(_INSERT_POST, [v for _, v in page]).rowcount,
+        lambda row: db.conn.execute(_INSERT_POST, row[1]).rowcount)
+    return sum(max(int(c), 0) for c in counts), failed
 
 
 # Pages of COPY_MIN_ROWS posts or more go through COPY on PostgreSQL, smaller ones through one
@@ -328,41 +343,31 @@ def _insert_posts(db: Db, rows: list[Row]) -> tuple[int, list[tuple[Post, BaseEx
 COPY_MIN_ROWS = 64
 
 
-def _insert_pg(db: Db, rows: list[Row], *, bulk: bool
-               ) -> tuple[list[int], list[tuple[Post, BaseException]]]:
-    """Insert the rows (PostgreSQL, :mod:`storage.pg_pages`): all at once, or, when one of them
-    fails, one by one in key order (the order every page inserts in), each row that fails left
-    out. Returns the new posts' ids and the rows refused with why.
+def _insert_pg(db: Db, rows: list[Row], *, bulk: bool) -> tuple[list[int], Refused]:
+    """Insert the rows (PostgreSQL, :mod:`storage.pg_pages`): COPY (with ``bulk``) or one unnest
+    statement, or row by row in key order, the order every page inserts in
+    (:func:`_insert_rows`); the new posts' ids, and the rows refused with why.
 
     Binary COPY: a value of another type than its column's (which Post construction rules out)
     fails in Python with a TypeError or OverflowError, a row error, as a value the server
     refuses does (DataError): the page then goes row by row."""
-    try:
-        with _savepoint(db):
-            if bulk and len(rows) >= COPY_MIN_ROWS:
-                return _copy_posts(db, rows), []
-            return pg_pages.unnest_rows(db, POST_COLUMNS, [v for _, v in rows]), []
-    except Exception as exc:
-        if not _row_error(exc):
-            raise
-    new: list[int] = []
-    failed: list[tuple[Post, BaseException]] = []
-    for post, values in sorted(rows, key=_key_order):
-        try:
-            with _savepoint(db):
-                new += pg_pages.unnest_rows(db, POST_COLUMNS, [values])
-        except Exception as exc:
-            if not _row_error(exc):
-                raise
-            failed.append((post, exc))
-    return new, failed
+    def all_at_once(page: list[Row]) -> list[int]:
+        if bulk and len(page) >= COPY_MIN_ROWS:
+            return _copy_posts(db, page)
+        return pg_pages.unnest_rows(db, POST_COLUMNS, [v for _, v in page])
+
+    parts, failed = _insert_rows(
+        db, rows, all_at_once, lambda row: pg_pages.unnest_rows(db, POST_COLUMNS, [row[1]]),
+        order=_key_order)
+    return [post_id for ids in parts for post_id in ids], failed
 
 
 def _key_order(row: Row) -> tuple[str, str]:
     """A row's place in key order (a refused row may hold a None or a value of another type:
     its place then hardly matters, but sorting must not fail)."""
     platform, platform_id = row[0].platform, row[0].platform_id
-    return ("" if platform is None else str(platform), "" if platform_id is None else str(platform_id))
+    return ("" if platform is None else str(platform),
+            "" if platform_id is None else str(platform_id))
 
 
 def _copy_posts(db: Db, rows: list[Row]) -> list[int]:

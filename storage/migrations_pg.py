@@ -516,9 +516,10 @@ def _pg009_queue_order(conn: psycopg.Connection[Any]) -> None:
 
 
 # pg010: the same documents, three times faster to make. Every queued post's document is made
-# when its score is saved (42 µs a document, of which translate() took 21 and search_fold 11). ASCII text (octet_length = char_length in a
-# UTF8 database) has no diacritics to fold; the punctuation becomes spaces through one regular
-# expression over the same 32 ASCII characters, 2.8 µs. Same results, so stored search vectors
+# when its score is saved (42 µs a document, of which translate() took 21 and search_fold 11).
+# ASCII text (octet_length = char_length in a UTF8 database) has no diacritics to fold; the
+# punctuation becomes spaces through one regular expression over the same 32 ASCII
+# characters, 2.8 µs. Same results, so stored search vectors
 # stay valid (tests/storage/test_migrations_pg.py compares both definitions).
 _FAST_SEARCH = (
     "CREATE OR REPLACE FUNCTION search_fold(value text) RETURNS text LANGUAGE sql IMMUTABLE"

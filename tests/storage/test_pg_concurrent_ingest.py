@@ -2,9 +2,10 @@
 
 A page is held in flight (ids handed out, its first post inserted, not committed) by a test
 connection inserting, uncommitted, a post the page also holds, which sorts after the page's
-other posts: the page waits there for that transaction. Meanwhile another page commits, and what must hold with pages in flight is checked: the other
-page is not held up; cross-post links end as one writer would leave them; erasure and a
-promoted model's floor, which read "every post up to this id", miss no post of the page.
+other posts: the page waits there for that transaction. Meanwhile another page commits, and
+what must hold with pages in flight is checked: the other page is not held up; cross-post
+links end as one writer would leave them; erasure and a promoted model's floor, which read
+"every post up to this id", miss no post of the page.
 """
 
 from __future__ import annotations
