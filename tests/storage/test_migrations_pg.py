@@ -28,6 +28,8 @@ psycopg = pytest.importorskip("psycopg", reason="PostgreSQL tests need psycopg (
 from storage import migrations_pg  # noqa: E402
 from storage.db import open_db  # noqa: E402
 from storage.migrations_pg import PG_MIGRATIONS, migrate_pg, pending_pg  # noqa: E402
+from storage.migrations_pg_scores import NAME as SCORE_STATEMENT  # noqa: E402
+from storage.migrations_pg_scores import REPLACED  # noqa: E402
 from tests.pg_server import Server  # noqa: E402
 
 Step = tuple[str, Sequence[Any]]
@@ -187,6 +189,10 @@ def test_every_sqlite_trigger_has_its_counterpart(lite: sqlite3.Connection, pg: 
                 if n not in {"triage_fts_delete", "posts_fts_update"}}
     # BEFORE: it sets the row's own search_vector (SQLite's writes posts_fts after the insert)
     expected["triage_fts_insert"] = ("BEFORE", "INSERT", "triage")
+    # pg011: the five triggers SQLite runs on each score are one statement trigger here
+    for name in REPLACED:
+        assert expected.pop(name) == ("AFTER", "INSERT", "scores")
+    expected[SCORE_STATEMENT] = ("AFTER", "INSERT", "scores")
     assert pg_shapes == expected
 
 
@@ -536,7 +542,9 @@ def test_pg010_has_the_score_statement_write_the_search_documents(pg: Any) -> No
 
     score_fn, _ = triage_with_documents()
     assert "supported, search_vector)" in score_fn and "search_document(p.text)" in score_fn
-    source = pg.execute("SELECT prosrc FROM pg_proc WHERE proname = 'triage_score'").fetchone()[0]
+    # since pg011 the statement is score_statement's
+    source = pg.execute("SELECT prosrc FROM pg_proc WHERE proname = 'score_statement'"
+                        ).fetchone()[0]
     assert "search_document(p.text)" in source
 
 
