@@ -22,10 +22,10 @@ from sqlite_utils import Database
 
 from listener.core.log import redact
 from listener.core.models import Page, Post, Rejected, Score, clean_text, parse_iso, to_iso
-from storage import pg_pages
+from storage import pg_pages, rollups
 from storage.engine import POSTGRESQL, Db, dialect
 from storage.migrations import migrate
-from storage.tx import connect, environmental, immediate, ingest_turn
+from storage.tx import again_after_deadlock, connect, environmental, immediate, ingest_turn
 
 POST_COLUMNS = (
     "platform", "platform_id", "source", "brand", "kind", "url", "author", "author_followers",
@@ -205,15 +205,8 @@ def store_page(db: Db, source: str, page: Page, now: datetime) -> int:
     stamp = to_iso(now)
     rows, refused = _storable(page.posts, source, stamp)
     if dialect(db) == POSTGRESQL:
-        # COPY in a transaction of the page's own (inside a caller's transaction the
-        # temporary table may still hold an earlier page's rows: then one unnest statement)
-        bulk = not db.conn.in_transaction
-        with immediate(db, ingest=True):
-            new_ids, failed = _insert_pg(db, rows, bulk=bulk)
-            ingest_turn(db)
-            pg_pages.link_crossposts(db, new_ids, CROSSPOST_WINDOW_S)
-            _page_rest(db, source, page, stamp, rows, refused, failed)
-        return len(new_ids)
+        return again_after_deadlock(db, lambda: _store_page_pg(db, source, page, stamp, rows,
+                                                               refused))
     with immediate(db):
         last_id = db.execute(_LAST_ID).fetchone()[0]
         new, failed = _insert_posts(db, rows)
@@ -221,6 +214,20 @@ def store_page(db: Db, source: str, page: Page, now: datetime) -> int:
             _link_crossposts(db, last_id)
         _page_rest(db, source, page, stamp, rows, refused, failed)
     return new
+
+
+def _store_page_pg(db: Db, source: str, page: Page, stamp: str, rows: list[Row],
+                   refused: list[Rejected]) -> int:
+    """store_page on PostgreSQL, side by side with other pages (:mod:`storage.pg_pages`)."""
+    # COPY in a transaction of the page's own (inside a caller's transaction the temporary
+    # table may still hold an earlier page's rows: then one unnest statement)
+    bulk = not db.conn.in_transaction
+    with immediate(db, shared=True):
+        new_ids, failed = _insert_pg(db, rows, bulk=bulk)
+        ingest_turn(db)
+        pg_pages.link_crossposts(db, new_ids, CROSSPOST_WINDOW_S)
+        _page_rest(db, source, page, stamp, rows, refused, failed)
+    return len(new_ids)
 
 
 def _page_rest(db: Db, source: str, page: Page, stamp: str, rows: list[Row],
@@ -413,9 +420,11 @@ def save_scores(
          s.scored_by, stamp)
         for pid, s, lang in score_rows
     ]
+    if dialect(db) == POSTGRESQL:
+        saved = again_after_deadlock(db, lambda: _save_scores_pg(db, rows))
+        rollups.fold(db)
+        return saved
     with immediate(db):
-        if dialect(db) == POSTGRESQL:  # one statement: its triggers run once per statement
-            return insert_columns(db, _INSERT_SCORES_PG, rows, len(_SCORE_COLUMNS))
         # SQLite: statements of SCORES_PER_STATEMENT rows, each one step with the GIL released
         # (executemany steps and re-takes the GIL per row): twice the rows per second, and the
         # classify stage's other threads run meanwhile (bench/classify_stage.py)
@@ -425,6 +434,14 @@ def save_scores(
             cur = db.conn.execute(_insert_scores(len(part)), [v for row in part for v in row])
             saved += max(int(cur.rowcount), 0)
         return saved
+
+
+def _save_scores_pg(db: Db, rows: list[tuple[Any, ...]]) -> int:
+    """PostgreSQL: one statement (its trigger runs once for it), side by side with other
+    batches and pages, its rollup moves left pending (:mod:`storage.migrations_pg_pending`)."""
+    with immediate(db, shared=True):
+        db.execute("SELECT set_config(?, 'pending', true)", [rollups.SETTING])
+        return insert_columns(db, _INSERT_SCORES_PG, rows, len(_SCORE_COLUMNS))
 
 
 SCORES_PER_STATEMENT = 2000  # x 12 values: within SQLite's 32,766 bound parameters

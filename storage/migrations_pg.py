@@ -62,7 +62,9 @@ rows, as SQLite's single writer made them: concurrent ingest and scoring transac
 each other there and may deadlock (PostgreSQL aborts one; the next run retries it).
 Since pg005 (:mod:`storage.migrations_pg_bulk`) the triggers on ``posts`` and ``scores`` run
 once per statement over its rows, with the same locks and the same resulting rows; since pg011
-(:mod:`storage.migrations_pg_scores`) the five on ``scores`` are one, ``score_statement``.
+(:mod:`storage.migrations_pg_scores`) the five on ``scores`` are one, ``score_statement``, and
+since pg012 (:mod:`storage.migrations_pg_pending`) score writes run side by side, leaving
+their rollup moves pending until folded.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ import psycopg
 from psycopg.rows import tuple_row
 
 from storage.migrations_pg_bulk import pg005_statement_triggers, triage_with_documents
+from storage.migrations_pg_pending import pg012_pending_rollups
 from storage.migrations_pg_scores import pg011_score_statement
 
 TEXT = 'TEXT COLLATE "C"'  # SQLite's BINARY collation (see the module docstring)
@@ -553,6 +556,7 @@ PG_MIGRATIONS: list[tuple[str, Callable[[psycopg.Connection[Any]], None]]] = [
     ("pg009_queue_order", _pg009_queue_order),
     ("pg010_fast_search", _pg010_fast_search),
     ("pg011_score_statement", pg011_score_statement),
+    ("pg012_pending_rollups", pg012_pending_rollups),
 ]
 
 

@@ -68,7 +68,7 @@ CROSS JOIN LATERAL (
   FROM scores WHERE post_id = l.post_id) b
 WHERE b.newest = l.id;
 """
-_EXTRA = f"""
+EXTRA = f"""
 SELECT array_agg(ROW(m.post_id, m.score_id, m.created_at, e.brand, m.source, m.label, m.urgent,
                      m.old_label, m.old_urgent)::{MOVE_TYPE}) INTO extra
 FROM unnest(moves) m JOIN post_extra_brands e ON e.post_id = m.post_id;
@@ -114,15 +114,22 @@ END LOOP;
 """
 
 
-def function() -> str:
-    """The trigger function (module docstring: what it does, in which order)."""
+def in_place() -> str:
+    """4. as pg011 does it: every cell moved in place, days then hours, own brand then extra."""
+    return (f"{_rollup('post_days', 10, 'moves')} {_rollup('post_hours', 13, 'moves')}"
+            f" {EXTRA} IF extra IS NOT NULL THEN {_rollup('post_days_extra', 10, 'extra')}"
+            f" {_rollup('post_hours_extra', 13, 'extra')} END IF;")
+
+
+def function(rollups: str | None = None, *, replace: bool = False) -> str:
+    """The trigger function (module docstring: what it does, in which order); ``rollups``:
+    its step 4 (default :func:`in_place`)."""
+    create = "CREATE OR REPLACE FUNCTION" if replace else "CREATE FUNCTION"
     return (
-        f"CREATE FUNCTION {NAME}() RETURNS trigger LANGUAGE plpgsql AS $$"
+        f"{create} {NAME}() RETURNS trigger LANGUAGE plpgsql AS $$"
         f" DECLARE moves {MOVE_TYPE}[]; extra {MOVE_TYPE}[]; cell record; BEGIN {_LOCK}"
         f" {_MOVES} IF moves IS NULL THEN RETURN NULL; END IF; {_TRIAGE}"
-        f" {_rollup('post_days', 10, 'moves')} {_rollup('post_hours', 13, 'moves')}"
-        f" {_EXTRA} IF extra IS NOT NULL THEN {_rollup('post_days_extra', 10, 'extra')}"
-        f" {_rollup('post_hours_extra', 13, 'extra')} END IF; RETURN NULL; END $$"
+        f" {rollups if rollups is not None else in_place()} RETURN NULL; END $$"
     )
 
 

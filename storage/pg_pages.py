@@ -4,9 +4,10 @@ On SQLite one writer stores a page at a time (``BEGIN IMMEDIATE``), and so it di
 behind the one write lock (:mod:`storage.tx`): ingest then stopped at about 45,000 posts/s
 on any machine, because the server's part of a post (the row and its eight index entries, about
 15 µs) ran one transaction at a time. Here a page's transaction takes that lock *shared*
-(:func:`storage.tx.immediate` with ``ingest``): pages of several workers insert side by side,
-while every other writer (scores, rules, retention, erasure) still runs alone and so still sees
-every post id handed out so far committed. What pages share is kept safe as follows:
+(:func:`storage.tx.immediate` with ``shared``): pages of several workers insert side by side,
+as do batches of scores (:mod:`storage.migrations_pg_pending`), while every other writer
+(rules, retention, erasure) still runs alone and so still sees every post id handed out so far
+committed. What pages share is kept safe as follows:
 
 - **Dedup.** The unique index on ``(platform, platform_id)`` decides, as before; ``ON CONFLICT DO
   NOTHING`` waits for a page in flight holding the same key. Every page inserts its rows in key
@@ -24,7 +25,12 @@ every post id handed out so far committed. What pages share is kept safe as foll
   writer would leave it (``tests/storage/test_pg_concurrent_ingest.py``).
 
 Locks are always taken in the same order, shared write lock, keys (ascending), rollup cells
-(ascending), ingest turn, so pages never deadlock among themselves.
+(ascending), ingest turn, so pages never deadlock among themselves. A batch of scores beside
+them takes no cell (its moves are left pending) and locks its posts first, in id order, so the
+only rows a page and a score batch can both wait for are posts: a page that waits for a post a
+score batch holds holds nothing that batch wants (unless it locked two stored posts in
+descending order, linking or adding brands: then PostgreSQL ends the deadlock and
+:func:`storage.db.store_page` or ``save_scores`` runs again).
 """
 
 from __future__ import annotations

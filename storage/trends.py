@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from listener.core.models import to_iso
+from storage import rollups
 from storage.engine import Db, pick
 
 # the rollups' cell labels: sentiments, posts no model understood, posts not scored yet
@@ -177,10 +178,13 @@ def counts_sql(db: Db, period: Period, bucket: str, group: str, brand: str | Non
     table, width = _ROLLUP[bucket]  # constants chosen by key, never user text
     key = week_of(db, "bucket") if bucket == "week" else "bucket"
     expr = {"bucket": key, "brand": "brand", "source": "source"}[group]
+    # the cells, and on PostgreSQL the moves of score batches not folded into them yet
+    cells = f"{rollups.cells(db, table)} own"
     if brand is not None or group == "brand":  # posts about two brands count for each
-        table = f"(SELECT * FROM {table} UNION ALL SELECT * FROM {table}_extra) cells"  # noqa: S608
+        cells = (f"(SELECT * FROM {cells} UNION ALL"  # noqa: S608
+                 f" SELECT * FROM {rollups.cells(db, table + '_extra')} extra) cells")
     sql = (
-        f"SELECT {expr} AS k, sentiment, sum(n), sum(urgent) FROM {table}"  # noqa: S608
+        f"SELECT {expr} AS k, sentiment, sum(n), sum(urgent) FROM {cells}"  # noqa: S608
         " WHERE bucket >= ?1 AND bucket < ?2 AND (CAST(?3 AS TEXT) IS NULL OR brand = ?3)"
         " AND (CAST(?4 AS TEXT) IS NULL OR source = ?4) GROUP BY 1, 2"
     )

@@ -8,10 +8,12 @@ mode (``isolation_level=None``) so the only transactions are the ones we open ex
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TypeVar
 
 from sqlite_utils import Database
 
@@ -19,6 +21,8 @@ from listener.core.errors import StorageError
 from storage.engine import Db
 
 BUSY_TIMEOUT_MS = 10_000
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def connect(path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Db:
@@ -53,19 +57,21 @@ def connect(path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Db:
 
 
 @contextmanager
-def immediate(db: Db, *, ingest: bool = False) -> Iterator[Db]:
+def immediate(db: Db, *, shared: bool = False) -> Iterator[Db]:
     """One write transaction: everything inside commits together or not at all.
 
-    ``ingest``: a page of posts being stored (:func:`storage.db.store_page`). On PostgreSQL it
-    takes the write lock shared, so collect workers store pages side by side; every other write
-    transaction still runs alone, with no page in flight (:mod:`storage.pg_pages` says what the
-    pages then share, and how). On SQLite it changes nothing: one writer at a time."""
+    ``shared``: writes built to run side by side among themselves — a page of posts being
+    stored (:func:`storage.db.store_page`, :mod:`storage.pg_pages` says what pages then share,
+    and how) and a batch of scores (:func:`storage.db.save_scores`,
+    :mod:`storage.migrations_pg_pending`). On PostgreSQL they take the write lock shared; every
+    other write transaction still runs alone, with none of them in flight. On SQLite it changes
+    nothing: one writer at a time."""
     conn = db.conn
     if conn.in_transaction:  # nested use joins the outer transaction
         yield db
         return
     if getattr(db, "dialect", "sqlite") == "postgresql":
-        with _pg_transaction(db, shared=ingest):
+        with _pg_transaction(db, shared=shared):
             yield db
         return
     try:
@@ -98,8 +104,9 @@ def _pg_transaction(db: Db, *, shared: bool = False) -> Iterator[None]:
     "every post up to this id") and the rollup triggers update shared cells, all written for
     one writer; concurrent writers would deadlock on the cells or see each other half-done.
     Work that runs in parallel (scoring, sending) happens outside these transactions, on
-    rows a worker has claimed; the writes that record it are short. ``shared``: pages of posts,
-    which run side by side among themselves (:mod:`storage.pg_pages`)."""
+    rows a worker has claimed; the writes that record it are short. ``shared``: pages of posts
+    and batches of scores, which run side by side (:mod:`storage.pg_pages`,
+    :mod:`storage.migrations_pg_pending`)."""
     import psycopg
 
     conn = db.conn
@@ -116,6 +123,54 @@ def _pg_transaction(db: Db, *, shared: bool = False) -> Iterator[None]:
         if isinstance(exc, psycopg.OperationalError):
             raise StorageError(f"database write failed ({type(exc).__name__}: {exc}); nothing "
                                "of it was saved and the next run retries it") from exc
+        raise
+
+
+DEADLOCK_ATTEMPTS = 3
+DEADLOCK_DETECTED = "40P01"  # PostgreSQL's SQLSTATE for a transaction ended to break a deadlock
+
+
+def again_after_deadlock(db: Db, write: Callable[[], T]) -> T:
+    """``write()`` (one write transaction of its own), run again if PostgreSQL ended it to
+    break a deadlock, up to :data:`DEADLOCK_ATTEMPTS` times: shared writers (pages, score
+    batches) can meet in one rare order (:mod:`storage.pg_pages`), and the transaction that was
+    rolled back is whole and safe to repeat. Inside a caller's transaction there is nothing to
+    repeat alone: the error goes up."""
+    attempt = 1
+    while True:
+        try:
+            return write()
+        except StorageError as exc:
+            if (attempt >= DEADLOCK_ATTEMPTS or db.conn.in_transaction
+                    or getattr(exc.__cause__, "sqlstate", None) != DEADLOCK_DETECTED):
+                raise
+            attempt += 1
+            log.warning("write ended by the database to break a deadlock; again (%d of %d)",
+                        attempt, DEADLOCK_ATTEMPTS)
+
+
+@contextmanager
+def exclusive_if_free(db: Db) -> Iterator[bool]:
+    """PostgreSQL: a write transaction holding the write lock exclusively, only if no write is in
+    flight now (no waiting, so a caller never stalls behind, nor makes wait, other writers);
+    yields whether it holds it. What ran inside commits. For housekeeping that may be left to
+    the next attempt (:mod:`storage.rollups`). Inside a caller's transaction: False."""
+    conn = db.conn
+    if getattr(db, "dialect", "sqlite") != "postgresql" or conn.in_transaction:
+        yield False
+        return
+    import psycopg
+
+    conn.execute("BEGIN")
+    try:
+        held = bool(conn.execute("SELECT pg_try_advisory_xact_lock(?)",
+                                 [WRITE_LOCK_KEY]).fetchone()[0])
+        yield held
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with suppress(psycopg.Error):
+                conn.execute("ROLLBACK")
         raise
 
 

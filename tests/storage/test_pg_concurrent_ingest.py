@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +23,7 @@ from storage import db as store
 from storage import feedback, privacy
 from storage.engine import Db
 from tests.pg_server import Server
+from tests.storage.pg_threads import Held, in_thread, wait_for_lock
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 TEXT = "the app crashed again after the update and support never answered"
@@ -34,16 +33,6 @@ def _post(n: int, *, brand: str, author: str = "dana", text: str | None = None,
           platform: str = "x", at: datetime = NOW) -> Post:
     return Post(platform=platform, platform_id=str(n), text=text or f"{TEXT} (#{n})",
                 created_at=at, author=author, brand=brand, lang="en")
-
-
-@dataclass
-class Held:
-    """Work running in a thread of its own, on a connection of its own."""
-
-    thread: threading.Thread
-    pid: int
-    errors: list[BaseException] = field(default_factory=list)
-    result: list[Any] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -65,36 +54,6 @@ def conns(url: str) -> Iterator[Callable[[], Db]]:
         db.close()
 
 
-def _pid(db: Db) -> int:
-    return int(db.execute("SELECT pg_backend_pid()").fetchone()[0])
-
-
-def _in_thread(db: Db, work: Callable[[Db], Any]) -> Held:
-    held = Held(threading.Thread(target=lambda: None), _pid(db))
-
-    def run() -> None:
-        try:
-            held.result.append(work(db))
-        except BaseException as exc:  # the test reads it
-            held.errors.append(exc)
-
-    held.thread = threading.Thread(target=run, daemon=True)
-    held.thread.start()
-    return held
-
-
-def _wait_for_lock(watch: Db, pid: int, what: str) -> None:
-    """Until backend ``pid`` waits for a lock (``what``: for the failure message)."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        row = watch.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = ?",
-                            [pid]).fetchone()
-        if row is not None and row[0] == "Lock":
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"{what} never waited for a lock")
-
-
 def _page_in_flight(conns: Callable[[], Db], post: Post, source: str) -> tuple[Db, Held]:
     """Start storing a page of ``post`` and a post that an open transaction of another
     connection holds: returns that connection (roll it back to let the page go on) and the
@@ -106,9 +65,9 @@ def _page_in_flight(conns: Callable[[], Db], post: Post, source: str) -> tuple[D
                  " VALUES ('x', ?, 'held', ?, ?)", [key, NOW.isoformat(), NOW.isoformat()])
     blocker = Post(platform="x", platform_id=key, text="the post held elsewhere",
                    created_at=NOW, author="someone", brand=post.brand)
-    page = _in_thread(conns(), lambda db: store.store_page(
+    page = in_thread(conns(), lambda db: store.store_page(
         db, source, Page(posts=[post, blocker]), NOW))
-    _wait_for_lock(lock, page.pid, "the page in flight")
+    wait_for_lock(lock, page.pid, "the page in flight")
     return lock, page
 
 
@@ -121,7 +80,7 @@ def _finish(lock: Db, page: Held) -> None:
 def _store_now(db: Db, source: str, post: Post) -> int:
     """Store a page from a thread with a time limit: a page that waits for the one in flight
     (as every page did behind the one write lock) fails here instead of hanging."""
-    other = _in_thread(db, lambda conn: store.store_page(conn, source, Page(posts=[post]), NOW))
+    other = in_thread(db, lambda conn: store.store_page(conn, source, Page(posts=[post]), NOW))
     other.thread.join(20)
     assert not other.thread.is_alive(), "the second page waited for the page in flight"
     assert not other.errors, other.errors
@@ -169,9 +128,9 @@ def test_erasure_misses_no_post_of_a_page_in_flight(conns: Callable[[], Db]) -> 
     lock, page = _page_in_flight(conns, held_post, "src-a")
     listed = _post(2, brand="beta")
     _store_now(conns(), "src-b", listed)
-    forget = _in_thread(conns(), lambda db: privacy.forget_author(db, "x", "dana", NOW,
+    forget = in_thread(conns(), lambda db: privacy.forget_author(db, "x", "dana", NOW,
                                                                   actor="cli:test"))
-    _wait_for_lock(watch, forget.pid, "forget")  # listed; now waiting for the write lock
+    wait_for_lock(watch, forget.pid, "forget")  # listed; now waiting for the write lock
     _finish(lock, page)
     forget.thread.join(20)
     assert not forget.errors, forget.errors
@@ -193,8 +152,8 @@ def test_a_promoted_models_floor_leaves_a_page_in_flight_above_it(
     held_post = _post(2, brand="alpha")
     lock, page = _page_in_flight(conns, held_post, "src-a")
     _store_now(conns(), "src-b", _post(3, brand="beta"))
-    floor = _in_thread(conns(), lambda db: feedback.rescore_floor(db, NOW - timedelta(hours=1)))
-    _wait_for_lock(watch, floor.pid, "the floor's read")
+    floor = in_thread(conns(), lambda db: feedback.rescore_floor(db, NOW - timedelta(hours=1)))
+    wait_for_lock(watch, floor.pid, "the floor's read")
     _finish(lock, page)
     floor.thread.join(20)
     assert not floor.errors, floor.errors
