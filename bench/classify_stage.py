@@ -1,7 +1,8 @@
 """The classify stage end to end: unscored posts in the database → stored scores (issue 17's row).
 
     python bench/classify_stage.py [--posts 196544] [--pg-posts 50000] [--engines sqlite
-        postgresql] [--ways in-turn pipelined] [--scorers 1 2] [--model default|stub]
+        postgresql] [--ways in-turn pipelined] [--scorers 1 2] [--writers 1 2 4]
+        [--model default|stub]
         [--device auto] [--batch-size 1024] [--stage-batch N] [--write-batch 8192]
         [--url postgresql://…] [--data PATH]
 
@@ -17,8 +18,9 @@ warm-up call of the model, are not timed. Each row gets a fresh copy of the load
   ``--pg-posts`` posts there (each score runs the PL/pgSQL triggers: far slower than SQLite);
 * ways (``classifier.pipelined``): ``in-turn`` — read a batch, score it, save it, again (the
   stage before issue 17, and its default on a CPU) — and ``pipelined`` — a reader thread,
-  ``--scorers`` model threads, scores saved ``--write-batch`` posts per transaction
-  (``classifier.stage_batch``, ``write_batch``, ``scorers``). Run from an older checkout's
+  ``--scorers`` model threads, scores saved ``--write-batch`` posts per transaction by
+  ``--writers`` threads (``classifier.stage_batch``, ``write_batch``, ``scorers``,
+  ``writers``: on PostgreSQL batches of scores are written side by side). Run from an older checkout's
   ``bench/``, it times that checkout's stage (in turn);
 * ``--model default``: the configured model as the runtime loads it (``load_routed``, on
   ``--device``: float16 on CUDA, ONNX int8 on a CPU); ``--model stub``: a model that costs
@@ -192,9 +194,9 @@ def postgres(url: str | None) -> Iterator[Any]:
 
 
 def run_row(storage: str, args: argparse.Namespace, model: Any, folder: Path, way: str,
-            scorers: int) -> tuple[int, float]:
+            scorers: int, writers: int = 1) -> tuple[int, float]:
     """One timed run of the stage through a runtime of its own; (scored, seconds)."""
-    from listener.config import load_config
+    from listener.config import ClassifierSettings, load_config
     from listener.pipeline import Runtime
 
     stage = ""
@@ -202,6 +204,8 @@ def run_row(storage: str, args: argparse.Namespace, model: Any, folder: Path, wa
         stage = (f", pipelined: {str(way == 'pipelined').lower()}, stage_batch:"
                  f" {args.stage_batch or max(args.batch_size * 8, 64)}, write_batch:"
                  f" {args.write_batch}, scorers: {scorers}")
+        if "writers" in ClassifierSettings.model_fields:  # PostgreSQL's batches side by side
+            stage += f", writers: {writers}"
     config = folder / f"config-{time.monotonic_ns()}.yaml"
     config.write_text(
         f"storage: {{{storage}}}\nmetrics: {{port: null}}\n"
@@ -235,7 +239,8 @@ def bench(args: argparse.Namespace) -> list[str]:
         f"{args.batch_size}, stage_batch {stage_batch}, write_batch {args.write_batch}; "
         f"{cores} CPU cores; load average {os.getloadavg()[0]:.2f}; model load {load_s:.1f} s; "
         f"{time.strftime('%Y-%m-%d %H:%M')}",
-        f"{'engine':<11} {'way':<10} {'scorers':>7} {'posts':>8} {'seconds':>8} {'posts/s':>9}",
+        f"{'engine':<11} {'way':<10} {'scorers':>7} {'writers':>7} {'posts':>8} {'seconds':>8}"
+        f" {'posts/s':>9}",
     ]
     print("\n".join(out), flush=True)
     with tempfile.TemporaryDirectory(prefix="classify-bench-") as tmp:
@@ -255,14 +260,15 @@ def bench(args: argparse.Namespace) -> list[str]:
                     else PostgresCopies(server, texts, count))
                 print(f"  ({engine}: {count} posts loaded in {time.perf_counter() - started:.1f}"
                       " s, not timed)", file=sys.stderr, flush=True)
-                for way, scorers, interval in row_plan(args):
+                for way, scorers, writers, interval in row_plan(args):
                     with switch_interval(interval):
-                        done, seconds = run_row(copies.new(), args, model, folder, way, scorers)
+                        done, seconds = run_row(copies.new(), args, model, folder, way, scorers,
+                                                writers)
                     if done != count:
                         raise SystemExit(f"{engine} {way}: scored {done} of {count} posts")
                     label = way if interval is None else f"{way} switch {interval * 1000:g} ms"
-                    line = (f"{engine:<11} {label:<10} {scorers:>7} {done:>8} {seconds:>8.2f}"
-                            f" {done / seconds:>9,.0f}")
+                    line = (f"{engine:<11} {label:<10} {scorers:>7} {writers:>7} {done:>8}"
+                            f" {seconds:>8.2f} {done / seconds:>9,.0f}")
                     print(line, flush=True)
                     out.append(line)
     out.append(f"load average at the end {os.getloadavg()[0]:.2f}")
@@ -270,12 +276,14 @@ def bench(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def row_plan(args: argparse.Namespace) -> list[tuple[str, int, float | None]]:
-    """(way, scorers, switch interval or None for the default) of each row, in order: every
-    way, then the pipelined ones again at each ``--switch-interval``."""
+def row_plan(args: argparse.Namespace) -> list[tuple[str, int, int, float | None]]:
+    """(way, scorers, writers, switch interval or None for the default) of each row, in
+    order: every way, then the pipelined ones again at each ``--switch-interval``."""
     ways = args.ways if pipelining() else ["in-turn"]
-    plain = [(way, n, None) for way in ways for n in (args.scorers if way == "pipelined" else [1])]
-    return plain + [(way, n, s) for s in args.switch_interval for way, n, _ in plain
+    plain = [(way, n, w, None) for way in ways
+             for n in (args.scorers if way == "pipelined" else [1])
+             for w in (args.writers if way == "pipelined" else [1])]
+    return plain + [(way, n, w, s) for s in args.switch_interval for way, n, w, _ in plain
                     if way == "pipelined"]
 
 
@@ -307,6 +315,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         choices=["in-turn", "pipelined"])
     parser.add_argument("--scorers", type=int, nargs="+", default=[1, 2],
                         help="model threads of the pipelined rows")
+    parser.add_argument("--writers", type=int, nargs="+", default=[1],
+                        help="writer threads of the pipelined rows (classifier.writers)")
     parser.add_argument("--model", default="default", choices=["default", "stub"])
     parser.add_argument("--stub-us", type=float, default=0.0,
                         help="stub model: microseconds a post, slept (GIL released)")

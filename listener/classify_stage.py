@@ -13,7 +13,9 @@ Two ways through, the same scores either way:
   connections: a *reader* thread reads (or claims) the next batch on a connection of its own
   while *scorer* threads (``scorers``, one by default) run the model on the current ones, and
   the calling thread saves the scores on the caller's connection, several batches in one
-  transaction (up to ``write_size`` posts, or what :data:`WRITE_SECONDS` brought). On a GPU
+  transaction (up to ``write_size`` posts, or what :data:`WRITE_SECONDS` brought), or hands
+  each transaction to one of ``writers`` threads with connections of their own (PostgreSQL
+  writes batches of scores side by side, so several server processes share the writing). On a GPU
   the device, the tokeniser and the database then work at once instead of by turns. The
   queues between them hold a batch or two (:data:`WRITE_QUEUE`), so memory stays a few
   batches deep; ``stop`` is looked at before each read and each batch scored; ``on_batch``
@@ -61,7 +63,7 @@ def classify(
     db: Db, classifier: LanguageRouter, clock: Clock, *, batch_size: int = 256,
     stop: threading.Event | None = None, on_batch: Callable[[int], None] | None = None,
     owner: str | None = None, connect: Callable[[], Db] | None = None,
-    write_size: int | None = None, scorers: int = 1, after: int = 0,
+    write_size: int | None = None, scorers: int = 1, after: int = 0, writers: int = 1,
 ) -> int:
     """Score every post this model version has not scored yet, each with the model for its
     language; ``on_batch(scored so far)`` after each saved transaction feeds a terminal's
@@ -71,22 +73,25 @@ def classify(
     ``connect`` (a new connection to the same database) allows the pipelined way (module
     docstring) once a read fills ``batch_size``; ``write_size`` (default ``batch_size``) is the
     most posts saved in one transaction there, and ``scorers`` the threads calling the model at
-    once (the model must then be thread-safe, as the bundled ones are).
+    once (the model must then be thread-safe, as the bundled ones are); ``writers`` the
+    threads saving transactions at once, each on a connection of its own (more than one only
+    helps on PostgreSQL; SQLite writes one transaction at a time).
 
     ``after``: posts with this id or a lower one are never read, whatever they lack. A model
     promoted from reviewers' corrections records such a floor
     (``classifiers.model_store.rescore_floor``): its new version re-scores the recent posts and
     the unscored ones, not the whole history (which, read oldest first, would hold every new
     post back until millions of old ones were done)."""
-    if batch_size < 1 or scorers < 1:
-        raise ValueError(f"batch_size and scorers must be at least 1: {batch_size}, {scorers}")
+    if batch_size < 1 or scorers < 1 or writers < 1:
+        raise ValueError("batch_size, scorers and writers must be at least 1: "
+                         f"{batch_size}, {scorers}, {writers}")
     stage = _Stage(db, classifier, clock, batch_size, owner, after)
     if stop is not None and stop.is_set():
         return 0
     first = stage.read(db, after)
     if connect is not None and len(first) >= batch_size:
         return _Pipeline(stage, first, connect, stop, on_batch,
-                         max(write_size or batch_size, 1), scorers).run()
+                         max(write_size or batch_size, 1), scorers, writers).run()
     return _in_turn(stage, first, stop, on_batch)
 
 
@@ -118,16 +123,19 @@ class _Stage:
         return [(post.id, _score(p, self.classifier), None)
                 for post, p in zip(posts, predictions, strict=True)]
 
-    def save(self, rows: list[ScoreRow]) -> int:
-        """One transaction of scores, then their claims released; how many were new."""
-        saved = store.save_scores(self.db, rows, self.clock())
+    def save(self, rows: list[ScoreRow], conn: Db | None = None) -> int:
+        """One transaction of scores, then their claims released; how many were new.
+        ``conn``: a writer thread's own connection (default the stage's)."""
+        conn = conn or self.db
+        saved = store.save_scores(conn, rows, self.clock())
         if self.owner is not None:
-            self.release([pid for pid, _, _ in rows])
+            self.release([pid for pid, _, _ in rows], conn)
         return saved
 
-    def release(self, post_ids: list[int]) -> None:
+    def release(self, post_ids: list[int], conn: Db | None = None) -> None:
         if self.owner is not None and post_ids:
-            claims.release_scored(self.db, self.name, self.version, post_ids, self.owner)
+            claims.release_scored(conn or self.db, self.name, self.version, post_ids,
+                                  self.owner)
 
 
 def _in_turn(stage: _Stage, posts: list[Unscored], stop: threading.Event | None,
@@ -149,9 +157,13 @@ class _Pipeline:
 
     def __init__(self, stage: _Stage, first: list[Unscored], connect: Callable[[], Db],
                  stop: threading.Event | None, on_batch: Callable[[int], None] | None,
-                 write_size: int, scorers: int) -> None:
+                 write_size: int, scorers: int, writers: int = 1) -> None:
         self.stage, self.connect, self.stop, self.on_batch = stage, connect, stop, on_batch
-        self.write_size, self.scorers = write_size, scorers
+        self.write_size, self.scorers, self.writers = write_size, scorers, writers
+        # transactions for the writer threads (``writers`` > 1), and whether any is left
+        self.to_save: queue.Queue[list[ScoreRow] | object] = queue.Queue(maxsize=writers)
+        self.savers_gone = threading.Event()
+        self.savers_alive = 0
         self.to_score: queue.Queue[list[Unscored] | object] = queue.Queue(maxsize=scorers)
         self.to_write: queue.Queue[list[ScoreRow] | object] = queue.Queue(maxsize=WRITE_QUEUE)
         self.halt = threading.Event()  # stopped or failed somewhere: read and score no more
@@ -169,13 +181,22 @@ class _Pipeline:
                                     name="classify-read", daemon=True)]
         threads += [threading.Thread(target=self._score, name=f"classify-score-{n}",
                                      daemon=True) for n in range(self.scorers)]
-        for thread in threads:
+        savers = [threading.Thread(target=self._saver, name=f"classify-write-{n}", daemon=True)
+                  for n in range(self.writers)] if self.writers > 1 else []
+        self.savers_alive = len(savers)
+        for thread in (*threads, *savers):
             thread.start()
         try:
             self._write(threads[1:])
         except BaseException as exc:
             self._fail(exc)
         finally:
+            for _ in savers:  # each saves what it was handed, then ends
+                self._put(self.to_save, _END, self.savers_gone)
+            for thread in savers:
+                thread.join()
+            if savers and self.on_batch is not None:
+                self.on_batch(self.done)
             self.writer_gone.set()  # whatever still runs stops at its next batch
             self.halt.set()
             for thread in threads:
@@ -256,11 +277,45 @@ class _Pipeline:
                 pending = []
 
     def _save(self, rows: list[ScoreRow]) -> None:
-        self.done += self.stage.save(rows)
-        with self.lock:
-            self.held.difference_update(pid for pid, _, _ in rows)
+        """One transaction: saved here, or handed to a writer thread (then ``on_batch`` is
+        told what the writers saved so far, one transaction behind)."""
+        if self.writers > 1:
+            self._put(self.to_save, rows, self.savers_gone)  # dropped only if every one failed
+        else:
+            saved = self.stage.save(rows)
+            with self.lock:
+                self.done += saved
+                self.held.difference_update(pid for pid, _, _ in rows)
         if self.on_batch is not None:
             self.on_batch(self.done)
+
+    def _saver(self) -> None:
+        """A writer thread: saves the transactions it is handed on a connection of its own;
+        a failure halts the stage, and the other writers save what is still handed over."""
+        conn = None
+        try:
+            conn = self.connect()
+            while True:
+                rows = self.to_save.get()
+                if rows is _END:
+                    break
+                assert isinstance(rows, list)
+                saved = self.stage.save(rows, conn)
+                with self.lock:
+                    self.done += saved
+                    self.held.difference_update(pid for pid, _, _ in rows)
+        except BaseException as exc:
+            self._fail(exc)
+        finally:
+            with self.lock:
+                self.savers_alive -= 1
+                if self.savers_alive == 0:
+                    self.savers_gone.set()
+            if conn is not None:
+                try:
+                    conn.close()
+                except Exception:  # noqa: BLE001 (closing a broken connection: nothing to do)
+                    log.debug("classify writer: closing its connection failed", exc_info=True)
 
     # -- between the threads --
 

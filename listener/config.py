@@ -119,6 +119,10 @@ class ClassifierSettings(_Strict):
     scorers: int = Field(
         1, ge=1, le=16, description="classify stage: threads calling the model at once; 2 on a "
         "GPU tokenises one batch while the device scores the other")
+    writers: int = Field(
+        1, ge=1, le=16, description="classify stage, pipelined: threads saving transactions of "
+        "scores at once, each on a connection of its own; 2-4 on PostgreSQL, where batches of "
+        "scores are written side by side (SQLite writes one at a time: 1)")
 
     @field_validator("models")
     @classmethod

@@ -271,7 +271,7 @@ class Runtime:
             db, self.classifier, self.clock, batch_size=size, stop=self.stop,
             on_batch=self._classified, owner=self.worker if self.shared else None,
             connect=self.db if pipelined else None, write_size=settings.write_batch,
-            scorers=settings.scorers, after=floor))
+            scorers=settings.scorers, after=floor, writers=settings.writers))
 
     def _classified(self, done: int) -> None:
         self.beat()

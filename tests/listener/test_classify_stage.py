@@ -217,6 +217,57 @@ def test_two_scorer_threads_store_the_same_scores(engine: Engine) -> None:
     assert {"classify-score-0", "classify-score-1"} <= model.threads
 
 
+def test_writer_threads_store_the_same_scores(engine: Engine) -> None:
+    """Transactions handed to three writer threads, each on a connection of its own (on
+    PostgreSQL they run side by side): the same rows as one writer, every claim given back,
+    progress told on the calling thread up to the whole backlog."""
+    results = []
+    for writers in (1, 3):
+        db, connect = engine.new()
+        add_posts(db, 450)
+        before = engine.connections
+        progress: list[tuple[int, str]] = []
+        assert classify(db, routed(Hashed()), lambda: NOW, batch_size=30, connect=connect,
+                        write_size=60, writers=writers,
+                        owner="w1" if engine.kind == "postgresql" else None,
+                        on_batch=lambda n, seen=progress: seen.append(
+                            (n, threading.current_thread().name))) == 450
+        assert engine.connections - before == 1 + (writers if writers > 1 else 0)
+        assert progress[-1][0] == 450
+        assert [n for n, _ in progress] == sorted(n for n, _ in progress)
+        assert {name for _, name in progress} == {threading.current_thread().name}
+        assert leases_left(db) == 0 and not stage_threads()
+        results.append(stored(db))
+    assert results[0] == results[1]
+
+
+def test_a_failing_writer_thread_fails_the_stage_and_gives_the_claims_back(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    db, connect = engine.new()
+    add_posts(db, 500)
+    owner = "w1" if engine.kind == "postgresql" else None
+    real = store.save_scores
+    calls = []
+
+    def save(*args: Any, **kwargs: Any) -> int:
+        calls.append(1)
+        if len(calls) == 2:
+            raise StorageError("database is busy or read-only: disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "save_scores", save)
+    with pytest.raises(StorageError, match="disk full"):
+        classify(db, routed(Hashed()), lambda: NOW, batch_size=50, connect=connect,
+                 owner=owner, write_size=50, writers=2)
+    saved = len(stored(db))
+    assert 50 <= saved < 500 and saved % 50 == 0
+    assert not stage_threads() and leases_left(db) == 0
+    monkeypatch.setattr(store, "save_scores", real)
+    assert classify(db, routed(Hashed()), lambda: NOW, batch_size=50, connect=connect,
+                    owner=owner) == 500 - saved
+
+
 def test_a_small_workload_is_scored_by_turns_without_threads(tmp_path: Path) -> None:
     """The daemon's minute brings a few dozen posts: no reader thread, no extra connection."""
     engine = Engine("sqlite", tmp_path, None)
@@ -352,7 +403,8 @@ def test_scores_wait_at_most_write_seconds_for_their_transaction(
 def test_the_runtime_pipelines_a_backlog_with_the_configured_sizes(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text(
         "storage: {path: listener.db}\nmetrics: {port: null}\n"
-        "classifier: {pipelined: true, stage_batch: 25, write_batch: 60, scorers: 2}\n"
+        "classifier: {pipelined: true, stage_batch: 25, write_batch: 60, scorers: 2,"
+        " writers: 2}\n"
         "sources: []\nrules: []\ndestinations: []\n")
     config = load_config(tmp_path / "config.yaml", environ={})
     model = Hashed()
@@ -365,7 +417,7 @@ def test_the_runtime_pipelines_a_backlog_with_the_configured_sizes(tmp_path: Pat
     assert runtime.run_classify() == 300
     assert len(stored(db)) == 300
     counts = [count for event, stage, _, count in events if (event, stage) == ("batch", "classify")]
-    assert counts[-1] == 300 and len(counts) <= 300 // 60 + 2
+    assert counts[-1] == 300 and len(counts) <= 300 // 60 + 3  # + the writers' final count
     assert {"classify-score-0", "classify-score-1"} <= model.threads
     run = db.execute("SELECT status, items FROM runs WHERE stage = 'classify'").fetchone()
     assert tuple(run) == ("ok", 300)
@@ -376,8 +428,8 @@ def test_stage_settings_default_to_todays_batches() -> None:
     from listener.config import ClassifierSettings
 
     settings = ClassifierSettings()
-    assert (settings.pipelined, settings.stage_batch, settings.write_batch, settings.scorers) \
-        == (None, None, None, 1)
+    assert (settings.pipelined, settings.stage_batch, settings.write_batch, settings.scorers,
+            settings.writers) == (None, None, None, 1, 1)
 
 
 @pytest.mark.parametrize(("settings", "driver", "pipelined"), [
@@ -422,13 +474,15 @@ def test_the_bench_times_both_ways_on_a_small_backlog(tmp_path: Path,
     data.write_text("id\tlabel\ttext\n" + "".join(f"{i}\tneutral\t{TEXTS[i % len(TEXTS)]}\n"
                                                   for i in range(20)))
     assert bench.main(["--data", str(data), "--model", "stub", "--posts", "300", "--engines",
-                       "sqlite", "--batch-size", "8", "--write-batch", "100",
-                       "--switch-interval", "0.0005"]) == 0
+                       "sqlite", "--batch-size", "8", "--write-batch", "100", "--writers", "1",
+                       "2", "--switch-interval", "0.0005"]) == 0
     out = capsys.readouterr().out
     assert "device cpu (stub model)" in out and "stage_batch 64, write_batch 100" in out
     rows = [line.split() for line in out.splitlines() if line.startswith("sqlite ")]
-    assert [(r[1], r[2], r[3]) for r in rows[:3]] == [
-        ("in-turn", "1", "300"), ("pipelined", "1", "300"), ("pipelined", "2", "300")]
-    assert [" ".join(r[1:7]) for r in rows[3:]] == [
-        "pipelined switch 0.5 ms 1 300", "pipelined switch 0.5 ms 2 300"]
+    assert [tuple(r[1:5]) for r in rows[:5]] == [
+        ("in-turn", "1", "1", "300"), ("pipelined", "1", "1", "300"),
+        ("pipelined", "1", "2", "300"), ("pipelined", "2", "1", "300"),
+        ("pipelined", "2", "2", "300")]
+    assert [" ".join(r[1:8]) for r in rows[5:]] == [
+        f"pipelined switch 0.5 ms {n} {w} 300" for n in (1, 2) for w in (1, 2)]
     assert sys.getswitchinterval() == pytest.approx(0.005)  # given back
