@@ -234,3 +234,19 @@ def test_score_batches_and_pages_side_by_side_leave_every_count_exact(
     assert watch.execute("SELECT count(*) FROM posts WHERE duplicate_of IS NOT NULL"
                          ).fetchone()[0] > 0
     _exact(watch)
+
+
+def test_the_score_writes_bench_runs_every_row(pg_server: Server,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """bench/score_writes.py (issue 17's PostgreSQL write figures), small, so it cannot rot:
+    every row runs and checks that every score and count landed."""
+    from bench import score_writes
+
+    assert score_writes.main(["--posts", "300", "--batch", "100", "--writers", "1", "2",
+                              "--url", pg_server.url]) == 0
+    rows = [(line[:14].strip(), *line[14:].split()) for line in
+            capsys.readouterr().out.splitlines() if line.startswith(("one at", "side by"))]
+    assert [r[:3] for r in rows] == [
+        ("one at a time", "third", "1"), ("side by side", "third", "1"),
+        ("side by side", "third", "2"), ("one at a time", "all", "1"),
+        ("side by side", "all", "1"), ("side by side", "all", "2")]

@@ -1,0 +1,180 @@
+"""Scores written into PostgreSQL: ``storage.db.save_scores`` alone, from 1 to N writers.
+
+    python bench/score_writes.py [--posts 40000] [--batch 8192] [--writers 1 2 3]
+        [--queued third all] [--url postgresql://…]
+
+What a classify worker's database writes cost, without the model or the stage around them:
+``--posts`` English posts (TweetEval validation tweets, each a post of its own) stored
+beforehand, not timed; then every post's score written by ``--writers`` threads, each with a
+connection of its own, taking batches of ``--batch`` in turn. ``--queued``: ``third`` — a
+third of the scores negative, so a third of the posts enter the triage queue (a queue row and
+its search document each), as with real tweets; ``all`` — every one (the worst case).
+
+Rows, each on a fresh copy of the loaded database:
+
+* ``side by side`` — today's ``save_scores``: batches under the shared write lock, their
+  rollup moves left pending and folded when no write is in flight (migration pg012);
+* ``one at a time`` — the way before pg012, for comparison: each batch under the exclusive
+  write lock, the rollup cells moved in place by the statement itself.
+
+Prints the server's version, the machine's cores and load, then scores/s and µs of wall time
+per score for each row, and checks every score and every rollup count landed (the cells plus
+what is still pending: nothing is). The server is a throwaway cluster
+(:class:`tests.pg_server.Server`) unless ``--url`` names one to create databases in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.classify_stage import postgres  # noqa: E402 (the checkout's root, above)
+
+NOW = datetime(2026, 12, 6, 12, tzinfo=UTC)
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sentiment" / "val.tsv"
+LABELS = ("negative", "neutral", "positive")
+
+
+def _texts(path: Path) -> list[str]:
+    rows = [line.rstrip("\n").split("\t") for line in path.read_text().splitlines()[1:]]
+    return [row[2] for row in rows if len(row) >= 3 and row[2]]
+
+
+def _load(server: Any, texts: list[str], count: int) -> str:
+    """A database of ``count`` unscored posts; its name, to copy as a template."""
+    from listener.core.models import Page, Post
+    from storage.db import open_db, store_page
+
+    url = server.new_database()
+    db = open_db(url)
+    for start in range(0, count, 1000):
+        store_page(db, "bench", Page([Post("x", str(i), texts[i % len(texts)], NOW,
+                                           source="bench", brand="acme", lang="en")
+                                      for i in range(start, min(start + 1000, count))]), NOW)
+    db.execute("VACUUM ANALYZE posts")
+    db.close()
+    return url.partition("?")[0].rsplit("/", 1)[1]
+
+
+def _copy(server: Any, template: str, n: int) -> str:
+    import psycopg
+
+    name = f"{template}_{n}"
+    with psycopg.connect(server.url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name} TEMPLATE {template}".encode())
+    return str(server.database_url(name))
+
+
+def _one_at_a_time(db: Any, rows: list[tuple[Any, ...]]) -> int:
+    """The write before pg012: exclusive lock, no setting, so the cells move in place."""
+    from storage import db as store
+    from storage.tx import immediate
+
+    with immediate(db):
+        return store.insert_columns(db, store._INSERT_SCORES_PG, rows,  # noqa: SLF001
+                                    len(store._SCORE_COLUMNS))  # noqa: SLF001
+
+
+def run_row(url: str, way: str, queued: str, writers: int, batch: int) -> tuple[int, float]:
+    """(scores written, seconds) of one row; checks what landed."""
+    from listener.core.models import Score
+    from storage import db as store
+    from storage.db import open_db
+
+    conns = [open_db(url) for _ in range(writers)]
+    ids = [int(r[0]) for r in conns[0].execute("SELECT id FROM posts ORDER BY id").fetchall()]
+    scores = [(i, Score("negative" if queued == "all" else LABELS[i % 3], 0.8, 0.1, 0.1, 0.2,
+                        "bench", "1", "en"), None) for i in ids]
+    batches = [scores[s:s + batch] for s in range(0, len(scores), batch)]
+    errors: list[BaseException] = []
+
+    def write(k: int) -> None:
+        try:
+            for part in batches[k::writers]:
+                if way == "side by side":
+                    store.save_scores(conns[k], part, NOW)
+                else:
+                    rows = [(pid, s.model, s.model_version, s.sentiment, s.p_negative,
+                             s.p_neutral, s.p_positive, s.urgency, s.lang, 1, None,
+                             NOW.isoformat()) for pid, s, _ in part]
+                    _one_at_a_time(conns[k], rows)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(writers)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    _check(conns[0], len(ids), queued)
+    for conn in conns:
+        conn.close()
+    return len(ids), seconds
+
+
+def _check(db: Any, count: int, queued: str) -> None:
+    from storage import rollups
+
+    scored = db.execute("SELECT count(*) FROM scores").fetchone()[0]
+    cells = db.execute(f"SELECT sum(n) FROM {rollups.cells(db, 'post_days')} c"  # noqa: S608
+                       " WHERE sentiment <> 'unscored'").fetchone()[0]
+    queue = db.execute("SELECT count(*) FROM triage").fetchone()[0]
+    want_queue = count if queued == "all" else len([i for i in range(count) if i % 3 == 0])
+    if scored != count or cells != count or abs(queue - want_queue) > 1:
+        raise SystemExit(f"landed: {scored} scores, {cells} counted, {queue} queued of {count}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--posts", type=int, default=40_000)
+    parser.add_argument("--batch", type=int, default=8192, help="scores a transaction")
+    parser.add_argument("--writers", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--queued", nargs="+", default=["third", "all"],
+                        choices=["third", "all"])
+    parser.add_argument("--ways", nargs="+", default=["one at a time", "side by side"],
+                        choices=["one at a time", "side by side"])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--url", default=None)
+    args = parser.parse_args(argv)
+    texts = _texts(args.data)
+    with postgres(args.url) as server:
+        if server is None:
+            raise SystemExit("no PostgreSQL server here (no pg_ctl on PATH or in"
+                             " /usr/lib/postgresql, or it did not start; no --url)")
+        template = _load(server, texts, args.posts)
+        import psycopg
+
+        with psycopg.connect(server.url) as conn:
+            version = conn.execute("SHOW server_version").fetchone()[0]
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        print(f"PostgreSQL {version}; {cores} CPU cores; load average {os.getloadavg()[0]:.2f};"
+              f" {args.posts} posts, batches of {args.batch}; {time.strftime('%Y-%m-%d %H:%M')}")
+        print(f"{'way':<14} {'queued':<6} {'writers':>7} {'scores/s':>9} {'µs/score':>9}")
+        n = 0
+        for queued in args.queued:
+            for way in args.ways:
+                for writers in args.writers if way == "side by side" else [1]:
+                    n += 1
+                    done, seconds = run_row(_copy(server, template, n), way, queued, writers,
+                                            args.batch)
+                    print(f"{way:<14} {queued:<6} {writers:>7} {done / seconds:>9,.0f}"
+                          f" {seconds / done * 1e6:>9.1f}", flush=True)
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
