@@ -10,6 +10,12 @@ Why rows and not PostgreSQL's advisory or row locks: a lease must outlive one tr
 (sending an alert takes seconds, and holding a transaction across it would hold the write lock
 every worker shares), must be visible to ``listener status`` (who holds what, which are stale),
 and must mean the same on SQLite, where one process holds them all.
+
+On PostgreSQL a batch is taken (or given back) by one statement that decides each name by its
+row alone (the upsert's condition, names in one order), so it takes the write lock shared
+(:func:`storage.tx.immediate`): a classify worker claiming its next batch does not wait for
+the score batches and pages in flight, nor they for it. Inside a caller's transaction (claiming
+alert groups) it runs under that transaction's lock.
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ def take_many(db: Db, names: Sequence[str], owner: str, now: datetime,
     stamp, until = to_iso(now), to_iso(now + timedelta(seconds=seconds))
     if dialect(db) == POSTGRESQL:
         unique = list(dict.fromkeys(names))  # a name twice would update its row twice: refused
-        with immediate(db):
+        with immediate(db, shared=True):  # one statement, safe beside any other (docstring)
             won = {r[0] for r in db.execute(_TAKE_ALL_PG, [owner, until, stamp, unique])}
         return [name for name in names if name in won]
     with immediate(db):
@@ -74,7 +80,7 @@ def release(db: Db, names: Sequence[str], owner: str) -> int:
     if not names:
         return 0
     if dialect(db) == POSTGRESQL:
-        with immediate(db):
+        with immediate(db, shared=True):
             return max(int(db.execute(_RELEASE_ALL_PG, [owner, list(names)]).rowcount), 0)
     with immediate(db):
         cur = db.conn.executemany("DELETE FROM leases WHERE name = ? AND owner = ?",

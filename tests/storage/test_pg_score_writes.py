@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from listener.core.models import Page, Post, Score
-from storage import rollups
+from storage import claims, rollups
 from storage.db import open_db, save_scores, store_page
 from tests.pg_server import Server
 from tests.storage.pg_threads import in_thread, wait_for_lock
@@ -167,6 +167,28 @@ def test_a_score_batch_in_flight_holds_up_no_other_and_counts_stay_exact(
     _exact(watch)
     assert watch.execute("SELECT sentiment, n FROM post_days ORDER BY 1").fetchall() == [
         ("negative", 2), ("neutral", 1), ("positive", 1)]
+
+
+def test_a_worker_claims_its_next_batch_while_a_score_batch_is_in_flight(
+    conns: Callable[[], Any],
+) -> None:
+    """Taking leases is one upsert that decides each name by its row: behind the exclusive
+    write lock a classify worker's next claim waited for every score batch in flight."""
+    watch, lock = conns(), conns()
+    ids = _stored(watch, 6)
+    lock.conn.execute("BEGIN")
+    lock.execute("SELECT 1 FROM posts WHERE id = ? FOR NO KEY UPDATE", [ids[1]])
+    first = in_thread(conns(), lambda db: save_scores(
+        db, [(ids[0], _score("negative"), None), (ids[1], _score("positive"), None)], NOW))
+    wait_for_lock(watch, first.pid, "the batch")
+    claim = in_thread(conns(), lambda db: claims.posts_to_score(
+        db, "m", "1", 3, "w2", NOW, 60, after=ids[1]))
+    claim.thread.join(5)  # well within the batch's lock timeout (10 s)
+    assert not claim.thread.is_alive(), "the claim waited for the score batch in flight"
+    assert claim.errors == [] and [p.id for p in claim.result[0]] == ids[2:5]
+    lock.conn.execute("ROLLBACK")
+    first.thread.join(20)
+    assert first.errors == [] and first.result == [2]
 
 
 def test_a_score_batch_ended_by_a_deadlock_is_saved_again(
