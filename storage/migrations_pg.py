@@ -58,8 +58,9 @@ UPDATE``: foreign-key checks, which take ``KEY SHARE``, are not blocked), then r
 COMMITTED each statement of the function sees what the other transaction committed. A score
 whose post already has a newer (higher id) score changes nothing: sequences hand out ids before
 the lock is taken, and the newest score is the current one. The rollups' shared cells are hot
-rows, as SQLite's single writer made them: concurrent ingest and scoring transactions wait on
-each other there and may deadlock (PostgreSQL aborts one; the next run retries it).
+rows, as SQLite's single writer made them: concurrent writers wait on each other there (since
+pg012 score batches written side by side leave their moves pending instead, and a page or batch
+PostgreSQL ends to break a deadlock runs again).
 Since pg005 (:mod:`storage.migrations_pg_bulk`) the triggers on ``posts`` and ``scores`` run
 once per statement over its rows, with the same locks and the same resulting rows; since pg011
 (:mod:`storage.migrations_pg_scores`) the five on ``scores`` are one, ``score_statement``, and
