@@ -1,7 +1,7 @@
 """Scores written into PostgreSQL: ``storage.db.save_scores`` alone, from 1 to N writers.
 
     python bench/score_writes.py [--posts 40000] [--batch 8192] [--writers 1 2 3]
-        [--queued third all] [--url postgresql://…]
+        [--queued third all] [--pages N] [--url postgresql://…]
 
 What a classify worker's database writes cost, without the model or the stage around them:
 ``--posts`` English posts (TweetEval validation tweets, each a post of its own) stored
@@ -16,6 +16,11 @@ Rows, each on a fresh copy of the loaded database:
   rollup moves left pending and folded when no write is in flight (migration pg012);
 * ``one at a time`` — the way before pg012, for comparison: each batch under the exclusive
   write lock, the rollup cells moved in place by the statement itself.
+* ``beside pages`` (``--pages N``, after the rows above) — today's way again, while ``N``
+  collect threads store as many new posts as there are scores, in pages of 1,000, a tenth of
+  each page stored posts found again for another brand (the page adds a brand to a post a
+  batch may be scoring) and 5 % cross-posts (links): the two kinds of writers side by side. Also printed: new posts/s, and how many transactions PostgreSQL ended
+  to break a deadlock (run again; logged by ``storage.tx``).
 
 Prints the server's version, the machine's cores and load, then scores/s and µs of wall time
 per score for each row, and checks every score and every rollup count landed (the cells plus
@@ -58,7 +63,8 @@ def _load(server: Any, texts: list[str], count: int) -> str:
     db = open_db(url)
     for start in range(0, count, 1000):
         store_page(db, "bench", Page([Post("x", str(i), texts[i % len(texts)], NOW,
-                                           source="bench", brand="acme", lang="en")
+                                           source="bench", brand="acme", author=f"user{i}",
+                                           lang="en")
                                       for i in range(start, min(start + 1000, count))]), NOW)
     db.execute("VACUUM ANALYZE posts")
     db.close()
@@ -84,14 +90,16 @@ def _one_at_a_time(db: Any, rows: list[tuple[Any, ...]]) -> int:
                                     len(store._SCORE_COLUMNS))  # noqa: SLF001
 
 
-def run_row(url: str, way: str, queued: str, writers: int, batch: int) -> tuple[int, float]:
+def run_row(url: str, way: str, queued: str, writers: int, batch: int, *,
+            check: bool = True) -> tuple[int, float]:
     """(scores written, seconds) of one row; checks what landed."""
     from listener.core.models import Score
     from storage import db as store
     from storage.db import open_db
 
     conns = [open_db(url) for _ in range(writers)]
-    ids = [int(r[0]) for r in conns[0].execute("SELECT id FROM posts ORDER BY id").fetchall()]
+    ids = [int(r[0]) for r in conns[0].execute(
+        "SELECT id FROM posts WHERE platform = 'x' ORDER BY id").fetchall()]
     scores = [(i, Score("negative" if queued == "all" else LABELS[i % 3], 0.8, 0.1, 0.1, 0.2,
                         "bench", "1", "en"), None) for i in ids]
     batches = [scores[s:s + batch] for s in range(0, len(scores), batch)]
@@ -119,10 +127,67 @@ def run_row(url: str, way: str, queued: str, writers: int, batch: int) -> tuple[
     seconds = time.perf_counter() - start
     if errors:
         raise errors[0]
-    _check(conns[0], len(ids), queued)
+    if check:
+        _check(conns[0], len(ids), queued)
     for conn in conns:
         conn.close()
     return len(ids), seconds
+
+
+def run_beside_pages(url: str, queued: str, writers: int, batch: int, pages: int,
+                     texts: list[str]) -> tuple[int, int, float, int]:
+    """(scores, new posts, seconds, deadlocks run again) of scores written while ``pages``
+    threads store pages."""
+    import logging
+    import random
+
+    from listener.core.models import Page, Post
+    from storage.db import open_db, store_page
+
+    ended: list[str] = []
+
+    class Count(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            ended.append(record.getMessage())
+
+    handler = Count(logging.WARNING)
+    logging.getLogger("storage.tx").addHandler(handler)
+    db = open_db(url)
+    stored = int(db.execute("SELECT count(*) FROM posts").fetchone()[0])
+    errors: list[BaseException] = []
+
+    def store(k: int) -> None:
+        try:
+            conn, rng = open_db(url), random.Random(k)
+            for p in range(stored // pages // 1000):
+                found = [Post("x", str(rng.randrange(stored)), "found again", NOW,
+                              brand=f"other{k}", also_brands=("acme",), lang="en")
+                         for _ in range(100)]
+                new = [Post("r", f"{k}-{p}-{n}", f"{texts[rng.randrange(len(texts))]} #{k}-{p}-{n}",
+                            NOW, author=f"u{n % 500}", brand=f"other{k}", source=f"s{k}",
+                            lang="en") for n in range(850)]
+                # cross-posts: the same author's text again, on another platform
+                new += [Post("m", f"{k}-{p}-{n}", new[n].text, NOW, author=new[n].author,
+                             brand=f"other{k}", source=f"s{k}", lang="en") for n in range(50)]
+                store_page(conn, f"s{k}", Page(found + new), NOW)
+            conn.close()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=store, args=(k,)) for k in range(pages)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    scored, _ = run_row(url, "side by side", queued, writers, batch, check=False)
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - start
+    logging.getLogger("storage.tx").removeHandler(handler)
+    if errors:
+        raise errors[0]
+    new_posts = int(db.execute("SELECT count(*) FROM posts").fetchone()[0]) - stored
+    db.close()
+    return scored, new_posts, seconds, sum("deadlock" in m for m in ended)
 
 
 def _check(db: Any, count: int, queued: str) -> None:
@@ -146,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         choices=["third", "all"])
     parser.add_argument("--ways", nargs="+", default=["one at a time", "side by side"],
                         choices=["one at a time", "side by side"])
+    parser.add_argument("--pages", type=int, default=0,
+                        help="then the side-by-side rows again beside N threads storing pages")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--url", default=None)
     args = parser.parse_args(argv)
@@ -172,6 +239,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                             args.batch)
                     print(f"{way:<14} {queued:<6} {writers:>7} {done / seconds:>9,.0f}"
                           f" {seconds / done * 1e6:>9.1f}", flush=True)
+        for queued in args.queued if args.pages else []:
+            for writers in args.writers:
+                n += 1
+                done, posts, seconds, ended = run_beside_pages(
+                    _copy(server, template, n), queued, writers, args.batch, args.pages, texts)
+                print(f"{'beside pages':<14} {queued:<6} {writers:>7} {done / seconds:>9,.0f}"
+                      f" {seconds / done * 1e6:>9.1f}  + {posts / seconds:,.0f} new posts/s"
+                      f" ({args.pages} collect threads); deadlocks run again: {ended}",
+                      flush=True)
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
     return 0
 

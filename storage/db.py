@@ -172,12 +172,17 @@ def _link_crossposts(db: Db, after_id: int) -> None:
     )
 
 
+def _several_brands(posts: Sequence[Post]) -> list[Post]:
+    """The posts about more than one brand: their brands are recorded beyond the first."""
+    return [p for p in posts if p.also_brands and len(p.brands) > 1]
+
+
 def _add_extra_brands(db: Db, posts: Sequence[Post]) -> None:
     """Record every brand beyond a post's first, for new posts and already stored ones alike:
     the same post found again by another source's search for another brand is about both."""
     # the first brand too: a post stored earlier may have another
     rows = [(brand, p.platform, p.platform_id, brand)
-            for p in posts if p.also_brands and len(p.brands) > 1 for brand in p.brands]
+            for p in _several_brands(posts) for brand in p.brands]
     if rows:
         db.conn.executemany(
             "INSERT INTO post_extra_brands (post_id, brand) SELECT id, ? FROM posts"
@@ -225,7 +230,11 @@ def _store_page_pg(db: Db, source: str, page: Page, stamp: str, rows: list[Row],
     with immediate(db, shared=True):
         new_ids, failed = _insert_pg(db, rows, bulk=bulk)
         ingest_turn(db)
-        pg_pages.link_crossposts(db, new_ids, CROSSPOST_WINDOW_S)
+        bad = {id(post) for post, _ in failed}
+        # the stored posts the page adds brands to: locked with the twins it links, in id order
+        touched = pg_pages.stored_ids(db, [(p.platform, p.platform_id) for p in _several_brands(
+            [post for post, _ in rows if id(post) not in bad])])
+        pg_pages.link_crossposts(db, new_ids, CROSSPOST_WINDOW_S, touched)
         _page_rest(db, source, page, stamp, rows, refused, failed)
     return len(new_ids)
 

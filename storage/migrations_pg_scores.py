@@ -147,3 +147,40 @@ def pg011_score_statement(conn: psycopg.Connection[Any]) -> None:
     """Replace the five score statement triggers by one (module docstring)."""
     for statement in statements():
         conn.execute(statement.encode())
+
+
+# pg013: the two per-row triggers that count a brand added to a stored post under the post's
+# current label (pg001's post_*_extra_brand) read that label as pg001 wrote it, "ORDER BY id
+# DESC LIMIT 1" over the post's scores: with statistics that make scores look small (a new
+# database, a bulk load not analysed yet) PostgreSQL walks the primary key down from the newest
+# score filtering on the post, reading most of the table for each brand added (90 ms a row
+# beside a busy classify worker, bench/README.md). The same rows, the label found through
+# post_id only, as score_statement finds it.
+_CURRENT_LABEL = (
+    "(SELECT (array_agg(label ORDER BY id DESC))[1] AS label,"
+    " (array_agg(urgent ORDER BY id DESC))[1] AS urgent FROM (SELECT id,"
+    " CASE WHEN language_supported = 0 THEN 'unsupported' ELSE sentiment END AS label,"
+    " (urgency >= 0.5)::integer AS urgent FROM scores WHERE post_id = NEW.post_id) s)"
+)
+
+
+def brand_function(table: str, width: int) -> str:
+    """pg013's ``{table}_brand()``: a brand added to a post counted under its current label."""
+    return (
+        f"CREATE OR REPLACE FUNCTION {table}_brand() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN PERFORM 1 FROM posts WHERE id = NEW.post_id FOR NO KEY UPDATE;"
+        f" INSERT INTO {table} (bucket, brand, source, sentiment, n, urgent)"
+        f" SELECT substr(p.created_at, 1, {width}), NEW.brand, coalesce(p.source, ''),"
+        " coalesce(c.label, 'unscored'), 1, coalesce(c.urgent, 0)"
+        f" FROM posts p CROSS JOIN {_CURRENT_LABEL} c WHERE p.id = NEW.post_id"
+        " ON CONFLICT (bucket, brand, source, sentiment) DO UPDATE SET"
+        f" n = {table}.n + 1, urgent = {table}.urgent + excluded.urgent;"
+        " RETURN NULL; END $$"
+    )
+
+
+def pg013_brand_lookups(conn: psycopg.Connection[Any]) -> None:
+    """The extra-brand triggers read a post's current score through post_id only."""
+    for table, width in (("post_hours_extra", 13), ("post_days_extra", 10)):
+        conn.execute(brand_function(table, width).encode())
+

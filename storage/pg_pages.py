@@ -27,10 +27,11 @@ committed. What pages share is kept safe as follows:
 Locks are always taken in the same order, shared write lock, keys (ascending), rollup cells
 (ascending), ingest turn, so pages never deadlock among themselves. A batch of scores beside
 them takes no cell (its moves are left pending) and locks its posts first, in id order, so the
-only rows a page and a score batch can both wait for are posts: a page that waits for a post a
-score batch holds holds nothing that batch wants (unless it locked two stored posts in
-descending order, linking or adding brands: then PostgreSQL ends the deadlock and
-:func:`storage.db.store_page` or ``save_scores`` runs again).
+only rows a page and a score batch can both wait for are stored posts; and a page locks every
+stored post it is about to change (the later twins it links, the posts it adds brands to)
+first too, in id order, in one statement (:func:`link_crossposts`), so neither ever holds one
+the other wants while waiting for a lower one. (Were PostgreSQL to end either to break a
+deadlock all the same, :func:`storage.db.store_page` and ``save_scores`` run it again.)
 """
 
 from __future__ import annotations
@@ -103,29 +104,59 @@ def unnest_rows(db: Db, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -
 # author (case aside), within the window (%s seconds). The page's posts are read by id, then
 # every post holding one of their text hashes in one index scan (``= ANY``: as a join
 # PostgreSQL planned a sort of every post, 86 ms a page of 1,000; one lookup per post cost a
-# third more, bench/README.md); the later of each pair then points at the first of its
-# earlier twins, unless it points at an earlier one already. Only posts that get a link are
-# written: rewriting a NULL would write the row a second time, with all its index entries.
+# third more, bench/README.md); each pair as the later post and the first of its earlier twins.
 _IDS = "CAST(%b AS bigint[])"
-_LINK = (
+_PAIRS = (
     "WITH mine AS MATERIALIZED (SELECT id, text_hash, lower(author) AS author, created_at"  # noqa: S608
     f" FROM posts WHERE id = ANY({_IDS}) AND text_hash IS NOT NULL AND author IS NOT NULL),"
     " twin AS (SELECT id, text_hash, lower(author) AS author, created_at FROM posts"
-    " WHERE text_hash = ANY(ARRAY(SELECT text_hash FROM mine)) AND author IS NOT NULL),"
-    " pair AS (SELECT greatest(mine.id, twin.id) AS id, min(least(mine.id, twin.id)) AS first"
+    " WHERE text_hash = ANY(ARRAY(SELECT text_hash FROM mine)) AND author IS NOT NULL)"
+    " SELECT greatest(mine.id, twin.id) AS id, min(least(mine.id, twin.id)) AS first"
     " FROM mine JOIN twin ON twin.text_hash = mine.text_hash AND twin.author = mine.author"
     " AND twin.id <> mine.id"
     " AND abs(julianday(twin.created_at) - julianday(mine.created_at)) * 86400 <= %s"
-    " GROUP BY 1)"
-    " UPDATE posts p SET duplicate_of = pair.first FROM pair"
+    " GROUP BY 1"
+)
+# the stored posts a page is about to change, locked in id order (module docstring)
+_LOCK = f"SELECT 1 FROM posts WHERE id = ANY({_IDS}) ORDER BY id FOR NO KEY UPDATE"  # noqa: S608
+# the later of each pair points at the first of its earlier twins, unless it points at an
+# earlier one already. Only posts that get a link are written: rewriting a NULL would write the
+# row a second time, with all its index entries.
+_LINK = (
+    f"UPDATE posts p SET duplicate_of = pair.first FROM unnest({_IDS}, {_IDS})"  # noqa: S608
+    " AS pair (id, first)"
     " WHERE p.id = pair.id AND (p.duplicate_of IS NULL OR p.duplicate_of > pair.first)"
 )
+# the stored posts (not the page's new ones) that some of the page's posts name by key
+_STORED = ("SELECT p.id FROM unnest(CAST(%b AS text[]), CAST(%b AS text[])) AS k (platform,"
+           " platform_id) JOIN posts p ON (p.platform, p.platform_id) = (k.platform,"
+           " k.platform_id)")
 
 
-def link_crossposts(db: Db, new_ids: list[int], window_s: int) -> None:
+def stored_ids(db: Db, keys: Sequence[tuple[str, str]]) -> list[int]:
+    """The ids of the stored posts with these ``(platform, platform_id)`` keys: those a page
+    adds brands to (:func:`storage.db._add_extra_brands`)."""
+    if not keys:
+        return []
+    rows = db.conn.raw.execute(_STORED.encode(), [[k[0] for k in keys], [k[1] for k in keys]])
+    return [int(r[0]) for r in rows]
+
+
+def link_crossposts(db: Db, new_ids: list[int], window_s: int,
+                    touched: Sequence[int] = ()) -> None:
     """Link this page's new posts (``new_ids``) to their first earlier twins, and twins that
     committed before them with higher ids to them (the module docstring says why both); in
-    the ingest turn, so no other page links meanwhile."""
-    if not new_ids:
-        return
-    db.conn.raw.execute(_LINK.encode(), [new_ids, window_s])
+    the ingest turn, so no other page links meanwhile. First every stored post the page will
+    change — those twins and ``touched`` (the posts it adds brands to) — is locked, in id
+    order, in one statement: a batch of scores locks its posts in id order too, so the two
+    never wait for each other both ways."""
+    pairs = []
+    if new_ids:
+        pairs = db.conn.raw.execute(_PAIRS.encode(), [new_ids, window_s]).fetchall()
+    mine = set(new_ids)
+    stored = sorted({int(i) for i, _ in pairs if i not in mine} | set(touched) - mine)
+    if stored:
+        db.conn.raw.execute(_LOCK.encode(), [stored]).fetchall()
+    if pairs:
+        db.conn.raw.execute(_LINK.encode(), [[int(i) for i, _ in pairs],
+                                             [int(f) for _, f in pairs]])

@@ -80,6 +80,34 @@ def test_each_connections_first_score_statement_reads_only_its_posts_scores(
 
 
 
+
+def test_a_brand_added_to_stored_posts_reads_only_their_scores(pg_server: Server) -> None:
+    """pg013: the triggers counting a brand added to a stored post (another source found it
+    for another brand) read the post's current score through post_id only; pg001's ``ORDER BY
+    id DESC LIMIT 1`` walked the primary key down from the newest score while scores looked
+    small to the planner."""
+    url = pg_server.new_database()
+    watch = open_db(url)
+    for start in range(0, POSTS, 1000):
+        store_page(watch, "src-a", Page([
+            Post("x", str(i), f"the app crashed again, ticket {i}", NOW, brand="alpha",
+                 lang="en") for i in range(start, min(start + 1000, POSTS))]), NOW)
+    ids = [int(r[0]) for r in watch.execute("SELECT id FROM posts ORDER BY id").fetchall()]
+    for start in range(0, POSTS, BATCH):
+        _save(watch, ids[start:start + BATCH])
+    page = open_db(url)  # a new session plans the brand triggers now (scores never analysed)
+    before = _fetched(watch)
+    found = [Post("x", str(i), "found again", NOW, brand="beta", also_brands=("alpha",),
+                  lang="en") for i in range(0, POSTS, 64)]
+    store_page(page, "src-b", Page(found), NOW)
+    page.execute("SELECT pg_stat_force_next_flush()")
+    fetched = _fetched(watch) - before
+    assert watch.execute("SELECT count(*) FROM post_extra_brands").fetchone()[0] == len(found)
+    assert watch.execute("SELECT sum(n) FROM post_days_extra").fetchone()[0] == len(found)
+    assert fetched < 16 * len(found), f"{fetched:,} scores fetched for {len(found)} brands"
+    page.close()
+    watch.close()
+
 # -- batches of scores side by side (pg012) ---------------------------------------------------
 
 _RECOUNT = """
@@ -212,6 +240,36 @@ def test_a_score_batch_ended_by_a_deadlock_is_saved_again(
     batch.thread.join(20)
     assert batch.errors == [] and batch.result == [2]
     assert "deadlock" in caplog.text
+    _exact(watch)
+
+
+def test_a_page_adding_brands_beside_a_score_batch_locks_in_id_order(
+    conns: Callable[[], Any], caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A score batch locks its posts in id order; a page finding two of them again for
+    another brand, the higher one first, locked them in its own order: it held the higher
+    while waiting for the lower, which the batch held while waiting for the higher — a
+    deadlock, one of the two ended after a second and run again. The page now locks every
+    stored post it changes first, in id order."""
+    watch, lock = conns(), conns()
+    a, b, c = _stored(watch, 3)
+    lock.conn.execute("BEGIN")  # holds the batch in flight at its second post
+    lock.execute("SELECT 1 FROM posts WHERE id = ? FOR NO KEY UPDATE", [b])
+    batch = in_thread(conns(), lambda db: save_scores(
+        db, [(pid, _score("negative"), None) for pid in (a, b, c)], NOW))
+    wait_for_lock(watch, batch.pid, "the batch")  # holds a, waits for b
+    found = [Post("x", str(n), "found again", NOW, brand="beta", also_brands=("alpha",),
+                  lang="en") for n in (2, 0)]  # c's key first, then a's
+    page = in_thread(conns(), lambda db: store_page(db, "src-b", Page(found), NOW))
+    wait_for_lock(watch, page.pid, "the page")  # waits for a, which the batch holds
+    lock.conn.execute("ROLLBACK")
+    batch.thread.join(20)
+    page.thread.join(20)
+    assert batch.errors == [] and batch.result == [3]
+    assert page.errors == [] and page.result == [0]
+    assert "deadlock" not in caplog.text
+    assert watch.execute("SELECT post_id FROM post_extra_brands ORDER BY 1").fetchall() == [
+        (a,), (c,)]
     _exact(watch)
 
 
