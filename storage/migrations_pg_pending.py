@@ -36,7 +36,7 @@ from typing import Any
 
 import psycopg
 
-from storage.migrations_pg_scores import EXTRA, function, in_place
+from storage.migrations_pg_scores import EXTRA, function, in_place, upsert_cells
 from storage.rollups import FOLD, PENDING, ROLLUPS, SETTING
 
 _C = 'TEXT COLLATE "C"'
@@ -68,22 +68,9 @@ def _rollups() -> str:
 
 
 def _fold_one(table: str) -> str:
-    cell = "(bucket, brand, source, sentiment)"
-    return f"""
-FOR cell IN
-  INSERT INTO {table} (bucket, brand, source, sentiment, n, urgent)
-  SELECT bucket, brand, source, sentiment, sum(n)::integer, sum(urgent)::integer
+    return upsert_cells(table, f"""SELECT bucket, brand, source, sentiment, sum(n)::integer, sum(urgent)::integer
   FROM {PENDING} WHERE rollup = '{table}'
-  GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0 OR sum(urgent) <> 0 ORDER BY 1, 2, 3, 4
-  ON CONFLICT {cell} DO UPDATE SET n = {table}.n + excluded.n,
-                                   urgent = {table}.urgent + excluded.urgent
-  RETURNING bucket, brand, source, sentiment, n
-LOOP
-  IF cell.n = 0 THEN
-    DELETE FROM {table} WHERE {cell} = (cell.bucket, cell.brand, cell.source, cell.sentiment);
-  END IF;
-END LOOP;
-"""
+  GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0 OR sum(urgent) <> 0 ORDER BY 1, 2, 3, 4""")
 
 
 def fold_function() -> str:

@@ -90,19 +90,15 @@ ORDER BY p.id;
 """
 
 
-def _rollup(table: str, width: int, source: str) -> str:
-    """4.: ``source``'s moves summed per cell of ``table`` (buckets ``width`` characters of
-    created_at), upserted in key order; cells left at zero deleted."""
+def upsert_cells(table: str, rows: str) -> str:
+    """``rows`` (bucket, brand, source, sentiment, n, urgent: one per cell, in key order) added
+    into ``table``'s cells; cells left at zero deleted. Shared with the fold of pending moves
+    (:mod:`storage.migrations_pg_pending`)."""
     cell = "(bucket, brand, source, sentiment)"
     return f"""
 FOR cell IN
   INSERT INTO {table} (bucket, brand, source, sentiment, n, urgent)
-  SELECT substr(created_at, 1, {width}), brand, source, sentiment, sum(n)::integer,
-         sum(urgent)::integer
-  FROM (SELECT created_at, brand, source, old_label AS sentiment, -1 AS n,
-               -old_urgent AS urgent FROM unnest({source})
-        UNION ALL SELECT created_at, brand, source, label, 1, urgent FROM unnest({source})) d
-  GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0 OR sum(urgent) <> 0 ORDER BY 1, 2, 3, 4
+  {rows}
   ON CONFLICT {cell} DO UPDATE SET n = {table}.n + excluded.n,
                                    urgent = {table}.urgent + excluded.urgent
   RETURNING bucket, brand, source, sentiment, n
@@ -112,6 +108,17 @@ LOOP
   END IF;
 END LOOP;
 """
+
+
+def _rollup(table: str, width: int, source: str) -> str:
+    """4.: ``source``'s moves summed per cell of ``table`` (buckets ``width`` characters of
+    created_at), upserted in key order; cells left at zero deleted."""
+    return upsert_cells(table, f"""SELECT substr(created_at, 1, {width}), brand, source, sentiment, sum(n)::integer,
+         sum(urgent)::integer
+  FROM (SELECT created_at, brand, source, old_label AS sentiment, -1 AS n,
+               -old_urgent AS urgent FROM unnest({source})
+        UNION ALL SELECT created_at, brand, source, label, 1, urgent FROM unnest({source})) d
+  GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0 OR sum(urgent) <> 0 ORDER BY 1, 2, 3, 4""")
 
 
 def in_place() -> str:

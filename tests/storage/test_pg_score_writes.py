@@ -56,12 +56,8 @@ def test_each_connections_first_score_statement_reads_only_its_posts_scores(
 ) -> None:
     url = pg_server.new_database()
     first = open_db(url)
-    for start in range(0, POSTS, 1000):
-        store_page(first, "bench", Page([
-            Post("x", str(i), f"the app crashed again, ticket {i}", NOW, source="bench",
-                 lang="en") for i in range(start, min(start + 1000, POSTS))]), NOW)
+    ids = _stored(first, POSTS)
     first.execute("ANALYZE posts")  # scores never analysed: empty to the planner
-    ids = [int(r[0]) for r in first.execute("SELECT id FROM posts ORDER BY id").fetchall()]
     others = [open_db(url) for _ in range(3)]
     try:
         before = _fetched(first)
@@ -79,8 +75,6 @@ def test_each_connections_first_score_statement_reads_only_its_posts_scores(
     first.close()
 
 
-
-
 def test_a_brand_added_to_stored_posts_reads_only_their_scores(pg_server: Server) -> None:
     """pg013: the triggers counting a brand added to a stored post (another source found it
     for another brand) read the post's current score through post_id only; pg001's ``ORDER BY
@@ -88,11 +82,7 @@ def test_a_brand_added_to_stored_posts_reads_only_their_scores(pg_server: Server
     small to the planner."""
     url = pg_server.new_database()
     watch = open_db(url)
-    for start in range(0, POSTS, 1000):
-        store_page(watch, "src-a", Page([
-            Post("x", str(i), f"the app crashed again, ticket {i}", NOW, brand="alpha",
-                 lang="en") for i in range(start, min(start + 1000, POSTS))]), NOW)
-    ids = [int(r[0]) for r in watch.execute("SELECT id FROM posts ORDER BY id").fetchall()]
+    ids = _stored(watch, POSTS)
     for start in range(0, POSTS, BATCH):
         _save(watch, ids[start:start + BATCH])
     page = open_db(url)  # a new session plans the brand triggers now (scores never analysed)
