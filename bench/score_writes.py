@@ -159,16 +159,19 @@ def run_beside_pages(url: str, queued: str, writers: int, batch: int, pages: int
     def store(k: int) -> None:
         try:
             conn, rng = open_db(url), random.Random(k)
-            for p in range(stored // pages // 1000):
+            size = max(min(1000, stored // pages), 20)  # pages of 1,000 (fewer if small)
+            for p in range(max(stored // pages // size, 1)):
                 found = [Post("x", str(rng.randrange(stored)), "found again", NOW,
                               brand=f"other{k}", also_brands=("acme",), lang="en")
-                         for _ in range(100)]
-                new = [Post("r", f"{k}-{p}-{n}", f"{texts[rng.randrange(len(texts))]} #{k}-{p}-{n}",
-                            NOW, author=f"u{n % 500}", brand=f"other{k}", source=f"s{k}",
-                            lang="en") for n in range(850)]
+                         for _ in range(size // 10)]
+                new = [Post("r", f"{k}-{p}-{n}",
+                            f"{texts[rng.randrange(len(texts))]} #{k}-{p}-{n}", NOW,
+                            author=f"u{n % 500}", brand=f"other{k}", source=f"s{k}",
+                            lang="en") for n in range(size * 85 // 100)]
                 # cross-posts: the same author's text again, on another platform
                 new += [Post("m", f"{k}-{p}-{n}", new[n].text, NOW, author=new[n].author,
-                             brand=f"other{k}", source=f"s{k}", lang="en") for n in range(50)]
+                             brand=f"other{k}", source=f"s{k}", lang="en")
+                        for n in range(size // 20)]
                 store_page(conn, f"s{k}", Page(found + new), NOW)
             conn.close()
         except BaseException as exc:  # reported below

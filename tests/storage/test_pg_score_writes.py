@@ -313,10 +313,15 @@ def test_the_score_writes_bench_runs_every_row(pg_server: Server,
     from bench import score_writes
 
     assert score_writes.main(["--posts", "300", "--batch", "100", "--writers", "1", "2",
-                              "--url", pg_server.url]) == 0
+                              "--pages", "1", "--url", pg_server.url]) == 0
     rows = [(line[:14].strip(), *line[14:].split()) for line in
-            capsys.readouterr().out.splitlines() if line.startswith(("one at", "side by"))]
+            capsys.readouterr().out.splitlines()
+            if line.startswith(("one at", "side by", "beside"))]
     assert [r[:3] for r in rows] == [
         ("one at a time", "third", "1"), ("side by side", "third", "1"),
         ("side by side", "third", "2"), ("one at a time", "all", "1"),
-        ("side by side", "all", "1"), ("side by side", "all", "2")]
+        ("side by side", "all", "1"), ("side by side", "all", "2"),
+        ("beside pages", "third", "1"), ("beside pages", "third", "2"),
+        ("beside pages", "all", "1"), ("beside pages", "all", "2")]
+    # pages were stored meanwhile, and no write ended in a deadlock
+    assert all(r[6] != "0" and r[-1] == "0" for r in rows[6:]), rows[6:]
