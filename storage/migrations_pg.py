@@ -65,7 +65,9 @@ Since pg005 (:mod:`storage.migrations_pg_bulk`) the triggers on ``posts`` and ``
 once per statement over its rows, with the same locks and the same resulting rows; since pg011
 (:mod:`storage.migrations_pg_scores`) the five on ``scores`` are one, ``score_statement``, and
 since pg012 (:mod:`storage.migrations_pg_pending`) score writes run side by side, leaving
-their rollup moves pending until folded.
+their rollup moves pending until folded; since pg013 the extra-brand triggers find a post's
+current score through ``post_id`` only, as ``score_statement`` does (a plan cached while
+``scores`` looked small could otherwise walk the whole table for each row).
 """
 
 from __future__ import annotations
