@@ -8,9 +8,10 @@
 #
 # Through the device tool (/work/.library/device/README.md), after `prepare`:
 #   run(command="bash bench/gpu_all.sh run", carry=[".gpu"], timeout_s=420)
-# 3.5-4.5 minutes on an H100 machine (16 cores; 200-245 s measured on 2026-12-06 before the
-# switch-interval rows) plus its start (~1 min), so a rerun still fits the 15 minutes; the last
-# lines of its output are the summary.
+# 4-5 minutes on an H100 machine (16 cores; 200-245 s measured on 2026-12-06 before the
+# switch-interval rows, the PostgreSQL writer rows and the score-writes step, which add well under
+# a minute there: ~20 s on this 2-core machine) plus its start (~1 min), so a rerun still fits
+# the 15 minutes; the last lines of its output are the summary.
 #
 # What `run` measures, in this order, each step on its own (one failing stops no other):
 #   1. the machine: nvidia-smi, CPU cores, torch and transformers;
