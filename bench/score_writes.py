@@ -111,10 +111,7 @@ def run_row(url: str, way: str, queued: str, writers: int, batch: int, *,
                 if way == "side by side":
                     store.save_scores(conns[k], part, NOW)
                 else:
-                    rows = [(pid, s.model, s.model_version, s.sentiment, s.p_negative,
-                             s.p_neutral, s.p_positive, s.urgency, s.lang, 1, None,
-                             NOW.isoformat()) for pid, s, _ in part]
-                    _one_at_a_time(conns[k], rows)
+                    _one_at_a_time(conns[k], store.score_values(part, NOW))
         except BaseException as exc:  # reported below
             errors.append(exc)
 

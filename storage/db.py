@@ -422,13 +422,7 @@ def save_scores(
 ) -> int:
     """Insert ``(post_id, score, lang)`` rows (``lang`` None: the score's own ``lang``); a
     re-score by the same model version is ignored."""
-    stamp = to_iso(now)
-    rows = [
-        (pid, s.model, s.model_version, s.sentiment, s.p_negative, s.p_neutral, s.p_positive,
-         s.urgency, lang if lang is not None else s.lang, int(s.language_supported),
-         s.scored_by, stamp)
-        for pid, s, lang in score_rows
-    ]
+    rows = score_values(score_rows, now)
     if dialect(db) == POSTGRESQL:
         saved = again_after_deadlock(db, lambda: _save_scores_pg(db, rows))
         rollups.fold(db)
@@ -443,6 +437,16 @@ def save_scores(
             cur = db.conn.execute(_insert_scores(len(part)), [v for row in part for v in row])
             saved += max(int(cur.rowcount), 0)
         return saved
+
+
+def score_values(score_rows: Sequence[tuple[int, Score, str | None]], now: datetime
+                 ) -> list[tuple[Any, ...]]:
+    """Each ``(post_id, score, lang)`` as the values of a ``scores`` row (:data:`_SCORE_COLUMNS`
+    order), scored at ``now``."""
+    stamp = to_iso(now)
+    return [(pid, s.model, s.model_version, s.sentiment, s.p_negative, s.p_neutral,
+             s.p_positive, s.urgency, lang if lang is not None else s.lang,
+             int(s.language_supported), s.scored_by, stamp) for pid, s, lang in score_rows]
 
 
 def _save_scores_pg(db: Db, rows: list[tuple[Any, ...]]) -> int:

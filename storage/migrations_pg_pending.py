@@ -36,7 +36,7 @@ from typing import Any
 
 import psycopg
 
-from storage.migrations_pg_scores import EXTRA, function, in_place, upsert_cells
+from storage.migrations_pg_scores import EXTRA, function, in_place, signed_moves, upsert_cells
 from storage.rollups import FOLD, PENDING, ROLLUPS, SETTING
 
 _C = 'TEXT COLLATE "C"'
@@ -52,9 +52,7 @@ def _pending(source: str) -> str:
 INSERT INTO {PENDING} (rollup, bucket, brand, source, sentiment, n, urgent)
 SELECT r.rollup, substr(d.created_at, 1, r.width), d.brand, d.source, d.sentiment,
        sum(d.n)::integer, sum(d.urgent)::integer
-FROM (SELECT created_at, brand, source, old_label AS sentiment, -1 AS n, -old_urgent AS urgent
-      FROM unnest({source})
-      UNION ALL SELECT created_at, brand, source, label, 1, urgent FROM unnest({source})) d
+FROM {signed_moves(source)}
 CROSS JOIN (VALUES {tables}) AS r (rollup, width)
 GROUP BY 1, 2, 3, 4, 5 HAVING sum(d.n) <> 0 OR sum(d.urgent) <> 0;
 """

@@ -90,6 +90,15 @@ ORDER BY p.id;
 """
 
 
+def signed_moves(source: str) -> str:
+    """``source``'s moves (an array of :data:`MOVE_TYPE`) as a table ``d`` of two rows each:
+    -1 (and its urgency) from the cell the post leaves, +1 into the cell it enters. Summed per
+    cell, in place (:func:`in_place`) or pending (:mod:`storage.migrations_pg_pending`)."""
+    return f"""(SELECT created_at, brand, source, old_label AS sentiment, -1 AS n,
+               -old_urgent AS urgent FROM unnest({source})
+        UNION ALL SELECT created_at, brand, source, label, 1, urgent FROM unnest({source})) d"""
+
+
 def upsert_cells(table: str, rows: str) -> str:
     """``rows`` (bucket, brand, source, sentiment, n, urgent: one per cell, in key order) added
     into ``table``'s cells; cells left at zero deleted. Shared with the fold of pending moves
@@ -115,9 +124,7 @@ def _rollup(table: str, width: int, source: str) -> str:
     created_at), upserted in key order; cells left at zero deleted."""
     return upsert_cells(table, f"""SELECT substr(created_at, 1, {width}), brand, source, sentiment, sum(n)::integer,
          sum(urgent)::integer
-  FROM (SELECT created_at, brand, source, old_label AS sentiment, -1 AS n,
-               -old_urgent AS urgent FROM unnest({source})
-        UNION ALL SELECT created_at, brand, source, label, 1, urgent FROM unnest({source})) d
+  FROM {signed_moves(source)}
   GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0 OR sum(urgent) <> 0 ORDER BY 1, 2, 3, 4""")
 
 

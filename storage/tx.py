@@ -98,7 +98,7 @@ INGEST_LOCK_KEY = WRITE_LOCK_KEY + 1
 
 
 @contextmanager
-def _pg_transaction(db: Db, *, shared: bool = False) -> Iterator[None]:
+def _pg_transaction(db: Db, *, shared: bool = False, wait: bool = True) -> Iterator[bool]:
     """PostgreSQL's write transaction, one at a time across every worker, as SQLite's
     ``BEGIN IMMEDIATE`` is: the verbs read then write (caps, incident grouping, retention's
     "every post up to this id") and the rollup triggers update shared cells, all written for
@@ -106,15 +106,24 @@ def _pg_transaction(db: Db, *, shared: bool = False) -> Iterator[None]:
     Work that runs in parallel (scoring, sending) happens outside these transactions, on
     rows a worker has claimed; the writes that record it are short. ``shared``: pages of posts
     and batches of scores, which run side by side (:mod:`storage.pg_pages`,
-    :mod:`storage.migrations_pg_pending`)."""
+    :mod:`storage.migrations_pg_pending`). ``wait`` False: the lock only if it is free now;
+    yields whether it is held.
+
+    Taking the lock is part of the transaction: a wait ended by the connection's lock timeout
+    rolls it back and fails as any write does, leaving the connection ready for the next."""
     import psycopg
 
     conn = db.conn
     conn.execute("BEGIN")
-    lock = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-    conn.execute(f"SELECT {lock}(?)", [WRITE_LOCK_KEY])
     try:
-        yield
+        if wait:
+            lock = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+            conn.execute(f"SELECT {lock}(?)", [WRITE_LOCK_KEY])
+            held = True
+        else:
+            held = bool(conn.execute("SELECT pg_try_advisory_xact_lock(?)",
+                                     [WRITE_LOCK_KEY]).fetchone()[0])
+        yield held
         conn.execute("COMMIT")
     except BaseException as exc:
         if conn.in_transaction:
@@ -155,23 +164,11 @@ def exclusive_if_free(db: Db) -> Iterator[bool]:
     flight now (no waiting, so a caller never stalls behind, nor makes wait, other writers);
     yields whether it holds it. What ran inside commits. For housekeeping that may be left to
     the next attempt (:mod:`storage.rollups`). Inside a caller's transaction: False."""
-    conn = db.conn
-    if getattr(db, "dialect", "sqlite") != "postgresql" or conn.in_transaction:
+    if getattr(db, "dialect", "sqlite") != "postgresql" or db.conn.in_transaction:
         yield False
         return
-    import psycopg
-
-    conn.execute("BEGIN")
-    try:
-        held = bool(conn.execute("SELECT pg_try_advisory_xact_lock(?)",
-                                 [WRITE_LOCK_KEY]).fetchone()[0])
+    with _pg_transaction(db, wait=False) as held:
         yield held
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            with suppress(psycopg.Error):
-                conn.execute("ROLLBACK")
-        raise
 
 
 def ingest_turn(db: Db) -> None:

@@ -23,3 +23,31 @@ def test_every_statement_is_planned_for_its_values(pg_server: Server, times: int
         assert db.execute("SHOW jit").fetchone()[0] == "off"
     finally:
         db.close()
+
+
+def test_a_write_whose_lock_wait_times_out_leaves_its_connection_ready(
+    pg_server: Server,
+) -> None:
+    """The connection's lock timeout can end the wait for the write lock (another worker
+    holds it that long). The wait is part of the write's transaction: it is rolled back and
+    fails as a StorageError, and the next write on that connection works; the lock was taken
+    outside it before, leaving the connection in an aborted transaction for good."""
+    import psycopg
+
+    from listener.core.errors import StorageError
+    from storage.tx import WRITE_LOCK_KEY, connect, immediate
+
+    url = pg_server.new_database()
+    open_db(url).close()  # migrated
+    db = connect(url, busy_timeout_ms=200)
+    with psycopg.connect(url, autocommit=True) as other:
+        other.execute("BEGIN")
+        other.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK_KEY])
+        with pytest.raises(StorageError, match="lock timeout"), immediate(db):
+            db.execute("INSERT INTO cursors (source, value) VALUES ('a', '1')")
+        assert not db.conn.in_transaction
+        other.execute("COMMIT")
+    with immediate(db):
+        db.execute("INSERT INTO cursors (source, value) VALUES ('b', '2')")
+    assert [r[0] for r in db.execute("SELECT source FROM cursors").fetchall()] == ["b"]
+    db.close()
