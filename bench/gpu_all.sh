@@ -24,7 +24,8 @@
 #      as the GPU machine has none: run as the `postgres` user, as the tests run Debian's); the pipelined rows again with a 0.5 ms interpreter switch interval;
 #      PostgreSQL's pipelined row again with 2 and 4 writer threads (classifier.writers);
 #   3b. bench/score_writes.py: PostgreSQL's score writes alone with 1, 2, 4 and 8 writers, and
-#      beside 4 threads storing pages (the writers' server processes run side by side);
+#      beside 4 threads storing pages (the writers' server processes run side by side); SQLite's
+#      batch (migration 016) against its row triggers;
 #   4. tokenising alone: normalise (Python), the Rust tokenizer's encode_batch on one thread
 #      and on 2, 4, 8 and all cores (RAYON_NUM_THREADS), the ids into Python lists;
 #   5. bench/gpu_speed.py: the model alone, end to end (also at 1 and 0.2 ms switch
@@ -369,7 +370,7 @@ pipeline_rows() {
   fi
 }
 
-score_writes() {  # PostgreSQL's score writes alone, 16 cores: 1 to 8 writers, beside pages
+score_writes() {  # score writes alone, 16 cores: PostgreSQL with 1 to 8 writers, beside pages; SQLite
   local size=()
   [ "$SMOKE" = 1 ] && size=(--posts 3000 --batch 1000)
   if command -v pg_ctl >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null; then
@@ -379,7 +380,9 @@ score_writes() {  # PostgreSQL's score writes alone, 16 cores: 1 to 8 writers, b
       return
     fi
   fi
-  echo "score writes skipped: no PostgreSQL server here"
+  echo "PostgreSQL's score writes skipped: no PostgreSQL server here"
+  "$PY3" "$SITE/gpu_shim.py" bench/score_writes.py --data /tmp/test.tsv --engines sqlite \
+    --queued third "${size[@]}"
 }
 
 score_file() {

@@ -52,6 +52,7 @@ from typing import Any
 import psycopg
 
 from listener.core.errors import StorageError
+from storage import score_batches
 from storage.engine import Db
 from storage.tx import immediate
 
@@ -59,7 +60,7 @@ CHUNK_ROWS = 10_000  # rows per transaction: a few MB of posts
 PROGRESS_TABLE = "_copy_progress"
 # one `db copy` at a time into a database ("listecop")
 COPY_LOCK_KEY = 0x6C69737465636F70
-_NOT_COPIED = ("_migrations", PROGRESS_TABLE)
+_NOT_COPIED = ("_migrations", PROGRESS_TABLE, score_batches.GATE)  # the gate: SQLite only
 _NOT_COPIED_PREFIXES = ("posts_fts", "sqlite_")
 _PROGRESS = (
     f"CREATE TABLE {PROGRESS_TABLE} (table_name TEXT PRIMARY KEY, source TEXT NOT NULL,"

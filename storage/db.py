@@ -22,7 +22,7 @@ from sqlite_utils import Database
 
 from listener.core.log import redact
 from listener.core.models import Page, Post, Rejected, Score, clean_text, parse_iso, to_iso
-from storage import pg_pages, rollups
+from storage import pg_pages, rollups, score_batches
 from storage.engine import POSTGRESQL, Db, dialect
 from storage.migrations import migrate
 from storage.tx import again_after_deadlock, connect, environmental, immediate, ingest_turn
@@ -428,15 +428,7 @@ def save_scores(
         rollups.fold(db)
         return saved
     with immediate(db):
-        # SQLite: statements of SCORES_PER_STATEMENT rows, each one step with the GIL released
-        # (executemany steps and re-takes the GIL per row): twice the rows per second, and the
-        # classify stage's other threads run meanwhile (bench/classify_stage.py)
-        saved = 0
-        for start in range(0, len(rows), SCORES_PER_STATEMENT):
-            part = rows[start:start + SCORES_PER_STATEMENT]
-            cur = db.conn.execute(_insert_scores(len(part)), [v for row in part for v in row])
-            saved += max(int(cur.rowcount), 0)
-        return saved
+        return score_batches.save(db, rows)
 
 
 def score_values(score_rows: Sequence[tuple[int, Score, str | None]], now: datetime
@@ -457,7 +449,6 @@ def _save_scores_pg(db: Db, rows: list[tuple[Any, ...]]) -> int:
         return insert_columns(db, _INSERT_SCORES_PG, rows, len(_SCORE_COLUMNS))
 
 
-SCORES_PER_STATEMENT = 2000  # x 12 values: within SQLite's 32,766 bound parameters
 _SCORE_COLUMNS = ("post_id", "model", "model_version", "sentiment", "p_negative", "p_neutral",
                   "p_positive", "urgency", "lang", "language_supported", "scored_by",
                   "scored_at")
@@ -466,16 +457,6 @@ _INSERT_SCORES_PG = unnest_insert(
     {"post_id": "bigint[]", "language_supported": "integer[]",
      **{c: "float8[]" for c in ("p_negative", "p_neutral", "p_positive", "urgency")}},
     "ON CONFLICT (post_id, model, model_version) DO NOTHING")
-
-
-def _insert_scores(count: int) -> str:
-    """The INSERT of ``count`` score rows (one text per count: sqlite3 caches it prepared)."""
-    return (
-        "INSERT INTO scores (post_id, model, model_version, sentiment, p_negative, p_neutral,"  # noqa: S608 (placeholders)
-        " p_positive, urgency, lang, language_supported, scored_by, scored_at) VALUES "
-        + ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?)"] * count)
-        + " ON CONFLICT(post_id, model, model_version) DO NOTHING"
-    )
 
 
 EXTRA_BRANDS_SQL = (  # a post's extra brands as one column, joined by the unit separator

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from sqlite_utils import Database
 
+from storage.score_batches import GATE_TABLE, TRIAGE_ROW, TRIGGERS_ON, label
 from storage.tx import immediate
 
 
@@ -118,20 +119,14 @@ def _m004_reports_and_threads(db: Database) -> None:
     db.table("alerts").create_index(["report_id"], if_not_exists=True)
 
 
-def _label(prefix: str = "") -> str:
-    """The rollup cell a score counts in (migration 009): its sentiment, or 'unsupported' when
-    no configured model covers the post's language, so trends count those posts apart."""
-    return (f"CASE WHEN {prefix}language_supported = 0 THEN 'unsupported'"
-            f" ELSE {prefix}sentiment END")
-
-
-def _rollup(table: str, width: int, label: str = "sentiment") -> tuple[str, ...]:
+def _rollup(table: str, width: int, label: str = "sentiment", when: str = "") -> tuple[str, ...]:
     """A rollup of posts per time bucket (the first ``width`` characters of created_at: 13 for
     the hour, 10 for the day), brand, source and current sentiment, kept by triggers.
 
     A post counts as 'unscored' until classified; each new score moves it from the bucket of
     its previous score (or 'unscored') to its own, and cells that fall to zero are removed.
-    ``label`` is the scores' expression for the cell (migration 009 passes :func:`_label`).
+    ``label`` is the scores' expression for the cell (migration 009 passes
+    :func:`storage.score_batches.label`); ``when``, the score trigger's condition (016's gate).
     """
     key = f"substr(created_at, 1, {width})"
     new_label = label.replace("language_supported", "new.language_supported").replace(
@@ -147,7 +142,7 @@ def _rollup(table: str, width: int, label: str = "sentiment") -> tuple[str, ...]
         f"CREATE TRIGGER {table}_post AFTER INSERT ON posts BEGIN INSERT INTO {table} VALUES"  # noqa: S608 (constants)
         f" (substr(new.created_at, 1, {width}), coalesce(new.brand, ''), coalesce(new.source, ''),"
         f" 'unscored', 1, 0) {upsert} n = n + 1; END",
-        f"CREATE TRIGGER {table}_score AFTER INSERT ON scores BEGIN"  # noqa: S608 (constants)
+        f"CREATE TRIGGER {table}_score AFTER INSERT ON scores{when and f' WHEN {when}'} BEGIN"  # noqa: S608 (constants)
         f" UPDATE {table} SET n = n - 1, urgent = urgent - coalesce((SELECT urgency >= 0.5 {before}),"
         f" 0) WHERE (bucket, brand, source) = ({cell})"
         f" AND sentiment = coalesce((SELECT {label} {before}), 'unscored');"
@@ -245,13 +240,14 @@ def _m005_dashboard(db: Database) -> None:
         db.execute(statement)
 
 
-def _extra_rollup(table: str, width: int, label: str = "sentiment") -> tuple[str, ...]:
+def _extra_rollup(table: str, width: int, label: str = "sentiment", when: str = ""
+                  ) -> tuple[str, ...]:
     """Rollup cells for a post's extra brands (``post_extra_brands``), kept like ``_rollup``'s.
 
     A post about two brands counts once in ``post_hours``/``post_days`` (under its first brand,
     so totals stay right) and once more here for every other brand, so a view of one brand, or
     one line per brand, counts it for each (``storage.trends`` adds the two tables up then).
-    ``label``: as for :func:`_rollup`.
+    ``label``, ``when``: as for :func:`_rollup`.
     """
     new_label = label.replace("language_supported", "new.language_supported").replace(
         "sentiment END", "new.sentiment END") if label != "sentiment" else "new.sentiment"
@@ -273,7 +269,8 @@ def _extra_rollup(table: str, width: int, label: str = "sentiment") -> tuple[str
         f" {upsert} n = n + 1, urgent = urgent + excluded.urgent; END",
         # a new score moves each extra brand's cell, as the main rollup's trigger does
         f"CREATE TRIGGER {table}_score AFTER INSERT ON scores"  # noqa: S608 (constants)
-        " WHEN EXISTS (SELECT 1 FROM post_extra_brands WHERE post_id = new.post_id) BEGIN"
+        f" WHEN {when and f'{when} AND '}EXISTS (SELECT 1 FROM post_extra_brands"
+        " WHERE post_id = new.post_id) BEGIN"
         f" UPDATE {table} SET n = n - 1, urgent = urgent - coalesce((SELECT urgency >= 0.5"
         f" {before}), 0) WHERE sentiment = coalesce((SELECT {label} {before}), 'unscored')"
         f" AND (bucket, brand, source) IN ({cells});"
@@ -367,20 +364,17 @@ def _m008_web_sessions(db: Database) -> None:
     db.execute("CREATE INDEX idx_web_sessions_expires ON web_sessions (expires_at)")
 
 
-# migration 009's queue row: also posts in a language no model covers (a person must read them)
-_TRIAGE_ROW_009 = (
-    "SELECT p.id, s.id, p.created_at, p.brand, p.source, coalesce(s.lang, p.lang), s.sentiment,"
-    " s.urgency, max(coalesce(p.author_followers, 0), 0), s.urgency * length(CAST(max(coalesce("
-    "p.author_followers, 0), 0) AS TEXT)), coalesce((SELECT status FROM post_status"
-    " WHERE post_id = p.id), 'new'), s.language_supported FROM posts p"
-    " JOIN scores s ON s.post_id = p.id WHERE p.duplicate_of IS NULL"
-    " AND (s.sentiment = 'negative' OR s.urgency >= 0.5 OR s.language_supported = 0)"
-)
-
-
 def _triggers(statements: tuple[str, ...]) -> list[str]:
     return [x for x in statements if x.startswith("CREATE TRIGGER") and "ON scores" in x
             or x.startswith("CREATE TRIGGER") and "ON post_extra_brands" in x]
+
+
+def _triage_score(when: str = "") -> str:
+    """The queue's row trigger from migration 009 on (its row: also posts in a language no
+    model covers, a person must read them); ``when``: as for :func:`_rollup`."""
+    return (f"CREATE TRIGGER triage_score AFTER INSERT ON scores{when and f' WHEN {when}'} BEGIN"  # noqa: S608 (constants)
+            " DELETE FROM triage WHERE post_id = new.post_id;"
+            f" INSERT INTO triage {TRIAGE_ROW} AND s.id = new.id; END")
 
 
 def _m009_languages(db: Database) -> None:
@@ -391,9 +385,9 @@ def _m009_languages(db: Database) -> None:
     in an 'unsupported' cell instead of their sentiment's. Existing scores are all supported:
     nothing before this release knew otherwise.
     """
-    rollups = (*_rollup("post_hours", 13, _label()), *_rollup("post_days", 10, _label()),
-               *_extra_rollup("post_hours_extra", 13, _label()),
-               *_extra_rollup("post_days_extra", 10, _label()))
+    rollups = (*_rollup("post_hours", 13, label()), *_rollup("post_days", 10, label()),
+               *_extra_rollup("post_hours_extra", 13, label()),
+               *_extra_rollup("post_days_extra", 10, label()))
     statements = (
         "ALTER TABLE scores ADD COLUMN language_supported INTEGER NOT NULL DEFAULT 1",
         "ALTER TABLE scores ADD COLUMN scored_by TEXT",
@@ -403,9 +397,7 @@ def _m009_languages(db: Database) -> None:
             "post_days_extra_score", "post_hours_extra_brand", "post_days_extra_brand",
             "triage_score")),
         *_triggers(rollups),
-        "CREATE TRIGGER triage_score AFTER INSERT ON scores BEGIN"  # noqa: S608 (constants)
-        " DELETE FROM triage WHERE post_id = new.post_id;"
-        f" INSERT INTO triage {_TRIAGE_ROW_009} AND s.id = new.id; END",
+        _triage_score(),
         # the queue's language filter lists languages through idx_triage_lang already; posts
         # scored without understanding are found by this one
         "CREATE INDEX idx_triage_unsupported ON triage (created_at) WHERE supported = 0",
@@ -549,6 +541,25 @@ def _m015_queue_order(db: Database) -> None:
         db.execute(statement)
 
 
+def _m016_score_batches(db: Database) -> None:
+    """Scores saved a batch at a time (:mod:`storage.score_batches`): the gate table, and the
+    five row triggers on scores recreated to step aside while it holds a row."""
+    rollups = (*_rollup("post_hours", 13, label(), TRIGGERS_ON),
+               *_rollup("post_days", 10, label(), TRIGGERS_ON),
+               *_extra_rollup("post_hours_extra", 13, label(), TRIGGERS_ON),
+               *_extra_rollup("post_days_extra", 10, label(), TRIGGERS_ON))
+    statements = (
+        GATE_TABLE,
+        *(f"DROP TRIGGER {name}" for name in (
+            "post_hours_score", "post_days_score", "post_hours_extra_score",
+            "post_days_extra_score", "triage_score")),
+        *(x for x in rollups if x.startswith("CREATE TRIGGER") and "ON scores" in x),
+        _triage_score(TRIGGERS_ON),
+    )
+    for statement in statements:
+        db.execute(statement)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_source_state", _m002_source_state),
@@ -565,6 +576,7 @@ MIGRATIONS: list[tuple[str, Callable[[Database], None]]] = [
     ("013_inbox", _m013_inbox),
     ("014_replies", _m014_replies),
     ("015_queue_order", _m015_queue_order),
+    ("016_score_batches", _m016_score_batches),
 ]
 
 

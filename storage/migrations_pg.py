@@ -332,7 +332,7 @@ def _extra_rollup(table: str, width: int) -> tuple[str, ...]:
     )
 
 
-# migrations._TRIAGE_ROW_009: the queue row of a negative, help-seeking or not-understood
+# score_batches.TRIAGE_ROW: the queue row of a negative, help-seeking or not-understood
 # score, cross-posts left out; rank = urgency x reach (digits of the follower count)
 _TRIAGE_ROW = (
     "INSERT INTO triage (post_id, score_id, created_at, brand, source, lang, sentiment, urgency,"

@@ -116,7 +116,8 @@ def sqlite_tables(path: Path) -> list[str]:
     conn = sqlite3.connect(path)
     names = [r[0] for r in conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'posts_fts%'"
-        " AND name NOT LIKE 'sqlite_%' AND name != '_migrations' ORDER BY name")]
+        " AND name NOT LIKE 'sqlite_%' AND name NOT IN ('_migrations', 'score_batch')"
+        " ORDER BY name")]  # score_batch: SQLite's gate, empty outside a transaction
     conn.close()
     return names
 

@@ -33,6 +33,21 @@ def _posts(db: Db, count: int, brand: str = "acme") -> list[int]:
     return ids
 
 
+def _old_posts(db: Db, count: int) -> list[int]:
+    """:func:`_posts` on a database of an older schema: the scores inserted row by row, as a
+    release of then did (today's ``save_scores`` writes for today's schema)."""
+    posts = [Post(platform="x", platform_id=f"acme{i}", text=f"my order {i} never arrived",
+                  created_at=NOW - timedelta(hours=2), source="x-main", brand="acme", lang="en",
+                  author_followers=100) for i in range(count)]
+    store.store_page(db, "x-main", Page(posts=posts), NOW)
+    ids = [r[0] for r in db.execute("SELECT id FROM posts ORDER BY id").fetchall()]
+    for pid in ids:
+        db.execute("INSERT INTO scores (post_id, model, model_version, sentiment, p_negative,"
+                   " p_neutral, p_positive, urgency, lang, scored_at) VALUES"
+                   " (?, 'm', '1', 'negative', 0.8, 0.1, 0.1, 0.9, 'en', ?)", [pid, "x"])
+    return ids
+
+
 def _row(db: Db, post_id: int) -> tuple[object, ...]:
     return tuple(db.execute("SELECT status, assignee, first_response_at, resolved_at"
                             " FROM post_status WHERE post_id = ?", [post_id]).fetchone())
@@ -142,7 +157,7 @@ def test_migration_013_keeps_statuses_and_the_queue_in_step(tmp_path: Path) -> N
     for _, step in steps:
         step(old)
     old["_migrations"].insert_all({"name": n, "applied_at": "x"} for n, _ in steps)
-    ids = _posts(old, 3)
+    ids = _old_posts(old, 3)
     for pid, status in zip(ids, ("handled", "not_relevant", "new"), strict=True):
         old.execute("INSERT INTO post_status (post_id, status, updated_at, by)"
                     " VALUES (?, ?, '2026-11-20T11:00:00Z', 'dashboard')", [pid, status])

@@ -77,7 +77,8 @@ _PG_ONLY_INDEXES = {"idx_triage_search"}
 def _sqlite_tables(lite: sqlite3.Connection) -> list[str]:
     return [r[0] for r in lite.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'posts_fts%'"
-        " AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        " AND name NOT LIKE 'sqlite_%' AND name != 'score_batch' ORDER BY name")]
+    # score_batch: SQLite's gate for batches of scores (PostgreSQL has a statement trigger)
 
 
 def _predicate(text: str | None) -> str:

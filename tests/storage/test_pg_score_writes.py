@@ -314,14 +314,15 @@ def test_the_score_writes_bench_runs_every_row(pg_server: Server,
 
     assert score_writes.main(["--posts", "300", "--batch", "100", "--writers", "1", "2",
                               "--pages", "1", "--url", pg_server.url]) == 0
-    rows = [(line[:14].strip(), *line[14:].split()) for line in
-            capsys.readouterr().out.splitlines()
-            if line.startswith(("one at", "side by", "beside"))]
-    assert [r[:3] for r in rows] == [
-        ("one at a time", "third", "1"), ("side by side", "third", "1"),
-        ("side by side", "third", "2"), ("one at a time", "all", "1"),
-        ("side by side", "all", "1"), ("side by side", "all", "2"),
-        ("beside pages", "third", "1"), ("beside pages", "third", "2"),
-        ("beside pages", "all", "1"), ("beside pages", "all", "2")]
+    rows = [(line[:10].strip(), line[11:25].strip(), *line[25:].split()) for line in
+            capsys.readouterr().out.splitlines() if line.startswith(("postgresql ", "sqlite "))]
+    assert [r[:4] for r in rows] == [
+        *(("postgresql", way, queued, writers) for queued in ("third", "all")
+          for way, writers in (("one at a time", "1"), ("side by side", "1"),
+                               ("side by side", "2"))),
+        *(("postgresql", "beside pages", queued, writers) for queued in ("third", "all")
+          for writers in ("1", "2")),
+        *(("sqlite", way, queued, "1") for queued in ("third", "all")
+          for way in ("row triggers", "batch"))]
     # pages were stored meanwhile, and no write ended in a deadlock
-    assert all(r[6] != "0" and r[-1] == "0" for r in rows[6:]), rows[6:]
+    assert all(r[7] != "0" and r[-1] == "0" for r in rows[6:10]), rows[6:10]
