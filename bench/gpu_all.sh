@@ -432,7 +432,7 @@ measure() {
     "$GPU_DIR/encoder/ROWS" 2>/dev/null || echo all)): the same outputs on these texts"
   step "LoRA adapter on CUDA" 120 lora_check
   step "classify stage (bench/classify_stage.py)" 240 pipeline_rows
-  step "score writes into PostgreSQL (bench/score_writes.py)" 120 score_writes
+  step "score writes (bench/score_writes.py)" 120 score_writes
   step "tokenising: one thread or many" 60 tokeniser_threads
   step "model alone (bench/gpu_speed.py)" 150 \
     "$PY3 $SITE/gpu_shim.py bench/gpu_speed.py --data /tmp/test.tsv $SPEED_ARGS"

@@ -65,7 +65,7 @@ def batch(db: Db) -> Iterator[None]:
     # the new scores are those above ``first``: scores.id is the rowid, and this connection
     # alone writes until it commits
     if db.conn.execute("SELECT EXISTS (SELECT 1 FROM scores WHERE id > ?)", [first]).fetchone()[0]:
-        for statement in _MOVES:
+        for statement in MOVES:
             db.conn.execute(statement, {"first": first})
     db.conn.execute(f"DELETE FROM {GATE}")  # noqa: S608 (constant)
 
@@ -94,7 +94,7 @@ _MOVES_OF_BATCH = (
     f" -coalesce(o.urgency >= 0.5, 0) FROM scores s LEFT JOIN scores o ON o.id = {_PREVIOUS}"
     " WHERE s.id > :first)"
     " GROUP BY post_id, sentiment HAVING sum(n) <> 0 OR sum(urgent) <> 0) m"
-    " JOIN posts p ON p.id = m.post_id"
+    " CROSS JOIN posts p ON p.id = m.post_id"
 )
 _UPSERT = ("ON CONFLICT (bucket, brand, source, sentiment) DO UPDATE"
            " SET n = n + excluded.n, urgent = urgent + excluded.urgent")
@@ -104,8 +104,11 @@ def _cells(table: str, width: int, extra: bool) -> tuple[str, str]:
     """``table``'s two statements: add the moves, summed per cell; drop the cells they left
     empty (the row triggers leave no cell at 0 either). ``extra``: the extra-brand rollup,
     one cell per brand beyond the post's first."""
-    brand, join = ("e.brand", " JOIN post_extra_brands e ON e.post_id = m.post_id") if extra \
-        else ("m.brand", "")
+    # CROSS JOIN: SQLite's way to keep the batch's moves the outer loop, whatever statistics
+    # say about the extra brands (a small table once analyzed is still read by key)
+    brand, join = "m.brand", ""
+    if extra:
+        brand, join = "e.brand", " CROSS JOIN post_extra_brands e ON e.post_id = m.post_id"
     key = f"substr(m.created_at, 1, {width}), {brand}, m.source"
     moved = f"FROM temp.score_moves m{join}"
     return (
@@ -134,12 +137,15 @@ def _queue() -> tuple[str, str]:
     leaves them (its delete and insert fire the search index's own triggers)."""
     return (
         f"DELETE FROM triage WHERE post_id IN (SELECT s.post_id {_NEW})",  # noqa: S608 (constants)
-        f"INSERT INTO triage {TRIAGE_ROW}"  # noqa: S608 (constants)
-        f" AND s.id IN (SELECT max(s.id) {_NEW} GROUP BY s.post_id)",
+        # each post's newest: a later score of the same post is looked up from the batch's
+        # rows (``IN (SELECT max(id) … GROUP BY post_id)`` was planned as a walk of the whole
+        # scores index, in post order: every score ever saved, for each batch)
+        f"INSERT INTO triage {TRIAGE_ROW} AND s.id > :first AND NOT EXISTS"  # noqa: S608 (constants)
+        " (SELECT 1 FROM scores later WHERE later.post_id = s.post_id AND later.id > s.id)",
     )
 
 
-_MOVES = (
+MOVES = (
     "CREATE TEMP TABLE IF NOT EXISTS score_moves (post_id INTEGER NOT NULL,"
     " created_at TEXT NOT NULL, brand TEXT NOT NULL, source TEXT NOT NULL,"
     " sentiment TEXT NOT NULL, n INTEGER NOT NULL, urgent INTEGER NOT NULL)",
