@@ -59,18 +59,25 @@ def _texts(path: Path) -> list[str]:
     return [row[2] for row in rows if len(row) >= 3 and row[2]]
 
 
-def _load(server: Any, texts: list[str], count: int) -> str:
-    """A database of ``count`` unscored posts; its name, to copy as a template."""
+def _fill(db: Any, texts: list[str], count: int) -> None:
+    """``count`` unscored posts, each of its own author, in pages of 1,000."""
     from listener.core.models import Page, Post
-    from storage.db import open_db, store_page
+    from storage.db import store_page
 
-    url = server.new_database()
-    db = open_db(url)
     for start in range(0, count, 1000):
         store_page(db, "bench", Page([Post("x", str(i), texts[i % len(texts)], NOW,
                                            source="bench", brand="acme", author=f"user{i}",
                                            lang="en")
                                       for i in range(start, min(start + 1000, count))]), NOW)
+
+
+def _load(server: Any, texts: list[str], count: int) -> str:
+    """A database of ``count`` unscored posts; its name, to copy as a template."""
+    from storage.db import open_db
+
+    url = server.new_database()
+    db = open_db(url)
+    _fill(db, texts, count)
     db.execute("VACUUM ANALYZE posts")
     db.close()
     return url.partition("?")[0].rsplit("/", 1)[1]
@@ -113,16 +120,11 @@ def _row_triggers(db: Any, rows: list[tuple[Any, ...]]) -> int:
 
 def _load_sqlite(folder: Path, texts: list[str], count: int) -> Path:
     """An SQLite file of ``count`` unscored posts, to copy for each row."""
-    from listener.core.models import Page, Post
-    from storage.db import open_db, store_page
+    from storage.db import open_db
 
     path = folder / "loaded.db"
     db = open_db(path)
-    for start in range(0, count, 1000):
-        store_page(db, "bench", Page([Post("x", str(i), texts[i % len(texts)], NOW,
-                                           source="bench", brand="acme", author=f"user{i}",
-                                           lang="en")
-                                      for i in range(start, min(start + 1000, count))]), NOW)
+    _fill(db, texts, count)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
     return path
