@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from listener.core.errors import StorageError
 from storage.engine import Db
 
 GATE = "score_batch"
@@ -59,6 +60,8 @@ def batch(db: Db) -> Iterator[None]:
     """Scores inserted inside this block (in the caller's write transaction) skip the row
     triggers; at its end the rollups and the queue move for all of them at once. On an
     exception nothing moves: the caller's rollback takes the gate's row and the scores back."""
+    if not db.conn.in_transaction:  # the gate and the ids below hold only under the write lock
+        raise StorageError("a batch of scores must run inside a write transaction")
     db.conn.execute(f"INSERT INTO {GATE} VALUES (1)")  # noqa: S608 (constant)
     first = db.conn.execute("SELECT coalesce(max(id), 0) FROM scores").fetchone()[0]
     yield
@@ -80,9 +83,10 @@ def insert_statement(count: int) -> str:
     )
 
 
-# The batch's moves between cells, per post and cell, with the post's cell key: +1 into each new score's cell, -1 out of
-# the cell of the score it follows (the post's previous score, or 'unscored'). A post scored
-# twice in one batch moves through both; what cancels out is left out.
+# The batch's moves between cells, per post and cell, with the post's cell key: +1 into each
+# new score's cell, -1 out of the cell of the score it follows (the post's previous score, or
+# 'unscored'). A post scored twice in one batch moves through both; what cancels out is left
+# out.
 _NEW = "FROM scores s WHERE s.id > :first"
 _PREVIOUS = "(SELECT max(id) FROM scores WHERE post_id = s.post_id AND id < s.id)"
 _MOVES_OF_BATCH = (

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from sqlite_utils import Database
 
+from listener.core.errors import StorageError
 from listener.core.models import Page, Post, Score
 from storage import db as store
 from storage import score_batches
@@ -214,3 +215,12 @@ def test_no_statement_of_a_batch_reads_the_whole_history(analyzed: bool, tmp_pat
         walks = [step for step in plan if step.startswith("SCAN ")
                  and not step.startswith(("SCAN m", "SCAN (subquery"))]
         assert not walks, (statement, plan)
+
+
+def test_a_batch_outside_a_write_transaction_is_refused(tmp_path: Path) -> None:
+    """The batch's new scores are those above the highest id when it began, which holds only
+    while its connection holds the write lock: outside a transaction it refuses to start."""
+    db = store.open_db(tmp_path / "a.db")
+    with pytest.raises(StorageError, match="write transaction"), score_batches.batch(db):
+        pass
+    assert db.execute(f"SELECT count(*) FROM {score_batches.GATE}").fetchone()[0] == 0
