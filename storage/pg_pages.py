@@ -117,6 +117,16 @@ _PAIRS = (
     " AND abs(julianday(twin.created_at) - julianday(mine.created_at)) * 86400 <= %s"
     " GROUP BY 1"
 )
+# The planner guesses the page's posts from posts' statistics. Where those say posts have no
+# author (a database that began with feeds alone, until its next ANALYZE) it expects one post
+# and pairs by nested loops, scanning the index for the page's whole array of hashes once per
+# post: 1,000 scans of 1,000 keys for a page of 1,000, ~200 ms instead of ~3 (bench/README.md).
+# A hash join costs no more when the guess is right, so nested loops are off for this one
+# statement; the setting is put back at once (the page's later statements look posts up by
+# key, which wants them).
+_NESTED_LOOPS_OFF = ("SELECT current_setting('enable_nestloop'),"
+                     " set_config('enable_nestloop', 'off', true)")
+_NESTED_LOOPS_BACK = "SELECT set_config('enable_nestloop', %s, true)"
 # the stored posts a page is about to change, locked in id order (module docstring)
 _LOCK = f"SELECT 1 FROM posts WHERE id = ANY({_IDS}) ORDER BY id FOR NO KEY UPDATE"  # noqa: S608
 # the later of each pair points at the first of its earlier twins, unless it points at an
@@ -150,9 +160,7 @@ def link_crossposts(db: Db, new_ids: list[int], window_s: int,
     change — those twins and ``touched`` (the posts it adds brands to) — is locked, in id
     order, in one statement: a batch of scores locks its posts in id order too, so the two
     never wait for each other both ways."""
-    pairs = []
-    if new_ids:
-        pairs = db.conn.raw.execute(_PAIRS.encode(), [new_ids, window_s]).fetchall()
+    pairs = _pairs(db, new_ids, window_s) if new_ids else []
     mine = set(new_ids)
     stored = sorted({int(i) for i, _ in pairs if i not in mine} | set(touched) - mine)
     if stored:
@@ -160,3 +168,13 @@ def link_crossposts(db: Db, new_ids: list[int], window_s: int,
     if pairs:
         db.conn.raw.execute(_LINK.encode(), [[int(i) for i, _ in pairs],
                                              [int(f) for _, f in pairs]])
+
+
+def _pairs(db: Db, new_ids: list[int], window_s: int) -> list[tuple[int, int]]:
+    """:data:`_PAIRS` for these posts, planned without nested loops (see there why)."""
+    raw = db.conn.raw
+    before = raw.execute(_NESTED_LOOPS_OFF.encode()).fetchone()[0]
+    pairs = raw.execute(_PAIRS.encode(), [new_ids, window_s]).fetchall()
+    # (a failure above ends the transaction, and a rollback takes the setting back with it)
+    raw.execute(_NESTED_LOOPS_BACK.encode(), [before])
+    return [(int(i), int(f)) for i, f in pairs]
