@@ -100,3 +100,7 @@ def test_every_white_space_character_is_one_space_as_before() -> None:
     for space in spaces:
         text = f"{space}a{space}{space}b{space}"
         assert normalize_text(text) == _by_the_patterns(text, NormalizeSettings()) == "a b"
+        for one in (f"a{space}b", f"{space}ab", f"ab{space}"):  # the single-spaced shortcut
+            assert normalize_text(one) == _by_the_patterns(one, NormalizeSettings())
+    # what makes the shortcut exact: printable text holds no white space but " "
+    assert [c for c in spaces if c.isprintable()] == [" "]
