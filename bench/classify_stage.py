@@ -90,7 +90,7 @@ def load_model(args: argparse.Namespace) -> tuple[Any, str]:
     from classifiers.loader import load_routed
 
     router = load_routed("default", detect=detect, batch_size=args.batch_size,
-                         device=args.device)
+                         device=args.device, backend=args.backend)
     english = router.routes.get("en", router.fallback)
     device = "cpu"
     encoder = getattr(english, "encoder", None)
@@ -101,6 +101,12 @@ def load_model(args: argparse.Namespace) -> tuple[Any, str]:
             device = f"{torch.cuda.get_device_name(encoder.device)} (torch {torch.__version__})"
     if device == "cpu":
         device = f"cpu ({type(english).__name__})"
+    if args.overlap != "auto":  # the one-thread overlap of a model on CUDA, forced on or off
+        forced = [m for m in {id(m): m for m in router.routes.values()}.values()
+                  if hasattr(m, "overlap")]
+        for model in forced:
+            model.overlap = args.overlap == "on"
+        device += f", overlap {args.overlap}" + ("" if forced else " ignored (no torch model)")
     router.predict(["warm-up: kernels, allocator, pinned buffers"] * 2048, ["en"] * 2048)
     return router, device
 
@@ -321,6 +327,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--stub-us", type=float, default=0.0,
                         help="stub model: microseconds a post, slept (GIL released)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
+                        help="classifier.backend (auto: torch on a GPU, else ONNX Runtime)")
+    parser.add_argument(
+        "--overlap", default="auto", choices=["auto", "on", "off"],
+        help="TransformerClassifier.overlap: tokenise the next part on the scoring thread while "
+        "the device runs (auto: on CUDA); off: the way before it, for comparison on a GPU")
     parser.add_argument("--batch-size", type=int, default=1024, help="classifier.batch_size")
     parser.add_argument("--stage-batch", type=int, default=None,
                         help="classifier.stage_batch (default batch size x 8)")

