@@ -108,14 +108,8 @@ def _row_triggers(db: Any, rows: list[tuple[Any, ...]]) -> int:
     from storage import score_batches
     from storage.tx import immediate
 
-    saved = 0
     with immediate(db):
-        for start in range(0, len(rows), score_batches.SCORES_PER_STATEMENT):
-            part = rows[start:start + score_batches.SCORES_PER_STATEMENT]
-            cur = db.conn.execute(score_batches.insert_statement(len(part)),
-                                  [v for row in part for v in row])
-            saved += cur.rowcount
-    return saved
+        return score_batches.insert_rows(db, rows)
 
 
 def _load_sqlite(folder: Path, texts: list[str], count: int) -> Path:

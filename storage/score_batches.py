@@ -43,15 +43,21 @@ def save(db: Db, rows: Sequence[Sequence[Any]]) -> int:
     """Insert score rows (``storage.db.score_values``) inside the caller's write transaction,
     then move the rollups and the queue for all of them; how many were new (a re-score by the
     same model version is ignored)."""
-    saved = 0
     with batch(db):
-        # statements of SCORES_PER_STATEMENT rows, each one step with the GIL released
-        # (executemany steps and re-takes the GIL per row): twice the rows per second, and the
-        # classify stage's other threads run meanwhile (bench/classify_stage.py)
-        for start in range(0, len(rows), SCORES_PER_STATEMENT):
-            part = rows[start:start + SCORES_PER_STATEMENT]
-            cur = db.conn.execute(insert_statement(len(part)), [v for row in part for v in row])
-            saved += max(int(cur.rowcount), 0)
+        return insert_rows(db, rows)
+
+
+def insert_rows(db: Db, rows: Sequence[Sequence[Any]]) -> int:
+    """The score rows inserted, nothing more; how many were new. Inside :func:`batch` the
+    batch moves the rollups and the queue; outside, the row triggers do, score by score."""
+    saved = 0
+    # statements of SCORES_PER_STATEMENT rows, each one step with the GIL released
+    # (executemany steps and re-takes the GIL per row): twice the rows per second, and the
+    # classify stage's other threads run meanwhile (bench/classify_stage.py)
+    for start in range(0, len(rows), SCORES_PER_STATEMENT):
+        part = rows[start:start + SCORES_PER_STATEMENT]
+        cur = db.conn.execute(_insert(len(part)), [v for row in part for v in row])
+        saved += max(int(cur.rowcount), 0)
     return saved
 
 
@@ -73,7 +79,7 @@ def batch(db: Db) -> Iterator[None]:
     db.conn.execute(f"DELETE FROM {GATE}")  # noqa: S608 (constant)
 
 
-def insert_statement(count: int) -> str:
+def _insert(count: int) -> str:
     """The INSERT of ``count`` score rows (one text per count: sqlite3 caches it prepared)."""
     return (
         "INSERT INTO scores (post_id, model, model_version, sentiment, p_negative, p_neutral,"  # noqa: S608 (placeholders)

@@ -13,7 +13,7 @@ import pytest
 
 from listener.core.models import Page, Post, Score, parse_iso
 from storage import db as store
-from storage import inbox, triage
+from storage import inbox, score_batches, triage
 from storage.engine import Db
 from storage.migrations import MIGRATIONS, migrate
 from storage.tx import connect
@@ -21,30 +21,21 @@ from storage.tx import connect
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
-def _posts(db: Db, count: int, brand: str = "acme") -> list[int]:
+def _posts(db: Db, count: int, brand: str = "acme", *, row_by_row: bool = False) -> list[int]:
+    """``count`` posts of ``brand``, each scored negative and urgent; ``row_by_row``: the scores
+    inserted as a release of before migration 016 did (its row triggers move the rollups and
+    the queue), for a database of an older schema."""
     posts = [Post(platform="x", platform_id=f"{brand}{i}", text=f"my order {i} never arrived",
                   created_at=NOW - timedelta(hours=2), source="x-main", brand=brand, lang="en",
                   author_followers=100) for i in range(count)]
     store.store_page(db, "x-main", Page(posts=posts), NOW)
     ids = [r[0] for r in db.execute("SELECT id FROM posts WHERE brand = ? ORDER BY id",
                                     [brand]).fetchall()]
-    store.save_scores(db, [(i, Score("negative", 0.8, 0.1, 0.1, 0.9, "m", "1"), "en")
-                           for i in ids], NOW)
-    return ids
-
-
-def _old_posts(db: Db, count: int) -> list[int]:
-    """:func:`_posts` on a database of an older schema: the scores inserted row by row, as a
-    release of then did (today's ``save_scores`` writes for today's schema)."""
-    posts = [Post(platform="x", platform_id=f"acme{i}", text=f"my order {i} never arrived",
-                  created_at=NOW - timedelta(hours=2), source="x-main", brand="acme", lang="en",
-                  author_followers=100) for i in range(count)]
-    store.store_page(db, "x-main", Page(posts=posts), NOW)
-    ids = [r[0] for r in db.execute("SELECT id FROM posts ORDER BY id").fetchall()]
-    for pid in ids:
-        db.execute("INSERT INTO scores (post_id, model, model_version, sentiment, p_negative,"
-                   " p_neutral, p_positive, urgency, lang, scored_at) VALUES"
-                   " (?, 'm', '1', 'negative', 0.8, 0.1, 0.1, 0.9, 'en', ?)", [pid, "x"])
+    scores = [(i, Score("negative", 0.8, 0.1, 0.1, 0.9, "m", "1"), "en") for i in ids]
+    if row_by_row:
+        score_batches.insert_rows(db, store.score_values(scores, NOW))
+    else:
+        store.save_scores(db, scores, NOW)
     return ids
 
 
@@ -157,7 +148,7 @@ def test_migration_013_keeps_statuses_and_the_queue_in_step(tmp_path: Path) -> N
     for _, step in steps:
         step(old)
     old["_migrations"].insert_all({"name": n, "applied_at": "x"} for n, _ in steps)
-    ids = _old_posts(old, 3)
+    ids = _posts(old, 3, row_by_row=True)
     for pid, status in zip(ids, ("handled", "not_relevant", "new"), strict=True):
         old.execute("INSERT INTO post_status (post_id, status, updated_at, by)"
                     " VALUES (?, ?, '2026-11-20T11:00:00Z', 'dashboard')", [pid, status])
