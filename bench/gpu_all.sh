@@ -27,8 +27,9 @@
 #   3b. bench/score_writes.py: PostgreSQL's score writes alone with 1, 2, 4 and 8 writers, and
 #      beside 4 threads storing pages (the writers' server processes run side by side); SQLite's
 #      batch (migration 016) against its row triggers;
-#   4. tokenising alone: normalise (Python), the Rust tokenizer's encode_batch on one thread
-#      and on 2, 4, 8 and all cores (RAYON_NUM_THREADS), the ids into Python lists;
+#   4. tokenising alone: normalise (Python), the Rust tokenizer's encode_batch (and
+#      encode_batch_fast, which the model calls) on one thread and on 2, 4, 8 and all cores
+#      (RAYON_NUM_THREADS), the ids into Python lists;
 #   5. bench/gpu_speed.py: the model alone, end to end (also at 1 and 0.2 ms switch
 #      intervals), device only per token budget, tokenising only, float16 vs float32 quality
 #      (TweetEval test x 8, 98,272 posts);
@@ -334,8 +335,10 @@ for _ in range(3):
     encoded = time.perf_counter()
     ids = [e.ids for e in encodings]
     done = time.perf_counter()
+    fast = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)(normalised)
+    fast_done = time.perf_counter()  # classifiers.batching.word_piece_ids: no offsets
     for key, seconds in (("normalise", middle - start), ("encode_batch", encoded - middle),
-                         (".ids lists", done - encoded)):
+                         (".ids lists", done - encoded), ("encode_batch_fast", fast_done - done)):
         best[key] = min(best.get(key, 1e9), seconds)
 threads = ("1" if os.environ["TOKENIZERS_PARALLELISM"] == "false"
            else os.environ.get("RAYON_NUM_THREADS", f"all {os.cpu_count()}"))

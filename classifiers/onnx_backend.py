@@ -41,6 +41,7 @@ from classifiers.artifacts import (
     read_meta,
 )
 from classifiers.base import Classifier, Prediction
+from classifiers.batching import word_piece_ids
 from classifiers.normalize import NormalizeSettings, normalize_texts
 from classifiers.onnx_export import (
     EXPORT_FORMAT,
@@ -94,7 +95,7 @@ class OnnxEncoder:
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Word-piece ids with [CLS] and [SEP], truncated like the torch path's tokenizer."""
-        return [encoding.ids for encoding in self.tokenizer.encode_batch(list(texts))]
+        return word_piece_ids(self.tokenizer, texts)
 
     def batches(
         self, texts: Sequence[str], *, batch_size: int

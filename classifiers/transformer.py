@@ -53,7 +53,7 @@ from classifiers.artifacts import (
     verify_encoder,
 )
 from classifiers.base import Prediction
-from classifiers.batching import pipelined, plan_batches
+from classifiers.batching import pipelined, plan_batches, word_piece_ids
 from classifiers.normalize import NormalizeSettings, normalize_texts
 from classifiers.postprocess import postprocess, unit_rows
 from listener.core.errors import ClassifierError
@@ -146,13 +146,14 @@ class Encoder:
         """Word-piece ids per text, truncated to ``max_length`` (long reviews lose their tail).
 
         The same ids as ``tokenizer(texts, truncation=True, max_length=...)``, from the Rust
-        tokenizer directly: twice the speed, as the wrapper also converts offsets, attention
-        masks and type ids nobody reads — at GPU speeds tokenising is the bottleneck.
+        tokenizer directly (:func:`word_piece_ids`): over twice the speed, as the wrapper also
+        converts offsets, attention masks and type ids nobody reads — at GPU speeds tokenising
+        is the bottleneck.
         """
         if self._rust is None:  # a slow (Python) tokenizer in a local model directory
             encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
             return list(encoded["input_ids"])
-        return [encoding.ids for encoding in self._rust.encode_batch(list(texts))]
+        return word_piece_ids(self._rust, texts)
 
     def embed(
         self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False

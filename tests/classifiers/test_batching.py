@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from classifiers.batching import pipelined, plan_batches
+from classifiers.batching import pipelined, plan_batches, word_piece_ids
 
 
 def test_count_batches_are_length_sorted() -> None:
@@ -76,3 +76,32 @@ def test_pipelined_raises_where_a_chunk_fails() -> None:
     assert next(results) == "ok"
     with pytest.raises(ValueError, match="cannot tokenise"):
         next(results)
+
+
+def _word_level() -> object:
+    """A real ``tokenizers.Tokenizer`` (word level, [CLS]/[SEP] added, truncation at 4)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    vocab = {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "refund": 3, "please": 4, "now": 5}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
+    tokenizer.enable_truncation(4)
+    return tokenizer
+
+
+class _OldTokenizer:
+    """What a tokenizers older than 0.20 offers: ``encode_batch`` only."""
+
+    def __init__(self, real: object) -> None:
+        self.encode_batch = real.encode_batch  # type: ignore[attr-defined]
+
+
+def test_word_piece_ids_are_encode_batchs_with_or_without_the_fast_call() -> None:
+    tokenizer = _word_level()
+    texts = ["refund please", "refund please now now", "what", ""]
+    expected = [[1, 3, 4, 2], [1, 3, 4, 2], [1, 0, 2], [1, 2]]
+    assert [e.ids for e in tokenizer.encode_batch(texts)] == expected  # type: ignore[attr-defined]
+    assert word_piece_ids(tokenizer, texts) == expected
+    assert word_piece_ids(_OldTokenizer(tokenizer), tuple(texts)) == expected
