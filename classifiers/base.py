@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 SENTIMENT_LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
 
 
-@dataclass(frozen=True)
-class Prediction:
+class Prediction(NamedTuple):
     """One text's scores. ``probabilities`` has exactly the keys of :data:`SENTIMENT_LABELS`."""
 
     sentiment: str

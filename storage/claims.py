@@ -27,7 +27,7 @@ from datetime import datetime
 
 from listener.core.models import to_iso
 from storage import due_alerts, leases, outbox
-from storage.db import Unscored
+from storage.db import Unscored, unscored_batch
 from storage.due_alerts import Delivery
 from storage.engine import Db
 from storage.tx import immediate
@@ -59,8 +59,8 @@ def posts_to_score(db: Db, model: str, version: str, limit: int, owner: str, now
     next unclaimed ones are read (an empty list means there is nothing left to claim).
     Posts with ids up to ``after`` are never offered (a promoted model's re-scoring floor)."""
     for _ in range(_RACES):
-        rows = [Unscored(r["id"], r["text"], r["lang"]) for r in db.query(
-            _UNCLAIMED, [after, model, version, _prefix(model, version), to_iso(now), limit])]
+        rows = unscored_batch(db, _UNCLAIMED, [after, model, version, _prefix(model, version),
+                                               to_iso(now), limit])
         if not rows:
             return []
         names = [score_lease(model, version, r.id) for r in rows]

@@ -15,7 +15,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 from sqlite_utils import Database
@@ -23,7 +23,7 @@ from sqlite_utils import Database
 from listener.core.log import redact
 from listener.core.models import Page, Post, Rejected, Score, clean_text, parse_iso, to_iso
 from storage import pg_pages, rollups, score_batches
-from storage.engine import POSTGRESQL, Db, dialect
+from storage.engine import POSTGRESQL, SQLITE, Db, dialect
 from storage.migrations import migrate
 from storage.tx import again_after_deadlock, connect, environmental, immediate, ingest_turn
 
@@ -396,8 +396,7 @@ def load_cursor(db: Db, source: str) -> Any:
     return json.loads(row[0]) if row else None
 
 
-@dataclass(frozen=True)
-class Unscored:
+class Unscored(NamedTuple):
     """A post waiting for a score from one model version: what the classify stage reads."""
 
     id: int
@@ -405,16 +404,44 @@ class Unscored:
     lang: str | None  # None: stored before languages were detected (the router detects it)
 
 
+_UNSCORED = (
+    "SELECT id, text, lang FROM posts p WHERE p.id > ? AND NOT EXISTS (SELECT 1 FROM scores"
+    " s WHERE s.post_id = p.id AND s.model = ? AND s.model_version = ?) ORDER BY id LIMIT ?"
+)
+
+
+# a batch's ``SELECT id, text, lang`` as one row of three JSON arrays (json_agg of none: NULL)
+_AS_ONE_ROW = {
+    SQLITE: "SELECT json_group_array(id), json_group_array(text), json_group_array(lang) FROM ({})",
+    POSTGRESQL: "SELECT coalesce(json_agg(id), '[]')::text, coalesce(json_agg(text), '[]')::text,"
+                " coalesce(json_agg(lang), '[]')::text FROM ({}) AS batch",
+}
+
+
 def posts_to_score(db: Db, model: str, version: str, limit: int, *, after: int = 0
                    ) -> list[Unscored]:
     """Posts without a score from this model version, oldest first; with ``after``, only
     posts with a greater id (a reader running ahead of the writer skips what it already read)."""
-    sql = (
-        "SELECT id, text, lang FROM posts p WHERE p.id > ? AND NOT EXISTS (SELECT 1 FROM scores"
-        " s WHERE s.post_id = p.id AND s.model = ? AND s.model_version = ?) ORDER BY id LIMIT ?"
-    )
-    # tuples, not sqlite-utils' dicts: at GPU speeds the dicts were a tenth of the stage
-    return [Unscored(*row) for row in db.execute(sql, [after, model, version, limit]).fetchall()]
+    return unscored_batch(db, _UNSCORED, [after, model, version, limit])
+
+
+def unscored_batch(db: Db, sql: str, params: Sequence[Any]) -> list[Unscored]:
+    """The rows of ``sql`` (``SELECT id, text, lang … ORDER BY id``), handed over from the
+    database as one row of three JSON arrays, in id order.
+
+    Why not row by row: the classify stage reads on a thread of its own beside the thread
+    that scores, which on a GPU is busy in Python (normalising, tokenising's lists, launching
+    kernels). Python's sqlite3 gives the interpreter lock up and takes it back for every row
+    it fetches, and psycopg for every piece of a result that libpq receives (16 kB, ~70 for a
+    batch of 8,192 tweets); beside a busy thread each take waits for its switch interval. A
+    batch read in 8–13 ms alone took 6–12 s there on SQLite and ~400 ms on PostgreSQL; as one
+    row (one step; one message that libpq receives in a few large pieces) 12–30 ms alone and
+    30–80 ms there (``python bench/lock_handoffs.py``).
+    """
+    one = _AS_ONE_ROW[dialect(db)].format(sql)  # noqa: S608 (the callers' constant SQL)
+    ids, texts, langs = (orjson.loads(array) for array in db.execute(one, params).fetchone())
+    # sorted: the aggregates keep the inner ORDER BY in practice, SQL does not promise it
+    return [Unscored(*row) for row in sorted(zip(ids, texts, langs, strict=True))]
 
 
 def save_scores(

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 Clock = Callable[[], datetime]
 """Returns the current time as an aware UTC datetime; injected so tests control time."""
@@ -261,8 +261,7 @@ class Page:
     rejected: list[Rejected] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Score:
+class Score(NamedTuple):
     """The classifier's verdict on one post, as stored."""
 
     sentiment: str

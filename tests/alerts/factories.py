@@ -36,7 +36,7 @@ def make_score(**overrides: Any) -> Score:
         model="minilm-sentiment",
         model_version="1",
     )
-    return replace(score, **overrides)
+    return score._replace(**overrides)
 
 
 def make_alert(
