@@ -17,6 +17,7 @@ other connection ever sees it, and a rollback removes it with the batch.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -69,14 +70,18 @@ def batch(db: Db) -> Iterator[None]:
     if not db.conn.in_transaction:  # the gate and the ids below hold only under the write lock
         raise StorageError("a batch of scores must run inside a write transaction")
     db.conn.execute(f"INSERT INTO {GATE} VALUES (1)")  # noqa: S608 (constant)
-    first = db.conn.execute("SELECT coalesce(max(id), 0) FROM scores").fetchone()[0]
-    yield
     # the new scores are those above ``first``: scores.id is the rowid, and this connection
     # alone writes until it commits
-    if db.conn.execute("SELECT EXISTS (SELECT 1 FROM scores WHERE id > ?)", [first]).fetchone()[0]:
-        for statement in MOVES:
-            db.conn.execute(statement, {"first": first})
-    db.conn.execute(f"DELETE FROM {GATE}")  # noqa: S608 (constant)
+    first = db.conn.execute("SELECT coalesce(max(id), 0) FROM scores").fetchone()[0]
+    yield
+    try:
+        db.conn.execute(_END_BATCH, [first])
+    except sqlite3.OperationalError as exc:  # this connection's first batch (or rolled back)
+        if _END not in str(exc):
+            raise
+        for statement in SETUP:
+            db.conn.execute(statement)
+        db.conn.execute(_END_BATCH, [first])
 
 
 def _insert(count: int) -> str:
@@ -165,3 +170,32 @@ MOVES = (
     *(s for table, width in ROLLUPS for s in _cells(f"{table}_extra", width, extra=True)),
     *_queue(),
 )
+
+
+# The end of a batch is one statement: a row inserted into a TEMP table whose TEMP trigger runs
+# the moves above (``:first`` read from that row), then closes the gate and deletes the row.
+# Why not the statements one by one: Python's sqlite3 gives the interpreter lock up and takes
+# it back for each statement, and beside a thread busy in Python (the GPU's scoring thread)
+# each take waits for that thread's switch interval: 16 statements a batch cost a batch of
+# 8,192 scores ~120 ms more there (132 ms alone, 252 ms beside; python bench/lock_handoffs.py).
+# Each connection creates the table and trigger at its first batch (TEMP objects are its own;
+# a rollback of that batch takes them back, and the next batch creates them again).
+_END = "score_batch_end"
+_CLOSE = (f"DELETE FROM {GATE}", f"DELETE FROM {_END}")  # noqa: S608 (constants)
+
+
+def _in_trigger(statement: str) -> str:
+    """A statement of :data:`MOVES` as the trigger runs it: the batch's first id from the row
+    that fires it, the moves table by its bare name (a trigger's statements name no schema;
+    TEMP comes first in the search)."""
+    return statement.replace(":first", "new.first").replace("temp.score_moves", "score_moves")
+
+
+SETUP = (
+    MOVES[0],
+    f"CREATE TEMP TABLE IF NOT EXISTS {_END} (first INTEGER NOT NULL)",
+    f"CREATE TEMP TRIGGER IF NOT EXISTS score_batch_moves AFTER INSERT ON {_END} BEGIN "  # noqa: S608 (constants)
+    + " ".join(f"{_in_trigger(statement)};" for statement in (*MOVES[1:], *_CLOSE))
+    + " END",
+)
+_END_BATCH = f"INSERT INTO temp.{_END} VALUES (?)"  # noqa: S608 (constant)
