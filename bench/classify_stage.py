@@ -25,7 +25,9 @@ warm-up call of the model, are not timed. Each row gets a fresh copy of the load
 * ``--model default``: the configured model as the runtime loads it (``load_routed``, on
   ``--device``: float16 on CUDA, ONNX int8 on a CPU); ``--model stub``: a model that costs
   nothing (or ``--stub-us`` microseconds a post, slept with the GIL released, as a device
-  would), to see what the stage itself sustains around a model;
+  would; and first ``--stub-busy-us`` busy in Python, the GIL held, as a GPU model's
+  normalising, tokenising's lists and kernel launches hold it), to see what the stage itself
+  sustains around a model;
 * ``--switch-interval S …``: the pipelined rows again with the interpreter's switch interval at
   S seconds (5 ms by default): the threads take turns at one lock, and a thread that gave it up
   for a CUDA call may wait the whole interval to get it back.
@@ -68,13 +70,17 @@ class Stub:
     name, version = "stub", "1"
     languages = frozenset({"en"})
 
-    def __init__(self, us: float = 0.0) -> None:
-        self.us = us
+    def __init__(self, us: float = 0.0, busy_us: float = 0.0) -> None:
+        self.us, self.busy_us = us, busy_us
         self.answers = [Prediction(label, {k: 0.8 if k == label else 0.1 for k in
                                            ("negative", "neutral", "positive")}, 0.1)
                         for label in ("negative", "neutral", "positive")]
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        if self.busy_us:  # Python's work, the interpreter lock held (as normalising holds it)
+            until = time.perf_counter() + self.busy_us * len(texts) / 1e6
+            while time.perf_counter() < until:
+                pass
         if self.us:
             time.sleep(self.us * len(texts) / 1e6)
         return [self.answers[len(text) % 3] for text in texts]
@@ -86,7 +92,8 @@ def load_model(args: argparse.Namespace) -> tuple[Any, str]:
     from listener.core.language import detect
 
     if args.model == "stub":
-        return LanguageRouter({"*": Stub(args.stub_us)}, detect=detect), "cpu (stub model)"
+        return (LanguageRouter({"*": Stub(args.stub_us, args.stub_busy_us)}, detect=detect),
+                "cpu (stub model)")
     from classifiers.loader import load_routed
 
     router = load_routed("default", detect=detect, batch_size=args.batch_size,
@@ -326,6 +333,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", default="default", choices=["default", "stub"])
     parser.add_argument("--stub-us", type=float, default=0.0,
                         help="stub model: microseconds a post, slept (GIL released)")
+    parser.add_argument("--stub-busy-us", type=float, default=0.0,
+                        help="stub model: microseconds a post busy in Python (GIL held), first")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
                         help="classifier.backend (auto: torch on a GPU, else ONNX Runtime)")
