@@ -9,7 +9,9 @@ SENTIMENT_LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
 
 
 class Prediction(NamedTuple):
-    """One text's scores. ``probabilities`` has exactly the keys of :data:`SENTIMENT_LABELS`."""
+    """One text's scores. ``probabilities`` has exactly the keys of :data:`SENTIMENT_LABELS`.
+    A named tuple (made twice a post: by the model, then by the router): a quarter of a frozen
+    dataclass's cost, as for the stored score."""
 
     sentiment: str
     probabilities: dict[str, float]

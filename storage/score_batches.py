@@ -13,6 +13,11 @@ The row triggers stay for every other insert into ``scores`` (a repair, a test, 
 tomorrow): they step aside only while the gate table :data:`GATE` holds its row. That row
 exists only inside :func:`save`'s transaction, which holds SQLite's one write lock, so no
 other connection ever sees it, and a rollback removes it with the batch.
+
+The batch's statements (:data:`MOVES`) run as one, from a TEMP trigger fired by the row that
+ends the batch (:data:`SETUP`): a batch is then six statements from Python (one more per
+:data:`SCORES_PER_STATEMENT` scores) instead of twenty, each a hand-over of the interpreter
+lock to the classify stage's other threads.
 """
 
 from __future__ import annotations
