@@ -26,8 +26,9 @@ warm-up call of the model, are not timed. Each row gets a fresh copy of the load
   ``--device``: float16 on CUDA, ONNX int8 on a CPU); ``--model stub``: a model that costs
   nothing (or ``--stub-us`` microseconds a post, slept with the GIL released, as a device
   would; and first ``--stub-busy-us`` busy in Python, the GIL held, as a GPU model's
-  normalising, tokenising's lists and kernel launches hold it), to see what the stage itself
-  sustains around a model;
+  normalising, tokenising's lists and kernel launches hold it, then ``--stub-launches`` calls
+  per 1,000 posts that give the GIL up and take it back, as torch does around each CUDA call),
+  to see what the stage itself sustains around a model;
 * ``--switch-interval S …``: the pipelined rows again with the interpreter's switch interval at
   S seconds (5 ms by default): the threads take turns at one lock, and a thread that gave it up
   for a CUDA call may wait the whole interval to get it back.
@@ -39,6 +40,7 @@ load average, then one line per row: posts, seconds, posts/s.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import subprocess
@@ -60,6 +62,7 @@ from classifiers.evaluate import read_labelled_tsv  # noqa: E402
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "sentiment" / "test.tsv"
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 PAGE = 2000  # posts per stored page while loading
+_LAUNCH = bytes(2048)  # a stub's kernel launch: hashed with the interpreter lock released
 
 
 class Stub:
@@ -70,8 +73,8 @@ class Stub:
     name, version = "stub", "1"
     languages = frozenset({"en"})
 
-    def __init__(self, us: float = 0.0, busy_us: float = 0.0) -> None:
-        self.us, self.busy_us = us, busy_us
+    def __init__(self, us: float = 0.0, busy_us: float = 0.0, launches: float = 0.0) -> None:
+        self.us, self.busy_us, self.launches = us, busy_us, launches
         self.answers = [Prediction(label, {k: 0.8 if k == label else 0.1 for k in
                                            ("negative", "neutral", "positive")}, 0.1)
                         for label in ("negative", "neutral", "positive")]
@@ -81,6 +84,10 @@ class Stub:
             until = time.perf_counter() + self.busy_us * len(texts) / 1e6
             while time.perf_counter() < until:
                 pass
+        for _ in range(round(self.launches * len(texts) / 1000)):
+            # gives the lock up and takes it back, as torch does around each CUDA call (hashlib
+            # releases it for 2 kB and more; time.sleep(0) would add a system call)
+            hashlib.sha256(_LAUNCH).digest()
         if self.us:
             time.sleep(self.us * len(texts) / 1e6)
         return [self.answers[len(text) % 3] for text in texts]
@@ -92,7 +99,8 @@ def load_model(args: argparse.Namespace) -> tuple[Any, str]:
     from listener.core.language import detect
 
     if args.model == "stub":
-        return (LanguageRouter({"*": Stub(args.stub_us, args.stub_busy_us)}, detect=detect),
+        stub = Stub(args.stub_us, args.stub_busy_us, args.stub_launches)
+        return (LanguageRouter({"*": stub}, detect=detect),
                 "cpu (stub model)")
     from classifiers.loader import load_routed
 
@@ -335,6 +343,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="stub model: microseconds a post, slept (GIL released)")
     parser.add_argument("--stub-busy-us", type=float, default=0.0,
                         help="stub model: microseconds a post busy in Python (GIL held), first")
+    parser.add_argument("--stub-launches", type=float, default=0.0,
+                        help="stub model: then, per 1,000 posts, calls that give the GIL up and"
+                             " take it back (a GPU model's kernel launches: ~200)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
                         help="classifier.backend (auto: torch on a GPU, else ONNX Runtime)")

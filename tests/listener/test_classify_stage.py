@@ -456,7 +456,8 @@ def test_the_bench_times_both_ways_on_a_small_backlog(tmp_path: Path,
                                                   for i in range(20)))
     assert bench.main(["--data", str(data), "--model", "stub", "--posts", "300", "--engines",
                        "sqlite", "--batch-size", "8", "--write-batch", "100", "--writers", "1",
-                       "2", "--switch-interval", "0.0005"]) == 0
+                       "2", "--switch-interval", "0.0005", "--stub-busy-us", "1", "--stub-launches",
+                       "200", "--stub-us", "1"]) == 0
     out = capsys.readouterr().out
     assert "device cpu (stub model)" in out and "stage_batch 64, write_batch 100" in out
     rows = [line.split() for line in out.splitlines() if line.startswith("sqlite ")]

@@ -326,3 +326,20 @@ def test_the_score_writes_bench_runs_every_row(pg_server: Server,
           for way in ("row triggers", "batch"))]
     # pages were stored meanwhile, and no write ended in a deadlock
     assert all(r[7] != "0" and r[-1] == "0" for r in rows[6:10]), rows[6:10]
+
+
+def test_the_lock_handoffs_bench_runs_every_row(pg_server: Server,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """bench/lock_handoffs.py (the stage's reads and saves beside a thread busy in Python),
+    small, so it cannot rot: every call, alone and beside, at both switch intervals."""
+    from bench import lock_handoffs
+
+    assert lock_handoffs.main(["--batch", "50", "--repeat", "1", "--switch-interval", "0.5",
+                               "--url", pg_server.url]) == 0
+    rows = [(line[:11].strip(), line[12:28].strip(), line[29:43].strip())
+            for line in capsys.readouterr().out.splitlines()
+            if line.startswith(("postgresql ", "sqlite "))]
+    assert rows == [(engine, call, where + interval) for engine in ("sqlite", "postgresql")
+                    for interval in ("", ", 0.5 ms")
+                    for call in ("read", "read row by row", "save")
+                    for where in ("alone", "beside")]
