@@ -100,8 +100,7 @@ def load_model(args: argparse.Namespace) -> tuple[Any, str]:
 
     if args.model == "stub":
         stub = Stub(args.stub_us, args.stub_busy_us, args.stub_launches)
-        return (LanguageRouter({"*": stub}, detect=detect),
-                "cpu (stub model)")
+        return LanguageRouter({"*": stub}, detect=detect), "cpu (stub model)"
     from classifiers.loader import load_routed
 
     router = load_routed("default", detect=detect, batch_size=args.batch_size,
