@@ -5,13 +5,15 @@ through ONNX Runtime from an exported encoder cached under ``$LISTENER_CACHE_DIR
 one temporary folder for the whole session — inherited by the CLI subprocesses the tests start —
 so tests never write into the user's own ``~/.cache`` and the export happens once per session.
 
-Shared fixtures: ``_no_proxy`` (autouse: the fakes are reached directly), ``db`` (a migrated
+Shared fixtures: ``_no_proxy`` (autouse: the fakes are reached directly),
+``_library_log_levels`` (autouse: logger levels put back after each test), ``db`` (a migrated
 SQLite database of its own for each test), ``any_db`` (the same, once on SQLite and once on
 PostgreSQL) and ``pg_server`` (the session's PostgreSQL server, :mod:`tests.pg_server`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from listener.core.log import CHATTY_LIBRARIES
 from tests.pg_server import Server
 
 if TYPE_CHECKING:
@@ -42,6 +45,20 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
                  "all_proxy"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _library_log_levels() -> Iterator[None]:
+    """The third-party loggers' levels as they were before the test: a test that sets the
+    daemon's logging up (the CLI does) holds httpx and the other chatty libraries at WARNING
+    (``listener.core.log.quiet_libraries``), and a later test reading their records through
+    ``caplog`` would then pass or fail by the order the tests ran in (the sinks' token-leak
+    tests did). Handlers are pytest's own to manage; only levels are put back."""
+    names = ("", *CHATTY_LIBRARIES)
+    levels = {name: logging.getLogger(name).level for name in names}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -289,8 +289,6 @@ def test_rate_limited_search_holds_the_retry(github: FakeGitHub, sink: GitHubSin
 
 def test_token_never_leaks(github: FakeGitHub, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    for name in ("httpx", "httpcore"):  # held at WARNING by any test that set logging up
-        caplog.set_level(logging.DEBUG, logger=name)
     sink = make_sink(github, timeout=0.3)
     errors: list[Exception] = []
     for status, body, delay in [(201, None, 0), (401, None, 0), (500, None, 0),

@@ -303,8 +303,6 @@ def test_search_lag_is_the_window_that_remains() -> None:
 
 def test_token_never_leaks(jira: FakeJira, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    for name in ("httpx", "httpcore"):  # held at WARNING by any test that set logging up
-        caplog.set_level(logging.DEBUG, logger=name)
     sink = make_sink(jira, timeout=0.3)
     basic = base64.b64encode(f"{jira.email}:{jira.token}".encode()).decode()
     errors: list[Exception] = []
