@@ -117,8 +117,14 @@ def rebinding_browser(playwright_driver: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh browser page; console errors (a CSP violation, a JS exception) fail the test."""
+def page(browser: Any, base_url: str) -> Iterator[Any]:
+    """A fresh browser page; console errors (a CSP violation, a JS exception) fail the test.
+
+    It asks for ``base_url`` so that pytest closes the page before it stops the server: the
+    other way round, a request still in flight when the test ends (the favicon, which Chromium
+    asks for after the page's load event) had its connection closed under it, and the
+    console's ``ERR_EMPTY_RESPONSE`` failed a test that had passed.
+    """
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     tab = context.new_page()
     errors: list[str] = []
