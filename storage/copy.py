@@ -14,7 +14,9 @@ USER`` on the table it fills and enables them again before it commits, so no oth
 ever sees them off (the catalog change is transactional) and a crash leaves them on. That
 needs the role to own the tables: the role the listener's migrations ran as, i.e. the owner
 of the database, as in a normal deployment; nothing more. Foreign keys (internal triggers,
-untouched by ``USER``) stay checked, so tables are filled parents first. Re-deriving the rows
+untouched by ``USER``) stay checked, so tables are filled parents first. (The two references
+PostgreSQL checks with triggers of its own, a score's and a queue row's post, are off with
+the other triggers while those tables fill: SQLite's foreign keys already held them there.) Re-deriving the rows
 with the triggers on instead would give other rollups than SQLite's wherever SQLite's came
 from its migrations' backfills, and cost a trigger per row.
 
@@ -54,6 +56,7 @@ import psycopg
 from listener.core.errors import StorageError
 from storage import score_batches
 from storage.engine import Db
+from storage.migrations_pg_references import CHECKED_REFERENCES
 from storage.tx import immediate
 
 CHUNK_ROWS = 10_000  # rows per transaction: a few MB of posts
@@ -217,7 +220,8 @@ def _last_key(lite: Db, name: str, key: Sequence[str]) -> str | None:
 
 def _parents_first(pg: Db, names: list[str]) -> list[str]:
     """``names`` ordered so that every table comes after those its foreign keys reference
-    (ties: alphabetical), from the target's constraints."""
+    (ties: alphabetical), from the target's constraints and the references it checks with
+    triggers (:data:`CHECKED_REFERENCES`)."""
     parents: dict[str, set[str]] = {name: set() for name in names}
     for child, parent in pg.execute(
             "SELECT c.conrelid::regclass::text, c.confrelid::regclass::text FROM pg_constraint c"
@@ -225,6 +229,9 @@ def _parents_first(pg: Db, names: list[str]) -> list[str]:
     ).fetchall():
         child, parent = child.strip('"'), parent.strip('"')
         if child in parents and parent in parents and child != parent:
+            parents[child].add(parent)
+    for child, _, parent, _ in CHECKED_REFERENCES:  # foreign keys checked by triggers there
+        if child in parents and parent in parents:
             parents[child].add(parent)
     ordered: list[str] = []
     while parents:

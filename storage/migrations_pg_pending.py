@@ -58,7 +58,7 @@ GROUP BY 1, 2, 3, 4, 5 HAVING sum(d.n) <> 0 OR sum(d.urgent) <> 0;
 """
 
 
-def _rollups() -> str:
+def pending_rollups() -> str:
     """Step 4 of score_statement: pending with the setting, in place without."""
     return (f"IF current_setting('{SETTING}', true) = 'pending' THEN {_pending('moves')}"
             f" {EXTRA} IF extra IS NOT NULL THEN {_pending('extra')} END IF;"
@@ -86,7 +86,7 @@ def fold_function() -> str:
 
 def statements() -> tuple[str, ...]:
     """pg012's statements."""
-    return (_TABLE, function(_rollups(), replace=True), fold_function())
+    return (_TABLE, function(pending_rollups(), replace=True), fold_function())
 
 
 def pg012_pending_rollups(conn: psycopg.Connection[Any]) -> None:

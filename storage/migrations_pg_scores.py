@@ -135,13 +135,14 @@ def in_place() -> str:
             f" {_rollup('post_hours_extra', 13, 'extra')} END IF;")
 
 
-def function(rollups: str | None = None, *, replace: bool = False) -> str:
+def function(rollups: str | None = None, *, replace: bool = False, lock: str = _LOCK) -> str:
     """The trigger function (module docstring: what it does, in which order); ``rollups``:
-    its step 4 (default :func:`in_place`)."""
+    its step 4 (default :func:`in_place`); ``lock``: its step 1 (pg014 also counts the posts
+    it locked, :mod:`storage.migrations_pg_references`)."""
     create = "CREATE OR REPLACE FUNCTION" if replace else "CREATE FUNCTION"
     return (
         f"{create} {NAME}() RETURNS trigger LANGUAGE plpgsql AS $$"
-        f" DECLARE moves {MOVE_TYPE}[]; extra {MOVE_TYPE}[]; cell record; BEGIN {_LOCK}"
+        f" DECLARE moves {MOVE_TYPE}[]; extra {MOVE_TYPE}[]; cell record; BEGIN {lock}"
         f" {_MOVES} IF moves IS NULL THEN RETURN NULL; END IF; {_TRIAGE}"
         f" {rollups if rollups is not None else in_place()} RETURN NULL; END $$"
     )
