@@ -116,23 +116,34 @@ def rebinding_browser(playwright_driver: Any) -> Iterator[Any]:
     chromium.close()
 
 
-@pytest.fixture
-def page(browser: Any, base_url: str) -> Iterator[Any]:
+@contextmanager
+def open_page(browser: Any) -> Iterator[Any]:
     """A fresh browser page; console errors (a CSP violation, a JS exception) fail the test.
 
-    It asks for ``base_url`` so that pytest closes the page before it stops the server: the
-    other way round, a request still in flight when the test ends (the favicon, which Chromium
-    asks for after the page's load event) had its connection closed under it, and the
-    console's ``ERR_EMPTY_RESPONSE`` failed a test that had passed.
+    Open it inside the ``running`` block of the server it visits, so that it closes first:
+    the other way round, a request still in flight when the test ends (the favicon, which
+    Chromium asks for after the page's load event) had its connection closed under it, and
+    the console's ``ERR_EMPTY_RESPONSE`` (or ``ERR_CONNECTION_REFUSED``) failed a test that
+    had passed.
     """
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     tab = context.new_page()
     errors: list[str] = []
     tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield tab
-    context.close()
+    try:
+        yield tab
+    finally:
+        context.close()
     assert not errors, f"browser console errors: {errors}"
+
+
+@pytest.fixture
+def page(browser: Any, base_url: str) -> Iterator[Any]:
+    """:func:`open_page` on the seeded dashboard (``base_url``), which pytest stops after the
+    page has closed (the page asks for it: fixtures stop in the reverse order they start)."""
+    with open_page(browser) as tab:
+        yield tab
 
 
 def screenshot(tab: Any, name: str) -> Path:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.web.conftest import make_app, running, screenshot
+from tests.web.conftest import make_app, open_page, running, screenshot
 from tests.web.test_trends_spikes import _history
 
 CHART_TIMEOUT_MS = 10_000
@@ -35,9 +35,9 @@ def test_the_per_menu_offers_what_the_range_can_show(page: Any, base_url: str) -
     assert "per day or per week" in page.inner_text("#bucket-refused")
 
 
-def test_an_imported_spike_is_shaded(page: Any, tmp_path: Path) -> None:
+def test_an_imported_spike_is_shaded(browser: Any, tmp_path: Path) -> None:
     _history(tmp_path / "imported.db")
-    with running(make_app(tmp_path / "imported.db")) as url:
+    with running(make_app(tmp_path / "imported.db")) as url, open_page(browser) as page:
         page.goto(f"{url}/?range=30d")
         page.wait_for_selector("#volume-chart[data-ready='1']", timeout=CHART_TIMEOUT_MS)
         shaded = page.evaluate("Chart.getChart(document.getElementById('volume-chart'))"
