@@ -16,9 +16,9 @@ needs the role to own the tables: the role the listener's migrations ran as, i.e
 of the database, as in a normal deployment; nothing more. Foreign keys (internal triggers,
 untouched by ``USER``) stay checked, so tables are filled parents first. (The two references
 PostgreSQL checks with triggers of its own, a score's and a queue row's post, are off with
-the other triggers while those tables fill: SQLite's foreign keys already held them there.) Re-deriving the rows
-with the triggers on instead would give other rollups than SQLite's wherever SQLite's came
-from its migrations' backfills, and cost a trigger per row.
+the other triggers while those tables fill: SQLite's foreign keys already held them there.)
+Re-deriving the rows with the triggers on instead would give other rollups than SQLite's
+wherever SQLite's came from its migrations' backfills, and cost a trigger per row.
 
 How it resumes: each table is read in primary-key order (keyset pages: ``WHERE (key) > (last)
 ORDER BY key LIMIT n``, an index walk on SQLite) and written in chunks; each chunk is one

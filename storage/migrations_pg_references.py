@@ -4,7 +4,7 @@ statement, not once a row.
 Why. A foreign key is checked by a row trigger: each score inserted queued a check that ran
 ``SELECT 1 FROM posts WHERE id = $1 FOR KEY SHARE`` on its own, ~14 µs a row on two cores.
 For a batch of 8,192 scores (and the ~2,700 queue rows it adds) that was a third of the
-statement: 405 → 272 ms without them (``python bench/lock_handoffs.py``'s PostgreSQL save).
+statement: 419 → 259 ms without them (``python bench/lock_handoffs.py``'s PostgreSQL save).
 The score statement's trigger already locks every post of the batch, in id order, before it
 reads them (:mod:`storage.migrations_pg_scores`); counting the posts it locked against the
 posts the batch names *is* the check, done once.
