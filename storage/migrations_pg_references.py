@@ -47,48 +47,46 @@ from storage.migrations_pg_scores import function
 # triggers on PostgreSQL (module docstring)
 CHECKED_REFERENCES = (("scores", "post_id", "posts", "id"), ("triage", "post_id", "posts", "id"))
 
-_MISSING = (
-    "RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation', TABLE = '{table}',"
-    " CONSTRAINT = '{table}_post_id_fkey', MESSAGE = 'insert or update on table \"{table}\""
-    " violates foreign key constraint \"{table}_post_id_fkey\"', DETAIL = format('Key"
-    " (post_id)=(%s) is not present in table \"posts\".', {post});"
-)
+def _missing(table: str, post: str) -> str:
+    """RAISE what a foreign key on ``table``.post_id raises for ``post`` (SQL expressions)."""
+    return (
+        f"RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation', TABLE = {table},"
+        f" CONSTRAINT = {table} || '_post_id_fkey', MESSAGE = format('insert or update on table"
+        f" \"%s\" violates foreign key constraint \"%s_post_id_fkey\"', {table}, {table}),"
+        f" DETAIL = format('Key (post_id)=(%s) is not present in table \"posts\".', {post});"
+    )
 
-# score_statement's step 1: the statement's posts locked in id order, and counted
-CHECKED_LOCK = f"""
+
+def _locked_and_counted(rows: str, mode: str, table: str) -> str:
+    """A block that locks the posts the transition table ``rows`` names, in id order
+    (``mode``: ``NO KEY UPDATE`` or ``KEY SHARE``), and raises for ``table`` when fewer posts
+    were locked than named: the foreign key's check, once a statement."""
+    return f"""
 DECLARE locked bigint; named bigint; missing bigint; BEGIN
-SELECT count(*) INTO locked FROM (SELECT id FROM posts WHERE id IN (SELECT post_id FROM new_scores)
-                                  ORDER BY id FOR NO KEY UPDATE) l;
-SELECT count(DISTINCT post_id) INTO named FROM new_scores;
+SELECT count(*) INTO locked FROM (SELECT id FROM posts WHERE id IN (SELECT post_id FROM {rows})
+                                  ORDER BY id FOR {mode}) l;
+SELECT count(DISTINCT post_id) INTO named FROM {rows};
 IF locked < named THEN
-  SELECT min(post_id) INTO missing FROM new_scores n
+  SELECT min(post_id) INTO missing FROM {rows} n
   WHERE NOT EXISTS (SELECT 1 FROM posts WHERE id = n.post_id);
-  {_MISSING.format(table="scores", post="missing")}
+  {_missing(f"'{table}'", "missing")}
 END IF; END;
 """
 
-_TRIAGE_INSERT = f"""
-CREATE FUNCTION triage_posts() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE locked bigint; named bigint; missing bigint; BEGIN
-SELECT count(*) INTO locked FROM (SELECT id FROM posts WHERE id IN (SELECT post_id FROM new_rows)
-                                  ORDER BY id FOR KEY SHARE) l;
-SELECT count(DISTINCT post_id) INTO named FROM new_rows;
-IF locked < named THEN
-  SELECT min(post_id) INTO missing FROM new_rows n
-  WHERE NOT EXISTS (SELECT 1 FROM posts WHERE id = n.post_id);
-  {_MISSING.format(table="triage", post="missing")}
-END IF; RETURN NULL; END $$
-"""
 
-_POST_UPDATE = """
+# score_statement's step 1: the statement's posts locked in id order, and counted
+CHECKED_LOCK = _locked_and_counted("new_scores", "NO KEY UPDATE", "scores")
+
+_TRIAGE_INSERT = (
+    "CREATE FUNCTION triage_posts() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+    f" {_locked_and_counted('new_rows', 'KEY SHARE', 'triage')} RETURN NULL; END $$"
+)
+
+_POST_UPDATE = f"""
 CREATE FUNCTION post_id_exists() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
 IF NEW.post_id IS DISTINCT FROM OLD.post_id
    AND NOT EXISTS (SELECT 1 FROM posts WHERE id = NEW.post_id FOR KEY SHARE) THEN
-  RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation', TABLE = TG_TABLE_NAME,
-    CONSTRAINT = TG_TABLE_NAME || '_post_id_fkey',
-    MESSAGE = format('insert or update on table "%s" violates foreign key constraint'
-                     ' "%s_post_id_fkey"', TG_TABLE_NAME, TG_TABLE_NAME),
-    DETAIL = format('Key (post_id)=(%s) is not present in table "posts".', NEW.post_id);
+  {_missing("TG_TABLE_NAME", "NEW.post_id")}
 END IF; RETURN NEW; END $$
 """
 
